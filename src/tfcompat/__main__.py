@@ -1,0 +1,3 @@
+from tfcompat.cli import main
+
+main()

@@ -1,0 +1,143 @@
+"""Rule registry and evaluation: (Environment, Matrix) -> Report. No I/O here."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from tfcompat import __version__
+from tfcompat.matrix import Matrix
+from tfcompat.model import (
+    REPORT_SCHEMA_VERSION,
+    Environment,
+    Evidence,
+    Finding,
+    MatrixInfo,
+    Report,
+    Severity,
+    Skip,
+)
+
+DOC_SECTIONS = ("What", "Why it crashes", "How to fix")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """What a rule yields for one problem; the engine adds the rule's id, name and default severity."""
+
+    message: str
+    evidence: Tuple[Evidence, ...]
+    remediation: str
+    severity: Optional[Severity] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NotApplicable:
+    """A rule that has nothing to judge here (e.g. a CPU-only build for a driver rule), and why."""
+
+    reason: str
+
+
+RuleFunc = Callable[[Environment, Matrix], Iterable[Union[Hit, NotApplicable]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    requires: Tuple[str, ...]
+    doc: str
+    func: RuleFunc
+    blocks_verdict: bool = False  # a hit means tfcompat could not decide (exit 2), e.g. no TensorFlow
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+
+
+RULES: Dict[str, Rule] = {}
+
+
+def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), blocks_verdict: bool = False):
+    """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
+
+    def register(func: RuleFunc) -> RuleFunc:
+        if id in RULES:
+            raise ValueError(f"rule id {id} registered twice")  # programmer error
+        RULES[id] = Rule(id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict)
+        return func
+
+    return register
+
+
+def all_rules() -> List[Rule]:
+    import tfcompat.rules  # noqa: F401  (registers every family)
+
+    return [RULES[k] for k in sorted(RULES)]
+
+
+def find_rule(ident: str) -> Optional[Rule]:
+    for r in all_rules():
+        if r.id.lower() == ident.lower() or r.name == ident:
+            return r
+    return None
+
+
+def _matches(rule_: Rule, prefixes: Iterable[str]) -> bool:
+    return any(rule_.id.upper().startswith(p.upper()) or rule_.name == p for p in prefixes)
+
+
+def evaluate(
+    env: Environment,
+    matrix: Matrix,
+    fail_on: Severity = Severity.ERROR,
+    select: Sequence[str] = (),
+    ignore: Mapping[str, str] = {},  # prefix -> reason ("" for none)
+) -> Report:
+    findings: List[Finding] = []
+    skipped: List[Skip] = []
+    errors: List[str] = []
+    for r in all_rules():
+        if select and not _matches(r, select):
+            continue
+        missing = next(((fact, env.unknown(fact)) for fact in r.requires if env.unknown(fact)), None)
+        if missing:
+            skipped.append(Skip(r.id, r.name, f"{missing[0]} unknown: {missing[1]}"))
+            continue
+        waiver = next((ignore[p] or "ignored on the command line" for p in ignore if _matches(r, [p])), None)
+        for result in r.func(env, matrix):
+            if isinstance(result, NotApplicable):
+                skipped.append(Skip(r.id, r.name, result.reason))
+                continue
+            f = Finding(r.id, r.name, result.severity or r.severity, result.message, result.evidence,
+                        result.remediation, waiver)
+            findings.append(f)
+            if r.blocks_verdict and waiver is None:
+                errors.append(f.message)
+    findings.sort(key=lambda f: (-f.severity.rank, f.rule))
+    counted = [f for f in findings if f.waived is None]
+    if errors:
+        status, code = "error", 2
+    elif any(f.severity.rank >= fail_on.rank for f in counted):
+        status, code = "fail", 1
+    else:
+        status, code = "pass", 0
+    return Report(
+        schema_version=REPORT_SCHEMA_VERSION,
+        tool_version=__version__,
+        status=status,
+        exit_code=code,
+        fail_on=fail_on,
+        matrix=MatrixInfo(matrix.path, matrix.updated.isoformat()),
+        findings=tuple(findings),
+        skipped=tuple(skipped),
+        errors=tuple(errors),
+        environment=env,
+    )
+
+
+def error_report(message: str) -> Report:
+    """The report for a run that could not even start (bad input): status error, exit 2."""
+    return Report(REPORT_SCHEMA_VERSION, __version__, "error", 2, Severity.ERROR, None, (), (), (message,), None)

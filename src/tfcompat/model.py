@@ -1,0 +1,316 @@
+"""The facts tfcompat collects and the verdicts it gives, as frozen dataclasses.
+
+Probes build an :class:`Environment`; rules read it; the engine returns a :class:`Report`.
+Everything here round-trips through JSON (``to_json_dict`` / ``from_json_dict``) so that a
+snapshot taken on a GPU node can be judged anywhere with ``tfcompat check --from``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import sys
+import typing
+from typing import Any, Optional, Tuple, get_type_hints
+
+SNAPSHOT_VERSION = 1
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Unknown:
+    """A fact a probe could not establish, and why (in words a user understands)."""
+
+    fact: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PythonInfo:
+    executable: Optional[str]
+    version: Optional[str]  # "3.11.7"
+    implementation: str = "cpython"
+    sys_path: Tuple[str, ...] = ()
+    source: str = ""  # how we learnt it: "running interpreter", "subprocess: /venv/bin/python", ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    name: str  # canonical (PEP 503) name
+    version: str
+    location: str  # the sys.path entry (site-packages dir) it was found in
+    metadata_path: str
+    requires: Tuple[str, ...] = ()  # raw Requires-Dist lines
+    requires_python: Optional[str] = None
+    display_name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorFlowBuild:
+    """One installed TensorFlow distribution and what its build says about itself."""
+
+    distribution: str  # canonical distribution name: tensorflow, tensorflow-cpu, tf-nightly, ...
+    version: str
+    location: str
+    package_dir: Optional[str]  # .../site-packages/tensorflow, if present
+    build_info_path: Optional[str]
+    cuda_version: Optional[str] = None
+    cudnn_version: Optional[str] = None
+    compute_capabilities: Tuple[str, ...] = ()
+    is_cuda_build: Optional[bool] = None
+    is_rocm_build: Optional[bool] = None
+    is_tensorrt_build: Optional[bool] = None
+    cpu_compiler: Optional[str] = None
+    wheel_tags: Tuple[str, ...] = ()
+    wheel_path: Optional[str] = None
+    metadata_path: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Platform:
+    os_release: Optional[str] = None  # PRETTY_NAME from /etc/os-release
+    os_release_path: Optional[str] = None
+    arch: Optional[str] = None  # x86_64, aarch64
+    glibc: Optional[str] = None  # "2.36"
+    glibc_source: Optional[str] = None
+    kernel: Optional[str] = None
+    cpu_model: Optional[str] = None
+    cpu_flags: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: Optional[str] = None
+    uuid: Optional[str] = None
+    pci_bus_id: Optional[str] = None
+    compute_capability: Optional[str] = None  # "9.0"
+    memory_total_mib: Optional[int] = None
+    mig_mode: Optional[bool] = None
+    persistence_mode: Optional[bool] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Driver:
+    kernel_module_version: Optional[str] = None  # from /proc/driver/nvidia/version
+    kernel_module_source: Optional[str] = None
+    nvml_driver_version: Optional[str] = None  # nvmlSystemGetDriverVersion
+    cuda_driver_version: Optional[str] = None  # newest CUDA the driver supports, "12.4"
+
+    @property
+    def version(self) -> Optional[str]:
+        return self.nvml_driver_version or self.kernel_module_version
+
+    @property
+    def version_source(self) -> str:
+        if self.nvml_driver_version:
+            return "NVML nvmlSystemGetDriverVersion"
+        return self.kernel_module_source or "/proc/driver/nvidia/version"
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """Facts that belong to the node, not to the Python environment."""
+
+    node_name: Optional[str] = None
+    node_name_source: Optional[str] = None
+    platform: Platform = dataclasses.field(default_factory=Platform)
+    driver: Optional[Driver] = None
+    gpus: Tuple[Gpu, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The Python environment the job will use (a venv, a conda env, an image)."""
+
+    root: Optional[str] = None  # --root sysroot, if any
+    python: PythonInfo = dataclasses.field(default_factory=lambda: PythonInfo(None, None))
+    site_packages: Tuple[str, ...] = ()
+    packages: Tuple[Package, ...] = ()
+    shadowed_packages: Tuple[Package, ...] = ()  # same name found again later on sys.path
+    tensorflow: Tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    host: Host
+    target: Target
+    unknowns: Tuple[Unknown, ...] = ()
+    tool_version: str = ""
+    created: str = ""  # ISO 8601 UTC
+    snapshot_version: int = SNAPSHOT_VERSION
+
+    def unknown(self, fact: str) -> Optional[str]:
+        """The reason `fact` (or a fact it is part of) is unknown, or None if it is known."""
+        for u in self.unknowns:
+            if fact == u.fact or fact.startswith(u.fact + "."):
+                return u.reason
+        return None
+
+    def package(self, name: str) -> Optional[Package]:
+        from packaging.utils import canonicalize_name
+
+        want = canonicalize_name(name)
+        for p in self.target.packages:
+            if p.name == want:
+                return p
+        return None
+
+    @property
+    def tensorflow(self) -> Optional[TensorFlowBuild]:
+        return self.target.tensorflow[0] if self.target.tensorflow else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    fact: str
+    value: str
+    source: str  # which file or API said so
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    rule: str
+    name: str
+    severity: Severity
+    message: str
+    evidence: Tuple[Evidence, ...]
+    remediation: str
+    waived: Optional[str] = None  # reason, when an --ignore waived it
+
+
+@dataclasses.dataclass(frozen=True)
+class Skip:
+    rule: str
+    name: str
+    reason: str
+
+
+# ---------------------------------------------------------------------------
+# JSON codec: generic over the dataclasses above, driven by their type hints.
+
+
+class SnapshotError(ValueError):
+    """A snapshot file that cannot be read back into an Environment."""
+
+
+def to_json_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (tuple, list)):
+        return [to_json_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_json_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def from_json_dict(cls: Any, data: Any, where: str = "$") -> Any:
+    """Build `cls` from JSON data, with an error that names the offending field."""
+    origin = typing.get_origin(cls)
+    args = typing.get_args(cls)
+    if origin is typing.Union:  # Optional[X]
+        if data is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return from_json_dict(inner[0], data, where)
+    if origin in (tuple, Tuple):
+        if not isinstance(data, list):
+            raise SnapshotError(f"{where}: expected a list, got {type(data).__name__}")
+        return tuple(from_json_dict(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+    if dataclasses.is_dataclass(cls):
+        if not isinstance(data, dict):
+            raise SnapshotError(f"{where}: expected an object, got {type(data).__name__}")
+        hints = _hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = set(data) - known
+        if extra:
+            raise SnapshotError(f"{where}: unknown field {sorted(extra)[0]!r}")
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                kwargs[f.name] = from_json_dict(hints[f.name], data[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SnapshotError(f"{where}: missing field {f.name!r}")
+        return cls(**kwargs)
+    if isinstance(cls, type) and issubclass(cls, enum.Enum):
+        try:
+            return cls(data)
+        except ValueError:
+            raise SnapshotError(f"{where}: {data!r} is not one of {[m.value for m in cls]}") from None
+    if cls is Any:
+        return data
+    if cls is bool:
+        if not isinstance(data, bool):
+            raise SnapshotError(f"{where}: expected true/false, got {data!r}")
+        return data
+    if cls is int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            raise SnapshotError(f"{where}: expected an integer, got {data!r}")
+        return data
+    if cls is str:
+        if not isinstance(data, str):
+            raise SnapshotError(f"{where}: expected a string, got {data!r}")
+        return data
+    raise TypeError(f"no JSON decoding for {cls!r}")  # programmer error
+
+
+_HINTS: dict = {}
+
+
+def _hints(cls: type) -> dict:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    return _HINTS[cls]
+
+
+def environment_from_json(data: Any) -> Environment:
+    if not isinstance(data, dict):
+        raise SnapshotError("$: expected a JSON object")
+    # A full report embeds the environment; accept either.
+    if "environment" in data and "schema_version" in data:
+        data = data["environment"]
+    version = data.get("snapshot_version") if isinstance(data, dict) else None
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotError(
+            f"$.snapshot_version: {version!r} is not supported (this tfcompat reads {SNAPSHOT_VERSION})"
+        )
+    return from_json_dict(Environment, data)
+
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixInfo:
+    path: str
+    updated: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """The verdict. `status` and `exit_code` mean the same in every output format."""
+
+    schema_version: int
+    tool_version: str
+    status: str  # "pass" | "fail" | "error" (could not decide)
+    exit_code: int  # 0 | 1 | 2
+    fail_on: Severity
+    matrix: Optional[MatrixInfo]
+    findings: Tuple[Finding, ...]
+    skipped: Tuple[Skip, ...]
+    errors: Tuple[str, ...]  # why tfcompat could not decide (status "error")
+    environment: Optional[Environment]

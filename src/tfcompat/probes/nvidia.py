@@ -1,0 +1,122 @@
+"""NVIDIA driver and GPUs: the kernel module from /proc, the rest from NVML in a bounded child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from tfcompat.model import Driver, Gpu, Unknown
+from tfcompat.probes.rootfs import Root
+
+PROC_VERSION = "/proc/driver/nvidia/version"
+_MODULE_RE = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+NVML_TIMEOUT = 10.0
+
+# NVML return codes (nvml.h) -> what a person should read.
+NVML_REASONS: Dict[int, str] = {
+    1: "NVML was not initialized",
+    2: "NVML rejected an argument",
+    3: "the driver does not support this NVML query",
+    4: "no permission to query the GPUs through NVML (device nodes /dev/nvidia* not accessible?)",
+    9: "NVIDIA driver is not loaded (kernel module missing)",
+    10: "NVML timed out talking to the driver",
+    12: "NVML library (libnvidia-ml.so.1) not found: no NVIDIA driver user-space libraries installed",
+    13: "the NVML library is too old for this query",
+    15: "a GPU has fallen off the bus or is otherwise lost (GPU is lost)",
+    17: "NVML reported an operating-system error",
+    18: "Driver/library version mismatch: the kernel module and libnvidia-ml.so differ (driver upgraded without a reboot?)",
+    999: "NVML reported an unknown error",
+}
+
+
+def parse_proc_version(text: str) -> Optional[str]:
+    m = _MODULE_RE.search(text)
+    return m.group(1) if m else None
+
+
+def run_nvml_child(python: str = sys.executable, env: Optional[Mapping[str, str]] = None,
+                   timeout: float = NVML_TIMEOUT) -> Tuple[Optional[dict], Optional[str]]:
+    """(answer, None) or (None, reason). The child is killed if it exceeds `timeout`."""
+    try:
+        proc = subprocess.run(
+            [python, "-m", "tfcompat.probes.nvml_child"],
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"NVML did not answer within {timeout:.0f} s (driver hung?)"
+    except OSError as exc:
+        return None, f"cannot start the NVML child process: {exc.strerror or exc}"
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [""])[-1]
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+        return None, f"the NVML child process failed ({how}){': ' + tail if tail else ''}"
+    try:
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return None, "the NVML child process printed no answer"
+    if not answer.get("ok"):
+        err = answer.get("error")
+        if err == "import":
+            return None, f"the pynvml module (nvidia-ml-py) is not installed: {answer.get('detail')}"
+        reason = NVML_REASONS.get(err) if isinstance(err, int) else None
+        return None, reason or f"NVML error {err}: {answer.get('detail')}"
+    return answer, None
+
+
+def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, str]] = None,
+                 proc_version: str = PROC_VERSION) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
+    """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML."""
+    unknowns: List[Unknown] = []
+    module_version = None
+    try:
+        module_version = parse_proc_version(root.read_text(proc_version))
+    except OSError:
+        pass
+    if root.root is not None:
+        reason = (f"not queried: --root {root.root} is an image; the driver and GPUs belong to the node "
+                  "that runs it (check the node without --root)")
+        if module_version is None:
+            return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
+        return Driver(kernel_module_version=module_version, kernel_module_source=root.path(proc_version)), (), [
+            Unknown("gpus", reason)]
+    if module_version is None and not os.path.exists(proc_version):
+        reason = f"no NVIDIA driver on this node ({proc_version} not found: the kernel module is not loaded)"
+        return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
+    if not nvml:
+        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version)
+        return driver, (), [Unknown("gpus", "NVML not queried (--no-nvml)")]
+    answer, reason = run_nvml_child(env=nvml_env)
+    if answer is None:
+        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version) if module_version else None
+        if driver is None:
+            unknowns.append(Unknown("driver", reason or "unknown"))
+        unknowns.append(Unknown("gpus", reason or "unknown"))
+        return driver, (), unknowns
+    driver = Driver(
+        kernel_module_version=module_version,
+        kernel_module_source=proc_version if module_version else None,
+        nvml_driver_version=answer.get("driver_version"),
+        cuda_driver_version=answer.get("cuda_driver_version"),
+    )
+    gpus = tuple(gpu_from_nvml(g) for g in answer.get("gpus", []))
+    if not gpus:
+        unknowns.append(Unknown("gpus", "NVML reports no GPUs on this node"))
+    return driver, gpus, unknowns
+
+
+def gpu_from_nvml(g: dict) -> Gpu:
+    return Gpu(
+        index=int(g["index"]),
+        name=g.get("name"),
+        uuid=g.get("uuid"),
+        pci_bus_id=g.get("pci_bus_id"),
+        compute_capability=g.get("compute_capability"),
+        memory_total_mib=g.get("memory_total_mib"),
+        mig_mode=g.get("mig_mode"),
+        persistence_mode=g.get("persistence_mode"),
+    )

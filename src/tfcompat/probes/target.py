@@ -1,0 +1,188 @@
+"""Which Python environment to look at: the running interpreter, another one (--python), explicit
+site-packages dirs, or a sysroot / unpacked image (--root). Nothing from the target is imported."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import List, Optional, Tuple
+
+from tfcompat.model import PythonInfo, Unknown
+from tfcompat.probes.rootfs import Root
+
+
+class TargetError(ValueError):
+    """The user pointed us at something that is not a usable Python environment."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    python: Optional[str] = None
+    site_packages: Tuple[str, ...] = ()
+    root: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedTarget:
+    python: PythonInfo
+    search_path: Tuple[str, ...]  # real directories, in import order
+    unknowns: Tuple[Unknown, ...] = ()
+
+
+# Runs inside the target interpreter: stdlib only, imports nothing from site-packages.
+_PROBE = (
+    "import sys, json; "
+    "print(json.dumps({'executable': sys.executable, "
+    "'version': '%d.%d.%d' % sys.version_info[:3], "
+    "'implementation': sys.implementation.name, 'path': sys.path}))"
+)
+_PY_DIR = re.compile(r"python(\d+)\.(\d+)")
+PYTHON_PROBE_TIMEOUT = 20.0
+
+
+def resolve_target(spec: TargetSpec) -> ResolvedTarget:
+    root = Root(spec.root)
+    if spec.root is not None and not os.path.isdir(spec.root):
+        raise TargetError(f"--root {spec.root}: not a directory")
+    extra = tuple(_site_dir(root, d) for d in spec.site_packages)
+    if spec.root is not None:
+        return _in_root(root, spec, extra)
+    if spec.python is not None:
+        info, path = _ask_interpreter(spec.python)
+        return ResolvedTarget(info, _dedupe(extra + path))
+    if extra:
+        return ResolvedTarget(_python_from_dirs(extra), _dedupe(extra))
+    info = PythonInfo(
+        executable=sys.executable,
+        version="%d.%d.%d" % sys.version_info[:3],
+        implementation=sys.implementation.name,
+        sys_path=tuple(sys.path),
+        source="the running interpreter (tfcompat's own); use --python to check another",
+    )
+    return ResolvedTarget(info, _dedupe(_existing_dirs(sys.path)))
+
+
+def _site_dir(root: Root, d: str) -> str:
+    real = root.path(os.path.abspath(d) if root.is_host else d)
+    if not os.path.isdir(real):
+        shown = f"{d} (inside --root {root.root})" if root.root else d
+        raise TargetError(f"--site-packages {shown}: not a directory")
+    return real
+
+
+def _ask_interpreter(python: str) -> Tuple[PythonInfo, Tuple[str, ...]]:
+    if not os.path.exists(python):
+        raise TargetError(f"--python {python}: no such file")
+    if not os.access(python, os.X_OK) or os.path.isdir(python):
+        raise TargetError(f"--python {python}: not an executable file")
+    try:
+        proc = subprocess.run(
+            [python, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=PYTHON_PROBE_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise TargetError(f"--python {python}: did not answer within {PYTHON_PROBE_TIMEOUT:.0f} s") from None
+    except OSError as exc:
+        raise TargetError(f"--python {python}: cannot run it: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        path = [p for p in data["path"] if isinstance(p, str)]
+        version = str(data["version"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TargetError(f"--python {python}: is not a working Python interpreter ({detail})") from None
+    info = PythonInfo(
+        executable=str(data.get("executable") or python),
+        version=version,
+        implementation=str(data.get("implementation", "cpython")),
+        sys_path=tuple(path),
+        source=f"asked {python} for sys.path and version (subprocess)",
+    )
+    return info, _existing_dirs(p for p in path if p)  # '' is the script's dir: not part of the env
+
+
+def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTarget:
+    """An image cannot be run: find its site-packages on disk and read the version from paths."""
+    dirs: List[str] = list(extra)
+    executable = None
+    if spec.python is not None:
+        real = root.path(spec.python)
+        if not os.path.exists(real):
+            raise TargetError(f"--python {spec.python}: no such file inside --root {spec.root}")
+        executable = spec.python
+        prefix = os.path.dirname(os.path.dirname(real))
+        dirs += _site_dirs_under(prefix)
+        cfg = _pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
+        if cfg.get("include-system-site-packages", "false").lower() == "true" and cfg.get("home"):
+            dirs += _site_dirs_under(root.path(os.path.dirname(cfg["home"])))
+    elif not extra:
+        for base in ("/usr/local", "/usr", "/opt/conda", "/opt/venv", "/venv"):
+            dirs += _site_dirs_under(root.path(base))
+    dirs = [d for d in _dedupe(dirs)]
+    unknowns: Tuple[Unknown, ...] = ()
+    if not dirs:
+        unknowns = (
+            Unknown("python", f"no site-packages or dist-packages directory found inside {spec.root}; "
+                    "name one with --site-packages"),
+        )
+    info = _python_from_dirs(tuple(dirs), executable)
+    return ResolvedTarget(info, tuple(dirs), unknowns)
+
+
+def _site_dirs_under(prefix: str) -> List[str]:
+    found = []
+    for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages", "lib/python3/dist-packages",
+                    "lib64/python3*/site-packages"):
+        found += sorted(glob.glob(os.path.join(prefix, pattern)), reverse=True)
+    return [d for d in found if os.path.isdir(d)]
+
+
+def _pyvenv_cfg(path: str) -> dict:
+    cfg = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                key, sep, value = line.partition("=")
+                if sep:
+                    cfg[key.strip().lower()] = value.strip()
+    except OSError:
+        pass
+    return cfg
+
+
+def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None) -> PythonInfo:
+    """Python version from a venv's pyvenv.cfg or from `lib/pythonX.Y/` in a site dir path."""
+    for d in dirs:
+        m = _PY_DIR.search(d)
+        prefix = d[: m.start()].rstrip("/").rsplit("/", 1)[0] if m else None
+        if prefix:
+            cfg = _pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
+            version = cfg.get("version_info") or cfg.get("version")
+            if version and re.match(r"^\d+\.\d+(\.\d+)?", version):
+                ver = re.match(r"^\d+\.\d+(\.\d+)?", version).group(0)
+                return PythonInfo(executable, ver, "cpython", dirs, f"{prefix}/pyvenv.cfg")
+        if m:
+            return PythonInfo(executable, f"{m.group(1)}.{m.group(2)}", "cpython", dirs, f"directory name {d}")
+    return PythonInfo(executable, None, "cpython", dirs, "unknown: no interpreter was run")
+
+
+def _existing_dirs(paths) -> Tuple[str, ...]:
+    return tuple(os.path.abspath(p) for p in paths if p and os.path.isdir(p))
+
+
+def _dedupe(paths) -> Tuple[str, ...]:
+    seen, out = set(), []
+    for p in paths:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return tuple(out)

@@ -1,0 +1,167 @@
+"""The installed TensorFlow distributions and their build, read from files (never imported).
+
+The build facts come from ``tensorflow/python/platform/build_info.py``, a generated module whose
+dict literal is what ``tf.sysconfig.get_build_info()`` returns; we read it with ``ast``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from tfcompat.model import Package, TensorFlowBuild, Unknown
+
+# Distributions that install the `tensorflow` package itself (or a wrapper of one).
+TF_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tf-nightly",
+    "tf-nightly-cpu",
+    "tf-nightly-gpu",
+    "tensorflow-rocm",
+    "intel-tensorflow",
+    "intel-tensorflow-avx512",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-aarch64",
+    "tensorflow-cpu-aws",
+    "tensorflow-directml",
+)
+
+BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
+
+
+def parse_build_info(source: str) -> Dict[str, Any]:
+    """The build_info mapping from the text of build_info.py.
+
+    TF >= 2.4 writes ``build_info = collections.OrderedDict([(k, v), ...])`` (or a dict literal);
+    older releases wrote module-level constants (``is_cuda_build = True``, ``cuda_version_number = '10.1'``).
+    """
+    tree = ast.parse(source)
+    info: Dict[str, Any] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name, value = node.targets[0].id, node.value
+        if name == "build_info":
+            if isinstance(value, ast.Call) and value.args:  # OrderedDict([...]) / dict([...])
+                value = value.args[0]
+            try:
+                literal = ast.literal_eval(value)
+            except ValueError:
+                continue
+            info.update(dict(literal))
+        else:
+            try:
+                info.setdefault(name, ast.literal_eval(value))
+            except ValueError:
+                continue
+    # Old key names.
+    if "cuda_version_number" in info:
+        info.setdefault("cuda_version", info["cuda_version_number"])
+    if "cudnn_version_number" in info:
+        info.setdefault("cudnn_version", info["cudnn_version_number"])
+    return info
+
+
+def _str(value: Any) -> Optional[str]:
+    return None if value in (None, "") else str(value)
+
+
+def _bool(value: Any) -> Optional[bool]:
+    return value if isinstance(value, bool) else None
+
+
+def _wheel_tags(dist_info: str) -> Tuple[Optional[str], Tuple[str, ...]]:
+    path = os.path.join(dist_info, "WHEEL")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tags = tuple(line.split(":", 1)[1].strip() for line in fh if line.lower().startswith("tag:"))
+        return path, tags
+    except OSError:
+        return None, ()
+
+
+def read_build(pkg: Package) -> Tuple[TensorFlowBuild, List[Unknown]]:
+    unknowns: List[Unknown] = []
+    package_dir = os.path.join(pkg.location, "tensorflow")
+    if not os.path.isdir(package_dir):
+        package_dir = None
+    build_info_path = os.path.join(pkg.location, BUILD_INFO)
+    info: Dict[str, Any] = {}
+    try:
+        with open(build_info_path, encoding="utf-8") as fh:
+            info = parse_build_info(fh.read())
+    except FileNotFoundError:
+        build_info_path = None
+        unknowns.append(Unknown(
+            "tensorflow.build",
+            f"{pkg.display_name} {pkg.version} has no {BUILD_INFO} in {pkg.location} "
+            "(a wrapper distribution, or a broken install): its CUDA/cuDNN build is unknown",
+        ))
+    except (OSError, SyntaxError, ValueError) as exc:
+        unknowns.append(Unknown("tensorflow.build", f"cannot read {build_info_path}: {exc}"))
+        build_info_path = None
+    wheel_path, tags = (None, ())
+    if pkg.metadata_path.endswith("METADATA"):
+        wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path))
+    ccs = info.get("cuda_compute_capabilities") or ()
+    build = TensorFlowBuild(
+        distribution=pkg.name,
+        version=pkg.version,
+        location=pkg.location,
+        package_dir=package_dir,
+        build_info_path=build_info_path,
+        cuda_version=_str(info.get("cuda_version")),
+        cudnn_version=_str(info.get("cudnn_version")),
+        compute_capabilities=tuple(str(c) for c in ccs) if isinstance(ccs, (list, tuple)) else (),
+        is_cuda_build=_bool(info.get("is_cuda_build")),
+        is_rocm_build=_bool(info.get("is_rocm_build")),
+        is_tensorrt_build=_bool(info.get("is_tensorrt_build")),
+        cpu_compiler=_str(info.get("cpu_compiler")),
+        wheel_tags=tags,
+        wheel_path=wheel_path,
+        metadata_path=pkg.metadata_path,
+    )
+    return build, unknowns
+
+
+def find_tensorflow(
+    packages: Iterable[Package], search_path: Iterable[str]
+) -> Tuple[Tuple[TensorFlowBuild, ...], List[Unknown]]:
+    """Every TF distribution, the one `import tensorflow` would use first.
+
+    The effective one is the distribution installed where the first `tensorflow/` package
+    directory on the search path lives (that is what the import system picks).
+    """
+    search = list(search_path)
+    tf_pkgs = [p for p in packages if p.name in TF_DISTRIBUTIONS]
+    first_dir = next((d for d in search if os.path.isfile(os.path.join(d, "tensorflow", "__init__.py"))), None)
+    builds: List[TensorFlowBuild] = []
+    unknowns: List[Unknown] = []
+    for pkg in tf_pkgs:
+        build, problems = read_build(pkg)
+        builds.append(build)
+        unknowns += problems
+
+    def order(b: TensorFlowBuild) -> Tuple[int, int]:
+        in_first = 0 if b.location == first_dir else 1
+        has_build = 0 if b.build_info_path else 1
+        return (in_first, has_build)
+
+    builds.sort(key=order)
+    if builds and builds[0].build_info_path is not None:
+        unknowns = [u for u in unknowns if u.fact != "tensorflow.build"]
+    if not builds:
+        where = ", ".join(search) if search else "(an empty search path)"
+        if first_dir is not None:
+            unknowns.append(Unknown(
+                "tensorflow",
+                f"found {os.path.join(first_dir, 'tensorflow')} but no distribution metadata (*.dist-info) "
+                "for it, so its version is unknown; reinstall it with pip",
+            ))
+        else:
+            unknowns.append(Unknown("tensorflow", f"no TensorFlow distribution installed in {where}"))
+    return tuple(builds), unknowns

@@ -1,0 +1,20 @@
+"""JSON output: the versioned contract (schema in schemas/report.schema.json)."""
+
+from __future__ import annotations
+
+import json as _json
+from importlib import resources
+
+from tfcompat.model import Environment, Report, to_json_dict
+
+
+def render_json(report: Report) -> str:
+    return _json.dumps(to_json_dict(report), indent=2, sort_keys=False) + "\n"
+
+
+def render_environment(env: Environment) -> str:
+    return _json.dumps(to_json_dict(env), indent=2) + "\n"
+
+
+def schema_text() -> str:
+    return resources.files("tfcompat.render").joinpath("schemas/report.schema.json").read_text(encoding="utf-8")

@@ -1,0 +1,79 @@
+"""Small helpers shared by rule families: requirement evaluation against the target, evidence."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, Optional, Tuple
+
+from packaging.markers import InvalidMarker, UndefinedEnvironmentName, default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from tfcompat.model import Environment, Evidence, Package, TensorFlowBuild
+
+
+def marker_environment(env: Environment) -> Dict[str, str]:
+    """PEP 508 marker values of the target (its Python and platform), not of tfcompat's own process."""
+    values = dict(default_environment())
+    py = env.target.python.version
+    if py:
+        parts = py.split(".")
+        values["python_version"] = ".".join(parts[:2])
+        values["python_full_version"] = py if len(parts) >= 3 else py + ".0"
+    values["sys_platform"] = "linux"
+    values["platform_system"] = "Linux"
+    values["os_name"] = "posix"
+    if env.host.platform.arch:
+        values["platform_machine"] = env.host.platform.arch
+    values["extra"] = ""
+    return values
+
+
+def requirements(env: Environment, pkg: Package) -> Iterator[Requirement]:
+    """The base (no extra) Requires-Dist of `pkg` that apply to the target."""
+    markers = marker_environment(env)
+    for line in pkg.requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        try:
+            if req.marker is not None and not req.marker.evaluate(markers):
+                continue
+        except (InvalidMarker, UndefinedEnvironmentName):
+            continue
+        yield req
+
+
+def version_of(text: Optional[str]) -> Optional[Version]:
+    if text is None:
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def satisfies(pkg: Package, req: Requirement) -> bool:
+    v = version_of(pkg.version)
+    return v is not None and req.specifier.contains(v, prereleases=True)
+
+
+def pkg_evidence(pkg: Package, fact: Optional[str] = None) -> Evidence:
+    return Evidence(fact or f"package {pkg.name}", pkg.version, pkg.metadata_path)
+
+
+def tf_evidence(tf: TensorFlowBuild) -> Evidence:
+    return Evidence("tensorflow", f"{tf.distribution} {tf.version}", tf.metadata_path or tf.location)
+
+
+def tf_label(tf: TensorFlowBuild) -> str:
+    return f"{tf.distribution} {tf.version}"
+
+
+def cuda_of(tf: TensorFlowBuild, release) -> Tuple[Optional[str], str]:
+    """Build CUDA version and where it came from: build_info.py first, the matrix second."""
+    if tf.cuda_version:
+        return tf.cuda_version, tf.build_info_path or "build_info.py"
+    if release is not None and release.cuda is not None:
+        return str(release.cuda), f"{release.label} in the matrix"
+    return None, ""

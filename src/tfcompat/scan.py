@@ -1,0 +1,59 @@
+"""Run the probes and assemble an Environment: the only place that knows every probe."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from typing import List, Mapping, Optional, Tuple
+
+from tfcompat import __version__
+from tfcompat.model import Environment, Host, Target, Unknown
+from tfcompat.probes.nvidia import probe_nvidia
+from tfcompat.probes.packages import scan_packages
+from tfcompat.probes.platform import probe_platform
+from tfcompat.probes.rootfs import Root
+from tfcompat.probes.target import TargetSpec, resolve_target
+from tfcompat.probes.tensorflow import find_tensorflow
+
+
+def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> Tuple[str, str]:
+    """(name, where it came from): --node-name, then Kubernetes' NODE_NAME, Slurm's SLURMD_NODENAME, the host name."""
+    if explicit:
+        return explicit, "--node-name"
+    for var in ("NODE_NAME", "SLURMD_NODENAME"):
+        if environ.get(var):
+            return environ[var], f"${var}"
+    return socket.gethostname(), "host name"
+
+
+def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
+         nvml_env: Optional[Mapping[str, str]] = None) -> Environment:
+    root = Root(spec.root)
+    resolved = resolve_target(spec)
+    unknowns: List[Unknown] = list(resolved.unknowns)
+    if resolved.python.version is None:
+        unknowns.append(Unknown("python.version", "no interpreter was run and the site-packages path names no "
+                                "pythonX.Y; pass --python to tell"))
+    packages, shadowed = scan_packages(resolved.search_path)
+    tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path)
+    unknowns += tf_unknowns
+    platform, platform_unknowns = probe_platform(root)
+    unknowns += platform_unknowns
+    driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env)
+    unknowns += nv_unknowns
+    name, name_source = node_identity(node_name)
+    return Environment(
+        host=Host(node_name=name, node_name_source=name_source, platform=platform, driver=driver, gpus=gpus),
+        target=Target(
+            root=root.root,
+            python=resolved.python,
+            site_packages=resolved.search_path,
+            packages=packages,
+            shadowed_packages=shadowed,
+            tensorflow=tf_builds,
+        ),
+        unknowns=tuple(unknowns),
+        tool_version=__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+    )
