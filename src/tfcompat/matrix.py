@@ -51,7 +51,8 @@ class TFRelease:
 @dataclasses.dataclass(frozen=True)
 class CudaToolkit:
     version: Version
-    min_driver: Version
+    min_driver: Version  # compare with this
+    min_driver_text: str  # show this: PEP 440 normalises "525.60.13" to "525.60.13" but "520.61.05" to "520.61.5"
     source: str
     checked: datetime.date
 
@@ -60,6 +61,7 @@ class CudaToolkit:
 class CudaMajor:
     major: int
     min_driver: Version
+    min_driver_text: str
     source: str
     checked: datetime.date
 
@@ -247,7 +249,7 @@ def _cuda(ctx: _Ctx) -> CudaToolkit:
     ctx.check_keys(_CUDA_KEYS)
     version, driver = ctx.version("version"), ctx.version("min_driver")
     assert version is not None and driver is not None
-    return CudaToolkit(version, driver, ctx.sources()[0], ctx.date())
+    return CudaToolkit(version, driver, ctx.entry["min_driver"], ctx.sources()[0], ctx.date())
 
 
 def _cuda_major(ctx: _Ctx) -> CudaMajor:
@@ -257,7 +259,7 @@ def _cuda_major(ctx: _Ctx) -> CudaMajor:
         raise ctx.fail("major", f"{major!r} is not a positive integer")
     driver = ctx.version("min_driver")
     assert driver is not None
-    return CudaMajor(major, driver, ctx.sources()[0], ctx.date())
+    return CudaMajor(major, driver, ctx.entry["min_driver"], ctx.sources()[0], ctx.date())
 
 
 def _entries(path: str, doc: Dict[str, Any], table: str) -> Iterable[Tuple[int, Dict[str, Any]]]:

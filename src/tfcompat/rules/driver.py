@@ -52,26 +52,26 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
     if major is None:
         yield NotApplicable(f"the matrix has no driver floor for CUDA {cuda_v.major}")
         return
-    ev_driver = Evidence("driver.version", str(have), driver.version_source)
+    ev_driver = Evidence("driver.version", driver.version, driver.version_source)
     ev_cuda = Evidence("tensorflow build CUDA", cuda, cuda_source)
-    ev_floor = Evidence(f"CUDA {cuda_v.major}.x minimum driver", str(major.min_driver), major.source)
+    ev_floor = Evidence(f"CUDA {cuda_v.major}.x minimum driver", major.min_driver_text, major.source)
     if have < major.min_driver:
         yield Hit(
-            message=f"NVIDIA driver {have} is older than {major.min_driver}, the minimum for any CUDA "
+            message=f"NVIDIA driver {driver.version} is older than {major.min_driver_text}, the minimum for any CUDA "
                     f"{cuda_v.major} application; {tf_label(tf)} (built with CUDA {cuda}) cannot initialise "
                     "CUDA on this node",
             evidence=(ev_driver, ev_cuda, ev_floor),
-            remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver if toolkit else major.min_driver} "
-                        f"(at least {major.min_driver}), or use a TensorFlow release built with an older CUDA.",
+            remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text if toolkit else major.min_driver_text} "
+                        f"(at least {major.min_driver_text}), or use a TensorFlow release built with an older CUDA.",
         )
     elif toolkit is not None and have < toolkit.min_driver:
         yield Hit(
-            message=f"NVIDIA driver {have} is older than {toolkit.min_driver}, the driver of CUDA {cuda} that "
+            message=f"NVIDIA driver {driver.version} is older than {toolkit.min_driver_text}, the driver of CUDA {cuda} that "
                     f"{tf_label(tf)} was built with: it runs under minor-version compatibility, but PTX from "
                     "the newer toolchain cannot be JIT-compiled (XLA disables parallel compilation; GPUs "
                     "without SASS in the build fail)",
-            evidence=(ev_driver, ev_cuda, Evidence(f"CUDA {toolkit.version} driver", str(toolkit.min_driver),
+            evidence=(ev_driver, ev_cuda, Evidence(f"CUDA {toolkit.version} driver", toolkit.min_driver_text,
                                                    toolkit.source), ev_floor),
-            remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver}.",
+            remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text}.",
             severity=Severity.WARNING,
         )
