@@ -64,7 +64,8 @@ def resolve_target(spec: TargetSpec) -> ResolvedTarget:
         sys_path=tuple(sys.path),
         source="the running interpreter (tfcompat's own); use --python to check another",
     )
-    return ResolvedTarget(info, _dedupe(_existing_dirs(sys.path)))
+    # sys.path[0] is tfcompat's own script directory (or the cwd under -m): not part of the environment.
+    return ResolvedTarget(info, _dedupe(_existing_dirs(sys.path[1:])))
 
 
 def _site_dir(root: Root, d: str) -> str:

@@ -155,7 +155,8 @@ def find_tensorflow(
     if builds and builds[0].build_info_path is not None:
         unknowns = [u for u in unknowns if u.fact != "tensorflow.build"]
     if not builds:
-        where = ", ".join(search) if search else "(an empty search path)"
+        sites = [d for d in search if os.path.basename(d.rstrip("/")) in ("site-packages", "dist-packages")]
+        where = ", ".join(sites or search) if search else "(an empty search path)"
         if first_dir is not None:
             unknowns.append(Unknown(
                 "tensorflow",
