@@ -85,6 +85,31 @@ def find_rule(ident: str) -> Optional[Rule]:
     return None
 
 
+# How to read each fact a rule can require. A fact that is absent without a recorded reason (an
+# older or hand-written snapshot) is treated as unknown too, so rules can rely on what they require.
+FACTS: Dict[str, Callable[[Environment], object]] = {
+    "tensorflow": lambda e: e.tensorflow,
+    "tensorflow.build": lambda e: e.tensorflow and e.tensorflow.build_info_path,
+    "python": lambda e: e.target.python,
+    "python.version": lambda e: e.target.python.version,
+    "driver": lambda e: e.host.driver,
+    "gpus": lambda e: e.host.gpus,
+    "rocm": lambda e: e.host.rocm,
+    "rocm.version": lambda e: e.host.rocm and e.host.rocm.version,
+}
+
+
+def missing_fact(env: Environment, fact: str) -> Optional[str]:
+    """Why `fact` cannot be used, or None when it is known."""
+    reason = env.unknown(fact)
+    if reason:
+        return reason
+    read = FACTS.get(fact)
+    if read is not None and not read(env):
+        return "not collected"
+    return None
+
+
 def _matches(rule_: Rule, prefixes: Iterable[str]) -> bool:
     return any(rule_.id.upper().startswith(p.upper()) or rule_.name == p for p in prefixes)
 
@@ -102,7 +127,7 @@ def evaluate(
     for r in all_rules():
         if select and not _matches(r, select):
             continue
-        missing = next(((fact, env.unknown(fact)) for fact in r.requires if env.unknown(fact)), None)
+        missing = next(((fact, missing_fact(env, fact)) for fact in r.requires if missing_fact(env, fact)), None)
         if missing:
             skipped.append(Skip(r.id, r.name, f"{missing[0]} unknown: {missing[1]}"))
             continue

@@ -103,11 +103,24 @@ class Gpu:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriverLibrary:
+    """A user-space driver library (libcuda.so.1, libnvidia-ml.so.1) as the loader would find it."""
+
+    soname: str
+    path: str  # the file the soname resolves to (symlinks followed)
+    version: Optional[str]  # from the file name: libcuda.so.550.54.15 -> 550.54.15
+    forward_compat: bool = False  # from a cuda-compat package (…/compat/ directory)
+    shadowed: Tuple[str, ...] = ()  # other copies further down the search path
+
+
+@dataclasses.dataclass(frozen=True)
 class Driver:
     kernel_module_version: Optional[str] = None  # from /proc/driver/nvidia/version
     kernel_module_source: Optional[str] = None
     nvml_driver_version: Optional[str] = None  # nvmlSystemGetDriverVersion
     cuda_driver_version: Optional[str] = None  # newest CUDA the driver supports, "12.4"
+    nvml_error: Optional[str] = None  # NVML's error name when it failed, e.g. "NVML_ERROR_LIB_RM_VERSION_MISMATCH"
+    libraries: Tuple[DriverLibrary, ...] = ()
 
     @property
     def version(self) -> Optional[str]:
@@ -121,6 +134,20 @@ class Driver:
 
 
 @dataclasses.dataclass(frozen=True)
+class AmdGpu:
+    node: int  # KFD topology node id
+    gfx_target: str  # gfx90a, gfx1100
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Rocm:
+    version: Optional[str]  # user-space ROCm, /opt/rocm/.info/version
+    version_source: Optional[str]
+    gpus: Tuple[AmdGpu, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Host:
     """Facts that belong to the node, not to the Python environment."""
 
@@ -129,6 +156,7 @@ class Host:
     platform: Platform = dataclasses.field(default_factory=Platform)
     driver: Optional[Driver] = None
     gpus: Tuple[Gpu, ...] = ()
+    rocm: Optional[Rocm] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from tfcompat.model import Driver, Gpu, Unknown
+from tfcompat.model import Driver, DriverLibrary, Gpu, Unknown
+from tfcompat.probes.platform import LIB_DIRS
 from tfcompat.probes.rootfs import Root
 
 PROC_VERSION = "/proc/driver/nvidia/version"
@@ -38,9 +39,26 @@ def parse_proc_version(text: str) -> Optional[str]:
     return m.group(1) if m else None
 
 
+# The NVML error names rules act on (nvml.h).
+NVML_NAMES: Dict[int, str] = {
+    4: "NVML_ERROR_NO_PERMISSION",
+    9: "NVML_ERROR_DRIVER_NOT_LOADED",
+    12: "NVML_ERROR_LIBRARY_NOT_FOUND",
+    15: "NVML_ERROR_GPU_IS_LOST",
+    18: "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+}
+
+
 def run_nvml_child(python: str = sys.executable, env: Optional[Mapping[str, str]] = None,
                    timeout: float = NVML_TIMEOUT) -> Tuple[Optional[dict], Optional[str]]:
     """(answer, None) or (None, reason). The child is killed if it exceeds `timeout`."""
+    answer, reason, _ = _nvml_child(python, env, timeout)
+    return answer, reason
+
+
+def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
+                ) -> Tuple[Optional[dict], Optional[str], Optional[int]]:
+    """(answer, reason, NVML error code): the code is set when NVML itself answered with an error."""
     try:
         proc = subprocess.run(
             [python, "-m", "tfcompat.probes.nvml_child"],
@@ -48,28 +66,29 @@ def run_nvml_child(python: str = sys.executable, env: Optional[Mapping[str, str]
             env=dict(env) if env is not None else None,
         )
     except subprocess.TimeoutExpired:
-        return None, f"NVML did not answer within {timeout:.0f} s (driver hung?)"
+        return None, f"NVML did not answer within {timeout:.0f} s (driver hung?)", None
     except OSError as exc:
-        return None, f"cannot start the NVML child process: {exc.strerror or exc}"
+        return None, f"cannot start the NVML child process: {exc.strerror or exc}", None
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [""])[-1]
         how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-        return None, f"the NVML child process failed ({how}){': ' + tail if tail else ''}"
+        return None, f"the NVML child process failed ({how}){': ' + tail if tail else ''}", None
     try:
         answer = json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        return None, "the NVML child process printed no answer"
+        return None, "the NVML child process printed no answer", None
     if not answer.get("ok"):
         err = answer.get("error")
         if err == "import":
-            return None, f"the pynvml module (nvidia-ml-py) is not installed: {answer.get('detail')}"
+            return None, f"the pynvml module (nvidia-ml-py) is not installed: {answer.get('detail')}", None
         reason = NVML_REASONS.get(err) if isinstance(err, int) else None
-        return None, reason or f"NVML error {err}: {answer.get('detail')}"
-    return answer, None
+        return None, reason or f"NVML error {err}: {answer.get('detail')}", err if isinstance(err, int) else None
+    return answer, None, None
 
 
 def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, str]] = None,
-                 proc_version: str = PROC_VERSION) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
+                 proc_version: str = PROC_VERSION, environ: Optional[Mapping[str, str]] = None
+                 ) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
     """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML."""
     unknowns: List[Unknown] = []
     module_version = None
@@ -80,19 +99,24 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     if root.root is not None:
         reason = (f"not queried: --root {root.root} is an image; the driver and GPUs belong to the node "
                   "that runs it (check the node without --root)")
+        libraries = find_driver_libraries(root, environ)
         if module_version is None:
-            return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
-        return Driver(kernel_module_version=module_version, kernel_module_source=root.path(proc_version)), (), [
-            Unknown("gpus", reason)]
+            return (Driver(libraries=libraries) if libraries else None), (), [Unknown("driver", reason),
+                                                                              Unknown("gpus", reason)]
+        return Driver(kernel_module_version=module_version, kernel_module_source=root.path(proc_version),
+                      libraries=libraries), (), [Unknown("gpus", reason)]
     if module_version is None and not os.path.exists(proc_version):
         reason = f"no NVIDIA driver on this node ({proc_version} not found: the kernel module is not loaded)"
         return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
+    libraries = find_driver_libraries(root, environ)
     if not nvml:
-        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version)
+        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries)
         return driver, (), [Unknown("gpus", "NVML not queried (--no-nvml)")]
-    answer, reason = run_nvml_child(env=nvml_env)
+    answer, reason, code = _nvml_child(sys.executable, nvml_env, NVML_TIMEOUT)
     if answer is None:
-        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version) if module_version else None
+        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version,
+                        nvml_error=NVML_NAMES.get(code) if code is not None else None,
+                        libraries=libraries) if module_version else None
         if driver is None:
             unknowns.append(Unknown("driver", reason or "unknown"))
         unknowns.append(Unknown("gpus", reason or "unknown"))
@@ -102,6 +126,7 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         kernel_module_source=proc_version if module_version else None,
         nvml_driver_version=answer.get("driver_version"),
         cuda_driver_version=answer.get("cuda_driver_version"),
+        libraries=libraries,
     )
     gpus = tuple(gpu_from_nvml(g) for g in answer.get("gpus", []))
     if not gpus:
@@ -120,3 +145,41 @@ def gpu_from_nvml(g: dict) -> Gpu:
         mig_mode=g.get("mig_mode"),
         persistence_mode=g.get("persistence_mode"),
     )
+
+
+DRIVER_SONAMES = ("libcuda.so.1", "libnvidia-ml.so.1")
+# Where container runtimes and distributions put the driver's user-space libraries, after LIB_DIRS.
+_EXTRA_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib")
+_VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
+
+
+def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = None) -> Tuple[DriverLibrary, ...]:
+    """libcuda.so.1 and libnvidia-ml.so.1 in loader order: LD_LIBRARY_PATH (not under --root), the
+    system library dirs. The version is in the real file's name (libcuda.so.550.54.15)."""
+    environ = os.environ if environ is None else environ
+    dirs: List[str] = []
+    if root.is_host:
+        dirs += [d for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    dirs += list(LIB_DIRS) + list(_EXTRA_DIRS)
+    out = []
+    for soname in DRIVER_SONAMES:
+        copies = []
+        for d in dirs:
+            path = f"{d.rstrip('/')}/{soname}"
+            try:
+                real = os.path.realpath(path) if root.is_host else root.path(path)
+            except OSError:
+                continue
+            if os.path.isfile(real) and real not in copies:
+                copies.append(real)
+        if not copies:
+            continue
+        m = _VERSIONED.search(os.path.basename(copies[0]))
+        out.append(DriverLibrary(
+            soname=soname,
+            path=copies[0],
+            version=m.group(1) if m else None,
+            forward_compat="/compat/" in copies[0] or "cuda-compat" in copies[0],
+            shadowed=tuple(copies[1:]),
+        ))
+    return tuple(out)

@@ -1,6 +1,7 @@
-"""Rule families, by hundreds: 1xx TensorFlow and Python packages, 2xx driver and GPUs.
+"""Rule families, by hundreds: 1xx TensorFlow and Python packages, 2xx driver and GPUs, 3xx CUDA
+libraries, 4xx ROCm, 5xx custom ops, 6xx fleet.
 
 Importing this package registers every rule with the engine.
 """
 
-from tfcompat.rules import driver, tensorflow  # noqa: F401
+from tfcompat.rules import driver, gpus, rocm, tensorflow  # noqa: F401

@@ -75,3 +75,92 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
             remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text}.",
             severity=Severity.WARNING,
         )
+
+
+@rule("TFC203", "driver-library-mismatch", Severity.ERROR, requires=("driver",))
+def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
+    """The loaded NVIDIA kernel module and the user-space driver libraries are different versions.
+
+    What: /proc/driver/nvidia/version names the kernel module that is loaded; libcuda.so.1 and
+    libnvidia-ml.so.1 carry their version in their file names. They differ after a driver upgrade
+    without a reboot (or module reload), or when a container brings its own driver libraries.
+
+    Why it crashes: NVML fails with "Driver/library version mismatch" (nvidia-smi too), cuInit fails
+    with CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803), and TensorFlow sees no GPU.
+
+    How to fix: reboot the node (or unload and reload the nvidia kernel modules), so the kernel module
+    matches the installed user-space driver; in containers, let the NVIDIA container toolkit inject
+    the host's libraries instead of shipping them in the image. A cuda-compat libcuda is the
+    exception: it is meant to be newer (see TFC204).
+    """
+    d = env.host.driver
+    assert d is not None
+    kernel = d.kernel_module_version
+    ev_kernel = Evidence("driver.kernel_module_version", kernel or "?", d.kernel_module_source or "/proc/driver/nvidia/version")
+    if d.nvml_error == "NVML_ERROR_LIB_RM_VERSION_MISMATCH":
+        nvml_lib = next((lib for lib in d.libraries if lib.soname == "libnvidia-ml.so.1"), None)
+        ev = [ev_kernel, Evidence("NVML", "NVML_ERROR_LIB_RM_VERSION_MISMATCH", "nvmlInit (child process)")]
+        if nvml_lib:
+            ev.append(Evidence("libnvidia-ml.so.1", nvml_lib.version or "?", nvml_lib.path))
+        yield Hit(
+            message=f"NVML reports a driver/library version mismatch: kernel module {kernel or '?'}"
+                    + (f", libnvidia-ml {nvml_lib.version}" if nvml_lib and nvml_lib.version else "")
+                    + "; CUDA cannot initialise until the node is rebooted or the module reloaded",
+            evidence=tuple(ev),
+            remediation="Reboot the node (or reload the nvidia kernel modules) so the kernel module matches the "
+                        "installed driver libraries; drain it until then.",
+        )
+        return
+    if not kernel:
+        yield NotApplicable("the kernel module version is unknown (/proc/driver/nvidia/version unreadable)")
+        return
+    for lib in d.libraries:
+        if lib.version is None or lib.forward_compat or lib.version == kernel:
+            continue
+        yield Hit(
+            message=f"{lib.soname} is version {lib.version} ({lib.path}) but the loaded kernel module is {kernel}: "
+                    "CUDA fails with \"driver/library version mismatch\" (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)",
+            evidence=(ev_kernel, Evidence(lib.soname, lib.version, lib.path)),
+            remediation="Reboot the node (or reload the nvidia kernel modules); if the image ships its own "
+                        f"{lib.soname}, remove it and let the NVIDIA container toolkit inject the host's.",
+        )
+
+
+# Forward compatibility (cuda-compat) is supported on data-center GPUs, select NGC-ready RTX SKUs and Jetson
+# only (NVIDIA, "CUDA Forward Compatibility"); these name prefixes are consumer/workstation products.
+_NO_FORWARD_COMPAT = ("NVIDIA GeForce", "GeForce", "NVIDIA TITAN", "TITAN", "Quadro", "NVIDIA Quadro")
+FORWARD_COMPAT_SOURCE = "https://docs.nvidia.com/deploy/cuda-compatibility/forward-compatibility.html"
+
+
+@rule("TFC204", "forward-compat-unsupported-gpu", Severity.ERROR, requires=("driver", "gpus"))
+def forward_compat_unsupported(env: Environment, matrix: Matrix) -> Result:
+    """A cuda-compat (forward-compatibility) libcuda is used on a GPU that does not support it.
+
+    What: the libcuda.so.1 the loader finds comes from a cuda-compat package (a newer user-mode
+    driver for an older kernel module), and the node has GeForce, TITAN or Quadro GPUs.
+
+    Why it crashes: forward compatibility works only on data-center GPUs (and select NGC-ready RTX
+    SKUs and Jetson); elsewhere cuInit fails with CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE (804,
+    "forward compatibility was attempted on non supported HW") and TensorFlow sees no GPU.
+
+    How to fix: remove the cuda-compat directory from LD_LIBRARY_PATH / ld.so.conf on these nodes and
+    upgrade the host driver instead, or run the image only on data-center GPUs.
+    """
+    d = env.host.driver
+    assert d is not None
+    compat = next((lib for lib in d.libraries if lib.soname == "libcuda.so.1" and lib.forward_compat), None)
+    if compat is None:
+        return
+    bad = [g for g in env.host.gpus if (g.name or "").startswith(_NO_FORWARD_COMPAT)]
+    if not bad:
+        return
+    names = "; ".join(f"GPU {g.index} {g.name} ({g.uuid or '?'})" for g in bad)
+    yield Hit(
+        message=f"libcuda.so.1 comes from a forward-compatibility package ({compat.path}, {compat.version or '?'}) "
+                f"but forward compatibility is not supported on {names}: cuInit fails with error 804",
+        evidence=(Evidence("libcuda.so.1", compat.version or "?", compat.path),)
+        + tuple(Evidence(f"gpu[{g.index}].name", g.name or "?", "NVML nvmlDeviceGetName") for g in bad)
+        + (Evidence("forward compatibility", "data-center GPUs only", FORWARD_COMPAT_SOURCE),),
+        remediation="Take the cuda-compat directory out of the library path on these nodes and upgrade the host "
+                    "driver instead, or schedule the image on data-center GPUs only.",
+    )

@@ -1,0 +1,203 @@
+"""2xx, per GPU: each GPU's compute capability against the kernels the TensorFlow build carries."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Iterator, Optional, Sequence, Tuple, Union
+
+from tfcompat.engine import Hit, NotApplicable, rule
+from tfcompat.matrix import Matrix
+from tfcompat.model import Environment, Evidence, Gpu, Severity
+from tfcompat.rules._common import cuda_of, tf_label, version_of
+
+Result = Iterator[Union[Hit, NotApplicable]]
+
+_ARCH = re.compile(r"^(sm|compute)_(\d+)(\d)[a-z]?$")  # sm_90a, compute_120 ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    kind: str  # "native" (SASS), "ptx" (JIT from PTX), "none"
+    via: Optional[str]  # the build entry that covers it
+
+
+def parse_arch(entry: str) -> Optional[Tuple[str, int, int]]:
+    """'sm_86' -> ('sm', 8, 6); 'compute_90' -> ('compute', 9, 0); 'sm_120' -> ('sm', 12, 0)."""
+    m = _ARCH.match(entry.strip())
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def parse_cc(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    if not text:
+        return None
+    m = re.match(r"^(\d+)\.(\d+)$", text.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def coverage(cc: Tuple[int, int], build: Sequence[str]) -> Coverage:
+    """How a GPU of compute capability `cc` runs a build with these `cuda_compute_capabilities`.
+
+    In TF's build rules every entry produces SASS for sm_XY; `compute_XY` adds PTX for XY. SASS runs
+    on the same major with an equal or higher minor; PTX is JIT-compiled by the driver for any
+    newer GPU (NVIDIA's binary-compatibility rule, as TF's .bazelrc states it).
+    """
+    archs = [a for a in (parse_arch(e) for e in build) if a]
+    sass = [(maj, mnr) for _, maj, mnr in archs if maj == cc[0] and mnr <= cc[1]]
+    if sass:
+        best = max(sass)
+        return Coverage("native", f"sm_{best[0]}{best[1]}")
+    ptx = [(maj, mnr) for kind, maj, mnr in archs if kind == "compute" and (maj, mnr) <= cc]
+    if ptx:
+        best = max(ptx)
+        return Coverage("ptx", f"compute_{best[0]}{best[1]}")
+    return Coverage("none", None)
+
+
+def gpu_name(g: Gpu) -> str:
+    return f"GPU {g.index} ({g.name or 'unknown model'}, {g.uuid or 'no UUID'})"
+
+
+def _gpu_evidence(g: Gpu) -> Evidence:
+    return Evidence(f"gpu[{g.index}].compute_capability", g.compute_capability or "?",
+                    f"NVML nvmlDeviceGetCudaComputeCapability, {g.uuid or 'GPU ' + str(g.index)}")
+
+
+def _build_evidence(env: Environment) -> Evidence:
+    tf = env.tensorflow
+    return Evidence("tensorflow build compute capabilities", " ".join(tf.compute_capabilities),
+                    tf.build_info_path or "build_info.py")
+
+
+def _arch_precheck(env: Environment) -> Optional[str]:
+    tf = env.tensorflow
+    if tf.is_cuda_build is False:
+        return f"{tf_label(tf)} is not a CUDA build"
+    if not tf.compute_capabilities:
+        return f"{tf_label(tf)} states no compute capabilities (no build_info.py)"
+    if not any(g.compute_capability for g in env.host.gpus):
+        return "NVML reported no compute capability for any GPU"
+    return None
+
+
+@rule("TFC205", "gpu-needs-ptx-jit", Severity.WARNING, requires=("tensorflow", "gpus"))
+def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
+    """A GPU has no native (SASS) kernels in this TensorFlow build and runs only through PTX JIT.
+
+    What: the build carries SASS for a list of architectures (sm_XY) and PTX for the last one
+    (compute_XY). A GPU of a newer major than every SASS entry (e.g. Blackwell, compute capability
+    10.0 or 12.0, with TF 2.21's `sm_60 ... sm_89, compute_90`) gets its kernels JIT-compiled by
+    the driver from PTX.
+
+    Why it crashes: it usually does not crash, but TF warns "CUDA kernels will be jit-compiled from
+    PTX, which could take 30 minutes or longer", so the first start of a job stalls; the JIT cache
+    must be large enough (CUDA_CACHE_MAXSIZE). The driver must be at least as new as the toolkit
+    that produced the PTX, or loading fails with CUDA_ERROR_UNSUPPORTED_PTX_VERSION ("the provided
+    PTX was compiled with an unsupported toolchain"): that case is reported as an error.
+
+    How to fix: use a TensorFlow build with SASS for this architecture (a newer release, a
+    community or NGC build), or accept the slow first start and keep the JIT cache warm
+    (CUDA_CACHE_MAXSIZE=4294967296). Upgrade the driver to at least the toolkit's driver.
+    """
+    skip = _arch_precheck(env)
+    if skip:
+        yield NotApplicable(skip)
+        return
+    tf = env.tensorflow
+    release = matrix.tf_release(tf.version)
+    cuda, _ = cuda_of(tf, release)
+    toolkit = matrix.cuda_toolkit(cuda) if cuda and version_of(cuda) else None
+    driver = env.host.driver
+    have = version_of(driver.version) if driver and driver.version else None
+    for g in env.host.gpus:
+        cc = parse_cc(g.compute_capability)
+        if cc is None:
+            continue
+        cov = coverage(cc, tf.compute_capabilities)
+        if cov.kind != "ptx":
+            continue
+        ev = [_gpu_evidence(g), _build_evidence(env)]
+        if toolkit is not None and have is not None and have < toolkit.min_driver:
+            ev += [Evidence("driver.version", driver.version, driver.version_source),
+                   Evidence(f"CUDA {toolkit.version} driver", toolkit.min_driver_text, toolkit.source)]
+            yield Hit(
+                message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no SASS in {tf_label(tf)} "
+                        f"and needs PTX JIT from {cov.via}, but driver {driver.version} is older than "
+                        f"{toolkit.min_driver_text} (CUDA {cuda}) and cannot JIT that PTX: kernels fail to load",
+                evidence=tuple(ev),
+                remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text}, or use a TensorFlow "
+                            f"build with SASS for sm_{cc[0]}{cc[1]}.",
+                severity=Severity.ERROR,
+            )
+            continue
+        yield Hit(
+            message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no SASS in {tf_label(tf)} "
+                    f"({' '.join(tf.compute_capabilities)}): kernels are JIT-compiled from {cov.via} PTX at "
+                    "first use (slow first start, minutes to tens of minutes)",
+            evidence=tuple(ev),
+            remediation=f"Use a TensorFlow build with SASS for sm_{cc[0]}{cc[1]}, or keep the PTX JIT cache warm "
+                        "(CUDA_CACHE_MAXSIZE=4294967296, a persistent CUDA_CACHE_PATH).",
+        )
+
+
+@rule("TFC206", "gpu-not-supported-by-build", Severity.ERROR, requires=("tensorflow", "gpus"))
+def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
+    """A GPU has neither SASS nor usable PTX in this TensorFlow build.
+
+    What: the GPU's compute capability is below every architecture the build carries (e.g. a
+    Maxwell GPU, compute capability 5.2, with TF >= 2.17, whose oldest SASS is sm_60 and whose only
+    PTX is compute_90), or of an older major than any SASS with no PTX old enough.
+
+    Why it crashes: TensorFlow still creates the device (its own minimum is 3.5), then the first
+    kernel launch fails with "no kernel image is available for execution on the device" /
+    "device kernel image is invalid".
+
+    How to fix: use a TensorFlow release whose build lists this architecture (`tfcompat matrix gpu
+    X.Y` lists them; TF 2.16 was the last with sm_50, TF 2.14 the last with sm_35), hide this GPU
+    from the job (CUDA_VISIBLE_DEVICES), or move the job to a node with supported GPUs.
+    """
+    skip = _arch_precheck(env)
+    if skip:
+        yield NotApplicable(skip)
+        return
+    tf = env.tensorflow
+    for g in env.host.gpus:
+        cc = parse_cc(g.compute_capability)
+        if cc is None or coverage(cc, tf.compute_capabilities).kind != "none":
+            continue
+        others = [o.index for o in env.host.gpus if o.index != g.index and parse_cc(o.compute_capability)
+                  and coverage(parse_cc(o.compute_capability), tf.compute_capabilities).kind != "none"]
+        hide = f" or hide it (CUDA_VISIBLE_DEVICES={','.join(map(str, others))})" if others else ""
+        yield Hit(
+            message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no kernels in {tf_label(tf)} "
+                    f"({' '.join(tf.compute_capabilities)}): the first GPU op fails with "
+                    "\"no kernel image is available for execution on the device\"",
+            evidence=(_gpu_evidence(g), _build_evidence(env)),
+            remediation=f"Use a TensorFlow release built for sm_{cc[0]}{cc[1]}{hide}.",
+        )
+
+
+@rule("TFC207", "mixed-gpus", Severity.INFO, requires=("gpus",))
+def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
+    """The node has GPUs of different models or compute capabilities.
+
+    What: NVML lists more than one GPU model or compute capability on this node.
+
+    Why it crashes: it does not by itself, but a multi-GPU job runs at the pace of the slowest GPU,
+    a build may cover one architecture natively and another only through PTX JIT, and XLA
+    autotuning results differ per device.
+
+    How to fix: schedule multi-GPU jobs on uniform GPUs (CUDA_VISIBLE_DEVICES, node labels), or
+    accept it knowingly (--ignore TFC207).
+    """
+    models = {}
+    for g in env.host.gpus:
+        models.setdefault((g.name, g.compute_capability), []).append(g.index)
+    if len(models) > 1:
+        parts = [f"{name or '?'} (compute capability {cc or '?'}) on GPU {', '.join(map(str, idx))}"
+                 for (name, cc), idx in sorted(models.items(), key=lambda kv: kv[1][0])]
+        yield Hit(
+            message=f"{len(models)} kinds of GPU on this node: " + "; ".join(parts),
+            evidence=tuple(_gpu_evidence(g) for g in env.host.gpus),
+            remediation="Pin multi-GPU jobs to one kind of GPU with CUDA_VISIBLE_DEVICES, or label and schedule by GPU model.",
+        )

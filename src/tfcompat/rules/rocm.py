@@ -1,0 +1,70 @@
+"""4xx: AMD ROCm builds of TensorFlow against the node's ROCm and GPUs."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, Optional, Union
+
+from tfcompat.engine import Hit, NotApplicable, rule
+from tfcompat.matrix import Matrix
+from tfcompat.model import Environment, Evidence, Severity, TensorFlowBuild
+from tfcompat.rules._common import tf_evidence, tf_label, version_of
+
+Result = Iterator[Union[Hit, NotApplicable]]
+
+ROCM_NAMING_SOURCE = ("https://rocm.docs.amd.com/projects/install-on-linux/en/docs-6.0.2/reference/"
+                      "3rd-party-support-matrix.html")
+
+
+def rocm_of_tf_version(version: str) -> Optional[str]:
+    """tensorflow-rocm versions are `<TF version>.<ROCm version without dots>`: 2.14.0.600 -> 6.0.0."""
+    v = version_of(version)
+    if v is None or len(v.release) < 4:
+        return None
+    digits = str(v.release[3])
+    if not re.fullmatch(r"\d{3}", digits):
+        return None
+    return f"{digits[0]}.{digits[1]}.{digits[2]}"
+
+
+def _is_rocm(tf: TensorFlowBuild) -> bool:
+    return bool(tf.is_rocm_build) or tf.distribution == "tensorflow-rocm"
+
+
+@rule("TFC401", "rocm-version-mismatch", Severity.ERROR, requires=("tensorflow", "rocm.version"))
+def rocm_version_mismatch(env: Environment, matrix: Matrix) -> Result:
+    """tensorflow-rocm was built for another ROCm release than the one installed on the node.
+
+    What: tensorflow-rocm wheels encode their ROCm release in the version (2.14.0.600 is built for
+    ROCm 6.0.0); /opt/rocm/.info/version names the installed user space.
+
+    Why it crashes: the wheel links libamdhip64.so.<major>, libhsa-runtime64.so.1 and librccl.so.1 of
+    its ROCm: another major fails at import with "libamdhip64.so.6: cannot open shared object file";
+    another minor loads but is untested and can fail in kernels or RCCL.
+
+    How to fix: install the tensorflow-rocm build for the installed ROCm (the suffix matches), or the
+    ROCm release the wheel was built for.
+    """
+    tf = env.tensorflow
+    rocm = env.host.rocm
+    assert tf is not None and rocm is not None and rocm.version is not None
+    if not _is_rocm(tf):
+        yield NotApplicable(f"{tf_label(tf)} is not a ROCm build")
+        return
+    built = rocm_of_tf_version(tf.version)
+    if built is None:
+        yield NotApplicable(f"{tf_label(tf)} does not name its ROCm release in its version")
+        return
+    b, have = version_of(built), version_of(rocm.version)
+    if b is None or have is None or b.release[:2] == have.release[:2]:
+        return
+    severity = Severity.ERROR if b.major != have.major else Severity.WARNING
+    yield Hit(
+        message=f"{tf_label(tf)} is built for ROCm {built}, but ROCm {rocm.version} is installed"
+                + (" (another major: its libamdhip64.so.{} will not be found)".format(b.major)
+                   if b.major != have.major else ""),
+        evidence=(tf_evidence(tf), Evidence("rocm.version", rocm.version, rocm.version_source or "/opt/rocm/.info/version"),
+                  Evidence("tensorflow-rocm version scheme", "<TF version>.<ROCm without dots>", ROCM_NAMING_SOURCE)),
+        remediation=f"Install the tensorflow-rocm build for ROCm {have.major}.{have.minor}, or ROCm {built}.",
+        severity=severity,
+    )
