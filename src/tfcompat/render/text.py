@@ -38,13 +38,19 @@ def _header(env: Environment) -> List[str]:
         lines.append(f"Driver      unknown: {env.unknown('driver') or '?'}")
     else:
         cuda = f", supports CUDA <= {d.cuda_driver_version}" if d.cuda_driver_version else ""
-        lines.append(f"Driver      NVIDIA {d.version}{cuda} ({d.version_source})")
+        lines.append(f"Driver      NVIDIA {d.version or '?'}{cuda} ({d.version_source})")
+        for lib in d.libraries:
+            compat = ", forward compatibility" if lib.forward_compat else ""
+            lines.append(f"            {lib.soname} {lib.version or '?'}{compat}  {lib.path}")
     if h.gpus:
         for g in h.gpus:
             lines.append(f"GPU {g.index:<7} {g.name or '?'}, compute capability {g.compute_capability or '?'}, "
                          f"{g.uuid or '?'}")
     elif env.unknown("gpus") and env.unknown("gpus") != env.unknown("driver"):
         lines.append(f"GPUs        unknown: {env.unknown('gpus')}")
+    if h.rocm is not None:
+        gfx = " ".join(g.gfx_target for g in h.rocm.gpus) or "no AMD GPUs"
+        lines.append(f"ROCm        {h.rocm.version or 'version unknown'}, {gfx}")
     p = h.platform
     plat = ", ".join(x for x in (p.os_release, p.arch, f"glibc {p.glibc}" if p.glibc else None) if x)
     lines.append(f"Platform    {plat or 'unknown'}")

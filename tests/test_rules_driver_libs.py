@@ -1,0 +1,45 @@
+import dataclasses
+
+from envs import make_env, run_rule
+
+from tfcompat.model import DriverLibrary, Gpu, Severity
+
+
+def with_driver(env, **changes):
+    return dataclasses.replace(env, host=dataclasses.replace(env.host, driver=dataclasses.replace(env.host.driver, **changes)))
+
+
+LIBCUDA_550 = DriverLibrary("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15", "550.54.15")
+LIBCUDA_560 = DriverLibrary("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.560.35.03", "560.35.03")
+COMPAT_570 = DriverLibrary("libcuda.so.1", "/usr/local/cuda-12.8/compat/libcuda.so.570.86.10", "570.86.10", True)
+
+
+def test_kernel_and_userspace_agree(matrix):
+    env = with_driver(make_env("2.21.0", driver="550.54.15"), libraries=(LIBCUDA_550,))
+    assert run_rule(env, matrix, "TFC203")[0] == []
+
+
+def test_upgraded_without_reboot(matrix):
+    env = with_driver(make_env("2.21.0", driver="550.54.15"), libraries=(LIBCUDA_560,))
+    (f,), _ = run_rule(env, matrix, "TFC203")
+    assert "560.35.03" in f.message and "550.54.15" in f.message and "Reboot" in f.remediation
+
+
+def test_nvml_mismatch_error_is_reported(matrix):
+    env = with_driver(make_env("2.21.0", driver="550.54.15"), nvml_error="NVML_ERROR_LIB_RM_VERSION_MISMATCH")
+    (f,), _ = run_rule(env, matrix, "TFC203")
+    assert "driver/library version mismatch" in f.message and f.severity is Severity.ERROR
+
+
+def test_compat_libcuda_is_not_a_mismatch_but_needs_datacenter_gpu(matrix):
+    geforce = Gpu(0, "NVIDIA GeForce RTX 4090", "GPU-4090", "00000000:01:00.0", "8.9")
+    env = with_driver(make_env("2.21.0", driver="550.54.15", gpus=[geforce]), libraries=(COMPAT_570,))
+    assert run_rule(env, matrix, "TFC203")[0] == []
+    (f,), _ = run_rule(env, matrix, "TFC204")
+    assert "GPU 0 NVIDIA GeForce RTX 4090 (GPU-4090)" in f.message and "804" in f.message
+
+
+def test_compat_libcuda_on_h100_is_fine(matrix):
+    h100 = Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-h", "00000000:18:00.0", "9.0")
+    env = with_driver(make_env("2.21.0", driver="550.54.15", gpus=[h100]), libraries=(COMPAT_570,))
+    assert run_rule(env, matrix, "TFC204")[0] == []

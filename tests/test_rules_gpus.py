@@ -1,0 +1,99 @@
+import dataclasses
+
+import pytest
+from envs import make_env, run_rule, tf_build
+
+from tfcompat.engine import evaluate
+from tfcompat.model import Gpu, Severity
+from tfcompat.rules.gpus import coverage, parse_arch
+
+TF221 = ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
+
+
+def h100(i):
+    return Gpu(i, "NVIDIA H100 80GB HBM3", f"GPU-5a4b3c2d-0000-0000-0000-00000000000{i}", f"00000000:{0x18 + i:02X}:00.0",
+               "9.0", 81559, False, True)
+
+
+def blackwell(i):
+    return Gpu(i, "NVIDIA RTX PRO 6000 Blackwell Server Edition", f"GPU-b1ac0000-0000-0000-0000-00000000000{i}",
+               f"00000000:{0x18 + i:02X}:00.0", "12.0", 97887, False, True)
+
+
+@pytest.mark.parametrize("cc, kind, via", [
+    ((9, 0), "native", "sm_90"),     # compute_90 also carries SASS sm_90
+    ((8, 6), "native", "sm_80"),     # SASS runs on the same major, higher minor
+    ((8, 9), "native", "sm_89"),
+    ((7, 5), "native", "sm_70"),
+    ((12, 0), "ptx", "compute_90"),  # Blackwell: only the PTX
+    ((10, 0), "ptx", "compute_90"),
+    ((5, 2), "none", None),          # Maxwell on TF >= 2.17
+    ((3, 7), "none", None),
+])
+def test_coverage_221(cc, kind, via):
+    assert coverage(cc, TF221) == type(coverage(cc, TF221))(kind, via)
+
+
+def test_coverage_older_builds():
+    tf214 = ("sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80")
+    assert coverage((9, 0), tf214).kind == "ptx" and coverage((9, 0), tf214).via == "compute_80"
+    assert coverage((3, 7), tf214).kind == "native"
+    assert coverage((3, 0), tf214).kind == "none"
+
+
+def test_parse_arch():
+    assert parse_arch("sm_120") == ("sm", 12, 0)
+    assert parse_arch("compute_90") == ("compute", 9, 0)
+    assert parse_arch("sm_90a") == ("sm", 9, 0)
+    assert parse_arch("gfx90a") is None
+
+
+def test_four_gpu_node_old_driver_and_a_blackwell(matrix):
+    """The issue's scenario: TF 2.18, driver 535 (CUDA 12.2's), three H100 and one compute capability 12.0."""
+    env = make_env(tf_builds=[tf_build("2.21.0")], driver="535.104.05",
+                   gpus=[h100(0), h100(1), h100(2), blackwell(3)])
+    env = dataclasses.replace(env, target=dataclasses.replace(
+        env.target, tensorflow=(dataclasses.replace(env.target.tensorflow[0], version="2.18.0"),)))
+    report = evaluate(env, matrix)
+    got = [(f.rule, f.severity) for f in report.findings]
+    assert got == [("TFC205", Severity.ERROR), ("TFC201", Severity.WARNING), ("TFC207", Severity.INFO)], got
+    jit, drv, mixed = report.findings
+    # the Blackwell GPU is named by index and UUID, and the reason is the driver, not only the JIT
+    assert "GPU 3 (NVIDIA RTX PRO 6000 Blackwell Server Edition, GPU-b1ac0000-0000-0000-0000-000000000003)" in jit.message
+    assert "535.104.05" in jit.message and "555.42.06" in jit.message and "compute_90" in jit.message
+    assert "555.42.06" in drv.message and "12.5.1" in drv.message
+    assert "GPU 0, 1, 2" in mixed.message and "GPU 3" in mixed.message
+    assert report.exit_code == 1
+    # the H100s are fine: no finding names them
+    assert not any("GPU 0 (" in f.message for f in report.findings)
+
+
+def test_ptx_only_with_new_driver_is_a_warning(matrix):
+    env = make_env("2.21.0", driver="575.57.08", gpus=[blackwell(0)])
+    (f,), _ = run_rule(env, matrix, "TFC205")
+    assert f.severity is Severity.WARNING and "first use" in f.message and "CUDA_CACHE_MAXSIZE" in f.remediation
+
+
+def test_maxwell_on_221_is_an_error_with_the_others_suggested(matrix):
+    maxwell = Gpu(1, "Tesla M60", "GPU-m60", "00000000:3B:00.0", "5.2")
+    env = make_env("2.21.0", driver="575.57.08", gpus=[h100(0), maxwell])
+    (f,), _ = run_rule(env, matrix, "TFC206")
+    assert "GPU 1 (Tesla M60, GPU-m60)" in f.message and "no kernel image" in f.message
+    assert "CUDA_VISIBLE_DEVICES=0" in f.remediation
+    assert run_rule(env, matrix, "TFC205")[0] == []
+
+
+def test_gpu_rules_not_applicable_to_cpu_builds(matrix):
+    env = make_env(tf_builds=[tf_build("2.21.0", distribution="tensorflow-cpu", is_cuda=False)],
+                   driver="575.57.08", gpus=[blackwell(0)])
+    findings, (skip,) = run_rule(env, matrix, "TFC205")
+    assert findings == [] and "not a CUDA build" in skip.reason
+
+
+def test_uniform_node_is_not_mixed(matrix):
+    assert run_rule(make_env("2.21.0", driver="575.57.08", gpus=[h100(0), h100(1)]), matrix, "TFC207")[0] == []
+
+
+def test_no_gpus_recorded_skips(matrix):
+    findings, (skip,) = run_rule(make_env("2.21.0", driver="575.57.08"), matrix, "TFC206")
+    assert findings == [] and skip.reason == "gpus unknown: not collected"
