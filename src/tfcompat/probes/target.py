@@ -4,9 +4,10 @@ site-packages dirs, or a sysroot / unpacked image (--root). Nothing from the tar
 from __future__ import annotations
 
 import dataclasses
-import glob
+import fnmatch
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -115,18 +116,19 @@ def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTa
     dirs: List[str] = list(extra)
     executable = None
     if spec.python is not None:
-        real = root.path(spec.python)
-        if not os.path.exists(real):
+        if not os.path.exists(root.path(spec.python)):
             raise TargetError(f"--python {spec.python}: no such file inside --root {spec.root}")
         executable = spec.python
-        prefix = os.path.dirname(os.path.dirname(real))
-        dirs += _site_dirs_under(prefix)
-        cfg = _pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
+        # The prefix comes from where the interpreter is named, not where its symlink points:
+        # a venv's bin/python links to the base interpreter, but the venv is the environment.
+        prefix = posixpath.dirname(root.resolve(posixpath.dirname(spec.python)))
+        dirs += _site_dirs_under(root, prefix)
+        cfg = _pyvenv_cfg(root.path(prefix + "/pyvenv.cfg"))
         if cfg.get("include-system-site-packages", "false").lower() == "true" and cfg.get("home"):
-            dirs += _site_dirs_under(root.path(os.path.dirname(cfg["home"])))
+            dirs += _site_dirs_under(root, posixpath.dirname(cfg["home"].rstrip("/")))
     elif not extra:
         for base in ("/usr/local", "/usr", "/opt/conda", "/opt/venv", "/venv"):
-            dirs += _site_dirs_under(root.path(base))
+            dirs += _site_dirs_under(root, base)
     dirs = [d for d in _dedupe(dirs)]
     unknowns: Tuple[Unknown, ...] = ()
     if not dirs:
@@ -138,12 +140,28 @@ def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTa
     return ResolvedTarget(info, tuple(dirs), unknowns)
 
 
-def _site_dirs_under(prefix: str) -> List[str]:
-    found = []
-    for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages", "lib/python3/dist-packages",
-                    "lib64/python3*/site-packages"):
-        found += sorted(glob.glob(os.path.join(prefix, pattern)), reverse=True)
-    return [d for d in found if os.path.isdir(d)]
+def _site_dirs_under(root: Root, prefix: str) -> List[str]:
+    """site-/dist-packages dirs under `prefix` (a path inside the root), each resolved inside the root.
+
+    Listed step by step rather than globbed, so that a symlink in the image is followed inside the
+    root, never on the host.
+    """
+    found: List[str] = []
+    for lib in ("lib", "lib64"):
+        try:
+            lib_dir = root.path(f"{prefix.rstrip('/')}/{lib}")
+            names = sorted((n for n in os.listdir(lib_dir) if fnmatch.fnmatch(n, "python3*")), reverse=True)
+        except OSError:
+            continue
+        for name in names:
+            for leaf in ("site-packages", "dist-packages"):
+                try:
+                    real = root.path(f"{prefix.rstrip('/')}/{lib}/{name}/{leaf}")
+                except OSError:
+                    continue
+                if os.path.isdir(real) and real not in found:
+                    found.append(real)
+    return found
 
 
 def _pyvenv_cfg(path: str) -> dict:
