@@ -132,7 +132,12 @@ def evaluate(
             skipped.append(Skip(r.id, r.name, f"{missing[0]} unknown: {missing[1]}"))
             continue
         waiver = next((ignore[p] or "ignored on the command line" for p in ignore if _matches(r, [p])), None)
-        for result in r.func(env, matrix):
+        try:
+            results = list(r.func(env, matrix))
+        except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other rules' verdicts
+            errors.append(f"rule {r.id} {r.name} failed: {type(exc).__name__}: {exc} (a tfcompat bug; please report it)")
+            continue
+        for result in results:
             if isinstance(result, NotApplicable):
                 skipped.append(Skip(r.id, r.name, result.reason))
                 continue
