@@ -238,17 +238,52 @@ def nvmlDeviceGetMigMode(handle):
 
 def nvmlDeviceGetPersistenceMode(handle):
     return 1
+
+
+# Health: with SICK, GPU 1 holds another job's 40 GiB and GPU 2 has a page retirement pending
+# after 2 uncorrectable ECC errors. Without it every GPU is clean.
+SICK = {sick!r}
+
+
+class _Proc:
+    def __init__(self, pid, used):
+        self.pid = pid
+        self.usedGpuMemory = used
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle):
+    return [_Proc(4242, 40 * 1024 ** 3)] if SICK and handle == 1 else []
+
+
+def nvmlDeviceGetEccMode(handle):
+    return [1, 1]
+
+
+def nvmlDeviceGetTotalEccErrors(handle, error_type, counter_type):
+    return 2 if SICK and handle == 2 and error_type == 1 else 0
+
+
+def nvmlDeviceGetRetiredPagesPendingStatus(handle):
+    return 1 if SICK and handle == 2 else 0
+
+
+def nvmlDeviceGetRetiredPages(handle, cause):
+    return [0x1000, 0x2000] if SICK and handle == 2 and cause == 1 else []
+
+
+def nvmlDeviceGetRemappedRows(handle):
+    raise NVMLError(NVML_ERROR_NOT_SUPPORTED)  # pre-Ampere style: retirement, not remapping
 '''
 
 
 def make_fake_nvml(directory: os.PathLike, init_error: Optional[int] = None, init_sleep: float = 0,
                    abort: bool = False, mig_unsupported: Optional[int] = None, count: int = 4,
-                   marker: Optional[str] = None) -> str:
+                   marker: Optional[str] = None, sick: bool = False) -> str:
     """Write ``directory/pynvml.py``; returns the directory (to put first on PYTHONPATH)."""
     directory = os.fspath(directory)
     write(os.path.join(directory, "pynvml.py"), _FAKE_NVML.format(
         init_error=init_error, init_sleep=init_sleep, abort=abort, mig_unsupported=mig_unsupported,
-        count=count, marker=marker))
+        count=count, marker=marker, sick=sick))
     return directory
 
 

@@ -96,6 +96,9 @@ FACTS: Dict[str, Callable[[Environment], object]] = {
     "gpus": lambda e: e.host.gpus,
     "rocm": lambda e: e.host.rocm,
     "rocm.version": lambda e: e.host.rocm and e.host.rocm.version,
+    "resources.shm": lambda e: e.host.resources and e.host.resources.shm_bytes is not None,
+    "resources.rlimits": lambda e: e.host.resources and e.host.resources.rlimit_source,
+    "resources.cgroup": lambda e: e.host.resources and e.host.resources.cgroup_version,
 }
 
 

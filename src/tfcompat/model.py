@@ -91,6 +91,13 @@ class Platform:
 
 
 @dataclasses.dataclass(frozen=True)
+class GpuProcess:
+    pid: int
+    name: Optional[str]  # from /proc/<pid>/comm where readable
+    used_mib: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
 class Gpu:
     index: int
     name: Optional[str] = None
@@ -100,6 +107,38 @@ class Gpu:
     memory_total_mib: Optional[int] = None
     mig_mode: Optional[bool] = None
     persistence_mode: Optional[bool] = None
+    memory_used_mib: Optional[int] = None
+    processes: Tuple[GpuProcess, ...] = ()  # compute processes holding memory on it
+    ecc_enabled: Optional[bool] = None
+    ecc_uncorrected_volatile: Optional[int] = None  # since the last driver load
+    ecc_uncorrected_aggregate: Optional[int] = None  # lifetime
+    retired_pages_pending: Optional[bool] = None  # a page retirement waits for a reboot (pre-Ampere)
+    retired_pages: Optional[int] = None
+    remap_pending: Optional[bool] = None  # row remapping waits for a GPU reset (Ampere and newer)
+    remap_failure: Optional[bool] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Limits the job will run under. Limits: None means unlimited; sizes in bytes."""
+
+    shm_bytes: Optional[int] = None  # size of /dev/shm
+    shm_free_bytes: Optional[int] = None
+    shm_source: Optional[str] = None
+    memlock_soft: Optional[int] = None
+    memlock_hard: Optional[int] = None
+    stack_soft: Optional[int] = None
+    nofile_soft: Optional[int] = None
+    nofile_hard: Optional[int] = None
+    rlimit_source: Optional[str] = None
+    cgroup_version: Optional[int] = None
+    cgroup_memory_limit: Optional[int] = None  # None: no limit
+    cgroup_memory_current: Optional[int] = None
+    cgroup_source: Optional[str] = None
+    mem_total: Optional[int] = None  # /proc/meminfo
+    mem_available: Optional[int] = None
+    cuda_visible_devices: Optional[str] = None  # None: not set
+    nvidia_visible_devices: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +196,7 @@ class Host:
     driver: Optional[Driver] = None
     gpus: Tuple[Gpu, ...] = ()
     rocm: Optional[Rocm] = None
+    resources: Optional[Resources] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ from tfcompat.model import Environment, Host, Target, Unknown
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.platform import probe_platform
+from tfcompat.probes.resources import probe_resources
 from tfcompat.probes.rocm import probe_rocm
 from tfcompat.probes.rootfs import Root
 from tfcompat.probes.target import TargetSpec, resolve_target
@@ -45,9 +46,12 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     unknowns += nv_unknowns
     rocm, rocm_unknowns = probe_rocm(root)
     unknowns += rocm_unknowns
+    resources, resource_unknowns = probe_resources(root)
+    unknowns += resource_unknowns
     name, name_source = node_identity(node_name)
     return Environment(
-        host=Host(node_name=name, node_name_source=name_source, platform=platform, driver=driver, gpus=gpus, rocm=rocm),
+        host=Host(node_name=name, node_name_source=name_source, platform=platform, driver=driver, gpus=gpus, rocm=rocm,
+                  resources=resources),
         target=Target(
             root=root.root,
             python=resolved.python,

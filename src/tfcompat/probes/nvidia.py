@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from tfcompat.model import Driver, DriverLibrary, Gpu, Unknown
+from tfcompat.model import Driver, DriverLibrary, Gpu, GpuProcess, Unknown
 from tfcompat.probes.platform import LIB_DIRS
 from tfcompat.probes.rootfs import Root
 
@@ -144,6 +144,15 @@ def gpu_from_nvml(g: dict) -> Gpu:
         memory_total_mib=g.get("memory_total_mib"),
         mig_mode=g.get("mig_mode"),
         persistence_mode=g.get("persistence_mode"),
+        memory_used_mib=g.get("memory_used_mib"),
+        processes=tuple(GpuProcess(int(p["pid"]), p.get("name"), p.get("used_mib")) for p in g.get("processes") or ()),
+        ecc_enabled=g.get("ecc_enabled"),
+        ecc_uncorrected_volatile=g.get("ecc_uncorrected_volatile"),
+        ecc_uncorrected_aggregate=g.get("ecc_uncorrected_aggregate"),
+        retired_pages_pending=g.get("retired_pages_pending"),
+        retired_pages=g.get("retired_pages"),
+        remap_pending=g.get("remap_pending"),
+        remap_failure=g.get("remap_failure"),
     )
 
 

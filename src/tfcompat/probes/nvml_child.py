@@ -18,10 +18,45 @@ def _optional(fn, *args):
     """A per-GPU attribute some GPUs or drivers do not support: None instead of failing the GPU."""
     import pynvml
 
+    if fn is None:  # an older pynvml without this query
+        return None
     try:
         return fn(*args)
     except pynvml.NVMLError:
         return None
+
+
+def _comm(pid: int):
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _health(pynvml, handle) -> dict:
+    """Memory in use, the processes holding it, ECC and page-retirement / row-remapping state."""
+    q = lambda name, *a: _optional(getattr(pynvml, name, None), handle, *a)  # noqa: E731
+    out = {}
+    mem = q("nvmlDeviceGetMemoryInfo")
+    out["memory_used_mib"] = int(mem.used) // (1024 * 1024) if mem is not None else None
+    procs = q("nvmlDeviceGetComputeRunningProcesses") or []
+    out["processes"] = [{"pid": int(p.pid), "name": _comm(int(p.pid)),
+                         "used_mib": int(p.usedGpuMemory) // (1024 * 1024) if getattr(p, "usedGpuMemory", None)
+                         else None} for p in procs]
+    ecc = q("nvmlDeviceGetEccMode")
+    out["ecc_enabled"] = bool(ecc[0]) if ecc else None
+    unc = getattr(pynvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
+    out["ecc_uncorrected_volatile"] = q("nvmlDeviceGetTotalEccErrors", unc, getattr(pynvml, "NVML_VOLATILE_ECC", 0))
+    out["ecc_uncorrected_aggregate"] = q("nvmlDeviceGetTotalEccErrors", unc, getattr(pynvml, "NVML_AGGREGATE_ECC", 1))
+    pending = q("nvmlDeviceGetRetiredPagesPendingStatus")
+    out["retired_pages_pending"] = bool(pending) if pending is not None else None
+    retired = [q("nvmlDeviceGetRetiredPages", cause) for cause in (0, 1)]
+    out["retired_pages"] = sum(len(r) for r in retired if r is not None) if any(r is not None for r in retired) else None
+    remap = q("nvmlDeviceGetRemappedRows")
+    out["remap_pending"] = bool(remap[2]) if remap else None
+    out["remap_failure"] = bool(remap[3]) if remap else None
+    return out
 
 
 def query() -> dict:
@@ -54,6 +89,7 @@ def query() -> dict:
                 "memory_total_mib": int(mem.total) // (1024 * 1024) if mem is not None else None,
                 "mig_mode": bool(mig[0]) if mig else None,
                 "persistence_mode": bool(persistence) if persistence is not None else None,
+                **_health(pynvml, handle),
             })
         return out
     except pynvml.NVMLError as exc:

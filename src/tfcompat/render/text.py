@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import List
 
 from tfcompat.model import Environment, Finding, Report, Severity
+from tfcompat.units import human
 
 _COLOURS = {Severity.ERROR: "\033[1;31m", Severity.WARNING: "\033[1;33m", Severity.INFO: "\033[1;36m"}
 _RESET = "\033[0m"
@@ -51,6 +52,19 @@ def _header(env: Environment) -> List[str]:
     if h.rocm is not None:
         gfx = " ".join(g.gfx_target for g in h.rocm.gpus) or "no AMD GPUs"
         lines.append(f"ROCm        {h.rocm.version or 'version unknown'}, {gfx}")
+    r = h.resources
+    if r is not None:
+        parts = []
+        if r.shm_bytes is not None:
+            parts.append(f"/dev/shm {human(r.shm_bytes)}")
+        if r.rlimit_source:
+            parts.append(f"memlock {human(r.memlock_soft)}")
+        if r.cgroup_version:
+            parts.append(f"cgroup v{r.cgroup_version} memory {human(r.cgroup_memory_limit)}")
+        if r.mem_total:
+            parts.append(f"RAM {human(r.mem_total)}")
+        if parts:
+            lines.append(f"Limits      {', '.join(parts)}")
     p = h.platform
     plat = ", ".join(x for x in (p.os_release, p.arch, f"glibc {p.glibc}" if p.glibc else None) if x)
     lines.append(f"Platform    {plat or 'unknown'}")

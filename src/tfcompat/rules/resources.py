@@ -1,0 +1,318 @@
+"""8xx: resources behind "memory" crashes: shared memory, locked memory, cgroup memory, GPU memory, ECC.
+
+Thresholds are defaults a site can tune: a matrix overlay may carry a `thresholds` table with the
+same keys (see README, "Resource thresholds").
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+from tfcompat.engine import Hit, NotApplicable, rule
+from tfcompat.matrix import Matrix
+from tfcompat.model import Environment, Evidence, Gpu, Severity
+from tfcompat.rules.gpus import gpu_name
+from tfcompat.units import GiB, MiB, human
+
+Result = Iterator[Union[Hit, NotApplicable]]
+
+
+DEFAULT_THRESHOLDS: Dict[str, int] = {
+    "shm_min_bytes_multi_gpu": 1 * GiB,  # NVIDIA's containers guide: --shm-size=1g
+    "shm_min_bytes": 256 * MiB,
+    "memlock_min_bytes": 64 * MiB,  # below this, pinned buffers and RDMA registration fail
+    "cgroup_memory_per_gpu_bytes": 8 * GiB,
+    "cgroup_memory_used_percent": 90,
+    "gpu_memory_used_mib": 1024,  # an idle GPU shows a few hundred MiB of driver reservations
+    "gpu_memory_used_percent_error": 50,
+}
+NGC_GUIDE = "https://docs.nvidia.com/deeplearning/frameworks/user-guide/index.html"
+SOURCE_DEFAULT = "tfcompat default threshold"
+
+
+def threshold(matrix: Matrix, key: str) -> Tuple[int, str]:
+    """(value, where it came from): the site's overlay wins over tfcompat's default."""
+    site = getattr(matrix, "thresholds", None) or {}
+    if key in site:
+        return int(site[key]), f"site threshold {key} ({matrix.path})"
+    return DEFAULT_THRESHOLDS[key], f"{SOURCE_DEFAULT} {key}"
+
+
+@rule("TFC801", "shm-too-small", Severity.ERROR, requires=("resources.shm",))
+def shm_too_small(env: Environment, matrix: Matrix) -> Result:
+    """/dev/shm is too small for NCCL and multi-process input pipelines.
+
+    What: the size of the /dev/shm tmpfs the job sees (Docker's default is 64 MB) is below 1 GiB on
+    a node with several GPUs, or below 256 MiB on any node.
+
+    Why it crashes: NCCL's shared-memory transport between GPUs of one node and multi-process
+    input pipelines allocate their buffers in /dev/shm; when it fills, the process dies with SIGBUS
+    ("Bus error", "NCCL WARN Error while creating shared memory segment", "unhandled system error")
+    at the first collective or the first large batch, not at start.
+
+    How to fix: give the container more shared memory: `docker run --shm-size=1g` (or `--ipc=host`);
+    in Kubernetes mount an `emptyDir: {medium: Memory, sizeLimit: 1Gi}` at /dev/shm; on bare metal
+    enlarge the tmpfs (`mount -o remount,size=...`).
+    """
+    res = env.host.resources
+    if res is None or res.shm_bytes is None:
+        yield NotApplicable("/dev/shm size not known")
+        return
+    n_gpus = len(env.host.gpus)
+    multi, multi_src = threshold(matrix, "shm_min_bytes_multi_gpu")
+    single, single_src = threshold(matrix, "shm_min_bytes")
+    ev = [Evidence("/dev/shm size", human(res.shm_bytes), res.shm_source or "/dev/shm")]
+    if n_gpus >= 2 and res.shm_bytes < multi:
+        ev += [Evidence("gpus", str(n_gpus), "NVML nvmlDeviceGetCount"), Evidence("minimum", human(multi), multi_src),
+               Evidence("recommendation", "--shm-size=1g", NGC_GUIDE)]
+        yield Hit(
+            message=f"/dev/shm is {human(res.shm_bytes)} on a node with {n_gpus} GPUs (minimum {human(multi)}): "
+                    "NCCL's shared-memory transport and input pipelines die with SIGBUS when it fills",
+            evidence=tuple(ev),
+            remediation="Docker: --shm-size=1g (or --ipc=host); Kubernetes: mount an emptyDir with medium: Memory "
+                        "and sizeLimit: 1Gi at /dev/shm; bare metal: mount -o remount,size=1G /dev/shm.",
+        )
+    elif res.shm_bytes < single:
+        ev.append(Evidence("minimum", human(single), single_src))
+        yield Hit(
+            message=f"/dev/shm is only {human(res.shm_bytes)} (minimum {human(single)}): multi-process input "
+                    "pipelines and NCCL fail with SIGBUS when it fills",
+            evidence=tuple(ev),
+            remediation="Docker: --shm-size=1g; Kubernetes: an emptyDir with medium: Memory at /dev/shm.",
+            severity=Severity.WARNING,
+        )
+
+
+@rule("TFC802", "memlock-too-low", Severity.ERROR, requires=("resources.rlimits",))
+def memlock_too_low(env: Environment, matrix: Matrix) -> Result:
+    """The locked-memory limit (RLIMIT_MEMLOCK) is too low for pinned memory and RDMA.
+
+    What: the soft `ulimit -l` of the job is below 64 MiB (many distributions default to 64 KiB or
+    8 MiB); NVIDIA's containers run with `--ulimit memlock=-1`.
+
+    Why it crashes: page-locked host buffers and GPUDirect RDMA / InfiniBand memory registration
+    (NCCL over IB: "ibv_reg_mr failed", "Cannot allocate memory") need locked memory; jobs fail at
+    the first collective or host-to-device copy with out-of-memory errors on a machine with plenty
+    of free RAM.
+
+    How to fix: raise the limit where the job starts: `ulimit -l unlimited` in the shell,
+    `LimitMEMLOCK=infinity` for systemd services (slurmd included, whose limit jobs inherit with
+    PropagateResourceLimits), `docker run --ulimit memlock=-1`, or the container runtime's default
+    ulimits (containerd/CRI-O) for Kubernetes.
+    """
+    res = env.host.resources
+    assert res is not None
+    if not env.host.gpus:
+        yield NotApplicable("no GPUs on this node: pinned memory and GPUDirect RDMA are not used")
+        return
+    minimum, src = threshold(matrix, "memlock_min_bytes")
+    if res.memlock_soft is None or res.memlock_soft >= minimum:
+        return
+    yield Hit(
+        message=f"locked-memory limit is {human(res.memlock_soft)} (hard {human(res.memlock_hard)}), below "
+                f"{human(minimum)}: pinned host memory and RDMA registration fail with out-of-memory errors",
+        evidence=(Evidence("RLIMIT_MEMLOCK soft", human(res.memlock_soft), res.rlimit_source or "getrlimit"),
+                  Evidence("RLIMIT_MEMLOCK hard", human(res.memlock_hard), res.rlimit_source or "getrlimit"),
+                  Evidence("minimum", human(minimum), src),
+                  Evidence("recommendation", "--ulimit memlock=-1", NGC_GUIDE)),
+        remediation="ulimit -l unlimited (shell); LimitMEMLOCK=infinity (systemd unit, e.g. slurmd); "
+                    "docker run --ulimit memlock=-1; raise the container runtime's default memlock for Kubernetes.",
+    )
+
+
+@rule("TFC803", "cgroup-memory-low", Severity.WARNING, requires=("resources.cgroup",))
+def cgroup_memory_low(env: Environment, matrix: Matrix) -> Result:
+    """The cgroup memory limit is low for the GPUs in view, or already nearly used up.
+
+    What: the job's memory cgroup (a container's or a Slurm job's limit) allows less host memory than
+    8 GiB per GPU, or more than 90 % of the limit is already in use.
+
+    Why it crashes: each GPU's input pipeline, pinned staging buffers and the CUDA context take host
+    memory; at the limit the kernel's OOM killer ends the process with SIGKILL ("Killed", exit 137),
+    with no Python traceback.
+
+    How to fix: raise the limit (`docker run --memory`, Kubernetes `resources.limits.memory`,
+    Slurm `--mem`/`--mem-per-gpu`), or use fewer GPUs or smaller pipelines per process.
+    """
+    res = env.host.resources
+    assert res is not None
+    if res.cgroup_memory_limit is None:
+        return
+    n_gpus = max(1, len(env.host.gpus))
+    per_gpu, src = threshold(matrix, "cgroup_memory_per_gpu_bytes")
+    ev = [Evidence(f"cgroup v{res.cgroup_version} memory limit", human(res.cgroup_memory_limit),
+                   res.cgroup_source or "/sys/fs/cgroup")]
+    if res.cgroup_memory_limit < per_gpu * n_gpus:
+        yield Hit(
+            message=f"the memory cgroup allows {human(res.cgroup_memory_limit)} for {n_gpus} GPU"
+                    f"{'s' if n_gpus > 1 else ''} (floor {human(per_gpu)} per GPU): the OOM killer ends the job "
+                    "with SIGKILL when input pipelines grow",
+            evidence=tuple(ev + [Evidence("floor per GPU", human(per_gpu), src)]),
+            remediation="Raise the limit: docker run --memory, Kubernetes resources.limits.memory, Slurm "
+                        "--mem-per-gpu; or run fewer GPUs per process.",
+        )
+    pct, pct_src = threshold(matrix, "cgroup_memory_used_percent")
+    if res.cgroup_memory_current is not None and res.cgroup_memory_current * 100 >= res.cgroup_memory_limit * pct:
+        yield Hit(
+            message=f"{human(res.cgroup_memory_current)} of the {human(res.cgroup_memory_limit)} cgroup limit is "
+                    f"already in use (>= {pct} %): a new job in it will be OOM-killed",
+            evidence=tuple(ev + [Evidence("cgroup memory in use", human(res.cgroup_memory_current),
+                                          res.cgroup_source or "/sys/fs/cgroup"),
+                                 Evidence("threshold", f"{pct} %", pct_src)]),
+            remediation="Find what holds the memory in this cgroup (another process or a leaked tmpfs file) "
+                        "before starting the job.",
+        )
+
+
+def _gpu_ev(g: Gpu, fact: str, value: str) -> Evidence:
+    return Evidence(f"gpu[{g.index}].{fact}", value, f"NVML, {g.uuid or 'GPU ' + str(g.index)}")
+
+
+@rule("TFC804", "gpu-memory-in-use", Severity.WARNING, requires=("gpus",))
+def gpu_memory_in_use(env: Environment, matrix: Matrix) -> Result:
+    """Another process already holds memory on a GPU.
+
+    What: NVML reports compute processes on the GPU, or more memory in use than an idle GPU's
+    driver reservations (1 GiB), before the job starts.
+
+    Why it crashes: TensorFlow reserves most of each visible GPU's memory at start; with another
+    process there it fails with CUDA_ERROR_OUT_OF_MEMORY ("failed to allocate ... from device") or
+    "Resource exhausted" at the first large tensor. A leftover process of a killed job is the
+    usual cause.
+
+    How to fix: find and stop the process (nvidia-smi lists its PID on the host), hide the GPU from
+    the job (CUDA_VISIBLE_DEVICES), or drain the node until the GPU is free. In shared setups use
+    `tf.config.experimental.set_memory_growth`.
+    """
+    floor, src = threshold(matrix, "gpu_memory_used_mib")
+    err_pct, _ = threshold(matrix, "gpu_memory_used_percent_error")
+    for g in env.host.gpus:
+        used = g.memory_used_mib
+        busy = bool(g.processes) or (used is not None and used > floor)
+        if not busy:
+            continue
+        procs = ", ".join(f"PID {p.pid}" + (f" {p.name}" if p.name else "") + (f" ({p.used_mib} MiB)" if p.used_mib
+                                                                                 else "") for p in g.processes)
+        ev = [_gpu_ev(g, "memory_used_mib", str(used) if used is not None else "?"),
+              Evidence("threshold", f"{floor} MiB", src)]
+        ev += [_gpu_ev(g, "process", f"{p.pid} {p.name or ''}".strip()) for p in g.processes]
+        heavy = used is not None and g.memory_total_mib and used * 100 >= g.memory_total_mib * err_pct
+        yield Hit(
+            message=f"{gpu_name(g)} already has {used if used is not None else '?'} MiB"
+                    + (f" of {g.memory_total_mib} MiB" if g.memory_total_mib else "") + " in use"
+                    + (f" by {procs}" if procs else "") + ": TensorFlow's allocation there can fail with out-of-memory",
+            evidence=tuple(ev),
+            remediation="Stop the leftover process (nvidia-smi on the host shows it), hide this GPU with "
+                        "CUDA_VISIBLE_DEVICES, or drain the node until it is free.",
+            severity=Severity.ERROR if heavy else None,
+        )
+
+
+@rule("TFC805", "gpu-ecc-errors", Severity.ERROR, requires=("gpus",))
+def gpu_ecc_errors(env: Environment, matrix: Matrix) -> Result:
+    """A GPU has uncorrectable ECC errors, a pending page retirement or a pending row remap.
+
+    What: NVML reports volatile uncorrectable ECC errors since the driver loaded, retired pages
+    waiting for a reboot (before Ampere), or row remapping waiting for a GPU reset or failed
+    (Ampere and newer).
+
+    Why it crashes: jobs touching the bad memory die at random with "uncorrectable ECC error
+    encountered" (Xid 48/63/64/94/95) or CUDA_ERROR_ECC_UNCORRECTABLE, often hours in.
+
+    How to fix: drain the node, reset the GPU (`nvidia-smi -r`) or reboot so the retirement /
+    remapping takes effect; a remap failure or repeated errors mean the GPU needs an RMA.
+    """
+    for g in env.host.gpus:
+        problems: List[str] = []
+        ev: List[Evidence] = []
+        if g.ecc_uncorrected_volatile:
+            problems.append(f"{g.ecc_uncorrected_volatile} uncorrectable ECC error(s) since the driver loaded")
+            ev.append(_gpu_ev(g, "ecc_uncorrected_volatile", str(g.ecc_uncorrected_volatile)))
+        if g.retired_pages_pending:
+            problems.append("a page retirement pending (needs a reboot)")
+            ev.append(_gpu_ev(g, "retired_pages_pending", "true"))
+        if g.remap_pending:
+            problems.append("a row remap pending (needs a GPU reset)")
+            ev.append(_gpu_ev(g, "remap_pending", "true"))
+        if g.remap_failure:
+            problems.append("a row remapping failure (the GPU needs replacing)")
+            ev.append(_gpu_ev(g, "remap_failure", "true"))
+        if not problems:
+            continue
+        yield Hit(
+            message=f"{gpu_name(g)} has " + "; ".join(problems) + ": jobs on it fail at random",
+            evidence=tuple(ev),
+            remediation=("Drain the node and RMA the GPU." if g.remap_failure else
+                         "Drain the node, then reset the GPU (nvidia-smi -r -i %d) or reboot so the retirement/remap "
+                         "takes effect; if errors recur, RMA it." % g.index),
+        )
+
+
+@rule("TFC806", "persistence-mode-off", Severity.INFO, requires=("gpus",))
+def persistence_off(env: Environment, matrix: Matrix) -> Result:
+    """Persistence mode is off on a multi-GPU node.
+
+    What: NVML reports persistence mode disabled on some GPUs of a node with several GPUs.
+
+    Why it crashes: it does not; but without it the driver tears the GPUs down between jobs, so each
+    start pays seconds of initialisation per GPU and health checks see GPUs in odd states.
+
+    How to fix: enable the persistence daemon (`systemctl enable --now nvidia-persistenced`) or
+    `nvidia-smi -pm 1`.
+    """
+    if len(env.host.gpus) < 2:
+        return
+    off = [g for g in env.host.gpus if g.persistence_mode is False]
+    if off:
+        yield Hit(
+            message=f"persistence mode is off on GPU {', '.join(str(g.index) for g in off)} of "
+                    f"{len(env.host.gpus)}: every job start re-initialises them",
+            evidence=tuple(_gpu_ev(g, "persistence_mode", "false") for g in off),
+            remediation="systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1).",
+        )
+
+
+@rule("TFC807", "visible-devices-mismatch", Severity.WARNING, requires=("gpus",))
+def visible_devices(env: Environment, matrix: Matrix) -> Result:
+    """CUDA_VISIBLE_DEVICES hides every GPU, names GPUs that are not there, or names one twice.
+
+    What: the job's CUDA_VISIBLE_DEVICES is empty or -1, lists an index beyond the GPUs present or a
+    UUID that no GPU has, or lists a GPU twice.
+
+    Why it crashes: CUDA stops reading the list at the first invalid entry, so GPUs after it vanish
+    silently; an empty list makes TensorFlow run on the CPU ("no CUDA-capable device is detected");
+    a duplicate makes device creation fail.
+
+    How to fix: set CUDA_VISIBLE_DEVICES to valid, distinct indices or UUIDs (nvidia-smi -L), or unset
+    it and let the scheduler's GPU plugin or Slurm's gres set it.
+    """
+    res = env.host.resources
+    if res is None or res.cuda_visible_devices is None:
+        return
+    raw = res.cuda_visible_devices
+    ev = (Evidence("CUDA_VISIBLE_DEVICES", repr(raw), "environment of the checking process"),
+          Evidence("gpus", str(len(env.host.gpus)), "NVML nvmlDeviceGetCount"))
+    items = [x.strip() for x in raw.split(",")] if raw.strip() else []
+    if not items or items[0] in ("-1", "NoDevFiles"):
+        yield Hit(message=f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU: TensorFlow runs on the CPU",
+                  evidence=ev, remediation="Unset CUDA_VISIBLE_DEVICES or list the GPUs the job should use.")
+        return
+    uuids = {g.uuid for g in env.host.gpus if g.uuid}
+    seen, problems = set(), []
+    for pos, item in enumerate(items):
+        if item.isdigit():
+            valid, key = int(item) < len(env.host.gpus), int(item)
+        else:
+            valid = any(u.startswith(item) for u in uuids) or item.startswith("MIG-")
+            key = item
+        if not valid:
+            lost = items[pos + 1:]
+            problems.append(f"{item!r} is not a GPU on this node" + (f" (so {', '.join(lost)} after it are ignored)"
+                                                                     if lost else ""))
+            break
+        if key in seen:
+            problems.append(f"{item!r} is listed twice")
+        seen.add(key)
+    if problems:
+        yield Hit(message=f"CUDA_VISIBLE_DEVICES={raw!r}: " + "; ".join(problems),
+                  evidence=ev, remediation="List valid, distinct GPU indices or UUIDs (nvidia-smi -L), or unset it.")
