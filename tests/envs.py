@@ -6,7 +6,8 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from packaging.utils import canonicalize_name
 
-from tfcompat.model import Driver, Environment, Gpu, Host, Package, Platform, PythonInfo, Target, TensorFlowBuild, Unknown
+from tfcompat.model import (Driver, Environment, Gpu, Host, NativeLibraries, Package, Platform, PythonInfo, Target,
+                            TensorFlowBuild, Unknown)
 
 SITE = "/venv/lib/python3.11/site-packages"
 
@@ -61,8 +62,13 @@ def make_env(
     unknowns: Sequence[Unknown] = (),
     tf_builds: Optional[Sequence[TensorFlowBuild]] = None,
     shadowed: Sequence[Package] = (),
+    native: Optional[NativeLibraries] = None,
+    cpu_flags: Sequence[str] = (),
 ) -> Environment:
-    """A TF venv whose TF requirements are met unless `packages` says otherwise."""
+    """A TF venv whose TF requirements are met unless `packages` says otherwise.
+
+    `native`: the libraries TF loads (issue 4); `cpu_flags`: /proc/cpuinfo flags of the node.
+    """
     pkgs = []
     versions = {"numpy": "2.1.0", "protobuf": "6.31.1", "keras": "3.12.0", "ml-dtypes": "0.5.1", "h5py": "3.14.0",
                 "absl-py": "2.1.0"}
@@ -86,13 +92,14 @@ def make_env(
         unk.append(Unknown("driver", "no NVIDIA driver on this node (test)"))
     return Environment(
         host=Host(node_name="node-1", node_name_source="--node-name",
-                  platform=Platform(os_release="Ubuntu 22.04", arch="x86_64", glibc="2.35"),
+                  platform=Platform(os_release="Ubuntu 22.04", arch="x86_64", glibc="2.35",
+                                    cpu_flags=tuple(cpu_flags)),
                   driver=Driver(kernel_module_version=driver, kernel_module_source="/proc/driver/nvidia/version")
                   if driver else None,
                   gpus=tuple(gpus)),
         target=Target(python=PythonInfo("/venv/bin/python", python, "cpython", (SITE,), "test"),
                       site_packages=(SITE,), packages=tuple(pkgs), shadowed_packages=tuple(shadowed),
-                      tensorflow=tuple(builds)),
+                      tensorflow=tuple(builds), native=native),
         unknowns=tuple(unk), tool_version="test", created="2026-11-25T00:00:00+00:00",
     )
 

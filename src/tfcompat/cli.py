@@ -38,6 +38,20 @@ class Format(str, Enum):
     json = "json"
 
 
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    prometheus = "prometheus"  # node_exporter textfile collector
+    npd = "npd"  # node-problem-detector custom plugin: one line, exit 0/1/2
+    nfd = "nfd"  # Node Feature Discovery features.d file
+
+
+class GateFormat(str, Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+
+
 class FailOn(str, Enum):
     info = "info"
     warning = "warning"
@@ -81,8 +95,10 @@ def _emit(text: str, output: Optional[str]) -> None:
 class _Run:
     """Turns user errors into one line (JSON in JSON mode) and exit 2; -v shows the traceback."""
 
-    def __init__(self, fmt: Format = Format.text, output: Optional[str] = None, verbose: bool = False):
+    def __init__(self, fmt: Format = Format.text, output: Optional[str] = None, verbose: bool = False,
+                 render_error=None):
         self.fmt, self.output, self.verbose = fmt, output, verbose
+        self.render_error = render_error  # message -> the output of that error in the chosen format
 
     def __enter__(self) -> "_Run":
         return self
@@ -96,7 +112,17 @@ class _Run:
             message = f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"
         if self.verbose:
             traceback.print_exception(exc_type, exc, tb)
-        if self.fmt is Format.json:
+        if self.render_error is not None:
+            try:
+                text = self.render_error(message)
+            except Exception:  # noqa: BLE001 - the error line below must still come out
+                text = None
+            if text:
+                try:
+                    _emit(text, self.output)
+                except (OSError, ValueError):
+                    sys.stdout.write(text)
+        elif self.fmt is Format.json:
             from tfcompat.engine import error_report
             from tfcompat.render.json import render_json
 
@@ -163,8 +189,14 @@ def check(
     from_: Optional[str] = typer.Option(None, "--from", help="Judge a snapshot written by `tfcompat scan` "
                                                              "(or a JSON report) instead of scanning."),
     matrix: Optional[str] = typer.Option(None, "--matrix", help="Use this compatibility matrix file."),
-    fmt: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    matrix_overlay: Optional[List[str]] = typer.Option(None, "--matrix-overlay", help="Add a site overlay "
+                                                       "(known-bad drivers, waivers, thresholds); repeatable."),
+    fmt: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f",
+                                    help="Output format: text, json, prometheus (node_exporter textfile), "
+                                         "npd (node-problem-detector plugin), nfd (NFD features.d file)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here (atomically)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Also write the JSON report to "
+                                             "DIR/<node>.json (atomically), for `tfcompat gate`."),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails (exit 1)."),
     select: Optional[List[str]] = typer.Option(None, "--select", help="Only rules with these id prefixes."),
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Waive rules by id prefix: "
@@ -175,7 +207,8 @@ def check(
     verbose: bool = VerboseOpt,
 ) -> None:
     """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
-    with _Run(fmt, output, verbose):
+    base_fmt = Format.json if fmt is CheckFormat.json else Format.text
+    with _Run(base_fmt, output, verbose, render_error=_check_error_renderer(fmt, output_dir, node_name)):
         from tfcompat.engine import evaluate
         from tfcompat.matrix import load_matrix
         from tfcompat.model import Severity
@@ -183,13 +216,18 @@ def check(
         if from_ and (python or site_packages or root):
             raise UsageProblem("--from judges a snapshot: it cannot be combined with --python/--site-packages/--root")
         ignores = _parse_ignores(ignore)
-        mtx = load_matrix(Path(matrix) if matrix else None)
+        mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
+        ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
         env = _load_snapshot(from_) if from_ else _scan(python, site_packages, root, node_name, nvml)
         report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=_split(select), ignore=ignores)
-        if fmt is Format.json:
+        if output_dir:
+            _write_node_report(output_dir, report, node_name)
+        if fmt is CheckFormat.json:
             from tfcompat.render.json import render_json
 
             text = render_json(report)
+        elif fmt in (CheckFormat.prometheus, CheckFormat.npd, CheckFormat.nfd):
+            text = _render_dashboard(fmt, report, node_name)
         else:
             from tfcompat.render.text import render_text
 
@@ -198,6 +236,69 @@ def check(
             text = render_text(report, colour=use_colour)
         _emit(text, output)
     raise typer.Exit(report.exit_code)
+
+
+def _safe_node_file(node: str) -> str:
+    name = "".join(c if c.isalnum() or c in "-_.@+" else "_" for c in node).lstrip(".")
+    return (name or "unnamed-node") + ".json"
+
+
+def _write_node_report(output_dir: str, report, node_name: Optional[str]) -> str:
+    """DIR/<node>.json, atomically: what `tfcompat gate DIR` reads."""
+    from tfcompat.render.json import render_json
+    from tfcompat.scan import node_identity
+
+    if not os.path.isdir(output_dir):
+        raise UsageProblem(f"--output-dir {output_dir}: no such directory")
+    env = report.environment
+    node = (env.host.node_name if env is not None else None) or node_identity(node_name)[0]
+    path = os.path.join(output_dir, _safe_node_file(node))
+    write_atomic(path, render_json(report))
+    return path
+
+
+def _render_dashboard(fmt: "CheckFormat", report, node_name: Optional[str]) -> str:
+    if fmt is CheckFormat.prometheus:
+        import time
+
+        from tfcompat.render.prometheus import render_prometheus
+        from tfcompat.scan import node_identity
+
+        return render_prometheus(report, hostname=node_identity(node_name)[0], now=time.time())
+    if fmt is CheckFormat.npd:
+        from tfcompat.render.npd import render_npd
+
+        return render_npd(report)
+    from tfcompat.render.nfd import render_nfd
+
+    return render_nfd(report)
+
+
+def _check_error_renderer(fmt: "CheckFormat", output_dir: Optional[str], node_name: Optional[str]):
+    """How `check` reports an error it cannot judge past: in its format, and in --output-dir for the gate."""
+
+    def render(message: str) -> Optional[str]:
+        from tfcompat.engine import error_report
+
+        report = error_report(message)
+        if output_dir and os.path.isdir(output_dir):
+            try:
+                _write_node_report(output_dir, report, node_name)
+            except (OSError, ValueError):
+                pass  # the error line still comes out
+        if fmt is CheckFormat.json:
+            from tfcompat.render.json import render_json
+
+            return render_json(report)
+        if fmt is CheckFormat.npd:
+            from tfcompat.render.npd import render_npd_error
+
+            return render_npd_error(message)
+        if fmt in (CheckFormat.prometheus, CheckFormat.nfd):
+            return _render_dashboard(fmt, report, node_name)
+        return None
+
+    return render
 
 
 def _load_snapshot(path: str):
@@ -269,6 +370,143 @@ def schema() -> None:
     from tfcompat.render.json import schema_text
 
     sys.stdout.write(schema_text())
+
+
+ExpectOpt = typer.Option(None, "--expect", help="Nodes that must report: a file (one node set per line, "
+                                                "optionally with key=value labels) or a folded node set such as "
+                                                "'gpu-[001-128]' (repeatable).")
+MaxAgeOpt = typer.Option(None, "--max-age", help="Reports older than this are stale: 30m, 24h, 7d.")
+GroupByOpt = typer.Option(None, "--group-by", help="Compare nodes within groups: a dotted report field "
+                                                   "(environment.host.gpus.0.name) or label:KEY from --expect.")
+GateFmtOpt = typer.Option(GateFormat.text, "--format", "-f", help="Output format: text, json, junit.")
+
+
+def _gate_error_renderer(fmt: "GateFormat"):
+    def render(message: str) -> Optional[str]:
+        if fmt is GateFormat.json:
+            return json.dumps({"schema_version": 1, "tool_version": __version__, "status": "error",
+                               "exit_code": 2, "errors": [message]}, indent=2) + "\n"
+        return None
+
+    return render
+
+
+def _gate_options(fail_on: "FailOn", expect, max_age, group_by):
+    from tfcompat.fleet.gate import GateError, GateOptions, parse_duration, parse_expect
+    from tfcompat.model import Severity
+
+    expectation = parse_expect(expect or ())
+    if group_by and group_by.startswith("label:") and expectation is None:
+        raise GateError(f"--group-by {group_by}: labels come from an --expect file")
+    return GateOptions(fail_on=Severity(fail_on.value), expect=expectation,
+                       max_age_seconds=parse_duration(max_age) if max_age else None, group_by=group_by)
+
+
+def _render_gate(fleet_report, fmt: "GateFormat", colour: Optional[bool], output: Optional[str]) -> str:
+    if fmt is GateFormat.json:
+        from tfcompat.render.gate_json import render_gate_json
+
+        return render_gate_json(fleet_report)
+    if fmt is GateFormat.junit:
+        from tfcompat.render.junit import render_junit
+
+        return render_junit(fleet_report)
+    from tfcompat.render.gate_text import render_gate_text
+
+    use_colour = colour if colour is not None else (output is None and sys.stdout.isatty()
+                                                    and "NO_COLOR" not in os.environ)
+    return render_gate_text(fleet_report, colour=use_colour)
+
+
+@app.command()
+def gate(
+    inputs: Optional[List[str]] = typer.Argument(None, help="Node reports (`check -f json`) or snapshots: files, "
+                                                            "directories, globs, or '-' for JSON Lines on stdin."),
+    expect: Optional[List[str]] = ExpectOpt,
+    max_age: Optional[str] = MaxAgeOpt,
+    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift."),
+    group_by: Optional[str] = GroupByOpt,
+    environment: Optional[str] = typer.Option(None, "--environment", help="One environment report or snapshot "
+                                              "(an image checked with --root) to join with each node's host facts."),
+    matrix: Optional[str] = typer.Option(None, "--matrix", help="Matrix for re-judging snapshots and joins."),
+    fmt: GateFormat = GateFmtOpt,
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically)."),
+    colour: Optional[bool] = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal)."),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Merge node reports into one verdict: completeness, per-node verdicts, drift; exit 0 pass / 1 fail / 2 incomplete."""
+    with _Run(Format.text, output, verbose, render_error=_gate_error_renderer(fmt)):
+        from tfcompat.fleet.gate import read_inputs, run_gate
+        from tfcompat.matrix import load_matrix
+
+        options = _gate_options(fail_on, expect, max_age, group_by)
+        image = _load_snapshot(environment) if environment else None
+        loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
+        mtx: list = []
+
+        def matrix_loader():
+            if not mtx:
+                mtx.append(load_matrix(Path(matrix) if matrix else None))
+            return mtx[0]
+
+        if image is not None or matrix:
+            matrix_loader()  # a broken --matrix is an error before any node is judged
+        fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image,
+                                image_source=environment)
+        _emit(_render_gate(fleet_report, fmt, colour, output), output)
+    raise typer.Exit(fleet_report.exit_code)
+
+
+@app.command()
+def fleet(
+    check_args: Optional[List[str]] = typer.Argument(None, help="Arguments for `tfcompat check` on every node, "
+                                                               "after `--`; {node} becomes the node's name."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler "
+                                                                      "(tcp://host:8786)."),
+    local: Optional[int] = typer.Option(None, "--local", help="Start a Dask LocalCluster of N worker processes "
+                                                              "on this machine (demos and tests)."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds one node's check may take."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Also keep each node's JSON report "
+                                                                        "as DIR/<node>.json."),
+    expect: Optional[List[str]] = ExpectOpt,
+    max_age: Optional[str] = MaxAgeOpt,
+    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift."),
+    group_by: Optional[str] = GroupByOpt,
+    fmt: GateFormat = GateFmtOpt,
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically)."),
+    colour: Optional[bool] = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal)."),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Run `tfcompat check` once on every distinct node of a Dask cluster and gate the results (extra: dask)."""
+    with _Run(Format.text, output, verbose, render_error=_gate_error_renderer(fmt)):
+        from tfcompat.fleet.dask import run_fleet
+        from tfcompat.fleet.gate import run_gate
+
+        if (scheduler is None) == (local is None):
+            raise UsageProblem("name a cluster: --scheduler ADDRESS or --local N (one of them)")
+        if local is not None and local < 1:
+            raise UsageProblem("--local N: N must be at least 1")
+        if output_dir and not os.path.isdir(output_dir):
+            raise UsageProblem(f"--output-dir {output_dir}: no such directory")
+        options = _gate_options(fail_on, expect, max_age, group_by)
+        loaded = run_fleet(list(check_args or ()), scheduler=scheduler, local=local, timeout=timeout,
+                           progress=lambda line: print(line, file=sys.stderr))
+        if output_dir:
+            from tfcompat.fleet.gate import dig
+
+            for item in loaded:
+                node = dig(item.data, ("environment", "host", "node_name")) or item.name_hint
+                if item.data is not None and node:
+                    write_atomic(os.path.join(output_dir, _safe_node_file(str(node))),
+                                 json.dumps(item.data, indent=2) + "\n")
+        fleet_report = run_gate(loaded, options)
+        _emit(_render_gate(fleet_report, fmt, colour, output), output)
+    raise typer.Exit(fleet_report.exit_code)
+
+
+from tfcompat.matrix_cli import matrix_app  # noqa: E402  (`tfcompat matrix ...`)
+
+app.add_typer(matrix_app, name="matrix")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

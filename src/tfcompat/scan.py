@@ -9,6 +9,7 @@ from typing import List, Mapping, Optional, Tuple
 
 from tfcompat import __version__
 from tfcompat.model import Environment, Host, Target, Unknown
+from tfcompat.probes.libraries import probe_libraries
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.platform import probe_platform
@@ -30,7 +31,9 @@ def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = o
 
 
 def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
-         nvml_env: Optional[Mapping[str, str]] = None) -> Environment:
+         nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None) -> Environment:
+    """Probe everything. `environ` (default: this process's) supplies LD_LIBRARY_PATH / LD_PRELOAD on the host;
+    under --root no host variable is read."""
     root = Root(spec.root)
     resolved = resolve_target(spec)
     unknowns: List[Unknown] = list(resolved.unknowns)
@@ -42,6 +45,10 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     unknowns += tf_unknowns
     platform, platform_unknowns = probe_platform(root)
     unknowns += platform_unknowns
+    native, native_unknowns = probe_libraries(root, tf_builds[0] if tf_builds else None, packages,
+                                              resolved.search_path, resolved.python, platform,
+                                              (os.environ if environ is None else environ) if root.is_host else None)
+    unknowns += native_unknowns
     driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env)
     unknowns += nv_unknowns
     rocm, rocm_unknowns = probe_rocm(root)
@@ -59,6 +66,7 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
             packages=packages,
             shadowed_packages=shadowed,
             tensorflow=tf_builds,
+            native=native,
         ),
         unknowns=tuple(unknowns),
         tool_version=__version__,

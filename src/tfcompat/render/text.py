@@ -71,6 +71,74 @@ def _header(env: Environment) -> List[str]:
     return lines
 
 
+def _short(path: str) -> str:
+    for marker in ("/site-packages/", "/dist-packages/"):
+        i = path.find(marker)
+        if i >= 0:
+            return "…" + path[i:]
+    return path
+
+
+def _libraries(env: Environment, verbose: bool = False) -> List[str]:
+    """Compact table of the native libraries TF will load: soname, version, found via, path (issue 4)."""
+    native = env.target.native
+    tf = env.tensorflow
+    if tf is None:
+        return []
+    if native is None:
+        reason = env.unknown("libraries")
+        return [f"Libraries   unknown: {reason}"] if reason else []
+    if not native.libraries:
+        if tf.is_cuda_build is False:
+            return ["Libraries   none to load: CPU-only build"]
+        reason = env.unknown("libraries")
+        return [f"Libraries   unknown: {reason}"] if reason else []
+    out = [f"Libraries   dlopen()ed by {_short(native.caller or '?')}"]
+    if native.ld_library_path:
+        out.append(f"            LD_LIBRARY_PATH={native.ld_library_path}")
+    rows = []
+    subs = [lib for lib in native.libraries if lib.role == "cudnn-sublibrary"]
+    fold = bool(subs) and all(lib.found and not lib.found.problem for lib in subs) and \
+        len({(lib.found.version, lib.found.found_via, lib.found.real_path.rsplit("/", 1)[0]) for lib in subs}) == 1
+    for lib in native.libraries:
+        if fold and lib.role == "cudnn-sublibrary":
+            continue
+        rows.append(_library_row(lib))
+    if fold:
+        f = subs[0].found
+        major = subs[0].soname.rsplit(".", 1)[-1]
+        rows.append((f"libcudnn_*.so.{major} ({len(subs)})", f.version or "?", f.found_via,
+                     _short(f.real_path.rsplit("/", 1)[0]) + "/", ""))
+    width = max(len(r[0]) for r in rows)
+    for name, version, via, path, extra in rows:
+        out.append(f"  {name:<{width}}  {version:<12} {via:<16} {path}{extra}")
+        if verbose:
+            lib = next((x for x in native.libraries if x.soname == name), None)
+            for c in (lib.others if lib else ()):
+                out.append(f"  {'':<{width}}  {c.version or '?':<12} {c.found_via:<16} {_short(c.real_path)}"
+                           f"{'  (' + c.problem + ')' if c.problem else ''}")
+    return out
+
+
+def _library_row(lib) -> tuple:
+    f = lib.found
+    others = [c for c in lib.others]
+    extra = f"  (+{len(others)} other cop{'ies' if len(others) != 1 else 'y'})" if others else ""
+    if f is None:
+        off = [c for c in lib.others if c.found_via == "installed, not on the search path"]
+        where = f"installed off the search path: {_short(off[0].real_path)}" if off else \
+            ("" if lib.role != "driver" else "installed with the NVIDIA driver")
+        if lib.missing_deps:
+            where = (where + "; " if where else "") + "missing " + lib.missing_deps[0].split(" ", 1)[0]
+        return lib.soname, "-", "NOT FOUND", where, ""
+    if f.problem:
+        return lib.soname, f.version or "?", "UNUSABLE", f"{_short(f.real_path)} ({f.problem})", extra
+    deps = [d for d in lib.missing_deps if not d.startswith(("libcuda.so", "libnvidia-"))]
+    if deps:
+        extra += f"  (missing dependency {deps[0].split(' ', 1)[0]})"
+    return lib.soname, f.version or "?", f.found_via, _short(f.real_path), extra
+
+
 def _finding(f: Finding, colour: bool) -> List[str]:
     label = f.severity.value.upper()
     if colour:
@@ -87,6 +155,7 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
     lines: List[str] = [f"tfcompat {report.tool_version}"]
     if report.environment is not None:
         lines += _header(report.environment)
+        lines += _libraries(report.environment, verbose)
     active = [f for f in report.findings if not f.waived]
     waived = [f for f in report.findings if f.waived]
     for f in active:

@@ -4,4 +4,4 @@ libraries, 4xx ROCm, 5xx custom ops, 6xx fleet.
 Importing this package registers every rule with the engine.
 """
 
-from tfcompat.rules import driver, gpus, resources, rocm, tensorflow  # noqa: F401
+from tfcompat.rules import driver, gpus, libraries, resources, rocm, site, tensorflow  # noqa: F401

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One-shot fleet gate on a Slurm allocation: one `tfcompat check` per node, then one verdict for all of them.
+#
+#   sbatch -N 128 -p gpu --time=10 --output=tfcompat-gate-%j.out deploy/slurm/tfcompat-gate.sh
+#   salloc -N 16 -p gpu deploy/slurm/tfcompat-gate.sh
+#
+# Every node writes $TFCOMPAT_REPORTS/<node>.json (named by $SLURMD_NODENAME); the gate expects exactly
+# $SLURM_JOB_NODELIST (a folded node set such as gpu-[001-128]) and prints the verdict; a JUnit file goes next
+# to the reports for CI. Exit: 0 pass, 1 fail (a node fails or the nodes drift), 2 incomplete (a node is
+# missing, stale or undecided).
+#
+# Settings (environment):
+#   TFCOMPAT          the tfcompat command (default: tfcompat on PATH)
+#   TFCOMPAT_PYTHON   the interpreter your jobs use (default /opt/venv/bin/python; empty: tfcompat's own)
+#   TFCOMPAT_REPORTS  a directory every node can write (default: $SLURM_SUBMIT_DIR/tfcompat-$SLURM_JOB_ID)
+#   TFCOMPAT_MAX_AGE  reports older than this are stale (default 1h)
+#   TFCOMPAT_GATE_ARGS  more gate options, e.g. "--group-by environment.host.gpus.0.name --fail-on warning"
+set -euo pipefail
+
+TFCOMPAT=${TFCOMPAT:-tfcompat}
+TFCOMPAT_PYTHON=${TFCOMPAT_PYTHON-/opt/venv/bin/python}
+NODES=${SLURM_JOB_NODELIST:?run inside a Slurm allocation (sbatch or salloc)}
+REPORTS=${TFCOMPAT_REPORTS:-${SLURM_SUBMIT_DIR:-$PWD}/tfcompat-${SLURM_JOB_ID:-manual}}
+MAX_AGE=${TFCOMPAT_MAX_AGE:-1h}
+read -r -a gate_extra <<< "${TFCOMPAT_GATE_ARGS:-}"
+
+mkdir -p "$REPORTS"
+check=(check --format npd --output-dir "$REPORTS")
+if [ -n "$TFCOMPAT_PYTHON" ]; then
+    check+=(--python "$TFCOMPAT_PYTHON")
+fi
+
+# One task per node. A failing node exits 1 after writing its report: srun's status is not the verdict,
+# the gate is (a node whose task never ran shows up as missing).
+srun --ntasks-per-node=1 --kill-on-bad-exit=0 "$TFCOMPAT" "${check[@]}" || true
+
+gate=(gate "$REPORTS" --expect "$NODES" --max-age "$MAX_AGE" ${gate_extra[@]+"${gate_extra[@]}"})
+"$TFCOMPAT" "${gate[@]}" --format junit --output "$REPORTS/gate.junit.xml" || true
+exec "$TFCOMPAT" "${gate[@]}"

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""How long `tfcompat gate` takes to merge N node reports (default 10,000). Not a test: it prints times.
+
+    python scripts/bench_gate.py                 # 10,000 reports written as files, then read + merged
+    python scripts/bench_gate.py --nodes 50000   # bigger
+    python scripts/bench_gate.py --cli           # also time the whole `tfcompat gate DIR` process
+
+The synthetic fleet: two GPU pools (H100, A100), 1 % of nodes on an old driver (they fail), 0.5 % missing,
+0.5 % stale, full-size reports as `tfcompat check -f json` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # tests/envs.py builds realistic environments
+
+from envs import make_env  # noqa: E402
+
+from tfcompat.engine import evaluate  # noqa: E402
+from tfcompat.fleet.gate import GateOptions, parse_expect, read_inputs, run_gate  # noqa: E402
+from tfcompat.matrix import load_matrix  # noqa: E402
+from tfcompat.model import Gpu, to_json_dict  # noqa: E402
+from tfcompat.render.gate_json import render_gate_json  # noqa: E402
+from tfcompat.render.gate_text import render_gate_text  # noqa: E402
+from tfcompat.render.junit import render_junit  # noqa: E402
+
+
+def templates():
+    matrix = load_matrix()
+    out = {}
+    for key, driver, model, cc in (("h100", "560.35.03", "NVIDIA H100 80GB HBM3", "9.0"),
+                                   ("a100", "560.35.03", "NVIDIA A100-SXM4-80GB", "8.0"),
+                                   ("old", "470.82.01", "NVIDIA H100 80GB HBM3", "9.0")):
+        gpus = [Gpu(i, model, f"GPU-{i}", f"00000000:{i + 0x18:02x}:00.0", cc, 81559, False, True) for i in range(8)]
+        env = make_env(driver=driver, gpus=gpus)
+        out[key] = to_json_dict(evaluate(dataclasses.replace(env, tool_version="0.1.0"), matrix))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--cli", action="store_true", help="also time `python -m tfcompat gate DIR` end to end")
+    args = ap.parse_args()
+    n = args.nodes
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    fresh, old = (now - datetime.timedelta(minutes=10)).isoformat(), (now - datetime.timedelta(days=3)).isoformat()
+    tpl = templates()
+    width = len(str(n))
+    names = [f"gpu-{i:0{width}d}" for i in range(1, n + 1)]
+    with tempfile.TemporaryDirectory(prefix="tfcompat-bench-gate-") as d:
+        t0 = time.perf_counter()
+        size = 0
+        for i, name in enumerate(names):
+            if i % 200 == 7:
+                continue  # missing
+            kind = "old" if i % 100 == 3 else ("a100" if i % 2 else "h100")
+            r = copy.deepcopy(tpl[kind])
+            r["environment"]["host"]["node_name"] = name
+            r["environment"]["created"] = old if i % 200 == 11 else fresh
+            text = json.dumps(r)
+            size += len(text)
+            with open(os.path.join(d, f"{name}.json"), "w") as fh:
+                fh.write(text)
+        t_write = time.perf_counter() - t0
+        print(f"wrote {n - len(names[7::200])} reports ({size / 1e6:.0f} MB, {size / max(n, 1) / 1e3:.1f} kB each) "
+              f"in {t_write:.1f} s")
+
+        options = GateOptions(expect=parse_expect([f"gpu-[{1:0{width}d}-{n}]"]), max_age_seconds=86400,
+                              group_by="environment.host.gpus.0.name", now=now)
+        t0 = time.perf_counter()
+        loaded = read_inputs([d])
+        t_read = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report = run_gate(loaded, options)
+        t_merge = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        text = render_gate_text(report)
+        t_text = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        render_gate_json(report)
+        t_json = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        render_junit(report)
+        t_junit = time.perf_counter() - t0
+        print(f"read + parse  {t_read:6.2f} s")
+        print(f"merge (gate)  {t_merge:6.2f} s   -> {report.status}, exit {report.exit_code}; "
+              f"{report.counts.failed} fail, {report.counts.missing} missing, {report.counts.stale} stale, "
+              f"{report.counts.drift} drift")
+        print(f"render text   {t_text:6.2f} s, json {t_json:.2f} s, junit {t_junit:.2f} s")
+        print(f"total         {t_read + t_merge + t_text:6.2f} s for {n} nodes (read + merge + text)")
+        print()
+        print("\n".join(text.splitlines()[-12:]))
+        if args.cli:
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "tfcompat", "gate", d, "--expect",
+                                   f"gpu-[{1:0{width}d}-{n}]", "--max-age", "1d", "-f", "json"],
+                                  capture_output=True, text=True)
+            print(f"\n`tfcompat gate DIR -f json` process: {time.perf_counter() - t0:.2f} s, exit {proc.returncode}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,486 @@
+"""A fast, read-only ELF reader for what the dynamic loader needs, with ``struct`` over an ``mmap``.
+
+It reads the ELF header, the program headers and the dynamic segment the way ``ld.so`` does (no section
+headers needed): class, machine, type, interpreter, SONAME, DT_NEEDED, DT_RPATH / DT_RUNPATH, DT_FLAGS_1,
+the symbol versions an object needs (``.gnu.version_r``) and defines (``.gnu.version_d``). Symbols are
+looked up one at a time through DT_GNU_HASH (or DT_HASH), never by walking the whole symbol table:
+``libtensorflow_cc.so.2`` is 1.1 GB with ~470k dynamic symbols, and only the pages we touch are read.
+
+Nothing is ever loaded or executed. :func:`read_elf` caches its result per file by
+(device, inode, size, mtime); :func:`clear_cache` empties the cache (tests).
+
+pyelftools would give the same answers (the tests cross-check against it) but parses eagerly and is
+several times slower on files of this size, so it is not used here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import os
+import struct
+from typing import Dict, Iterator, List, Optional, Tuple
+
+ET_EXEC, ET_DYN = 2, 3
+PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
+DT_NULL, DT_NEEDED, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_SYMENT = 0, 1, 4, 5, 6, 10, 11
+DT_SONAME, DT_RPATH, DT_RUNPATH, DT_FLAGS = 14, 15, 29, 30
+DT_GNU_HASH = 0x6FFFFEF5
+DT_VERSYM, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
+DT_FLAGS_1 = 0x6FFFFFFB
+DF_1_NODEFLIB = 0x800
+VER_FLG_BASE = 0x1
+SHN_UNDEF = 0
+
+MACHINES = {
+    3: "i386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "x86_64", 183: "aarch64",
+    243: "riscv64",
+}
+_BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "GNU_UNIQUE"}
+_TYPES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS", 10: "IFUNC"}
+
+
+class ElfError(ValueError):
+    """Not an ELF file, or a truncated / malformed one. The message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionNeed:
+    """One ``.gnu.version_r`` entry: the versions an object needs from one of its DT_NEEDED files."""
+
+    file: str  # "libstdc++.so.6"
+    versions: Tuple[str, ...]  # ("GLIBCXX_3.4.22", "CXXABI_1.3.11", ...)
+
+
+@dataclasses.dataclass(frozen=True)
+class ElfInfo:
+    """What the loader reads from one ELF file."""
+
+    path: str
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    machine: int  # e_machine
+    elf_type: int  # ET_DYN, ET_EXEC, ...
+    interpreter: Optional[str]
+    soname: Optional[str]
+    needed: Tuple[str, ...]
+    rpath: Optional[Tuple[str, ...]]  # None: no DT_RPATH (an empty DT_RPATH is ())
+    runpath: Optional[Tuple[str, ...]]  # None: no DT_RUNPATH; its mere presence disables DT_RPATH
+    flags_1: int
+    version_needs: Tuple[VersionNeed, ...]
+    version_defs: Tuple[str, ...]  # names defined in .gnu.version_d, the base (file) entry excluded
+    has_gnu_hash: bool
+    has_sysv_hash: bool
+
+    @property
+    def machine_name(self) -> str:
+        return MACHINES.get(self.machine, f"elf-machine-{self.machine}")
+
+    @property
+    def nodeflib(self) -> bool:
+        return bool(self.flags_1 & DF_1_NODEFLIB)
+
+    def needs_from(self, file: str) -> Tuple[str, ...]:
+        for need in self.version_needs:
+            if need.file == file:
+                return need.versions
+        return ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Symbol:
+    name: str
+    value: int
+    size: int
+    binding: str  # GLOBAL, WEAK, ...
+    type: str  # FUNC, OBJECT, ...
+    defined: bool  # st_shndx != SHN_UNDEF
+    version: Optional[str]  # "GLIBCXX_3.4.21", None when unversioned
+    hidden: bool  # a non-default version (name@VER rather than name@@VER)
+
+
+_CACHE: Dict[Tuple[int, int, int, int], ElfInfo] = {}
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def cache_key(path: str) -> Tuple[int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_elf(path: str) -> ElfInfo:
+    """The loader's view of `path` (a real path on this machine), cached by (dev, inode, size, mtime)."""
+    try:
+        key = cache_key(path)
+    except OSError as exc:
+        raise ElfError(f"{path}: {exc.strerror or exc}") from None
+    hit = _CACHE.get(key)
+    if hit is not None and hit.path == path:
+        return hit
+    with ElfFile(path) as elf:
+        info = elf.info
+    _CACHE[key] = info
+    return info
+
+
+def is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def gnu_hash(name: bytes) -> int:
+    h = 5381
+    for c in name:
+        h = (h * 33 + c) & 0xFFFFFFFF
+    return h
+
+
+def sysv_hash(name: bytes) -> int:
+    h = 0
+    for c in name:
+        h = ((h << 4) + c) & 0xFFFFFFFF
+        g = h & 0xF0000000
+        if g:
+            h ^= g >> 24
+        h &= ~g & 0xFFFFFFFF
+    return h
+
+
+class ElfFile:
+    """An open ELF file (mmap'ed, read-only). Use as a context manager; ``.info`` and ``.lookup()``."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._fh = open(path, "rb")
+        except OSError as exc:
+            raise ElfError(f"{path}: {exc.strerror or exc}") from None
+        try:
+            size = os.fstat(self._fh.fileno()).st_size
+            if size < 16:
+                raise ElfError(f"{path}: file too short for an ELF header ({size} bytes)")
+            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            self._fh.close()
+            if isinstance(exc, ElfError):
+                raise
+            raise ElfError(f"{path}: cannot map it: {exc}") from None
+        except BaseException:
+            self._fh.close()
+            raise
+        self.size = size
+        try:
+            self._parse()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self._mm.close()
+        finally:
+            self._fh.close()
+
+    def __enter__(self) -> "ElfFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _unpack(self, fmt: struct.Struct, off: int) -> tuple:
+        if off < 0 or off + fmt.size > self.size:
+            raise ElfError(f"{self.path}: truncated (wanted {fmt.size} bytes at offset {off}, file has {self.size})")
+        return fmt.unpack_from(self._mm, off)
+
+    def _offset(self, vaddr: int) -> int:
+        """File offset of a virtual address, through the PT_LOAD segments (as mapped by the loader)."""
+        for p_vaddr, p_offset, p_filesz in self._loads:
+            if p_vaddr <= vaddr < p_vaddr + p_filesz:
+                return vaddr - p_vaddr + p_offset
+        raise ElfError(f"{self.path}: address {vaddr:#x} is not in any PT_LOAD segment")
+
+    def _str(self, off: int) -> str:
+        """A NUL-terminated string at `off` of the dynamic string table."""
+        if self._strtab is None:
+            raise ElfError(f"{self.path}: no DT_STRTAB")
+        if not 0 <= off < self._strsz:
+            raise ElfError(f"{self.path}: string offset {off} outside DT_STRTAB ({self._strsz} bytes)")
+        start = self._strtab + off
+        end = self._mm.find(b"\0", start, self._strtab + self._strsz)
+        if end < 0:
+            raise ElfError(f"{self.path}: unterminated string in DT_STRTAB")
+        return self._mm[start:end].decode("utf-8", "surrogateescape")
+
+    # -- parsing ----------------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        mm = self._mm
+        if mm[:4] != b"\x7fELF":
+            raise ElfError(f"{self.path}: not an ELF file (invalid ELF header)")
+        ei_class, ei_data = mm[4], mm[5]
+        if ei_class not in (1, 2):
+            raise ElfError(f"{self.path}: invalid ELF class {ei_class}")
+        if ei_data not in (1, 2):
+            raise ElfError(f"{self.path}: invalid ELF data encoding {ei_data}")
+        e = "<" if ei_data == 1 else ">"
+        self.elf_class = 64 if ei_class == 2 else 32
+        self.little_endian = ei_data == 1
+        w = "Q" if ei_class == 2 else "I"
+        if ei_class == 2:
+            ehdr = struct.Struct(e + "HHIQQQIHHHHHH")
+            self._phdr = struct.Struct(e + "IIQQQQQQ")  # type flags offset vaddr paddr filesz memsz align
+            self._dyn = struct.Struct(e + "qQ")
+            self._sym = struct.Struct(e + "IBBHQQ")  # name info other shndx value size
+        else:
+            ehdr = struct.Struct(e + "HHIIIIIHHHHHH")
+            self._phdr = struct.Struct(e + "IIIIIIII")  # type offset vaddr paddr filesz memsz flags align
+            self._dyn = struct.Struct(e + "iI")
+            self._sym = struct.Struct(e + "IIIBBH")  # name value size info other shndx
+        self._e, self._w = e, w
+        (e_type, e_machine, _version, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize, e_phnum,
+         e_shentsize, e_shnum, e_shstrndx) = self._unpack(ehdr, 16)
+        self.elf_type, self.machine = e_type, e_machine
+        self._shoff, self._shentsize, self._shnum = e_shoff, e_shentsize, e_shnum
+        if e_phnum and e_phentsize < self._phdr.size:
+            raise ElfError(f"{self.path}: program header entries of {e_phentsize} bytes are too small")
+        self._loads: List[Tuple[int, int, int]] = []
+        dynamic: Optional[Tuple[int, int]] = None
+        interp: Optional[str] = None
+        for i in range(e_phnum):
+            ph = self._unpack(self._phdr, e_phoff + i * e_phentsize)
+            if ei_class == 2:
+                p_type, _pf, p_offset, p_vaddr, _pa, p_filesz, _pm, _al = ph
+            else:
+                p_type, p_offset, p_vaddr, _pa, p_filesz, _pm, _pf, _al = ph
+            if p_type == PT_LOAD:
+                self._loads.append((p_vaddr, p_offset, p_filesz))
+            elif p_type == PT_DYNAMIC:
+                dynamic = (p_offset, p_filesz)
+            elif p_type == PT_INTERP:
+                end = mm.find(b"\0", p_offset, p_offset + p_filesz)
+                interp = mm[p_offset:end if end >= 0 else p_offset + p_filesz].decode("utf-8", "surrogateescape")
+        self.interpreter = interp
+        tags: Dict[int, int] = {}
+        needed_offs: List[int] = []
+        self._strtab: Optional[int] = None
+        self._strsz = 0
+        if dynamic is not None:
+            off, size = dynamic
+            step = self._dyn.size
+            for pos in range(off, off + size - step + 1, step):
+                tag, val = self._unpack(self._dyn, pos)
+                if tag == DT_NULL:
+                    break
+                if tag == DT_NEEDED:
+                    needed_offs.append(val)
+                elif tag not in tags:
+                    tags[tag] = val
+        self._tags = tags
+        if DT_STRTAB in tags:
+            self._strtab = self._offset(tags[DT_STRTAB])
+            self._strsz = tags.get(DT_STRSZ, self.size - self._strtab)
+            self._strsz = min(self._strsz, self.size - self._strtab)
+        self.needed = tuple(self._str(o) for o in needed_offs)
+        self.soname = self._str(tags[DT_SONAME]) if DT_SONAME in tags else None
+        self.rpath = tuple(self._str(tags[DT_RPATH]).split(":")) if DT_RPATH in tags else None
+        self.runpath = tuple(self._str(tags[DT_RUNPATH]).split(":")) if DT_RUNPATH in tags else None
+        if self.rpath == ("",):
+            self.rpath = ()
+        if self.runpath == ("",):
+            self.runpath = ()
+        self.flags_1 = tags.get(DT_FLAGS_1, 0)
+        self._verdef_index: Optional[Dict[int, str]] = None
+        self._verneed_index: Optional[Dict[int, str]] = None
+        self.version_needs = self._read_verneed()
+        self.version_defs = tuple(name for _ndx, flags, name in self._read_verdef() if not flags & VER_FLG_BASE)
+        self.info = ElfInfo(
+            path=self.path, elf_class=self.elf_class, little_endian=self.little_endian, machine=self.machine,
+            elf_type=self.elf_type, interpreter=self.interpreter, soname=self.soname, needed=self.needed,
+            rpath=self.rpath, runpath=self.runpath, flags_1=self.flags_1, version_needs=self.version_needs,
+            version_defs=self.version_defs, has_gnu_hash=DT_GNU_HASH in tags, has_sysv_hash=DT_HASH in tags,
+        )
+
+    def _read_verneed(self) -> Tuple[VersionNeed, ...]:
+        if DT_VERNEED not in self._tags:
+            return ()
+        vn = struct.Struct(self._e + "HHIII")  # version cnt file aux next
+        vna = struct.Struct(self._e + "IHHII")  # hash flags other name next
+        out: List[VersionNeed] = []
+        index: Dict[int, str] = {}
+        pos = self._offset(self._tags[DT_VERNEED])
+        for _ in range(self._tags.get(DT_VERNEEDNUM, 1 << 16)):
+            _ver, cnt, file_off, aux, nxt = self._unpack(vn, pos)
+            names: List[str] = []
+            apos = pos + aux
+            for _j in range(cnt):
+                _hash, _flags, other, name_off, anext = self._unpack(vna, apos)
+                name = self._str(name_off)
+                names.append(name)
+                index[other & 0x7FFF] = name
+                if not anext:
+                    break
+                apos += anext
+            out.append(VersionNeed(self._str(file_off), tuple(names)))
+            if not nxt:
+                break
+            pos += nxt
+        self._verneed_index = index
+        return tuple(out)
+
+    def _read_verdef(self) -> List[Tuple[int, int, str]]:
+        if DT_VERDEF not in self._tags:
+            self._verdef_index = {}
+            return []
+        vd = struct.Struct(self._e + "HHHHIII")  # version flags ndx cnt hash aux next
+        vda = struct.Struct(self._e + "II")  # name next
+        out: List[Tuple[int, int, str]] = []
+        pos = self._offset(self._tags[DT_VERDEF])
+        for _ in range(self._tags.get(DT_VERDEFNUM, 1 << 16)):
+            _ver, flags, ndx, cnt, _hash, aux, nxt = self._unpack(vd, pos)
+            if cnt:
+                (name_off, _anext) = self._unpack(vda, pos + aux)
+                out.append((ndx, flags, self._str(name_off)))
+            if not nxt:
+                break
+            pos += nxt
+        self._verdef_index = {ndx: name for ndx, _f, name in out}
+        return out
+
+    # -- symbols ----------------------------------------------------------------------------------
+
+    def _symbol(self, index: int) -> Tuple[int, int, int, int, int, int]:
+        """(st_name, st_value, st_size, bind, type, shndx) of dynamic symbol `index`."""
+        base = self._offset(self._tags[DT_SYMTAB])
+        entsize = self._tags.get(DT_SYMENT, self._sym.size)
+        fields = self._unpack(self._sym, base + index * entsize)
+        if self.elf_class == 64:
+            st_name, st_info, _other, shndx, value, size = fields
+        else:
+            st_name, value, size, st_info, _other, shndx = fields
+        return st_name, value, size, st_info >> 4, st_info & 0xF, shndx
+
+    def _version_of(self, index: int) -> Tuple[Optional[str], bool]:
+        if DT_VERSYM not in self._tags:
+            return None, False
+        (ver,) = self._unpack(struct.Struct(self._e + "H"), self._offset(self._tags[DT_VERSYM]) + 2 * index)
+        hidden = bool(ver & 0x8000)
+        ver &= 0x7FFF
+        if ver in (0, 1):  # local / global (unversioned)
+            return None, hidden
+        name = (self._verdef_index or {}).get(ver) or (self._verneed_index or {}).get(ver)
+        return name, hidden
+
+    def _make_symbol(self, index: int, name: str) -> Symbol:
+        _n, value, size, bind, typ, shndx = self._symbol(index)
+        version, hidden = self._version_of(index)
+        return Symbol(name, value, size, _BINDINGS.get(bind, str(bind)), _TYPES.get(typ, str(typ)),
+                      shndx != SHN_UNDEF, version, hidden)
+
+    def lookup(self, name: str) -> Tuple[Symbol, ...]:
+        """Every dynamic symbol named `name` (several when versioned: memcpy@GLIBC_2.2.5, memcpy@@GLIBC_2.14).
+
+        Uses DT_GNU_HASH, else DT_HASH: a few page reads whatever the size of the table. Undefined
+        entries are not in the hash chains of most linkers' output, but are returned if they are.
+        """
+        if DT_SYMTAB not in self._tags or self._strtab is None:
+            return ()
+        want = name.encode("utf-8", "surrogateescape")
+        if DT_GNU_HASH in self._tags:
+            return tuple(self._make_symbol(i, name) for i in self._gnu_chain(want))
+        if DT_HASH in self._tags:
+            return tuple(self._make_symbol(i, name) for i in self._sysv_chain(want))
+        return ()
+
+    def _name_at(self, st_name: int) -> bytes:
+        start = self._strtab + st_name
+        end = self._mm.find(b"\0", start, self._strtab + self._strsz)
+        return self._mm[start:end] if end >= 0 else b""
+
+    def _gnu_chain(self, want: bytes) -> Iterator[int]:
+        base = self._offset(self._tags[DT_GNU_HASH])
+        nbuckets, symoffset, bloom_size, bloom_shift = self._unpack(struct.Struct(self._e + "IIII"), base)
+        if nbuckets == 0:
+            return
+        word = 8 if self.elf_class == 64 else 4
+        bits = word * 8
+        h = gnu_hash(want)
+        (bloom,) = self._unpack(struct.Struct(self._e + self._w), base + 16 + word * ((h // bits) % bloom_size))
+        if not (bloom >> (h % bits)) & 1 or not (bloom >> ((h >> bloom_shift) % bits)) & 1:
+            return
+        buckets = base + 16 + word * bloom_size
+        u32 = struct.Struct(self._e + "I")
+        (index,) = self._unpack(u32, buckets + 4 * (h % nbuckets))
+        if index < symoffset:
+            return
+        chains = buckets + 4 * nbuckets
+        while True:
+            (ch,) = self._unpack(u32, chains + 4 * (index - symoffset))
+            if (ch | 1) == (h | 1) and self._name_at(self._symbol(index)[0]) == want:
+                yield index
+            if ch & 1:
+                return
+            index += 1
+
+    def _sysv_chain(self, want: bytes) -> Iterator[int]:
+        base = self._offset(self._tags[DT_HASH])
+        u32 = struct.Struct(self._e + "I")
+        (nbucket,) = self._unpack(u32, base)
+        (nchain,) = self._unpack(u32, base + 4)
+        if nbucket == 0:
+            return
+        (index,) = self._unpack(u32, base + 8 + 4 * (sysv_hash(want) % nbucket))
+        seen = 0
+        while index and seen <= nchain:
+            if self._name_at(self._symbol(index)[0]) == want:
+                yield index
+            (index,) = self._unpack(u32, base + 8 + 4 * nbucket + 4 * index)
+            seen += 1
+
+    def symbol_count(self) -> int:
+        """Number of dynamic symbols (from DT_HASH, else the GNU hash chains, else the section headers)."""
+        if DT_HASH in self._tags:
+            return self._unpack(struct.Struct(self._e + "I"), self._offset(self._tags[DT_HASH]) + 4)[0]
+        if DT_GNU_HASH in self._tags:
+            base = self._offset(self._tags[DT_GNU_HASH])
+            nbuckets, symoffset, bloom_size, _shift = self._unpack(struct.Struct(self._e + "IIII"), base)
+            word = 8 if self.elf_class == 64 else 4
+            buckets = base + 16 + word * bloom_size
+            u32 = struct.Struct(self._e + "I")
+            last = max((self._unpack(u32, buckets + 4 * i)[0] for i in range(nbuckets)), default=0)
+            if last < symoffset:
+                return symoffset
+            chains = buckets + 4 * nbuckets
+            while not self._unpack(u32, chains + 4 * (last - symoffset))[0] & 1:
+                last += 1
+            return last + 1
+        return 0
+
+    def dynamic_symbols(self) -> Iterator[Symbol]:
+        """Every dynamic symbol, in table order. Linear in the table: for small objects (plugins), not TF's cores."""
+        if DT_SYMTAB not in self._tags or self._strtab is None:
+            return
+        for i in range(1, self.symbol_count()):
+            st_name = self._symbol(i)[0]
+            yield self._make_symbol(i, self._name_at(st_name).decode("utf-8", "surrogateescape"))
+
+
+def lookup_symbols(path: str, names) -> Dict[str, Tuple[Symbol, ...]]:
+    """{name: definitions and references found} for each wanted name, by hash lookup in one open of `path`."""
+    with ElfFile(path) as elf:
+        return {n: elf.lookup(n) for n in names}
+
+
+def defines(path: str, name: str) -> bool:
+    """Whether `path` exports a defined dynamic symbol `name` (hash lookup; False for unreadable files)."""
+    try:
+        return any(s.defined for s in lookup_symbols(path, [name])[name])
+    except ElfError:
+        return False

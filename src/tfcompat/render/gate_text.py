@@ -1,0 +1,108 @@
+"""The gate's verdict for a person: what is missing, what fails and why, what drifts, then one result line."""
+
+from __future__ import annotations
+
+import collections
+from typing import Dict, List
+
+from tfcompat.fleet.gate import FleetReport, NodeVerdict, format_age
+from tfcompat.fleet.nodeset import abbreviate, fold
+from tfcompat.model import Severity
+
+_COLOURS = {"fail": "\033[1;31m", "incomplete": "\033[1;33m", "pass": "\033[1;32m"}
+_RESET = "\033[0m"
+MAX_NODE_LINES = 50  # per section; a 10,000-node fleet must not print 10,000 lines
+
+
+def _plural(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
+def _node_lines(v: NodeVerdict, fail_on: Severity) -> List[str]:
+    lines = []
+    for f in v.findings:
+        if f.waived is None and f.severity.rank >= fail_on.rank:
+            lines.append(f"    {f.severity.value.upper()} {f.rule} {f.name}: {f.message}")
+    for e in v.errors:
+        lines.append(f"    error: {e}")
+    return lines
+
+
+def _section(title: str, verdicts: List[NodeVerdict], fail_on: Severity, detail: bool) -> List[str]:
+    if not verdicts:
+        return []
+    lines = ["", f"{title} ({len(verdicts)}): {abbreviate(fold(v.node for v in verdicts))}"]
+    if detail:
+        for v in verdicts[:MAX_NODE_LINES]:
+            lines.append(f"  {v.node}  ({v.source})")
+            lines += _node_lines(v, fail_on)
+            lines += [f"    note: {n}" for n in v.notes]
+        if len(verdicts) > MAX_NODE_LINES:
+            lines.append(f"  ... {len(verdicts) - MAX_NODE_LINES} more (see -f json)")
+    return lines
+
+
+def render_gate_text(report: FleetReport, colour: bool = False) -> str:
+    c = report.completeness
+    n = report.counts
+    scope = f"{c.expected} expected ({abbreviate(c.expected_nodeset or '')})" if c.expected is not None else "no --expect"
+    lines = [f"tfcompat gate {report.tool_version}: {scope}, {_plural(c.reported, 'node')} reported, "
+             f"fail-on {report.fail_on.value}"
+             + (f", max-age {format_age(report.max_age_seconds)}" if report.max_age_seconds is not None else "")]
+    if report.environment_source:
+        lines.append(f"Environment {report.environment_source} joined with each node's host facts")
+    scoped = [v for v in report.nodes if v.expected]
+    by_status: Dict[str, List[NodeVerdict]] = collections.defaultdict(list)
+    for v in scoped:
+        by_status[v.status].append(v)
+    lines += _section("Failing", by_status["fail"], report.fail_on, True)
+    lines += _section("Undecided", by_status["error"], report.fail_on, True)
+    if c.missing:
+        lines += ["", f"Missing ({len(c.missing)}): {abbreviate(c.missing_nodeset)}"]
+    if by_status["stale"]:
+        lines += ["", f"Stale ({len(by_status['stale'])}): {abbreviate(c.stale_nodeset)}"]
+        for v in by_status["stale"][:MAX_NODE_LINES]:
+            when = f"report from {v.created}, {format_age(v.age_seconds)} old" if v.created else "undated report"
+            lines.append(f"  {v.node}  {when}; its verdict then: {v.verdict}  ({v.source})")
+    if c.duplicates:
+        lines += ["", f"Duplicate ({len(c.duplicates)}): {abbreviate(fold(d.node for d in c.duplicates))}"]
+        for d in c.duplicates[:MAX_NODE_LINES]:
+            lines.append(f"  {d.node}  used {d.used}; ignored {', '.join(d.ignored)}")
+    if c.unreadable:
+        lines += ["", f"Unreadable ({len(c.unreadable)}):"]
+        for u in c.unreadable[:MAX_NODE_LINES]:
+            lines.append(f"  {u.source}: {u.reason}")
+        if len(c.unreadable) > MAX_NODE_LINES:
+            lines.append(f"  ... {len(c.unreadable) - MAX_NODE_LINES} more (see -f json)")
+    if c.unexpected:
+        lines += ["", f"Not in --expect ({len(c.unexpected)}, not counted): {abbreviate(c.unexpected_nodeset)}"]
+    if by_status["pass"]:
+        warned = sum(1 for v in by_status["pass"] if any(f.waived is None for f in v.findings))
+        extra = f" ({warned} with findings below fail-on)" if warned else ""
+        lines += ["", f"Passing ({len(by_status['pass'])}){extra}: {abbreviate(fold(v.node for v in by_status['pass']))}"]
+
+    for g in report.groups:
+        head = f"Group {g.name}" if report.group_by else "Consistency"
+        by = f" by {report.group_by}" if report.group_by else ""
+        if not g.drift:
+            lines += ["", f"{head}{by} ({_plural(g.count, 'node')}: {abbreviate(g.nodeset)}): no drift"]
+            continue
+        lines += ["", f"{head}{by} ({_plural(g.count, 'node')}: {abbreviate(g.nodeset)}): "
+                      f"{_plural(len(g.drift), 'drift')}"]
+        for d in g.drift:
+            lines.append(f"  {d.severity.value.upper()} {d.rule} {d.fact}: {d.majority} on "
+                         f"{abbreviate(d.majority_nodeset)} ({d.majority_count})")
+            for o in d.outliers[:MAX_NODE_LINES]:
+                lines.append(f"      outlier: {o.value} on {abbreviate(o.nodeset)} ({o.count})")
+
+    verdict = {"pass": "PASS", "fail": "FAIL", "incomplete": "INCOMPLETE"}[report.status]
+    if colour:
+        verdict = _COLOURS[report.status] + verdict + _RESET
+    summary = (f"{n.passed} pass, {n.failed} fail, {n.undecided} undecided, {n.stale} stale, {n.missing} missing, "
+               f"{n.duplicate} duplicate, {n.unreadable} unreadable, {_plural(n.drift, 'drift')}")
+    lines.append("")
+    if report.reasons:
+        lines.append("Why:")
+        lines += [f"  - {r}" for r in report.reasons]
+    lines.append(f"Result: {verdict} ({summary}; exit {report.exit_code})")
+    return "\n".join(lines) + "\n"

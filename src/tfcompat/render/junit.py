@@ -1,0 +1,143 @@
+"""JUnit XML for CI systems: a testsuite per node plus one for fleet consistency and completeness.
+
+Per node: ``report`` (present, readable, fresh), then one testcase per rule with findings (failure at or above
+fail-on, skipped when waived, passed with the message in system-out below it). Missing nodes get a suite whose
+``report`` testcase errors. Testcase names are unique within a suite, and suite names are unique.
+"""
+
+from __future__ import annotations
+
+import collections
+import xml.etree.ElementTree as ET
+from typing import Dict, List, Tuple
+
+from tfcompat.fleet.gate import FleetReport, NodeFinding, format_age
+
+FLEET_SUITE = "tfcompat fleet"  # node names never contain a space
+
+
+def _suite(parent: ET.Element, name: str, timestamp: str) -> ET.Element:
+    return ET.SubElement(parent, "testsuite", name=name, timestamp=timestamp)
+
+
+def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
+    taken = {c.get("name") for c in suite.findall("testcase")}
+    unique, k = name, 2
+    while unique in taken:  # names stay unique within a suite whatever the input holds
+        unique, k = f"{name} #{k}", k + 1
+    return ET.SubElement(suite, "testcase", classname=classname, name=unique, time="0")
+
+
+def _finish(suite: ET.Element) -> Tuple[int, int, int, int]:
+    cases = suite.findall("testcase")
+    counts = (len(cases), sum(1 for c in cases if c.find("failure") is not None),
+              sum(1 for c in cases if c.find("error") is not None),
+              sum(1 for c in cases if c.find("skipped") is not None))
+    suite.set("tests", str(counts[0]))
+    suite.set("failures", str(counts[1]))
+    suite.set("errors", str(counts[2]))
+    suite.set("skipped", str(counts[3]))
+    suite.set("time", "0")
+    return counts
+
+
+def render_junit(report: FleetReport) -> str:
+    root = ET.Element("testsuites", name="tfcompat gate")
+    ts = report.created
+    fail_rank = report.fail_on.rank
+    c = report.completeness
+    duplicates = {d.node: d for d in c.duplicates}
+
+    for v in report.nodes:
+        suite = _suite(root, v.node, ts)
+        cls = f"tfcompat.node.{v.node}"
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="source", value=v.source)
+        case = _case(suite, cls, "report")
+        if v.status == "stale":
+            ET.SubElement(case, "error", type="stale",
+                          message=f"report from {v.created or 'an unknown time'} "
+                                  f"({format_age(v.age_seconds)} old) is older than --max-age").text = \
+                "\n".join(v.notes)
+        elif v.node in duplicates:
+            d = duplicates[v.node]
+            ET.SubElement(case, "error", type="duplicate",
+                          message=f"reported more than once: used {d.used}, ignored {', '.join(d.ignored)}")
+        elif not v.expected:
+            ET.SubElement(case, "skipped", message="not in --expect: judged, not counted")
+        verdict = _case(suite, cls, "verdict")
+        if v.status == "stale":
+            ET.SubElement(verdict, "skipped", message=f"stale report: its verdict then was {v.verdict}, not counted")
+        elif v.verdict == "error":
+            ET.SubElement(verdict, "error", type="undecided",
+                          message="the check could not decide").text = "\n".join(v.errors)
+        elif v.verdict == "fail":
+            counted = [f for f in v.findings if f.waived is None and f.severity.rank >= fail_rank]
+            ET.SubElement(verdict, "failure", type="fail",
+                          message=f"{len(counted)} finding(s) at or above {report.fail_on.value}: "
+                                  + ", ".join(sorted({f.rule for f in counted})))
+        by_rule: Dict[str, List[NodeFinding]] = collections.defaultdict(list)
+        for f in v.findings:
+            by_rule[f.rule].append(f)
+        for rule in sorted(by_rule):
+            fs = by_rule[rule]
+            case = _case(suite, cls, f"{rule} {fs[0].name}".strip())
+            active = [f for f in fs if f.waived is None]
+            text = "\n".join(f"{f.severity.value.upper()}: {f.message}" for f in fs)
+            if any(f.severity.rank >= fail_rank for f in active):
+                worst = max(active, key=lambda f: f.severity.rank)
+                ET.SubElement(case, "failure", type=worst.severity.value, message=worst.message).text = text
+            elif not active:
+                ET.SubElement(case, "skipped", message=f"waived: {fs[0].waived}")
+            else:
+                ET.SubElement(case, "system-out").text = text
+        _finish(suite)
+
+    for node in c.missing:
+        suite = _suite(root, node, ts)
+        case = _case(suite, f"tfcompat.node.{node}", "report")
+        ET.SubElement(case, "error", type="missing", message="no report from this node")
+        _finish(suite)
+
+    fleet = _suite(root, FLEET_SUITE, ts)
+    cls = "tfcompat.fleet"
+    case = _case(fleet, cls, "completeness")
+    problems = []
+    if c.missing:
+        problems.append(f"{len(c.missing)} missing: {c.missing_nodeset}")
+    if c.stale:
+        problems.append(f"{len(c.stale)} stale: {c.stale_nodeset}")
+    if c.undecided:
+        problems.append(f"{len(c.undecided)} undecided: {c.undecided_nodeset}")
+    if c.duplicates:
+        problems.append(f"{len(c.duplicates)} duplicate: " + ", ".join(d.node for d in c.duplicates))
+    if c.unreadable:
+        problems.append(f"{len(c.unreadable)} unreadable")
+    if not report.counts.nodes and not c.missing:
+        problems.append("no node report to judge")
+    if problems:
+        ET.SubElement(case, "error", type="incomplete", message="; ".join(problems))
+    for i, u in enumerate(c.unreadable):
+        case = _case(fleet, cls, f"readable {u.source}")
+        ET.SubElement(case, "error", type="unreadable", message=u.reason)
+    for g in report.groups:
+        drifted = {(d.rule, d.fact): d for d in g.drift}
+        name = f"consistency [{g.name}]"
+        case = _case(fleet, cls, name)
+        if not drifted:
+            ET.SubElement(case, "system-out").text = f"{g.count} nodes agree: {g.nodeset}"
+        for (rule, fact), d in sorted(drifted.items()):
+            dcase = _case(fleet, cls, f"{rule} {fact} [{g.name}]")
+            if d.severity.rank >= fail_rank:
+                ET.SubElement(dcase, "failure", type=d.severity.value, message=d.message)
+            else:
+                ET.SubElement(dcase, "system-out").text = f"{d.severity.value.upper()}: {d.message}"
+    _finish(fleet)
+
+    totals = [0, 0, 0, 0]
+    for suite in root.findall("testsuite"):
+        for i, key in enumerate(("tests", "failures", "errors", "skipped")):
+            totals[i] += int(suite.get(key, "0"))
+    for i, key in enumerate(("tests", "failures", "errors", "skipped")):
+        root.set(key, str(totals[i]))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,59 @@
+"""Node Feature Discovery local feature file (``check --format nfd``), for ``.../features.d/tfcompat``.
+
+One ``name=value`` per line. Names are ``feature.node.kubernetes.io/tfcompat.*`` (NFD's default namespace, no
+``-extra-label-ns`` needed); names and values obey Kubernetes' label rules: at most 63 characters,
+``[A-Za-z0-9]`` at both ends, ``[-_.A-Za-z0-9]`` inside (values may be empty).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+from tfcompat.model import Report
+
+PREFIX = "feature.node.kubernetes.io/"
+_BAD = re.compile(r"[^-_.A-Za-z0-9]+")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-_.A-Za-z0-9]*)?[A-Za-z0-9])?$")
+
+
+def label_value(text: Optional[str]) -> str:
+    """Any text as a valid label value: invalid runs become '-', trimmed to 63 characters, alphanumeric ends."""
+    value = _BAD.sub("-", text or "")[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
+
+
+def labels(report: Report) -> List[Tuple[str, str]]:
+    env = report.environment
+    out: List[Tuple[str, str]] = [
+        ("tfcompat.status", report.status),
+        ("tfcompat.compatible", "true" if report.status == "pass" else "false"),
+        ("tfcompat.version", report.tool_version),
+    ]
+    counted = [f for f in report.findings if f.waived is None and f.severity.rank >= report.fail_on.rank]
+    if counted:
+        out.append(("tfcompat.rules", "_".join(sorted({f.rule for f in counted}))))
+    if env is not None:
+        tf = env.tensorflow
+        if tf is not None:
+            out.append(("tfcompat.tensorflow", tf.version))
+            if tf.cuda_version:
+                out.append(("tfcompat.tensorflow-cuda", tf.cuda_version))
+            if tf.cudnn_version:
+                out.append(("tfcompat.tensorflow-cudnn", tf.cudnn_version))
+        if env.target.python.version:
+            out.append(("tfcompat.python", env.target.python.version))
+        d = env.host.driver
+        if d is not None and d.version:
+            out.append(("tfcompat.driver", d.version))
+            if d.cuda_driver_version:
+                out.append(("tfcompat.cuda-driver", d.cuda_driver_version))
+        if env.host.gpus:
+            models = sorted({g.name or "unknown" for g in env.host.gpus})
+            out.append(("tfcompat.gpu-model", models[0] if len(models) == 1 else "mixed"))
+            out.append(("tfcompat.gpu-count", str(len(env.host.gpus))))
+    return [(name, label_value(value)) for name, value in out]
+
+
+def render_nfd(report: Report) -> str:
+    return "".join(f"{PREFIX}{name}={value}\n" for name, value in labels(report))

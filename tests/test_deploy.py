@@ -1,0 +1,349 @@
+"""deploy/: every recipe parses, references what exists, and the scripts do what they say (with stubs)."""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from envs import make_env
+from tfcompat.cli import app
+from tfcompat.engine import evaluate
+from tfcompat.model import Gpu, to_json_dict
+from tfcompat.render.npd import MAX_LEN
+from tfcompat.render.prometheus import METRICS, render_prometheus
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+DCGM_LABELS = {"gpu", "UUID", "device", "modelName", "Hostname", "pci_bus_id", "DCGM_FI_DRIVER_VERSION"}
+COMMAND = typer.main.get_command(app)
+
+
+def files(ext):
+    return sorted(DEPLOY.rglob(f"*{ext}"))
+
+
+def assert_valid_invocation(tokens, where):
+    """`tfcompat SUB ...` as the CLI would parse it: the subcommand, every option and every choice exist."""
+    assert tokens and tokens[0] in COMMAND.commands, f"{where}: unknown tfcompat command {tokens[:1]}"
+    cmd = COMMAND.commands[tokens[0]]
+    try:
+        cmd.make_context(tokens[0], list(tokens[1:]))
+    except Exception as exc:  # click's usage errors
+        pytest.fail(f"{where}: `tfcompat {' '.join(tokens)}` does not parse: {exc}")
+
+
+def tfcompat_invocations(text):
+    """Every `tfcompat <sub> ...` (or `.../bin/tfcompat <sub> ...`) command line in a script or manifest."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            continue
+        for m in re.finditer(r"(?:^|[\s\"'(])(?:[\w./$-]*/)?tfcompat\s+(check|scan|gate|fleet)\b([^|;&\n`]*)", line):
+            tokens = [m.group(1)] + shlex.split(m.group(2).rstrip(") "))
+            out.append(tokens)
+    return out
+
+
+def sample_metrics():
+    env = make_env(driver="470.82.01", gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-a", "00000000:18:00.0", "9.0",
+                                                    81559, False)])
+    from tfcompat.matrix import load_matrix
+
+    text = render_prometheus(evaluate(env, load_matrix()))
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def labels_of(fams, names):
+    out = set()
+    for n in names:
+        for s in fams[n].samples:
+            out |= set(s.labels)
+    return out
+
+
+def check_promql(expr, fams, where):
+    names = set(re.findall(r"\btfcompat_[a-z_]+\b", expr))
+    assert names, f"{where}: {expr!r} uses no tfcompat metric"
+    for n in names:
+        assert n in METRICS and n in fams, f"{where}: {n} is not a metric tfcompat writes"
+    known = labels_of(fams, names) | (DCGM_LABELS if "DCGM_" in expr else set())
+    used = set()
+    for group in re.findall(r"\b(?:by|on|group_left|group_right|without)\s*\(([^)]*)\)", expr):
+        used |= {x.strip() for x in group.split(",") if x.strip()}
+    used |= set(re.findall(r"[{,]\s*([A-Za-z_]\w*)\s*[=!]~?\"", expr))
+    assert used <= known, f"{where}: labels {sorted(used - known)} are on none of {sorted(names)}"
+    return used
+
+
+# --------------------------------------------------------------------------- parsing everything
+
+
+def test_every_deploy_file_parses():
+    seen = 0
+    for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file()):
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            assert docs, path
+        elif path.suffix == ".json":
+            json.loads(text)
+        elif path.suffix == ".sh":
+            subprocess.run(["bash", "-n", str(path)], check=True)
+            assert os.access(path, os.X_OK), f"{path} is not executable"
+        elif path.suffix != ".conf":
+            pytest.fail(f"{path}: no validation for this kind of file")
+        if path.suffix in (".sh", ".conf") or path.parent.name == "kubernetes":  # commands, not prose
+            for tokens in tfcompat_invocations(text):
+                assert_valid_invocation(tokens, path.name)
+        seen += 1
+    assert seen >= 8
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_shellcheck():
+    proc = subprocess.run(["shellcheck", "-S", "warning", *map(str, files(".sh"))], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_the_invocation_finder_finds_and_rejects():
+    found = tfcompat_invocations('x && /opt/tfcompat/bin/tfcompat check --format npd --python "/a b/python" | head')
+    assert found == [["check", "--format", "npd", "--python", "/a b/python"]]
+    with pytest.raises(pytest.fail.Exception):
+        assert_valid_invocation(["check", "--format", "yaml"], "test")
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+
+def test_daemonset():
+    (ds,) = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "daemonset.yaml").read_text()))
+    assert ds["apiVersion"] == "apps/v1" and ds["kind"] == "DaemonSet" and ds["metadata"]["name"]
+    spec = ds["spec"]
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert set(mounts.values()) <= set(volumes)
+    host_of = {path: volumes[name].get("hostPath", {}).get("path") for path, name in mounts.items()}
+    assert host_of["/textfile"] == "/var/lib/node_exporter/textfile_collector"
+    assert host_of["/features.d"] == "/etc/kubernetes/node-feature-discovery/features.d"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "all"
+    script = "\n".join(c["args"])
+    calls = tfcompat_invocations(script)
+    formats = {}
+    for tokens in calls:
+        assert_valid_invocation(tokens, "daemonset")
+        if "--format" in tokens:
+            out = tokens[tokens.index("--output") + 1]
+            formats[tokens[tokens.index("--format") + 1]] = out
+            assert any(out.startswith(m + "/") for m in mounts), f"{out} is not on a mounted volume"
+    assert formats["prometheus"].endswith(".prom")  # the textfile collector reads *.prom only
+    assert formats["nfd"].startswith("/features.d/")
+    # the snapshot that the checks replay is the one the scan writes
+    scan = next(t for t in calls if t[0] == "scan")
+    assert all(t[t.index("--from") + 1] == scan[scan.index("--output") + 1] for t in calls if "--from" in t)
+
+
+def test_preflight_job():
+    (job,) = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "preflight-job.yaml").read_text()))
+    assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (c,) = pod["containers"]
+    assert c["command"][0] == "tfcompat"
+    assert_valid_invocation(c["command"][1:], "preflight-job")
+    assert "nvidia.com/gpu" in c["resources"]["limits"]
+
+
+def _go_duration(text):
+    m = re.fullmatch(r"(\d+)(s|m|h)", text)
+    assert m, f"{text!r} is not a Go duration this test knows"
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def test_npd_plugin_config_is_valid_for_node_problem_detector():
+    cfg = json.loads((DEPLOY / "kubernetes" / "npd-tfcompat.json").read_text())
+    # what custompluginmonitor's ApplyConfiguration/Validate check
+    assert cfg["plugin"] == "custom" and cfg["source"]
+    glob = cfg["pluginConfig"]
+    assert glob["max_output_length"] == MAX_LEN
+    global_timeout = _go_duration(glob["timeout"])
+    _go_duration(glob["invoke_interval"])
+    conditions = {c["type"] for c in cfg["conditions"]}
+    for rule in cfg["rules"]:
+        assert rule["type"] in ("temporary", "permanent")
+        if rule["type"] == "permanent":
+            assert rule["condition"] in conditions
+        assert _go_duration(rule["timeout"]) <= global_timeout <= 60
+        assert rule["path"].endswith("/tfcompat")
+        assert_valid_invocation(rule["args"], "npd-tfcompat.json")
+        assert rule["args"][rule["args"].index("--format") + 1] == "npd"
+
+
+# --------------------------------------------------------------------------- Prometheus and Grafana
+
+
+def test_alert_rules_reference_real_metrics_and_labels():
+    fams = sample_metrics()
+    doc = yaml.safe_load((DEPLOY / "prometheus" / "tfcompat-alerts.yaml").read_text())
+    alerts = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+    assert {"TfcompatIncompatibleNode", "TfcompatDriverDrift", "TfcompatStaleReport"} <= set(alerts)
+    for name, r in alerts.items():
+        check_promql(r["expr"], fams, name)
+        assert r["labels"]["severity"] in ("critical", "warning", "info")
+        assert r["annotations"]["summary"]
+        for label in re.findall(r"\$labels\.(\w+)", json.dumps(r["annotations"])):
+            assert label in check_promql(r["expr"], fams, name) | {"hostname"} | labels_of(
+                fams, set(re.findall(r"\btfcompat_[a-z_]+\b", r["expr"]))), (name, label)
+    # the stale alert compares against the metric that carries the collection time
+    assert "tfcompat_last_run_timestamp_seconds" in alerts["TfcompatStaleReport"]["expr"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
+def test_promtool_check_rules():
+    proc = subprocess.run(["promtool", "check", "rules", str(DEPLOY / "prometheus" / "tfcompat-alerts.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_grafana_dashboard():
+    fams = sample_metrics()
+    dash = json.loads((DEPLOY / "grafana" / "tfcompat-dashboard.json").read_text())
+    assert dash["uid"] and dash["title"] and dash["schemaVersion"] >= 30
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    variables = {v["name"] for v in dash["templating"]["list"]}
+    for p in dash["panels"]:
+        assert p["datasource"]["uid"].strip("${}") in variables
+        for t in p["targets"]:
+            used = check_promql(t["expr"], fams, p["title"])
+            for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", t.get("legendFormat", "")):
+                assert label in used | labels_of(fams, set(re.findall(r"\btfcompat_[a-z_]+\b", t["expr"]))) \
+                    | (DCGM_LABELS if "DCGM_" in t["expr"] else set()), (p["title"], label)
+    assert any("DCGM_" in t["expr"] and "UUID" in t["expr"] for p in dash["panels"] for t in p["targets"])
+
+
+# --------------------------------------------------------------------------- Slurm and NHC
+
+
+def test_nhc_line():
+    lines = [ln for ln in (DEPLOY / "slurm" / "nhc.conf").read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    (line,) = lines
+    mask, sep, check = line.strip().partition("||")
+    assert mask.strip() == "*" and sep
+    tokens = shlex.split(check)
+    assert tokens[0] == "check_cmd_status"
+    opts = dict(zip(tokens[1:5:2], tokens[2:5:2]))
+    assert opts["-r"] == "0" and 0 < int(opts["-t"]) < 60
+    assert tokens[5].endswith("/tfcompat")
+    assert_valid_invocation(tokens[6:], "nhc.conf")
+    assert tokens[tokens.index("--format") + 1] == "npd"
+
+
+def _stub(path, body):
+    path.write_text("#!/usr/bin/env bash\n" + textwrap.dedent(body))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def stubs(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "scontrol.log"
+    _stub(bin_dir / "scontrol", f"""\
+        if [ "$1" = show ]; then echo "NodeName=$3 State=IDLE Reason=${{STUB_REASON:-}}"; exit 0; fi
+        echo "$*" >> {log}
+        """)
+    _stub(bin_dir / "logger", "exit 0\n")
+    _stub(bin_dir / "fake-tfcompat", f"""\
+        printf '%s\\n' "$@" > {tmp_path}/argv
+        echo "$STUB_LINE"
+        exit "$STUB_RC"
+        """)
+    return bin_dir, log
+
+
+def _health(stubs, rc, line, **env):
+    bin_dir, log = stubs
+    if log.exists():
+        log.unlink()
+    e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "fake-tfcompat"),
+             SLURMD_NODENAME="gpu-007", STUB_RC=str(rc), STUB_LINE=line, **env)
+    proc = subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_healthcheck_drains_and_resumes(stubs, tmp_path):
+    msg = "TFC201 NVIDIA driver 470.82.01 is older than 525.60.13, the minimum for any C..."
+    assert _health(stubs, 1, msg) == [f"update nodename=gpu-007 state=drain reason=tfcompat: {msg}"]
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert_valid_invocation(argv, "tfcompat-healthcheck.sh")
+    assert argv[argv.index("--node-name") + 1] == "gpu-007" and argv[argv.index("--format") + 1] == "npd"
+    # passing again: resume only what tfcompat drained
+    assert _health(stubs, 0, "tfcompat OK", STUB_REASON="tfcompat:old") == ["update nodename=gpu-007 state=resume"]
+    assert _health(stubs, 0, "tfcompat OK", STUB_REASON="bad_dimm") == []
+    assert _health(stubs, 0, "tfcompat OK") == []
+    # someone else's drain reason is kept
+    assert _health(stubs, 1, msg, STUB_REASON="bad_dimm") == []
+    # could not decide: logged, not drained, unless asked
+    assert _health(stubs, 2, "tfcompat could not decide: no TensorFlow") == []
+    assert _health(stubs, 2, "x", TFCOMPAT_DRAIN_UNDECIDED="1") == [
+        "update nodename=gpu-007 state=drain reason=tfcompat: undecided: x"]
+
+
+def test_srun_gate_script(tmp_path, matrix):
+    """The one-shot gate with a stub srun that runs the task once per emulated node; the real tfcompat."""
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    for name, driver in (("n1", "560.35.03"), ("n2", "470.82.01"), ("n3", "560.35.03")):
+        env = make_env(driver=driver, gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", f"GPU-{name}", None, "9.0")])
+        data = to_json_dict(env)
+        data["host"]["node_name"] = name
+        import datetime
+
+        data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        (snaps / f"{name}.json").write_text(json.dumps(data))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir / "srun", """\
+        while [ "${1#-}" != "$1" ]; do shift; done
+        for n in $STUB_NODES; do SLURMD_NODENAME=$n "$@"; done
+        """)
+    _stub(bin_dir / "tfc", f"""\
+        if [ "$1" = check ]; then shift; exec {sys.executable} -m tfcompat check --from "{snaps}/$SLURMD_NODENAME.json" "$@"; fi
+        exec {sys.executable} -m tfcompat "$@"
+        """)
+
+    def gate(nodes, run_on, reports):
+        e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "tfc"),
+                 TFCOMPAT_PYTHON="", SLURM_JOB_NODELIST=nodes, STUB_NODES=run_on, TFCOMPAT_REPORTS=str(reports))
+        return subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-gate.sh")], env=e, capture_output=True,
+                              text=True, timeout=120)
+
+    proc = gate("n[1-3]", "n1 n2 n3", tmp_path / "r1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Failing (1): n2" in proc.stdout and "Result: FAIL" in proc.stdout
+    suites = {s.get("name") for s in ET.parse(tmp_path / "r1" / "gate.junit.xml").getroot()}
+    assert {"n1", "n2", "n3"} <= suites
+    proc = gate("n[1,3-4]", "n1 n3", tmp_path / "r2")
+    assert proc.returncode == 2 and "Missing (1): n4" in proc.stdout, proc.stdout + proc.stderr

@@ -1,0 +1,123 @@
+"""`tfcompat fleet` on Dask: a LocalCluster of 4 worker processes, each emulating a node.
+
+Each worker gets its own $NODE_NAME and replays that node's snapshot (`check --from snaps/{node}.json`) in a
+subprocess; the results go through the gate. Runs in the default suite (a few seconds); skipped without Dask.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import sys
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+from envs import make_env  # noqa: E402
+from tfcompat.cli import main  # noqa: E402
+from tfcompat.fleet.dask import FleetError, run_fleet  # noqa: E402
+from tfcompat.fleet.gate import GateOptions, parse_expect, run_gate  # noqa: E402
+from tfcompat.model import Gpu, to_json_dict  # noqa: E402
+
+pytestmark = pytest.mark.dask
+
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def _set_node_name(name):
+    """Runs on a worker (pickled by value): the node this worker pretends to be."""
+    os.environ["NODE_NAME"] = name
+    return name
+
+
+def snapshot(name, driver="560.35.03", age=datetime.timedelta(minutes=5)):
+    env = make_env(driver=driver, gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", f"GPU-{name}", None, "9.0")])
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, node_name=name),
+                              created=(NOW - age).isoformat())
+    return to_json_dict(env)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as lc, distributed.Client(lc) as client:
+        client.wait_for_workers(4, timeout=60)
+        for i, addr in enumerate(sorted(client.scheduler_info()["workers"]), 1):
+            client.run(_set_node_name, f"emu-{i}", workers=[addr])
+        yield lc, client
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def snaps(tmp_path_factory):
+    d = tmp_path_factory.mktemp("snaps")
+    nodes = {"emu-1": snapshot("emu-1"), "emu-2": snapshot("emu-2"),
+             "emu-3": snapshot("emu-3", driver="470.82.01"),  # an old driver
+             "emu-4": snapshot("emu-4", age=datetime.timedelta(days=30))}  # a stale snapshot
+    for name, data in nodes.items():
+        (d / f"{name}.json").write_text(json.dumps(data))
+    return d
+
+
+def test_fleet_cli_on_four_emulated_nodes(capsys, cluster, snaps, tmp_path):
+    lc, _ = cluster
+    keep = tmp_path / "reports"
+    keep.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["fleet", "--scheduler", lc.scheduler_address, "--expect", "emu-[1-5]", "--max-age", "1d",
+              "--output-dir", str(keep), "-f", "json", "--", "--from", f"{snaps}/{{node}}.json"])
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert exc.value.code == 1 and data["status"] == "fail", err
+    nodes = {n["node"]: n for n in data["nodes"]}
+    assert set(nodes) == {"emu-1", "emu-2", "emu-3", "emu-4"}
+    assert all(n["source"].startswith("dask tcp://") for n in nodes.values())
+    assert nodes["emu-3"]["status"] == "fail" and nodes["emu-3"]["findings"][0]["rule"] == "TFC201"
+    assert nodes["emu-4"]["status"] == "stale"
+    assert data["completeness"]["missing"] == ["emu-5"]
+    assert "4 workers on 4 nodes" in err and "4/4 nodes checked" in err
+    assert sorted(p.name for p in keep.iterdir()) == [f"emu-{i}.json" for i in range(1, 5)]
+    # the kept reports gate the same offline
+    with pytest.raises(SystemExit) as exc:
+        main(["gate", str(keep), "--expect", "emu-[1-5]", "--max-age", "1d"])
+    out, _ = capsys.readouterr()
+    assert exc.value.code == 1 and "Missing (1): emu-5" in out and "Failing (1): emu-3" in out
+
+
+def test_run_fleet_api_and_a_node_whose_check_fails(cluster, snaps, tmp_path):
+    _, client = cluster
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("emu-1", "emu-2", "emu-3"):
+        (partial / f"{name}.json").write_text((snaps / "emu-1.json").read_text().replace('"emu-1"', f'"{name}"'))
+    loaded = run_fleet(["--from", f"{partial}/{{node}}.json"], client=client)
+    assert [item.name_hint for item in loaded] == ["emu-1", "emu-2", "emu-3", "emu-4"]
+    fr = run_gate(loaded, GateOptions(expect=parse_expect(["emu-[1-4]"])))
+    by = {n.node: n for n in fr.nodes}
+    assert by["emu-4"].status == "error" and "cannot read snapshot" in by["emu-4"].errors[0]
+    assert fr.exit_code == 2 and fr.completeness.undecided == ("emu-4",)
+    with pytest.raises(FleetError, match="sets the format"):
+        run_fleet(["-f", "text"], client=client)
+
+
+def test_fleet_local_cluster_runs_one_check_per_node(capsys, monkeypatch, tmp_path):
+    """--local 2: both workers are on this machine, so one node and one check."""
+    monkeypatch.setenv("NODE_NAME", "solo-1")
+    snap = tmp_path / "solo-1.json"
+    snap.write_text(json.dumps(snapshot("solo-1")))
+    with pytest.raises(SystemExit) as exc:
+        main(["fleet", "--local", "2", "--expect", "solo-1", "--", "--from", str(tmp_path / "{node}.json")])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, out + err
+    assert "2 workers on 1 node" in err and "Passing (1): solo-1" in out
+
+
+def test_fleet_usage_errors(capsys):
+    for argv in (["fleet"], ["fleet", "--local", "1", "--scheduler", "tcp://127.0.0.1:1"], ["fleet", "--local", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        _, err = capsys.readouterr()
+        assert exc.value.code == 2 and err.startswith("tfcompat: error: ") and "Traceback" not in err

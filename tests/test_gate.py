@@ -1,0 +1,401 @@
+"""The fleet gate: completeness, per-node verdicts, drift, joins; text, JSON (schema) and JUnit."""
+
+import dataclasses
+import datetime
+import io
+import json
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+
+from envs import make_env
+from tfcompat.cli import main
+from tfcompat.engine import evaluate
+from tfcompat.fleet.gate import (
+    GateError,
+    GateOptions,
+    Loaded,
+    parse_duration,
+    parse_expect,
+    read_inputs,
+    run_gate,
+)
+from tfcompat.model import Gpu, Severity, Unknown, to_json_dict
+from tfcompat.render.gate_json import gate_schema_text, render_gate_json
+from tfcompat.render.gate_text import render_gate_text
+from tfcompat.render.junit import render_junit
+
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+FRESH = (NOW - datetime.timedelta(hours=1)).isoformat()
+OLD = (NOW - datetime.timedelta(days=30)).isoformat()
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def gpus(n=2, name=H100, cc="9.0", mig=False, node="n"):
+    return [Gpu(i, name, f"GPU-{node}-{i}", f"00000000:{i + 1:02x}:00.0", cc, 81559, mig) for i in range(n)]
+
+
+def node_env(name, driver="560.35.03", created=FRESH, tf="2.21.0", n_gpus=2, gpu_name=H100, cc="9.0", mig=False,
+             python="3.11.7"):
+    env = make_env(tf=tf, driver=driver, gpus=gpus(n_gpus, gpu_name, cc, mig, name), python=python)
+    return dataclasses.replace(env, host=dataclasses.replace(env.host, node_name=name), created=created)
+
+
+def report(matrix, name, **kw):
+    return to_json_dict(evaluate(node_env(name, **kw), matrix))
+
+
+def write(tmp_path, data, name=None):
+    node = name or data["environment"]["host"]["node_name"]
+    path = tmp_path / f"{node}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def validate(data):
+    jsonschema.validate(data, json.loads(gate_schema_text()))
+
+
+def junit_suites(xml_text):
+    root = ET.fromstring(xml_text)
+    assert root.tag == "testsuites"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert len(suites) == len(root.findall("testsuite")), "suite names must be unique"
+    for s in suites.values():
+        names = [c.get("name") for c in s.findall("testcase")]
+        assert len(names) == len(set(names)), f"duplicate testcase names in {s.get('name')}: {names}"
+        assert int(s.get("tests")) == len(names)
+        assert int(s.get("failures")) == sum(1 for c in s.findall("testcase") if c.find("failure") is not None)
+        assert int(s.get("errors")) == sum(1 for c in s.findall("testcase") if c.find("error") is not None)
+    return suites
+
+
+@pytest.fixture
+def fleet_dir(tmp_path, matrix):
+    """Five expected nodes: 001, 002 fine; 003 on an old driver; 004 never reported; 005's report is a month old."""
+    d = tmp_path / "reports"
+    d.mkdir()
+    for name in ("gpu-001", "gpu-002"):
+        write(d, report(matrix, name))
+    write(d, report(matrix, "gpu-003", driver="470.82.01"))
+    write(d, report(matrix, "gpu-005", created=OLD))
+    (d / ".gpu-006.json.tmp").write_text("{half a file")  # write_atomic's temp file: never read
+    return d
+
+
+def test_operator_scenario_text(capsys, fleet_dir):
+    code, out, err = run(capsys, "gate", fleet_dir, "--expect", "gpu-[001-005]", "--max-age", "1d")
+    assert code == 1, err
+    assert "Failing (1): gpu-003" in out
+    assert "ERROR TFC201 driver-too-old-for-cuda: NVIDIA driver 470.82.01" in out
+    assert "Missing (1): gpu-004" in out
+    assert "Stale (1): gpu-005" in out and "30d old" in out
+    assert "Passing (2): gpu-[001-002]" in out
+    assert "TFC605 NVIDIA driver: 560.35.03 on gpu-[001-002] (2)" in out
+    assert "outlier: 470.82.01 on gpu-003 (1)" in out
+    assert out.rstrip().splitlines()[-1].startswith("Result: FAIL (2 pass, 1 fail, 0 undecided, 1 stale, 1 missing")
+    assert out.rstrip().endswith("exit 1)")
+
+
+def test_operator_scenario_json(capsys, fleet_dir):
+    code, out, _ = run(capsys, "gate", fleet_dir, "--expect", "gpu-[001-005]", "--max-age", "1d", "-f", "json")
+    data = json.loads(out)
+    validate(data)
+    assert code == data["exit_code"] == 1 and data["status"] == "fail"
+    c = data["completeness"]
+    assert c["missing"] == ["gpu-004"] and c["stale"] == ["gpu-005"] and c["expected"] == 5
+    nodes = {n["node"]: n for n in data["nodes"]}
+    assert nodes["gpu-003"]["status"] == "fail" and nodes["gpu-003"]["findings"][0]["rule"] == "TFC201"
+    assert nodes["gpu-005"]["status"] == "stale" and nodes["gpu-005"]["verdict"] == "pass"
+    assert data["counts"] == {"nodes": 4, "passed": 2, "failed": 1, "undecided": 0, "stale": 1, "missing": 1,
+                              "duplicate": 0, "unreadable": 0, "unexpected": 0, "drift": 1}
+    (drift,) = data["groups"][0]["drift"]
+    assert drift["rule"] == "TFC605" and drift["majority"] == "560.35.03"
+    assert drift["outliers"] == [{"value": "470.82.01", "count": 1, "nodeset": "gpu-003", "nodes": ["gpu-003"]}]
+
+
+def test_operator_scenario_junit(capsys, fleet_dir, tmp_path):
+    out_file = tmp_path / "gate.xml"
+    code, out, _ = run(capsys, "gate", fleet_dir, "--expect", "gpu-[001-005]", "--max-age", "1d", "-f", "junit",
+                       "-o", out_file)
+    assert code == 1 and out == ""
+    suites = junit_suites(out_file.read_text())
+    assert set(suites) == {"gpu-001", "gpu-002", "gpu-003", "gpu-004", "gpu-005", "tfcompat fleet"}
+    cases = {c.get("name"): c for c in suites["gpu-003"].findall("testcase")}
+    assert cases["verdict"].find("failure") is not None
+    assert "470.82.01" in cases["TFC201 driver-too-old-for-cuda"].find("failure").get("message")
+    assert suites["gpu-004"].find("testcase/error").get("type") == "missing"
+    assert suites["gpu-005"].find("testcase/error").get("type") == "stale"
+    assert suites["gpu-001"].get("failures") == "0" and suites["gpu-001"].get("errors") == "0"
+    fleet = {c.get("name"): c for c in suites["tfcompat fleet"].findall("testcase")}
+    assert fleet["completeness"].find("error") is not None
+    assert "TFC605 NVIDIA driver [all]" in fleet  # a warning: reported, not failed, at fail-on error
+    assert fleet["TFC605 NVIDIA driver [all]"].find("failure") is None
+    # at --fail-on warning the drift fails its testcase
+    code, out, _ = run(capsys, "gate", fleet_dir, "--expect", "gpu-[001-005]", "--fail-on", "warning", "-f", "junit")
+    fleet = {c.get("name"): c for c in junit_suites(out)["tfcompat fleet"].findall("testcase")}
+    assert fleet["TFC605 NVIDIA driver [all]"].find("failure") is not None
+
+
+def test_exit_codes_pass_incomplete_fail(capsys, tmp_path, matrix):
+    for name in ("a1", "a2"):
+        write(tmp_path, report(matrix, name))
+    assert run(capsys, "gate", tmp_path, "--expect", "a[1-2]")[0] == 0
+    code, out, _ = run(capsys, "gate", tmp_path, "--expect", "a[1-3]")
+    assert code == 2 and "Result: INCOMPLETE" in out and "Missing (1): a3" in out
+    write(tmp_path, report(matrix, "a3", driver="470.82.01"))
+    assert run(capsys, "gate", tmp_path, "--expect", "a[1-4]")[0] == 1  # a failure beats a missing node
+
+
+def test_rejudged_from_findings_not_exit_code(tmp_path, matrix):
+    lying = report(matrix, "n1", driver="470.82.01")
+    lying["status"], lying["exit_code"] = "pass", 0
+    honest_warning = report(matrix, "n2", driver="550.54.15")  # TFC201 as a warning (minor-version compat)
+    waived = report(matrix, "n3", driver="470.82.01")
+    waived["findings"][0]["waived"] = "known, being upgraded"
+    waived["status"], waived["exit_code"] = "pass", 0
+    loaded = [Loaded(f"r{i}", r) for i, r in enumerate((lying, honest_warning, waived))]
+    fr = run_gate(loaded, GateOptions(now=NOW))
+    by = {n.node: n for n in fr.nodes}
+    assert by["n1"].status == "fail" and "judged from the findings" in by["n1"].notes[0]
+    assert by["n2"].status == "pass" and by["n3"].status == "pass"
+    strict = {n.node: n for n in run_gate(loaded, GateOptions(fail_on=Severity.WARNING, now=NOW)).nodes}
+    assert strict["n2"].status == "fail" and strict["n3"].status == "pass"
+
+
+def test_duplicates_unreadable_and_unexpected(capsys, tmp_path, matrix):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    write(a, report(matrix, "n1", created=(NOW - datetime.timedelta(hours=3)).isoformat(), driver="470.82.01"))
+    write(b, report(matrix, "n1"))  # newer: this one counts
+    write(a, report(matrix, "n2"))
+    write(a, report(matrix, "login1"))
+    (a / "broken.json").write_text('{"schema_version": 1, "environment": ')
+    (a / "other.json").write_text('{"hello": "world"}')
+    future = report(matrix, "n9")
+    future["schema_version"] = 2
+    write(a, future)
+    code, out, _ = run(capsys, "gate", a, b, "--expect", "n[1-2]", "-f", "json")
+    data = json.loads(out)
+    validate(data)
+    assert code == 2 and data["status"] == "incomplete"
+    (dup,) = data["completeness"]["duplicates"]
+    assert dup["node"] == "n1" and dup["used"].startswith(str(b))
+    assert {n["node"]: n["status"] for n in data["nodes"]}["n1"] == "pass"
+    reasons = {u["source"].rsplit("/", 1)[-1]: u["reason"] for u in data["completeness"]["unreadable"]}
+    assert "not valid JSON" in reasons["broken.json"]
+    assert "neither a tfcompat report" in reasons["other.json"]
+    assert "schema_version 2 is not supported" in reasons["n9.json"]
+    assert data["completeness"]["unexpected"] == ["login1"]
+    assert data["counts"]["unexpected"] == 1 and data["counts"]["nodes"] == 2
+
+
+def test_json_lines_on_stdin(capsys, monkeypatch, matrix):
+    lines = [json.dumps(report(matrix, f"n{i}")) for i in range(1, 4)]
+    lines.insert(1, "{not json")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    code, out, _ = run(capsys, "gate", "-", "--expect", "n[1-3]", "-f", "json")
+    data = json.loads(out)
+    assert code == 2  # the bad line is an unreadable report
+    assert [n["node"] for n in data["nodes"]] == ["n1", "n2", "n3"]
+    assert data["completeness"]["unreadable"][0]["source"] == "<stdin>:2"
+
+
+def test_concatenated_pretty_json_and_glob(tmp_path, matrix):
+    text = "".join(json.dumps(report(matrix, n), indent=2) + "\n" for n in ("x1", "x2"))
+    (tmp_path / "all.jsonl").write_text(text)
+    write(tmp_path, report(matrix, "x3"))
+    loaded = read_inputs([str(tmp_path / "*.json*")])
+    fr = run_gate(loaded, GateOptions(expect=parse_expect(["x[1-3]"]), now=NOW))
+    assert fr.exit_code == 0, fr.reasons
+
+
+def test_user_errors_are_one_line_exit_2(capsys, tmp_path):
+    code, out, err = run(capsys, "gate", tmp_path / "nope")
+    assert code == 2 and err.strip() == f"tfcompat: error: {tmp_path / 'nope'}: no such file or directory"
+    code, out, err = run(capsys, "gate", tmp_path / "*.json", "-f", "json")
+    assert code == 2 and "no file matches" in err
+    data = json.loads(out)
+    validate(data)
+    assert data["status"] == "error" and data["exit_code"] == 2
+    assert run(capsys, "gate", tmp_path, "--max-age", "soon")[0] == 2
+    code, _, err = run(capsys, "gate", tmp_path, "--expect", "gpu-[3-1]")
+    assert code == 2 and "runs backwards" in err and "Traceback" not in err
+
+
+def test_empty_directory_is_incomplete(capsys, tmp_path):
+    code, out, _ = run(capsys, "gate", tmp_path)
+    assert code == 2 and "no node report to judge" in out
+
+
+def test_drift_majority_outliers_and_tf_drift_fails(tmp_path, matrix):
+    loaded = [Loaded(n, report(matrix, n)) for n in ("g01", "g02", "g03", "g07", "g19")]
+    loaded += [Loaded("g08", report(matrix, "g08", tf="2.15.1", python="3.11.7"))]
+    fr = run_gate(loaded, GateOptions(now=NOW))
+    drift = {d.rule: d for d in fr.groups[0].drift}
+    tf = drift["TFC601"]
+    assert tf.majority == "tensorflow 2.21.0" and tf.majority_nodeset == "g[01-03,07,19]" and tf.majority_count == 5
+    assert [(o.value, o.nodeset) for o in tf.outliers] == [("tensorflow 2.15.1", "g08")]
+    assert "TFC603" in drift  # the build's CUDA differs too
+    assert fr.status == "fail" and fr.exit_code == 1  # TF drift is an error at the default fail-on
+    assert any(r.startswith("TFC601") for r in fr.reasons)
+
+
+def test_gpu_drift_and_group_by_field(tmp_path, matrix):
+    a100 = "NVIDIA A100-SXM4-80GB"
+    loaded = [Loaded(n, report(matrix, n)) for n in ("h1", "h2", "h3")]
+    loaded += [Loaded("h4", report(matrix, "h4", n_gpus=4, mig=True))]
+    loaded += [Loaded(n, report(matrix, n, gpu_name=a100, cc="8.0")) for n in ("a1", "a2")]
+    fr = run_gate(loaded, GateOptions(now=NOW))
+    rules = {d.rule for d in fr.groups[0].drift}
+    assert {"TFC606", "TFC607", "TFC608", "TFC609"} <= rules
+    grouped = run_gate(loaded, GateOptions(group_by="environment.host.gpus.0.name", now=NOW))
+    groups = {g.name: g for g in grouped.groups}
+    assert set(groups) == {H100, a100}
+    assert groups[a100].drift == () and groups[a100].nodeset == "a[1-2]"
+    h = {d.rule: d for d in groups[H100].drift}
+    assert set(h) == {"TFC607", "TFC609"}
+    assert h["TFC607"].majority == "2" and h["TFC607"].outliers[0].nodeset == "h4"
+    text = render_gate_text(grouped)
+    assert f"Group {H100} by environment.host.gpus.0.name (4 nodes: h[1-4]): 2 drifts" in text
+
+
+def test_group_by_label_from_expect_file(capsys, tmp_path, matrix):
+    d = tmp_path / "r"
+    d.mkdir()
+    for n in ("p1", "p2", "q1", "q2"):
+        write(d, report(matrix, n, python="3.11.7" if n != "q2" else "3.11.9"))
+    expect = tmp_path / "nodes.txt"
+    expect.write_text("# pools\np[1-2] pool=alpha\nq[1-2] pool=beta  # the new pool\n")
+    code, out, _ = run(capsys, "gate", d, "--expect", expect, "--group-by", "label:pool", "-f", "json")
+    data = json.loads(out)
+    validate(data)
+    groups = {g["name"]: g for g in data["groups"]}
+    assert groups["alpha"]["drift"] == []
+    assert [x["rule"] for x in groups["beta"]["drift"]] == ["TFC602"]
+    assert code == 0  # Python drift is a warning
+    code, _, err = run(capsys, "gate", d, "--group-by", "label:pool")
+    assert code == 2 and "labels come from an --expect file" in err
+
+
+def test_libraries_and_custom_ops_read_defensively(matrix):
+    """`target.native` (the loader model) and `target.custom_ops` are read as JSON, where a report has them."""
+
+    def lib(name, soname, version, role="gpu"):
+        return {"name": name, "soname": soname, "role": role, "purpose": "", "requested_by": None,
+                "found": {"path": f"/v/nvidia/{name}/lib/{soname}", "real_path": f"/v/nvidia/{name}/lib/{soname}",
+                          "found_via": "DT_RUNPATH", "search_entry": "$ORIGIN/../nvidia", "version": version},
+                "others": []}
+
+    def with_extras(name, cudnn="9.3.0.75", op_hash="aa11", op=True, nccl=True):
+        r = report(matrix, name)
+        libs = [lib("cudart", "libcudart.so.12", "12.5.82"), lib("cudnn", "libcudnn.so.9", cudnn),
+                lib("cudnn_ops", "libcudnn_ops.so.9", "9.1.0", role="cudnn-sublibrary"),
+                lib("cuda", "libcuda.so.1", name, role="driver")]
+        if nccl:
+            libs.append(lib("nccl", "libnccl.so.2", "2.21.5"))
+        else:
+            libs.append(dict(lib("nccl", "libnccl.so.2", None), found=None))
+        r["environment"]["target"]["native"] = {"caller": "/v/tensorflow/libtensorflow_framework.so.2",
+                                                "caller_source": "test", "libraries": libs}
+        r["environment"]["target"]["custom_ops"] = [{"name": "_text_ops.so", "sha256": op_hash}] if op else []
+        return r
+
+    loaded = [Loaded("a", with_extras("a")), Loaded("b", with_extras("b")), Loaded("c", with_extras("c")),
+              Loaded("d", with_extras("d", cudnn="8.9.7.29", op_hash="bb22")),
+              Loaded("e", with_extras("e", op=False, nccl=False)),
+              Loaded("f", report(matrix, "f"))]  # an older report without the fields: unknown, not drift
+    fr = run_gate(loaded, GateOptions(now=NOW))
+    drift = {(d.rule, d.fact): d for d in fr.groups[0].drift}
+    cudnn = drift[("TFC604", "CUDA library cudnn")]
+    assert cudnn.majority == "9.3.0.75" and [(o.value, o.nodeset) for o in cudnn.outliers] == [("8.9.7.29", "d")]
+    nccl = drift[("TFC604", "CUDA library nccl")]
+    assert [(o.value, o.nodeset) for o in nccl.outliers] == [("(not found)", "e")]
+    assert ("TFC604", "CUDA library cuda") not in drift and ("TFC604", "CUDA library cudnn_ops") not in drift
+    ops = drift[("TFC610", "custom op _text_ops.so")]
+    assert ops.majority == "aa11" and {o.value: o.nodeset for o in ops.outliers} == {"bb22": "d", "(absent)": "e"}
+    assert not any(o.nodeset == "f" for d in drift.values() for o in d.outliers)
+
+
+def test_join_image_environment_with_host_reports(capsys, tmp_path, matrix):
+    image = make_env(tf="2.21.0", unknowns=[Unknown("driver", "--root: host facts are not in an image"),
+                                            Unknown("gpus", "--root: host facts are not in an image")])
+    image_file = tmp_path / "image.json"
+    image_file.write_text(json.dumps(to_json_dict(evaluate(image, matrix))))
+    hosts = tmp_path / "hosts"
+    hosts.mkdir()
+    for name, driver in (("n1", "560.35.03"), ("n2", "560.35.03"), ("n3", "470.82.01")):
+        env = node_env(name, driver=driver, tf=None)  # the host's own python has no TF: irrelevant here
+        write(hosts, to_json_dict(evaluate(env, matrix)))
+    code, out, _ = run(capsys, "gate", hosts, "--environment", image_file, "-f", "json")
+    data = json.loads(out)
+    validate(data)
+    nodes = {n["node"]: n for n in data["nodes"]}
+    assert code == 1 and data["environment_source"] == str(image_file)
+    assert nodes["n1"]["status"] == "pass" and nodes["n2"]["status"] == "pass"
+    assert nodes["n3"]["status"] == "fail" and nodes["n3"]["findings"][0]["rule"] == "TFC201"
+    assert not any(f["rule"] == "TFC100" for n in nodes.values() for f in n["findings"])
+    # without the join, the host reports alone cannot decide (no TensorFlow on the hosts)
+    code, out, _ = run(capsys, "gate", hosts)
+    assert code == 2 and "Undecided (3)" in out
+
+
+def test_snapshot_inputs_are_judged(tmp_path, matrix):
+    snap = to_json_dict(node_env("s1", driver="470.82.01"))
+    fr = run_gate([Loaded("s1.json", snap)], GateOptions(now=NOW))
+    assert fr.nodes[0].status == "fail" and fr.nodes[0].findings[0].rule == "TFC201"
+
+
+def test_error_report_named_by_file(capsys, tmp_path):
+    (tmp_path / "n7.json").write_text(json.dumps({
+        "schema_version": 1, "tool_version": "0.1.0", "status": "error", "exit_code": 2, "fail_on": "error",
+        "matrix": None, "findings": [], "skipped": [], "errors": ["--python /x: no such file"], "environment": None}))
+    code, out, _ = run(capsys, "gate", tmp_path, "--expect", "n7")
+    assert code == 2 and "Undecided (1): n7" in out and "--python /x: no such file" in out
+
+
+def test_undated_report_is_stale_with_max_age(matrix):
+    fr = run_gate([Loaded("u", report(matrix, "u1", created=""))], GateOptions(max_age_seconds=3600, now=NOW))
+    assert fr.nodes[0].status == "stale" and fr.exit_code == 2
+
+
+def test_parse_expect_and_duration(tmp_path):
+    assert parse_duration("90") == 90 and parse_duration("30m") == 1800 and parse_duration("1.5h") == 5400
+    assert parse_duration("7d") == 7 * 86400
+    with pytest.raises(GateError):
+        parse_duration("-1h")
+    f = tmp_path / "x.txt"
+    f.write_text("a[1-2] zone=z1\n\nb1\n")
+    e = parse_expect([str(f), "c[1-2]"])
+    assert e.nodes == ("a1", "a2", "b1", "c1", "c2") and e.labels["a2"] == {"zone": "z1"} and "b1" not in e.labels
+    f.write_text("a1 nolabel\n")
+    with pytest.raises(GateError, match="x.txt:1"):
+        parse_expect([str(f)])
+    with pytest.raises(GateError, match="no such file"):
+        parse_expect(["/nowhere/nodes.txt"])
+
+
+def test_renderers_agree_on_big_fleet(matrix):
+    base = report(matrix, "n0")
+    loaded = []
+    for i in range(300):
+        r = json.loads(json.dumps(base))
+        r["environment"]["host"]["node_name"] = f"gpu-{i:04d}"
+        if i % 97 == 5:
+            r["environment"]["host"]["driver"]["kernel_module_version"] = "550.54.15"
+        loaded.append(Loaded(f"gpu-{i:04d}", r))
+    fr = run_gate(loaded, GateOptions(expect=parse_expect(["gpu-[0000-0301]"]), now=NOW))
+    assert fr.exit_code == 2 and fr.completeness.missing_nodeset == "gpu-[0300-0301]"
+    (d,) = fr.groups[0].drift
+    assert d.outliers[0].nodeset == "gpu-[0005,0102,0199,0296]"
+    validate(json.loads(render_gate_json(fr)))
+    junit_suites(render_junit(fr))
+    assert len(render_gate_text(fr).splitlines()) < 40

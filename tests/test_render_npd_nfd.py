@@ -1,0 +1,120 @@
+"""node-problem-detector plugin output and NFD features.d labels."""
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from envs import make_env
+from tfcompat.cli import main
+from tfcompat.engine import error_report, evaluate
+from tfcompat.model import Gpu, to_json_dict
+from tfcompat.render.nfd import LABEL_VALUE, PREFIX, label_value, labels, render_nfd
+from tfcompat.render.npd import MAX_LEN, npd_exit_code, render_npd
+
+# Kubernetes label rules (k8s.io/apimachinery validation): optional DNS-subdomain prefix + '/', then a name
+# segment of <= 63 characters, alphanumeric at both ends, [-_.A-Za-z0-9] inside; values likewise, or empty.
+NAME = re.compile(r"^[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+VALUE = re.compile(r"^(([A-Za-z0-9][-_.A-Za-z0-9]{0,61})?[A-Za-z0-9])?$")
+
+
+def assert_k8s_label(key, value):
+    prefix, slash, name = key.rpartition("/")
+    assert slash and DNS_SUBDOMAIN.match(prefix) and len(prefix) <= 253, key
+    assert NAME.match(name) and len(name) <= 63, key
+    assert VALUE.match(value) and len(value) <= 63, (key, value)
+
+
+def node(driver="560.35.03", gpu_names=("NVIDIA H100 80GB HBM3",), tf="2.21.0"):
+    gpus = [Gpu(i, n, f"GPU-{i}", None, "9.0") for i, n in enumerate(gpu_names)]
+    return make_env(driver=driver, gpus=gpus, tf=tf)
+
+
+@pytest.mark.parametrize("env_kw, status, code", [
+    ({}, "pass", 0),
+    ({"driver": "470.82.01"}, "fail", 1),
+    ({"tf": None}, "error", 2),
+])
+def test_npd_one_line_and_exit_codes(matrix, env_kw, status, code):
+    report = evaluate(node(**env_kw), matrix)
+    assert report.status == status and npd_exit_code(report) == code
+    text = render_npd(report)
+    assert text.endswith("\n") and text.count("\n") == 1 and len(text.rstrip("\n")) <= MAX_LEN
+
+
+def test_npd_messages(matrix):
+    assert render_npd(evaluate(node(), matrix)).strip() == "tfcompat OK: tensorflow 2.21.0 on driver 560.35.03"
+    fail = render_npd(evaluate(node(driver="470.82.01"), matrix)).strip()
+    assert fail.startswith("TFC201 NVIDIA driver 470.82.01") and fail.endswith("...") and len(fail) == MAX_LEN
+    assert render_npd(error_report("x\ny")).strip() == "tfcompat could not decide: x y"
+
+
+def test_npd_cli_exit_codes_and_error_line(capsys, tmp_path):
+    snap = tmp_path / "s.json"
+    for driver, want in (("560.35.03", 0), ("470.82.01", 1)):
+        snap.write_text(json.dumps(to_json_dict(node(driver=driver))))
+        with pytest.raises(SystemExit) as exc:
+            main(["check", "--from", str(snap), "-f", "npd"])
+        out, _ = capsys.readouterr()
+        assert exc.value.code == want and out.count("\n") == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--from", str(tmp_path / "absent.json"), "-f", "npd"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2  # NPD: Unknown
+    assert out.startswith("tfcompat could not run: ") and out.count("\n") == 1 and len(out) <= MAX_LEN + 1
+
+
+@pytest.mark.parametrize("raw, want", [
+    ("2.21.0", "2.21.0"),
+    ("NVIDIA H100 80GB HBM3", "NVIDIA-H100-80GB-HBM3"),
+    ("NVIDIA GeForce RTX 4090 (Laptop)", "NVIDIA-GeForce-RTX-4090-Laptop"),
+    ("(weird)", "weird"),
+    ("!!!", ""),
+    ("x" * 80, "x" * 63),
+    ("a" * 62 + "/b", "a" * 62),
+])
+def test_label_value(raw, want):
+    assert label_value(raw) == want
+    assert VALUE.match(want) and LABEL_VALUE.match(want)
+
+
+@pytest.mark.parametrize("env", [
+    node(), node(driver="470.82.01"), node(tf=None),
+    node(gpu_names=("NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-32GB / (rev. a1)")),
+    node(gpu_names=("-" * 70 + "é" * 10,)),
+])
+def test_nfd_labels_pass_kubernetes_rules(matrix, env):
+    report = evaluate(env, matrix)
+    text = render_nfd(report)
+    lines = text.splitlines()
+    assert lines and all(line.startswith(PREFIX) for line in lines)
+    keys = []
+    for line in lines:
+        key, eq, value = line.partition("=")
+        assert eq
+        assert_k8s_label(key, value)
+        keys.append(key)
+    assert len(keys) == len(set(keys))
+    got = dict(line.split("=", 1) for line in lines)
+    assert got[PREFIX + "tfcompat.status"] == report.status
+    assert got[PREFIX + "tfcompat.compatible"] == ("true" if report.status == "pass" else "false")
+
+
+def test_nfd_content(matrix):
+    got = dict(labels(evaluate(node(driver="470.82.01", gpu_names=("NVIDIA H100 80GB HBM3",) * 2), matrix)))
+    assert got["tfcompat.rules"] == "TFC201" and got["tfcompat.driver"] == "470.82.01"
+    assert got["tfcompat.gpu-model"] == "NVIDIA-H100-80GB-HBM3" and got["tfcompat.gpu-count"] == "2"
+    mixed = dict(labels(evaluate(node(gpu_names=("A", "B")), matrix)))
+    assert mixed["tfcompat.gpu-model"] == "mixed"
+    for key, value in labels(error_report("x")):
+        assert_k8s_label(PREFIX + key, value)
+
+
+def test_nfd_invalid_characters_never_reach_a_label(matrix):
+    env = node()
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, python=dataclasses.replace(
+        env.target.python, version="3.11.7+local build")))
+    got = dict(labels(evaluate(env, matrix)))
+    assert got["tfcompat.python"] == "3.11.7-local-build"

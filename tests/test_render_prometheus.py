@@ -1,0 +1,159 @@
+"""`check --format prometheus`: the node_exporter textfile, parsed with the official client's parser and, where
+installed, checked with `promtool check metrics`."""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from envs import make_env
+from tfcompat.cli import main
+from tfcompat.engine import error_report, evaluate
+from tfcompat.model import Gpu, to_json_dict
+from tfcompat.render.prometheus import METRICS, render_prometheus
+
+JOIN_LABELS = {"gpu", "UUID", "pci_bus_id", "Hostname", "hostname", "model_name"}
+
+
+def env_with(driver="560.35.03", names=("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"), node="gpu-007"):
+    gpus = [Gpu(i, n, f"GPU-{i}a2b", f"00000000:{i + 0x18:02X}:00.0", "9.0", 81559, False) for i, n in enumerate(names)]
+    env = make_env(driver=driver, gpus=gpus)
+    return dataclasses.replace(env, host=dataclasses.replace(env.host, node_name=node))
+
+
+def families(text):
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def samples(fams, name):
+    return fams[name].samples if name in fams else []
+
+
+def test_parses_and_follows_conventions(matrix):
+    text = render_prometheus(evaluate(env_with(driver="470.82.01"), matrix))
+    fams = families(text)
+    assert fams and all(name.startswith("tfcompat_") for name in fams)
+    assert set(fams) <= set(METRICS)
+    for fam in fams.values():
+        assert fam.type == "gauge" and fam.documentation
+        for s in fam.samples:
+            assert s.timestamp is None  # the textfile collector rejects timestamps
+            if s.name.endswith("_info"):
+                assert s.value == 1
+    (info,) = samples(fams, "tfcompat_tensorflow_info")
+    assert info.labels["version"] == "2.21.0" and info.labels["cuda_version"] == "12.5.1"
+    assert info.labels["hostname"] == "gpu-007"
+    (drv,) = samples(fams, "tfcompat_driver_info")
+    assert drv.labels["driver_version"] == "470.82.01"
+    gpu_info = samples(fams, "tfcompat_gpu_info")
+    assert len(gpu_info) == 2
+    for s in gpu_info:
+        assert JOIN_LABELS <= set(s.labels)
+        assert s.labels["Hostname"] == s.labels["hostname"] == "gpu-007"
+        assert s.labels["model_name"] == "NVIDIA H100 80GB HBM3"
+    assert [s.labels["gpu"] for s in gpu_info] == ["0", "1"]
+    assert gpu_info[1].labels["pci_bus_id"] == "00000000:19:00.0" and gpu_info[1].labels["UUID"] == "GPU-1a2b"
+    (finding,) = samples(fams, "tfcompat_findings")
+    assert finding.labels == {"hostname": "gpu-007", "rule": "TFC201", "name": "driver-too-old-for-cuda",
+                              "severity": "error"} and finding.value == 1
+    by_sev = {s.labels["severity"]: s.value for s in samples(fams, "tfcompat_findings_by_severity")}
+    assert by_sev == {"error": 1, "warning": 0, "info": 0}
+    status = {s.labels["status"]: s.value for s in samples(fams, "tfcompat_check_status")}
+    assert status == {"pass": 0, "fail": 1, "error": 0}
+    assert samples(fams, "tfcompat_exit_code")[0].value == 1
+    assert samples(fams, "tfcompat_compatible")[0].value == 0
+    (last,) = samples(fams, "tfcompat_last_run_timestamp_seconds")
+    assert last.value == 1795564800  # environment.created of make_env: 2026-11-25T00:00:00Z
+
+
+def test_passing_node_and_gpu_compatibility(matrix):
+    fams = families(render_prometheus(evaluate(env_with(), matrix)))
+    assert samples(fams, "tfcompat_compatible")[0].value == 1
+    assert [s.value for s in samples(fams, "tfcompat_gpu_compatible")] == [1, 1]
+    assert "tfcompat_findings" not in fams or all(s.labels["severity"] != "error" for s in fams["tfcompat_findings"].samples)
+
+
+def test_label_values_are_escaped(matrix):
+    env = env_with(names=('Weird "GPU" \\ model\nline2', "NVIDIA H100 80GB HBM3"))
+    fams = families(render_prometheus(evaluate(env, matrix)))
+    assert samples(fams, "tfcompat_gpu_info")[0].labels["model_name"] == 'Weird "GPU" \\ model\nline2'
+
+
+def test_error_report_still_gives_a_textfile():
+    fams = families(render_prometheus(error_report("cannot read snapshot"), hostname="gpu-009", now=1700000000.0))
+    assert samples(fams, "tfcompat_exit_code")[0].value == 2
+    assert {s.labels["status"]: s.value for s in samples(fams, "tfcompat_check_status")}["error"] == 1
+    assert samples(fams, "tfcompat_last_run_timestamp_seconds")[0].value == 1700000000
+    assert samples(fams, "tfcompat_info")[0].labels["hostname"] == "gpu-009"
+
+
+def test_library_series_when_the_report_has_libraries(matrix):
+    """The loader model (issue 4, `Target.native`) gives one _info series per CUDA library TF will load."""
+    model = pytest.importorskip("tfcompat.model")
+    if not hasattr(model, "NativeLibraries") or "native" not in {f.name for f in dataclasses.fields(model.Target)}:
+        pytest.skip("this tree's Target has no loader model yet")
+
+    def res(name, soname, version):
+        copy = model.LibraryCopy(path=f"/x/{soname}", real_path=f"/x/{soname}", found_via="DT_RUNPATH",
+                                 search_entry="$ORIGIN", version=version)
+        return model.LibraryResolution(name=name, soname=soname, role="gpu", purpose="", requested_by=None,
+                                       found=copy)
+
+    env = env_with()
+    native = model.NativeLibraries(caller="/x/libtensorflow_framework.so.2", caller_source="test",
+                                   libraries=(res("cudnn", "libcudnn.so.9", "9.3.0.75"),
+                                              res("cudart", "libcudart.so.12", "12.5.82")))
+    report = evaluate(dataclasses.replace(env, target=dataclasses.replace(env.target, native=native)), matrix)
+    series = samples(families(render_prometheus(report)), "tfcompat_library_info")
+    assert {s.labels["library"]: s.labels["version"] for s in series} == {"cudnn": "9.3.0.75", "cudart": "12.5.82"}
+    assert "tfcompat_library_info" not in families(render_prometheus(evaluate(env, matrix)))
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    return (exc.value.code,) + capsys.readouterr()
+
+
+def test_cli_writes_textfile_atomically_with_exit_code(capsys, tmp_path, matrix):
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(to_json_dict(env_with(driver="470.82.01"))))
+    prom = tmp_path / "tfcompat.prom"
+    code, out, err = run(capsys, "check", "--from", snap, "-f", "prometheus", "-o", prom)
+    assert code == 1 and out == "" and err == ""
+    assert samples(families(prom.read_text()), "tfcompat_exit_code")[0].value == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    code, out, _ = run(capsys, "check", "--from", tmp_path / "missing.json", "-f", "prometheus", "-o", prom)
+    assert code == 2
+    assert samples(families(prom.read_text()), "tfcompat_exit_code")[0].value == 2
+
+
+def test_output_dir_writes_node_json(capsys, tmp_path):
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(to_json_dict(env_with(node="gpu/../x"))))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    code, out, _ = run(capsys, "check", "--from", snap, "-f", "npd", "--output-dir", reports)
+    assert code == 0 and out.startswith("tfcompat OK")
+    (written,) = list(reports.iterdir())
+    assert written.name == "gpu_.._x.json"
+    assert json.loads(written.read_text())["environment"]["host"]["node_name"] == "gpu/../x"
+    code, _, err = run(capsys, "check", "--from", tmp_path / "nope.json", "--output-dir", reports, "--node-name",
+                       "gpu-010")
+    assert code == 2 and json.loads((reports / "gpu-010.json").read_text())["status"] == "error"
+    code, _, err = run(capsys, "check", "--from", snap, "--output-dir", tmp_path / "absent")
+    assert code == 2 and "--output-dir" in err
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
+def test_promtool_check_metrics(matrix):
+    for report in (evaluate(env_with(driver="470.82.01"), matrix), evaluate(env_with(), matrix),
+                   error_report("x")):
+        text = render_prometheus(report, hostname="n1", now=1700000000.0)
+        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.strip() == "" and proc.stderr.strip() == "", proc.stdout + proc.stderr  # no lint warnings
