@@ -42,6 +42,20 @@ def test_no_driver_skips_with_reason(matrix):
     assert findings == [] and skip.reason == "driver unknown: no NVIDIA driver on this node (test)"
 
 
+def test_cuda_11_0_build_has_its_own_floor(matrix):
+    # CUDA 11.0 shipped with 450.51.05, below the 11.x minor-version-compatibility floor 450.80.02
+    env = make_env(tf_builds=[tf_build("2.21.0", cuda="11.0")], driver="450.51.06")
+    import dataclasses
+
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, tensorflow=(
+        dataclasses.replace(env.target.tensorflow[0], version="2.4.4"),)))
+    assert run_rule(env, matrix, "TFC201")[0] == []
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, driver=dataclasses.replace(
+        env.host.driver, kernel_module_version="440.33.01")))
+    (f,), _ = run_rule(env, matrix, "TFC201")
+    assert f.severity is Severity.ERROR and "450.51.05" in f.message
+
+
 def test_build_cuda_missing_falls_back_to_matrix(matrix):
     env = make_env(tf_builds=[tf_build("2.15.1", cuda=None)], driver="530.30.02")
     (f,), _ = run_rule(env, matrix, "TFC201")

@@ -60,7 +60,11 @@ def test_four_gpu_node_old_driver_and_a_blackwell(matrix):
     jit, drv, mixed = report.findings
     # the Blackwell GPU is named by index and UUID, and the reason is the driver, not only the JIT
     assert "GPU 3 (NVIDIA RTX PRO 6000 Blackwell Server Edition, GPU-b1ac0000-0000-0000-0000-000000000003)" in jit.message
-    assert "535.104.05" in jit.message and "555.42.06" in jit.message and "compute_90" in jit.message
+    # the driver must know both the PTX's toolkit (CUDA 12.5.1: 555.42.06) and Blackwell (CUDA 12.8: 570.26)
+    assert "535.104.05" in jit.message and "570.26" in jit.message and "compute_90" in jit.message
+    assert "CUDA 12.8, the first with compute capability 12.0 (Blackwell)" in jit.message
+    assert {e.value for e in jit.evidence} >= {"555.42.06", "570.26", "535.104.05"}
+    assert jit.remediation.startswith("Upgrade the NVIDIA driver to >= 570.26")
     assert "555.42.06" in drv.message and "12.5.1" in drv.message
     assert "GPU 0, 1, 2" in mixed.message and "GPU 3" in mixed.message
     assert report.exit_code == 1

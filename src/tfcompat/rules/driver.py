@@ -47,32 +47,34 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
     if have is None:
         yield NotApplicable(f"driver version {driver.version!r} is not a version")
         return
-    major = matrix.cuda_major(cuda_v.major)
-    toolkit = matrix.cuda_toolkit(cuda)
-    if major is None:
-        yield NotApplicable(f"the matrix has no driver floor for CUDA {cuda_v.major}")
+    need = matrix.driver_need(cuda)
+    if need.floor is None:
+        yield NotApplicable(f"the matrix has no driver facts for CUDA {cuda}")
         return
     ev_driver = Evidence("driver.version", driver.version, driver.version_source)
     ev_cuda = Evidence("tensorflow build CUDA", cuda, cuda_source)
-    ev_floor = Evidence(f"CUDA {cuda_v.major}.x minimum driver", major.min_driver_text, major.source)
-    if have < major.min_driver:
+    mvc = need.major is not None and need.major.min_driver is not None and need.floor == need.major.min_driver
+    floor_fact = f"CUDA {cuda_v.major}.x minimum driver" if mvc else f"CUDA {cuda} driver"
+    ev_floor = Evidence(floor_fact, need.floor_text, need.major.source if mvc else need.toolkit.source)
+    if have < need.floor:
+        what = (f"the minimum for any CUDA {cuda_v.major} application" if mvc
+                else f"the driver CUDA {cuda} needs (no minor-version compatibility for it)")
         yield Hit(
-            message=f"NVIDIA driver {driver.version} is older than {major.min_driver_text}, the minimum for any CUDA "
-                    f"{cuda_v.major} application; {tf_label(tf)} (built with CUDA {cuda}) cannot initialise "
-                    "CUDA on this node",
+            message=f"NVIDIA driver {driver.version} is older than {need.floor_text}, {what}; {tf_label(tf)} "
+                    f"(built with CUDA {cuda}) cannot initialise CUDA on this node",
             evidence=(ev_driver, ev_cuda, ev_floor),
-            remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text if toolkit else major.min_driver_text} "
-                        f"(at least {major.min_driver_text}), or use a TensorFlow release built with an older CUDA.",
+            remediation=f"Upgrade the NVIDIA driver to >= {need.full_text or need.floor_text} (at least "
+                        f"{need.floor_text}), or use a TensorFlow release built with an older CUDA.",
         )
-    elif toolkit is not None and have < toolkit.min_driver:
+    elif need.full is not None and have < need.full:
         yield Hit(
-            message=f"NVIDIA driver {driver.version} is older than {toolkit.min_driver_text}, the driver of CUDA {cuda} that "
+            message=f"NVIDIA driver {driver.version} is older than {need.full_text}, the driver of CUDA {cuda} that "
                     f"{tf_label(tf)} was built with: it runs under minor-version compatibility, but PTX from "
                     "the newer toolchain cannot be JIT-compiled (XLA disables parallel compilation; GPUs "
                     "without SASS in the build fail)",
-            evidence=(ev_driver, ev_cuda, Evidence(f"CUDA {toolkit.version} driver", toolkit.min_driver_text,
-                                                   toolkit.source), ev_floor),
-            remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text}.",
+            evidence=(ev_driver, ev_cuda, Evidence(f"CUDA {need.toolkit.version} driver", need.full_text,
+                                                   need.toolkit.source), ev_floor),
+            remediation=f"Upgrade the NVIDIA driver to >= {need.full_text}.",
             severity=Severity.WARNING,
         )
 

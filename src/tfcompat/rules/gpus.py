@@ -117,16 +117,26 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
         if cov.kind != "ptx":
             continue
         ev = [_gpu_evidence(g), _build_evidence(env)]
-        if toolkit is not None and have is not None and have < toolkit.min_driver:
-            ev += [Evidence("driver.version", driver.version, driver.version_source),
-                   Evidence(f"CUDA {toolkit.version} driver", toolkit.min_driver_text, toolkit.source)]
+        # JIT needs a driver that knows the PTX's toolkit and the GPU's architecture.
+        needs = [(toolkit.min_driver, toolkit.min_driver_text, f"CUDA {cuda}", toolkit.source)] if toolkit else []
+        arch = matrix.compute_capability(g.compute_capability)
+        arch_kit = matrix.cuda_toolkit(str(arch.first_cuda)) if arch and arch.first_cuda else None
+        if arch_kit is not None:
+            needs.append((arch_kit.min_driver, arch_kit.min_driver_text,
+                          f"CUDA {arch.first_cuda}, the first with compute capability {g.compute_capability} "
+                          f"({arch.architecture})", arch_kit.source))
+        short = [n for n in needs if have is not None and have < n[0]]
+        if short:
+            best = max(short, key=lambda n: n[0])
+            ev += [Evidence("driver.version", driver.version, driver.version_source)]
+            ev += [Evidence(f"driver of {why}", text, src) for _, text, why, src in short]
             yield Hit(
                 message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no SASS in {tf_label(tf)} "
                         f"and needs PTX JIT from {cov.via}, but driver {driver.version} is older than "
-                        f"{toolkit.min_driver_text} (CUDA {cuda}) and cannot JIT that PTX: kernels fail to load",
+                        f"{best[1]} ({best[2]}) and cannot JIT that PTX for it: kernels fail to load",
                 evidence=tuple(ev),
-                remediation=f"Upgrade the NVIDIA driver to >= {toolkit.min_driver_text}, or use a TensorFlow "
-                            f"build with SASS for sm_{cc[0]}{cc[1]}.",
+                remediation=f"Upgrade the NVIDIA driver to >= {best[1]}, or use a TensorFlow build with SASS for "
+                            f"sm_{cc[0]}{cc[1]}.",
                 severity=Severity.ERROR,
             )
             continue
