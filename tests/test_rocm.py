@@ -68,3 +68,22 @@ def test_rocm_minor_mismatch_is_warning(matrix):
 
 def test_rocm_match(matrix):
     assert run_rule(rocm_env("2.14.0.600", "6.0.2"), matrix, "TFC401")[0] == []
+
+
+def test_gfx942_not_in_the_pypi_wheel(matrix):
+    import dataclasses
+
+    from tfcompat.model import AmdGpu
+
+    env = rocm_env("2.14.0.600", "6.0.2")
+    gpus = (AmdGpu(1, "gfx942", "/sys/class/kfd/kfd/topology/nodes/1/properties"),
+            AmdGpu(2, "gfx90a", "/sys/class/kfd/kfd/topology/nodes/2/properties"))
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, rocm=dataclasses.replace(env.host.rocm, gpus=gpus)))
+    (f,), _ = run_rule(env, matrix, "TFC402")
+    assert "KFD node 1" in f.message and "gfx942" in f.message and "gfx90a" in f.message
+    assert f.severity is Severity.ERROR
+
+
+def test_gfx_rule_skips_without_matrix_targets(matrix):
+    findings, (skip,) = run_rule(rocm_env("2.13.0.570", "5.7.1"), matrix, "TFC402")
+    assert findings == [] and "no gfx targets" in skip.reason

@@ -68,3 +68,41 @@ def rocm_version_mismatch(env: Environment, matrix: Matrix) -> Result:
         remediation=f"Install the tensorflow-rocm build for ROCm {have.major}.{have.minor}, or ROCm {built}.",
         severity=severity,
     )
+
+
+@rule("TFC402", "rocm-gfx-unsupported", Severity.ERROR, requires=("tensorflow", "rocm"))
+def rocm_gfx_unsupported(env: Environment, matrix: Matrix) -> Result:
+    """An AMD GPU's gfx target is not among the targets this tensorflow-rocm build carries code for.
+
+    What: KFD's topology (/sys/class/kfd/kfd/topology/nodes/*/properties, gfx_target_version) names
+    each GPU's LLVM target (gfx90a, gfx942, gfx1100); the wheel carries offload code for a fixed list
+    (tensorflow-rocm 2.14.0.600: gfx900, gfx906, gfx908, gfx90a, gfx1030, gfx1100).
+
+    Why it crashes: TensorFlow either ignores the GPU ("Ignoring visible gpu device ... with AMDGPU
+    ISA gfxNNN") or kernels fail to launch with "hipErrorNoBinaryForGpu: Unable to find code object
+    for all current devices".
+
+    How to fix: use a tensorflow-rocm build for this GPU's target (AMD's repo.radeon.com wheels for
+    newer ROCm releases), or run on GPUs whose target the build lists.
+    """
+    tf = env.tensorflow
+    rocm = env.host.rocm
+    assert tf is not None and rocm is not None
+    if not _is_rocm(tf):
+        yield NotApplicable(f"{tf_label(tf)} is not a ROCm build")
+        return
+    entry = next((e for e in matrix.tensorflow_rocm if tf.version in e.releases and e.gfx), None)
+    if entry is None:
+        yield NotApplicable(f"the matrix lists no gfx targets for {tf_label(tf)}")
+        return
+    for g in rocm.gpus:
+        if g.gfx_target in entry.gfx:
+            continue
+        yield Hit(
+            message=f"AMD GPU (KFD node {g.node}) is {g.gfx_target}, but {tf_label(tf)} carries code only for "
+                    f"{', '.join(entry.gfx)}: TensorFlow ignores it or fails with hipErrorNoBinaryForGpu",
+            evidence=(Evidence(f"kfd node {g.node} gfx_target_version", g.gfx_target, g.source),
+                      Evidence("build gfx targets", " ".join(entry.gfx), ", ".join(entry.source))),
+            remediation=f"Use a tensorflow-rocm build with {g.gfx_target} code (AMD's wheels for a newer ROCm), "
+                        "or run on a GPU it supports.",
+        )
