@@ -155,15 +155,27 @@ RootOpt = typer.Option(None, "--root", help="A sysroot or unpacked container ima
 NodeOpt = typer.Option(None, "--node-name", help="Node name for the report (default: $NODE_NAME, "
                                                  "$SLURMD_NODENAME, host name).")
 NvmlOpt = typer.Option(True, "--nvml/--no-nvml", help="Query NVML (in a child process) for driver and GPUs.")
+ProbeOpt = typer.Option(False, "--probe", help="Also import TensorFlow with the target interpreter in a sandboxed "
+                                               "child process and report what happened (crash, error, libraries "
+                                               "loaded, classified log lines). Off by default.")
+ProbeTimeoutOpt = typer.Option(120.0, "--probe-timeout", min=1.0, help="Seconds the --probe child may take before "
+                                                                     "its process group is killed.")
 VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
 
 
-def _scan(python, site_packages, root, node_name, nvml):
+OpOpt = typer.Option(None, "--op", help="An in-house custom-op library to check against the installed "
+                                          "TensorFlow (repeatable; globs allowed).")
+
+
+def _scan(python, site_packages, root, node_name, nvml, probe=False, probe_timeout=120.0, ops=()):
     from tfcompat.probes.target import TargetSpec
     from tfcompat.scan import scan
 
     spec = TargetSpec(python=python, site_packages=tuple(site_packages or ()), root=root)
-    return scan(spec, node_name=node_name, nvml=nvml)
+    if probe and sys.stderr.isatty():
+        print(f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
+              file=sys.stderr)
+    return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()))
 
 
 def _parse_ignores(values: Optional[List[str]]) -> Dict[str, str]:
@@ -203,6 +215,9 @@ def check(
                                                                       "TFC201 or 'TFC201=reason'."),
     node_name: Optional[str] = NodeOpt,
     nvml: bool = NvmlOpt,
+    probe: bool = ProbeOpt,
+    probe_timeout: float = ProbeTimeoutOpt,
+    op: Optional[List[str]] = OpOpt,
     colour: Optional[bool] = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal)."),
     verbose: bool = VerboseOpt,
 ) -> None:
@@ -215,10 +230,14 @@ def check(
 
         if from_ and (python or site_packages or root):
             raise UsageProblem("--from judges a snapshot: it cannot be combined with --python/--site-packages/--root")
+        if from_ and probe:
+            raise UsageProblem("--probe imports TensorFlow on this node: it cannot be combined with --from "
+                               "(record it with `tfcompat scan --probe` on the node)")
         ignores = _parse_ignores(ignore)
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
-        env = _load_snapshot(from_) if from_ else _scan(python, site_packages, root, node_name, nvml)
+        env = _load_snapshot(from_) if from_ else _scan(python, site_packages, root, node_name, nvml, probe,
+                                                        probe_timeout, op)
         report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=_split(select), ignore=ignores)
         if output_dir:
             _write_node_report(output_dir, report, node_name)
@@ -327,13 +346,17 @@ def scan(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the snapshot here (atomically)."),
     node_name: Optional[str] = NodeOpt,
     nvml: bool = NvmlOpt,
+    probe: bool = ProbeOpt,
+    probe_timeout: float = ProbeTimeoutOpt,
+    op: Optional[List[str]] = OpOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Collect the facts only and write them as a JSON snapshot (judge it later with `check --from`)."""
     with _Run(Format.text, output, verbose):
         from tfcompat.render.json import render_environment
 
-        _emit(render_environment(_scan(python, site_packages, root, node_name, nvml)), output)
+        _emit(render_environment(_scan(python, site_packages, root, node_name, nvml, probe, probe_timeout, op)),
+              output)
 
 
 @app.command("rules")

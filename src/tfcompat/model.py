@@ -262,6 +262,23 @@ class NativeLibraries:
 
 
 @dataclasses.dataclass(frozen=True)
+class CustomOp:
+    """One plugin (custom-op library, pybind module linking TF) checked against the installed TF."""
+
+    owner: str  # the distribution that installed it, or "--op"
+    path: str
+    ok: bool
+    problem: Optional[str] = None  # why it could not be checked
+    missing_libraries: Tuple[str, ...] = ()  # DT_NEEDED entries that resolve nowhere
+    missing_versions: Tuple[str, ...] = ()  # "GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/...)"
+    undefined_count: int = 0  # non-weak undefined symbols nothing in scope defines
+    undefined: Tuple[str, ...] = ()  # the first few, mangled (TF, abseil and C API names first)
+    demangled: Tuple[str, ...] = ()  # the same, demangled where c++filt was available
+    reasons: Tuple[str, ...] = ()  # why, in words, where the names tell
+    abseil: Tuple[str, ...] = ()  # abseil LTS namespaces the missing names come from
+
+
+@dataclasses.dataclass(frozen=True)
 class Target:
     """The Python environment the job will use (a venv, a conda env, an image)."""
 
@@ -272,6 +289,67 @@ class Target:
     shadowed_packages: Tuple[Package, ...] = ()  # same name found again later on sys.path
     tensorflow: Tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
     native: Optional[NativeLibraries] = None  # CUDA/cuDNN/... libraries TF will load (issue 4)
+    custom_ops: Tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeStep:
+    """One step of the import probe (--probe), in the order the child ran them."""
+
+    name: str  # "import tensorflow", "import tensorflow_text", "list physical devices", "op on /GPU:0"
+    status: str  # "ok" | "error" (Python exception) | "died" (the process ended inside it) | "hung" | "skipped"
+    detail: Optional[str] = None  # what it found ("2.21.0 from /venv/.../tensorflow/__init__.py")
+    error: Optional[str] = None  # "ImportError: numpy.core.umath failed to import"
+    duration_ms: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedLibrary:
+    """A shared object mapped in the probe's child process (from /proc/<pid>/maps)."""
+
+    path: str
+    name: str  # file name: "libcudart.so.12.5.82"
+
+
+@dataclasses.dataclass(frozen=True)
+class LogLine:
+    """A line the probe's child printed, classified by data/tf_log_patterns.toml (first match wins)."""
+
+    pattern: str  # pattern id, or "unclassified" for a TF error line no pattern knows
+    classification: str  # "benign" | "informative" | "fatal" | "unclassified"
+    text: str  # the first line that matched (capped)
+    count: int  # how many lines matched
+    explanation: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeDevice:
+    name: str  # "/physical_device:GPU:0"
+    device_type: str  # "CPU", "GPU"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeResult:
+    """What happened when the target interpreter imported TensorFlow in a sandboxed child (--probe)."""
+
+    python: str  # the interpreter that ran
+    outcome: str  # "ok" | "error" | "crash" (signal) | "exit" (non-zero exit) | "timeout" | "not-started"
+    exit_code: Optional[int]  # None when killed by a signal or not started
+    signal: Optional[str]  # "SIGSEGV", "SIGABRT", ...
+    failing_step: Optional[str]  # the step that raised, crashed or hung: "import tensorflow_text"
+    error: Optional[str]  # the Python-level error ("ImportError: ...") or why the child could not start
+    traceback: Optional[str]  # its traceback, or faulthandler's stack for a crash or a hang (capped)
+    steps: Tuple[ProbeStep, ...]
+    tensorflow_version: Optional[str]  # tf.__version__ as imported
+    tensorflow_path: Optional[str]  # tf.__file__ as imported
+    devices: Tuple[ProbeDevice, ...]
+    libraries: Tuple[LoadedLibrary, ...]  # every mapped .so, in load order
+    libraries_source: str  # "/proc/self/maps at the end of the child", or the parent's last read while it ran
+    log_lines: Tuple[LogLine, ...]
+    output_tail: str  # the end of the child's stdout+stderr (capped)
+    output_bytes: int  # how much it printed in all
+    timeout_s: int
+    duration_ms: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +360,7 @@ class Environment:
     tool_version: str = ""
     created: str = ""  # ISO 8601 UTC
     snapshot_version: int = SNAPSHOT_VERSION
+    probe: Optional[ProbeResult] = None  # `--probe`: TensorFlow imported in a child process
 
     def unknown(self, fact: str) -> Optional[str]:
         """The reason `fact` (or a fact it is part of) is unknown, or None if it is known."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime
 import os
 import socket
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat import __version__
 from tfcompat.model import Environment, Host, Target, Unknown
+from tfcompat.probes.custom_ops import probe_custom_ops
+from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT, probe_import
 from tfcompat.probes.libraries import probe_libraries
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_packages
@@ -17,7 +19,7 @@ from tfcompat.probes.resources import probe_resources
 from tfcompat.probes.rocm import probe_rocm
 from tfcompat.probes.rootfs import Root
 from tfcompat.probes.target import TargetSpec, resolve_target
-from tfcompat.probes.tensorflow import find_tensorflow
+from tfcompat.probes.tensorflow import TF_DISTRIBUTIONS, find_tensorflow
 
 
 def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> Tuple[str, str]:
@@ -31,7 +33,8 @@ def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = o
 
 
 def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
-         nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None) -> Environment:
+         nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
+         ops: Sequence[str] = (), probe: bool = False, probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> Environment:
     """Probe everything. `environ` (default: this process's) supplies LD_LIBRARY_PATH / LD_PRELOAD on the host;
     under --root no host variable is read."""
     root = Root(spec.root)
@@ -49,12 +52,19 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
                                               resolved.search_path, resolved.python, platform,
                                               (os.environ if environ is None else environ) if root.is_host else None)
     unknowns += native_unknowns
+    custom_ops, op_unknowns = probe_custom_ops(root, tf_builds[0] if tf_builds else None, packages,
+                                               TF_DISTRIBUTIONS, resolved.python.executable, ops, platform.cpu_flags)
+    unknowns += op_unknowns
     driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env)
     unknowns += nv_unknowns
     rocm, rocm_unknowns = probe_rocm(root)
     unknowns += rocm_unknowns
     resources, resource_unknowns = probe_resources(root)
     unknowns += resource_unknowns
+    # Last: the only probe that runs the target's TensorFlow (in a child process), and only when asked.
+    probe_result, probe_unknowns = probe_import(root, resolved.python, tf_builds, probe_timeout, environ) \
+        if probe else (None, [])
+    unknowns += probe_unknowns
     name, name_source = node_identity(node_name)
     return Environment(
         host=Host(node_name=name, node_name_source=name_source, platform=platform, driver=driver, gpus=gpus, rocm=rocm,
@@ -67,8 +77,10 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
             shadowed_packages=shadowed,
             tensorflow=tf_builds,
             native=native,
+            custom_ops=custom_ops,
         ),
         unknowns=tuple(unknowns),
         tool_version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        probe=probe_result,
     )

@@ -472,6 +472,35 @@ class ElfFile:
             yield self._make_symbol(i, self._name_at(st_name).decode("utf-8", "surrogateescape"))
 
 
+def undefined_symbols(elf: "ElfFile") -> List[Symbol]:
+    """The non-weak undefined dynamic symbols of `elf` (what a plugin needs from others).
+
+    One pass over the symbol table with struct.iter_unpack, names and versions read only for the
+    undefined entries: a plugin exporting 10,000 symbols costs a few milliseconds, not a second.
+    """
+    if DT_SYMTAB not in elf._tags or elf._strtab is None:
+        return []
+    count = elf.symbol_count()
+    base = elf._offset(elf._tags[DT_SYMTAB])
+    entsize = elf._tags.get(DT_SYMENT, elf._sym.size)
+    if count <= 1 or entsize != elf._sym.size or base + count * entsize > elf.size:
+        return [s for s in elf.dynamic_symbols() if not s.defined and s.binding != "WEAK"]
+    table = memoryview(elf._mm)[base:base + count * entsize]
+    out: List[Symbol] = []
+    try:
+        for i, fields in enumerate(elf._sym.iter_unpack(table)):
+            if elf.elf_class == 64:
+                st_name, st_info, _other, shndx = fields[:4]
+            else:
+                st_name, _v, _s, st_info, _other, shndx = fields
+            if i == 0 or shndx != SHN_UNDEF or st_name == 0 or (st_info >> 4) == 2:  # STB_WEAK
+                continue
+            out.append(elf._make_symbol(i, elf._name_at(st_name).decode("utf-8", "surrogateescape")))
+    finally:
+        table.release()
+    return out
+
+
 def lookup_symbols(path: str, names) -> Dict[str, Tuple[Symbol, ...]]:
     """{name: definitions and references found} for each wanted name, by hash lookup in one open of `path`."""
     with ElfFile(path) as elf:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import List
 
 from tfcompat.model import Environment, Finding, Report, Severity
+from tfcompat.render.probe_text import probe_section
 from tfcompat.units import human
 
 _COLOURS = {Severity.ERROR: "\033[1;31m", Severity.WARNING: "\033[1;33m", Severity.INFO: "\033[1;36m"}
@@ -65,6 +66,13 @@ def _header(env: Environment) -> List[str]:
             parts.append(f"RAM {human(r.mem_total)}")
         if parts:
             lines.append(f"Limits      {', '.join(parts)}")
+    if t.custom_ops:
+        owners = {}
+        for op in t.custom_ops:
+            owners.setdefault(op.owner, []).append(op)
+        parts = [f"{o} {sum(not op.ok for op in ops)}/{len(ops)} failing" if any(not op.ok for op in ops)
+                 else f"{o} {len(ops)} ok" for o, ops in sorted(owners.items())]
+        lines.append(f"Custom ops  {len(t.custom_ops)} objects linking TensorFlow checked: {'; '.join(parts)}")
     p = h.platform
     plat = ", ".join(x for x in (p.os_release, p.arch, f"glibc {p.glibc}" if p.glibc else None) if x)
     lines.append(f"Platform    {plat or 'unknown'}")
@@ -156,6 +164,7 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
     if report.environment is not None:
         lines += _header(report.environment)
         lines += _libraries(report.environment, verbose)
+        lines += probe_section(report.environment, verbose)
     active = [f for f in report.findings if not f.waived]
     waived = [f for f in report.findings if f.waived]
     for f in active:

@@ -1,7 +1,7 @@
 """Rule families, by hundreds: 1xx TensorFlow and Python packages, 2xx driver and GPUs, 3xx CUDA
-libraries, 4xx ROCm, 5xx custom ops, 6xx fleet.
+libraries, 4xx ROCm, 5xx custom ops, 6xx fleet, 7xx the import probe (--probe).
 
 Importing this package registers every rule with the engine.
 """
 
-from tfcompat.rules import driver, gpus, libraries, resources, rocm, site, tensorflow  # noqa: F401
+from tfcompat.rules import custom_ops, driver, gpus, libraries, probe, resources, rocm, site, tensorflow  # noqa: F401

@@ -1,0 +1,298 @@
+"""Custom ops and plugins: predict "undefined symbol" and friends from the ELF files, loading nothing.
+
+The process model (see shared facts, loader_and_abi.md §3): `import tensorflow` puts the python
+executable and its DT_NEEDED closure (libpython when shared) and TF's core libraries with their
+closures into the global symbol scope (RTLD_GLOBAL). Each plugin is then dlopen()ed RTLD_LOCAL:
+its undefined symbols must be defined in the global scope or in its own DT_NEEDED closure, with
+the symbol versions it asks for. Sonames already loaded are reused, which is how a plugin's
+DT_NEEDED on libtensorflow_framework.so.2 resolves even when its RUNPATH points at a build machine.
+
+Symbols are looked up through each provider's GNU hash table (or DT_HASH): a few page reads per
+name, whatever the size of libtensorflow_cc.so.2.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import re
+import shutil
+import subprocess
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
+from tfcompat.probes.elf import ElfError, ElfFile, read_elf, undefined_symbols
+from tfcompat.probes.loader import Loader, LoadedObject, LoaderConfig
+from tfcompat.probes.rootfs import Root
+
+# What marks an object as a TensorFlow plugin: it needs one of these.
+TF_LIBRARIES = ("libtensorflow_framework.so.2", "libtensorflow_framework.so.1", "libtensorflow_framework.so",
+                "libtensorflow_cc.so.2", "_pywrap_tensorflow_internal.so", "libtensorflow.so.2")
+# TF's core objects, in the order `import tensorflow` loads them RTLD_GLOBAL (relative to the package dir).
+TF_CORE = ("python/_pywrap_tensorflow_internal.so", "python/lib_pywrap_tensorflow_common.so",
+           "libtensorflow_cc.so.2", "libtensorflow_framework.so.2", "libtensorflow_framework.so.1")
+MAX_NAMES = 8  # missing symbols kept per object, in the report
+_SO = re.compile(r"\.so(\.\d+)*$")
+_ABSL = re.compile(r"4absl(\d+)(lts_\d{8})")
+_PYTHON_API = re.compile(r"^_?Py")
+
+
+def _record_files(pkg: Package) -> List[str]:
+    """Files a distribution installed, from its RECORD (dist-info) or installed-files.txt (egg-info)."""
+    meta_dir = os.path.dirname(pkg.metadata_path)
+    out: List[str] = []
+    record = os.path.join(meta_dir, "RECORD")
+    try:
+        with open(record, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                if row:
+                    out.append(os.path.normpath(os.path.join(pkg.location, row[0])))
+        return out
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(meta_dir, "installed-files.txt"), encoding="utf-8") as fh:
+            return [os.path.normpath(os.path.join(meta_dir, line.strip())) for line in fh if line.strip()]
+    except OSError:
+        return []
+
+
+def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra: Sequence[str] = ()
+             ) -> Tuple[List[Tuple[str, str]], List[Unknown]]:
+    """[(owner, real path)] of every ELF object that needs TensorFlow's libraries, outside TF itself.
+
+    `extra` are --op paths or globs (owner "--op")."""
+    skip = set(tf_distributions)
+    found: List[Tuple[str, str]] = []
+    unknowns: List[Unknown] = []
+    seen = set()
+    for pkg in packages:
+        if pkg.name in skip:
+            continue
+        for path in _record_files(pkg):
+            if not _SO.search(path) or path in seen:
+                continue
+            seen.add(path)
+            try:
+                info = read_elf(path)
+            except (ElfError, OSError):
+                continue
+            if any(n in TF_LIBRARIES for n in info.needed):
+                found.append((pkg.name, path))
+    for pattern in extra:
+        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else \
+            ([pattern] if os.path.isfile(pattern) else [])
+        if not matches:
+            unknowns.append(Unknown("custom_ops", f"--op {pattern}: no such file"))
+        for path in matches:
+            real = os.path.abspath(path)
+            if real not in seen:
+                seen.add(real)
+                found.append(("--op", real))
+    return found, unknowns
+
+
+def demangle(names: Sequence[str]) -> Dict[str, str]:
+    """Demangled names via c++filt (a child process), or {} when it is not installed."""
+    tool = shutil.which("c++filt")
+    mangled = [n for n in names if n.startswith("_Z")]
+    if not tool or not mangled:
+        return {}
+    try:
+        proc = subprocess.run([tool], input="\n".join(mangled) + "\n", capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    lines = proc.stdout.splitlines()
+    return dict(zip(mangled, lines)) if proc.returncode == 0 and len(lines) == len(mangled) else {}
+
+
+class _Providers:
+    """Open ElfFiles of the objects in scope, kept open across plugins (hash lookups only)."""
+
+    def __init__(self):
+        self._open: Dict[str, Optional[ElfFile]] = {}
+
+    def get(self, obj: LoadedObject) -> Optional[ElfFile]:
+        if obj.host_path not in self._open:
+            try:
+                self._open[obj.host_path] = ElfFile(obj.host_path)
+            except (ElfError, OSError):
+                self._open[obj.host_path] = None
+        return self._open[obj.host_path]
+
+    def close(self) -> None:
+        for f in self._open.values():
+            if f is not None:
+                f.close()
+        self._open.clear()
+
+
+def _closure(obj: LoadedObject) -> List[LoadedObject]:
+    """`obj` and its DT_NEEDED closure, breadth first (the plugin's own scope)."""
+    out, seen, queue = [], set(), [obj]
+    while queue:
+        cur = queue.pop(0)
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        out.append(cur)
+        queue += [d for d in cur.deps.values() if d is not None]
+    return out
+
+
+def _defined(elf: Optional[ElfFile], name: str, version: Optional[str]) -> bool:
+    if elf is None:
+        return False
+    for sym in elf.lookup(name):
+        if not sym.defined:
+            continue
+        if version is None or sym.version is None or sym.version == version:
+            return True
+    return False
+
+
+class CustomOpChecker:
+    """The modelled process after `import tensorflow`; checks plugins against it."""
+
+    def __init__(self, root: Root, tf: TensorFlowBuild, python_executable: Optional[str], cpu_flags=()):
+        self.root = root
+        executable = root.display(python_executable) if python_executable else None
+        self.loader = Loader(LoaderConfig.detect(root, executable=executable, cpu_flags=cpu_flags,
+                                                 environ=os.environ if root.is_host else None))
+        self.unknowns: List[Unknown] = []
+        exe = self.loader.load_executable()
+        if exe is None:
+            self.unknowns.append(Unknown("custom_ops.python", "the python executable could not be read, so libpython "
+                                                              "symbols are assumed present"))
+        # Without the interpreter (--site-packages alone), libpython's symbols cannot be looked up:
+        # assume they are there rather than flag every pybind module.
+        self.assume_python = exe is None
+        self.global_scope: List[LoadedObject] = _closure(exe) if exe else []
+        core = []
+        for rel in TF_CORE:
+            path = os.path.join(tf.package_dir or "", rel)
+            if tf.package_dir and os.path.isfile(path):
+                obj = self.loader.load_path(root.display(path))
+                if obj is not None:
+                    core.append(obj)
+        if not core:
+            self.unknowns.append(Unknown("custom_ops", f"no TensorFlow core library found in {tf.package_dir}"))
+        for obj in core:
+            for o in _closure(obj):
+                if o not in self.global_scope:
+                    self.global_scope.append(o)
+        self.core_paths = tuple(o.host_path for o in core)
+        self.providers = _Providers()
+
+    def check(self, owner: str, path: str) -> CustomOp:
+        plugin = self.loader.load_path(self.root.display(path))
+        if plugin is None:
+            return CustomOp(owner, path, ok=False, problem="not a loadable ELF object for this machine")
+        missing_libs = tuple(sorted({name for name, _by in self.loader.missing_deps(plugin)}))
+        own = _closure(plugin)
+        scope = self.global_scope + [o for o in own if o not in self.global_scope]
+        by_soname = {}
+        for o in scope:
+            by_soname.setdefault(o.elf.soname or os.path.basename(o.path), o)
+        # Version needs: each names the file that must define it.
+        version_missing: List[str] = []
+        for need in plugin.elf.version_needs:
+            provider = by_soname.get(need.file)
+            if provider is None:
+                continue  # the missing library is reported already
+            defs = set(provider.elf.version_defs)
+            for v in need.versions:
+                if v not in defs:
+                    version_missing.append(f"{v} ({need.file}: {provider.real})")
+        # glibc matches a versioned reference by version name anywhere in the scope (the file named in
+        # .gnu.version_r is only checked for defining the version, above); try the named files first.
+        version_files: Dict[str, List[LoadedObject]] = {}
+        for need in plugin.elf.version_needs:
+            if need.file in by_soname:
+                for v in need.versions:
+                    version_files.setdefault(v, []).append(by_soname[need.file])
+        others = [o for o in scope if o is not plugin]
+        undefined: List[str] = []
+        count = 0
+        lacking = {v.split(" ")[0] for v in version_missing}
+        tf_like = re.compile(r"^(TF_|_ZN?K?\d*(10tensorflow|3tsl|3xla|4absl))")
+        with ElfFile(plugin.host_path) as elf:
+            symbols = undefined_symbols(elf)
+        for sym in symbols:
+            if self.assume_python and _PYTHON_API.match(sym.name):
+                continue
+            first = version_files.get(sym.version, []) if sym.version else []
+            candidates = first + [o for o in others if o not in first]
+            if any(_defined(self.providers.get(o), sym.name, sym.version) for o in candidates):
+                continue
+            if sym.version and (not first or sym.version in lacking):
+                continue  # its library or its version is missing: reported as such
+            if missing_libs and not tf_like.match(sym.name):
+                continue  # a missing library may define it; TF names cannot come from there
+            count += 1
+            if len(undefined) < 200:
+                undefined.append(sym.name)
+        reasons = explain(undefined, [s.name for s in symbols], version_missing)
+        absl = sorted({m.group(2) for n in undefined for m in [_ABSL.search(n)] if m})
+        shown = _interesting_first(undefined)[:MAX_NAMES]
+        names = demangle(shown)
+        return CustomOp(
+            owner=owner, path=path, ok=not (missing_libs or version_missing or count),
+            missing_libraries=missing_libs, missing_versions=tuple(version_missing), undefined_count=count,
+            undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown), reasons=tuple(reasons),
+            abseil=tuple(absl),
+        )
+
+    def close(self) -> None:
+        self.providers.close()
+
+
+def _interesting_first(names: List[str]) -> List[str]:
+    """TF / abseil / C API names before the rest, so the report shows the cause, not noise."""
+    def key(n: str) -> int:
+        if n.startswith("TF_") or "10tensorflow" in n or "3tsl" in n:
+            return 0
+        if "4absl" in n:
+            return 1
+        return 2
+    return sorted(names, key=key)
+
+
+def explain(missing: Sequence[str], all_undefined: Sequence[str], version_missing: Sequence[str]) -> List[str]:
+    """Why, in words, where the names tell."""
+    reasons = []
+    if any(n.startswith(("_ZNSs", "_ZNKSs")) for n in all_undefined) and any(
+            "10tensorflow" in n or "3tsl" in n for n in missing):
+        reasons.append("built with -D_GLIBCXX_USE_CXX11_ABI=0 (pre-C++11 std::string), but TensorFlow >= 2.9 uses "
+                       "the C++11 ABI")
+    absl = sorted({m.group(2) for n in missing for m in [_ABSL.search(n)] if m})
+    if absl:
+        reasons.append(f"built against abseil {', '.join(absl)}, which the installed TensorFlow does not contain "
+                       "(another TensorFlow release)")
+    if any("10tensorflow" in n or "3tsl" in n or "3xla" in n for n in missing) and not reasons:
+        reasons.append("needs TensorFlow C++ internals that the installed TensorFlow does not define (built against "
+                       "another TensorFlow release)")
+    c_api = [n for n in missing if n.startswith("TF_")]
+    if c_api:
+        reasons.append(f"uses C API symbols the installed TensorFlow no longer exports ({', '.join(c_api[:3])})")
+    if version_missing:
+        reasons.append("needs symbol versions its libraries do not define (built with a newer toolchain: "
+                       + ", ".join(v.split(" ")[0] for v in version_missing[:3]) + ")")
+    return reasons
+
+
+def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
+                     tf_distributions: Iterable[str], python_executable: Optional[str],
+                     ops: Sequence[str] = (), cpu_flags=()) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
+    found, unknowns = discover(packages, tf_distributions, ops)
+    if not found:
+        return (), unknowns
+    if tf is None or not tf.package_dir:
+        return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
+    checker = CustomOpChecker(root, tf, python_executable, cpu_flags)
+    try:
+        results = tuple(checker.check(owner, path) for owner, path in found)
+    finally:
+        checker.close()
+    return results, unknowns + checker.unknowns
