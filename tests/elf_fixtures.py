@@ -91,17 +91,49 @@ def build_so(soname: Optional[str] = None, needed: Sequence[str] = (), rpath: Op
         dyn += [(0x6FFFFFFC, vd_off), (0x6FFFFFFD, len(defs))]
     dyn.append((0, 0))
     dyn_off = off
-    total = dyn_off + dynent * len(dyn)
+    load_end = dyn_off + dynent * len(dyn)
+    # Section headers (not needed by the loader, but pyelftools and readelf want them for versions).
+    shstr = bytearray(b"\0")
+
+    def n(text: str) -> int:
+        shstr.extend(text.encode() + b"\0")
+        return len(shstr) - len(text) - 1
+
+    sections = [(0, 0, 0, 0, 0, 0, 0, 0)]  # name type offset size link info align entsize
+    sections.append((n(".dynstr"), 3, str_off, len(strtab), 0, 0, 1, 0))
+    if verneed:
+        sections.append((n(".gnu.version_r"), 0x6FFFFFFE, vn_off, len(verneed), 1, len(needs), 8, 0))
+    if verdef:
+        sections.append((n(".gnu.version_d"), 0x6FFFFFFD, vd_off, len(verdef), 1, len(defs), 8, 0))
+    sections.append((n(".dynamic"), 6, dyn_off, dynent * len(dyn), 1, 0, 8, dynent))
+    shstr_index = len(sections)
+    name_shstrtab = n(".shstrtab")
+    shstr_off = load_end
+    sh_off = (shstr_off + len(shstr) + 7) & ~7
+    sections.append((name_shstrtab, 3, shstr_off, len(shstr), 0, 0, 1, 0))
+    shentsize = 64 if is64 else 40
+    total = sh_off + shentsize * len(sections)
     out = bytearray(total)
+    for i, (nm, typ, soff, size, lnk, info, align, ent) in enumerate(sections):
+        if is64:
+            sh = struct.pack(e + "IIQQQQIIQQ", nm, typ, 2 if typ not in (0, 3) or i == 1 else 0, soff if i else 0,
+                             soff, size, lnk, info, align, ent)
+        else:
+            sh = struct.pack(e + "IIIIIIIIII", nm, typ, 2 if typ not in (0, 3) or i == 1 else 0, soff if i else 0,
+                             soff, size, lnk, info, align, ent)
+        out[sh_off + i * shentsize:sh_off + (i + 1) * shentsize] = sh
+    out[shstr_off:shstr_off + len(shstr)] = shstr
     ident = b"\x7fELF" + bytes([2 if is64 else 1, 1 if little else 2, 1, 0]) + b"\0" * 8
     if is64:
-        hdr = struct.pack(e + "HHIQQQIHHHHHH", e_type, machine, 1, 0, ehsize, 0, 0, ehsize, phentsize, 2, 64, 0, 0)
-        ph_load = struct.pack(e + "IIQQQQQQ", 1, 5, 0, 0, 0, total, total, 0x1000)
+        hdr = struct.pack(e + "HHIQQQIHHHHHH", e_type, machine, 1, 0, ehsize, sh_off, 0, ehsize, phentsize, 2,
+                          shentsize, len(sections), shstr_index)
+        ph_load = struct.pack(e + "IIQQQQQQ", 1, 5, 0, 0, 0, load_end, load_end, 0x1000)
         ph_dyn = struct.pack(e + "IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, dynent * len(dyn),
                              dynent * len(dyn), 8)
     else:
-        hdr = struct.pack(e + "HHIIIIIHHHHHH", e_type, machine, 1, 0, ehsize, 0, 0, ehsize, phentsize, 2, 40, 0, 0)
-        ph_load = struct.pack(e + "IIIIIIII", 1, 0, 0, 0, total, total, 5, 0x1000)
+        hdr = struct.pack(e + "HHIIIIIHHHHHH", e_type, machine, 1, 0, ehsize, sh_off, 0, ehsize, phentsize, 2,
+                          shentsize, len(sections), shstr_index)
+        ph_load = struct.pack(e + "IIIIIIII", 1, 0, 0, 0, load_end, load_end, 5, 0x1000)
         ph_dyn = struct.pack(e + "IIIIIIII", 2, dyn_off, dyn_off, dyn_off, dynent * len(dyn), dynent * len(dyn),
                              6, 4)
     out[0:16] = ident

@@ -309,10 +309,13 @@ def test_libraries_and_custom_ops_read_defensively(matrix):
         r["environment"]["target"]["custom_ops"] = [{"name": "_text_ops.so", "sha256": op_hash}] if op else []
         return r
 
+    older = report(matrix, "f")
+    for key in ("native", "custom_ops"):
+        older["environment"]["target"].pop(key, None)
     loaded = [Loaded("a", with_extras("a")), Loaded("b", with_extras("b")), Loaded("c", with_extras("c")),
               Loaded("d", with_extras("d", cudnn="8.9.7.29", op_hash="bb22")),
               Loaded("e", with_extras("e", op=False, nccl=False)),
-              Loaded("f", report(matrix, "f"))]  # an older report without the fields: unknown, not drift
+              Loaded("f", older)]  # an older report without the fields: unknown, not drift
     fr = run_gate(loaded, GateOptions(now=NOW))
     drift = {(d.rule, d.fact): d for d in fr.groups[0].drift}
     cudnn = drift[("TFC604", "CUDA library cudnn")]

