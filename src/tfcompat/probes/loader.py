@@ -277,7 +277,7 @@ class Loader:
             return Candidate(name, path, real, host_path, step, written, owner, hwcaps, None,
                              f"cannot be loaded: {detail}", fatal=True)
         problem, fatal = None, False
-        if False:
+        if info.elf_class != self.cfg.elf_class:
             problem = f"{info.elf_class}-bit ELF, the process is {self.cfg.elf_class}-bit (skipped)"
         elif info.machine_name != self.cfg.machine:
             problem = f"ELF for {info.machine_name}, the process is {self.cfg.machine} (skipped)"

@@ -138,12 +138,17 @@ def _library_row(lib) -> tuple:
             ("" if lib.role != "driver" else "installed with the NVIDIA driver")
         if lib.missing_deps:
             where = (where + "; " if where else "") + "missing " + lib.missing_deps[0].split(" ", 1)[0]
+        if not where and lib.other_sonames:
+            where = f"(other version: {lib.other_sonames[0]})"
         return lib.soname, "-", "NOT FOUND", where, ""
     if f.problem:
         return lib.soname, f.version or "?", "UNUSABLE", f"{_short(f.real_path)} ({f.problem})", extra
     deps = [d for d in lib.missing_deps if not d.startswith(("libcuda.so", "libnvidia-"))]
     if deps:
         extra += f"  (missing dependency {deps[0].split(' ', 1)[0]})"
+    asked = f.path.rsplit("/", 1)[-1]
+    if asked not in (lib.soname, f.real_path.rsplit("/", 1)[-1]):
+        extra = f"  (as {asked})" + extra
     return lib.soname, f.version or "?", f.found_via, _short(f.real_path), extra
 
 
