@@ -282,3 +282,17 @@ def test_explain_reasons_from_names():
 def test_no_plugins_no_checker(tree):
     ops, unknowns = probe_custom_ops(Root(None), tf_build(tree), [], ["tensorflow"], sys.executable)
     assert ops == () and unknowns == []
+
+
+def test_build_id_matches_readelf(tree):
+    from tfcompat.probes.custom_ops import build_id
+
+    path = tree["plugins"]["good"]
+    readelf = shutil.which("readelf")
+    got = build_id(path)
+    if readelf:
+        out = subprocess.run([readelf, "-n", path], capture_output=True, text=True).stdout
+        expected = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Build ID" in line]
+        assert [got] == expected
+    assert got is None or len(got) >= 16
+    assert build_id(tree["plugins"]["old"]) != got or got is None

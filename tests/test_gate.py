@@ -306,7 +306,8 @@ def test_libraries_and_custom_ops_read_defensively(matrix):
             libs.append(dict(lib("nccl", "libnccl.so.2", None), found=None))
         r["environment"]["target"]["native"] = {"caller": "/v/tensorflow/libtensorflow_framework.so.2",
                                                 "caller_source": "test", "libraries": libs}
-        r["environment"]["target"]["custom_ops"] = [{"name": "_text_ops.so", "sha256": op_hash}] if op else []
+        r["environment"]["target"]["custom_ops"] = [{"owner": "tensorflow-text", "path": f"/venv-{name}/site/_text_ops.so",
+                                                     "ok": True, "build_id": op_hash}] if op else []
         return r
 
     older = report(matrix, "f")
@@ -323,7 +324,7 @@ def test_libraries_and_custom_ops_read_defensively(matrix):
     nccl = drift[("TFC604", "CUDA library nccl")]
     assert [(o.value, o.nodeset) for o in nccl.outliers] == [("(not found)", "e")]
     assert ("TFC604", "CUDA library cuda") not in drift and ("TFC604", "CUDA library cudnn_ops") not in drift
-    ops = drift[("TFC610", "custom op _text_ops.so")]
+    ops = drift[("TFC610", "custom op tensorflow-text:_text_ops.so")]
     assert ops.majority == "aa11" and {o.value: o.nodeset for o in ops.outliers} == {"bb22": "d", "(absent)": "e"}
     assert not any(o.nodeset == "f" for d in drift.values() for o in d.outliers)
 

@@ -276,6 +276,7 @@ class CustomOp:
     demangled: Tuple[str, ...] = ()  # the same, demangled where c++filt was available
     reasons: Tuple[str, ...] = ()  # why, in words, where the names tell
     abseil: Tuple[str, ...] = ()  # abseil LTS namespaces the missing names come from
+    build_id: Optional[str] = None  # GNU build-id: identifies the build across nodes
 
 
 @dataclasses.dataclass(frozen=True)

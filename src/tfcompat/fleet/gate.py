@@ -26,6 +26,7 @@ import datetime
 import glob
 import json
 import os
+import posixpath
 import re
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 
@@ -455,7 +456,7 @@ def library_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
 
 
 def custom_op_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
-    """(plugin, hash or "present") from `target.custom_ops` where a report has it; None where it has not."""
+    """(plugin, GNU build-id or "present") from `target.custom_ops` where a report has it; None where it has not."""
     ops = target.get("custom_ops") if isinstance(target, dict) else None
     if ops is None:
         return None
@@ -463,8 +464,11 @@ def custom_op_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
     for entry in ops if isinstance(ops, list) else ():
         if not isinstance(entry, dict):
             continue
-        name = entry.get("name") or entry.get("path")
-        digest = entry.get("sha256") or entry.get("hash") or entry.get("digest")
+        path = entry.get("path")
+        # key by owner and file name: venv paths differ between nodes, the plugin does not
+        name = entry.get("name") or (f"{entry.get('owner') or '?'}:{posixpath.basename(path)}"
+                                     if isinstance(path, str) else None)
+        digest = entry.get("build_id") or entry.get("sha256") or entry.get("hash") or entry.get("digest")
         if isinstance(name, str) and name:
             items.append((name, (_text(digest) or "present")[:16]))
     return items

@@ -18,6 +18,7 @@ import glob
 import os
 import re
 import shutil
+import struct
 import subprocess
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -91,6 +92,45 @@ def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra
                 seen.add(real)
                 found.append(("--op", real))
     return found, unknowns
+
+
+def build_id(path: str) -> Optional[str]:
+    """The GNU build-id note (NT_GNU_BUILD_ID in a PT_NOTE segment): the same id means the same build.
+
+    It identifies a plugin across nodes (for the fleet's drift check) without hashing the file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+                return None
+            e = "<" if head[5] == 1 else ">"
+            is64 = head[4] == 2
+            if is64:
+                phoff, phentsize, phnum = struct.unpack_from(e + "Q", head, 32)[0], *struct.unpack_from(e + "HH", head, 54)
+            else:
+                phoff, phentsize, phnum = struct.unpack_from(e + "I", head, 28)[0], *struct.unpack_from(e + "HH", head, 42)
+            for i in range(min(phnum, 64)):
+                fh.seek(phoff + i * phentsize)
+                ph = fh.read(phentsize)
+                if len(ph) < (56 if is64 else 32):
+                    return None
+                p_type = struct.unpack_from(e + "I", ph, 0)[0]
+                if p_type != 4:  # PT_NOTE
+                    continue
+                off, size = (struct.unpack_from(e + "Q", ph, 8)[0], struct.unpack_from(e + "Q", ph, 32)[0]) if is64 \
+                    else (struct.unpack_from(e + "I", ph, 4)[0], struct.unpack_from(e + "I", ph, 16)[0])
+                fh.seek(off)
+                notes = fh.read(min(size, 1 << 16))
+                pos = 0
+                while pos + 12 <= len(notes):
+                    namesz, descsz, ntype = struct.unpack_from(e + "III", notes, pos)
+                    name_end = pos + 12 + ((namesz + 3) & ~3)
+                    if ntype == 3 and notes[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"GNU":
+                        return notes[name_end:name_end + descsz].hex()
+                    pos = name_end + ((descsz + 3) & ~3)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def demangle(names: Sequence[str]) -> Dict[str, str]:
@@ -241,7 +281,7 @@ class CustomOpChecker:
             owner=owner, path=path, ok=not (missing_libs or version_missing or count),
             missing_libraries=missing_libs, missing_versions=tuple(version_missing), undefined_count=count,
             undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown), reasons=tuple(reasons),
-            abseil=tuple(absl),
+            abseil=tuple(absl), build_id=build_id(plugin.host_path),
         )
 
     def close(self) -> None:
