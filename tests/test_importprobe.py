@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tfcompat.model import Environment, ProbeResult, from_json_dict, to_json_dict
+from tfcompat.model import ProbeResult, from_json_dict, to_json_dict
 from tfcompat.probes import importprobe
 from tfcompat.probes.importprobe import parse_maps, run_import_probe
 
@@ -466,7 +465,7 @@ def test_cli_check_probe_json_and_text(venv, capsys):
     assert {f["rule"] for f in report["findings"]} >= {"TFC104", "TFC701"}
     code, out, err = run("check", "--python", str(python), "--no-nvml", "--probe", "--select", "TFC7")
     assert code == 1
-    assert "import tensorflow CRASHED (SIGSEGV) in import tensorflow_text" in out
+    assert f"Probe       {python}: CRASHED (SIGSEGV) in import tensorflow_text" in out
     assert "ERROR TFC701 import-crashed" in out
     # without --probe: no probe, and the JSON still validates
     code, out, _ = run("check", "--python", str(python), "--no-nvml", "-f", "json", "--select", "TFC7")
@@ -475,3 +474,32 @@ def test_cli_check_probe_json_and_text(venv, capsys):
     assert report["environment"]["probe"] is None and code == 0 and report["skipped"] == []
     code, _, err = run("check", "--from", "x.json", "--probe")
     assert code == 2 and "--probe" in err
+
+
+# -- opt-in: a real TensorFlow venv ------------------------------------------------------------------------
+
+
+@pytest.mark.realwheel
+@pytest.mark.skipif(not os.environ.get("TFCOMPAT_TF_PYTHON"),
+                    reason="set TFCOMPAT_TF_PYTHON to a venv's python with TensorFlow installed")
+def test_real_tensorflow_import(matrix):
+    """The probe against a real wheel: TF's own libraries are in the maps, its start-up lines classified."""
+    from tfcompat.engine import evaluate
+    from tfcompat.probes.target import TargetSpec
+    from tfcompat.scan import scan
+
+    env = scan(TargetSpec(python=os.environ["TFCOMPAT_TF_PYTHON"]), nvml=False, probe=True, probe_timeout=300)
+    r = env.probe
+    assert r is not None and r.outcome in ("ok", "error"), (r.outcome, r.error, r.output_tail[-2000:])
+    if r.outcome == "ok":
+        assert r.tensorflow_version == env.tensorflow.version
+        names = {lib.name for lib in r.libraries}
+        assert "libtensorflow_framework.so.2" in names
+        assert r.libraries_source.startswith("/proc/self/maps read by the child")
+        # every TF start-up line is known to the table (nothing unclassified)
+        assert r.log_lines and all(ln.classification != "unclassified" for ln in r.log_lines), r.log_lines
+        report = evaluate(env, matrix, select=["TFC705"])
+        assert report.findings == (), report.findings  # the static scan found the TF that was imported
+    else:  # a broken venv (e.g. NumPy 2 under TF <= 2.17): the failure is reported and explained
+        report = evaluate(env, matrix, select=["TFC702"])
+        assert [f.rule for f in report.findings] == ["TFC702"]

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from elf_fixtures import EM_X86_64, link, write_so
+from elf_fixtures import link, write_so
 from test_ldcache import new_cache_body, old_cache
 from tfcompat.probes.elf import clear_cache
 from tfcompat.probes.ldcache import parse_ld_cache

@@ -127,12 +127,9 @@ def mapped_libraries(maps_path="/proc/self/maps"):
 
 
 def run(channel, companions=COMPANIONS):
-    state = {}
-
     def import_tf():
         import tensorflow as tf
 
-        state["tf"] = tf
         return {"version": str(getattr(tf, "__version__", "")), "file": str(getattr(tf, "__file__", "") or "")}, tf
 
     ok, tf = _step(channel, "import tensorflow", import_tf)

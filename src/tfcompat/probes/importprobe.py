@@ -235,10 +235,11 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
             pass_fds=(write_fd,), start_new_session=True, preexec_fn=_no_core_dumps,
             cwd="/", env=child_environment(environ), close_fds=True,
         )
-    except OSError as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
         os.close(read_fd)
         os.close(write_fd)
-        return _not_started(python, f"cannot start {python}: {exc.strerror or exc}", timeout_s, started)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return _not_started(python, f"cannot start {python}: {reason}", timeout_s, started)
     os.close(write_fd)
     collector.pid = proc.pid
     timed_out = False

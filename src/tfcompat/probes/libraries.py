@@ -541,7 +541,7 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
             if c.missing and not _is_driver_library(c.library)]
     cfg = loader.cfg
     cpu = ()
-    if machine == "x86_64" and tf.is_rocm_build is not True:
+    if machine == "x86_64":
         cpu = _CPU_NEEDS.get(tf.distribution, ("avx",))
     llp = None
     if root.is_host and environ is not None and environ.get("LD_LIBRARY_PATH") is not None:

@@ -34,10 +34,11 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
         reason = env.unknown("probe")
         return [f"Probe       {reason}"] if reason else []
     seconds = p.duration_ms / 1000
-    what = {"ok": "ok", "error": f"FAILED in {p.failing_step}", "crash": f"CRASHED ({p.signal}) in {p.failing_step}",
-            "exit": f"DIED ({p.error})", "timeout": f"TIMED OUT after {p.timeout_s} s in {p.failing_step}",
+    what = {"ok": "imported TensorFlow", "error": f"FAILED in {p.failing_step}",
+            "crash": f"CRASHED ({p.signal}) in {p.failing_step or 'start-up'}", "exit": f"DIED ({p.error})",
+            "timeout": f"TIMED OUT after {p.timeout_s} s in {p.failing_step or 'start-up'}",
             "not-started": f"could not start: {p.error}"}.get(p.outcome, p.outcome)
-    out = [f"Probe       {p.python}: import tensorflow {what} ({seconds:.1f} s)"]
+    out = [f"Probe       {p.python}: {what} ({seconds:.1f} s)"]
     if p.outcome == "error" and p.error:
         out.append(f"  error     {p.error}")
     width = max((len(s.name) for s in p.steps), default=0)

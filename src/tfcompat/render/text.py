@@ -97,6 +97,8 @@ def _libraries(env: Environment, verbose: bool = False) -> List[str]:
         reason = env.unknown("libraries")
         return [f"Libraries   unknown: {reason}"] if reason else []
     if not native.libraries:
+        if tf.is_rocm_build:
+            return ["Libraries   no CUDA libraries: ROCm build"]
         if tf.is_cuda_build is False:
             return ["Libraries   none to load: CPU-only build"]
         reason = env.unknown("libraries")

@@ -74,6 +74,12 @@ def effective_class(line: LogLine, gpu_node: bool) -> str:
     return p.class_on(gpu_node) if p is not None else line.classification
 
 
+def _why(line: LogLine) -> str:
+    """The explanation of the table this tfcompat ships (a snapshot may have been taken with an older one)."""
+    p = log_pattern(line.pattern)
+    return p.why if p is not None else line.explanation
+
+
 def fatal_lines(env: Environment, probe: ProbeResult) -> List[LogLine]:
     gpu = _has_gpus(env)
     return [ln for ln in probe.log_lines if effective_class(ln, gpu) == "fatal"]
@@ -396,7 +402,7 @@ def gpu_unusable(env: Environment, matrix: Matrix) -> Result:
     if not tf_gpus:
         yield Hit(
             message=f"TensorFlow lists no GPU although this node has {node}: it will run on the CPU only"
-                    + (f" ({lines[0].explanation})" if lines else ""),
+                    + (f" ({_why(lines[0])})" if lines else ""),
             evidence=tuple(_probe_evidence(probe))
             + (Evidence("probe.devices", ", ".join(d.name for d in probe.devices) or "none", _source(probe)),)
             + _line_evidence(probe, lines),
@@ -542,7 +548,7 @@ def fatal_log_line(env: Environment, matrix: Matrix) -> Result:
     for ln in fatal_lines(env, probe):
         times = f" ({ln.count} times)" if ln.count > 1 else ""
         yield Hit(
-            message=f"TensorFlow printed a fatal line [{ln.pattern}]{times}: {ln.explanation}",
+            message=f"TensorFlow printed a fatal line [{ln.pattern}]{times}: {_why(ln)}",
             evidence=_line_evidence(probe, [ln]),
             remediation="Fix the cause the line names; rerun `tfcompat check --probe` to confirm it is gone.",
         )
