@@ -101,3 +101,36 @@ def test_uniform_node_is_not_mixed(matrix):
 def test_no_gpus_recorded_skips(matrix):
     findings, (skip,) = run_rule(make_env("2.21.0", driver="575.57.08"), matrix, "TFC206")
     assert findings == [] and skip.reason == "gpus unknown: not collected"
+
+
+def _with_cudnn(env, version):
+    from tfcompat.model import LibraryCopy, LibraryResolution, NativeLibraries
+
+    lib = LibraryResolution("cudnn", "libcudnn.so.9", "gpu", "DNN", None,
+                            LibraryCopy("/v/nvidia/cudnn/lib/libcudnn.so.9", "/v/nvidia/cudnn/lib/libcudnn.so.9",
+                                        "DT_RUNPATH", "$ORIGIN/../nvidia/cudnn/lib", None, version,
+                                        "nvidia-cudnn-cu12 METADATA", "nvidia-cudnn-cu12"))
+    return dataclasses.replace(env, target=dataclasses.replace(
+        env.target, native=NativeLibraries("/v/tensorflow/libtensorflow_framework.so.2", "test", libraries=(lib,))))
+
+
+def test_new_cudnn_drops_pascal(matrix):
+    p100 = Gpu(0, "Tesla P100-PCIE-16GB", "GPU-p100", "00000000:04:00.0", "6.0")
+    env = _with_cudnn(make_env("2.21.0", driver="575.57.08", gpus=[p100, h100(1)]), "9.17.0.29")
+    (f,), _ = run_rule(env, matrix, "TFC208")
+    assert "GPU 0 (Tesla P100-PCIE-16GB, GPU-p100)" in f.message and "cuDNN 9.17.0.29" in f.message
+    # 9.28 is newer than any documented release: judged from 9.17, which already lacks Pascal
+    env = _with_cudnn(make_env("2.21.0", driver="575.57.08", gpus=[p100]), "9.28.0.42")
+    (f,), _ = run_rule(env, matrix, "TFC208")
+    assert "an older release" in f.message
+
+
+def test_cudnn_93_still_supports_pascal(matrix):
+    p100 = Gpu(0, "Tesla P100-PCIE-16GB", "GPU-p100", "00000000:04:00.0", "6.0")
+    env = _with_cudnn(make_env("2.21.0", driver="575.57.08", gpus=[p100]), "9.3.0.75")
+    assert run_rule(env, matrix, "TFC208")[0] == []
+
+
+def test_cudnn_rule_without_native_model(matrix):
+    findings, (skip,) = run_rule(make_env("2.21.0", driver="575.57.08", gpus=[h100(0)]), matrix, "TFC208")
+    assert findings == [] and "cuDNN" in skip.reason

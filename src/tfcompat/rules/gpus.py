@@ -211,3 +211,68 @@ def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
             evidence=tuple(_gpu_evidence(g) for g in env.host.gpus),
             remediation="Pin multi-GPU jobs to one kind of GPU with CUDA_VISIBLE_DEVICES, or label and schedule by GPU model.",
         )
+
+
+def _cudnn_entry(matrix: Matrix, version: str, cuda_major: int):
+    """The support-matrix entry for this cuDNN release, else the newest documented one before it.
+
+    (exact?, entry): architectures are only ever dropped, so an older release that lacks one proves
+    the newer lacks it too; an older one that has it proves nothing."""
+    v = version_of(version)
+    entries = [e for e in getattr(matrix, "cudnn", ()) if e.cuda_major == cuda_major]
+    if v is None or not entries:
+        return False, None
+    exact = [e for e in entries if e.versions.contains(v, prereleases=True)]
+    if exact:
+        return True, exact[0]
+    older = [e for e in entries if any(s.operator in ("==", ">=") and version_of(s.version.rstrip(".*")) is not None
+                                       and version_of(s.version.rstrip(".*")) <= v for s in e.versions)]
+    if not older:
+        return False, None
+    return False, max(older, key=lambda e: max(version_of(s.version.rstrip(".*")) for s in e.versions
+                                             if s.operator in ("==", ">=")))
+
+
+@rule("TFC208", "cudnn-gpu-unsupported", Severity.ERROR, requires=("tensorflow", "gpus"))
+def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
+    """The cuDNN the loader picks does not support a GPU's architecture.
+
+    What: NVIDIA's cuDNN support matrix lists the compute capabilities each release supports; cuDNN 9
+    dropped Maxwell, Pascal and Volta during the 9.1x series (9.17 lists 7.5 and newer only). With
+    `tensorflow[and-cuda]` >= 2.20 the cuDNN wheel is a range, so pip installs the newest 9.x.
+
+    Why it crashes: cuDNN calls fail on that GPU (CUDNN_STATUS_ARCH_MISMATCH, "DNN library
+    initialization failed"): convolutions and RNNs abort although TensorFlow itself has kernels
+    for the GPU.
+
+    How to fix: pin the cuDNN wheel to a release that supports the GPU (e.g. `pip install
+    "nvidia-cudnn-cu12<9.11"` for Pascal), or run on newer GPUs.
+    """
+    tf = env.tensorflow
+    native = getattr(env.target, "native", None)
+    cudnn = next((lib for lib in (native.libraries if native else ()) if lib.name == "cudnn"), None)
+    if cudnn is None or cudnn.found is None or not cudnn.found.version:
+        yield NotApplicable("the cuDNN the loader picks, or its version, is unknown")
+        return
+    build_cuda = version_of(tf.cuda_version or "")
+    if build_cuda is None:
+        yield NotApplicable(f"the CUDA major of {tf_label(tf)} is unknown")
+        return
+    exact, entry = _cudnn_entry(matrix, cudnn.found.version, build_cuda.major)
+    if entry is None:
+        yield NotApplicable(f"the matrix has no cuDNN support entry at or before {cudnn.found.version}")
+        return
+    for g in env.host.gpus:
+        if not g.compute_capability or entry.supports_cc(g.compute_capability):
+            continue
+        basis = "" if exact else f" (already missing from the support matrix of {entry.label}, an older release)"
+        yield Hit(
+            message=f"{gpu_name(g)}, compute capability {g.compute_capability}, is not supported by cuDNN "
+                    f"{cudnn.found.version} ({cudnn.found.real_path}){basis}: cuDNN calls fail with "
+                    "CUDNN_STATUS_ARCH_MISMATCH",
+            evidence=(_gpu_evidence(g), Evidence("cudnn.version", cudnn.found.version,
+                                                 cudnn.found.version_source or cudnn.found.real_path),
+                      Evidence("cuDNN support matrix", entry.label, ", ".join(entry.source))),
+            remediation=f"Pin a cuDNN that supports compute capability {g.compute_capability} "
+                        "(e.g. pip install \"nvidia-cudnn-cu12<9.11\" for Pascal/Volta), or use newer GPUs.",
+        )
