@@ -223,3 +223,35 @@ def test_console_script_and_module_entry_points(tf_site):
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Result: PASS" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--select", "TCF105"], "--select TCF105: no rule id starts with it"),
+    (["--ignore", "TFC9999=typo"], "--ignore TFC9999: no rule id starts with it"),
+    (["--op", "/nonexistent/op.so"], "--op /nonexistent/op.so: no such file"),
+    (["--op", "/nonexistent/*.so"], "--op /nonexistent/*.so: no such file"),
+])
+def test_typos_do_not_pass_a_gate(capsys, tf_site, argv, message):
+    code, out, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"tfcompat: error: {message}")
+
+
+def test_ignore_list_shares_its_reason(capsys, tf_site):
+    write_dist(tf_site, "tf-keras", "2.20.1", ["tensorflow<2.21,>=2.20"])
+    code, out, _ = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "-f", "json",
+                       "--select", "TFC1", "--ignore", "TFC104,TFC105=platform pin")
+    report = json.loads(out)
+    assert code == 0 and [f["waived"] for f in report["findings"]] == ["platform pin"]
+
+
+def test_output_is_a_directory(capsys, tf_site, tmp_path):
+    code, _, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "-o", str(tmp_path))
+    assert code == 2 and "is a directory" in err and "internal error" not in err
+
+
+def test_undecided_says_why_in_text_and_on_stderr(capsys, tmp_path):
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    code, out, err = run(capsys, "check", "--site-packages", str(site), "--no-nvml")
+    assert code == 2 and err.startswith("tfcompat: error: TensorFlow is not installed")

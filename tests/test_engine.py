@@ -32,3 +32,18 @@ def test_fail_on_threshold(matrix):
     env = make_env("2.21.0", driver="550.54.15")  # TFC201 warning only
     assert engine.evaluate(env, matrix).exit_code == 0
     assert engine.evaluate(env, matrix, fail_on=Severity.WARNING).exit_code == 1
+
+
+def test_crashing_rule_reason_is_in_the_text(matrix, monkeypatch):
+    from tfcompat.render.text import render_text
+
+    def broken(env, matrix):
+        raise KeyError("boom")
+        yield  # pragma: no cover
+
+    engine.all_rules()
+    rules = dict(engine.RULES)
+    rules["TFC999"] = engine.Rule("TFC999", "broken-rule", Severity.ERROR, (), "Broken.", broken)
+    monkeypatch.setattr(engine, "RULES", rules)
+    text = render_text(engine.evaluate(make_env("2.21.0"), matrix))
+    assert "error: rule TFC999 broken-rule failed: KeyError: 'boom'" in text and "UNDECIDED" in text

@@ -249,3 +249,10 @@ def test_python_dangling_interpreter_link(venv, tmp_path):
     symlink(broken / "bin" / "python", str(tmp_path / "gone" / "python3"))
     path = str(broken / "bin" / "python")
     assert one_line_error(TargetSpec(python=path), path) == f"--python {path}: no such file"
+
+
+def test_python_version_from_the_lib_dir_not_an_outer_dir_name(tmp_path):
+    site = tmp_path / "python3.8-envs" / "myenv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    target = resolve_target(TargetSpec(site_packages=(str(site),)))
+    assert target.python.version == "3.11"

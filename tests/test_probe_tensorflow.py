@@ -1,5 +1,6 @@
 """TensorFlow distributions and their build_info.py, read from disk (never imported)."""
 
+import pytest
 import os
 
 from probe_helpers import (BUILD_INFO_2_4_4, BUILD_INFO_2_21_0, BUILD_INFO_OLD, BUILD_INFO_ROCM, TF_WHEEL_TAG,
@@ -224,3 +225,15 @@ def test_non_tf_distribution_is_ignored(tmp_path):
     builds, unknowns = find(site)
     assert builds == ()
     assert facts(unknowns) == ["tensorflow"]
+
+
+@pytest.mark.parametrize("text", ["build_info = 5\n", "build_info = collections.OrderedDict([({}, 1)])\n"])
+def test_malformed_build_info_is_unknown_not_a_crash(tmp_path, text):
+    from tfcompat.model import Package
+    from tfcompat.probes.tensorflow import read_build
+
+    site = tmp_path / "site"
+    (site / "tensorflow" / "python" / "platform").mkdir(parents=True)
+    (site / "tensorflow" / "python" / "platform" / "build_info.py").write_text("import collections\n" + text)
+    build, unknowns = read_build(Package("tensorflow", "2.21.0", str(site), str(site / "x" / "METADATA")))
+    assert build.cuda_version is None and [u.fact for u in unknowns] == ["tensorflow.build"]

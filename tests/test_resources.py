@@ -198,3 +198,18 @@ def test_visible_devices_valid(matrix, value):
 def test_memlock_not_applicable_without_gpus(matrix):
     findings, (skip,) = run_rule(node([]), matrix, "TFC802")
     assert findings == [] and "no GPUs" in skip.reason
+
+
+def test_memlock_with_gpus_unknown_on_a_driver_node(matrix):
+    from tfcompat.model import Unknown
+
+    env = node([], shm_bytes=64 * MiB)
+    env = dataclasses.replace(env, unknowns=env.unknowns + (Unknown("gpus", "NVML not queried (--no-nvml)"),))
+    findings, (skip,) = run_rule(env, matrix, "TFC802")
+    assert findings == [] and skip.reason == "gpus unknown: NVML not queried (--no-nvml)"
+    (f,), _ = run_rule(env, matrix, "TFC801")
+    assert f.severity is Severity.WARNING and "GPU count is unknown" in f.message
+
+
+def test_cgroup_on_a_cpu_node_has_no_per_gpu_floor(matrix):
+    assert run_rule(node([], shm_bytes=16 * GiB, cgroup_memory_limit=4 * GiB), matrix, "TFC803")[0] == []

@@ -83,7 +83,8 @@ def test_maxwell_on_221_is_an_error_with_the_others_suggested(matrix):
     env = make_env("2.21.0", driver="575.57.08", gpus=[h100(0), maxwell])
     (f,), _ = run_rule(env, matrix, "TFC206")
     assert "GPU 1 (Tesla M60, GPU-m60)" in f.message and "no kernel image" in f.message
-    assert "CUDA_VISIBLE_DEVICES=0" in f.remediation
+    # by UUID: CUDA's default device order is not NVML's
+    assert "CUDA_VISIBLE_DEVICES=GPU-5a4b3c2d-0000-0000-0000-000000000000" in f.remediation
     assert run_rule(env, matrix, "TFC205")[0] == []
 
 

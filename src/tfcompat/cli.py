@@ -65,10 +65,15 @@ class UsageProblem(ValueError):
 def write_atomic(path: str, text: str) -> None:
     """Write `text` to `path` via a temp file in the same directory and a rename: never half a file."""
     target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    directory = target.parent
     if not directory.is_dir():
         raise UsageProblem(f"--output {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(directory))
+    if target.is_dir():
+        raise UsageProblem(f"--output {path}: is a directory (name a file)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(directory))
+    except OSError as exc:
+        raise UsageProblem(f"--output {path}: cannot write in {directory}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -76,11 +81,13 @@ def write_atomic(path: str, text: str) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise UsageProblem(f"--output {path}: cannot write it: {exc.strerror or exc}") from None
         raise
 
 
@@ -171,6 +178,11 @@ def _scan(python, site_packages, root, node_name, nvml, probe=False, probe_timeo
     from tfcompat.probes.target import TargetSpec
     from tfcompat.scan import scan
 
+    import glob as _glob
+
+    for pattern in ops or ():
+        if not (_glob.glob(pattern) if any(c in pattern for c in "*?[") else os.path.isfile(pattern)):
+            raise UsageProblem(f"--op {pattern}: no such file")
     spec = TargetSpec(python=python, site_packages=tuple(site_packages or ()), root=root)
     if probe and sys.stderr.isatty():
         print(f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
@@ -178,19 +190,30 @@ def _scan(python, site_packages, root, node_name, nvml, probe=False, probe_timeo
     return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()))
 
 
+def _known_prefix(option: str, prefix: str) -> str:
+    """A --select/--ignore prefix must match some rule: a typo must not silently pass a gate."""
+    from tfcompat.engine import all_rules
+
+    if not any(r.id.upper().startswith(prefix.upper()) or r.name == prefix for r in all_rules()):
+        raise UsageProblem(f"{option} {prefix}: no rule id starts with it and no rule has that name "
+                           "(see `tfcompat rules`)")
+    return prefix
+
+
 def _parse_ignores(values: Optional[List[str]]) -> Dict[str, str]:
+    """`TFC201`, `TFC201=reason`, `TFC105,TFC301=reason` (the reason applies to every id before it)."""
     out: Dict[str, str] = {}
     for v in values or ():
-        for item in v.split(",") if "=" not in v else [v]:
-            key, _, reason = item.partition("=")
+        keys, _, reason = v.partition("=")
+        for key in keys.split(","):
             if not key.strip():
-                raise UsageProblem(f"--ignore {v!r}: expected RULE-PREFIX or RULE-PREFIX=reason")
-            out[key.strip()] = reason.strip()
+                raise UsageProblem(f"--ignore {v!r}: expected RULE-PREFIX[,RULE-PREFIX...][=reason]")
+            out[_known_prefix("--ignore", key.strip())] = reason.strip()
     return out
 
 
 def _split(values: Optional[List[str]]) -> List[str]:
-    return [s.strip() for v in values or () for s in v.split(",") if s.strip()]
+    return [_known_prefix("--select", s.strip()) for v in values or () for s in v.split(",") if s.strip()]
 
 
 @app.command()
@@ -254,6 +277,9 @@ def check(
                                                             and "NO_COLOR" not in os.environ)
             text = render_text(report, colour=use_colour)
         _emit(text, output)
+    if report.status == "error" and fmt is not CheckFormat.npd:
+        # "could not decide" also gets its one line on stderr, as every exit 2 does
+        print(f"tfcompat: error: {report.errors[0] if report.errors else 'could not decide'}", file=sys.stderr)
     raise typer.Exit(report.exit_code)
 
 

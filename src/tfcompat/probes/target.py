@@ -42,7 +42,7 @@ _PROBE = (
     "'version': '%d.%d.%d' % sys.version_info[:3], "
     "'implementation': sys.implementation.name, 'path': sys.path}))"
 )
-_PY_DIR = re.compile(r"python(\d+)\.(\d+)")
+_PY_DIR = re.compile(r"/lib(?:64)?/python(\d+)\.(\d+)/(?:site|dist)-packages/?$")
 PYTHON_PROBE_TIMEOUT = 20.0
 
 
@@ -181,7 +181,7 @@ def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None) -
     """Python version from a venv's pyvenv.cfg or from `lib/pythonX.Y/` in a site dir path."""
     for d in dirs:
         m = _PY_DIR.search(d)
-        prefix = d[: m.start()].rstrip("/").rsplit("/", 1)[0] if m else None
+        prefix = (d[: m.start()] or "/") if m else None
         if prefix:
             cfg = _pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
             version = cfg.get("version_info") or cfg.get("version")

@@ -101,7 +101,7 @@ def read_build(pkg: Package) -> Tuple[TensorFlowBuild, List[Unknown]]:
             f"{pkg.display_name} {pkg.version} has no {BUILD_INFO} in {pkg.location} "
             "(a wrapper distribution, or a broken install): its CUDA/cuDNN build is unknown",
         ))
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as exc:
         unknowns.append(Unknown("tensorflow.build", f"cannot read {build_info_path}: {exc}"))
         build_info_path = None
     wheel_path, tags = (None, ())

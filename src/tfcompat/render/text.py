@@ -191,9 +191,11 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
         lines.append("Skipped:")
         for reason, rules in by_reason.items():
             lines.append(f"  {', '.join(rules)}: {reason}")
-    for e in report.errors:
-        if report.environment is None:
-            lines.append(f"error: {e}")
+    shown = {f.message for f in report.findings}
+    errors = [e for e in report.errors if e not in shown]
+    if errors:
+        lines.append("")
+        lines += [f"error: {e}" for e in errors]
     counts = {s: sum(1 for f in active if f.severity is s) for s in Severity}
     summary = ", ".join(f"{counts[s]} {s.value}{'s' if counts[s] != 1 and s is not Severity.INFO else ''}"
                         for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))

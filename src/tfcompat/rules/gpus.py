@@ -58,9 +58,13 @@ def gpu_name(g: Gpu) -> str:
     return f"GPU {g.index} ({g.name or 'unknown model'}, {g.uuid or 'no UUID'})"
 
 
+def gpu_fact(g: Gpu, fact: str, value: str, api: str = "NVML") -> Evidence:
+    """Evidence about one GPU, named by index and UUID."""
+    return Evidence(f"gpu[{g.index}].{fact}", value, f"{api}, {g.uuid or 'GPU ' + str(g.index)}")
+
+
 def _gpu_evidence(g: Gpu) -> Evidence:
-    return Evidence(f"gpu[{g.index}].compute_capability", g.compute_capability or "?",
-                    f"NVML nvmlDeviceGetCudaComputeCapability, {g.uuid or 'GPU ' + str(g.index)}")
+    return gpu_fact(g, "compute_capability", g.compute_capability or "?", "NVML nvmlDeviceGetCudaComputeCapability")
 
 
 def _build_evidence(env: Environment) -> Evidence:
@@ -175,9 +179,11 @@ def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
         cc = parse_cc(g.compute_capability)
         if cc is None or coverage(cc, tf.compute_capabilities).kind != "none":
             continue
-        others = [o.index for o in env.host.gpus if o.index != g.index and parse_cc(o.compute_capability)
-                  and coverage(parse_cc(o.compute_capability), tf.compute_capabilities).kind != "none"]
-        hide = f" or hide it (CUDA_VISIBLE_DEVICES={','.join(map(str, others))})" if others else ""
+        # UUIDs, not indices: CUDA numbers GPUs fastest-first by default, NVML by PCI bus
+        others = [o.uuid or str(o.index) for o in env.host.gpus if o.index != g.index and
+                  parse_cc(o.compute_capability) and
+                  coverage(parse_cc(o.compute_capability), tf.compute_capabilities).kind != "none"]
+        hide = f" or hide it (CUDA_VISIBLE_DEVICES={','.join(others)})" if others else ""
         yield Hit(
             message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no kernels in {tf_label(tf)} "
                     f"({' '.join(tf.compute_capabilities)}): the first GPU op fails with "

@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Gpu, Severity
-from tfcompat.rules.gpus import gpu_name
+from tfcompat.rules.gpus import gpu_fact, gpu_name
 from tfcompat.units import GiB, MiB, human
 
 Result = Iterator[Union[Hit, NotApplicable]]
@@ -59,10 +59,21 @@ def shm_too_small(env: Environment, matrix: Matrix) -> Result:
         yield NotApplicable("/dev/shm size not known")
         return
     n_gpus = len(env.host.gpus)
+    gpus_unknown = env.unknown("gpus") if not n_gpus else None
     multi, multi_src = threshold(matrix, "shm_min_bytes_multi_gpu")
     single, single_src = threshold(matrix, "shm_min_bytes")
     ev = [Evidence("/dev/shm size", human(res.shm_bytes), res.shm_source or "/dev/shm")]
-    if n_gpus >= 2 and res.shm_bytes < multi:
+    if gpus_unknown and env.host.driver is not None and res.shm_bytes < multi:
+        # a node with a driver whose GPUs could not be counted: say so rather than assume one GPU
+        yield Hit(
+            message=f"/dev/shm is {human(res.shm_bytes)}, below the {human(multi)} a multi-GPU node needs; the GPU "
+                    f"count is unknown ({gpus_unknown})",
+            evidence=tuple(ev + [Evidence("minimum (several GPUs)", human(multi), multi_src)]),
+            remediation="Docker: --shm-size=1g (or --ipc=host); Kubernetes: an emptyDir with medium: Memory and "
+                        "sizeLimit: 1Gi at /dev/shm.",
+            severity=Severity.WARNING,
+        )
+    elif n_gpus >= 2 and res.shm_bytes < multi:
         ev += [Evidence("gpus", str(n_gpus), "NVML nvmlDeviceGetCount"), Evidence("minimum", human(multi), multi_src),
                Evidence("recommendation", "--shm-size=1g", NGC_GUIDE)]
         yield Hit(
@@ -103,7 +114,9 @@ def memlock_too_low(env: Environment, matrix: Matrix) -> Result:
     res = env.host.resources
     assert res is not None
     if not env.host.gpus:
-        yield NotApplicable("no GPUs on this node: pinned memory and GPUDirect RDMA are not used")
+        unknown = env.unknown("gpus")
+        yield NotApplicable(f"gpus unknown: {unknown}" if unknown and env.host.driver is not None
+                            else "no GPUs on this node: pinned memory and GPUDirect RDMA are not used")
         return
     minimum, src = threshold(matrix, "memlock_min_bytes")
     if res.memlock_soft is None or res.memlock_soft >= minimum:
@@ -138,11 +151,11 @@ def cgroup_memory_low(env: Environment, matrix: Matrix) -> Result:
     assert res is not None
     if res.cgroup_memory_limit is None:
         return
-    n_gpus = max(1, len(env.host.gpus))
+    n_gpus = len(env.host.gpus)
     per_gpu, src = threshold(matrix, "cgroup_memory_per_gpu_bytes")
     ev = [Evidence(f"cgroup v{res.cgroup_version} memory limit", human(res.cgroup_memory_limit),
                    res.cgroup_source or "/sys/fs/cgroup")]
-    if res.cgroup_memory_limit < per_gpu * n_gpus:
+    if n_gpus and res.cgroup_memory_limit < per_gpu * n_gpus:
         yield Hit(
             message=f"the memory cgroup allows {human(res.cgroup_memory_limit)} for {n_gpus} GPU"
                     f"{'s' if n_gpus > 1 else ''} (floor {human(per_gpu)} per GPU): the OOM killer ends the job "
@@ -155,7 +168,8 @@ def cgroup_memory_low(env: Environment, matrix: Matrix) -> Result:
     if res.cgroup_memory_current is not None and res.cgroup_memory_current * 100 >= res.cgroup_memory_limit * pct:
         yield Hit(
             message=f"{human(res.cgroup_memory_current)} of the {human(res.cgroup_memory_limit)} cgroup limit is "
-                    f"already in use (>= {pct} %): a new job in it will be OOM-killed",
+                    f"already charged (>= {pct} %, page cache included): a job in it may be OOM-killed if that "
+                    "memory cannot be reclaimed",
             evidence=tuple(ev + [Evidence("cgroup memory in use", human(res.cgroup_memory_current),
                                           res.cgroup_source or "/sys/fs/cgroup"),
                                  Evidence("threshold", f"{pct} %", pct_src)]),
@@ -165,7 +179,7 @@ def cgroup_memory_low(env: Environment, matrix: Matrix) -> Result:
 
 
 def _gpu_ev(g: Gpu, fact: str, value: str) -> Evidence:
-    return Evidence(f"gpu[{g.index}].{fact}", value, f"NVML, {g.uuid or 'GPU ' + str(g.index)}")
+    return gpu_fact(g, fact, value)
 
 
 @rule("TFC804", "gpu-memory-in-use", Severity.WARNING, requires=("gpus",))

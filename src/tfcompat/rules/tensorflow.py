@@ -201,7 +201,7 @@ def requirement_unmet(env: Environment, matrix: Matrix) -> Result:
     one of them, or `--no-deps`).
 
     Why it crashes: these packages are bound to TF's native code or generated code: protobuf >= 4.21
-    with old `_pb2.py` files raises "Descriptors cannot be created directly", a keras of the wrong
+    with old `_pb2.py` files raises "Descriptors cannot not be created directly" (sic), a keras of the wrong
     major breaks `tf.keras`, an ml-dtypes outside the range fails to register its dtypes.
 
     How to fix: install the version TF declares, e.g. `pip install "protobuf<5"`; `pip check` lists
