@@ -210,7 +210,12 @@ def nvmlDeviceGetHandleByIndex(index):
 _BUS = ["00000000:18:00.0", "00000000:2A:00.0", "00000000:3A:00.0", "00000000:5D:00.0"]
 
 
+LOST = {lost!r}
+
+
 def nvmlDeviceGetName(handle):
+    if handle == LOST:
+        raise NVMLError(15)
     return "NVIDIA H100 80GB HBM3"
 
 
@@ -278,12 +283,12 @@ def nvmlDeviceGetRemappedRows(handle):
 
 def make_fake_nvml(directory: os.PathLike, init_error: Optional[int] = None, init_sleep: float = 0,
                    abort: bool = False, mig_unsupported: Optional[int] = None, count: int = 4,
-                   marker: Optional[str] = None, sick: bool = False) -> str:
+                   marker: Optional[str] = None, sick: bool = False, lost: Optional[int] = None) -> str:
     """Write ``directory/pynvml.py``; returns the directory (to put first on PYTHONPATH)."""
     directory = os.fspath(directory)
     write(os.path.join(directory, "pynvml.py"), _FAKE_NVML.format(
         init_error=init_error, init_sleep=init_sleep, abort=abort, mig_unsupported=mig_unsupported,
-        count=count, marker=marker, sick=sick))
+        count=count, marker=marker, sick=sick, lost=lost))
     return directory
 
 

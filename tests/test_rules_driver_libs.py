@@ -43,3 +43,13 @@ def test_compat_libcuda_on_h100_is_fine(matrix):
     h100 = Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-h", "00000000:18:00.0", "9.0")
     env = with_driver(make_env("2.21.0", driver="550.54.15", gpus=[h100]), libraries=(COMPAT_570,))
     assert run_rule(env, matrix, "TFC204")[0] == []
+
+
+def test_forward_compat_libcuda_satisfies_the_build(matrix):
+    h100 = Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-h", "00000000:18:00.0", "9.0")
+    env = with_driver(make_env("2.21.0", driver="470.82.01", gpus=[h100]), libraries=(COMPAT_570,))
+    assert run_rule(env, matrix, "TFC201")[0] == []
+    # without it the 470 kernel driver is below the CUDA 12 floor
+    env = with_driver(make_env("2.21.0", driver="470.82.01", gpus=[h100]), libraries=(LIBCUDA_550,))
+    (f,), _ = run_rule(env, matrix, "TFC201")
+    assert f.severity is Severity.ERROR and "470.82.01" in f.message

@@ -160,6 +160,7 @@ class Driver:
     cuda_driver_version: Optional[str] = None  # newest CUDA the driver supports, "12.4"
     nvml_error: Optional[str] = None  # NVML's error name when it failed, e.g. "NVML_ERROR_LIB_RM_VERSION_MISMATCH"
     libraries: Tuple[DriverLibrary, ...] = ()
+    gpu_errors: Tuple[str, ...] = ()  # GPUs NVML could not query: "GPU 2: NVML_ERROR_GPU_IS_LOST (GPU is lost)"
 
     @property
     def version(self) -> Optional[str]:

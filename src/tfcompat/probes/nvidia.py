@@ -45,6 +45,8 @@ NVML_NAMES: Dict[int, str] = {
     9: "NVML_ERROR_DRIVER_NOT_LOADED",
     12: "NVML_ERROR_LIBRARY_NOT_FOUND",
     15: "NVML_ERROR_GPU_IS_LOST",
+    17: "NVML_ERROR_OPERATING_SYSTEM",
+    999: "NVML_ERROR_UNKNOWN",
     18: "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
 }
 
@@ -127,6 +129,8 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         nvml_driver_version=answer.get("driver_version"),
         cuda_driver_version=answer.get("cuda_driver_version"),
         libraries=libraries,
+        gpu_errors=tuple(f"GPU {e.get('index')}: {NVML_NAMES.get(e.get('error'), 'NVML error ' + str(e.get('error')))}"
+                         f" ({e.get('detail')})" for e in answer.get("gpu_errors") or ()),
     )
     gpus = tuple(gpu_from_nvml(g) for g in answer.get("gpus", []))
     if not gpus:

@@ -73,24 +73,12 @@ def query() -> dict:
         cuda = _optional(pynvml.nvmlSystemGetCudaDriverVersion_v2)
         if cuda:
             out["cuda_driver_version"] = f"{cuda // 1000}.{(cuda % 1000) // 10}"
+        out["gpu_errors"] = []
         for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            cc = _optional(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
-            mem = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
-            mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
-            pci = _optional(pynvml.nvmlDeviceGetPciInfo, handle)
-            persistence = _optional(pynvml.nvmlDeviceGetPersistenceMode, handle)
-            out["gpus"].append({
-                "index": index,
-                "name": _text(pynvml.nvmlDeviceGetName(handle)),
-                "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
-                "pci_bus_id": _text(pci.busId) if pci is not None else None,
-                "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
-                "memory_total_mib": int(mem.total) // (1024 * 1024) if mem is not None else None,
-                "mig_mode": bool(mig[0]) if mig else None,
-                "persistence_mode": bool(persistence) if persistence is not None else None,
-                **_health(pynvml, handle),
-            })
+            try:
+                out["gpus"].append(_gpu(pynvml, index))
+            except pynvml.NVMLError as exc:  # one sick GPU must not hide the others
+                out["gpu_errors"].append({"index": index, "error": int(getattr(exc, "value", -1)), "detail": str(exc)})
         return out
     except pynvml.NVMLError as exc:
         return {"ok": False, "error": int(getattr(exc, "value", -1)), "detail": str(exc)}
@@ -99,6 +87,26 @@ def query() -> dict:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001 - shutting down a failed NVML must not hide the answer
             pass
+
+
+def _gpu(pynvml, index: int) -> dict:
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    cc = _optional(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
+    mem = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
+    mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
+    pci = _optional(pynvml.nvmlDeviceGetPciInfo, handle)
+    persistence = _optional(pynvml.nvmlDeviceGetPersistenceMode, handle)
+    return {
+        "index": index,
+        "name": _text(pynvml.nvmlDeviceGetName(handle)),
+        "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
+        "pci_bus_id": _text(pci.busId) if pci is not None else None,
+        "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
+        "memory_total_mib": int(mem.total) // (1024 * 1024) if mem is not None else None,
+        "mig_mode": bool(mig[0]) if mig else None,
+        "persistence_mode": bool(persistence) if persistence is not None else None,
+        **_health(pynvml, handle),
+    }
 
 
 def main() -> None:

@@ -47,11 +47,18 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
     if have is None:
         yield NotApplicable(f"driver version {driver.version!r} is not a version")
         return
+    shown, source = driver.version, driver.version_source
+    # A cuda-compat libcuda (forward compatibility) brings a newer user-mode driver: CUDA runs at its
+    # level on data-center GPUs (TFC204 judges the GPU class).
+    compat = next((lib for lib in driver.libraries if lib.soname == "libcuda.so.1" and lib.forward_compat
+                   and version_of(lib.version or "") is not None), None)
+    if compat is not None and version_of(compat.version) > have:
+        have, shown, source = version_of(compat.version), compat.version, f"forward-compatibility {compat.path}"
     need = matrix.driver_need(cuda)
     if need.floor is None:
         yield NotApplicable(f"the matrix has no driver facts for CUDA {cuda}")
         return
-    ev_driver = Evidence("driver.version", driver.version, driver.version_source)
+    ev_driver = Evidence("driver.version", shown, source)
     ev_cuda = Evidence("tensorflow build CUDA", cuda, cuda_source)
     mvc = need.major is not None and need.major.min_driver is not None and need.floor == need.major.min_driver
     floor_fact = f"CUDA {cuda_v.major}.x minimum driver" if mvc else f"CUDA {cuda} driver"
@@ -60,7 +67,7 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
         what = (f"the minimum for any CUDA {cuda_v.major} application" if mvc
                 else f"the driver CUDA {cuda} needs (no minor-version compatibility for it)")
         yield Hit(
-            message=f"NVIDIA driver {driver.version} is older than {need.floor_text}, {what}; {tf_label(tf)} "
+            message=f"NVIDIA driver {shown} is older than {need.floor_text}, {what}; {tf_label(tf)} "
                     f"(built with CUDA {cuda}) cannot initialise CUDA on this node",
             evidence=(ev_driver, ev_cuda, ev_floor),
             remediation=f"Upgrade the NVIDIA driver to >= {need.full_text or need.floor_text} (at least "
@@ -68,7 +75,7 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
         )
     elif need.full is not None and have < need.full:
         yield Hit(
-            message=f"NVIDIA driver {driver.version} is older than {need.full_text}, the driver of CUDA {cuda} that "
+            message=f"NVIDIA driver {shown} is older than {need.full_text}, the driver of CUDA {cuda} that "
                     f"{tf_label(tf)} was built with: it runs under minor-version compatibility, but PTX from "
                     "the newer toolchain cannot be JIT-compiled (XLA disables parallel compilation; GPUs "
                     "without SASS in the build fail)",
@@ -166,3 +173,31 @@ def forward_compat_unsupported(env: Environment, matrix: Matrix) -> Result:
         remediation="Take the cuda-compat directory out of the library path on these nodes and upgrade the host "
                     "driver instead, or schedule the image on data-center GPUs only.",
     )
+
+
+@rule("TFC209", "gpu-lost", Severity.ERROR, requires=("driver",))
+def gpu_lost(env: Environment, matrix: Matrix) -> Result:
+    """NVML cannot reach a GPU: it fell off the bus, or the driver reports it lost.
+
+    What: nvmlInit or a per-GPU query answered NVML_ERROR_GPU_IS_LOST (or another error for one GPU
+    while the others answered).
+
+    Why it crashes: CUDA fails on that GPU (cudaErrorDevicesUnavailable, Xid 79 "GPU has fallen off the
+    bus" in the kernel log); jobs scheduled on it hang or die, and the rest of the node's GPU rules
+    cannot judge it.
+
+    How to fix: drain the node; reset the GPU (`nvidia-smi -r`) or reboot; check `dmesg` for Xid 79
+    and the PCIe link; RMA the GPU if it recurs.
+    """
+    d = env.host.driver
+    assert d is not None
+    problems = list(d.gpu_errors)
+    if d.nvml_error == "NVML_ERROR_GPU_IS_LOST":
+        problems.insert(0, "nvmlInit: NVML_ERROR_GPU_IS_LOST")
+    if problems:
+        yield Hit(
+            message="NVML cannot query " + "; ".join(problems) + ": jobs on this node fail or hang on that GPU",
+            evidence=tuple(Evidence("NVML", p, "NVML child process (nvmlInit / per-GPU queries)") for p in problems),
+            remediation="Drain the node, then reset the GPU (nvidia-smi -r) or reboot; check dmesg for Xid 79; "
+                        "RMA the GPU if it recurs.",
+        )
