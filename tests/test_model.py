@@ -42,3 +42,10 @@ def test_corrupt_snapshot_names_the_field(mutate, message):
 def test_from_json_rejects_non_object():
     with pytest.raises(SnapshotError):
         from_json_dict(Environment, [])
+
+
+def test_error_report_is_not_a_snapshot():
+    from tfcompat.engine import error_report
+
+    with pytest.raises(SnapshotError, match="no environment"):
+        environment_from_json(to_json_dict(error_report("--python /x: no such file")))

@@ -5,6 +5,8 @@ child's PYTHONPATH; tfcompat's own child module (``python -m tfcompat.probes.nvm
 """
 
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -240,3 +242,29 @@ def test_one_lost_gpu_does_not_hide_the_others(tmp_path, proc, matrix):
         env.host.driver, gpu_errors=driver.gpu_errors)))
     (f,), _ = run_rule(env, matrix, "TFC209")
     assert "GPU 2: NVML_ERROR_GPU_IS_LOST" in f.message and "Xid 79" in f.remediation
+
+
+@pytest.mark.skipif(not shutil.which("ldconfig"), reason="ldconfig builds the image's ld.so.cache")
+def test_driver_libraries_follow_ld_so_cache_to_a_compat_dir(tmp_path):
+    """A cuda-compat directory listed in ld.so.conf.d wins over the system libcuda, as the loader decides."""
+    from elf_fixtures import write_so
+
+    root = tmp_path / "img"
+    sysdir, compat = root / "usr/lib/x86_64-linux-gnu", root / "usr/local/cuda-12.8/compat"
+    for d in (sysdir, compat, root / "etc/ld.so.conf.d"):
+        d.mkdir(parents=True)
+    write_so(sysdir / "libcuda.so.535.104.05", soname="libcuda.so.1")
+    os.symlink("libcuda.so.535.104.05", sysdir / "libcuda.so.1")
+    write_so(compat / "libcuda.so.570.86.10", soname="libcuda.so.1")
+    os.symlink("libcuda.so.570.86.10", compat / "libcuda.so.1")
+    (root / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (root / "etc/ld.so.conf.d/000_cuda-compat.conf").write_text("/usr/local/cuda-12.8/compat\n")
+    (root / "lib64").mkdir()
+    ok = subprocess.run([shutil.which("ldconfig"), "-r", str(root)], capture_output=True)
+    if ok.returncode != 0 or not (root / "etc/ld.so.cache").exists():
+        pytest.skip(f"ldconfig -r failed here: {ok.stderr.decode()[-200:]}")
+    from tfcompat.probes.nvidia import find_driver_libraries
+
+    (lib,) = find_driver_libraries(Root(str(root)))
+    assert lib.version == "570.86.10" and lib.forward_compat
+    assert lib.shadowed == (str(sysdir / "libcuda.so.535.104.05"),)

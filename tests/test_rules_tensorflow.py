@@ -157,3 +157,11 @@ def test_matrix_disagrees_with_build(matrix):
     env = make_env(tf_builds=[tf_build("2.21.0", cuda="11.8")])
     (f,), _ = run_rule(env, matrix, "TFC109")
     assert "CUDA 11.8" in f.message and "12.5.1" in f.message
+
+
+def test_matrix_disagrees_on_cudnn_major(matrix):
+    import dataclasses
+
+    b = dataclasses.replace(tf_build("2.21.0"), cudnn_version="8")
+    (f,), _ = run_rule(make_env(tf_builds=[b]), matrix, "TFC109")
+    assert "cuDNN 8" in f.message and "9.3" in f.message

@@ -494,6 +494,9 @@ def environment_from_json(data: Any) -> Environment:
         raise SnapshotError("$: expected a JSON object")
     # A full report embeds the environment; accept either.
     if "environment" in data and "schema_version" in data:
+        if data["environment"] is None:
+            raise SnapshotError(f"$: a report with status {data.get('status')!r} and no environment (tfcompat could "
+                                "not scan there): nothing to judge")
         data = data["environment"]
     version = data.get("snapshot_version") if isinstance(data, dict) else None
     if version != SNAPSHOT_VERSION:

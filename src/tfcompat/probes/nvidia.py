@@ -10,7 +10,6 @@ import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from tfcompat.model import Driver, DriverLibrary, Gpu, GpuProcess, Unknown
-from tfcompat.probes.platform import LIB_DIRS
 from tfcompat.probes.rootfs import Root
 
 PROC_VERSION = "/proc/driver/nvidia/version"
@@ -61,11 +60,20 @@ def run_nvml_child(python: str = sys.executable, env: Optional[Mapping[str, str]
 def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
                 ) -> Tuple[Optional[dict], Optional[str], Optional[int]]:
     """(answer, reason, NVML error code): the code is set when NVML itself answered with an error."""
+    import tfcompat
+
+    # The child must import this same tfcompat (absolute path: it runs from /), and the given env's
+    # PYTHONPATH (a test's fake pynvml) ahead of it.
+    child_env = dict(os.environ if env is None else env)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(tfcompat.__file__)))
+    paths = [os.path.abspath(p) for p in child_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    child_env["PYTHONPATH"] = os.pathsep.join(paths + [here])
     try:
         proc = subprocess.run(
             [python, "-m", "tfcompat.probes.nvml_child"],
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None,
+            env=child_env,
+            cwd="/",  # `-m` puts the cwd first on sys.path: a pynvml.py there must not shadow the real one
         )
     except subprocess.TimeoutExpired:
         return None, f"NVML did not answer within {timeout:.0f} s (driver hung?)", None
@@ -161,30 +169,37 @@ def gpu_from_nvml(g: dict) -> Gpu:
 
 
 DRIVER_SONAMES = ("libcuda.so.1", "libnvidia-ml.so.1")
-# Where container runtimes and distributions put the driver's user-space libraries, after LIB_DIRS.
-_EXTRA_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib")
+# Where container runtimes inject the driver's user-space libraries, searched after the loader's own path.
+_EXTRA_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib")  # often outside ld.so.cache
 _VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
 def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = None) -> Tuple[DriverLibrary, ...]:
-    """libcuda.so.1 and libnvidia-ml.so.1 in loader order: LD_LIBRARY_PATH (not under --root), the
-    system library dirs. The version is in the real file's name (libcuda.so.550.54.15)."""
+    """libcuda.so.1 and libnvidia-ml.so.1 as the dynamic loader would pick them (LD_LIBRARY_PATH on the
+    host only, ld.so.cache, the default dirs), then the places container runtimes inject them. The
+    version is in the real file's name (libcuda.so.550.54.15)."""
+    from tfcompat.probes.loader import Loader, LoaderConfig
+
     environ = os.environ if environ is None else environ
-    dirs: List[str] = []
-    if root.is_host:
-        dirs += [d for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    dirs += list(LIB_DIRS) + list(_EXTRA_DIRS)
+    try:
+        loader = Loader(LoaderConfig.detect(root, environ=environ if root.is_host else None))
+    except (OSError, ValueError):
+        loader = None
     out = []
     for soname in DRIVER_SONAMES:
-        copies = []
-        for d in dirs:
-            path = f"{d.rstrip('/')}/{soname}"
+        copies: List[str] = []
+        if loader is not None:
+            lk = loader.lookup(soname)
+            copies += [c.host_path for c in lk.copies if c.usable]
+        for d in _EXTRA_DIRS:
+            path = f"{d}/{soname}"
             try:
                 real = os.path.realpath(path) if root.is_host else root.path(path)
             except OSError:
                 continue
-            if os.path.isfile(real) and real not in copies:
+            if os.path.isfile(real):
                 copies.append(real)
+        copies = list(dict.fromkeys(os.path.realpath(c) for c in copies))
         if not copies:
             continue
         m = _VERSIONED.search(os.path.basename(copies[0]))

@@ -40,7 +40,10 @@ def _header(env: Environment) -> List[str]:
         lines.append(f"Driver      unknown: {env.unknown('driver') or '?'}")
     else:
         cuda = f", supports CUDA <= {d.cuda_driver_version}" if d.cuda_driver_version else ""
-        lines.append(f"Driver      NVIDIA {d.version or '?'}{cuda} ({d.version_source})")
+        if d.version:
+            lines.append(f"Driver      NVIDIA {d.version}{cuda} ({d.version_source})")
+        else:
+            lines.append(f"Driver      unknown: {env.unknown('driver') or 'not read'}")
         for lib in d.libraries:
             compat = ", forward compatibility" if lib.forward_compat else ""
             lines.append(f"            {lib.soname} {lib.version or '?'}{compat}  {lib.path}")

@@ -341,6 +341,16 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
             remediation="Upgrade tfcompat or add this release to the matrix (README: Adding a matrix entry).",
         )
         return
+    built_cudnn = version_of(tf.cudnn_version or "")
+    if release.cudnn is not None and built_cudnn is not None and built_cudnn.major != release.cudnn.major:
+        yield Hit(
+            message=f"{tf_label(tf)} says it was built with cuDNN {tf.cudnn_version}, the matrix says cuDNN "
+                    f"{release.cudnn} for this release: a non-official build, or a stale matrix; tfcompat uses the "
+                    "build's own value",
+            evidence=(Evidence("build_info cudnn_version", tf.cudnn_version, tf.build_info_path or ""),
+                      Evidence("matrix cudnn", str(release.cudnn), ", ".join(release.source))),
+            remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
+        )
     if release.cuda is not None and tf.cuda_version and version_of(tf.cuda_version) is not None:
         built = version_of(tf.cuda_version)
         if built.release[:2] != release.cuda.release[:2]:
