@@ -313,3 +313,21 @@ def test_scan_of_an_image_reports_the_table_and_valid_json(tmp_path, matrix):
     assert "installed off the search path: …/site-packages/nvidia/cusolver/lib/libcusolver.so.11" in text
     assert "TFC301" in text  # cuSOLVER is not on the RUNPATH
     jsonschema.validate(json.loads(render_json(report)), json.loads(schema_text()))
+
+
+def test_version_header_behind_a_symlink_stays_inside_the_root(tmp_path):
+    """nvidia/cudnn/include -> /host/dir must be followed inside the image, never to the host's header."""
+    from tfcompat.probes.libraries import _Versions
+    from tfcompat.probes.rootfs import Root
+
+    host_dir = tmp_path / "host-include"
+    host_dir.mkdir()
+    (host_dir / "cudnn_version.h").write_text("#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 99\n#define CUDNN_PATCHLEVEL 7\n")
+    root = tmp_path / "img"
+    lib = root / "venv/site/nvidia/cudnn/lib"
+    lib.mkdir(parents=True)
+    (lib / "libcudnn.so.9").write_bytes(b"\x7fELF")
+    os.symlink(str(host_dir), root / "venv/site/nvidia/cudnn/include")  # absolute: the host's path
+    v = _Versions(Root(str(root)), [], [str(root / "venv/site")])
+    version, source, _ = v.of("cudnn", "libcudnn.so.9", str(lib / "libcudnn.so.9"))
+    assert version != "9.99.7"

@@ -96,3 +96,12 @@ def test_display_strips_root(img):
     assert r.display(f"{img}/etc/os-release") == "/etc/os-release"
     assert r.display(str(img)) == "/"
     assert r.display(f"{img}-other/etc") == f"{img}-other/etc"
+
+
+def test_root_slash_gives_plain_paths():
+    from tfcompat.probes.rootfs import Root
+
+    r = Root("/")
+    assert r.path("/usr/lib") == os.path.realpath("/usr/lib")
+    assert not r.path("/usr/lib").startswith("//")
+    assert r.display("/usr/lib") == "/usr/lib"

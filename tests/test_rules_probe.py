@@ -305,3 +305,21 @@ def test_a_crash_is_not_also_an_import_error_or_a_fatal_line(matrix):
         log_lines=[line("check-failed", "fatal", "F0000 x.cc:1] Check failed: ok")]))
     findings, _ = probe_findings(env, matrix)
     assert [f.rule for f in findings] == ["TFC701"]
+
+
+def test_a_probe_that_could_not_start_is_not_a_silent_pass(matrix):
+    import dataclasses
+
+    from tfcompat.probes.importprobe import run_import_probe
+
+    result = run_import_probe("/nonexistent/bin/python", timeout=5)
+    env = dataclasses.replace(make_env("2.21.0"), probe=result)
+    (f,), _ = run_rule(env, matrix, "TFC701")
+    assert f.severity is Severity.WARNING and "could not start" in f.message
+
+
+def test_child_environment_asks_for_the_dso_loader_lines():
+    from tfcompat.probes.importprobe import child_environment
+
+    env = child_environment({"TF_CPP_VMODULE": "gpu_device=2,dso_loader=0"})
+    assert env["TF_CPP_VMODULE"] == "gpu_device=2,dso_loader=1" and env["TF_CPP_MIN_LOG_LEVEL"] == "0"

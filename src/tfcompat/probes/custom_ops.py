@@ -331,8 +331,14 @@ def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequen
     if tf is None or not tf.package_dir:
         return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
     checker = CustomOpChecker(root, tf, python_executable, cpu_flags)
+    results = []
     try:
-        results = tuple(checker.check(owner, path) for owner, path in found)
+        for owner, path in found:
+            try:
+                results.append(checker.check(owner, path))
+            except (ElfError, OSError) as exc:  # one malformed object must not stop the others
+                results.append(CustomOp(owner, path, ok=False, problem=str(exc)))
     finally:
         checker.close()
+    results = tuple(results)
     return results, unknowns + checker.unknowns

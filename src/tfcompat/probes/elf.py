@@ -409,6 +409,8 @@ class ElfFile:
         nbuckets, symoffset, bloom_size, bloom_shift = self._unpack(struct.Struct(self._e + "IIII"), base)
         if nbuckets == 0:
             return
+        if bloom_size == 0:
+            raise ElfError(f"{self.path}: malformed DT_GNU_HASH (bloom filter of size 0)")
         word = 8 if self.elf_class == 64 else 4
         bits = word * 8
         h = gnu_hash(want)

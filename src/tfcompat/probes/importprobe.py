@@ -60,6 +60,9 @@ def child_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, 
         "PYTHONDONTWRITEBYTECODE": "1",
         "TF_CPP_MIN_LOG_LEVEL": "0",
     })
+    # TF logs "Could not load dynamic library" at VLOG(1) of its DSO loader: ask for that module only
+    vmodule = [v for v in env.get("TF_CPP_VMODULE", "").split(",") if v and not v.startswith("dso_loader=")]
+    env["TF_CPP_VMODULE"] = ",".join(vmodule + ["dso_loader=1"])
     return env
 
 

@@ -190,6 +190,15 @@ class _Versions:
         self._headers: Dict[str, Optional[Tuple[str, str]]] = {}
         self._toolkit: Dict[str, Optional[Tuple[dict, str]]] = {}
 
+    def _safe(self, host_path: str) -> str:
+        """`host_path` re-resolved inside the root, so a symlink on the way cannot lead to the host."""
+        if self.root.root is None:
+            return host_path
+        try:
+            return self.root.path(self.root.display(host_path))
+        except OSError:
+            return os.path.join(self.root.root, ".tfcompat-unresolvable")  # too many links: read nothing
+
     def _record_map(self, site: str) -> Dict[str, Package]:
         if site not in self._records:
             out: Dict[str, Package] = {}
@@ -197,7 +206,8 @@ class _Versions:
                 if p.location.rstrip("/") != site or not p.metadata_path.endswith("METADATA"):
                     continue
                 try:
-                    with open(os.path.join(os.path.dirname(p.metadata_path), "RECORD"), encoding="utf-8") as fh:
+                    with open(self._safe(os.path.join(os.path.dirname(p.metadata_path), "RECORD")),
+                              encoding="utf-8") as fh:
                         for line in fh:
                             rel = line.split(",", 1)[0]
                             if ".so" in rel:
@@ -239,7 +249,7 @@ class _Versions:
     def _cudnn_header(self, libdir: str, soname: str) -> Optional[Tuple[str, str, None]]:
         major = soname.rsplit(".", 1)[-1]
         shown_dir = self.root.display(libdir)
-        candidates = [os.path.join(os.path.dirname(libdir), "include", "cudnn_version.h")]
+        candidates = [self._safe(os.path.join(os.path.dirname(libdir), "include", "cudnn_version.h"))]
         m = re.match(r"^/usr/lib/([^/]+)$", shown_dir)
         if m or shown_dir in ("/usr/lib64", "/usr/lib"):
             for rel in ("/usr/include/cudnn_version.h", f"/usr/include/{m.group(1) if m else ''}/cudnn_version_v{major}.h",
@@ -269,7 +279,7 @@ class _Versions:
                 found = self._toolkit[d]
             else:
                 found = None
-                path = os.path.join(d, "version.json")
+                path = self._safe(os.path.join(d, "version.json"))
                 try:
                     with open(path, encoding="utf-8") as fh:
                         data = json.load(fh)

@@ -27,7 +27,8 @@ class Root:
         if self.root is None:
             return abspath
         inside = self.resolve(abspath)
-        return self.root if inside == "/" else self.root + inside
+        base = self.root.rstrip("/")  # --root / must not give //usr/lib
+        return self.root if inside == "/" else base + inside
 
     def resolve(self, abspath: str) -> str:
         """Resolve `abspath` inside the root; returns a path relative to the root, starting with '/'."""
@@ -44,7 +45,7 @@ class Root:
                 if done:
                     done.pop()
                 continue  # '..' at the root stays at the root, as in chroot
-            candidate = self.root + "/" + "/".join(done + [part])
+            candidate = self.root.rstrip("/") + "/" + "/".join(done + [part])
             if os.path.islink(candidate):
                 links += 1
                 if links > _MAX_LINKS:
@@ -61,6 +62,8 @@ class Root:
 
     def display(self, real: str) -> str:
         """How to show a real path to a user: inside-the-root form, with the root named once."""
+        if self.root == "/":
+            return real
         if self.root and (real == self.root or real.startswith(self.root + "/")):
             return real[len(self.root):] or "/"
         return real

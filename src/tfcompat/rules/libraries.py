@@ -56,6 +56,9 @@ def gpu_presence(env: Environment) -> Tuple[bool, str, Evidence]:
         return True, f"this node has the NVIDIA driver {d.kernel_module_version} loaded", \
             Evidence("driver.version", d.kernel_module_version, d.kernel_module_source or "/proc/driver/nvidia/version")
     reason = env.unknown("gpus") or "NVML lists no GPU"
+    if env.target.root or (env.unknown("gpus") and not reason.startswith("no NVIDIA driver")):
+        # an image, or NVML not asked / failing: the GPUs are unknown, not absent
+        return False, f"GPUs unknown ({reason})", Evidence("gpus", "unknown", reason)
     return False, "this node has no GPU", Evidence("gpus", "none", reason)
 
 
@@ -200,7 +203,8 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
         # A copy that is installed (a pip wheel's directory) but not on the dlopen caller's search path
         # is a prediction of TF's loader code not yet confirmed on a GPU node (see issue 4's note, e.g.
         # libcusolver.so.11 in TF 2.21 [and-cuda]): a warning with the way to confirm it, not a gate failure.
-        unconfirmed = all(any(c.found_via in _OFF_PATH for c in lib.others) for lib, _ in broken)
+        unconfirmed = all(any(c.found_via == "installed, not on the search path" for c in lib.others)
+                          for lib, _ in broken)
         if has_gpus and unconfirmed:
             message += (" (predicted from where the copies lie; confirm on the node with "
                         "TF_CPP_VMODULE=dso_loader=1: 'Could not load dynamic library')")
@@ -390,7 +394,9 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
         if lib.role == "driver" or lib.found is None or lib.found.problem:
             continue
         on_path = [c for c in lib.others if c.found_via not in _OFF_PATH and not c.problem]
-        wheel = [c for c in lib.others if c.distribution and not c.problem]
+        # only a wheel copy the loader would otherwise reach is shadowed; one off the search path is
+        # not (removing the winner would leave nothing to load): TFC301's hints cover that case
+        wheel = [c for c in on_path if c.distribution]
         if wheel and not lib.found.distribution:
             intended = wheel[0]
             yield Hit(

@@ -112,7 +112,8 @@ def _numpy_tie(env: Environment, matrix: Matrix, probe: ProbeResult) -> Optional
     """(explanation, remediation, evidence) when NumPy's ABI explains the failure, as TFC105 judges it."""
     numpy_said = any(ln.pattern in NUMPY_PATTERNS for ln in probe.log_lines) or any(
         s in (probe.error or "") + (probe.traceback or "")
-        for s in ("_ARRAY_API not found", "failed to import", "compiled using NumPy 1.x"))
+        for s in ("_ARRAY_API not found", "numpy.core.multiarray failed to import", "numpy.core.umath failed to import",
+                  "numpy.core._multiarray_umath failed to import", "compiled using NumPy 1.x"))
     if not numpy_said:
         return None
     numpy = env.package("numpy")
@@ -225,6 +226,13 @@ def import_crashed(env: Environment, matrix: Matrix) -> Result:
     if probe is None:
         if skip:
             yield skip
+        return
+    if probe.outcome == "not-started":
+        # asked for and not run: say so (as an info), never a silent pass
+        yield Hit(message=f"the import probe could not start: {probe.error or 'unknown reason'}",
+                  evidence=tuple(_probe_evidence(probe)),
+                  remediation="Check that the target interpreter runs (--python PATH), then re-run with --probe.",
+                  severity=Severity.WARNING)
         return
     if probe.outcome not in ("crash", "exit"):
         return
