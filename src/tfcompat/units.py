@@ -1,4 +1,4 @@
-"""Sizes as people read them."""
+"""Sizes and paths as people read them."""
 
 from __future__ import annotations
 
@@ -16,3 +16,14 @@ def human(n: Optional[int]) -> str:
             value = n / size
             return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
     return f"{n} B"
+
+
+def short_path(path: Optional[str]) -> str:
+    """A path shortened at its site-packages/dist-packages directory, for messages and tables."""
+    if not path:
+        return "?"
+    for marker in ("/site-packages/", "/dist-packages/"):
+        i = path.find(marker)
+        if i >= 0:
+            return "…" + path[i:]
+    return path

@@ -7,6 +7,7 @@ from typing import List
 from tfcompat.model import Environment, ProbeResult
 from tfcompat.probes.logpatterns import pattern as log_pattern
 from tfcompat.probes.logpatterns import strip_prefix
+from tfcompat.units import short_path
 
 # Shared objects worth a line of their own (the rest is counted; -v lists them all).
 _NOTABLE = ("libtensorflow", "_pywrap_tensorflow_internal", "lib_pywrap_tensorflow_common", "libcuda.", "libcudart",
@@ -15,12 +16,6 @@ _NOTABLE = ("libtensorflow", "_pywrap_tensorflow_internal", "lib_pywrap_tensorfl
 _ORDER = {"fatal": 0, "unclassified": 1, "informative": 2, "benign": 3}
 
 
-def _short(path: str) -> str:
-    for marker in ("/site-packages/", "/dist-packages/"):
-        i = path.find(marker)
-        if i >= 0:
-            return "…" + path[i:]
-    return path
 
 
 def _gpu_node(env: Environment) -> bool:
@@ -44,10 +39,10 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
     width = max((len(s.name) for s in p.steps), default=0)
     for s in p.steps:
         ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
-        detail = _short(s.detail) if s.detail and s.detail.startswith("/") else (s.detail or "")
+        detail = short_path(s.detail) if s.detail and s.detail.startswith("/") else (s.detail or "")
         if s.detail and " from /" in s.detail:
             head, _, path = s.detail.partition(" from ")
-            detail = f"{head} from {_short(path)}"
+            detail = f"{head} from {short_path(path)}"
         out.append(f"  step      {s.name:<{width}}  {s.status:<7} {ms:>8}  {detail}".rstrip())
     if p.libraries:
         notable = [lib for lib in p.libraries if lib.name.startswith(_NOTABLE)]
@@ -56,7 +51,7 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
                    + (":" if verbose else (", among them:" if notable else "")))
         name_w = max((len(lib.name) for lib in shown), default=0)
         for lib in shown:
-            out.append(f"            {lib.name:<{name_w}}  {_short(lib.path)}")
+            out.append(f"            {lib.name:<{name_w}}  {short_path(lib.path)}")
     elif p.outcome != "not-started":
         out.append(f"  loaded    no list ({p.libraries_source})")
     gpu = _gpu_node(env)

@@ -6,7 +6,7 @@ from typing import List
 
 from tfcompat.model import Environment, Finding, Report, Severity
 from tfcompat.render.probe_text import probe_section
-from tfcompat.units import human
+from tfcompat.units import human, short_path
 
 _COLOURS = {Severity.ERROR: "\033[1;31m", Severity.WARNING: "\033[1;33m", Severity.INFO: "\033[1;36m"}
 _RESET = "\033[0m"
@@ -82,12 +82,6 @@ def _header(env: Environment) -> List[str]:
     return lines
 
 
-def _short(path: str) -> str:
-    for marker in ("/site-packages/", "/dist-packages/"):
-        i = path.find(marker)
-        if i >= 0:
-            return "…" + path[i:]
-    return path
 
 
 def _libraries(env: Environment, verbose: bool = False) -> List[str]:
@@ -106,7 +100,7 @@ def _libraries(env: Environment, verbose: bool = False) -> List[str]:
             return ["Libraries   none to load: CPU-only build"]
         reason = env.unknown("libraries")
         return [f"Libraries   unknown: {reason}"] if reason else []
-    out = [f"Libraries   dlopen()ed by {_short(native.caller or '?')}"]
+    out = [f"Libraries   dlopen()ed by {short_path(native.caller or '?')}"]
     if native.ld_library_path:
         out.append(f"            LD_LIBRARY_PATH={native.ld_library_path}")
     rows = []
@@ -121,14 +115,14 @@ def _libraries(env: Environment, verbose: bool = False) -> List[str]:
         f = subs[0].found
         major = subs[0].soname.rsplit(".", 1)[-1]
         rows.append((f"libcudnn_*.so.{major} ({len(subs)})", f.version or "?", f.found_via,
-                     _short(f.real_path.rsplit("/", 1)[0]) + "/", ""))
+                     short_path(f.real_path.rsplit("/", 1)[0]) + "/", ""))
     width = max(len(r[0]) for r in rows)
     for name, version, via, path, extra in rows:
         out.append(f"  {name:<{width}}  {version:<12} {via:<16} {path}{extra}")
         if verbose:
             lib = next((x for x in native.libraries if x.soname == name), None)
             for c in (lib.others if lib else ()):
-                out.append(f"  {'':<{width}}  {c.version or '?':<12} {c.found_via:<16} {_short(c.real_path)}"
+                out.append(f"  {'':<{width}}  {c.version or '?':<12} {c.found_via:<16} {short_path(c.real_path)}"
                            f"{'  (' + c.problem + ')' if c.problem else ''}")
     return out
 
@@ -139,7 +133,7 @@ def _library_row(lib) -> tuple:
     extra = f"  (+{len(others)} other cop{'ies' if len(others) != 1 else 'y'})" if others else ""
     if f is None:
         off = [c for c in lib.others if c.found_via == "installed, not on the search path"]
-        where = f"installed off the search path: {_short(off[0].real_path)}" if off else \
+        where = f"installed off the search path: {short_path(off[0].real_path)}" if off else \
             ("" if lib.role != "driver" else "installed with the NVIDIA driver")
         if lib.missing_deps:
             where = (where + "; " if where else "") + "missing " + lib.missing_deps[0].split(" ", 1)[0]
@@ -147,14 +141,14 @@ def _library_row(lib) -> tuple:
             where = f"(other version: {lib.other_sonames[0]})"
         return lib.soname, "-", "NOT FOUND", where, ""
     if f.problem:
-        return lib.soname, f.version or "?", "UNUSABLE", f"{_short(f.real_path)} ({f.problem})", extra
+        return lib.soname, f.version or "?", "UNUSABLE", f"{short_path(f.real_path)} ({f.problem})", extra
     deps = [d for d in lib.missing_deps if not d.startswith(("libcuda.so", "libnvidia-"))]
     if deps:
         extra += f"  (missing dependency {deps[0].split(' ', 1)[0]})"
     asked = f.path.rsplit("/", 1)[-1]
     if asked not in (lib.soname, f.real_path.rsplit("/", 1)[-1]):
         extra = f"  (as {asked})" + extra
-    return lib.soname, f.version or "?", f.found_via, _short(f.real_path), extra
+    return lib.soname, f.version or "?", f.found_via, short_path(f.real_path), extra
 
 
 def _finding(f: Finding, colour: bool) -> List[str]:

@@ -13,6 +13,7 @@ from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, LibraryCopy, LibraryResolution, NativeLibraries, Severity
 from tfcompat.rules._common import tf_label, version_of
+from tfcompat.units import short_path
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -60,17 +61,6 @@ def gpu_presence(env: Environment) -> Tuple[bool, str, Evidence]:
         # an image, or NVML not asked / failing: the GPUs are unknown, not absent
         return False, f"GPUs unknown ({reason})", Evidence("gpus", "unknown", reason)
     return False, "this node has no GPU", Evidence("gpus", "none", reason)
-
-
-def short(path: Optional[str]) -> str:
-    """A path shortened at its site-packages/dist-packages directory, for messages and tables."""
-    if not path:
-        return "?"
-    for marker in ("/site-packages/", "/dist-packages/"):
-        i = path.find(marker)
-        if i >= 0:
-            return "…" + path[i:]
-    return path
 
 
 def _via(c: LibraryCopy) -> str:
@@ -186,7 +176,7 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
                 "or fails at its first GPU op") if has_gpus else \
             "on a node with GPUs TensorFlow would register no GPU (\"Cannot dlopen some GPU libraries\")"
         message = (f"{len(broken)} librar{'ies' if len(broken) != 1 else 'y'} that {tf_label(tf)} loads for its GPUs "
-                   f"cannot be loaded from {short(caller)}: {names}; {gpus_text}: {tail}")
+                   f"cannot be loaded from {short_path(caller)}: {names}; {gpus_text}: {tail}")
         dirs = list(dict.fromkeys(off_path_dirs))
         if dirs:
             fix = (f"Put the installed copies on the loader's path: export LD_LIBRARY_PATH={':'.join(dirs)}"

@@ -203,6 +203,21 @@ def _first_frames(text: Optional[str], n: int = 3) -> Optional[str]:
 # -- rules -----------------------------------------------------------------------------------------------
 
 
+def _tie(env: Environment, matrix: Matrix, probe: ProbeResult, module: Optional[str], lines,
+         ev: List[Evidence]) -> Tuple[Optional[str], Optional[str]]:
+    """(message suffix, fix) from the static finding or the fatal log line that explains a failed import;
+    appends the tie's evidence to `ev`. (None, None) when nothing explains it."""
+    tie = _numpy_tie(env, matrix, probe) or _companion_tie(env, module)
+    if tie is not None:
+        explanation, fix, tie_ev = tie
+        ev.append(tie_ev)
+        return f"; {explanation}", fix
+    line_tie = _line_tie(env, lines)
+    if line_tie is not None:
+        return f"; {line_tie[0]}", line_tie[1]
+    return None, None
+
+
 @rule("TFC701", "import-crashed", Severity.ERROR)
 def import_crashed(env: Environment, matrix: Matrix) -> Result:
     """`import tensorflow` (or a companion package, or a GPU op) killed the process.
@@ -250,27 +265,16 @@ def import_crashed(env: Environment, matrix: Matrix) -> Result:
     frames = _first_frames(probe.traceback)
     if frames:
         ev.append(Evidence("faulthandler", _cut(frames, 300), _source(probe)))
-    tie = _numpy_tie(env, matrix, probe) or _companion_tie(env, module)
-    if tie is not None:
-        explanation, fix, tie_ev = tie
-        message += f"; {explanation}"
-        ev.append(tie_ev)
-    else:
-        line_tie = _line_tie(env, lines)
-        if line_tie is not None:
-            message += f"; {line_tie[0]}"
-            fix = line_tie[1]
-        elif probe.signal in SIGNALS:
-            message += f": {SIGNALS[probe.signal]}"
-            fix = None
-        else:
-            fix = None
-        if fix is None:
-            dist = COMPANION_DISTRIBUTIONS.get(module or "")
-            fix = (f"Reinstall {dist} for the installed TensorFlow release (pip install \"{dist}==<TF major.minor>.*\"), "
-                   "or uninstall it" if dist else
-                   "Read faulthandler's stack (JSON: environment.probe.traceback) for the native module that "
-                   "crashed; reinstall TensorFlow and its companions from one consistent set of wheels")
+    suffix, fix = _tie(env, matrix, probe, module, lines, ev)
+    if suffix is None and probe.signal in SIGNALS:
+        suffix = f": {SIGNALS[probe.signal]}"
+    message += suffix or ""
+    if fix is None:
+        dist = COMPANION_DISTRIBUTIONS.get(module or "")
+        fix = (f"Reinstall {dist} for the installed TensorFlow release (pip install \"{dist}==<TF major.minor>.*\"), "
+               "or uninstall it" if dist else
+               "Read faulthandler's stack (JSON: environment.probe.traceback) for the native module that "
+               "crashed; reinstall TensorFlow and its companions from one consistent set of wheels")
     ev += _line_evidence(probe, lines)
     yield Hit(message=message, evidence=tuple(ev), remediation=fix)
 
@@ -304,19 +308,11 @@ def import_failed(env: Environment, matrix: Matrix) -> Result:
     message = f"`{step.name}` failed: {_cut(probe.error or step.error or 'an exception', 300)}"
     lines = fatal_lines(env, probe)
     ev = _probe_evidence(probe)
-    tie = _numpy_tie(env, matrix, probe) or _companion_tie(env, module)
-    if tie is not None:
-        explanation, fix, tie_ev = tie
-        message += f"; {explanation}"
-        ev.append(tie_ev)
-    else:
-        line_tie = _line_tie(env, lines)
-        if line_tie is not None:
-            message += f"; {line_tie[0]}"
-            fix = line_tie[1]
-        else:
-            fix = ("Read the traceback (JSON: environment.probe.traceback): it names the module that failed; "
-                   "reinstall it for this TensorFlow and Python")
+    suffix, fix = _tie(env, matrix, probe, module, lines, ev)
+    message += suffix or ""
+    if fix is None:
+        fix = ("Read the traceback (JSON: environment.probe.traceback): it names the module that failed; "
+               "reinstall it for this TensorFlow and Python")
     ev += _line_evidence(probe, lines)
     yield Hit(message=message, evidence=tuple(ev), remediation=fix)
 
