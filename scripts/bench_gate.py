@@ -3,10 +3,12 @@
 
     python scripts/bench_gate.py                 # 10,000 reports written as files, then read + merged
     python scripts/bench_gate.py --nodes 50000   # bigger
-    python scripts/bench_gate.py --cli           # also time the whole `tfcompat gate DIR` process
+    python scripts/bench_gate.py --cli           # also time the whole `tfcompat gate DIR` and `gate -` processes
 
 The synthetic fleet: two GPU pools (H100, A100), 1 % of nodes on an old driver (they fail), 0.5 % missing,
-0.5 % stale, full-size reports as `tfcompat check -f json` writes them.
+0.5 % stale, full-size reports as `tfcompat check -f json` writes them. The same reports are also read as JSON
+Lines on stdin (`cat */*.json | tfcompat gate -`): that path must give the same verdict in about the time the
+files take (it was quadratic once: 4,000 reports took minutes); the script exits 1 when it does not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import copy
 import dataclasses
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -62,6 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tfcompat-bench-gate-") as d:
         t0 = time.perf_counter()
         size = 0
+        lines = []
         for i, name in enumerate(names):
             if i % 200 == 7:
                 continue  # missing
@@ -71,6 +75,7 @@ def main() -> None:
             r["environment"]["created"] = old if i % 200 == 11 else fresh
             text = json.dumps(r)
             size += len(text)
+            lines.append(text)
             with open(os.path.join(d, f"{name}.json"), "w") as fh:
                 fh.write(text)
         t_write = time.perf_counter() - t0
@@ -94,7 +99,15 @@ def main() -> None:
         t0 = time.perf_counter()
         render_junit(report)
         t_junit = time.perf_counter() - t0
-        print(f"read + parse  {t_read:6.2f} s")
+        jsonl = "\n".join(lines) + "\n"
+        del lines
+        t0 = time.perf_counter()
+        loaded_jsonl = read_inputs(["-"], stdin=io.StringIO(jsonl))
+        t_read_jsonl = time.perf_counter() - t0
+        report_jsonl = run_gate(loaded_jsonl, options)
+        del loaded_jsonl
+        print(f"read + parse  {t_read:6.2f} s   ({len(loaded)} files)")
+        print(f"JSON Lines    {t_read_jsonl:6.2f} s   (the same reports on stdin, {len(jsonl) / 1e6:.0f} MB)")
         print(f"merge (gate)  {t_merge:6.2f} s   -> {report.status}, exit {report.exit_code}; "
               f"{report.counts.failed} fail, {report.counts.missing} missing, {report.counts.stale} stale, "
               f"{report.counts.drift} drift")
@@ -103,11 +116,25 @@ def main() -> None:
         print()
         print("\n".join(text.splitlines()[-12:]))
         if args.cli:
+            gate_args = ["--expect", f"gpu-[{1:0{width}d}-{n}]", "--max-age", "1d", "-f", "json"]
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "tfcompat", "gate", d, "--expect",
-                                   f"gpu-[{1:0{width}d}-{n}]", "--max-age", "1d", "-f", "json"],
+            proc = subprocess.run([sys.executable, "-m", "tfcompat", "gate", d] + gate_args,
                                   capture_output=True, text=True)
             print(f"\n`tfcompat gate DIR -f json` process: {time.perf_counter() - t0:.2f} s, exit {proc.returncode}")
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "tfcompat", "gate", "-"] + gate_args, input=jsonl,
+                                  capture_output=True, text=True)
+            print(f"`tfcompat gate - -f json` process, JSON Lines on stdin: {time.perf_counter() - t0:.2f} s, "
+                  f"exit {proc.returncode}")
+
+        # The check: JSON Lines give the same verdict, without a per-record rescan of the input.
+        same = (report_jsonl.status, report_jsonl.counts) == (report.status, report.counts)
+        fast = t_read_jsonl <= 3 * t_read + 2.0
+        if not (same and fast):
+            print(f"\nFAIL: JSON Lines on stdin: {'same verdict' if same else 'a different verdict'}, "
+                  f"{t_read_jsonl:.2f} s against {t_read:.2f} s for the files", file=sys.stderr)
+            sys.exit(1)
+        print("\nJSON Lines check: same verdict as the files, read in comparable time")
 
 
 if __name__ == "__main__":

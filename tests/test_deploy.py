@@ -242,19 +242,81 @@ def test_grafana_dashboard():
 # --------------------------------------------------------------------------- Slurm and NHC
 
 
-def test_nhc_line():
+NHC_TIMEOUT = 30  # LBNL NHC's own watchdog (TIMEOUT, `nhc -t`) defaults to 30 s; check_cmd_status refuses a longer -t
+
+
+def _nhc_line():
     lines = [ln for ln in (DEPLOY / "slurm" / "nhc.conf").read_text().splitlines()
              if ln.strip() and not ln.lstrip().startswith("#")]
     (line,) = lines
+    return line
+
+
+def test_nhc_line():
+    line = _nhc_line()
     mask, sep, check = line.strip().partition("||")
     assert mask.strip() == "*" and sep
+    assert "\\" not in line and "  " not in check  # NHC reads lines with `read` (no -r) and runs `eval $CHECK`
     tokens = shlex.split(check)
     assert tokens[0] == "check_cmd_status"
     opts = dict(zip(tokens[1:5:2], tokens[2:5:2]))
-    assert opts["-r"] == "0" and 0 < int(opts["-t"]) < 60
-    assert tokens[5].endswith("/tfcompat")
-    assert_valid_invocation(tokens[6:], "nhc.conf")
-    assert tokens[tokens.index("--format") + 1] == "npd"
+    assert opts["-r"] == "0" and 0 < int(opts["-t"]) < NHC_TIMEOUT
+    assert tokens[5:7] == ["/bin/sh", "-c"] and len(tokens) == 8
+    script = tokens[7]
+    (call,) = tfcompat_invocations(script)
+    assert_valid_invocation(call, "nhc.conf")
+    assert call[call.index("--format") + 1] == "npd"
+    # tfcompat is stopped before NHC's watchdog for the command (-t) would kill the shell around it
+    inner = re.search(r"\btimeout (\d+) /\S*/tfcompat check\b", script)
+    assert inner and int(inner.group(1)) < int(opts["-t"]), script
+
+
+NHC_HARNESS = r"""
+# What NHC does with a line of nhc.conf (read without -r, split at the first ||, `eval $CHECK` with globbing off),
+# and check_cmd_status's contract: -t seconds (at most NHC's TIMEOUT) and -r, the one exit status that passes;
+# the command's output is discarded. Written for this test, not NHC's code.
+set -f
+TIMEOUT=30
+check_cmd_status() {
+    local OPTIND=1 opt t=5 r=0 ret
+    while getopts ":r:t:" opt; do
+        case $opt in r) r=$OPTARG ;; t) t=$OPTARG ;; *) echo "bad option"; return 1 ;; esac
+    done
+    shift $((OPTIND - 1))
+    if [ "$t" -gt "$TIMEOUT" ]; then echo "DIE: timeout $t exceeds NHC timeout $TIMEOUT"; return 1; fi
+    "$@" </dev/null >/dev/null 2>&1
+    ret=$?
+    if [ "$ret" -ne "$r" ]; then echo "DIE: $ret (expected $r)"; return 1; fi
+    return 0
+}
+read LINE < "$1"
+CHECK="${LINE#*||}"
+eval $CHECK
+"""
+
+
+@pytest.mark.parametrize("rc, offline, logged", [(0, False, False), (1, True, True), (2, False, True)])
+def test_nhc_line_takes_the_node_offline_only_when_incompatible(tmp_path, rc, offline, logged):
+    """Exit 1 fails the NHC check (NHC marks the node offline); exit 2 ("could not decide") passes it and is only
+    logged, as for the Slurm health check script."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = _stub(bin_dir / "tfcompat", f"""\
+        echo "$*" > {tmp_path}/argv
+        echo "TFC201 NVIDIA driver 470.82.01 is older than 525.60.13"
+        exit {rc}
+        """)
+    _stub(bin_dir / "logger", f'printf "%s\\n" "$*" >> {tmp_path}/logged\n')
+    conf = tmp_path / "nhc.conf"
+    conf.write_text(_nhc_line().replace("/opt/tfcompat/bin/tfcompat", str(fake)) + "\n")
+    harness = tmp_path / "harness.sh"
+    harness.write_text(NHC_HARNESS)
+    proc = subprocess.run(["bash", str(harness), str(conf)], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    assert (proc.returncode != 0) == offline, proc.stdout + proc.stderr
+    assert (tmp_path / "argv").read_text().split()[:3] == ["check", "--format", "npd"]
+    log = (tmp_path / "logged").read_text() if (tmp_path / "logged").exists() else ""
+    assert bool(log) == logged and (not logged or f"exit {rc}" in log and "TFC201" in log), log
 
 
 def _stub(path, body):
@@ -263,28 +325,57 @@ def _stub(path, body):
     return path
 
 
+STUB_REPORT = '{"stub": "the report the check wrote"}'
+
+
 @pytest.fixture
 def stubs(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "scontrol.log"
     _stub(bin_dir / "scontrol", f"""\
+        echo "$1" >> {tmp_path}/scontrol.calls
         if [ "$1" = show ]; then echo "NodeName=$3 State=IDLE Reason=${{STUB_REASON:-}}"; exit 0; fi
         echo "$*" >> {log}
         """)
     _stub(bin_dir / "logger", "exit 0\n")
+    # timeout(1) that records its limit and the command, then runs it
+    _stub(bin_dir / "timeout", f"""\
+        echo "$1 ${{2##*/}}" >> {tmp_path}/timeouts
+        shift
+        exec "$@"
+        """)
+    # tfcompat: a check prints the NPD line and writes DIR/<node>.json for --output-dir; `check --from R`
+    # copies R (or "no report") to its --output
     _stub(bin_dir / "fake-tfcompat", f"""\
         printf '%s\\n' "$@" > {tmp_path}/argv
+        {{ printf '%s\\n' "$@"; echo ---; }} >> {tmp_path}/calls
+        src= out= dir= node=
+        while [ $# -gt 0 ]; do
+            case $1 in --from) src=$2 ;; --output) out=$2 ;; --output-dir) dir=$2 ;; --node-name) node=$2 ;; esac
+            shift
+        done
+        if [ -n "$src" ]; then
+            if [ -f "$src" ]; then cat "$src" > "$out"; else echo "no report" > "$out"; fi
+            exit 0
+        fi
+        if [ -n "$dir" ] && [ "${{STUB_NO_REPORT:-0}}" != 1 ]; then echo '{STUB_REPORT}' > "$dir/$node.json"; fi
         echo "$STUB_LINE"
         exit "$STUB_RC"
         """)
     return bin_dir, log
 
 
+def _calls(tmp_path):
+    text = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
+    return [c.strip("\n").split("\n") for c in text.split("---\n") if c.strip()]
+
+
 def _health(stubs, rc, line, **env):
     bin_dir, log = stubs
-    if log.exists():
-        log.unlink()
+    for f in (log, log.parent / "calls", log.parent / "timeouts", log.parent / "scontrol.calls"):
+        if f.exists():
+            f.unlink()
     e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "fake-tfcompat"),
              SLURMD_NODENAME="gpu-007", STUB_RC=str(rc), STUB_LINE=line, **env)
     proc = subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True,
@@ -311,6 +402,80 @@ def test_healthcheck_drains_and_resumes(stubs, tmp_path):
         "update nodename=gpu-007 state=drain reason=tfcompat: undecided: x"]
 
 
+HEALTHCHECK_KILL = 60  # slurmd kills a HealthCheckProgram after 60 s
+
+
+def test_healthcheck_checks_once_and_renders_the_textfile_from_that_report(stubs, tmp_path):
+    """With TFCOMPAT_TEXTFILE the node is checked once (the slow part); the Prometheus file is rendered from the
+    JSON report of that check (`check --from REPORT`), and every step runs under a time limit whose sum stays
+    well under slurmd's 60 s."""
+    prom = tmp_path / "tfcompat.prom"
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    msg = "TFC201 NVIDIA driver 470.82.01 is older than 525.60.13, the minimum for any C..."
+    drained = _health(stubs, 1, msg, TFCOMPAT_TEXTFILE=str(prom), TFCOMPAT_REPORTS=str(reports))
+    assert drained == [f"update nodename=gpu-007 state=drain reason=tfcompat: {msg}"]
+    calls = _calls(tmp_path)
+    for c in calls:
+        assert_valid_invocation(c, "tfcompat-healthcheck.sh")
+    checks = [c for c in calls if "--from" not in c]
+    (check,) = checks  # one check of the node, not two
+    (render,) = [c for c in calls if "--from" in c]
+    assert render[render.index("--format") + 1] == "prometheus" and render[render.index("--output") + 1] == str(prom)
+    written = Path(check[check.index("--output-dir") + 1]) / "gpu-007.json"
+    assert render[render.index("--from") + 1] == str(written)
+    assert prom.read_text().strip() == STUB_REPORT  # rendered from the report the check wrote
+    assert (reports / "gpu-007.json").read_text().strip() == STUB_REPORT  # kept for the gate, atomically
+    assert sorted(p.name for p in reports.iterdir()) == ["gpu-007.json"]
+    assert not written.parent.exists()  # the private temp directory is removed
+    # every tfcompat and scontrol call ran under timeout(1), and the limits add up well under 60 s
+    limits = [line.split() for line in (tmp_path / "timeouts").read_text().splitlines()]
+    assert sorted(cmd for _, cmd in limits) == sorted(["fake-tfcompat"] * len(calls) + ["scontrol"] * len(
+        (tmp_path / "scontrol.calls").read_text().split()))
+    assert sum(int(t) for t, _ in limits) <= HEALTHCHECK_KILL - 10, limits
+    # no report (the check timed out): the textfile says so (rendered from a missing report: exit 2)
+    _health(stubs, 124, "", TFCOMPAT_TEXTFILE=str(prom), STUB_NO_REPORT="1")
+    assert prom.read_text().strip() == "no report"
+    assert len([c for c in _calls(tmp_path) if "--from" not in c]) == 1
+
+
+def test_healthcheck_with_the_real_tfcompat(tmp_path, matrix):
+    """End to end: the real CLI checks a snapshot once; the textfile rendered from its report parses and says
+    exit 1 for the node; the node is drained."""
+    import datetime
+
+    env = make_env(driver="470.82.01", gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-x", None, "9.0")])
+    data = to_json_dict(env)
+    data["host"]["node_name"] = "gpu-007"
+    data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(data))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "scontrol.log"
+    _stub(bin_dir / "scontrol", f"""\
+        if [ "$1" = show ]; then echo "NodeName=$3 State=IDLE Reason="; exit 0; fi
+        echo "$*" >> {log}
+        """)
+    _stub(bin_dir / "logger", "exit 0\n")
+    _stub(bin_dir / "tfc", f"""\
+        echo "$*" >> {tmp_path}/calls
+        case " $* " in *" --from "*) ;; *) set -- "$@" --from "{snap}" ;; esac
+        exec {sys.executable} -m tfcompat "$@"
+        """)
+    prom = tmp_path / "tfcompat.prom"
+    e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "tfc"), TFCOMPAT_PYTHON="",
+             SLURMD_NODENAME="gpu-007", TFCOMPAT_TEXTFILE=str(prom))
+    proc = subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text().startswith("update nodename=gpu-007 state=drain reason=tfcompat: TFC201")
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2
+    fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    assert fams["tfcompat_exit_code"].samples[0].value == 1
+    assert fams["tfcompat_exit_code"].samples[0].labels["hostname"] == "gpu-007"
+
+
 def test_srun_gate_script(tmp_path, matrix):
     """The one-shot gate with a stub srun that runs the task once per emulated node; the real tfcompat."""
     snaps = tmp_path / "snaps"
@@ -325,18 +490,21 @@ def test_srun_gate_script(tmp_path, matrix):
         (snaps / f"{name}.json").write_text(json.dumps(data))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _stub(bin_dir / "srun", """\
-        while [ "${1#-}" != "$1" ]; do shift; done
+    _stub(bin_dir / "srun", f"""\
+        echo "$*" > {tmp_path}/srun.argv
+        while [ "${{1#-}}" != "$1" ]; do shift; done
         for n in $STUB_NODES; do SLURMD_NODENAME=$n "$@"; done
         """)
     _stub(bin_dir / "tfc", f"""\
+        if [ "$1" = check ] && [ "$SLURMD_NODENAME" = "${{STUB_HANG:-}}" ]; then exec sleep 60; fi
         if [ "$1" = check ]; then shift; exec {sys.executable} -m tfcompat check --from "{snaps}/$SLURMD_NODENAME.json" "$@"; fi
         exec {sys.executable} -m tfcompat "$@"
         """)
 
-    def gate(nodes, run_on, reports):
+    def gate(nodes, run_on, reports, **env):
         e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "tfc"),
-                 TFCOMPAT_PYTHON="", SLURM_JOB_NODELIST=nodes, STUB_NODES=run_on, TFCOMPAT_REPORTS=str(reports))
+                 TFCOMPAT_PYTHON="", SLURM_JOB_NODELIST=nodes, STUB_NODES=run_on, TFCOMPAT_REPORTS=str(reports),
+                 **env)
         return subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-gate.sh")], env=e, capture_output=True,
                               text=True, timeout=120)
 
@@ -347,3 +515,10 @@ def test_srun_gate_script(tmp_path, matrix):
     assert {"n1", "n2", "n3"} <= suites
     proc = gate("n[1,3-4]", "n1 n3", tmp_path / "r2")
     assert proc.returncode == 2 and "Missing (1): n4" in proc.stdout, proc.stdout + proc.stderr
+    # a node whose check hangs is stopped by its task's time limit and comes out missing; the gate still runs
+    proc = gate("n[1,3]", "n1 n3", tmp_path / "r3", STUB_HANG="n3", TFCOMPAT_CHECK_TIMEOUT="1")
+    assert proc.returncode == 2 and "Missing (1): n3" in proc.stdout and "Passing (1): n1" in proc.stdout, \
+        proc.stdout + proc.stderr
+    srun = (tmp_path / "srun.argv").read_text().split()
+    assert "timeout" in srun and srun[srun.index("timeout") + 1] == "1"  # each task's check, under timeout(1)
+    assert any(a.startswith("--time=") for a in srun)  # and the step itself under a Slurm time limit

@@ -121,3 +121,47 @@ def test_fleet_usage_errors(capsys):
             main(argv)
         _, err = capsys.readouterr()
         assert exc.value.code == 2 and err.startswith("tfcompat: error: ") and "Traceback" not in err
+
+
+def _instant_check(args, node, timeout):
+    """Runs on a worker (pickled by value) instead of a `tfcompat check` subprocess: a passing report at once."""
+    snap = snapshot(node)
+    report = {"schema_version": 1, "tool_version": "0.1.0", "status": "pass", "exit_code": 0, "fail_on": "error",
+              "matrix": None, "findings": [], "skipped": [], "errors": [], "environment": snap}
+    return {"node": node, "returncode": 0, "stdout": json.dumps(report), "stderr": ""}
+
+
+def test_a_task_that_never_runs_is_undecided_and_cancelled(cluster, monkeypatch):
+    """A task pinned to a worker address that no longer exists (a nanny restarted the worker elsewhere) never
+    runs: the fleet stops waiting after --timeout plus the grace, reports that node as undecided with the reason,
+    cancels its task, and the other nodes are judged as usual."""
+    import tfcompat.fleet.dask as fleet_dask
+
+    _, client = cluster
+    real = fleet_dask._workers_by_node(client)
+    monkeypatch.setattr(fleet_dask, "_workers_by_node",
+                        lambda c: {"emu-1": real["emu-1"], "ghost-1": ["tcp://127.0.0.1:9"]})
+    monkeypatch.setattr(fleet_dask, "check_on_node", _instant_check)
+    lines = []
+    loaded = run_fleet(["--from", "x"], client=client, timeout=0.5, grace=2.0, progress=lines.append)
+    assert [item.name_hint for item in loaded] == ["emu-1", "ghost-1"]
+    fr = run_gate(loaded, GateOptions(expect=parse_expect(["emu-1,ghost-1"]), now=NOW, max_age_seconds=3600))
+    by = {n.node: n for n in fr.nodes}
+    assert by["emu-1"].status == "pass"
+    assert by["ghost-1"].status == "error" and "no result from the check task within 2.5 s" in by["ghost-1"].errors[0]
+    assert fr.exit_code == 2 and fr.completeness.undecided == ("ghost-1",) and fr.completeness.missing == ()
+    assert any("without a result after 2.5 s, cancelled: ghost-1" in line for line in lines), lines
+    left = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
+                                                           if "tfcompat-check-ghost-1" in str(k)])
+    assert left == []  # cancelled: nothing waits on the scheduler for the ghost
+
+
+def test_a_check_that_crashes_is_undecided_with_its_reason():
+    from tfcompat.fleet.dask import _to_loaded
+
+    for result, why in (({"node": "n1", "returncode": None, "stderr": "timed out after 9 s"}, "did not finish"),
+                        ({"node": "n1", "returncode": -11, "stderr": "Segmentation fault"}, "exit -11"),
+                        ({"node": "n1", "returncode": 1, "stdout": "oops"}, "printed no JSON report")):
+        fr = run_gate([_to_loaded(result, "dask w (n1)")], GateOptions(now=NOW))
+        (v,) = fr.nodes
+        assert v.node == "n1" and v.status == "error" and why in v.errors[0] and fr.exit_code == 2

@@ -403,3 +403,165 @@ def test_renderers_agree_on_big_fleet(matrix):
     validate(json.loads(render_gate_json(fr)))
     junit_suites(render_junit(fr))
     assert len(render_gate_text(fr).splitlines()) < 40
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+class _CountingText(str):
+    """A str that adds up how many characters str.count() scans: the JSON Lines reader must scan each once."""
+
+    scanned = 0
+
+    def count(self, sub, start=None, end=None):
+        lo = 0 if start is None else start
+        hi = len(self) if end is None else end
+        type(self).scanned += max(0, hi - lo)
+        return str.count(self, sub, lo, hi)
+
+
+def test_json_lines_newlines_are_counted_once(matrix):
+    """Line numbers of JSON Lines come from one pass over the text, not a rescan per record (quadratic)."""
+    from tfcompat.fleet.gate import _iter_json_values
+
+    line = json.dumps(report(matrix, "n0"))
+    lines = [line.replace('"n0"', f'"n{i}"') for i in range(200)]
+    lines[7] = "{not json"
+    pretty = json.dumps(report(matrix, "p1"), indent=2)  # several lines: the next record's line number moves on
+    text = _CountingText("\n".join(lines[:100]) + "\n" + pretty + "\n" + "\n".join(lines[100:]) + "\n")
+    _CountingText.scanned = 0
+    items = list(_iter_json_values(text, "<stdin>"))
+    assert _CountingText.scanned <= len(text), "newlines rescanned for every record"
+    assert len(items) == 201
+    assert items[7].source == "<stdin>:8" and items[7].data is None
+    assert items[100].source == "<stdin>:101" and items[100].data["environment"]["host"]["node_name"] == "p1"
+    assert items[101].source == f"<stdin>:{101 + pretty.count(chr(10)) + 1}"
+    assert items[-1].source == f"<stdin>:{200 + pretty.count(chr(10)) + 1}"
+
+
+def test_json_values_split_at_lines_that_start_like_a_value():
+    """Hand-written JSON whose inner object starts a line is still one value; a broken one is skipped alone."""
+    from tfcompat.fleet.gate import _iter_json_values
+
+    text = '{"a":\n{"b": [\n1]}}\n{"c": 2}\n{"d": \n{broken\n{"e": 3}\n7\n'
+    got = [(i.source, i.data, i.error) for i in _iter_json_values(text, "s")]
+    assert got[:2] == [("s:1", {"a": {"b": [1]}}, None), ("s:4", {"c": 2}, None)]
+    assert got[2][0] == "s:5" and got[2][1] is None and got[2][2].startswith("not valid JSON")
+    assert got[3][0] == "s:6" and got[3][1] is None  # "{broken": its own bad line
+    assert got[4] == ("s:7", {"e": 3}, None)
+    assert got[5] == ("s:8", None, "not a JSON object but int")
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("fail_on", [], "$.fail_on"),
+    ("fail_on", "fatal", "$.fail_on"),
+    ("fail_on", None, "$.fail_on"),
+    ("errors", "boom", "$.errors"),
+    ("errors", [1, 2], "$.errors"),
+    ("errors", {"a": 1}, "$.errors"),
+    ("status", ["pass"], "$.status"),
+    ("status", "maybe", "$.status"),
+    ("environment", "boom", "$.environment"),
+    ("findings", {}, "$.findings"),
+])
+def test_an_odd_field_makes_one_report_unreadable(capsys, tmp_path, matrix, field, value, why):
+    good = report(matrix, "n1")
+    odd = report(matrix, "n2")
+    odd[field] = value
+    write(tmp_path, good)
+    write(tmp_path, odd, "n2")
+    code, out, err = run(capsys, "gate", tmp_path, "--expect", "n[1-2]", "-f", "json")
+    assert code == 2 and "Traceback" not in err and "internal error" not in err, err
+    data = json.loads(out)
+    validate(data)
+    (u,) = data["completeness"]["unreadable"]
+    assert u["source"].endswith("n2.json") and u["reason"].startswith(why) and "\n" not in u["reason"], u
+    assert [n["node"] for n in data["nodes"]] == ["n1"] and data["completeness"]["missing"] == ["n2"]
+
+
+@pytest.mark.parametrize("finding_field, value", [
+    ("severity", []), ("severity", "fatal"), ("rule", 7), ("name", {"x": 1}), ("message", ["m"]), ("waived", True),
+])
+def test_an_odd_finding_field_makes_one_report_unreadable(matrix, finding_field, value):
+    odd = report(matrix, "n2", driver="470.82.01")
+    odd["findings"][0][finding_field] = value
+    fr = run_gate([Loaded("n1.json", report(matrix, "n1")), Loaded("n2.json", odd)], GateOptions(now=NOW))
+    (u,) = fr.completeness.unreadable
+    assert u.source == "n2.json" and u.reason.startswith("$.findings[0]") and "\n" not in u.reason
+    assert [n.node for n in fr.nodes] == ["n1"]
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:2]):
+            yield from _paths(v, prefix + (i,))
+
+
+def _replaced(data, path, new):
+    data = json.loads(json.dumps(data))
+    if not path:
+        return new
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return data
+
+
+def test_no_field_value_crashes_the_gate(matrix):
+    """Every field of a report, replaced by a value of another type, leaves a readable or an unreadable report:
+    never an exception out of the gate (one bad report must not stop the verdict on the others)."""
+    base = report(matrix, "n2", driver="470.82.01")
+    base["environment"]["target"]["native"] = {"caller": "x", "libraries": [
+        {"name": "cudnn", "soname": "libcudnn.so.9", "role": "gpu", "found": {"path": "/l/libcudnn.so.9",
+                                                                             "version": "9.3.0.75"}}]}
+    base["environment"]["target"]["custom_ops"] = [{"owner": "o", "path": "/p/x.so", "build_id": "ab"}]
+    other = report(matrix, "n1")
+    odd_values = ([], {}, "boom", 7, None, True, [[]], [{}], {"a": []})
+    options = GateOptions(now=NOW, max_age_seconds=3600, group_by="environment.host.gpus.0.name")
+    for path in _paths(base):
+        for odd in odd_values:
+            mutated = _replaced(base, path, odd)
+            loaded = [Loaded("n1.json", other), Loaded("n2.json", mutated) if isinstance(mutated, dict)
+                      else Loaded("n2.json", None, "not an object")]
+            try:
+                fr = run_gate(loaded, options)
+                render_gate_text(fr), render_gate_json(fr), render_junit(fr)
+            except Exception as exc:  # noqa: BLE001
+                pytest.fail(f"{'.'.join(map(str, path)) or '$'} = {odd!r}: {type(exc).__name__}: {exc}")
+            assert fr.exit_code in (0, 1, 2)
+
+
+def test_error_report_is_undecided_with_its_reason_whatever_max_age(capsys, tmp_path, matrix):
+    """An error report (the check could not run: status error, no environment, no date) is an undecided node
+    with the report's own reason, not an "undated" stale one, with or without --max-age."""
+    from tfcompat.engine import error_report
+
+    (tmp_path / "n7.json").write_text(json.dumps(to_json_dict(error_report("--python /x: no such file"))))
+    write(tmp_path, report(matrix, "n1", created=NOW.isoformat()))
+    for extra in ((), ("--max-age", "1h")):
+        code, out, _ = run(capsys, "gate", tmp_path, "--expect", "n1,n7", *extra)
+        assert code == 2, out
+        assert "Undecided (1): n7" in out and "Stale" not in out and "undated" not in out, out
+        assert "error: --python /x: no such file" in out
+        why = [line for line in out.splitlines() if "undecided" in line and line.lstrip().startswith("- ")]
+        assert why and "--python /x: no such file" in why[0], out
+        code, out, _ = run(capsys, "gate", tmp_path, "--expect", "n1,n7", "-f", "json", *extra)
+        data = json.loads(out)
+        validate(data)
+        nodes = {n["node"]: n for n in data["nodes"]}
+        assert nodes["n7"]["status"] == "error" and nodes["n7"]["errors"] == ["--python /x: no such file"]
+        assert data["completeness"]["undecided"] == ["n7"] and data["completeness"]["stale"] == []
+    # a dated error report older than --max-age is still undecided (with its age in a note), not stale
+    old = report(matrix, "n8", tf=None, created=OLD)
+    assert old["status"] == "error"
+    fr = run_gate([Loaded("n8.json", old)], GateOptions(max_age_seconds=3600, now=NOW))
+    assert fr.nodes[0].status == "error" and fr.completeness.stale == () and fr.exit_code == 2
+    assert any("old" in n for n in fr.nodes[0].notes)
+    # something failing still wins
+    write(tmp_path, report(matrix, "n3", driver="470.82.01", created=NOW.isoformat()))
+    assert run(capsys, "gate", tmp_path, "--max-age", "1h")[0] == 1

@@ -95,3 +95,46 @@ def test_node_names_are_xml_safe(matrix):
     suites = parse(run_gate([Loaded("w", weird)], GateOptions(now=NOW)))
     assert 'n<1>&"x"' in suites
     json.dumps(list(suites))  # plain strings back
+
+
+def _calls(func):
+    """How many Python and C calls func() makes: a machine-independent measure of work (no clock)."""
+    import sys
+
+    n = 0
+
+    def profile(frame, event, arg):
+        nonlocal n
+        if event in ("call", "c_call"):
+            n += 1
+
+    sys.setprofile(profile)
+    try:
+        func()
+    finally:
+        sys.setprofile(None)
+    return n
+
+
+def test_render_is_linear_in_testcases():
+    """Unique testcase names are kept per suite as they are added, not recomputed per testcase (quadratic on
+    10,000 nodes): twice the unreadable reports (testcases of one suite), about twice the work."""
+    def fleet(k):
+        loaded = [Loaded(f"r{i:05d}.json", None, "not valid JSON") for i in range(k)]
+        loaded += [Loaded("same.json", None, "empty file")] * (k // 4)  # the same name again: "#2", "#3", ...
+        fr = run_gate(loaded, GateOptions(now=NOW))
+        return lambda: render_junit(fr)
+
+    small, big = _calls(fleet(200)), _calls(fleet(400))
+    assert big / small < 2.5, (small, big)
+    names = [c.get("name") for c in ET.fromstring(fleet(8)()).find(f"testsuite[@name='{FLEET_SUITE}']")]
+    assert names.count("readable same.json") == 1 and "readable same.json #2" in names
+
+
+def test_undecided_testcase_says_why(matrix):
+    err = {"schema_version": 1, "tool_version": "0.1.0", "status": "error", "exit_code": 2, "fail_on": "error",
+           "matrix": None, "findings": [], "skipped": [], "errors": ["--python /x: no such file"],
+           "environment": None}
+    suites = parse(run_gate([Loaded("n7.json", err, None, "n7")], GateOptions(now=NOW, max_age_seconds=60)))
+    error = suites["n7"]["verdict"].find("error")
+    assert error.get("type") == "undecided" and "--python /x: no such file" in error.get("message")

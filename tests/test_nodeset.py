@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from tfcompat.fleet.nodeset import MAX_NODES, NodeSetError, count, expand, fold
+from tfcompat.fleet.nodeset import MAX_NODES, NodeSetError, expand, fold
 
 
 @pytest.mark.parametrize("text, names", [
@@ -60,7 +60,7 @@ def test_round_trip_random():
         assert sorted(expand(folded)) == sorted(names), folded
 
 
-def test_fold_of_128_nodes_and_count():
+def test_fold_of_128_nodes():
     names = [f"gpu-{i:03d}" for i in range(1, 129)] + ["gpu-130"]
     assert fold(names) == "gpu-[001-128,130]"
-    assert count("gpu-[001-128,130]") == 129
+    assert len(expand("gpu-[001-128,130]")) == 129

@@ -118,3 +118,23 @@ def test_nfd_invalid_characters_never_reach_a_label(matrix):
         env.target.python, version="3.11.7+local build")))
     got = dict(labels(evaluate(env, matrix)))
     assert got["tfcompat.python"] == "3.11.7-local-build"
+
+
+def test_nfd_rules_label_holds_whole_rule_ids_and_a_count(matrix):
+    """Many failing rules: the rules label lists only whole ids that fit in 63 characters (never a cut one such
+    as TFC30), and tfcompat.rules-count says how many there are."""
+    base = evaluate(node(driver="470.82.01"), matrix)
+    (f,) = [f for f in base.findings if f.rule == "TFC201"]
+    ids = [f"TFC{300 + i}" for i in range(14)] + ["TFC201"]
+    report = dataclasses.replace(base, findings=tuple(dataclasses.replace(f, rule=r) for r in ids))
+    got = dict(labels(report))
+    listed = got["tfcompat.rules"].split("_")
+    assert set(listed) <= set(ids) and len(listed) == len(set(listed)) and listed == sorted(listed)
+    assert len(got["tfcompat.rules"]) <= 63 and len(listed) == 9  # 9 ids of 6 characters and 8 separators: 62
+    assert got["tfcompat.rules-count"] == "15"
+    for key, value in labels(report):
+        assert_k8s_label(PREFIX + key, value)
+    # one rule: the label and a count of 1; none: neither label
+    one = dict(labels(evaluate(node(driver="470.82.01"), matrix)))
+    assert one["tfcompat.rules"] == "TFC201" and one["tfcompat.rules-count"] == "1"
+    assert "tfcompat.rules" not in dict(labels(evaluate(node(), matrix)))

@@ -15,7 +15,9 @@ from tfcompat.engine import error_report, evaluate
 from tfcompat.model import Gpu, to_json_dict
 from tfcompat.render.prometheus import METRICS, render_prometheus
 
-JOIN_LABELS = {"gpu", "UUID", "pci_bus_id", "Hostname", "hostname", "model_name"}
+# dcgm-exporter's labels on its DCGM_FI_* series (its default counters): what a PromQL join can match on
+DCGM_JOIN_LABELS = {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"}
+JOIN_LABELS = DCGM_JOIN_LABELS | {"hostname", "model_name"}
 
 
 def env_with(driver="560.35.03", names=("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"), node="gpu-007"):
@@ -53,7 +55,7 @@ def test_parses_and_follows_conventions(matrix):
     for s in gpu_info:
         assert JOIN_LABELS <= set(s.labels)
         assert s.labels["Hostname"] == s.labels["hostname"] == "gpu-007"
-        assert s.labels["model_name"] == "NVIDIA H100 80GB HBM3"
+        assert s.labels["modelName"] == s.labels["model_name"] == "NVIDIA H100 80GB HBM3"
     assert [s.labels["gpu"] for s in gpu_info] == ["0", "1"]
     assert gpu_info[1].labels["pci_bus_id"] == "00000000:19:00.0" and gpu_info[1].labels["UUID"] == "GPU-1a2b"
     (finding,) = samples(fams, "tfcompat_findings")
@@ -82,6 +84,29 @@ def test_label_values_are_escaped(matrix):
     assert samples(fams, "tfcompat_gpu_info")[0].labels["model_name"] == 'Weird "GPU" \\ model\nline2'
 
 
+def test_gpu_series_carry_dcgm_exporters_own_join_labels(matrix):
+    """dcgm-exporter labels its series gpu, UUID, pci_bus_id, device, modelName, Hostname: a join on the GPU model
+    must use modelName (camelCase), which tfcompat writes too; model_name is the same value, snake_case."""
+    for name in ("tfcompat_gpu_info", "tfcompat_gpu_compatible"):
+        for s in samples(families(render_prometheus(evaluate(env_with(), matrix))), name):
+            assert DCGM_JOIN_LABELS <= set(s.labels), (name, sorted(s.labels))
+            assert s.labels["device"] == f"nvidia{s.labels['gpu']}"
+    from tfcompat.render import prometheus
+
+    assert "``modelName``" in prometheus.__doc__ and "match nothing in dcgm-exporter" in prometheus.__doc__
+
+
+def test_last_run_time_zones():
+    """`environment.created` with Z, an offset or no zone (read as UTC): one parser for the gate and the textfile."""
+    from tfcompat.fleet.facts import parse_time
+
+    for created in ("2026-11-25T00:00:00Z", "2026-11-25T01:00:00+01:00", "2026-11-25T00:00:00"):
+        env = dataclasses.replace(env_with(), created=created)
+        report = dataclasses.replace(error_report("x"), environment=env)
+        (last,) = samples(families(render_prometheus(report)), "tfcompat_last_run_timestamp_seconds")
+        assert last.value == 1795564800 == parse_time(created).timestamp()
+
+
 def test_error_report_still_gives_a_textfile():
     fams = families(render_prometheus(error_report("cannot read snapshot"), hostname="gpu-009", now=1700000000.0))
     assert samples(fams, "tfcompat_exit_code")[0].value == 2
@@ -91,10 +116,8 @@ def test_error_report_still_gives_a_textfile():
 
 
 def test_library_series_when_the_report_has_libraries(matrix):
-    """The loader model (issue 4, `Target.native`) gives one _info series per CUDA library TF will load."""
-    model = pytest.importorskip("tfcompat.model")
-    if not hasattr(model, "NativeLibraries") or "native" not in {f.name for f in dataclasses.fields(model.Target)}:
-        pytest.skip("this tree's Target has no loader model yet")
+    """The loader model (`Target.native`) gives one _info series per CUDA library TF will load."""
+    from tfcompat import model
 
     def res(name, soname, version):
         copy = model.LibraryCopy(path=f"/x/{soname}", real_path=f"/x/{soname}", found_via="DT_RUNPATH",
@@ -155,5 +178,12 @@ def test_promtool_check_metrics(matrix):
         text = render_prometheus(report, hostname="n1", now=1700000000.0)
         proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
                               timeout=60)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert proc.stdout.strip() == "" and proc.stderr.strip() == "", proc.stdout + proc.stderr  # no lint warnings
+        # The one lint warning allowed (exit 3 = lint problems only): dcgm-exporter's camelCase `modelName`
+        # label, written as dcgm-exporter spells it so that joins match; every other name is snake_case.
+        lint = set((proc.stdout + proc.stderr).strip().splitlines())
+        assert proc.returncode in (0, 3) and lint <= ALLOWED_LINT, proc.stdout + proc.stderr
+        assert (proc.returncode == 3) == bool(lint), proc.stdout + proc.stderr
+
+
+ALLOWED_LINT = {f"{name} label names should be written in 'snake_case' not 'camelCase'"
+                for name in ("tfcompat_gpu_info", "tfcompat_gpu_compatible")}

@@ -5,19 +5,28 @@ The cluster is the operator's (``--scheduler ADDRESS``) or a LocalCluster of wor
 ``check``: ``$NODE_NAME``, ``$SLURMD_NODENAME``, the host name); one worker per node runs
 ``python -m tfcompat check ... -f json`` as a subprocess from a task (the worker's thread pool, never its event
 loop), bounded by ``--timeout``. Results go straight into the gate as parsed reports.
+
+The wait for the tasks is bounded too (``--timeout`` plus a grace, GRACE_S): a task can wait forever where its
+worker is gone (tasks are pinned to a worker address, and a worker that its nanny restarts comes back at another
+address). A node without a result by then is undecided, with the reason, and its task is cancelled; so is a node
+whose check did not finish, crashed or printed no report.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import time
 import uuid
 from typing import Callable, Dict, List, Optional, Sequence
 
 from tfcompat.fleet.gate import Loaded
+from tfcompat.fleet.nodeset import abbreviate, fold
 
 FORBIDDEN = ("-f", "--format", "-o", "--output", "--output-dir")
+GRACE_S = 30.0  # beyond --timeout: scheduling, the subprocess's start, the result's way back
 
 
 class FleetError(ValueError):
@@ -46,6 +55,15 @@ def check_on_node(args: Sequence[str], node: str, timeout: float) -> Dict[str, o
     return {"node": node, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr[-2000:]}
 
 
+def undecided(node: str, source: str, reason: str) -> Loaded:
+    """What the gate gets for a node whose check gave no report: an error report (tfcompat could not decide)
+    named by the node, so that the node is undecided with `reason`, not missing."""
+    from tfcompat.engine import error_report
+    from tfcompat.model import to_json_dict
+
+    return Loaded(source, to_json_dict(error_report(reason)), None, node)
+
+
 def _to_loaded(result: Dict[str, object], source: str) -> Loaded:
     node = str(result.get("node"))
     stdout = str(result.get("stdout") or "")
@@ -53,27 +71,37 @@ def _to_loaded(result: Dict[str, object], source: str) -> Loaded:
     code = result.get("returncode")
     if code not in (0, 1, 2):
         why = f"exit {code}" if code is not None else "did not finish"
-        return Loaded(source, None, f"tfcompat check {why}: {stderr or 'no output'}", node)
+        return undecided(node, source, f"tfcompat check {why}: {stderr or 'no output'}")
     try:
         data = json.loads(stdout)
     except json.JSONDecodeError:
-        return Loaded(source, None, f"tfcompat check printed no JSON report (exit {code}): {stderr or 'no output'}",
-                      node)
+        return undecided(node, source, f"tfcompat check printed no JSON report (exit {code}): "
+                                       f"{stderr or 'no output'}")
     if not isinstance(data, dict):
-        return Loaded(source, None, "tfcompat check printed JSON that is not a report", node)
+        return undecided(node, source, "tfcompat check printed JSON that is not a report")
     return Loaded(source, data, None, node)
+
+
+def _workers_by_node(client) -> Dict[str, List[str]]:
+    """node name -> the addresses of its workers (asked of each worker; quick: no subprocess)."""
+    nodes_of = client.run(identify)  # worker address -> node name
+    workers_on: Dict[str, List[str]] = {}
+    for addr in sorted(nodes_of):
+        workers_on.setdefault(str(nodes_of[addr]), []).append(addr)
+    return workers_on
 
 
 def run_fleet(check_args: Sequence[str], scheduler: Optional[str] = None, local: Optional[int] = None,
               timeout: float = 120.0, progress: Callable[[str], None] = lambda line: None,
-              client=None) -> List[Loaded]:
-    """One check per distinct node of the cluster; a Loaded per node (the report, or why there is none)."""
+              client=None, grace: float = GRACE_S) -> List[Loaded]:
+    """One check per distinct node of the cluster; a Loaded per node: its report, or an error report saying why
+    there is none (the node is then undecided). Returns within about `timeout` + `grace` seconds of submitting."""
     bad = [a for a in check_args if a.split("=", 1)[0] in FORBIDDEN]
     if bad:
         raise FleetError(f"check arguments {' '.join(bad)}: the fleet sets the format and collects the reports "
                          "itself (use `fleet --format/--output/--output-dir`)")
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
         raise FleetError("tfcompat fleet needs Dask distributed: pip install 'tfcompat[dask]'") from None
 
@@ -92,32 +120,53 @@ def run_fleet(check_args: Sequence[str], scheduler: Optional[str] = None, local:
                     client = Client(scheduler, timeout=30)
                 except (OSError, TimeoutError) as exc:
                     raise FleetError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        nodes_of = client.run(identify)  # worker address -> node name (quick: no subprocess here)
-        if not nodes_of:
+        workers_on = _workers_by_node(client)
+        if not workers_on:
             raise FleetError("the Dask cluster has no workers")
-        workers_on: Dict[str, List[str]] = {}
-        for addr in sorted(nodes_of):
-            workers_on.setdefault(str(nodes_of[addr]), []).append(addr)
-        progress(f"tfcompat fleet: {len(nodes_of)} worker{'s' if len(nodes_of) != 1 else ''} on "
+        n_workers = sum(len(addrs) for addrs in workers_on.values())
+        progress(f"tfcompat fleet: {n_workers} worker{'s' if n_workers != 1 else ''} on "
                  f"{len(workers_on)} node{'s' if len(workers_on) != 1 else ''}; one check per node")
         run_id = uuid.uuid4().hex[:8]
         futures = {}
+        finished: "queue.Queue" = queue.Queue()
         for node, addrs in sorted(workers_on.items()):
             fut = client.submit(check_on_node, list(check_args), node, timeout, workers=[addrs[0]],
                                 allow_other_workers=False, pure=False, key=f"tfcompat-check-{node}-{run_id}")
             futures[fut] = (node, addrs[0])
+        for fut in futures:
+            fut.add_done_callback(finished.put)  # called from another thread: a Queue, not a list
+        wait_s = timeout + grace
+        deadline = time.monotonic() + wait_s
+        pending = set(futures)
         out: List[Loaded] = []
-        done = 0
-        for fut in as_completed(list(futures)):
+        while pending:
+            try:
+                fut = finished.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if fut not in pending:
+                continue
+            pending.discard(fut)
             node, addr = futures[fut]
             source = f"dask {addr} ({node})"
             try:
                 out.append(_to_loaded(fut.result(), source))
-            except Exception as exc:  # noqa: BLE001 - a lost worker is an unreadable node, not a crash
-                out.append(Loaded(source, None, f"the check task failed on the worker: {type(exc).__name__}: {exc}",
-                                  node))
-            done += 1
-            progress(f"tfcompat fleet: {done}/{len(futures)} nodes checked ({node})")
+            except Exception as exc:  # noqa: BLE001 - a lost worker is an undecided node, not a crash
+                out.append(undecided(node, source, f"the check task failed on the worker: {type(exc).__name__}: "
+                                                   f"{exc}"))
+            progress(f"tfcompat fleet: {len(futures) - len(pending)}/{len(futures)} nodes checked ({node})")
+        if pending:
+            late = sorted(pending, key=lambda f: futures[f][0])
+            client.cancel(late)
+            for fut in late:
+                node, addr = futures[fut]
+                out.append(undecided(node, f"dask {addr} ({node})",
+                                     f"no result from the check task within {wait_s:g} s (--timeout {timeout:g} s "
+                                     f"+ {grace:g} s): its worker may be gone or restarted at another address; "
+                                     "task cancelled"))
+            names = [futures[f][0] for f in late]
+            progress(f"tfcompat fleet: {len(late)} node{'s' if len(late) != 1 else ''} without a result after "
+                     f"{wait_s:g} s, cancelled: {abbreviate(fold(names))}")
         return sorted(out, key=lambda item: item.name_hint or "")
     finally:
         if own_client and client is not None:

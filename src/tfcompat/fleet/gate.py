@@ -28,14 +28,17 @@ import json
 import os
 import posixpath
 import re
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from tfcompat import __version__
+from tfcompat.fleet.facts import dig, library_items, parse_time  # shared with render/; also importable from here
+from tfcompat.fleet.facts import text_of as _text
 from tfcompat.fleet.nodeset import NodeSetError, abbreviate, expand, fold
 from tfcompat.model import Severity
 
 GATE_SCHEMA_VERSION = 1
-SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+SEVERITIES = tuple(s.value for s in Severity)  # the order of Severity.rank
+STATUSES = ("pass", "fail", "error")
 
 
 class GateError(ValueError):
@@ -180,27 +183,50 @@ class Loaded:
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
+_NEXT_VALUE = re.compile(r"\n[\[{]")  # a line that starts a JSON object or array: where a value may start
+
+
 def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
-    """JSON Lines, or JSON values one after another (``cat *.json``); a bad line is skipped, not fatal."""
+    """JSON Lines, or JSON values one after another (``cat *.json``); a bad line is skipped, not fatal.
+
+    Linear in the input: line numbers (for the sources) are counted incrementally, and each value is decoded
+    within its own stretch of text (up to the next line that starts with ``{`` or ``[``), so that neither
+    counting lines nor json's error position (which counts lines from the start of what it decodes) rescans
+    the input per record. A value cut at such a line (JSON not written by json.dumps) is decoded again from
+    its start to the end of the input.
+    """
     decoder = json.JSONDecoder()
     pos, n = 0, len(text)
+    line, counted = 1, 0  # `line` is the line number of text[counted]
     while True:
         while pos < n and text[pos] in " \t\r\n":
             pos += 1
         if pos >= n:
             return
-        line = text.count("\n", 0, pos) + 1
+        line += text.count("\n", counted, pos)
+        counted = pos
+        nxt = _NEXT_VALUE.search(text, pos)
+        stop = nxt.start() if nxt is not None else n
+        window = text[pos:stop]
         try:
-            value, end = decoder.raw_decode(text, pos)
+            value, end = decoder.raw_decode(window)
+            end += pos
         except json.JSONDecodeError as exc:
-            yield Loaded(f"{source}:{line}", None, f"not valid JSON: {exc.msg}")
-            # Resume at the next value that starts a line: the next JSON Lines record, or the next
-            # top-level object of concatenated pretty-printed files.
-            nxt = re.compile(r"\n[\[{]").search(text, pos)
-            if nxt is None:
-                return
-            pos = nxt.start() + 1
-            continue
+            error: Optional[str] = exc.msg
+            if stop < n and exc.pos >= len(window.rstrip()):  # cut short, not malformed: try the whole value
+                try:
+                    value, end = decoder.raw_decode(text, pos)
+                    error = None
+                except json.JSONDecodeError as exc2:
+                    error = exc2.msg
+            if error is not None:
+                yield Loaded(f"{source}:{line}", None, f"not valid JSON: {error}")
+                # Resume at the next value that starts a line: the next JSON Lines record, or the next
+                # top-level object of concatenated pretty-printed files.
+                if nxt is None:
+                    return
+                pos = stop + 1
+                continue
         pos = end
         if isinstance(value, dict):
             yield Loaded(f"{source}:{line}", value)
@@ -356,16 +382,6 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
-def parse_time(text: Any) -> Optional[datetime.datetime]:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
-
-
 def format_age(seconds: Optional[float]) -> str:
     if seconds is None:
         return "?"
@@ -383,34 +399,10 @@ def format_age(seconds: Optional[float]) -> str:
 # Reading one report dict, defensively
 
 
-def dig(data: Any, path: Sequence[str]) -> Any:
-    """data['a'][0]['b'] for path ('a', '0', 'b'); None where anything is missing or of the wrong type."""
-    for key in path:
-        if isinstance(data, dict):
-            data = data.get(key)
-        elif isinstance(data, list) and key.lstrip("-").isdigit():
-            i = int(key)
-            data = data[i] if -len(data) <= i < len(data) else None
-        else:
-            return None
-        if data is None:
-            return None
-    return data
-
-
-def _text(value: Any) -> Optional[str]:
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 def _unknown_facts(env: Dict[str, Any]) -> set:
     out = set()
-    for u in env.get("unknowns") or ():
+    unknowns = env.get("unknowns")
+    for u in unknowns if isinstance(unknowns, list) else ():
         if isinstance(u, dict) and isinstance(u.get("fact"), str):
             out.add(u["fact"])
     return out
@@ -428,31 +420,6 @@ def _gpus(env: Dict[str, Any]) -> Optional[List[Dict[str, Any]]]:
     if {"gpus", "driver"} & _unknown_facts(env):
         return None  # unknown, not "no GPUs"
     return [] if isinstance(gpus, list) else None
-
-
-def library_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
-    """(library, version) for each CUDA library the loader picks for TF, from `target.native.libraries` where a
-    report has it (cuDNN sub-libraries and the driver's own libcuda left out: cuDNN and the driver stand for
-    them); None when the report carries no loader model."""
-    native = target.get("native") if isinstance(target, dict) else None
-    libs = native.get("libraries") if isinstance(native, dict) else None
-    if not isinstance(libs, list):
-        return None
-    items: List[Tuple[str, str]] = []
-    for entry in libs:
-        if not isinstance(entry, dict) or entry.get("role") in ("driver", "cudnn-sublibrary"):
-            continue
-        name = entry.get("name") or entry.get("soname")
-        if not isinstance(name, str) or not name:
-            continue
-        found = entry.get("found")
-        if isinstance(found, dict):
-            where = found.get("real_path") or found.get("path")
-            value = _text(found.get("version")) or (os.path.basename(where) if isinstance(where, str) else None)
-        else:
-            value = "(not found)"
-        items.append((name, value or "(version unknown)"))
-    return items
 
 
 def custom_op_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
@@ -530,9 +497,9 @@ def drift_facts(report: Dict[str, Any]) -> Dict[Tuple[str, str], Optional[str]]:
         out[("TFC607", "GPU count")] = str(len(gpus))
         ccs = sorted({str(g.get("compute_capability")) for g in gpus if g.get("compute_capability")})
         out[("TFC608", "GPU compute capability")] = ", ".join(ccs) or None
-        migs = {g.get("mig_mode") for g in gpus if g.get("mig_mode") is not None}
-        out[("TFC609", "MIG mode")] = ("mixed" if len(migs) > 1 else ("enabled" if migs.pop() else "disabled")) \
-            if migs else None
+        migs = {"enabled" if m is True else "disabled" if m is False else _text(m)
+                for m in (g.get("mig_mode") for g in gpus) if m is not None}
+        out[("TFC609", "MIG mode")] = ("mixed" if len(migs) > 1 else migs.pop()) if migs else None
     ops = custom_op_items(target)
     if ops is not None:
         for name, value in ops:
@@ -573,29 +540,59 @@ class _BadReport(Exception):
     pass
 
 
-def _severity(value: Any, where: str) -> Severity:
-    try:
-        return Severity(value)
-    except ValueError:
-        raise _BadReport(f"{where}: severity {value!r} is not one of info, warning, error") from None
+def _shown(value: Any) -> str:
+    """A JSON value for a one-line reason, cut short."""
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _one_of(report: Dict[str, Any], key: str, allowed: Sequence[str]) -> Optional[str]:
+    """report[key] when it is one of `allowed` (strings), None when the key is absent; anything else: _BadReport."""
+    if key not in report:
+        return None
+    value = report[key]
+    if isinstance(value, str) and value in allowed:
+        return value
+    raise _BadReport(f"$.{key}: expected one of {', '.join(allowed)}, not {_shown(value)}")
+
+
+def _optional_str(f: Dict[str, Any], key: str, where: str) -> Optional[str]:
+    value = f.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise _BadReport(f"{where}.{key}: expected a string, not {_shown(value)}")
+
+
+def _finding(f: Any, i: int) -> NodeFinding:
+    where = f"$.findings[{i}]"
+    if not isinstance(f, dict) or not isinstance(f.get("rule"), str) or not f["rule"]:
+        raise _BadReport(f"{where}: expected a finding object with a rule id")
+    severity = f.get("severity")
+    if not (isinstance(severity, str) and severity in SEVERITIES):
+        raise _BadReport(f"{where}.severity: expected one of {', '.join(SEVERITIES)}, not {_shown(severity)}")
+    return NodeFinding(f["rule"], _optional_str(f, "name", where) or "", Severity(severity),
+                       _optional_str(f, "message", where) or "", _optional_str(f, "waived", where))
 
 
 def judge_report(report: Dict[str, Any], fail_on: Severity) -> Tuple[str, Tuple[NodeFinding, ...], Tuple[str, ...],
                                                                       Tuple[str, ...]]:
-    """(verdict, findings, errors, notes) of one report dict at `fail_on`, from its findings, not its exit code."""
-    findings: List[NodeFinding] = []
+    """(verdict, findings, errors, notes) of one report dict at `fail_on`, from its findings, not its exit code.
+
+    The fields it reads must have their type (``status`` and ``fail_on`` one of their words, ``errors`` a list of
+    strings, each finding's rule, severity, name, message, waived): anything else raises _BadReport with a one-line
+    reason, and that one report is unreadable. Absent fields are allowed (older and partial reports).
+    """
     raw = report.get("findings")
     if not isinstance(raw, list):
-        raise _BadReport("$.findings: expected a list")
-    for i, f in enumerate(raw):
-        if not isinstance(f, dict) or not isinstance(f.get("rule"), str):
-            raise _BadReport(f"$.findings[{i}]: expected a finding object with a rule id")
-        findings.append(NodeFinding(f["rule"], str(f.get("name") or ""), _severity(f.get("severity"), f"$.findings[{i}]"),
-                                    str(f.get("message") or ""), f.get("waived") if isinstance(f.get("waived"), str)
-                                    else None))
-    errors = tuple(str(e) for e in report.get("errors") or () if e)
+        raise _BadReport(f"$.findings: expected a list, not {_shown(raw)}")
+    findings = [_finding(f, i) for i, f in enumerate(raw)]
+    raw_errors = report.get("errors", [])
+    if not isinstance(raw_errors, list) or not all(isinstance(e, str) for e in raw_errors):
+        raise _BadReport(f"$.errors: expected a list of strings, not {_shown(raw_errors)}")
+    errors = tuple(e for e in raw_errors if e.strip())
+    status = _one_of(report, "status", STATUSES)
+    own = _one_of(report, "fail_on", SEVERITIES)
     notes: List[str] = []
-    status = report.get("status")
 
     def verdict_at(level: Severity) -> str:
         return "fail" if any(f.waived is None and f.severity.rank >= level.rank for f in findings) else "pass"
@@ -606,8 +603,7 @@ def judge_report(report: Dict[str, Any], fail_on: Severity) -> Tuple[str, Tuple[
             errors = ("the report says status 'error' without a reason",)
     else:
         verdict = verdict_at(fail_on)
-        own = report.get("fail_on")
-        if own in SEVERITY_RANK and status in ("pass", "fail") and verdict_at(Severity(own)) != status:
+        if own is not None and status in ("pass", "fail") and verdict_at(Severity(own)) != status:
             notes.append(f"the report says {status!r} at fail-on {own}, but its findings say "
                          f"{verdict_at(Severity(own))!r}: judged from the findings")
     return verdict, tuple(findings), errors, tuple(notes)
@@ -671,12 +667,14 @@ def _judge_loaded(item: Loaded, options: GateOptions, matrix_loader: Callable[[]
     assert data is not None
     is_report = "schema_version" in data and "environment" in data
     is_snapshot = not is_report and "snapshot_version" in data and "host" in data
-    if is_report and data.get("schema_version") != 1:
-        raise _BadReport(f"report schema_version {data.get('schema_version')!r} is not supported (this tfcompat "
-                         "reads 1)")
+    version = data.get("schema_version")
+    if is_report and not (type(version) is int and version == 1):
+        raise _BadReport(f"report schema_version {_shown(version)} is not supported (this tfcompat reads 1)")
     if not (is_report or is_snapshot):
         raise _BadReport("neither a tfcompat report (check -f json) nor a snapshot (scan)")
     env = data.get("environment") if is_report else data
+    if not (env is None or isinstance(env, dict)):
+        raise _BadReport(f"$.environment: expected an object or null, not {_shown(env)}")
     node = dig(env, ("host", "node_name")) if isinstance(env, dict) else None
     if not isinstance(node, str) or not node:
         node = item.name_hint
@@ -801,7 +799,13 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
         notes = list(j.notes)
         is_expected = expected_set is None or node in expected_set
         status = j.verdict
-        if options.max_age_seconds is not None:
+        if j.verdict == "error":
+            # The check could not decide (e.g. an error report: no environment, no date): undecided, with the
+            # report's own reason, whatever --max-age says; an old one says how old.
+            if options.max_age_seconds is not None and age is not None and age > options.max_age_seconds:
+                notes.append(f"the report is {format_age(age)} old, older than --max-age "
+                             f"{format_age(options.max_age_seconds)}")
+        elif options.max_age_seconds is not None:
             if j.created is None:
                 status = "stale"
                 notes.append("the report has no creation time (environment.created): its age is unknown")
@@ -852,7 +856,7 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
                        f"{format_age(options.max_age_seconds)} or undated): {abbreviate(fold(stale))}")
     if undecided:
         reasons.append(f"{_n(len(undecided), 'node')} undecided (the check could not decide): "
-                       f"{abbreviate(fold(undecided))}")
+                       f"{abbreviate(fold(undecided))}{_undecided_why(v for v in scoped if v.status == 'error')}")
     if duplicates:
         reasons.append(f"{_n(len(duplicates), 'node')} reported more than once: "
                        f"{abbreviate(fold(d.node for d in duplicates))}")
@@ -889,6 +893,19 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
         reasons=tuple(reasons), counts=counts, completeness=completeness, nodes=tuple(verdicts),
         groups=tuple(groups),
     )
+
+
+def _undecided_why(verdicts: Iterable[NodeVerdict], most: int = 3) -> str:
+    """' (n7: reason)', or ' (n[1-2]: reason A; n3: reason B; 2 more reasons)': the first error of each node."""
+    by_reason: Dict[str, List[str]] = collections.defaultdict(list)
+    for v in verdicts:
+        reason = " ".join(v.errors[0].split()) if v.errors else "no reason given"
+        by_reason[reason if len(reason) <= 120 else reason[:117] + "..."].append(v.node)
+    ranked = sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+    parts = [f"{abbreviate(fold(nodes), 60)}: {reason}" for reason, nodes in ranked[:most]]
+    if len(ranked) > most:
+        parts.append(f"{len(ranked) - most} more reasons")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _n(k: int, noun: str) -> str:

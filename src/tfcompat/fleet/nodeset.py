@@ -154,10 +154,6 @@ def fold(names: Iterable[str]) -> str:
     return ",".join(folded for _, folded in items)
 
 
-def count(nodeset: str) -> int:
-    return len(expand(nodeset))
-
-
 def abbreviate(nodeset: str, limit: int = 160) -> str:
     """A folded list cut for one line of text: ``gpu-[0002,0006,...]`` (the JSON output keeps it whole)."""
     if len(nodeset) <= limit:

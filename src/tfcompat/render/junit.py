@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import collections
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Tuple
+from typing import Dict, List, Set, Tuple
 
 from tfcompat.fleet.gate import FleetReport, NodeFinding, format_age
 
 FLEET_SUITE = "tfcompat fleet"  # node names never contain a space
 
 
-def _suite(parent: ET.Element, name: str, timestamp: str) -> ET.Element:
-    return ET.SubElement(parent, "testsuite", name=name, timestamp=timestamp)
+class _Suite:
+    """A testsuite element and the testcase names it holds so far (kept as cases are added: linear, not a rescan
+    of the suite per testcase)."""
+
+    def __init__(self, parent: ET.Element, name: str, timestamp: str) -> None:
+        self.element = ET.SubElement(parent, "testsuite", name=name, timestamp=timestamp)
+        self._taken: Set[str] = set()
+        self._next: Dict[str, int] = {}  # name -> the next " #k" suffix to try
+
+    def case(self, classname: str, name: str) -> ET.Element:
+        unique = name
+        if unique in self._taken:  # names stay unique within a suite whatever the input holds
+            k = self._next.get(name, 2)
+            while f"{name} #{k}" in self._taken:
+                k += 1
+            unique = f"{name} #{k}"
+            self._next[name] = k + 1
+        self._taken.add(unique)
+        return ET.SubElement(self.element, "testcase", classname=classname, name=unique, time="0")
 
 
-def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
-    taken = {c.get("name") for c in suite.findall("testcase")}
-    unique, k = name, 2
-    while unique in taken:  # names stay unique within a suite whatever the input holds
-        unique, k = f"{name} #{k}", k + 1
-    return ET.SubElement(suite, "testcase", classname=classname, name=unique, time="0")
-
-
-def _finish(suite: ET.Element) -> Tuple[int, int, int, int]:
+def _finish(s: _Suite) -> Tuple[int, int, int, int]:
+    """Set the suite's counts (once per suite, when all its testcases are in)."""
+    suite = s.element
     cases = suite.findall("testcase")
     counts = (len(cases), sum(1 for c in cases if c.find("failure") is not None),
               sum(1 for c in cases if c.find("error") is not None),
@@ -49,10 +60,10 @@ def render_junit(report: FleetReport) -> str:
     duplicates = {d.node: d for d in c.duplicates}
 
     for v in report.nodes:
-        suite = _suite(root, v.node, ts)
+        suite = _Suite(root, v.node, ts)
         cls = f"tfcompat.node.{v.node}"
-        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="source", value=v.source)
-        case = _case(suite, cls, "report")
+        ET.SubElement(ET.SubElement(suite.element, "properties"), "property", name="source", value=v.source)
+        case = suite.case(cls, "report")
         if v.status == "stale":
             ET.SubElement(case, "error", type="stale",
                           message=f"report from {v.created or 'an unknown time'} "
@@ -64,12 +75,13 @@ def render_junit(report: FleetReport) -> str:
                           message=f"reported more than once: used {d.used}, ignored {', '.join(d.ignored)}")
         elif not v.expected:
             ET.SubElement(case, "skipped", message="not in --expect: judged, not counted")
-        verdict = _case(suite, cls, "verdict")
+        verdict = suite.case(cls, "verdict")
         if v.status == "stale":
             ET.SubElement(verdict, "skipped", message=f"stale report: its verdict then was {v.verdict}, not counted")
         elif v.verdict == "error":
             ET.SubElement(verdict, "error", type="undecided",
-                          message="the check could not decide").text = "\n".join(v.errors)
+                          message="the check could not decide" + (f": {v.errors[0]}" if v.errors else "")).text = \
+                "\n".join(v.errors + v.notes)
         elif v.verdict == "fail":
             counted = [f for f in v.findings if f.waived is None and f.severity.rank >= fail_rank]
             ET.SubElement(verdict, "failure", type="fail",
@@ -80,7 +92,7 @@ def render_junit(report: FleetReport) -> str:
             by_rule[f.rule].append(f)
         for rule in sorted(by_rule):
             fs = by_rule[rule]
-            case = _case(suite, cls, f"{rule} {fs[0].name}".strip())
+            case = suite.case(cls, f"{rule} {fs[0].name}".strip())
             active = [f for f in fs if f.waived is None]
             text = "\n".join(f"{f.severity.value.upper()}: {f.message}" for f in fs)
             if any(f.severity.rank >= fail_rank for f in active):
@@ -93,14 +105,14 @@ def render_junit(report: FleetReport) -> str:
         _finish(suite)
 
     for node in c.missing:
-        suite = _suite(root, node, ts)
-        case = _case(suite, f"tfcompat.node.{node}", "report")
+        suite = _Suite(root, node, ts)
+        case = suite.case(f"tfcompat.node.{node}", "report")
         ET.SubElement(case, "error", type="missing", message="no report from this node")
         _finish(suite)
 
-    fleet = _suite(root, FLEET_SUITE, ts)
+    fleet = _Suite(root, FLEET_SUITE, ts)
     cls = "tfcompat.fleet"
-    case = _case(fleet, cls, "completeness")
+    case = fleet.case(cls, "completeness")
     problems = []
     if c.missing:
         problems.append(f"{len(c.missing)} missing: {c.missing_nodeset}")
@@ -116,17 +128,17 @@ def render_junit(report: FleetReport) -> str:
         problems.append("no node report to judge")
     if problems:
         ET.SubElement(case, "error", type="incomplete", message="; ".join(problems))
-    for i, u in enumerate(c.unreadable):
-        case = _case(fleet, cls, f"readable {u.source}")
+    for u in c.unreadable:
+        case = fleet.case(cls, f"readable {u.source}")
         ET.SubElement(case, "error", type="unreadable", message=u.reason)
     for g in report.groups:
         drifted = {(d.rule, d.fact): d for d in g.drift}
         name = f"consistency [{g.name}]"
-        case = _case(fleet, cls, name)
+        case = fleet.case(cls, name)
         if not drifted:
             ET.SubElement(case, "system-out").text = f"{g.count} nodes agree: {g.nodeset}"
         for (rule, fact), d in sorted(drifted.items()):
-            dcase = _case(fleet, cls, f"{rule} {fact} [{g.name}]")
+            dcase = fleet.case(cls, f"{rule} {fact} [{g.name}]")
             if d.severity.rank >= fail_rank:
                 ET.SubElement(dcase, "failure", type=d.severity.value, message=d.message)
             else:

@@ -2,7 +2,8 @@
 
 One ``name=value`` per line. Names are ``feature.node.kubernetes.io/tfcompat.*`` (NFD's default namespace, no
 ``-extra-label-ns`` needed); names and values obey Kubernetes' label rules: at most 63 characters,
-``[A-Za-z0-9]`` at both ends, ``[-_.A-Za-z0-9]`` inside (values may be empty).
+``[A-Za-z0-9]`` at both ends, ``[-_.A-Za-z0-9]`` inside (values may be empty). ``tfcompat.rules`` lists the
+failing rule ids that fit whole in 63 characters; ``tfcompat.rules-count`` says how many failing rules there are.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ def label_value(text: Optional[str]) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
 
 
+def rules_value(rules: List[str]) -> str:
+    """Rule ids joined with '_', as many whole ids as fit in 63 characters: a label never ends in a cut id
+    (``TFC30`` is not a rule). ``tfcompat.rules-count`` tells how many there are in all."""
+    value = ""
+    for rule in rules:
+        rule = label_value(rule)
+        if not rule:
+            continue
+        candidate = f"{value}_{rule}" if value else rule
+        if len(candidate) > 63:
+            break
+        value = candidate
+    return value
+
+
 def labels(report: Report) -> List[Tuple[str, str]]:
     env = report.environment
     out: List[Tuple[str, str]] = [
@@ -31,8 +47,10 @@ def labels(report: Report) -> List[Tuple[str, str]]:
         ("tfcompat.version", report.tool_version),
     ]
     counted = [f for f in report.findings if f.waived is None and f.severity.rank >= report.fail_on.rank]
-    if counted:
-        out.append(("tfcompat.rules", "_".join(sorted({f.rule for f in counted}))))
+    rules = sorted({f.rule for f in counted})
+    if rules:
+        out.append(("tfcompat.rules", rules_value(rules)))
+        out.append(("tfcompat.rules-count", str(len(rules))))
     if env is not None:
         tf = env.tensorflow
         if tf is not None:

@@ -1,9 +1,12 @@
 """Prometheus text format for node_exporter's textfile collector (``check --format prometheus``).
 
 Conventions: every name starts with ``tfcompat_``; versions are labels of ``_info`` series whose value is 1;
-one series per GPU carries dcgm-exporter's join labels (``gpu``, ``UUID``, ``pci_bus_id``, ``device``,
-``Hostname``) plus ``hostname`` and snake_case ``model_name``; no sample timestamps (the textfile collector
-rejects them); the time of the last run is a gauge of its own. The CLI writes the file atomically.
+one series per GPU carries the labels dcgm-exporter puts on its ``DCGM_FI_*`` series, spelled as it spells them
+(``gpu``, ``UUID``, ``pci_bus_id``, ``device``, ``modelName``, ``Hostname``), so that PromQL joins on any of them
+(``UUID`` is the safest); plus ``hostname`` and ``model_name``, the same values in tfcompat's own snake_case
+(what tfcompat's dashboard and the node-level series use; they match nothing in dcgm-exporter). No sample
+timestamps (the textfile collector rejects them); the time of the last run is a gauge of its own. The CLI writes
+the file atomically.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tfcompat.fleet.facts import library_items, parse_time
 from tfcompat.model import Report, Severity, to_json_dict
 
 # name -> (help, type); also the list tests and deploy/ alert rules check against.
@@ -44,18 +48,6 @@ def _series(name: str, labels: Sequence[Tuple[str, object]], value: object) -> s
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels if v is not None)
     number = repr(float(value)) if isinstance(value, float) else str(int(value))
     return f"{name}{{{inner}}} {number}"
-
-
-def _epoch(created: Optional[str]) -> Optional[float]:
-    if not created:
-        return None
-    try:
-        t = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=datetime.timezone.utc)
-    return t.timestamp()
 
 
 def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optional[float] = None) -> str:
@@ -96,8 +88,10 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
             _series("tfcompat_findings_waived", base + [("severity", sev)], waived[sev]))
     out["tfcompat_rules_skipped"].append(_series("tfcompat_rules_skipped", base, len(report.skipped)))
 
-    last = _epoch(env.created) if env is not None else None
-    if last is None:
+    created = parse_time(env.created) if env is not None else None
+    if created is not None:
+        last = created.timestamp()
+    else:
         last = now if now is not None else datetime.datetime.now(datetime.timezone.utc).timestamp()
     out["tfcompat_last_run_timestamp_seconds"].append(
         _series("tfcompat_last_run_timestamp_seconds", base, float(int(last))))
@@ -115,9 +109,10 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
                 ("driver_version", d.version), ("cuda_driver_version", d.cuda_driver_version or "")], 1))
         counted = [f for f in report.findings if f.waived is None and f.severity.rank >= report.fail_on.rank]
         for g in env.host.gpus:
+            # dcgm-exporter's labels, spelled as it spells them, then tfcompat's snake_case ones
             join = [("gpu", g.index), ("UUID", g.uuid or ""), ("pci_bus_id", g.pci_bus_id or ""),
-                    ("device", f"nvidia{g.index}"), ("Hostname", host), ("hostname", host),
-                    ("model_name", g.name or "")]
+                    ("device", f"nvidia{g.index}"), ("modelName", g.name or ""), ("Hostname", host),
+                    ("hostname", host), ("model_name", g.name or "")]
             mig = "" if g.mig_mode is None else ("enabled" if g.mig_mode else "disabled")
             out["tfcompat_gpu_info"].append(_series("tfcompat_gpu_info", join + [
                 ("compute_capability", g.compute_capability or ""), ("mig_mode", mig)], 1))
@@ -125,8 +120,6 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
             bad = any(e.fact.startswith(prefix) or (g.uuid and g.uuid in e.source) for f in counted
                       for e in f.evidence)
             out["tfcompat_gpu_compatible"].append(_series("tfcompat_gpu_compatible", join, 0 if bad else 1))
-        from tfcompat.fleet.gate import library_items
-
         libs = library_items(to_json_dict(env.target))
         for library, version in sorted(libs or ()):
             out["tfcompat_library_info"].append(
