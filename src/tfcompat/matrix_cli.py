@@ -354,7 +354,11 @@ def _run_span(items: Sequence[str]) -> str:
 def render_tensorflow(a: Dict[str, Any]) -> str:
     lines = [f"TensorFlow {a['version']}" + ("" if a["listed_release"] else " (not a release the matrix lists)")
              + f"   entry {a['versions']}: {', '.join(a['releases'])}"]
-    row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
+
+    def row(key: str, value: Any) -> None:
+        if value is not None:  # a fact the matrix does not state is left out, not printed as "None"
+            lines.append(f"  {key:<22}{value}")
+
     row("Python", a["python"])
     row("CUDA (build)", a["cuda"])
     row("cuDNN (compiled)", f"{a['cudnn']}  (runtime: same major, minor >= {a['cudnn']})" if a["cudnn"] else None)
@@ -385,7 +389,7 @@ def render_tensorflow(a: Dict[str, Any]) -> str:
     row("checked", a["checked"] + ("" if a["confirmed"] else "  (UNCONFIRMED)"))
     lines.append("  sources:")
     lines.extend(f"    {s}" for s in a["sources"])
-    return "\n".join(line for line in lines if not line.endswith("None")) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def render_cuda(a: Dict[str, Any]) -> str:

@@ -270,7 +270,13 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
         yield NotApplicable(f"the cuDNN minor version {tf_label(tf)} was built with is not in the matrix "
                             f"(build_info.py says only {tf.cudnn_version})")
         return
-    if len(have.release) >= 2 and have.release[:2] < build_v.release[:2]:
+    # the runtime rule as the matrix states it (same major, minor >= the compiled one), with that fallback
+    if len(have.release) < 2:
+        return  # only the major is known (a file name like libcudnn.so.9): the minor cannot be judged
+    compatible = matrix.cudnn_compatible(lib.found.version, build) if hasattr(matrix, "cudnn_compatible") else None
+    if compatible is None:
+        compatible = have.release[:2] >= build_v.release[:2]
+    if not compatible:
         yield Hit(
             message=f"cuDNN {lib.found.version} ({describe(lib.found)}) is older than cuDNN {build}, which "
                     f"{tf_label(tf)} was built with: TensorFlow rejects it at the first cuDNN call (\"CuDNN library "

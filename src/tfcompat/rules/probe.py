@@ -436,7 +436,7 @@ def _predictions(env: Environment) -> List[Tuple[str, Optional[str], str]]:
     """
     out: List[Tuple[str, Optional[str], str]] = []
     native = getattr(env.target, "native", None)
-    for lib in tuple(getattr(native, "libraries", ()) or ()) + tuple(getattr(env.target, "libraries", ()) or ()):
+    for lib in tuple(getattr(native, "libraries", ()) or ()):
         soname = getattr(lib, "soname", None)
         if not soname:
             continue
