@@ -333,3 +333,15 @@ def test_unreadable_file_is_skipped(tmp_path):
     loader = sysroot_loader(tmp_path)
     lk = loader.lookup("libfoo.so.1", caller(loader, "/c/libc.so"))
     assert lk.winner.path == "/usr/lib/libfoo.so.1" and "permission denied" in lk.copies[1].problem
+
+
+def test_ld_library_path_origin_in_braces_is_the_executables_dir(tmp_path):
+    base = str(tmp_path)
+    write_so(tmp_path / "app/bin/python", soname=None, e_type=2)
+    write_so(tmp_path / "app/lib/libdep.so.1")
+    for element in ("$ORIGIN/../lib", "${ORIGIN}/../lib"):
+        loader = Loader(LoaderConfig(root=Root(None), ld_library_path=(element,), default_dirs=(),
+                                     executable=f"{base}/app/bin/python", cwd=base))
+        loader.load_executable()
+        lk = loader.lookup("libdep.so.1", loader.executable)
+        assert lk.winner is not None and lk.winner.path.endswith("/app/bin/../lib/libdep.so.1"), element

@@ -6,7 +6,7 @@ For a name without a slash, asked for by a *calling object*, glibc (``elf/dl-loa
    and ``/etc/ld.so.preload`` objects, everything loaded before);
 2. DT_RPATH of the calling object, then of the object that loaded it, and so on up to the executable
    (only when the calling object has no DT_RUNPATH), then the executable's DT_RPATH;
-3. ``LD_PRELOAD``-style environment: ``LD_LIBRARY_PATH`` (host only: ignored under ``--root``);
+3. the environment's ``LD_LIBRARY_PATH`` (host only: ignored under ``--root``);
 4. DT_RUNPATH of the calling object only (not inherited);
 5. ``/etc/ld.so.cache`` (skipped for entries in the default dirs when the caller has DF_1_NODEFLIB);
 6. the default directories (unless DF_1_NODEFLIB).
@@ -378,7 +378,7 @@ class Loader:
                     path, note = self.expand(el, exe)
                     dirs.append(SearchDir(STEP_EXE_RPATH, el, path, exe.path, note))
         for el in self.cfg.ld_library_path:
-            path, note = self.expand(el, None) if "$ORIGIN" not in el else self.expand(el, exe)
+            path, note = self.expand(el, exe)  # $ORIGIN / ${ORIGIN} there is the executable's directory
             dirs.append(SearchDir(STEP_LD_LIBRARY_PATH, el, path, None, note))
         if caller is not None and caller.elf.runpath is not None:
             for el in caller.elf.runpath:
