@@ -89,3 +89,9 @@ def test_node_identity_falls_back_to_host_name():
     assert node_identity(None, environ={"HOSTNAME": "ignored"}) == (socket.gethostname(), "host name")
     assert node_identity(None, environ={"NODE_NAME": "", "SLURMD_NODENAME": ""}) == (socket.gethostname(),
                                                                                      "host name")
+
+
+def test_scan_environ_reaches_every_probe(site, tmp_path):
+    """One `environ` for the whole scan: the job's variables, not tfcompat's own."""
+    env = scan(TargetSpec(site_packages=(str(site),)), nvml=False, environ={"CUDA_VISIBLE_DEVICES": "7"})
+    assert env.host.resources.cuda_visible_devices == "7"  # not this process's CUDA_VISIBLE_DEVICES

@@ -52,14 +52,16 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
                                               resolved.search_path, resolved.python, platform,
                                               (os.environ if environ is None else environ) if root.is_host else None)
     unknowns += native_unknowns
+    env_vars = (os.environ if environ is None else environ) if root.is_host else {}
     custom_ops, op_unknowns = probe_custom_ops(root, tf_builds[0] if tf_builds else None, packages,
-                                               TF_DISTRIBUTIONS, resolved.python.executable, ops, platform.cpu_flags)
+                                               TF_DISTRIBUTIONS, resolved.python.executable, ops, platform.cpu_flags,
+                                               env_vars)
     unknowns += op_unknowns
-    driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env)
+    driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars)
     unknowns += nv_unknowns
     rocm, rocm_unknowns = probe_rocm(root)
     unknowns += rocm_unknowns
-    resources, resource_unknowns = probe_resources(root)
+    resources, resource_unknowns = probe_resources(root, environ=env_vars)
     unknowns += resource_unknowns
     # Last: the only probe that runs the target's TensorFlow (in a child process), and only when asked.
     probe_result, probe_unknowns = probe_import(root, resolved.python, tf_builds, probe_timeout, environ) \

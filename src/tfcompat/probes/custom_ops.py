@@ -20,7 +20,7 @@ import re
 import shutil
 import struct
 import subprocess
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
 from tfcompat.probes.elf import ElfError, ElfFile, read_elf, undefined_symbols
@@ -195,11 +195,12 @@ def _defined(elf: Optional[ElfFile], name: str, version: Optional[str]) -> bool:
 class CustomOpChecker:
     """The modelled process after `import tensorflow`; checks plugins against it."""
 
-    def __init__(self, root: Root, tf: TensorFlowBuild, python_executable: Optional[str], cpu_flags=()):
+    def __init__(self, root: Root, tf: TensorFlowBuild, python_executable: Optional[str], cpu_flags=(),
+                 environ: Optional[Mapping[str, str]] = None):
         self.root = root
         executable = root.display(python_executable) if python_executable else None
-        self.loader = Loader(LoaderConfig.detect(root, executable=executable, cpu_flags=cpu_flags,
-                                                 environ=os.environ if root.is_host else None))
+        environ = (os.environ if environ is None else environ) if root.is_host else None
+        self.loader = Loader(LoaderConfig.detect(root, executable=executable, cpu_flags=cpu_flags, environ=environ))
         self.unknowns: List[Unknown] = []
         exe = self.loader.load_executable()
         if exe is None:
@@ -324,13 +325,14 @@ def explain(missing: Sequence[str], all_undefined: Sequence[str], version_missin
 
 def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                      tf_distributions: Iterable[str], python_executable: Optional[str],
-                     ops: Sequence[str] = (), cpu_flags=()) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
+                     ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None
+                     ) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
     found, unknowns = discover(packages, tf_distributions, ops)
     if not found:
         return (), unknowns
     if tf is None or not tf.package_dir:
         return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
-    checker = CustomOpChecker(root, tf, python_executable, cpu_flags)
+    checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ)
     results = []
     try:
         for owner, path in found:
