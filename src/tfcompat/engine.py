@@ -130,7 +130,7 @@ def evaluate(
     for r in all_rules():
         if select and not _matches(r, select):
             continue
-        missing = next(((fact, missing_fact(env, fact)) for fact in r.requires if missing_fact(env, fact)), None)
+        missing = next(((fact, why) for fact in r.requires for why in [missing_fact(env, fact)] if why), None)
         if missing:
             skipped.append(Skip(r.id, r.name, f"{missing[0]} unknown: {missing[1]}"))
             continue

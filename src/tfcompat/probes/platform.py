@@ -9,6 +9,7 @@ import struct
 from typing import List, Optional, Tuple
 
 from tfcompat.model import Platform, Unknown
+from tfcompat.probes.elf import MACHINES
 from tfcompat.probes.rootfs import Root
 
 LIB_DIRS = (
@@ -22,7 +23,6 @@ LIB_DIRS = (
     "/usr/lib",
 )
 _GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*?version (\d+\.\d+)")
-_ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64", 0x03: "i386", 0x28: "arm", 0x15: "ppc64le", 0x16: "s390x"}
 
 
 def _os_release(root: Root) -> Tuple[Optional[str], Optional[str]]:
@@ -62,7 +62,8 @@ def _elf_machine(path: str) -> Optional[str]:
         return None
     endian = "<" if head[5] == 1 else ">"
     (machine,) = struct.unpack(endian + "H", head[18:20])
-    return _ELF_MACHINES.get(machine, f"elf-machine-{machine}")
+    name = MACHINES.get(machine, f"elf-machine-{machine}")
+    return "ppc64le" if name == "ppc64" and endian == "<" else name  # as `uname -m` says it
 
 
 def glibc_version(libc_path: str) -> Optional[str]:
