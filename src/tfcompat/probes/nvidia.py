@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from tfcompat.model import Driver, DriverLibrary, Gpu, GpuProcess, Unknown
+from tfcompat.model import Driver, DriverLibrary, Gpu, SnapshotError, Unknown, from_json_dict
 from tfcompat.probes.rootfs import Root
 
 PROC_VERSION = "/proc/driver/nvidia/version"
@@ -140,32 +140,18 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         gpu_errors=tuple(f"GPU {e.get('index')}: {NVML_NAMES.get(e.get('error'), 'NVML error ' + str(e.get('error')))}"
                          f" ({e.get('detail')})" for e in answer.get("gpu_errors") or ()),
     )
-    gpus = tuple(gpu_from_nvml(g) for g in answer.get("gpus", []))
+    try:
+        gpus = tuple(gpu_from_nvml(g) for g in answer.get("gpus", []))
+    except SnapshotError as exc:
+        return driver, (), unknowns + [Unknown("gpus", f"the NVML child answered malformed data: {exc}")]
     if not gpus:
         unknowns.append(Unknown("gpus", "NVML reports no GPUs on this node"))
     return driver, gpus, unknowns
 
 
 def gpu_from_nvml(g: dict) -> Gpu:
-    return Gpu(
-        index=int(g["index"]),
-        name=g.get("name"),
-        uuid=g.get("uuid"),
-        pci_bus_id=g.get("pci_bus_id"),
-        compute_capability=g.get("compute_capability"),
-        memory_total_mib=g.get("memory_total_mib"),
-        mig_mode=g.get("mig_mode"),
-        persistence_mode=g.get("persistence_mode"),
-        memory_used_mib=g.get("memory_used_mib"),
-        processes=tuple(GpuProcess(int(p["pid"]), p.get("name"), p.get("used_mib")) for p in g.get("processes") or ()),
-        ecc_enabled=g.get("ecc_enabled"),
-        ecc_uncorrected_volatile=g.get("ecc_uncorrected_volatile"),
-        ecc_uncorrected_aggregate=g.get("ecc_uncorrected_aggregate"),
-        retired_pages_pending=g.get("retired_pages_pending"),
-        retired_pages=g.get("retired_pages"),
-        remap_pending=g.get("remap_pending"),
-        remap_failure=g.get("remap_failure"),
-    )
+    """The child answers with Gpu's own field names: decode it with the model's JSON codec (typed, strict)."""
+    return from_json_dict(Gpu, g, f"NVML child: GPU {g.get('index', '?') if isinstance(g, dict) else '?'}")
 
 
 DRIVER_SONAMES = ("libcuda.so.1", "libnvidia-ml.so.1")
