@@ -170,6 +170,9 @@ ProbeTimeoutOpt = typer.Option(120.0, "--probe-timeout", min=1.0, help="Seconds 
 VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
 
 
+ColourOpt = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal).")
+GateFailOnOpt = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift.")
+GateOutputOpt = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically).")
 OpOpt = typer.Option(None, "--op", help="An in-house custom-op library to check against the installed "
                                           "TensorFlow (repeatable; globs allowed).")
 
@@ -241,7 +244,7 @@ def check(
     probe: bool = ProbeOpt,
     probe_timeout: float = ProbeTimeoutOpt,
     op: Optional[List[str]] = OpOpt,
-    colour: Optional[bool] = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal)."),
+    colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
@@ -473,14 +476,14 @@ def gate(
                                                             "directories, globs, or '-' for JSON Lines on stdin."),
     expect: Optional[List[str]] = ExpectOpt,
     max_age: Optional[str] = MaxAgeOpt,
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift."),
+    fail_on: FailOn = GateFailOnOpt,
     group_by: Optional[str] = GroupByOpt,
     environment: Optional[str] = typer.Option(None, "--environment", help="One environment report or snapshot "
                                               "(an image checked with --root) to join with each node's host facts."),
     matrix: Optional[str] = typer.Option(None, "--matrix", help="Matrix for re-judging snapshots and joins."),
     fmt: GateFormat = GateFmtOpt,
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically)."),
-    colour: Optional[bool] = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal)."),
+    output: Optional[str] = GateOutputOpt,
+    colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Merge node reports into one verdict: completeness, per-node verdicts, drift; exit 0 pass / 1 fail / 2 incomplete."""
@@ -519,11 +522,11 @@ def fleet(
                                                                         "as DIR/<node>.json."),
     expect: Optional[List[str]] = ExpectOpt,
     max_age: Optional[str] = MaxAgeOpt,
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift."),
+    fail_on: FailOn = GateFailOnOpt,
     group_by: Optional[str] = GroupByOpt,
     fmt: GateFormat = GateFmtOpt,
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically)."),
-    colour: Optional[bool] = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal)."),
+    output: Optional[str] = GateOutputOpt,
+    colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Run `tfcompat check` once on every distinct node of a Dask cluster and gate the results (extra: dask)."""

@@ -299,12 +299,7 @@ def _pump(pid: int, out_fd: int, marker_fd: int, collector: _Collector, deadline
             if not sel.get_map():
                 time.sleep(min(remaining, 0.05))
                 continue
-            for key, _ in sel.select(min(remaining, 0.1)):
-                data = os.read(key.fd, 65536)
-                if not data:
-                    sel.unregister(key.fd)
-                    continue
-                key.data(data)
+            _dispatch(sel, sel.select(min(remaining, 0.1)))
     finally:
         sel.close()
 
@@ -323,14 +318,19 @@ def _drain(out_fd: int, marker_fd: int, collector: _Collector, limit: float, qui
             ready = sel.select(min(remaining, quiet))
             if not ready:
                 return
-            for key, _ in ready:
-                data = os.read(key.fd, 65536)
-                if not data:
-                    sel.unregister(key.fd)
-                    continue
-                key.data(data)
+            _dispatch(sel, ready)
     finally:
         sel.close()
+
+
+def _dispatch(sel: "selectors.BaseSelector", ready) -> None:
+    """Hand what each ready pipe holds to its collector; a closed pipe leaves the selector."""
+    for key, _ in ready:
+        data = os.read(key.fd, 65536)
+        if not data:
+            sel.unregister(key.fd)
+            continue
+        key.data(data)
 
 
 def _not_started(python: str, reason: str, timeout_s: int, started: float) -> ProbeResult:
