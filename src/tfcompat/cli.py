@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException as _ClickException
 
 from tfcompat import __version__
+from tfcompat.errors import TfcompatError
 
 app = typer.Typer(
     add_completion=False,
@@ -58,7 +59,7 @@ class FailOn(str, Enum):
     error = "error"
 
 
-class UsageProblem(ValueError):
+class UsageProblem(TfcompatError):
     """Bad input the user can fix: printed as one line, exit 2."""
 
 
@@ -113,7 +114,7 @@ class _Run:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or isinstance(exc, (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt)):
             return False
-        if isinstance(exc, ValueError) and type(exc).__module__.startswith("tfcompat"):
+        if isinstance(exc, TfcompatError):
             message = str(exc)
         else:
             message = f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"

@@ -51,6 +51,9 @@ class Rule:
     doc: str
     func: RuleFunc
     blocks_verdict: bool = False  # a hit means tfcompat could not decide (exit 2), e.g. no TensorFlow
+    # "environment": func(Environment, Matrix), judged by `check`; "fleet": judged by `gate` across node
+    # reports (its func takes what the fleet layer passes); evaluate() runs environment rules only.
+    scope: str = "environment"
 
     @property
     def summary(self) -> str:
@@ -60,13 +63,16 @@ class Rule:
 RULES: Dict[str, Rule] = {}
 
 
-def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), blocks_verdict: bool = False):
+def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), blocks_verdict: bool = False,
+         scope: str = "environment"):
     """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
 
     def register(func: RuleFunc) -> RuleFunc:
         if id in RULES:
             raise ValueError(f"rule id {id} registered twice")  # programmer error
-        RULES[id] = Rule(id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict)
+        if scope not in ("environment", "fleet"):
+            raise ValueError(f"rule {id}: unknown scope {scope!r}")  # programmer error
+        RULES[id] = Rule(id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict, scope)
         return func
 
     return register
@@ -128,7 +134,7 @@ def evaluate(
     skipped: List[Skip] = []
     errors: List[str] = []
     for r in all_rules():
-        if select and not _matches(r, select):
+        if r.scope != "environment" or (select and not _matches(r, select)):
             continue
         missing = next(((fact, why) for fact in r.requires for why in [missing_fact(env, fact)] if why), None)
         if missing:

@@ -21,6 +21,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from tfcompat.errors import TfcompatError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python < 3.11 only
@@ -29,7 +31,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 SCHEMA = 1
 
 
-class MatrixError(ValueError):
+class MatrixError(TfcompatError):
     """The matrix file is unreadable or states something malformed."""
 
 

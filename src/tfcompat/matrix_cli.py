@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import typer
 from packaging.version import InvalidVersion, Version
 
+from tfcompat.errors import TfcompatError
 from tfcompat.matrix import (
     Matrix,
     MatrixError,
@@ -36,7 +37,7 @@ from tfcompat.matrix import (
 )
 
 
-class QueryError(ValueError):
+class QueryError(TfcompatError):
     """The question names something the matrix does not know: one line, exit 2."""
 
 

@@ -13,6 +13,8 @@ import sys
 import typing
 from typing import Any, Optional, Tuple, get_type_hints
 
+from tfcompat.errors import TfcompatError
+
 SNAPSHOT_VERSION = 1
 
 
@@ -414,7 +416,7 @@ class Skip:
 # JSON codec: generic over the dataclasses above, driven by their type hints.
 
 
-class SnapshotError(ValueError):
+class SnapshotError(TfcompatError):
     """A snapshot file that cannot be read back into an Environment."""
 
 

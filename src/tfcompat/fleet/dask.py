@@ -22,6 +22,7 @@ import time
 import uuid
 from typing import Callable, Dict, List, Optional, Sequence
 
+from tfcompat.errors import TfcompatError
 from tfcompat.fleet.gate import Loaded
 from tfcompat.fleet.nodeset import abbreviate, fold
 
@@ -29,7 +30,7 @@ FORBIDDEN = ("-f", "--format", "-o", "--output", "--output-dir")
 GRACE_S = 30.0  # beyond --timeout: scheduling, the subprocess's start, the result's way back
 
 
-class FleetError(ValueError):
+class FleetError(TfcompatError):
     """The fleet cannot run: Dask missing, scheduler unreachable, no workers, bad check arguments."""
 
 

@@ -31,6 +31,7 @@ import re
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from tfcompat import __version__
+from tfcompat.errors import TfcompatError
 from tfcompat.fleet.facts import dig, library_items, parse_time  # shared with render/; also importable from here
 from tfcompat.fleet.facts import text_of as _text
 from tfcompat.fleet.nodeset import NodeSetError, abbreviate, expand, fold
@@ -41,7 +42,7 @@ SEVERITIES = tuple(s.value for s in Severity)  # the order of Severity.rank
 STATUSES = ("pass", "fail", "error")
 
 
-class GateError(ValueError):
+class GateError(TfcompatError):
     """Bad gate input the user can fix (a path that does not exist, a malformed --expect or --max-age)."""
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from tfcompat.errors import TfcompatError
+
 MAX_NODES = 1_000_000  # a typo like gpu-[1-99999999] must not eat the memory
 
 
-class NodeSetError(ValueError):
+class NodeSetError(TfcompatError):
     """A folded node list that cannot be read (unbalanced brackets, bad range)."""
 
 

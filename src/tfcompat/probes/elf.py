@@ -21,6 +21,8 @@ import os
 import struct
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from tfcompat.errors import TfcompatError
+
 ET_EXEC, ET_DYN = 2, 3
 PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
 DT_NULL, DT_NEEDED, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_SYMENT = 0, 1, 4, 5, 6, 10, 11
@@ -40,7 +42,7 @@ _BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "GNU_UNIQUE"}
 _TYPES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS", 10: "IFUNC"}
 
 
-class ElfError(ValueError):
+class ElfError(TfcompatError):
     """Not an ELF file, or a truncated / malformed one. The message says which."""
 
 

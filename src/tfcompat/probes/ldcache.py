@@ -25,6 +25,7 @@ import os
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tfcompat.errors import TfcompatError
 from tfcompat.probes.rootfs import Root
 
 OLD_MAGIC = b"ld.so-1.7.0"
@@ -47,7 +48,7 @@ _ARCH_FLAGS = {
 }
 
 
-class LdCacheError(ValueError):
+class LdCacheError(TfcompatError):
     """An ld.so.cache that is neither format, or truncated."""
 
 

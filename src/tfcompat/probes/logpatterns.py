@@ -18,6 +18,7 @@ try:
 except ImportError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
+from tfcompat.errors import TfcompatError
 from tfcompat.model import LogLine
 
 CLASSES = ("benign", "informative", "fatal")
@@ -34,7 +35,7 @@ MAX_TEXT = 500  # characters of a line kept in the report
 MAX_UNCLASSIFIED = 20  # distinct unclassified error lines kept
 
 
-class LogPatternError(ValueError):
+class LogPatternError(TfcompatError):
     """The pattern table is malformed (a tfcompat bug, or a broken --log-patterns file)."""
 
 

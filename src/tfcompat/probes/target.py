@@ -13,11 +13,12 @@ import subprocess
 import sys
 from typing import List, Optional, Tuple
 
+from tfcompat.errors import TfcompatError
 from tfcompat.model import PythonInfo, Unknown
 from tfcompat.probes.rootfs import Root
 
 
-class TargetError(ValueError):
+class TargetError(TfcompatError):
     """The user pointed us at something that is not a usable Python environment."""
 
 
