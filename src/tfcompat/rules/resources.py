@@ -1,41 +1,50 @@
 """8xx: resources behind "memory" crashes: shared memory, locked memory, cgroup memory, GPU memory, ECC.
 
-Thresholds are defaults a site can tune: a matrix overlay may carry a `thresholds` table with the
-same keys (see README, "Resource thresholds").
+Thresholds are defaults a site can tune: the matrix states them ([[threshold]] in data/compat_matrix.toml)
+and a matrix overlay may carry a `thresholds` table with the same keys (see README, "Resource thresholds").
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Gpu, Severity
 from tfcompat.rules.gpus import gpu_fact, gpu_name
-from tfcompat.units import GiB, MiB, human
+from tfcompat.units import human
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
 
-DEFAULT_THRESHOLDS: Dict[str, int] = {
-    "shm_min_bytes_multi_gpu": 1 * GiB,  # NVIDIA's containers guide: --shm-size=1g
-    "shm_min_bytes": 256 * MiB,
-    "memlock_min_bytes": 64 * MiB,  # below this, pinned buffers and RDMA registration fail
-    "cgroup_memory_per_gpu_bytes": 8 * GiB,
-    "cgroup_memory_used_percent": 90,
-    "gpu_memory_used_mib": 1024,  # an idle GPU shows a few hundred MiB of driver reservations
-    "gpu_memory_used_percent_error": 50,
-}
 NGC_GUIDE = "https://docs.nvidia.com/deeplearning/frameworks/user-guide/index.html"
 SOURCE_DEFAULT = "tfcompat default threshold"
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped_defaults() -> Dict[str, int]:
+    # a --matrix file without [[threshold]] entries falls back to the shipped matrix's defaults
+    from tfcompat.matrix import load_matrix
+
+    return dict(load_matrix().facts.thresholds)
+
+
+def __getattr__(name: str) -> Dict[str, int]:
+    """DEFAULT_THRESHOLDS, read on first use from the matrix's [[threshold]] table (data, not code)."""
+    if name == "DEFAULT_THRESHOLDS":
+        return _shipped_defaults()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def threshold(matrix: Matrix, key: str) -> Tuple[int, str]:
-    """(value, where it came from): the site's overlay wins over tfcompat's default."""
+    """(value, where it came from): the site's overlay wins over the matrix's default."""
     site = getattr(matrix, "thresholds", None) or {}
     if key in site:
         return int(site[key]), f"site threshold {key} ({matrix.path})"
-    return DEFAULT_THRESHOLDS[key], f"{SOURCE_DEFAULT} {key}"
+    facts = getattr(matrix, "facts", None)
+    defaults = facts.thresholds if facts is not None and facts.thresholds else _shipped_defaults()
+    return defaults[key], f"{SOURCE_DEFAULT} {key}"
 
 
 @rule("TFC801", "shm-too-small", Severity.ERROR, requires=("resources.shm",))

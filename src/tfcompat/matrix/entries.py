@@ -1,0 +1,252 @@
+"""The matrix's entries as frozen dataclasses: one class per table of data/compat_matrix.toml.
+
+Entries state facts and answer questions about themselves only; questions across tables live in
+`lookup.Matrix`. `spec_text` prints a specifier the way the file (and every output) writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import List, Optional, Tuple
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from tfcompat.matrix.arch import cc_text, cc_tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class TFRelease:
+    versions: SpecifierSet
+    python: SpecifierSet
+    cuda: Optional[Version]
+    cudnn: Optional[Version]
+    compute_capabilities: Tuple[str, ...]
+    numpy_abi: Optional[int]
+    numpy: Optional[SpecifierSet]
+    protobuf: Optional[SpecifierSet]
+    keras: Optional[SpecifierSet]
+    ml_dtypes: Optional[SpecifierSet]
+    glibc: Optional[Version]
+    source: Tuple[str, ...]
+    checked: datetime.date
+    label: str  # how errors and evidence name this entry
+    releases: Tuple[str, ...] = ()
+    tensorrt: Optional[bool] = None
+    tensorrt_lib: Optional[str] = None
+    h5py: Optional[SpecifierSet] = None
+    glibcxx: Optional[Version] = None
+    cxxabi: Optional[Version] = None
+    manylinux: Optional[str] = None
+    cxx11_abi: Optional[int] = None
+    compiler: Optional[str] = None
+    and_cuda: Tuple[Tuple[str, SpecifierSet], ...] = ()
+    note: Optional[str] = None
+    confirmed: bool = True
+
+    def matches(self, version: str) -> bool:
+        return self.versions.contains(Version(version), prereleases=True)
+
+    @property
+    def sass(self) -> Tuple[str, ...]:
+        """Compute capabilities with SASS ("8.0"): every entry, sm_XY and compute_XY alike."""
+        return tuple(cc_text(c) for c in self.compute_capabilities)
+
+    @property
+    def ptx(self) -> Tuple[str, ...]:
+        """Compute capabilities with PTX: the compute_XY entries."""
+        return tuple(cc_text(c) for c in self.compute_capabilities if c.startswith("compute_"))
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaToolkit:
+    version: Version
+    min_driver: Version  # compare with this
+    min_driver_text: str  # show this: PEP 440 normalises "525.60.13" to "525.60.13" but "520.61.05" to "520.61.5"
+    source: str
+    checked: datetime.date
+    update: str = "GA"  # "GA", "Update N", "RC"
+    label: str = ""  # the release-notes row as written ("CUDA 12.5 Update 1")
+    min_driver_windows: Optional[Version] = None
+    min_driver_windows_text: Optional[str] = None
+    note: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return self.label or f"CUDA {self.version} {self.update}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaMajor:
+    major: int
+    min_driver: Optional[Version]  # None: no minor-version compatibility (CUDA 10)
+    min_driver_text: Optional[str]
+    source: str
+    checked: datetime.date
+    minor_version_compatibility: bool = True
+    min_driver_windows_text: Optional[str] = None
+    note: Optional[str] = None
+    sources: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardCompatibility:
+    since_cuda: Version
+    package: str
+    gpus: Tuple[str, ...]
+    consumer_gpus: bool
+    statement: str
+    source: Tuple[str, ...]
+    checked: datetime.date
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeCapability:
+    capabilities: Tuple[str, ...]  # "8.6"
+    architecture: str
+    first_cuda: Optional[Version]  # None: in every CUDA the source lists
+    last_cuda: Optional[Version]  # None: still supported
+    source: Tuple[str, ...]
+    checked: datetime.date
+    label: str
+    examples: Optional[str] = None
+    note: Optional[str] = None
+
+    def cuda_can_build(self, cuda: Version) -> bool:
+        mm = Version(f"{cuda.major}.{cuda.minor}")
+        return (self.first_cuda is None or mm >= self.first_cuda) and (self.last_cuda is None or mm <= self.last_cuda)
+
+
+@dataclasses.dataclass(frozen=True)
+class CudnnRelease:
+    versions: SpecifierSet
+    cuda_major: int
+    cuda: SpecifierSet
+    source: Tuple[str, ...]
+    checked: datetime.date
+    label: str
+    min_driver: Optional[Version] = None
+    min_driver_text: Optional[str] = None
+    min_driver_windows_text: Optional[str] = None
+    driver_branch: Optional[str] = None
+    compute_capabilities: Tuple[str, ...] = ()
+    min_compute_capability: Optional[str] = None
+    max_compute_capability: Optional[str] = None
+    note: Optional[str] = None
+
+    def supports_cc(self, cc: str) -> bool:
+        """Whether the support matrix covers compute capability `cc` (a listed X.Y covers X.Z, Z >= Y)."""
+        want = cc_tuple(cc)
+        if self.compute_capabilities:
+            return any(c[0] == want[0] and c[1] <= want[1] for c in map(cc_tuple, self.compute_capabilities))
+        low = cc_tuple(self.min_compute_capability) if self.min_compute_capability else (0, 0)
+        high = cc_tuple(self.max_compute_capability) if self.max_compute_capability else None
+        if want < low:
+            return False
+        return high is None or want[0] <= high[0]  # "5.0 ... 9.0" covers every 9.x
+
+
+@dataclasses.dataclass(frozen=True)
+class CudnnRuntime:
+    same_major: bool
+    minor_at_least_compiled: bool
+    patch_ignored: bool
+    error: str
+    source: Tuple[str, ...]
+    checked: datetime.date
+    note: Optional[str] = None
+
+    def compatible(self, loaded: Version, compiled: Version) -> bool:
+        """The rule TF enforces when it loads cuDNN: same major, minor >= the compiled-with minor."""
+        lmaj, lmin = (loaded.release + (0, 0))[:2]
+        cmaj, cmin = (compiled.release + (0, 0))[:2]
+        if self.same_major and lmaj != cmaj:
+            return False
+        return not (self.minor_at_least_compiled and lmaj == cmaj and lmin < cmin)
+
+
+@dataclasses.dataclass(frozen=True)
+class TFRocmRelease:
+    releases: Tuple[str, ...]
+    rocm: Version
+    source: Tuple[str, ...]
+    checked: datetime.date
+    label: str
+    gfx: Tuple[str, ...] = ()
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RocmRelease:
+    rocm: SpecifierSet
+    tensorflow: Tuple[str, ...]
+    source: Tuple[str, ...]
+    checked: datetime.date
+    label: str
+    gfx: Tuple[str, ...] = ()
+    confirmed: bool = True
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Companion:
+    package: str
+    versions: SpecifierSet
+    tensorflow: Optional[SpecifierSet]
+    native: bool
+    source: Tuple[str, ...]
+    checked: datetime.date
+    label: str
+    abi_tensorflow: Optional[SpecifierSet] = None
+    python: Optional[SpecifierSet] = None
+    requires: Tuple[str, ...] = ()
+    requires_same_version: Tuple[str, ...] = ()
+    confirmed: bool = True
+    note: Optional[str] = None
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverNeed:
+    """What a build with CUDA `cuda` needs from the Linux driver."""
+
+    cuda: str
+    toolkit: Optional[CudaToolkit]  # the release the version names (12.5 -> 12.5 GA)
+    major: Optional[CudaMajor]  # the major's entry, with or without a floor
+    full_text: Optional[str]  # the toolkit's own driver: every feature
+    full: Optional[Version]
+    floor_text: Optional[str]  # the lowest driver it starts on (minor-version compatibility where it exists)
+    floor: Optional[Version]
+
+    @property
+    def sources(self) -> Tuple[str, ...]:
+        out: List[str] = []
+        if self.toolkit is not None:
+            out.append(self.toolkit.source)
+        if self.major is not None:
+            out.extend(self.major.sources or (self.major.source,))
+        return tuple(dict.fromkeys(out))
+
+
+
+_OPERATOR_ORDER = {"~=": 0, "==": 1, "===": 1, ">=": 2, ">": 3, "!=": 4, "<=": 5, "<": 6}
+
+
+def spec_text(spec: Optional[SpecifierSet]) -> Optional[str]:
+    """A specifier in reading order (`>=3.9,<3.12`); packaging's str() sorts it alphabetically."""
+    if spec is None:
+        return None
+
+    def key(s):
+        bare = s.version.rstrip(".*")
+        try:
+            v = Version(bare)
+        except InvalidVersion:
+            v = Version("0")
+        return _OPERATOR_ORDER.get(s.operator, 9), v
+
+    return ",".join(str(s) for s in sorted(spec, key=key))
+

@@ -1,0 +1,238 @@
+"""How TensorFlow and the NVIDIA stack load native code, and the resource checks' defaults, as data.
+
+These were constants in the probes and rules; now they are tables of data/compat_matrix.toml
+([[library]], [[dlopen]], [[tensorrt_dlopen]], [[cudnn_sublibraries]], [cpu_needs],
+[[tensorflow_distribution]], [[companion_module]], [driver_libraries], [[threshold]]) with a source
+each, reachable as `Matrix.facts`. A matrix file without one of these tables has an empty one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Dict, Mapping, Optional, Tuple
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+Sources = Tuple[str, ...]
+
+
+def _minor(version: str) -> Optional[Version]:
+    """major.minor of a version ("2.15.0.post1" -> 2.15), which the dlopen tables are keyed by."""
+    try:
+        release = Version(version).release
+    except InvalidVersion:
+        return None
+    return Version(f"{release[0]}.{release[1] if len(release) > 1 else 0}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Soname:
+    """One library TensorFlow dlopen()s: what the probes resolve and the rules name."""
+
+    name: str  # "cudart"
+    soname: str  # "libcudart.so.12"
+    role: str  # "driver", "gpu", "feature", "optional"
+    purpose: str  # "CUDA runtime"
+    fallbacks: Tuple[str, ...] = ()  # names TF tries when the soname is not found
+
+
+@dataclasses.dataclass(frozen=True)
+class DlopenLibrary:
+    name: str
+    soname: str  # may hold "{cudnn_major}"
+    role: str
+    fallbacks: Tuple[str, ...] = ()
+    cuda: Optional[SpecifierSet] = None  # only for these CUDA major.minor versions
+    tensorflow: Optional[SpecifierSet] = None  # only for these TensorFlow major.minor versions
+
+    def applies(self, cuda: Optional[Version], tf: Optional[Version]) -> bool:
+        if self.cuda is not None and (cuda is None or not self.cuda.contains(cuda, prereleases=True)):
+            return False
+        return self.tensorflow is None or (tf is not None and self.tensorflow.contains(tf, prereleases=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class DlopenTable:
+    """[[dlopen]] (keyed by CUDA major) or [[tensorrt_dlopen]] (keyed by a TF specifier)."""
+
+    libraries: Tuple[DlopenLibrary, ...]
+    source: Sources
+    checked: datetime.date
+    label: str
+    cuda_major: Optional[int] = None
+    tensorflow: Optional[SpecifierSet] = None
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CudnnSublibraries:
+    cudnn_major: int
+    sonames: Tuple[str, ...]
+    source: Sources
+    checked: datetime.date
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuNeeds:
+    machine: str  # the only machine whose wheels are judged ("x86_64")
+    default: Tuple[str, ...]
+    cited_as: str
+    source: Sources
+    checked: datetime.date
+    label: str = "[cpu_needs]"
+    note: Optional[str] = None
+
+    @property
+    def evidence(self) -> str:
+        """How evidence names the source: "TensorFlow 1.6.0 release notes (https://...)"."""
+        return f"{self.cited_as} ({self.source[0]})"
+
+
+@dataclasses.dataclass(frozen=True)
+class TFDistribution:
+    name: str  # canonical distribution name
+    gpu: str  # "cuda", "rocm", "directml", "none"
+    source: Sources
+    checked: datetime.date
+    label: str
+    cpu_needs: Tuple[str, ...] = ()  # beyond [cpu_needs] default
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryPurpose:
+    name: str
+    purpose: str
+    source: Sources
+    checked: datetime.date
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CompanionModule:
+    module: str
+    distribution: str
+    source: Sources
+    checked: datetime.date
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverLibraries:
+    sonames: Tuple[str, ...]
+    source: Sources
+    checked: datetime.date
+    label: str = "[driver_libraries]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    key: str
+    value: int
+    source: Sources
+    checked: datetime.date
+    label: str
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldFacts:
+    libraries: Tuple[LibraryPurpose, ...] = ()
+    dlopen: Tuple[DlopenTable, ...] = ()
+    tensorrt: Tuple[DlopenTable, ...] = ()
+    cudnn: Tuple[CudnnSublibraries, ...] = ()
+    cpu: Optional[CpuNeeds] = None
+    distributions: Tuple[TFDistribution, ...] = ()
+    companion_modules: Tuple[CompanionModule, ...] = ()
+    driver: Optional[DriverLibraries] = None
+    threshold_entries: Tuple[Threshold, ...] = ()
+
+    # -- what TensorFlow dlopen()s
+    def purpose(self, name: str) -> str:
+        return next((p.purpose for p in self.libraries if p.name == name), name)
+
+    def dlopen_table(self, cuda_major: int) -> Optional[DlopenTable]:
+        return next((t for t in self.dlopen if t.cuda_major == cuda_major), None)
+
+    def sonames(self, cuda: str, tf: str, cudnn_major: Optional[int]) -> Optional[Tuple[Soname, ...]]:
+        """The sonames a CUDA `cuda` build of TensorFlow `tf` dlopen()s, in TF's order, the driver first;
+        cuDNN left out when `cudnn_major` is None. None: no [[dlopen]] table for that CUDA major."""
+        try:
+            major = Version(cuda).major
+        except InvalidVersion:
+            return None
+        table = self.dlopen_table(major)
+        if table is None:
+            return None
+        out = []
+        for lib in table.libraries:
+            if not lib.applies(_minor(cuda), _minor(tf)):
+                continue
+            if "{cudnn_major}" in lib.soname:
+                if cudnn_major is None:
+                    continue
+                soname = lib.soname.replace("{cudnn_major}", str(cudnn_major))
+            else:
+                soname = lib.soname
+            out.append(Soname(lib.name, soname, lib.role, self.purpose(lib.name), lib.fallbacks))
+        return tuple(out)
+
+    def tensorrt_sonames(self, tf: str) -> Optional[Tuple[Soname, ...]]:
+        """The TensorRT sonames a TensorRT build of TensorFlow `tf` dlopen()s; None: not known."""
+        v = _minor(tf)
+        if v is None:
+            return None
+        table = next((t for t in self.tensorrt if t.tensorflow is not None
+                      and t.tensorflow.contains(v, prereleases=True)), None)
+        if table is None:
+            return None
+        return tuple(Soname(lib.name, lib.soname, lib.role, self.purpose(lib.name), lib.fallbacks)
+                     for lib in table.libraries)
+
+    def cudnn_sublibraries(self, cudnn_major: int) -> Tuple[str, ...]:
+        """The sub-libraries libcudnn.so.<major> dlopen()s (empty: not known)."""
+        return next((c.sonames for c in self.cudnn if c.cudnn_major == cudnn_major), ())
+
+    # -- CPU, distributions, driver
+    def cpu_needs(self, distribution: str, machine: str) -> Tuple[str, ...]:
+        """The CPU instructions TensorFlow `distribution` needs on `machine` (empty: none known)."""
+        if self.cpu is None or machine != self.cpu.machine:
+            return ()
+        dist = self.distribution(distribution)
+        return dist.cpu_needs if dist is not None and dist.cpu_needs else self.cpu.default
+
+    @property
+    def cpu_needs_source(self) -> str:
+        return self.cpu.evidence if self.cpu is not None else ""
+
+    @property
+    def tf_distribution_names(self) -> Tuple[str, ...]:
+        return tuple(d.name for d in self.distributions)
+
+    def distribution(self, name: str) -> Optional[TFDistribution]:
+        return next((d for d in self.distributions if d.name == name), None)
+
+    def companion_distribution(self, module: Optional[str]) -> Optional[str]:
+        return next((c.distribution for c in self.companion_modules if c.module == module), None)
+
+    @property
+    def companion_distributions(self) -> Dict[str, str]:
+        """module -> distribution, as rules/probe.py COMPANION_DISTRIBUTIONS was."""
+        return {c.module: c.distribution for c in self.companion_modules}
+
+    @property
+    def driver_sonames(self) -> Tuple[str, ...]:
+        return self.driver.sonames if self.driver is not None else ()
+
+    # -- resource thresholds
+    @property
+    def thresholds(self) -> Mapping[str, int]:
+        """The 8xx rules' defaults, key -> value (a site overlay's [thresholds] override them)."""
+        return {t.key: t.value for t in self.threshold_entries}
+
+
+__all__ = ["CompanionModule", "CpuNeeds", "CudnnSublibraries", "DlopenLibrary", "DlopenTable", "DriverLibraries",
+           "LibraryPurpose", "Soname", "TFDistribution", "Threshold", "WorldFacts"]

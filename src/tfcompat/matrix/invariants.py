@@ -1,0 +1,76 @@
+"""What keeps a matrix honest beyond its shape (`tfcompat matrix validate` and tests/test_matrix.py)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Dict, List, Optional, Tuple
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from tfcompat.matrix.entries import Companion
+from tfcompat.matrix.lookup import Matrix
+
+
+def _lower(spec: SpecifierSet) -> Optional[Version]:
+    lows = [Version(s.version) for s in spec if s.operator in (">=", "==", "~=", ">") and "*" not in s.version]
+    return min(lows) if lows else None
+
+
+def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) -> List[str]:
+    """What keeps a matrix honest beyond its shape, one line each (empty: none): every CUDA a release
+    names has driver facts, entries sorted, no dates in the future, companion ranges disjoint."""
+    today = today or datetime.date.today()
+    out: List[str] = []
+    p = matrix.path
+    lows = []
+    for rel in matrix.tensorflow:
+        low = _lower(rel.versions)
+        if low is None:
+            out.append(f"{p}: {rel.label}: versions has no lower bound")
+            continue
+        lows.append((low, rel.label))
+        if rel.cuda is not None:
+            if matrix.cuda_toolkit(str(rel.cuda)) is None:
+                out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[cuda]] entry (driver facts)")
+            if matrix.cuda_major_info(rel.cuda.major) is None:
+                out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[cuda_major]] {rel.cuda.major} entry")
+        for cc in rel.sass:
+            if matrix.compute_capability(cc) is None:
+                out.append(f"{p}: {rel.label}: compute capability {cc} has no [[compute_capability]] entry")
+    for (a, la), (b, lb) in zip(lows, lows[1:]):
+        if b <= a:
+            out.append(f"{p}: {lb}: not sorted: its lowest version {b} is not above {la}'s {a}")
+    for a, b in zip(matrix.cuda, matrix.cuda[1:]):
+        if b.version <= a.version:
+            out.append(f"{p}: [[cuda]] {b.version}: not sorted (comes after {a.version})")
+        if b.min_driver < a.min_driver:
+            out.append(f"{p}: [[cuda]] {b.version}: min_driver {b.min_driver_text} is below {a.version}'s "
+                       f"{a.min_driver_text}")
+    majors = [m.major for m in matrix.cuda_majors]
+    if majors != sorted(majors):
+        out.append(f"{p}: [[cuda_major]] entries are not sorted by major")
+    by_package: Dict[str, List[Companion]] = {}
+    for c in matrix.companions:
+        by_package.setdefault(c.package, []).append(c)
+    for package, entries in by_package.items():
+        for i, a in enumerate(entries):
+            for b in entries[i + 1:]:
+                if _lower(a.versions) is not None and b.versions.contains(_lower(a.versions), prereleases=True) or \
+                        _lower(b.versions) is not None and a.versions.contains(_lower(b.versions), prereleases=True):
+                    out.append(f"{p}: {b.label}: versions {b.versions} overlaps {a.label}")
+    dated: List[Tuple[str, datetime.date]] = [(e.label, e.checked) for e in matrix.tensorflow]
+    dated += [(f"[[cuda]] {t.version}", t.checked) for t in matrix.cuda]
+    dated += [(f"[[cuda_major]] {m.major}", m.checked) for m in matrix.cuda_majors]
+    for group in (matrix.compute_capabilities, matrix.cudnn, matrix.tensorflow_rocm, matrix.rocm, matrix.companions,
+                  matrix.known_bad_drivers, matrix.waivers):
+        dated += [(e.label, e.checked) for e in group]
+    for single, name in ((matrix.forward_compatibility, "[forward_compatibility]"),
+                         (matrix.cudnn_runtime, "[cudnn_runtime]")):
+        if single is not None:
+            dated.append((name, single.checked))
+    dated.append(("[meta] updated", matrix.updated))
+    for label, date in dated:
+        if date > today:
+            out.append(f"{p}: {label}: checked {date} is in the future")
+    return out

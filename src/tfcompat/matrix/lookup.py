@@ -1,0 +1,180 @@
+"""The `Matrix`: every table of the file, and the questions rules and `tfcompat matrix` ask across them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from packaging.version import InvalidVersion, Version
+
+from tfcompat.matrix.arch import cc_text
+from tfcompat.matrix.entries import (
+    Companion,
+    ComputeCapability,
+    CudaMajor,
+    CudaToolkit,
+    CudnnRelease,
+    CudnnRuntime,
+    DriverNeed,
+    ForwardCompatibility,
+    RocmRelease,
+    TFRelease,
+    TFRocmRelease,
+)
+from tfcompat.matrix.facts import WorldFacts
+from tfcompat.matrix.overlay import KnownBadDriver, Overlay, Waiver
+
+
+def _pad(v: Version) -> Version:
+    parts = list(v.release) + [0] * (3 - len(v.release))
+    return Version(".".join(str(p) for p in parts))
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    path: str
+    updated: datetime.date
+    tensorflow: Tuple[TFRelease, ...]
+    cuda: Tuple[CudaToolkit, ...]
+    cuda_majors: Tuple[CudaMajor, ...]
+    forward_compatibility: Optional[ForwardCompatibility] = None
+    compute_capabilities: Tuple[ComputeCapability, ...] = ()
+    cudnn: Tuple[CudnnRelease, ...] = ()
+    cudnn_runtime: Optional[CudnnRuntime] = None
+    tensorflow_rocm: Tuple[TFRocmRelease, ...] = ()
+    rocm: Tuple[RocmRelease, ...] = ()
+    companions: Tuple[Companion, ...] = ()
+    known_bad_drivers: Tuple[KnownBadDriver, ...] = ()
+    waivers: Tuple[Waiver, ...] = ()
+    thresholds: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    overlays: Tuple[str, ...] = ()
+    facts: WorldFacts = WorldFacts()  # sonames, TensorRT, cuDNN sub-libraries, CPU needs, distributions, thresholds
+
+    # -- TensorFlow
+    def tf_release(self, version: str) -> Optional[TFRelease]:
+        try:
+            Version(version)
+        except InvalidVersion:
+            return None
+        for rel in self.tensorflow:
+            if rel.matches(version):
+                return rel
+        return None
+
+    def newest_known_tf(self) -> Optional[Version]:
+        """The newest release line the matrix describes (upper bound of the last entry)."""
+        best: Optional[Version] = None
+        for rel in self.tensorflow:
+            for spec in rel.versions:
+                if spec.operator in (">=", "=="):
+                    v = Version(spec.version)
+                    best = v if best is None or v > best else best
+        return best
+
+    def tf_releases(self) -> List[str]:
+        """Every published release the matrix lists, oldest first."""
+        return sorted({r for rel in self.tensorflow for r in rel.releases}, key=Version)
+
+    def resolve_tf(self, query: str) -> Optional[str]:
+        """`2.15` -> the newest known 2.15 release ("2.15.1"); `2.15.0` -> itself when known."""
+        try:
+            want = Version(query)
+        except InvalidVersion:
+            return None
+        known = self.tf_releases()
+        if query in known or str(want) in known:
+            return query if query in known else str(want)
+        if len(want.release) == 2 and not (want.pre or want.post or want.dev):
+            same = [r for r in known if Version(r).release[:2] == want.release]
+            return same[-1] if same else None
+        return None
+
+    # -- CUDA and the driver
+    def cuda_toolkit(self, version: str) -> Optional[CudaToolkit]:
+        """The toolkit release `version` names: exact, else the newest update of that major.minor that is
+        not newer than it ("12.5.1" -> 12.5 Update 1; "12.5.2" -> 12.5 Update 1). A major.minor alone
+        names that minor's GA release ("12.5" -> 12.5 GA, "11.0" -> 11.0.2 GA, not the 11.0.1 RC)."""
+        try:
+            want = Version(version)
+        except InvalidVersion:
+            return None
+        same_minor = [t for t in self.cuda if t.version.release[:2] == want.release[:2]]
+        if not same_minor:
+            return None
+        if len(want.release) <= 2:
+            ga = [t for t in same_minor if t.update == "GA"]
+            return min(ga, key=lambda t: t.version) if ga else None
+        not_newer = [t for t in same_minor if t.version <= _pad(want) and t.update != "RC"]
+        exact = [t for t in same_minor if t.version == _pad(want)]
+        if exact:
+            return exact[0]
+        return max(not_newer, key=lambda t: t.version) if not_newer else None
+
+    def cuda_major(self, major: int) -> Optional[CudaMajor]:
+        """The driver floor of CUDA `major` under minor-version compatibility; None where the major has
+        none (CUDA 10: every minor needs its own driver) or the matrix does not know it."""
+        m = self.cuda_major_info(major)
+        return m if m is not None and m.min_driver is not None else None
+
+    def cuda_major_info(self, major: int) -> Optional[CudaMajor]:
+        for m in self.cuda_majors:
+            if m.major == major:
+                return m
+        return None
+
+    def driver_need(self, cuda: str) -> DriverNeed:
+        """The driver a build with CUDA `cuda` needs: its toolkit's own driver (every feature) and the
+        lowest it starts on: the lower of that and the major's minor-version-compatibility floor (CUDA
+        11.0 shipped with 450.51.05, below the 11.x floor 450.80.02; before CUDA 11 there is no floor)."""
+        toolkit = self.cuda_toolkit(cuda)
+        try:
+            major_n = Version(cuda).major
+        except InvalidVersion:
+            return DriverNeed(cuda, None, None, None, None, None, None)
+        major = self.cuda_major_info(major_n)
+        full, full_text = (toolkit.min_driver, toolkit.min_driver_text) if toolkit else (None, None)
+        floor, floor_text = full, full_text
+        if major is not None and major.min_driver is not None:
+            if floor is None or major.min_driver < floor:
+                floor, floor_text = major.min_driver, major.min_driver_text
+        return DriverNeed(cuda, toolkit, major, full_text, full, floor_text, floor)
+
+    # -- GPUs, cuDNN, companions, site facts
+    def compute_capability(self, cc: str) -> Optional[ComputeCapability]:
+        want = cc_text(cc) if cc.startswith(("sm_", "compute_")) else cc
+        for entry in self.compute_capabilities:
+            if want in entry.capabilities:
+                return entry
+        return None
+
+    def cudnn_compatible(self, loaded: str, compiled: str) -> Optional[bool]:
+        """The cuDNN runtime rule TF enforces; None when the matrix states no rule or a version is bad."""
+        if self.cudnn_runtime is None:
+            return None
+        try:
+            return self.cudnn_runtime.compatible(Version(loaded), Version(compiled))
+        except InvalidVersion:
+            return None
+
+    def companions_for(self, tf_version: str) -> List[Companion]:
+        """Companion entries whose TensorFlow requirement admits `tf_version`."""
+        v = Version(tf_version)
+        return [c for c in self.companions if c.tensorflow is not None and c.tensorflow.contains(v, prereleases=True)]
+
+    def known_bad(self, driver: str) -> List[KnownBadDriver]:
+        return [k for k in self.known_bad_drivers if k.matches(driver)]
+
+    def with_overlay(self, overlay: Overlay) -> "Matrix":
+        """This matrix plus a site overlay's facts (the overlay's thresholds win)."""
+        return dataclasses.replace(
+            self,
+            known_bad_drivers=self.known_bad_drivers + overlay.known_bad_drivers,
+            waivers=self.waivers + overlay.waivers,
+            thresholds={**dict(self.thresholds), **dict(overlay.thresholds)},
+            overlays=self.overlays + (overlay.path,),
+        )
+
+    def waiver_reasons(self) -> Dict[str, str]:
+        """Overlay waivers as `--ignore` prefixes -> reason (the engine shows them as waived)."""
+        return {w.rule: f"{w.reason} (site overlay {w.origin})" for w in self.waivers}
