@@ -1,0 +1,286 @@
+"""The answers of `tfcompat matrix tensorflow|cuda|driver|gpu|validate`, each a plain dict.
+
+The dict is the JSON output; render/matrix_text.py renders the same dict as text. A question about
+something the matrix does not know is a `QueryError`: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from packaging.version import InvalidVersion, Version
+
+from tfcompat.errors import TfcompatError
+from tfcompat.matrix.arch import cc_tuple, coverage, parse_cc
+from tfcompat.matrix.entries import TFRelease, spec_text
+from tfcompat.matrix.fields import MatrixError
+from tfcompat.matrix.invariants import invariant_problems
+from tfcompat.matrix.load import file_kind, load_matrix
+from tfcompat.matrix.lookup import Matrix
+from tfcompat.matrix.overlay import load_overlay
+
+
+class QueryError(TfcompatError):
+    """The question names something the matrix does not know: one line, exit 2."""
+
+
+def _spec(s: Any) -> Optional[str]:
+    return spec_text(s) if s is not None and str(s) else None
+
+
+def _ver(v: Any) -> Optional[str]:
+    return str(v) if v is not None else None
+
+
+_TF_FIELDS: Tuple[Tuple[str, Callable[[TFRelease], Any]], ...] = (
+    ("python", lambda r: _spec(r.python)),
+    ("cuda", lambda r: _ver(r.cuda)),
+    ("cudnn", lambda r: _ver(r.cudnn)),
+    ("compute_capabilities", lambda r: list(r.compute_capabilities)),
+    ("numpy_abi", lambda r: r.numpy_abi),
+    ("numpy", lambda r: _spec(r.numpy)),
+    ("protobuf", lambda r: _spec(r.protobuf)),
+    ("keras", lambda r: _spec(r.keras)),
+    ("ml_dtypes", lambda r: _spec(r.ml_dtypes)),
+    ("h5py", lambda r: _spec(r.h5py)),
+    ("tensorrt", lambda r: r.tensorrt),
+    ("tensorrt_lib", lambda r: r.tensorrt_lib),
+    ("glibc", lambda r: _ver(r.glibc)),
+    ("glibcxx", lambda r: _ver(r.glibcxx)),
+    ("cxxabi", lambda r: _ver(r.cxxabi)),
+    ("manylinux", lambda r: r.manylinux),
+    ("cxx11_abi", lambda r: r.cxx11_abi),
+    ("compiler", lambda r: r.compiler),
+    ("and_cuda", lambda r: {k: spec_text(v) for k, v in r.and_cuda} or None),
+)
+
+
+def _parse_version(text: str, what: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise QueryError(f"{what} {text!r} is not a version") from None
+
+
+def minor(v: str) -> str:
+    """"2.15.1" -> "2.15"."""
+    rel = Version(v).release
+    return f"{rel[0]}.{rel[1]}"
+
+
+def tensorflow_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+    """What TensorFlow `query` (2.15, 2.15.1, 2.15.0.post1) needs."""
+    want = _parse_version(query, "TensorFlow version")
+    version = matrix.resolve_tf(query)
+    listed = version is not None
+    if version is None:
+        rel = matrix.tf_release(query) if len(want.release) >= 3 else None
+        if rel is None:
+            known = matrix.tf_releases()
+            span = f"{known[0]} ... {known[-1]}" if known else "none"
+            newer = bool(known) and want > Version(known[-1])
+            raise QueryError(f"tensorflow {query} is not in the matrix {matrix.path} (it knows {span})"
+                             + ("; `tfcompat check` judges a newer release from its own build_info.py and "
+                                "Requires-Dist (TFC109 says the matrix is stale)" if newer else ""))
+        version = query
+    rel = matrix.tf_release(version)
+    assert rel is not None
+    out: Dict[str, Any] = {"query": query, "version": version, "listed_release": listed,
+                           "versions": spec_text(rel.versions), "releases": list(rel.releases)}
+    for key, read in _TF_FIELDS:
+        out[key] = read(rel)
+    out["sass"] = list(dict.fromkeys(rel.sass))
+    out["ptx"] = list(rel.ptx)
+    need = matrix.driver_need(str(rel.cuda)) if rel.cuda is not None else None
+    out["min_driver"] = need.floor_text if need else None
+    out["min_driver_full"] = need.full_text if need else None
+    out["min_driver_cuda"] = need.toolkit.name if need and need.toolkit else None
+    out["companions"] = [
+        {"package": c.package, "versions": spec_text(c.versions), "tensorflow": spec_text(c.tensorflow),
+         "native": c.native}
+        for c in matrix.companions_for(version)
+    ]
+    siblings = [r for r in matrix.tensorflow if r is not rel and r.releases
+                and any(minor(x) == minor(version) for x in r.releases)]
+    others = []
+    for sib in siblings:
+        differs = {k: read(sib) for k, read in _TF_FIELDS if read(sib) != read(rel)}
+        others.append({"versions": spec_text(sib.versions), "releases": list(sib.releases), "differs": differs})
+    out["other_entries"] = others
+    out["note"] = rel.note
+    out["confirmed"] = rel.confirmed
+    out["checked"] = rel.checked.isoformat()
+    out["sources"] = list(dict.fromkeys(list(rel.source) + (list(need.sources) if need else [])))
+    return out
+
+
+def _find_cuda(matrix: Matrix, query: str):
+    _parse_version(query, "CUDA version")
+    toolkit = matrix.cuda_toolkit(query)
+    if toolkit is None:
+        raise QueryError(f"CUDA {query} is not in the matrix {matrix.path} (NVIDIA's release notes list "
+                         f"{matrix.cuda[0].version} ... {matrix.cuda[-1].version})" if matrix.cuda else
+                         f"CUDA {query} is not in the matrix {matrix.path}")
+    return toolkit
+
+
+def cuda_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+    """The drivers CUDA `query` needs (12.4 = 12.4 GA; 12.4.1 = 12.4 Update 1)."""
+    toolkit = _find_cuda(matrix, query)
+    major = matrix.cuda_major_info(toolkit.version.major)
+    need = matrix.driver_need(str(toolkit.version))
+    mm = toolkit.version.release[:2]
+    out: Dict[str, Any] = {
+        "query": query,
+        "cuda": str(toolkit.version),
+        "label": toolkit.name,
+        "update": toolkit.update,
+        "min_driver": toolkit.min_driver_text,
+        "min_driver_windows": toolkit.min_driver_windows_text,
+        "min_driver_compat": major.min_driver_text if major else None,
+        "minor_version_compatibility": bool(major and major.minor_version_compatibility),
+        "min_driver_floor": need.floor_text,
+        "same_minor": [{"cuda": str(t.version), "label": t.name, "min_driver": t.min_driver_text}
+                       for t in matrix.cuda if t.version.release[:2] == mm],
+        "tensorflow": [r for rel in matrix.tensorflow if rel.cuda is not None and rel.cuda.release[:2] == mm
+                       for r in rel.releases],
+        "cudnn": [{"versions": spec_text(c.versions), "cuda": spec_text(c.cuda), "min_driver": c.min_driver_text,
+                   "driver_branch": c.driver_branch}
+                  for c in matrix.cudnn if c.cuda.contains(toolkit.version, prereleases=True)],
+        "compute_capabilities": [cc for e in matrix.compute_capabilities if e.cuda_can_build(toolkit.version)
+                                 for cc in e.capabilities],
+        "forward_compatibility": matrix.forward_compatibility.statement if matrix.forward_compatibility else None,
+        "note": toolkit.note or (major.note if major and not major.minor_version_compatibility else None),
+        "sources": list(need.sources),
+    }
+    return out
+
+
+_DRIVER_RE = re.compile(r"^\d{2,4}(\.\d{1,3}){0,2}$")
+
+
+def driver_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+    """Which CUDA toolkits and TensorFlow releases driver `query` runs: fully (at or above the toolkit's
+    own driver) or under minor-version compatibility (at or above the major's floor)."""
+    if not _DRIVER_RE.match(query):
+        raise QueryError(f"driver version {query!r} is not an NVIDIA driver version like 535.54.03")
+    have = Version(query)
+    full, compat, none = [], [], []
+    for t in matrix.cuda:
+        need = matrix.driver_need(str(t.version))
+        if have >= t.min_driver:
+            full.append(str(t.version))
+        elif need.floor is not None and have >= need.floor:
+            compat.append(str(t.version))
+        else:
+            none.append(str(t.version))
+    tf_full, tf_compat, tf_none = [], [], []
+    for rel in matrix.tensorflow:
+        if rel.cuda is None:
+            continue
+        need = matrix.driver_need(str(rel.cuda))
+        if need.full is not None and have >= need.full:
+            tf_full.extend(rel.releases)
+        elif need.floor is not None and have >= need.floor:
+            tf_compat.extend(rel.releases)
+        else:
+            tf_none.extend(rel.releases)
+    majors = {m.major: m for m in matrix.cuda_majors}
+    newer_majors = sorted({Version(v).major for v in none} - {Version(v).major for v in full + compat})
+    fc = matrix.forward_compatibility
+    bad = [{"versions": spec_text(k.versions), "reason": k.reason, "severity": k.severity, "source": list(k.source),
+            "overlay": k.origin} for k in matrix.known_bad(query)]
+    sources = [matrix.cuda[0].source] if matrix.cuda else []
+    sources += [s for m in majors.values() for s in (m.sources or (m.source,))]
+    if fc is not None and newer_majors:
+        sources += list(fc.source)
+    return {
+        "driver": query,
+        "cuda_full": full,
+        "cuda_compat": compat,
+        "cuda_none": none,
+        "tensorflow_full": tf_full,
+        "tensorflow_compat": tf_compat,
+        "tensorflow_none": tf_none,
+        "forward_compatibility": (f"CUDA {', '.join(map(str, newer_majors))}.x only with {fc.package} on: "
+                                  f"{'; '.join(fc.gpus)} (not GeForce)") if fc is not None and newer_majors else None,
+        "known_bad": bad,
+        "sources": list(dict.fromkeys(sources)),
+    }
+
+
+def _parse_cc(query: str) -> str:
+    cc = parse_cc(query)
+    if cc is None:
+        raise QueryError(f"compute capability {query!r} is not like 8.6 or sm_86")
+    return f"{cc[0]}.{cc[1]}"
+
+
+_MODE = {"native": "native", "ptx": "ptx_jit", "none": "none"}
+
+
+def gpu_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+    """Which TensorFlow releases run on compute capability `query`: natively (SASS of the same major, minor
+    at or below the GPU's), only by JIT-compiling PTX (a compute_XY at or below it), or not at all."""
+    cc = _parse_cc(query)
+    entry = matrix.compute_capability(cc)
+    if entry is None:
+        raise QueryError(f"compute capability {cc} is not in the matrix {matrix.path}")
+    want = cc_tuple(cc)
+    native, ptx, none, by_entry = [], [], [], []
+    for rel in matrix.tensorflow:
+        if not rel.compute_capabilities:
+            continue
+        cov = coverage(want, rel.compute_capabilities)
+        mode, via = _MODE[cov.kind], cov.entry  # the build entry as the matrix writes it
+        {"native": native, "ptx_jit": ptx, "none": none}[mode].extend(rel.releases)
+        by_entry.append({"versions": spec_text(rel.versions), "releases": list(rel.releases), "mode": mode, "via": via,
+                         "compute_capabilities": list(rel.compute_capabilities)})
+    return {
+        "compute_capability": cc,
+        "architecture": entry.architecture,
+        "examples": entry.examples,
+        "cuda_first": _ver(entry.first_cuda),
+        "cuda_last": _ver(entry.last_cuda),
+        "native": native,
+        "ptx_jit": ptx,
+        "none": none,
+        "by_entry": by_entry,
+        "cudnn": [{"versions": spec_text(c.versions), "cuda": spec_text(c.cuda),
+                   "supported": c.supports_cc(cc) and any(entry.cuda_can_build(t.version) for t in matrix.cuda
+                                                          if c.cuda.contains(t.version, prereleases=True))}
+                  for c in matrix.cudnn],
+        "note": entry.note,
+        "sources": list(dict.fromkeys(list(entry.source) + _build_list_sources(matrix))),
+    }
+
+
+def _build_list_sources(matrix: Matrix) -> List[str]:
+    """One wheel per distinct compute-capability list: where the lists were read."""
+    seen: Dict[Tuple[str, ...], str] = {}
+    for rel in matrix.tensorflow:
+        wheel = next((s for s in rel.source if "#files" in s), None)
+        if wheel and rel.compute_capabilities not in seen:
+            seen[rel.compute_capabilities] = wheel
+    return list(seen.values())
+
+
+def validate_answer(path: str) -> Dict[str, Any]:
+    """Load FILE as what its [meta] kind says (matrix or overlay); for a matrix also the invariants."""
+    kind = file_kind(Path(path))
+    if kind == "overlay":
+        ov = load_overlay(Path(path))
+        return {"path": path, "valid": True, "kind": "overlay",
+                "counts": {"known_bad_driver": len(ov.known_bad_drivers), "waiver": len(ov.waivers),
+                           "thresholds": len(ov.thresholds)}}
+    m = load_matrix(Path(path))
+    problems = invariant_problems(m)
+    if problems:
+        raise MatrixError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return {"path": path, "valid": True, "kind": "matrix",
+            "counts": {"tensorflow": len(m.tensorflow), "releases": len(m.tf_releases()), "cuda": len(m.cuda),
+                       "cuda_major": len(m.cuda_majors), "compute_capability": len(m.compute_capabilities),
+                       "cudnn": len(m.cudnn), "tensorflow_rocm": len(m.tensorflow_rocm), "rocm": len(m.rocm),
+                       "companion": len(m.companions), "known_bad_driver": len(m.known_bad_drivers)}}

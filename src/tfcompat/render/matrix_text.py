@@ -1,0 +1,165 @@
+"""`tfcompat matrix ...` output: the answer dicts of tfcompat.matrix.answers as text tables or JSON.
+
+Renderers return strings; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from tfcompat.matrix.answers import minor as _minor
+
+
+def render_answer_json(answer: Dict[str, Any]) -> str:
+    return json.dumps(answer, indent=2) + "\n"
+
+
+def render_error_json(message: str, exit_code: int = 2) -> str:
+    """The JSON an answer that could not be given prints on stdout (the message also goes to stderr)."""
+    return json.dumps({"error": message, "exit_code": exit_code}, indent=2) + "\n"
+
+
+def _span(items: Sequence[str]) -> str:
+    """Releases folded by minor: 2.4.0 2.4.1 2.5.0 -> '2.4.0-2.4.1, 2.5.0'; empty -> '(none)'."""
+    if not items:
+        return "(none)"
+    groups: List[List[str]] = []
+    for v in items:
+        if groups and _minor(groups[-1][-1]) == _minor(v):
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    minors = [g[0] if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups]
+    if len(minors) > 4:
+        return f"{items[0]} ... {items[-1]} ({len(items)} releases)"
+    return ", ".join(minors)
+
+
+def _run_span(items: Sequence[str]) -> str:
+    return "(none)" if not items else (items[0] if len(items) == 1 else f"{items[0]} ... {items[-1]} ({len(items)})")
+
+
+def render_tensorflow(a: Dict[str, Any]) -> str:
+    lines = [f"TensorFlow {a['version']}" + ("" if a["listed_release"] else " (not a release the matrix lists)")
+             + f"   entry {a['versions']}: {', '.join(a['releases'])}"]
+
+    def row(key: str, value: Any) -> None:
+        if value is not None:  # a fact the matrix does not state is left out, not printed as "None"
+            lines.append(f"  {key:<22}{value}")
+
+    row("Python", a["python"])
+    row("CUDA (build)", a["cuda"])
+    row("cuDNN (compiled)", f"{a['cudnn']}  (runtime: same major, minor >= {a['cudnn']})" if a["cudnn"] else None)
+    row("compute capabilities", " ".join(a["compute_capabilities"]) + f"  (SASS {' '.join(a['sass'])}; "
+        f"PTX {' '.join(a['ptx']) or 'none'})")
+    if a["min_driver"]:
+        row("Linux driver", f">= {a['min_driver']} (starts); >= {a['min_driver_full']} for every feature "
+            f"({a['min_driver_cuda']})")
+    row("NumPy ABI", a["numpy_abi"])
+    for key in ("numpy", "protobuf", "keras", "ml_dtypes", "h5py"):
+        if a[key]:
+            row(key, a[key])
+    if a["tensorrt"] is not None:
+        row("TensorRT", ("yes" if a["tensorrt"] else "no") + (f" (dlopens {a['tensorrt_lib']})" if a["tensorrt_lib"] else ""))
+    row("glibc", f">= {a['glibc']}" + (f", GLIBCXX {a['glibcxx']}, CXXABI {a['cxxabi']}" if a["glibcxx"] else ""))
+    row("wheel", f"{a['manylinux']}, _GLIBCXX_USE_CXX11_ABI={a['cxx11_abi']}, {a['compiler']}")
+    if a["and_cuda"]:
+        pins = [f"{k}{v}" for k, v in a["and_cuda"].items()]
+        row("[and-cuda]", pins[0])
+        lines.extend(f"  {'':<22}{p}" for p in pins[1:])
+    if a["companions"]:
+        row("companions", ", ".join(f"{c['package']} {c['versions']}" for c in a["companions"]))
+    for other in a["other_entries"]:
+        diff = "; ".join(f"{k} {v if not isinstance(v, dict) else '(other pins)'}" for k, v in other["differs"].items())
+        row("other releases", f"{', '.join(other['releases'])}: {diff or 'same facts'}")
+    if a["note"]:
+        row("note", a["note"])
+    row("checked", a["checked"] + ("" if a["confirmed"] else "  (UNCONFIRMED)"))
+    lines.append("  sources:")
+    lines.extend(f"    {s}" for s in a["sources"])
+    return "\n".join(lines) + "\n"
+
+
+def render_cuda(a: Dict[str, Any]) -> str:
+    lines = [f"{a['label']} ({a['cuda']})"]
+    row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
+    row("Linux driver", f">= {a['min_driver']} (the toolkit's own driver: every feature)")
+    if a["min_driver_windows"]:
+        row("Windows driver", f">= {a['min_driver_windows']}")
+    row("starts on", f">= {a['min_driver_floor']}")
+    if a["minor_version_compatibility"]:
+        row(f"CUDA {a['cuda'].split('.')[0]}.x floor", f">= {a['min_driver_compat']} (minor-version compatibility: "
+            "any toolkit of the major starts, without PTX from a newer toolchain)")
+    else:
+        row("minor-version compat", "none before CUDA 11: each toolkit minor needs its own driver")
+    row("same minor", ", ".join(f"{t['cuda']} ({t['min_driver']})" for t in a["same_minor"]))
+    row("TensorFlow built with", _span(a["tensorflow"]))
+    if a["cudnn"]:
+        row("cuDNN for it", ", ".join(c["versions"] for c in a["cudnn"]))
+    row("can build for CC", " ".join(a["compute_capabilities"]))
+    if a["forward_compatibility"]:
+        row("forward compat", a["forward_compatibility"])
+    if a["note"]:
+        row("note", a["note"])
+    lines.append("  sources:")
+    lines.extend(f"    {s}" for s in a["sources"])
+    return "\n".join(lines) + "\n"
+
+
+def render_driver(a: Dict[str, Any]) -> str:
+    lines = [f"NVIDIA driver {a['driver']}"]
+    row = lambda k, v: lines.append(f"  {k:<34}{v}")  # noqa: E731
+    row("CUDA, every feature", _run_span(a["cuda_full"]))
+    row("CUDA, minor-version compat", _run_span(a["cuda_compat"]))
+    row("CUDA, not at all", _run_span(a["cuda_none"]))
+    row("TensorFlow, every feature", _span(a["tensorflow_full"]))
+    row("TensorFlow, minor-version compat", _span(a["tensorflow_compat"]))
+    row("TensorFlow, not at all", _span(a["tensorflow_none"]))
+    if a["forward_compatibility"]:
+        row("newer CUDA", a["forward_compatibility"])
+    for bad in a["known_bad"]:
+        row(f"KNOWN BAD ({bad['severity']})", f"{bad['versions']}: {bad['reason']} ({bad['overlay']})")
+    lines.append("  sources:")
+    lines.extend(f"    {s}" for s in a["sources"])
+    return "\n".join(lines) + "\n"
+
+
+def render_gpu(a: Dict[str, Any]) -> str:
+    head = f"Compute capability {a['compute_capability']} ({a['architecture']}" + (
+        f": {a['examples']})" if a["examples"] else ")")
+    lines = [head]
+    row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
+    built = f"CUDA {a['cuda_first'] or '(any)'} ... {a['cuda_last'] or 'current'}"
+    row("CUDA can build for it", built)
+    row("TensorFlow native", _span(a["native"]))
+    row("only via PTX JIT", _span(a["ptx_jit"]) + ("  (slow first start; fails under CUDA_FORCE_PTX_JIT=1 "
+                                                   "elsewhere)" if a["ptx_jit"] else ""))
+    row("not at all", _span(a["none"]))
+    folded: List[Tuple[Tuple[str, Optional[str]], List[str]]] = []
+    for e in a["by_entry"]:
+        key = (e["mode"], e["via"])
+        if folded and folded[-1][0] == key:
+            folded[-1][1].extend(e["releases"])
+        else:
+            folded.append((key, list(e["releases"])))
+    for (mode, via), releases in folded:
+        span = releases[0] if len(releases) == 1 else f"{releases[0]} ... {releases[-1]}"
+        lines.append(f"    {span:<28} {mode}" + (f" via {via}" if via else ""))
+    supported = [f"{c['versions']} (CUDA {c['cuda']})" for c in a["cudnn"] if c["supported"]]
+    unsupported = [f"{c['versions']} (CUDA {c['cuda']})" for c in a["cudnn"] if not c["supported"]]
+    row("cuDNN supports it", supported[0] if supported else "(none)")
+    lines.extend(f"  {'':<22}{x}" for x in supported[1:])
+    if unsupported:
+        row("cuDNN does not", unsupported[0])
+        lines.extend(f"  {'':<22}{x}" for x in unsupported[1:])
+    if a["note"]:
+        row("note", a["note"])
+    lines.append("  sources:")
+    lines.extend(f"    {s}" for s in a["sources"])
+    return "\n".join(lines) + "\n"
+
+
+def render_validate(a: Dict[str, Any]) -> str:
+    counts = ", ".join(f"{v} {k}" for k, v in a["counts"].items())
+    return f"{a['path']}: valid {a['kind']} ({counts})\n"
