@@ -19,7 +19,8 @@ def _lower(spec: SpecifierSet) -> Optional[Version]:
 
 def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) -> List[str]:
     """What keeps a matrix honest beyond its shape, one line each (empty: none): every CUDA a release
-    names has driver facts, entries sorted, no dates in the future, companion ranges disjoint."""
+    names has driver facts and a sonames table, entries sorted, no dates in the future, companion ranges
+    disjoint."""
     today = today or datetime.date.today()
     out: List[str] = []
     p = matrix.path
@@ -35,6 +36,10 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
                 out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[cuda]] entry (driver facts)")
             if matrix.cuda_major_info(rel.cuda.major) is None:
                 out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[cuda_major]] {rel.cuda.major} entry")
+            if matrix.facts.dlopen and matrix.facts.dlopen_table(rel.cuda.major) is None:
+                out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[dlopen]] {rel.cuda.major} table (sonames)")
+            if rel.cudnn is not None and matrix.facts.cudnn and not matrix.facts.cudnn_sublibraries(rel.cudnn.major):
+                out.append(f"{p}: {rel.label}: cudnn {rel.cudnn} has no [[cudnn_sublibraries]] {rel.cudnn.major} entry")
         for cc in rel.sass:
             if matrix.compute_capability(cc) is None:
                 out.append(f"{p}: {rel.label}: compute capability {cc} has no [[compute_capability]] entry")
@@ -62,11 +67,14 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
     dated: List[Tuple[str, datetime.date]] = [(e.label, e.checked) for e in matrix.tensorflow]
     dated += [(f"[[cuda]] {t.version}", t.checked) for t in matrix.cuda]
     dated += [(f"[[cuda_major]] {m.major}", m.checked) for m in matrix.cuda_majors]
+    f = matrix.facts
     for group in (matrix.compute_capabilities, matrix.cudnn, matrix.tensorflow_rocm, matrix.rocm, matrix.companions,
-                  matrix.known_bad_drivers, matrix.waivers):
+                  matrix.known_bad_drivers, matrix.waivers, f.libraries, f.dlopen, f.tensorrt, f.cudnn, f.distributions,
+                  f.companion_modules, f.threshold_entries):
         dated += [(e.label, e.checked) for e in group]
     for single, name in ((matrix.forward_compatibility, "[forward_compatibility]"),
-                         (matrix.cudnn_runtime, "[cudnn_runtime]")):
+                         (matrix.cudnn_runtime, "[cudnn_runtime]"), (f.cpu, "[cpu_needs]"),
+                         (f.driver, "[driver_libraries]")):
         if single is not None:
             dated.append((name, single.checked))
     dated.append(("[meta] updated", matrix.updated))
