@@ -95,7 +95,7 @@ class Ctx:
             spec = SpecifierSet(value)
         except InvalidSpecifier:
             raise self.fail(field, f"{value!r} is not a PEP 440 specifier") from None
-        if not str(spec):
+        if not len(spec):  # len(), not str(): str() canonicalises and sorts, ~10 % of a load
             raise self.fail(field, "is empty")
         return spec
 

@@ -310,7 +310,8 @@ def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
 def _no_release_twice(path: str, tf: Sequence[TFRelease]) -> None:
     for rel in tf:
         for r in rel.releases:
-            others = [o.label for o in tf if o is not rel and o.matches(r)]
+            v = Version(r)  # parsed once per release, not once per entry it is compared with
+            others = [o.label for o in tf if o is not rel and o.versions.contains(v, prereleases=True)]
             if others:
                 raise MatrixError(f"{path}: {rel.label}: releases {r!r} is also matched by {others[0]}")
 
