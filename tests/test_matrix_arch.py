@@ -2,7 +2,16 @@
 
 import pytest
 
-from tfcompat.matrix.arch import Coverage, cc_text, cc_tuple, coverage, is_build_cc, is_cc, parse_arch, parse_cc
+from tfcompat.matrix.arch import (
+    Coverage,
+    cc_text,
+    cc_tuple,
+    coverage,
+    is_build_cc,
+    is_cc,
+    parse_arch,
+    parse_cc,
+)
 
 TF221 = ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
 TF215 = ("sm_50", "sm_60", "sm_70", "sm_75", "compute_80")

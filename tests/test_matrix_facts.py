@@ -138,9 +138,9 @@ def test_thresholds_are_matrix_data(matrix):
 
 
 def test_a_matrix_without_fact_tables_falls_back_to_the_shipped_thresholds():
-    from tfcompat.rules.resources import threshold
-
     from test_matrix import GOOD
+
+    from tfcompat.rules.resources import threshold
 
     m = parse_matrix(GOOD, "m.toml")
     assert m.facts == WorldFacts()
@@ -229,10 +229,10 @@ def test_broken_fact_entries(table, message):
 
 
 def test_shipped_fact_dates_checked_by_invariants(matrix):
-    from tfcompat.matrix import invariant_problems
-
     import dataclasses
     import datetime
+
+    from tfcompat.matrix import invariant_problems
 
     old = dataclasses.replace(matrix.facts.threshold_entries[0], checked=datetime.date(2999, 1, 1))
     facts = dataclasses.replace(matrix.facts, threshold_entries=(old,) + matrix.facts.threshold_entries[1:])

@@ -16,7 +16,14 @@ Facts live in the TOML file; this package checks their shape and answers lookups
 Every name other modules imported from the single-module `tfcompat.matrix` is re-exported here.
 """
 
-from tfcompat.matrix.arch import Coverage, cc_text, cc_tuple, coverage, parse_arch, parse_cc
+from tfcompat.matrix.arch import (
+    Coverage,
+    cc_text,
+    cc_tuple,
+    coverage,
+    parse_arch,
+    parse_cc,
+)
 from tfcompat.matrix.entries import (
     Companion,
     ComputeCapability,
@@ -36,7 +43,14 @@ from tfcompat.matrix.fields import SCHEMA, MatrixError, default_matrix_path, tom
 from tfcompat.matrix.invariants import invariant_problems
 from tfcompat.matrix.load import MATRIX_TABLES, file_kind, load_matrix, parse_matrix
 from tfcompat.matrix.lookup import Matrix
-from tfcompat.matrix.overlay import OVERLAY_TABLES, KnownBadDriver, Overlay, Waiver, load_overlay, parse_overlay
+from tfcompat.matrix.overlay import (
+    OVERLAY_TABLES,
+    KnownBadDriver,
+    Overlay,
+    Waiver,
+    load_overlay,
+    parse_overlay,
+)
 
 __all__ = [
     "MATRIX_TABLES", "OVERLAY_TABLES", "SCHEMA", "Companion", "ComputeCapability", "Coverage", "CudaMajor",

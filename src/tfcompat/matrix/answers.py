@@ -176,7 +176,9 @@ def driver_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
             compat.append(str(t.version))
         else:
             none.append(str(t.version))
-    tf_full, tf_compat, tf_none = [], [], []
+    tf_full: List[str] = []
+    tf_compat: List[str] = []
+    tf_none: List[str] = []
     for rel in matrix.tensorflow:
         if rel.cuda is None:
             continue
@@ -229,7 +231,10 @@ def gpu_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
     if entry is None:
         raise QueryError(f"compute capability {cc} is not in the matrix {matrix.path}")
     want = cc_tuple(cc)
-    native, ptx, none, by_entry = [], [], [], []
+    native: List[str] = []
+    ptx: List[str] = []
+    none: List[str] = []
+    by_entry: List[Dict[str, Any]] = []
     for rel in matrix.tensorflow:
         if not rel.compute_capabilities:
             continue

@@ -60,7 +60,7 @@ def cc_text(cc: str) -> str:
 def is_build_cc(entry: str) -> bool:
     """A build-list entry as the matrix states it: sm_XY or compute_XY, digits only."""
     m = _ARCH.match(entry)
-    return bool(m) and not m.group(4) and entry == entry.strip()
+    return m is not None and not m.group(4) and entry == entry.strip()
 
 
 def is_cc(text: str) -> bool:

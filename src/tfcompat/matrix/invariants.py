@@ -46,12 +46,12 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
     for (a, la), (b, lb) in zip(lows, lows[1:]):
         if b <= a:
             out.append(f"{p}: {lb}: not sorted: its lowest version {b} is not above {la}'s {a}")
-    for a, b in zip(matrix.cuda, matrix.cuda[1:]):
-        if b.version <= a.version:
-            out.append(f"{p}: [[cuda]] {b.version}: not sorted (comes after {a.version})")
-        if b.min_driver < a.min_driver:
-            out.append(f"{p}: [[cuda]] {b.version}: min_driver {b.min_driver_text} is below {a.version}'s "
-                       f"{a.min_driver_text}")
+    for ta, tb in zip(matrix.cuda, matrix.cuda[1:]):
+        if tb.version <= ta.version:
+            out.append(f"{p}: [[cuda]] {tb.version}: not sorted (comes after {ta.version})")
+        if tb.min_driver < ta.min_driver:
+            out.append(f"{p}: [[cuda]] {tb.version}: min_driver {tb.min_driver_text} is below {ta.version}'s "
+                       f"{ta.min_driver_text}")
     majors = [m.major for m in matrix.cuda_majors]
     if majors != sorted(majors):
         out.append(f"{p}: [[cuda_major]] entries are not sorted by major")
@@ -59,11 +59,12 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
     for c in matrix.companions:
         by_package.setdefault(c.package, []).append(c)
     for package, entries in by_package.items():
-        for i, a in enumerate(entries):
-            for b in entries[i + 1:]:
-                if _lower(a.versions) is not None and b.versions.contains(_lower(a.versions), prereleases=True) or \
-                        _lower(b.versions) is not None and a.versions.contains(_lower(b.versions), prereleases=True):
-                    out.append(f"{p}: {b.label}: versions {b.versions} overlaps {a.label}")
+        for i, ca in enumerate(entries):
+            for cb in entries[i + 1:]:
+                low_a, low_b = _lower(ca.versions), _lower(cb.versions)
+                if low_a is not None and cb.versions.contains(low_a, prereleases=True) or \
+                        low_b is not None and ca.versions.contains(low_b, prereleases=True):
+                    out.append(f"{p}: {cb.label}: versions {cb.versions} overlaps {ca.label}")
     dated: List[Tuple[str, datetime.date]] = [(e.label, e.checked) for e in matrix.tensorflow]
     dated += [(f"[[cuda]] {t.version}", t.checked) for t in matrix.cuda]
     dated += [(f"[[cuda_major]] {m.major}", m.checked) for m in matrix.cuda_majors]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from tfcompat.matrix.arch import is_build_cc, is_cc
@@ -45,7 +46,6 @@ from tfcompat.matrix.fields import (
 from tfcompat.matrix.lookup import Matrix
 from tfcompat.matrix.overlay import known_bad_driver, load_overlay
 
-
 _TF_KEYS = {
     "versions": True, "releases": False, "python": True, "cuda": False, "cudnn": False, "compute_capabilities": False,
     "numpy_abi": False, "tensorrt": False, "tensorrt_lib": False, "numpy": False, "protobuf": False, "keras": False,
@@ -71,11 +71,13 @@ def _tf_release(ctx: Ctx) -> TFRelease:
     and_cuda = ctx.entry.get("and_cuda", {})
     if not isinstance(and_cuda, dict):
         raise ctx.fail("and_cuda", "must be a table of package = specifier")
-    pins = []
+    pins: List[Tuple[str, SpecifierSet]] = []
     for name, spec in and_cuda.items():
         if not PKG_RE.match(name):
             raise ctx.fail(f"and_cuda.{name}", "is not a package name")
-        pins.append((name, ctx.specifier(f"and_cuda.{name}", spec)))
+        pin = ctx.specifier(f"and_cuda.{name}", spec)
+        assert pin is not None  # a value is present
+        pins.append((name, pin))
     manylinux = ctx.string("manylinux")
     if manylinux is not None and not all(p.startswith("manylinux") for p in manylinux.split(".")):
         raise ctx.fail("manylinux", f"{manylinux!r} is not a manylinux platform tag")
