@@ -486,7 +486,9 @@ def _answer(fmt: Format, build: Callable[[], Dict[str, Any]], render: Callable[[
     except ValueError as exc:  # MatrixError, QueryError: bad input, one line
         message = str(exc).replace("\n", " ")
         if fmt is Format.json:
-            sys.stdout.write(json.dumps({"error": message, "exit_code": 2}, indent=2) + "\n")
+            from tfcompat.render.formats import error_report_json  # every command's one JSON error shape
+
+            sys.stdout.write(error_report_json(message))
         print(f"tfcompat: error: {message}", file=sys.stderr)
         raise typer.Exit(2)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n" if fmt is Format.json else render(answer))
