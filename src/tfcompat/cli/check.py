@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 
 import typer
 
@@ -31,10 +31,13 @@ from tfcompat.cli.run import Run, UsageProblem
 from tfcompat.outputs import colour_wanted, emit
 from tfcompat.render.formats import RenderContext, render, render_error
 
+if TYPE_CHECKING:
+    from tfcompat.model import Environment, Report
+
 
 def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str]], root: Optional[str],
                      node_name: Optional[str], nvml: bool, probe: bool = False, probe_timeout: float = 120.0,
-                     ops: Optional[Sequence[str]] = ()):  # -> Environment
+                     ops: Optional[Sequence[str]] = ()) -> Environment:
     import glob
 
     from tfcompat.probes.target import TargetSpec
@@ -56,7 +59,7 @@ def _hostname(node_name: Optional[str]) -> str:
     return node_identity(node_name)[0]
 
 
-def _to_output_dir(output_dir: str, report, node_name: Optional[str]) -> str:
+def _to_output_dir(output_dir: str, report: Report, node_name: Optional[str]) -> str:
     from tfcompat.render.json import render_json
 
     if not os.path.isdir(output_dir):
@@ -69,7 +72,7 @@ def _to_output_dir(output_dir: str, report, node_name: Optional[str]) -> str:
 def _check_error(fmt: str, output_dir: Optional[str], node_name: Optional[str]) -> Callable[[str], Optional[str]]:
     """An error `check` cannot judge past: in its format, and in --output-dir for the gate."""
 
-    def render(message: str) -> Optional[str]:
+    def on_error(message: str) -> Optional[str]:
         from tfcompat.engine import error_report
 
         if output_dir and os.path.isdir(output_dir):
@@ -80,7 +83,7 @@ def _check_error(fmt: str, output_dir: Optional[str], node_name: Optional[str]) 
         hostname = _hostname(node_name) if fmt == "prometheus" else ""
         return render_error("check", fmt, message, RenderContext(hostname=hostname))
 
-    return render
+    return on_error
 
 
 def check(
