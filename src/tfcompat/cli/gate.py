@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
@@ -27,12 +27,17 @@ from tfcompat.cli.run import Run, UsageProblem
 from tfcompat.outputs import colour_wanted, emit
 from tfcompat.render.formats import RenderContext, render, render_error
 
+if TYPE_CHECKING:
+    from tfcompat.fleet.gate import GateOptions
+    from tfcompat.matrix import Matrix
+
 
 def _error(command: str, fmt: str) -> Callable[[str], Optional[str]]:
     return lambda message: render_error(command, fmt, message)
 
 
-def _gate_options(fail_on: FailOn, expect: Optional[List[str]], max_age: Optional[str], group_by: Optional[str]):
+def _gate_options(fail_on: FailOn, expect: Optional[List[str]], max_age: Optional[str],
+                  group_by: Optional[str]) -> GateOptions:
     from tfcompat.fleet.gate import GateError, GateOptions, parse_duration, parse_expect
     from tfcompat.model import Severity
 
@@ -67,9 +72,9 @@ def gate(
         options = _gate_options(fail_on, expect, max_age, group_by)
         image = read_snapshot(environment) if environment else None
         loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
-        mtx: list = []
+        mtx: List[Matrix] = []
 
-        def matrix_loader():
+        def matrix_loader() -> Matrix:
             if not mtx:
                 mtx.append(load_matrix(Path(matrix) if matrix else None))
             return mtx[0]
@@ -104,7 +109,8 @@ def fleet(
     """Run `tfcompat check` once on every distinct node of a Dask cluster and gate the results (extra: dask)."""
     with Run(output, verbose, render_error=_error("fleet", fmt.value)):
         from tfcompat.fleet.dask import run_fleet
-        from tfcompat.fleet.gate import dig, run_gate
+        from tfcompat.fleet.facts import dig
+        from tfcompat.fleet.gate import run_gate
 
         if (scheduler is None) == (local is None):
             raise UsageProblem("name a cluster: --scheduler ADDRESS or --local N (one of them)")

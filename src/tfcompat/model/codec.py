@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 import typing
-from typing import Any, Tuple, get_type_hints
+from typing import Any, Dict, Tuple, get_type_hints
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model.environment import SNAPSHOT_VERSION, Environment
@@ -79,11 +79,11 @@ def from_json_dict(cls: Any, data: Any, where: str = "$") -> Any:
     raise TypeError(f"no JSON decoding for {cls!r}")  # programmer error
 
 
-_HINTS: dict = {}
+_HINTS: Dict[type, Dict[str, Any]] = {}
 
 
-def _hints(cls: type) -> dict:
-    if cls not in _HINTS:
+def _hints(cls: type) -> Dict[str, Any]:
+    if cls not in _HINTS:  # resolved in the class's own module: the model's annotations are strings
         _HINTS[cls] = get_type_hints(cls, vars(sys.modules[cls.__module__]))
     return _HINTS[cls]
 
@@ -102,7 +102,8 @@ def environment_from_json(data: Any) -> Environment:
         raise SnapshotError(
             f"$.snapshot_version: {version!r} is not supported (this tfcompat reads {SNAPSHOT_VERSION})"
         )
-    return from_json_dict(Environment, data)
+    env: Environment = from_json_dict(Environment, data)
+    return env
 
 
 def read_snapshot(path: str) -> Environment:

@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json as _json
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 if TYPE_CHECKING:
-    from tfcompat.model import Report
+    from tfcompat.engine import Rule
+    from tfcompat.fleet.gate import FleetReport
+    from tfcompat.model import Environment, Report
 
 # Renderers are imported inside the adapters: `check` must not pay for importing the gate, and back.
 
@@ -57,25 +59,25 @@ def _error_report(message: str) -> Report:
     return error_report(message)
 
 
-def _text(report, ctx: RenderContext) -> str:
+def _text(report: Report, ctx: RenderContext) -> str:
     from tfcompat.render.text import render_text
 
     return render_text(report, colour=ctx.colour)
 
 
-def _report_json(report, ctx: RenderContext) -> str:
+def _report_json(report: Report, ctx: RenderContext) -> str:
     from tfcompat.render.json import render_json
 
     return render_json(report)
 
 
-def _prometheus(report, ctx: RenderContext) -> str:
+def _prometheus(report: Report, ctx: RenderContext) -> str:
     from tfcompat.render.prometheus import render_prometheus
 
     return render_prometheus(report, hostname=ctx.hostname, now=time.time())
 
 
-def _npd(report, ctx: RenderContext) -> str:
+def _npd(report: Report, ctx: RenderContext) -> str:
     from tfcompat.render.npd import render_npd
 
     return render_npd(report)
@@ -87,49 +89,49 @@ def _npd_error(message: str, ctx: RenderContext) -> str:
     return render_npd_error(message)
 
 
-def _nfd(report, ctx: RenderContext) -> str:
+def _nfd(report: Report, ctx: RenderContext) -> str:
     from tfcompat.render.nfd import render_nfd
 
     return render_nfd(report)
 
 
-def _gate_text(fleet_report, ctx: RenderContext) -> str:
+def _gate_text(fleet_report: FleetReport, ctx: RenderContext) -> str:
     from tfcompat.render.gate_text import render_gate_text
 
     return render_gate_text(fleet_report, colour=ctx.colour)
 
 
-def _gate_json(fleet_report, ctx: RenderContext) -> str:
+def _gate_json(fleet_report: FleetReport, ctx: RenderContext) -> str:
     from tfcompat.render.gate_json import render_gate_json
 
     return render_gate_json(fleet_report)
 
 
-def _junit(fleet_report, ctx: RenderContext) -> str:
+def _junit(fleet_report: FleetReport, ctx: RenderContext) -> str:
     from tfcompat.render.junit import render_junit
 
     return render_junit(fleet_report)
 
 
-def _environment(env, ctx: RenderContext) -> str:
+def _environment(env: Environment, ctx: RenderContext) -> str:
     from tfcompat.render.json import render_environment
 
     return render_environment(env)
 
 
-def _rules_text(rules, ctx: RenderContext) -> str:
+def _rules_text(rules: Sequence[Rule], ctx: RenderContext) -> str:
     from tfcompat.render.rules import render_rules_text
 
     return render_rules_text(rules)
 
 
-def _rules_json(rules, ctx: RenderContext) -> str:
+def _rules_json(rules: Sequence[Rule], ctx: RenderContext) -> str:
     from tfcompat.render.rules import render_rules_json
 
     return render_rules_json(rules)
 
 
-def _plain_json(value, ctx: RenderContext) -> str:
+def _plain_json(value: Any, ctx: RenderContext) -> str:
     return _json.dumps(value, indent=2) + "\n"
 
 
