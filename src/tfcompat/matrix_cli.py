@@ -485,10 +485,9 @@ def _answer(fmt: Format, build: Callable[[], Dict[str, Any]], render: Callable[[
         answer = build()
     except ValueError as exc:  # MatrixError, QueryError: bad input, one line
         message = str(exc).replace("\n", " ")
-        if fmt is Format.json:
-            from tfcompat.render.formats import error_report_json  # every command's one JSON error shape
+        from tfcompat.render.formats import render_error  # JSON: every command's one error shape
 
-            sys.stdout.write(error_report_json(message))
+        sys.stdout.write(render_error("matrix", fmt.value, message) or "")
         print(f"tfcompat: error: {message}", file=sys.stderr)
         raise typer.Exit(2)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n" if fmt is Format.json else render(answer))
