@@ -255,3 +255,34 @@ def test_undecided_says_why_in_text_and_on_stderr(capsys, tmp_path):
     site.mkdir(parents=True)
     code, out, err = run(capsys, "check", "--site-packages", str(site), "--no-nvml")
     assert code == 2 and err.startswith("tfcompat: error: TensorFlow is not installed")
+
+
+def test_one_json_error_shape_for_every_command(capsys, tmp_path):
+    """check, gate and matrix print an error in JSON as the same object: the check report with status error."""
+    from tfcompat.render.gate_json import gate_schema_text
+
+    runs = {
+        "check": run(capsys, "check", "--from", str(tmp_path / "nope.json"), "-f", "json"),
+        "gate": run(capsys, "gate", str(tmp_path / "nope"), "-f", "json"),
+        "matrix": run(capsys, "matrix", "tensorflow", "9.9", "-f", "json"),
+    }
+    keys = ["schema_version", "tool_version", "status", "exit_code", "fail_on", "matrix", "findings", "skipped",
+            "errors", "environment"]
+    for command, (code, out, err) in runs.items():
+        data = json.loads(out)
+        validate(data)
+        assert code == 2 and list(data) == keys, command
+        assert data["status"] == "error" and data["exit_code"] == 2 and len(data["errors"]) == 1
+        assert err == f"tfcompat: error: {data['errors'][0]}\n"
+    jsonschema.validate(json.loads(runs["gate"][1]), json.loads(gate_schema_text()))
+
+
+def test_format_choices_come_from_the_formats_table():
+    from tfcompat.cli.options import CheckFormat, GateFormat
+    from tfcompat.render.formats import FORMATS
+
+    assert [f.value for f in CheckFormat] == list(FORMATS["check"]) == ["text", "json", "prometheus", "npd", "nfd"]
+    assert [f.value for f in GateFormat] == list(FORMATS["gate"]) == ["text", "json", "junit"]
+    for command, formats in FORMATS.items():
+        for name, fmt in formats.items():
+            assert fmt.render is not None or command == "matrix", (command, name)

@@ -155,7 +155,7 @@ def test_unknown_versions_exit_2_one_line(capsys, argv, message):
     assert code == 2 and out == ""
     assert err.startswith("tfcompat: error: ") and message in err and err.count("\n") == 1
     code, out, err = run(capsys, "matrix", *argv, "-f", "json")
-    assert code == 2 and message in json.loads(out)["error"]
+    assert code == 2 and message in json.loads(out)["errors"][0]
 
 
 # ---------------------------------------------------------------------------------------------- validate

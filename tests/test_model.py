@@ -49,3 +49,40 @@ def test_error_report_is_not_a_snapshot():
 
     with pytest.raises(SnapshotError, match="no environment"):
         environment_from_json(to_json_dict(error_report("--python /x: no such file")))
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read snapshot: No such file or directory"),
+    (b"\xff\xfe", "not a JSON snapshot (not UTF-8 text)"),
+    (b'{"host": ', "line 1, column 10: not valid JSON"),
+    (b'{"snapshot_version": 1, "host": 3}', "$.host: expected an object"),
+])
+def test_read_snapshot_errors_name_the_file(tmp_path, content, message):
+    from tfcompat.model import read_snapshot
+
+    path = tmp_path / "snap.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SnapshotError) as err:
+        read_snapshot(str(path))
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
+def test_read_snapshot_round_trip(tmp_path):
+    from tfcompat.model import read_snapshot
+
+    env = make_env("2.21.0")
+    (tmp_path / "s.json").write_text(json.dumps(to_json_dict(env)))
+    assert read_snapshot(str(tmp_path / "s.json")) == env
+
+
+def test_package_reexports_every_public_name():
+    import tfcompat.model as model
+    from tfcompat.model import codec, environment, host, probe, report, target
+
+    for module in (codec, environment, host, probe, report, target):
+        for name in dir(module):
+            obj = getattr(module, name)
+            if not name.startswith("_") and getattr(obj, "__module__", None) == module.__name__:
+                assert getattr(model, name) is obj, name
+                assert name in model.__all__, name

@@ -32,7 +32,6 @@ from tfcompat.render.matrix_text import (
     render_answer_json,
     render_cuda,
     render_driver,
-    render_error_json,
     render_gpu,
     render_tensorflow,
     render_validate,
@@ -65,8 +64,9 @@ def _answer(fmt: Format, build: Callable[[], Dict[str, Any]], render: Callable[[
         answer = build()
     except ValueError as exc:  # MatrixError, QueryError: bad input, one line
         message = str(exc).replace("\n", " ")
-        if fmt is Format.json:
-            sys.stdout.write(render_error_json(message))
+        from tfcompat.render.formats import render_error  # JSON: every command's one error shape
+
+        sys.stdout.write(render_error("matrix", fmt.value, message) or "")
         print(f"tfcompat: error: {message}", file=sys.stderr)
         raise typer.Exit(2)
     sys.stdout.write(render_answer_json(answer) if fmt is Format.json else render(answer))

@@ -15,11 +15,6 @@ def render_answer_json(answer: Dict[str, Any]) -> str:
     return json.dumps(answer, indent=2) + "\n"
 
 
-def render_error_json(message: str, exit_code: int = 2) -> str:
-    """The JSON an answer that could not be given prints on stdout (the message also goes to stderr)."""
-    return json.dumps({"error": message, "exit_code": exit_code}, indent=2) + "\n"
-
-
 def _span(items: Sequence[str]) -> str:
     """Releases folded by minor: 2.4.0 2.4.1 2.5.0 -> '2.4.0-2.4.1, 2.5.0'; empty -> '(none)'."""
     if not items:

@@ -1,0 +1,185 @@
+"""`tfcompat check`, `scan`, `rules`, `explain`, `schema`: one environment, and the rule catalogue."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
+
+import typer
+
+from tfcompat.cli.options import (
+    CheckFormat,
+    ColourOpt,
+    FailOn,
+    Format,
+    NodeOpt,
+    NvmlOpt,
+    OpOpt,
+    ProbeOpt,
+    ProbeTimeoutOpt,
+    PythonOpt,
+    RootOpt,
+    SiteOpt,
+    VerboseOpt,
+    parse_ignores,
+    parse_select,
+)
+from tfcompat.cli.reportdir import write_node_report
+from tfcompat.cli.run import Run, UsageProblem
+from tfcompat.outputs import colour_wanted, emit
+from tfcompat.render.formats import RenderContext, render, render_error
+
+if TYPE_CHECKING:
+    from tfcompat.model import Environment, Report
+
+
+def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str]], root: Optional[str],
+                     node_name: Optional[str], nvml: bool, probe: bool = False, probe_timeout: float = 120.0,
+                     ops: Optional[Sequence[str]] = ()) -> Environment:
+    import glob
+
+    from tfcompat.probes.target import TargetSpec
+    from tfcompat.scan import scan
+
+    for pattern in ops or ():
+        if not (glob.glob(pattern) if any(c in pattern for c in "*?[") else os.path.isfile(pattern)):
+            raise UsageProblem(f"--op {pattern}: no such file")
+    spec = TargetSpec(python=python, site_packages=tuple(site_packages or ()), root=root)
+    if probe and sys.stderr.isatty():
+        print(f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
+              file=sys.stderr)
+    return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()))
+
+
+def _hostname(node_name: Optional[str]) -> str:
+    from tfcompat.scan import node_identity
+
+    return node_identity(node_name)[0]
+
+
+def _to_output_dir(output_dir: str, report: Report, node_name: Optional[str]) -> str:
+    from tfcompat.render.json import render_json
+
+    if not os.path.isdir(output_dir):
+        raise UsageProblem(f"--output-dir {output_dir}: no such directory")
+    env = report.environment
+    node = (env.host.node_name if env is not None else None) or _hostname(node_name)
+    return write_node_report(output_dir, node, render_json(report))
+
+
+def _check_error(fmt: str, output_dir: Optional[str], node_name: Optional[str]) -> Callable[[str], Optional[str]]:
+    """An error `check` cannot judge past: in its format, and in --output-dir for the gate."""
+
+    def on_error(message: str) -> Optional[str]:
+        from tfcompat.engine import error_report
+
+        if output_dir and os.path.isdir(output_dir):
+            try:
+                _to_output_dir(output_dir, error_report(message), node_name)
+            except (OSError, ValueError):
+                pass  # the error line still comes out
+        hostname = _hostname(node_name) if fmt == "prometheus" else ""
+        return render_error("check", fmt, message, RenderContext(hostname=hostname))
+
+    return on_error
+
+
+def check(
+    python: Optional[str] = PythonOpt,
+    site_packages: Optional[List[str]] = SiteOpt,
+    root: Optional[str] = RootOpt,
+    from_: Optional[str] = typer.Option(None, "--from", help="Judge a snapshot written by `tfcompat scan` "
+                                                             "(or a JSON report) instead of scanning."),
+    matrix: Optional[str] = typer.Option(None, "--matrix", help="Use this compatibility matrix file."),
+    matrix_overlay: Optional[List[str]] = typer.Option(None, "--matrix-overlay", help="Add a site overlay "
+                                                       "(known-bad drivers, waivers, thresholds); repeatable."),
+    fmt: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f",
+                                    help="Output format: text, json, prometheus (node_exporter textfile), "
+                                         "npd (node-problem-detector plugin), nfd (NFD features.d file)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here (atomically)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Also write the JSON report to "
+                                             "DIR/<node>.json (atomically), for `tfcompat gate`."),
+    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails (exit 1)."),
+    select: Optional[List[str]] = typer.Option(None, "--select", help="Only rules with these id prefixes."),
+    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Waive rules by id prefix: "
+                                                                      "TFC201 or 'TFC201=reason'."),
+    node_name: Optional[str] = NodeOpt,
+    nvml: bool = NvmlOpt,
+    probe: bool = ProbeOpt,
+    probe_timeout: float = ProbeTimeoutOpt,
+    op: Optional[List[str]] = OpOpt,
+    colour: Optional[bool] = ColourOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
+    with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name)):
+        from tfcompat.engine import evaluate
+        from tfcompat.matrix import load_matrix
+        from tfcompat.model import Severity, read_snapshot
+
+        if from_ and (python or site_packages or root):
+            raise UsageProblem("--from judges a snapshot: it cannot be combined with --python/--site-packages/--root")
+        if from_ and probe:
+            raise UsageProblem("--probe imports TensorFlow on this node: it cannot be combined with --from "
+                               "(record it with `tfcompat scan --probe` on the node)")
+        ignores = parse_ignores(ignore)
+        mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
+        ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
+        env = read_snapshot(from_) if from_ else scan_environment(python, site_packages, root, node_name, nvml,
+                                                                  probe, probe_timeout, op)
+        report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=parse_select(select), ignore=ignores)
+        if output_dir:
+            _to_output_dir(output_dir, report, node_name)
+        ctx = RenderContext(colour=colour_wanted(colour, output),
+                            hostname=_hostname(node_name) if fmt.value == "prometheus" else "")
+        emit(render("check", fmt.value, report, ctx), output)
+    if report.status == "error" and fmt.value != "npd":
+        # "could not decide" also gets its one line on stderr, as every exit 2 does
+        print(f"tfcompat: error: {report.errors[0] if report.errors else 'could not decide'}", file=sys.stderr)
+    raise typer.Exit(report.exit_code)
+
+
+def scan(
+    python: Optional[str] = PythonOpt,
+    site_packages: Optional[List[str]] = SiteOpt,
+    root: Optional[str] = RootOpt,
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the snapshot here (atomically)."),
+    node_name: Optional[str] = NodeOpt,
+    nvml: bool = NvmlOpt,
+    probe: bool = ProbeOpt,
+    probe_timeout: float = ProbeTimeoutOpt,
+    op: Optional[List[str]] = OpOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Collect the facts only and write them as a JSON snapshot (judge it later with `check --from`)."""
+    with Run(output, verbose):
+        env = scan_environment(python, site_packages, root, node_name, nvml, probe, probe_timeout, op)
+        emit(render("scan", "json", env), output)
+
+
+def list_rules(fmt: Format = typer.Option(Format.text, "--format", "-f", help="Output format.")) -> None:
+    """List every rule: id, default severity, name and what it checks."""
+    from tfcompat.engine import all_rules
+
+    sys.stdout.write(render("rules", fmt.value, all_rules()))
+
+
+def explain(rule: str = typer.Argument(..., help="Rule id (TFC201) or name.")) -> None:
+    """Print a rule's documentation: what it checks, why it crashes, how to fix it."""
+    from tfcompat.engine import find_rule
+    from tfcompat.render.rules import render_explain
+
+    r = find_rule(rule)
+    if r is None:
+        print(f"tfcompat: error: no rule {rule!r} (see `tfcompat rules`)", file=sys.stderr)
+        raise typer.Exit(2)
+    sys.stdout.write(render_explain(r))
+
+
+def schema() -> None:
+    """Print the JSON Schema of `tfcompat check --format json` output."""
+    from tfcompat.render.json import schema_text
+
+    sys.stdout.write(schema_text())

@@ -1,0 +1,131 @@
+"""`tfcompat gate` (merge node reports into one verdict) and `tfcompat fleet` (run check on a Dask cluster, gate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, List, Optional
+
+import typer
+
+from tfcompat.cli.options import (
+    ColourOpt,
+    ExpectOpt,
+    FailOn,
+    GateFailOnOpt,
+    GateFmtOpt,
+    GateFormat,
+    GateOutputOpt,
+    GroupByOpt,
+    MaxAgeOpt,
+    VerboseOpt,
+)
+from tfcompat.cli.reportdir import write_node_report
+from tfcompat.cli.run import Run, UsageProblem
+from tfcompat.outputs import colour_wanted, emit
+from tfcompat.render.formats import RenderContext, render, render_error
+
+if TYPE_CHECKING:
+    from tfcompat.fleet.gate import GateOptions
+    from tfcompat.matrix import Matrix
+
+
+def _error(command: str, fmt: str) -> Callable[[str], Optional[str]]:
+    return lambda message: render_error(command, fmt, message)
+
+
+def _gate_options(fail_on: FailOn, expect: Optional[List[str]], max_age: Optional[str],
+                  group_by: Optional[str]) -> GateOptions:
+    from tfcompat.fleet.gate import GateError, GateOptions, parse_duration, parse_expect
+    from tfcompat.model import Severity
+
+    expectation = parse_expect(expect or ())
+    if group_by and group_by.startswith("label:") and expectation is None:
+        raise GateError(f"--group-by {group_by}: labels come from an --expect file")
+    return GateOptions(fail_on=Severity(fail_on.value), expect=expectation,
+                       max_age_seconds=parse_duration(max_age) if max_age else None, group_by=group_by)
+
+
+def gate(
+    inputs: Optional[List[str]] = typer.Argument(None, help="Node reports (`check -f json`) or snapshots: files, "
+                                                            "directories, globs, or '-' for JSON Lines on stdin."),
+    expect: Optional[List[str]] = ExpectOpt,
+    max_age: Optional[str] = MaxAgeOpt,
+    fail_on: FailOn = GateFailOnOpt,
+    group_by: Optional[str] = GroupByOpt,
+    environment: Optional[str] = typer.Option(None, "--environment", help="One environment report or snapshot "
+                                              "(an image checked with --root) to join with each node's host facts."),
+    matrix: Optional[str] = typer.Option(None, "--matrix", help="Matrix for re-judging snapshots and joins."),
+    fmt: GateFormat = GateFmtOpt,
+    output: Optional[str] = GateOutputOpt,
+    colour: Optional[bool] = ColourOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Merge node reports into one verdict: completeness, per-node verdicts, drift; exit 0 pass / 1 fail / 2 incomplete."""
+    with Run(output, verbose, render_error=_error("gate", fmt.value)):
+        from tfcompat.fleet.gate import read_inputs, run_gate
+        from tfcompat.matrix import load_matrix
+        from tfcompat.model import read_snapshot
+
+        options = _gate_options(fail_on, expect, max_age, group_by)
+        image = read_snapshot(environment) if environment else None
+        loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
+        mtx: List[Matrix] = []
+
+        def matrix_loader() -> Matrix:
+            if not mtx:
+                mtx.append(load_matrix(Path(matrix) if matrix else None))
+            return mtx[0]
+
+        if image is not None or matrix:
+            matrix_loader()  # a broken --matrix is an error before any node is judged
+        fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image,
+                                image_source=environment)
+        emit(render("gate", fmt.value, fleet_report, RenderContext(colour=colour_wanted(colour, output))), output)
+    raise typer.Exit(fleet_report.exit_code)
+
+
+def fleet(
+    check_args: Optional[List[str]] = typer.Argument(None, help="Arguments for `tfcompat check` on every node, "
+                                                               "after `--`; {node} becomes the node's name."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler "
+                                                                      "(tcp://host:8786)."),
+    local: Optional[int] = typer.Option(None, "--local", help="Start a Dask LocalCluster of N worker processes "
+                                                              "on this machine (demos and tests)."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds one node's check may take."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Also keep each node's JSON report "
+                                                                        "as DIR/<node>.json."),
+    expect: Optional[List[str]] = ExpectOpt,
+    max_age: Optional[str] = MaxAgeOpt,
+    fail_on: FailOn = GateFailOnOpt,
+    group_by: Optional[str] = GroupByOpt,
+    fmt: GateFormat = GateFmtOpt,
+    output: Optional[str] = GateOutputOpt,
+    colour: Optional[bool] = ColourOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Run `tfcompat check` once on every distinct node of a Dask cluster and gate the results (extra: dask)."""
+    with Run(output, verbose, render_error=_error("fleet", fmt.value)):
+        from tfcompat.fleet.dask import run_fleet
+        from tfcompat.fleet.facts import dig
+        from tfcompat.fleet.gate import run_gate
+
+        if (scheduler is None) == (local is None):
+            raise UsageProblem("name a cluster: --scheduler ADDRESS or --local N (one of them)")
+        if local is not None and local < 1:
+            raise UsageProblem("--local N: N must be at least 1")
+        if output_dir and not os.path.isdir(output_dir):
+            raise UsageProblem(f"--output-dir {output_dir}: no such directory")
+        options = _gate_options(fail_on, expect, max_age, group_by)
+        loaded = run_fleet(list(check_args or ()), scheduler=scheduler, local=local, timeout=timeout,
+                           progress=lambda line: print(line, file=sys.stderr))
+        if output_dir:
+            for item in loaded:
+                node = dig(item.data, ("environment", "host", "node_name")) or item.name_hint
+                if item.data is not None and node:
+                    write_node_report(output_dir, str(node), json.dumps(item.data, indent=2) + "\n")
+        fleet_report = run_gate(loaded, options)
+        emit(render("fleet", fmt.value, fleet_report, RenderContext(colour=colour_wanted(colour, output))), output)
+    raise typer.Exit(fleet_report.exit_code)

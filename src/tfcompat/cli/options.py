@@ -1,0 +1,95 @@
+"""Options and choices several commands share, and the --select/--ignore syntax."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Dict, List, Optional
+
+import typer
+
+from tfcompat.cli.run import UsageProblem
+
+# --format choices: the names of the formats table (render/formats.py); a test keeps them equal.
+
+
+class Format(str, Enum):  # rules
+    text = "text"
+    json = "json"
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    prometheus = "prometheus"  # node_exporter textfile collector
+    npd = "npd"  # node-problem-detector custom plugin: one line, exit 0/1/2
+    nfd = "nfd"  # Node Feature Discovery features.d file
+
+
+class GateFormat(str, Enum):  # gate, fleet
+    text = "text"
+    json = "json"
+    junit = "junit"
+
+
+class FailOn(str, Enum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+PythonOpt = typer.Option(None, "--python", help="Interpreter of the environment to check (e.g. a venv's bin/python).")
+SiteOpt = typer.Option(None, "--site-packages", help="A site-packages directory to check (repeatable).")
+RootOpt = typer.Option(None, "--root", help="A sysroot or unpacked container image; every path resolves inside it.")
+NodeOpt = typer.Option(None, "--node-name", help="Node name for the report (default: $NODE_NAME, "
+                                                 "$SLURMD_NODENAME, host name).")
+NvmlOpt = typer.Option(True, "--nvml/--no-nvml", help="Query NVML (in a child process) for driver and GPUs.")
+ProbeOpt = typer.Option(False, "--probe", help="Also import TensorFlow with the target interpreter in a sandboxed "
+                                               "child process and report what happened (crash, error, libraries "
+                                               "loaded, classified log lines). Off by default.")
+ProbeTimeoutOpt = typer.Option(120.0, "--probe-timeout", min=1.0, help="Seconds the --probe child may take before "
+                                                                     "its process group is killed.")
+VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
+ColourOpt = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal).")
+OpOpt = typer.Option(None, "--op", help="An in-house custom-op library to check against the installed "
+                                          "TensorFlow (repeatable; globs allowed).")
+
+# gate and fleet
+GateFailOnOpt = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift.")
+GateOutputOpt = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically).")
+ExpectOpt = typer.Option(None, "--expect", help="Nodes that must report: a file (one node set per line, "
+                                                "optionally with key=value labels) or a folded node set such as "
+                                                "'gpu-[001-128]' (repeatable).")
+MaxAgeOpt = typer.Option(None, "--max-age", help="Reports older than this are stale: 30m, 24h, 7d.")
+GroupByOpt = typer.Option(None, "--group-by", help="Compare nodes within groups: a dotted report field "
+                                                   "(environment.host.gpus.0.name) or label:KEY from --expect.")
+GateFmtOpt = typer.Option(GateFormat.text, "--format", "-f", help="Output format: text, json, junit.")
+
+
+# --select/--ignore: kept in this one place until tfcompat.engine.parse_select/parse_ignores replace it.
+
+
+def _known_prefix(option: str, prefix: str) -> str:
+    """A --select/--ignore prefix must match some rule: a typo must not silently pass a gate."""
+    from tfcompat.engine import all_rules
+
+    if not any(r.id.upper().startswith(prefix.upper()) or r.name == prefix for r in all_rules()):
+        raise UsageProblem(f"{option} {prefix}: no rule id starts with it and no rule has that name "
+                           "(see `tfcompat rules`)")
+    return prefix
+
+
+def parse_ignores(values: Optional[List[str]]) -> Dict[str, str]:
+    """`TFC201`, `TFC201=reason`, `TFC105,TFC301=reason` (the reason applies to every id before it)."""
+    out: Dict[str, str] = {}
+    for v in values or ():
+        keys, _, reason = v.partition("=")
+        for key in keys.split(","):
+            if not key.strip():
+                raise UsageProblem(f"--ignore {v!r}: expected RULE-PREFIX[,RULE-PREFIX...][=reason]")
+            out[_known_prefix("--ignore", key.strip())] = reason.strip()
+    return out
+
+
+def parse_select(values: Optional[List[str]]) -> List[str]:
+    """`TFC1`, `TFC1,TFC2` (repeatable)."""
+    return [_known_prefix("--select", s.strip()) for v in values or () for s in v.split(",") if s.strip()]

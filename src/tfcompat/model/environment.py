@@ -1,0 +1,54 @@
+"""The Environment: what a scan found about one node (Host) and one Python environment (Target).
+
+``SNAPSHOT_VERSION`` is the version of its JSON form (``tfcompat scan`` writes it, ``check --from`` reads it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from tfcompat.model.host import Host
+from tfcompat.model.probe import ProbeResult
+from tfcompat.model.target import Package, Target, TensorFlowBuild
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Unknown:
+    """A fact a probe could not establish, and why (in words a user understands)."""
+
+    fact: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    host: Host
+    target: Target
+    unknowns: Tuple[Unknown, ...] = ()
+    tool_version: str = ""
+    created: str = ""  # ISO 8601 UTC
+    snapshot_version: int = SNAPSHOT_VERSION
+    probe: Optional[ProbeResult] = None  # `--probe`: TensorFlow imported in a child process
+
+    def unknown(self, fact: str) -> Optional[str]:
+        """The reason `fact` (or a fact it is part of) is unknown, or None if it is known."""
+        for u in self.unknowns:
+            if fact == u.fact or fact.startswith(u.fact + "."):
+                return u.reason
+        return None
+
+    def package(self, name: str) -> Optional[Package]:
+        from packaging.utils import canonicalize_name
+
+        want = canonicalize_name(name)
+        for p in self.target.packages:
+            if p.name == want:
+                return p
+        return None
+
+    @property
+    def tensorflow(self) -> Optional[TensorFlowBuild]:
+        return self.target.tensorflow[0] if self.target.tensorflow else None

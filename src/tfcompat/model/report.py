@@ -1,0 +1,71 @@
+"""The verdict: severities, findings with their evidence, skips, and the report that carries them."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Optional, Tuple
+
+from tfcompat.model.environment import Environment
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    fact: str
+    value: str
+    source: str  # which file or API said so
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    rule: str
+    name: str
+    severity: Severity
+    message: str
+    evidence: Tuple[Evidence, ...]
+    remediation: str
+    waived: Optional[str] = None  # reason, when an --ignore waived it
+
+
+@dataclasses.dataclass(frozen=True)
+class Skip:
+    rule: str
+    name: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixInfo:
+    path: str
+    updated: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """The verdict. `status` and `exit_code` mean the same in every output format."""
+
+    schema_version: int
+    tool_version: str
+    status: str  # "pass" | "fail" | "error" (could not decide)
+    exit_code: int  # 0 | 1 | 2
+    fail_on: Severity
+    matrix: Optional[MatrixInfo]
+    findings: Tuple[Finding, ...]
+    skipped: Tuple[Skip, ...]
+    errors: Tuple[str, ...]  # why tfcompat could not decide (status "error")
+    environment: Optional[Environment]

@@ -1,0 +1,142 @@
+"""Facts that belong to the Python environment: interpreter, packages, TensorFlow builds, the native
+libraries the loader will pick, custom ops."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class PythonInfo:
+    executable: Optional[str]
+    version: Optional[str]  # "3.11.7"
+    implementation: str = "cpython"
+    sys_path: Tuple[str, ...] = ()
+    source: str = ""  # how we learnt it: "running interpreter", "subprocess: /venv/bin/python", ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    name: str  # canonical (PEP 503) name
+    version: str
+    location: str  # the sys.path entry (site-packages dir) it was found in
+    metadata_path: str
+    requires: Tuple[str, ...] = ()  # raw Requires-Dist lines
+    requires_python: Optional[str] = None
+    display_name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorFlowBuild:
+    """One installed TensorFlow distribution and what its build says about itself."""
+
+    distribution: str  # canonical distribution name: tensorflow, tensorflow-cpu, tf-nightly, ...
+    version: str
+    location: str
+    package_dir: Optional[str]  # .../site-packages/tensorflow, if present
+    build_info_path: Optional[str]
+    cuda_version: Optional[str] = None
+    cudnn_version: Optional[str] = None
+    compute_capabilities: Tuple[str, ...] = ()
+    is_cuda_build: Optional[bool] = None
+    is_rocm_build: Optional[bool] = None
+    is_tensorrt_build: Optional[bool] = None
+    cpu_compiler: Optional[str] = None
+    wheel_tags: Tuple[str, ...] = ()
+    wheel_path: Optional[str] = None
+    metadata_path: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryCopy:
+    """One file of a native library, as the dynamic loader would see it."""
+
+    path: str  # as the loader opens it (inside --root; '..' and symlinks not resolved)
+    real_path: str  # after symlinks, inside --root
+    found_via: str  # loader step: "DT_RUNPATH", "LD_LIBRARY_PATH", "ld.so.cache", "default path", "already loaded", ...
+    search_entry: str  # the search-path element as written ("$ORIGIN/../nvidia/cudnn/lib"), or the cache file
+    owner: Optional[str] = None  # the object whose DT_RPATH/DT_RUNPATH named that element
+    version: Optional[str] = None
+    version_source: Optional[str] = None  # wheel METADATA, "file name ...", cudnn_version.h, version.json
+    distribution: Optional[str] = None  # the nvidia-* wheel that installed it
+    problem: Optional[str] = None  # why the loader cannot use it (not ELF, another ELF class, ...)
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryResolution:
+    """A library TensorFlow dlopen()s: which file wins, how, and every other copy."""
+
+    name: str  # "cudnn", "cublasLt", "cudnn_ops"
+    soname: str  # "libcudnn.so.9"
+    role: str  # "gpu" (no GPU without it), "feature", "driver", "cudnn-sublibrary"
+    purpose: str
+    requested_by: Optional[str]  # the calling object whose search path applies
+    found: Optional[LibraryCopy]  # the winner; None: not found
+    others: Tuple[LibraryCopy, ...] = ()  # other copies: later on the search path, or installed off it
+    missing_deps: Tuple[str, ...] = ()  # "libnvJitLink.so.12 (needed by /.../libcusolver.so.11)"
+    other_sonames: Tuple[str, ...] = ()  # "libcudnn.so.8 in /usr/lib/x86_64-linux-gnu (ld.so.cache)"
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionNeedCheck:
+    """Symbol versions an object needs from one DT_NEEDED library, against the file the loader picks."""
+
+    object: str  # TF's own object (or a library it loads)
+    library: str  # the DT_NEEDED name: "libstdc++.so.6"
+    needed: Tuple[str, ...]  # from .gnu.version_r
+    provider: Optional[str]  # the file the loader picks for it; None: not found
+    provider_found_via: Optional[str]
+    missing: Tuple[str, ...] = ()  # needed versions the provider's .gnu.version_d does not define
+    provider_highest: Tuple[str, ...] = ()  # the provider's highest version of each needed family
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeLibraries:
+    """The native libraries TensorFlow will load, resolved with a model of glibc's loader."""
+
+    caller: Optional[str]  # the object whose dlopen() TF uses (its DT_RUNPATH is the search path)
+    caller_source: str
+    executable: Optional[str] = None  # the interpreter, whose DT_NEEDED closure is loaded first
+    ld_library_path: Optional[str] = None  # host only; never read under --root
+    ld_preload: Tuple[str, ...] = ()  # LD_PRELOAD and /etc/ld.so.preload entries
+    ld_so_cache: Optional[str] = None  # "/etc/ld.so.cache (new format, 536 entries)"
+    ld_so_cache_problem: Optional[str] = None
+    default_dirs: Tuple[str, ...] = ()
+    hwcaps: Tuple[str, ...] = ()  # glibc-hwcaps subdirectories searched
+    libraries: Tuple[LibraryResolution, ...] = ()
+    abi: Tuple[VersionNeedCheck, ...] = ()
+    cpu_instructions: Tuple[str, ...] = ()  # /proc/cpuinfo flag names the build needs ("avx")
+    cpu_instructions_source: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomOp:
+    """One plugin (custom-op library, pybind module linking TF) checked against the installed TF."""
+
+    owner: str  # the distribution that installed it, or "--op"
+    path: str
+    ok: bool
+    problem: Optional[str] = None  # why it could not be checked
+    missing_libraries: Tuple[str, ...] = ()  # DT_NEEDED entries that resolve nowhere
+    missing_versions: Tuple[str, ...] = ()  # "GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/...)"
+    undefined_count: int = 0  # non-weak undefined symbols nothing in scope defines
+    undefined: Tuple[str, ...] = ()  # the first few, mangled (TF, abseil and C API names first)
+    demangled: Tuple[str, ...] = ()  # the same, demangled where c++filt was available
+    reasons: Tuple[str, ...] = ()  # why, in words, where the names tell
+    abseil: Tuple[str, ...] = ()  # abseil LTS namespaces the missing names come from
+    build_id: Optional[str] = None  # GNU build-id: identifies the build across nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The Python environment the job will use (a venv, a conda env, an image)."""
+
+    root: Optional[str] = None  # --root sysroot, if any
+    python: PythonInfo = dataclasses.field(default_factory=lambda: PythonInfo(None, None))
+    site_packages: Tuple[str, ...] = ()
+    packages: Tuple[Package, ...] = ()
+    shadowed_packages: Tuple[Package, ...] = ()  # same name found again later on sys.path
+    tensorflow: Tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
+    native: Optional[NativeLibraries] = None  # CUDA/cuDNN/... libraries TF will load (issue 4)
+    custom_ops: Tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
