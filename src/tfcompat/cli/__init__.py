@@ -1,7 +1,7 @@
 """Command line: wiring and exit codes only. Probes, rules and renderers do the work.
 
 One module per command family (check: check, scan, rules, explain, schema; gate: gate, fleet; matrix:
-tfcompat.matrix_cli), the options they share (options), the error -> exit 2 handling (run).
+cli.matrix), the options they share (options), the error -> exit 2 handling (run).
 
 Exit codes (the same in every format): 0 nothing at or above --fail-on; 1 findings at or above it;
 2 tfcompat could not run or could not decide (bad input, unreadable snapshot, no TensorFlow, internal error).
@@ -22,8 +22,8 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from tfcompat import __version__
 from tfcompat.cli import check as _check
 from tfcompat.cli import gate as _gate
+from tfcompat.cli.matrix import matrix_app
 from tfcompat.cli.run import UsageProblem
-from tfcompat.matrix_cli import matrix_app
 from tfcompat.outputs import write_atomic
 
 app = typer.Typer(
