@@ -194,6 +194,7 @@ def read_maps(pid: int) -> Optional[List[str]]:
 
 
 def parse_maps(text: str) -> List[str]:
+    # import_child.py reads its own maps the same way: it runs in the target interpreter, without tfcompat
     seen: Dict[str, None] = {}
     for line in text.splitlines():
         parts = line.split(None, 5)

@@ -6,7 +6,7 @@ log line means on this node is ``probes.logpatterns.line_class`` (the one place 
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Generator, List, Optional, Sequence, Tuple
 
 from tfcompat.engine.registry import NotApplicable
 from tfcompat.model import Environment, Evidence, LogLine, ProbeResult, ProbeStep
@@ -15,7 +15,7 @@ from tfcompat.probes.logpatterns import gpu_node, line_class, line_why
 __all__ = [
     "COMPANION_DISTRIBUTIONS", "NUMPY_PATTERNS", "SIGNALS", "cut", "fatal_lines",
     "first_frames", "gpu_node", "innermost_frame", "line_class", "line_evidence", "line_why", "module_of",
-    "outcome_evidence", "probe_or_skip", "probe_source", "step_named",
+    "outcome_evidence", "probe_source", "recorded_probe", "step_named",
 ]
 
 SIGNALS = {
@@ -42,12 +42,14 @@ COMPANION_DISTRIBUTIONS = {
 NUMPY_PATTERNS = ("numpy2-abi-banner", "numpy-array-api-missing", "numpy-core-import-failed")
 
 
-def probe_or_skip(env: Environment) -> Tuple[Optional[ProbeResult], Optional[NotApplicable]]:
-    """The probe's result; or, when --probe was asked for but could not run, why (a skip)."""
-    if env.probe is not None:
-        return env.probe, None
-    reason = env.unknown("probe")
-    return None, (NotApplicable(f"probe unknown: {reason}") if reason else None)
+def recorded_probe(env: Environment) -> Generator[NotApplicable, None, Optional[ProbeResult]]:
+    """The probe's result (None without --probe). When --probe was asked for but could not run, it first
+    yields why, as a skip: a rule writes ``probe = yield from recorded_probe(env)``."""
+    if env.probe is None:
+        reason = env.unknown("probe")
+        if reason:
+            yield NotApplicable(f"probe unknown: {reason}")
+    return env.probe
 
 
 def probe_source(probe: ProbeResult) -> str:

@@ -29,7 +29,7 @@ from tfcompat.rules._probe import (  # noqa: F401  (COMPANION_DISTRIBUTIONS, SIG
     line_why,
     module_of,
     outcome_evidence,
-    probe_or_skip,
+    recorded_probe,
     probe_source,
     step_named,
 )
@@ -59,10 +59,8 @@ def import_crashed(env: Environment, matrix: Matrix) -> Result:
     one (TFC104, TFC105, ...); otherwise reinstall the package of the failing step for the installed
     TensorFlow release. faulthandler's stack is in the JSON report (`environment.probe.traceback`).
     """
-    probe, skip = probe_or_skip(env)
+    probe = yield from recorded_probe(env)
     if probe is None:
-        if skip:
-            yield skip
         return
     if probe.outcome == "not-started":
         # asked for and not run: say so (as an info), never a silent pass
@@ -116,10 +114,8 @@ def import_failed(env: Environment, matrix: Matrix) -> Result:
     How to fix: follow the tie in the message; otherwise the exception and its traceback
     (JSON: `environment.probe.traceback`) name the module to repair.
     """
-    probe, skip = probe_or_skip(env)
+    probe = yield from recorded_probe(env)
     if probe is None:
-        if skip:
-            yield skip
         return
     if probe.outcome != "error":
         return
@@ -154,10 +150,8 @@ def import_timed_out(env: Environment, matrix: Matrix) -> Result:
     How to fix: read the stack in the message (JSON: `environment.probe.traceback`); check the GPUs
     (`nvidia-smi`, `dmesg | grep -i xid`); raise `--probe-timeout` if the node is only slow.
     """
-    probe, skip = probe_or_skip(env)
+    probe = yield from recorded_probe(env)
     if probe is None:
-        if skip:
-            yield skip
         return
     if probe.outcome != "timeout":
         return
@@ -191,10 +185,8 @@ def gpu_unusable(env: Environment, matrix: Matrix) -> Result:
     (cuInit, a missing libcudnn, a cuDNN older than the build); the 3xx findings (static) name the
     file the loader picks.
     """
-    probe, skip = probe_or_skip(env)
+    probe = yield from recorded_probe(env)
     if probe is None:
-        if skip:
-            yield skip
         return
     tf = env.tensorflow
     if not gpu_node(env):
@@ -252,10 +244,8 @@ def fatal_log_line(env: Environment, matrix: Matrix) -> Result:
     How to fix: each line's explanation is in the message; `tfcompat explain` of the 3xx rules
     (libraries) and 2xx rules (driver) covers most causes.
     """
-    probe, skip = probe_or_skip(env)
+    probe = yield from recorded_probe(env)
     if probe is None:
-        if skip:
-            yield skip
         return
     if probe.outcome != "ok":
         return

@@ -9,7 +9,7 @@ from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Severity
 from tfcompat.rules._common import tf_label, version_of
-from tfcompat.rules._probe import probe_or_skip, probe_source
+from tfcompat.rules._probe import recorded_probe, probe_source
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -60,10 +60,8 @@ def loaded_libraries_disagree(env: Environment, matrix: Matrix) -> Result:
     How to fix: check the paths in the message; remove the stray copy or the variable that brings
     it; report a model error to tfcompat with the JSON report.
     """
-    probe, skip = probe_or_skip(env)
+    probe = yield from recorded_probe(env)
     if probe is None:
-        if skip:
-            yield skip
         return
     if probe.outcome == "not-started":
         return
