@@ -13,7 +13,8 @@ tfcompat is on its path) runs:
 
 The parent reads the child's output (stdout and stderr together) as it comes, classifies every line
 (data/tf_log_patterns.toml), keeps the last 256 KiB, and reads ``/proc/<pid>/maps`` at every step the
-child starts, so a crash still leaves the list of libraries mapped just before it.
+child starts (the child waits for that read on a pipe of its own), so a crash still leaves the list of
+libraries mapped just before it.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class _Collector:
 
     def __init__(self, maps_reader, pid: int = 0):
         self.pid = pid
+        self.ack_fd: Optional[int] = None  # the child waits on it after each `start` until we read its maps
         self.maps_reader = maps_reader
         self.classifier = LineClassifier()
         self.output = bytearray()
@@ -144,6 +146,11 @@ class _Collector:
             maps = self.maps_reader(self.pid)
             if maps is not None:
                 self.last_maps, self.last_maps_at = maps, name
+            if self.ack_fd is not None:
+                try:
+                    os.write(self.ack_fd, b"k")
+                except OSError:  # the child is gone
+                    self.ack_fd = None
         elif kind in ("ok", "error", "skip"):
             step = next((s for s in reversed(self.steps) if s.name == name and s.status == "running"), None)
             if step is None:
@@ -231,20 +238,23 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
     source = CHILD_SOURCE_PATH.read_text(encoding="utf-8")
     collector = _Collector(read_maps)  # loads the pattern table: fails, if it must, before a child exists
     read_fd, write_fd = os.pipe()
-    argv = [str(write_fd)] + ([json.dumps(list(companions))] if companions is not None else [])
+    ack_read, ack_write = os.pipe()  # parent -> child: "I have read your maps", after each `start`
+    argv = [f"{write_fd}:{ack_read}"] + ([json.dumps(list(companions))] if companions is not None else [])
     try:
         proc = subprocess.Popen(
             [python, "-X", "faulthandler", "-c", source] + argv,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,), start_new_session=True, preexec_fn=_no_core_dumps,
+            pass_fds=(write_fd, ack_read), start_new_session=True, preexec_fn=_no_core_dumps,
             cwd="/", env=child_environment(environ), close_fds=True,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, ack_read, ack_write):
+            os.close(fd)
         reason = getattr(exc, "strerror", None) or str(exc)
         return _not_started(python, f"cannot start {python}: {reason}", timeout_s, started)
     os.close(write_fd)
+    os.close(ack_read)
+    collector.ack_fd = ack_write
     collector.pid = proc.pid
     timed_out = False
     unkillable = False
@@ -268,6 +278,7 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
             unkillable = True
         proc.stdout.close()
         os.close(read_fd)
+        os.close(ack_write)
     collector.finish_output()
     return _result(python, proc.returncode, timed_out, unkillable, proc.pid, collector, timeout_s, started)
 
