@@ -1,4 +1,5 @@
-"""3xx: the ABI TensorFlow's native objects meet: symbol versions of libc/libstdc++ (TFC306), CPU instructions (TFC307)."""
+"""3xx: the ABI TensorFlow's native objects meet: the symbol versions of libc/libstdc++ the loader picks
+(TFC306), the CPU instructions the build uses (TFC307)."""
 
 from __future__ import annotations
 
