@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from tfcompat.model import Environment, ProbeResult
 from tfcompat.probes.logpatterns import CLASS_ORDER, gpu_node, line_class, strip_prefix
@@ -15,7 +15,7 @@ _NOTABLE = ("libtensorflow", "_pywrap_tensorflow_internal", "lib_pywrap_tensorfl
 
 
 def probe_section(env: Environment, verbose: bool = False) -> List[str]:
-    p: ProbeResult = getattr(env, "probe", None)
+    p: Optional[ProbeResult] = env.probe
     if p is None:
         reason = env.unknown("probe")
         return [f"Probe       {reason}"] if reason else []
