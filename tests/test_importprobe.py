@@ -159,6 +159,15 @@ def test_segfault_in_import_tensorflow_is_sigsegv_with_the_step(tmp_path):
     assert r.libraries
 
 
+def test_a_step_that_crashes_at_once_still_leaves_its_libraries(tmp_path, monkeypatch):
+    # the child waits for the parent's read of its maps before the step runs: a slow read still sees them
+    real = importprobe.read_maps
+    monkeypatch.setattr(importprobe, "read_maps", lambda pid: (time.sleep(0.3), real(pid))[1])
+    r = probe(make_site(tmp_path, "import ctypes\nctypes.string_at(0)\n"))
+    assert r.outcome == "crash" and r.libraries
+    assert "read by tfcompat when the child started 'import tensorflow'" in r.libraries_source
+
+
 def test_abort_is_sigabrt(tmp_path):
     site = make_site(tmp_path, "import os\nos.abort()\n")
     r = probe(site)

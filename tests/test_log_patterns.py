@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tfcompat.model import LogLine
 from tfcompat.probes.logpatterns import (
     CLASSES,
     LineClassifier,
@@ -12,6 +13,8 @@ from tfcompat.probes.logpatterns import (
     classify,
     default_path,
     glog_level,
+    line_class,
+    line_why,
     load_patterns,
     pattern,
     patterns,
@@ -146,3 +149,12 @@ def test_loader_errors_name_the_entry(tmp_path, text, error):
     with pytest.raises(LogPatternError) as exc:
         load_patterns(f)
     assert error in str(exc.value) and str(f) in str(exc.value)
+
+
+def test_a_recorded_line_is_judged_by_the_shipped_table():
+    # recorded as the probe's table said at scan time; judged by this table, on this node
+    old = LogLine("no-cuda-drivers", "benign", "Could not find cuda drivers", 1, "an older explanation")
+    assert line_class(old, False) == "informative" and line_class(old, True) == "fatal"
+    assert line_why(old) == pattern("no-cuda-drivers").why
+    gone = LogLine("a-retired-pattern", "fatal", "x", 1, "what the old table said")
+    assert line_class(gone, False) == "fatal" and line_why(gone) == "what the old table said"

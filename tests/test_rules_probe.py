@@ -201,6 +201,12 @@ def test_gpu_node_where_tf_lists_no_gpu(matrix):
     (g,), _ = run_rule(env, matrix, "TFC706")
     assert "[no-cuda-drivers]" in g.message
     assert run_rule(with_probe(make_env("2.21.0"), result(log_lines=lines)), matrix, "TFC706")[0] == []
+    # the text report shows the class the rules judged by: FATAL on the GPU node, informative without GPUs
+    from tfcompat.render.probe_text import probe_section
+
+    assert any("FATAL" in s and "no-cuda-drivers" in s for s in probe_section(env))
+    assert any("informative  no-cuda-drivers" in s for s in probe_section(with_probe(make_env("2.21.0"),
+                                                                                    result(log_lines=lines))))
 
 
 def test_gpu_op_failure(matrix):

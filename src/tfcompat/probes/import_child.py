@@ -1,4 +1,4 @@
-"""Runs INSIDE the target interpreter, started by importprobe.py as ``python -X faulthandler -c <this text> FD [JSON]``.
+"""Runs INSIDE the target interpreter, started by importprobe.py as ``python -X faulthandler -c <this text> FD[:ACK] [JSON]``.
 
 It imports TensorFlow, then the installed companion packages with native code, lists the physical
 devices, runs one tiny op on each GPU, and reports the shared objects mapped in the process.
@@ -14,6 +14,10 @@ when a step crashes the process the parent still knows which one it was:
     skip<TAB>STEP<TAB>{"reason": ...}
     maps<TAB>[paths of the mapped shared objects]
     done
+
+With ACK, a second descriptor, the child waits after each ``start`` (at most ACK_WAIT seconds) for one
+byte from the parent, which sends it once it has read /proc/<pid>/maps: a step that crashes at once
+still leaves the libraries mapped before it (a dead process's maps read empty).
 """
 
 import json
@@ -30,6 +34,7 @@ COMPANIONS = (
     "tensorflow_recommenders_addons",
 )
 TRACEBACK_CHARS = 6000
+ACK_WAIT = 2.0  # seconds to wait for the parent's read of our maps before a step runs anyway
 
 
 def _setup():
@@ -54,8 +59,22 @@ def _setup():
 
 
 class Channel(object):
-    def __init__(self, fd):
+    def __init__(self, fd, ack=None):
         self.fd = fd
+        self.ack = ack
+
+    def wait_ack(self):
+        """Wait for the parent's byte after a `start` (it has read our maps); give up on EOF or timeout."""
+        if self.ack is None:
+            return
+        import select
+
+        try:
+            ready, _, _ = select.select([self.ack], [], [], ACK_WAIT)
+            if not ready or not os.read(self.ack, 1):
+                self.ack = None  # a silent or gone parent: do not wait at every step
+        except (OSError, ValueError):
+            self.ack = None
 
     def send(self, *fields):
         line = "\t".join(f if isinstance(f, str) else json.dumps(f) for f in fields) + "\n"
@@ -83,6 +102,7 @@ def _error(exc_info):
 def _step(channel, name, func):
     """Run one step; report ok/error. Returns (ok, value)."""
     channel.send("start", name)
+    channel.wait_ack()
     t0 = time.time()
     try:
         detail, value = func()
@@ -195,12 +215,14 @@ def run(channel, companions=COMPANIONS):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     _setup()
-    channel = Channel(int(argv[0]))
+    fds = [int(x) for x in argv[0].split(":")]
+    channel = Channel(fds[0], fds[1] if len(fds) > 1 else None)
     companions = tuple(json.loads(argv[1])) if len(argv) > 1 else COMPANIONS
-    try:
-        os.set_inheritable(channel.fd, False)  # TF's own subprocesses (ptxas) must not hold it open
-    except (AttributeError, OSError):
-        pass
+    for fd in fds:
+        try:
+            os.set_inheritable(fd, False)  # TF's own subprocesses (ptxas) must not hold them open
+        except (AttributeError, OSError):
+            pass
     run(channel, companions)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -11,14 +11,14 @@ tfcompat is on its path) runs:
   so that TF prints every start-up line we classify;
 - with its progress markers on a pipe of their own, so a crash is tied to the step that was running.
 
-The parent reads the child's output (stdout and stderr together) as it comes, classifies every line
+The parent reads the child's output (stdout and stderr together) as it comes, recognises every line
 (data/tf_log_patterns.toml), keeps the last 256 KiB, and reads ``/proc/<pid>/maps`` at every step the
-child starts, so a crash still leaves the list of libraries mapped just before it.
+child starts (the child waits for that read on a pipe of its own), so a crash still leaves the list of
+libraries mapped just before it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import selectors
@@ -29,13 +29,20 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tfcompat.model import LoadedLibrary, ProbeDevice, ProbeResult, ProbeStep, PythonInfo, TensorFlowBuild, Unknown
-from tfcompat.probes.logpatterns import LineClassifier
+from tfcompat.model import ProbeResult, PythonInfo, TensorFlowBuild, Unknown
+from tfcompat.probes.importprobe_result import (  # noqa: F401  (parse_maps, OUTPUT_TAIL, ...: their old import path)
+    OUTPUT_CAP,
+    OUTPUT_TAIL,
+    TRACEBACK_CAP,
+    Collector,
+    build_result,
+    not_started,
+    parse_maps,
+    read_maps,
+    signal_name,
+)
 
 DEFAULT_TIMEOUT = 120.0
-OUTPUT_CAP = 256 * 1024  # bytes of the child's output kept (the last ones)
-OUTPUT_TAIL = 16 * 1024  # bytes of it that go into the report
-TRACEBACK_CAP = 8 * 1024
 HANG_DUMP_GRACE = 1.0  # seconds to wait for faulthandler's stack after SIGUSR1
 EXIT_DRAIN = 0.5  # seconds to read what is left once the child has exited
 KILL_WAIT = 5.0  # seconds to wait for the killed child to be reaped
@@ -66,147 +73,6 @@ def child_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, 
     return env
 
 
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-@dataclasses.dataclass
-class _Step:
-    name: str
-    status: str = "running"
-    detail: Optional[str] = None
-    error: Optional[str] = None
-    error_type: Optional[str] = None
-    traceback: Optional[str] = None
-    duration_ms: Optional[int] = None
-    started: float = 0.0
-
-
-class _Collector:
-    """Everything the parent learns from the two pipes while the child runs."""
-
-    def __init__(self, maps_reader, pid: int = 0):
-        self.pid = pid
-        self.maps_reader = maps_reader
-        self.classifier = LineClassifier()
-        self.output = bytearray()
-        self.output_bytes = 0
-        self._partial = b""
-        self._marker_partial = b""
-        self.steps: List[_Step] = []
-        self.tf_version: Optional[str] = None
-        self.tf_path: Optional[str] = None
-        self.devices: List[ProbeDevice] = []
-        self.final_maps: Optional[List[str]] = None
-        self.last_maps: Optional[List[str]] = None
-        self.last_maps_at: Optional[str] = None
-        self.done = False
-
-    # -- output (stdout + stderr) ---------------------------------------------------------
-    def feed_output(self, data: bytes) -> None:
-        self.output_bytes += len(data)
-        self.output += data
-        if len(self.output) > OUTPUT_CAP:
-            del self.output[: len(self.output) - OUTPUT_CAP]
-        buf = self._partial + data
-        *lines, rest = buf.split(b"\n")
-        for line in lines:
-            self.classifier.feed(line.decode("utf-8", "replace"))
-        if len(rest) > 8192:  # a line without end: classify what we have, drop the rest
-            self.classifier.feed(rest[:8192].decode("utf-8", "replace"))
-            rest = b""
-        self._partial = rest
-
-    def finish_output(self) -> None:
-        if self._partial:
-            self.classifier.feed(self._partial.decode("utf-8", "replace"))
-            self._partial = b""
-
-    # -- progress markers -------------------------------------------------------------------
-    def feed_markers(self, data: bytes) -> None:
-        buf = self._marker_partial + data
-        *lines, self._marker_partial = buf.split(b"\n")
-        for line in lines:
-            self._marker(line.decode("utf-8", "replace"))
-
-    def _marker(self, line: str) -> None:
-        kind, _, rest = line.partition("\t")
-        name, _, payload = rest.partition("\t") if kind != "maps" else ("", "", rest)
-        try:
-            data = json.loads(payload) if payload else {}
-        except ValueError:
-            data = {}
-        if kind == "start":
-            self.steps.append(_Step(name, started=time.monotonic()))
-            maps = self.maps_reader(self.pid)
-            if maps is not None:
-                self.last_maps, self.last_maps_at = maps, name
-        elif kind in ("ok", "error", "skip"):
-            step = next((s for s in reversed(self.steps) if s.name == name and s.status == "running"), None)
-            if step is None:
-                step = _Step(name)
-                self.steps.append(step)
-            step.status = {"ok": "ok", "error": "error", "skip": "skipped"}[kind]
-            if isinstance(data, dict):
-                ms = data.get("ms")
-                step.duration_ms = ms if isinstance(ms, int) else None
-                if kind == "ok":
-                    self._ok(step, data)
-                elif kind == "error":
-                    step.error_type = str(data.get("type") or "Error")
-                    step.error = f"{step.error_type}: {data.get('message', '')}".strip()
-                    step.traceback = str(data.get("traceback") or "")[-TRACEBACK_CAP:] or None
-                else:
-                    step.detail = str(data.get("reason") or "") or None
-        elif kind == "maps" and isinstance(data, list):
-            self.final_maps = [p for p in data if isinstance(p, str)]
-        elif kind == "done":
-            self.done = True
-
-    def _ok(self, step: _Step, data: dict) -> None:
-        if step.name == "import tensorflow":
-            self.tf_version = str(data.get("version") or "") or None
-            self.tf_path = str(data.get("file") or "") or None
-            step.detail = " ".join(x for x in (self.tf_version, f"from {self.tf_path}" if self.tf_path else "") if x)
-        elif step.name.startswith("import "):
-            version, path = data.get("version"), data.get("file")
-            step.detail = " ".join(x for x in (str(version or ""), f"from {path}" if path else "") if x) or None
-        elif step.name == "list physical devices":
-            devices = data.get("devices") or []
-            self.devices = [ProbeDevice(str(d.get("name", "?")), str(d.get("type", "?")))
-                            for d in devices if isinstance(d, dict)]
-            step.detail = ", ".join(d.name for d in self.devices) or "no devices"
-        else:
-            step.detail = str(data.get("device") or "") or None
-
-
-def read_maps(pid: int) -> Optional[List[str]]:
-    """Shared objects mapped in process `pid`, once each, in address order (None if unreadable)."""
-    try:
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    return parse_maps(text)
-
-
-def parse_maps(text: str) -> List[str]:
-    seen: Dict[str, None] = {}
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6:
-            continue
-        path = parts[5].strip()
-        if path.endswith(" (deleted)"):
-            path = path[: -len(" (deleted)")]
-        if path.startswith("/") and ".so" in path.rsplit("/", 1)[-1]:
-            seen.setdefault(path, None)
-    return list(seen)
-
-
 def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     try:
         os.killpg(pgid, sig)
@@ -228,22 +94,25 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
     started = time.monotonic()
     timeout_s = max(1, int(round(timeout)))
     source = CHILD_SOURCE_PATH.read_text(encoding="utf-8")
-    collector = _Collector(read_maps)  # loads the pattern table: fails, if it must, before a child exists
+    collector = Collector(read_maps)  # loads the pattern table: fails, if it must, before a child exists
     read_fd, write_fd = os.pipe()
-    argv = [str(write_fd)] + ([json.dumps(list(companions))] if companions is not None else [])
+    ack_read, ack_write = os.pipe()  # parent -> child: "I have read your maps", after each `start`
+    argv = [f"{write_fd}:{ack_read}"] + ([json.dumps(list(companions))] if companions is not None else [])
     try:
         proc = subprocess.Popen(
             [python, "-X", "faulthandler", "-c", source] + argv,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,), start_new_session=True, preexec_fn=_no_core_dumps,
+            pass_fds=(write_fd, ack_read), start_new_session=True, preexec_fn=_no_core_dumps,
             cwd="/", env=child_environment(environ), close_fds=True,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, ack_read, ack_write):
+            os.close(fd)
         reason = getattr(exc, "strerror", None) or str(exc)
-        return _not_started(python, f"cannot start {python}: {reason}", timeout_s, started)
+        return not_started(python, f"cannot start {python}: {reason}", timeout_s, started)
     os.close(write_fd)
+    os.close(ack_read)
+    collector.ack_fd = ack_write
     collector.pid = proc.pid
     timed_out = False
     unkillable = False
@@ -267,8 +136,9 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
             unkillable = True
         proc.stdout.close()
         os.close(read_fd)
+        os.close(ack_write)
     collector.finish_output()
-    return _result(python, proc.returncode, timed_out, unkillable, proc.pid, collector, timeout_s, started)
+    return build_result(python, proc.returncode, timed_out, unkillable, proc.pid, collector, timeout_s, started)
 
 
 def probe_import(root, python: PythonInfo, tf_builds: Sequence[TensorFlowBuild], timeout: float = DEFAULT_TIMEOUT,
@@ -284,7 +154,7 @@ def probe_import(root, python: PythonInfo, tf_builds: Sequence[TensorFlowBuild],
     return run_import_probe(python.executable, timeout=timeout, environ=environ), []
 
 
-def _pump(pid: int, out_fd: int, marker_fd: int, collector: _Collector, deadline: float) -> bool:
+def _pump(pid: int, out_fd: int, marker_fd: int, collector: Collector, deadline: float) -> bool:
     """Read both pipes until the child exits (False) or the deadline passes (True)."""
     sel = selectors.DefaultSelector()
     sel.register(out_fd, selectors.EVENT_READ, collector.feed_output)
@@ -304,7 +174,7 @@ def _pump(pid: int, out_fd: int, marker_fd: int, collector: _Collector, deadline
         sel.close()
 
 
-def _drain(out_fd: int, marker_fd: int, collector: _Collector, limit: float, quiet: float) -> None:
+def _drain(out_fd: int, marker_fd: int, collector: Collector, limit: float, quiet: float) -> None:
     """Read what is still in the pipes: until both close, `quiet` seconds pass without data, or `limit`."""
     sel = selectors.DefaultSelector()
     sel.register(out_fd, selectors.EVENT_READ, collector.feed_output)
@@ -331,83 +201,6 @@ def _dispatch(sel: "selectors.BaseSelector", ready) -> None:
             sel.unregister(key.fd)
             continue
         key.data(data)
-
-
-def _not_started(python: str, reason: str, timeout_s: int, started: float) -> ProbeResult:
-    return ProbeResult(
-        python=python, outcome="not-started", exit_code=None, signal=None, failing_step=None, error=reason,
-        traceback=None, steps=(), tensorflow_version=None, tensorflow_path=None, devices=(), libraries=(),
-        libraries_source="", log_lines=(), output_tail="", output_bytes=0, timeout_s=timeout_s,
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
-
-
-def _fault_stack(output: str) -> Optional[str]:
-    """faulthandler's report ("Fatal Python error: ..." or a SIGUSR1 dump) from the end of the output."""
-    found = [i for i in (output.find(m) for m in ("Fatal Python error:", "Current thread 0x", "Thread 0x")) if i >= 0]
-    return output[min(found):][:TRACEBACK_CAP] if found else None
-
-
-def _result(python: str, returncode: Optional[int], timed_out: bool, unkillable: bool, pid: int,
-            c: _Collector, timeout_s: int, started: float) -> ProbeResult:
-    output = c.output.decode("utf-8", "replace")
-    running = [s for s in c.steps if s.status == "running"]
-    errors = [s for s in c.steps if s.status == "error"]
-    sig = signal_name(-returncode) if returncode is not None and returncode < 0 else None
-    if timed_out:
-        outcome = "timeout"
-        for s in running:
-            s.status = "hung"
-        failing = running[-1] if running else None
-        note = f"no answer within {timeout_s} s; the process group was killed"
-        if unkillable:
-            note += f", but process {pid} did not die (stuck in the kernel, e.g. in the GPU driver)"
-        error, tb = note, _fault_stack(output)
-    elif sig is not None or not c.done:
-        for s in running:
-            s.status = "died"
-        failing = running[-1] if running else None
-        if sig is not None:
-            outcome, error = "crash", f"killed by {sig}"
-        else:
-            outcome, error = "exit", f"exited with code {returncode} before it finished"
-        where = f" in {failing.name}" if failing else (f" after {c.steps[-1].name}" if c.steps else " at start-up")
-        error += where
-        tb = _fault_stack(output)
-        if tb is None and errors:
-            tb = errors[0].traceback
-    elif errors:
-        outcome, failing = "error", errors[0]
-        error, tb = failing.error, failing.traceback
-    else:
-        outcome, failing, error, tb = "ok", None, None, None
-    if c.final_maps is not None:
-        paths, source = c.final_maps, "/proc/self/maps read by the child just before it finished"
-    elif c.last_maps is not None:
-        paths, source = c.last_maps, f"/proc/{pid}/maps read by tfcompat when the child started '{c.last_maps_at}'"
-    else:
-        paths, source = [], "not read: the child ended before any step started"
-    tail = output[-OUTPUT_TAIL:]
-    return ProbeResult(
-        python=python,
-        outcome=outcome,
-        exit_code=returncode if returncode is not None and returncode >= 0 else None,
-        signal=sig,
-        failing_step=failing.name if failing else None,
-        error=error,
-        traceback=tb,
-        steps=tuple(ProbeStep(s.name, s.status, s.detail, s.error, s.duration_ms) for s in c.steps),
-        tensorflow_version=c.tf_version,
-        tensorflow_path=c.tf_path,
-        devices=tuple(c.devices),
-        libraries=tuple(LoadedLibrary(p, p.rsplit("/", 1)[-1]) for p in paths),
-        libraries_source=source,
-        log_lines=c.classifier.lines(),
-        output_tail=tail,
-        output_bytes=c.output_bytes,
-        timeout_s=timeout_s,
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m tfcompat.probes.importprobe /venv/bin/python

@@ -1,7 +1,13 @@
-"""TensorFlow's log lines, classified from a table kept as data (data/tf_log_patterns.toml).
+"""TensorFlow's log lines, recognised by a table kept as data (data/tf_log_patterns.toml).
 
-The import probe feeds every line the child prints through :class:`LineClassifier`; rules look a
-pattern up by id (``pattern(id)``) for its explanation and its class on a GPU node.
+One place for everything the table says, used by every layer:
+
+- the import probe feeds each line the child prints through :class:`LineClassifier`, which records
+  the lines a pattern recognises (pattern id, first text, count); the class and explanation it also
+  records are the table's at scan time, kept because the snapshot schema has them;
+- :func:`line_class` and :func:`line_why` say what a recorded line means on a node, by the table this
+  tfcompat ships (a snapshot may come from an older one). The 7xx rules judge with them and the
+  text report shows the same classes; nothing else classifies a line.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
 from tfcompat.errors import TfcompatError
-from tfcompat.model import LogLine
+from tfcompat.model import Environment, LogLine
 
 CLASSES = ("benign", "informative", "fatal")
 UNCLASSIFIED = "unclassified"
+CLASS_ORDER = {"fatal": 0, UNCLASSIFIED: 1, "informative": 2, "benign": 3}  # how reports list the lines
 _KEYS = {"id", "class", "match", "why", "example", "gpu_node"}
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -126,6 +133,26 @@ def glog_level(line: str) -> Optional[str]:
     return (m.group(1) or m.group(2)) if m else None
 
 
+def gpu_node(env: Environment) -> bool:
+    """A node with NVIDIA GPUs, for the table's `gpu_node` column: NVML lists GPUs, or the NVIDIA kernel
+    module is loaded (GPUs that NVML cannot reach are still GPUs the job meant to use)."""
+    d = env.host.driver
+    return bool(env.host.gpus) or bool(d is not None and d.kernel_module_version)
+
+
+def line_class(line: LogLine, on_gpu_node: bool) -> str:
+    """A recorded line's class on this node: some lines are harmless on a CPU node and fatal on a GPU
+    node. A pattern the shipped table no longer knows keeps the class recorded with it."""
+    p = pattern(line.pattern)
+    return p.class_on(on_gpu_node) if p is not None else line.classification
+
+
+def line_why(line: LogLine) -> str:
+    """The explanation of the table this tfcompat ships (a snapshot may have been taken with an older one)."""
+    p = pattern(line.pattern)
+    return p.why if p is not None else line.explanation
+
+
 class LineClassifier:
     """Accumulates classified lines: one LogLine per pattern (first text, count), plus TF error
     lines (E/F) that no pattern knows, as 'unclassified', so a new message shows up to be added."""
@@ -154,7 +181,6 @@ class LineClassifier:
             entry[3] += 1
 
     def lines(self) -> Tuple[LogLine, ...]:
-        order = {"fatal": 0, "unclassified": 1, "informative": 2, "benign": 3}
-        found = sorted(self._found.values(), key=lambda e: order[e[1]])  # stable: first seen first
+        found = sorted(self._found.values(), key=lambda e: CLASS_ORDER[e[1]])  # stable: first seen first
         return tuple(LogLine(pattern=e[0], classification=e[1], text=e[2], count=e[3], explanation=e[4])
                      for e in found)

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from tfcompat.model import Environment, ProbeResult
-from tfcompat.probes.logpatterns import pattern as log_pattern
-from tfcompat.probes.logpatterns import strip_prefix
+from tfcompat.probes.logpatterns import CLASS_ORDER, gpu_node, line_class, strip_prefix
 from tfcompat.units import short_path
 
 # Shared objects worth a line of their own (the rest is counted; -v lists them all).
 _NOTABLE = ("libtensorflow", "_pywrap_tensorflow_internal", "lib_pywrap_tensorflow_common", "libcuda.", "libcudart",
             "libcudnn", "libcublas", "libcufft", "libcurand", "libcusolver", "libcusparse", "libnccl", "libnvJitLink",
             "libnvinfer", "libnvidia-", "libcupti", "libstdc++", "libamdhip", "librocm", "libMIOpen")
-_ORDER = {"fatal": 0, "unclassified": 1, "informative": 2, "benign": 3}
-
-
-
-
-def _gpu_node(env: Environment) -> bool:
-    d = env.host.driver
-    return bool(env.host.gpus) or bool(d is not None and d.kernel_module_version)
 
 
 def probe_section(env: Environment, verbose: bool = False) -> List[str]:
-    p: ProbeResult = getattr(env, "probe", None)
+    p: Optional[ProbeResult] = env.probe
     if p is None:
         reason = env.unknown("probe")
         return [f"Probe       {reason}"] if reason else []
@@ -54,12 +45,12 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
             out.append(f"            {lib.name:<{name_w}}  {short_path(lib.path)}")
     elif p.outcome != "not-started":
         out.append(f"  loaded    no list ({p.libraries_source})")
-    gpu = _gpu_node(env)
-    lines = sorted(p.log_lines, key=lambda ln: _ORDER.get(_effective(ln, gpu), 9))
-    benign = [ln for ln in lines if _effective(ln, gpu) == "benign"]
+    gpu = gpu_node(env)  # the classes the 7xx rules judge by (line_class), shown as they are
+    lines = sorted(p.log_lines, key=lambda ln: CLASS_ORDER.get(line_class(ln, gpu), 9))
+    benign = [ln for ln in lines if line_class(ln, gpu) == "benign"]
     label = "log"
     for ln in lines:
-        cls = _effective(ln, gpu)
+        cls = line_class(ln, gpu)
         if cls == "benign" and not verbose:
             continue
         times = f" (x{ln.count})" if ln.count > 1 else ""
@@ -70,11 +61,6 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
         names = ", ".join(ln.pattern + (f" (x{ln.count})" if ln.count > 1 else "") for ln in benign)
         out.append(f"  {label:<9} {'benign':<12} {names}")
     return out
-
-
-def _effective(line, gpu_node: bool) -> str:
-    pat = log_pattern(line.pattern)
-    return pat.class_on(gpu_node) if pat is not None else line.classification
 
 
 def _cut(text: str, n: int = 110) -> str:

@@ -1,7 +1,35 @@
 """Rule families, by hundreds: 1xx TensorFlow and Python packages, 2xx driver and GPUs, 3xx CUDA
 libraries, 4xx ROCm, 5xx custom ops, 6xx fleet, 7xx the import probe (--probe).
 
-Importing this package registers every rule with the engine.
+Importing this package registers every family with the engine; ``catalog()`` lists them. Callers
+(CLI, gate, tests) hand that list to ``tfcompat.engine.evaluate(..., rules=catalog())`` and to
+``parse_select`` / ``parse_ignores``; the engine itself never imports this package.
 """
 
-from tfcompat.rules import custom_ops, driver, gpus, libraries, probe, resources, rocm, site, tensorflow  # noqa: F401
+from typing import List, Optional
+
+from tfcompat.engine.registry import Rule, lookup, registered
+from tfcompat.rules import (  # noqa: F401  (each import registers one family)
+    custom_ops,
+    driver,
+    gpus,
+    libraries,
+    library_copies,
+    native_abi,
+    probe,
+    probe_libraries,
+    resources,
+    rocm,
+    site,
+    tensorflow,
+)
+
+
+def catalog() -> List[Rule]:
+    """Every shipped rule (environment and fleet scope), by id."""
+    return registered()
+
+
+def find(ident: str) -> Optional[Rule]:
+    """The shipped rule with this id (any case) or name."""
+    return lookup(ident, catalog())

@@ -1,14 +1,18 @@
-"""Small helpers shared by rule families: requirement evaluation against the target, evidence."""
+"""Small helpers shared by rule families: requirement evaluation against the target, evidence, and the
+matrix facts more than one family judges (NumPy's ABI: TFC103, TFC105 and the probe's TFC701/702)."""
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple
 
 from packaging.markers import InvalidMarker, UndefinedEnvironmentName, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from tfcompat.model import Environment, Evidence, Package, TensorFlowBuild
+
+if TYPE_CHECKING:
+    from tfcompat.matrix import Matrix
 
 
 def marker_environment(env: Environment) -> Dict[str, str]:
@@ -77,3 +81,14 @@ def cuda_of(tf: TensorFlowBuild, release) -> Tuple[Optional[str], str]:
     if release is not None and release.cuda is not None:
         return str(release.cuda), f"{release.label} in the matrix"
     return None, ""
+
+
+def numpy_abi_conflict(env: Environment, matrix: "Matrix") -> Optional[Package]:
+    """NumPy >= 2 installed while the TF binaries were built against NumPy 1 (matrix fact)."""
+    tf = env.tensorflow
+    numpy = env.package("numpy")
+    release = matrix.tf_release(tf.version) if tf else None
+    v = version_of(numpy.version) if numpy else None
+    if release is not None and release.numpy_abi == 1 and v is not None and v.major >= 2:
+        return numpy
+    return None

@@ -7,7 +7,7 @@ and a matrix overlay may carry a `thresholds` table with the same keys (see READ
 from __future__ import annotations
 
 import functools
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Tuple, Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix

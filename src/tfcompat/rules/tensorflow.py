@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -13,6 +13,7 @@ from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Package, Severity
 from tfcompat.probes.tensorflow import TF_DISTRIBUTIONS
 from tfcompat.rules._common import (
+    numpy_abi_conflict,
     pkg_evidence,
     requirements,
     satisfies,
@@ -22,6 +23,8 @@ from tfcompat.rules._common import (
 )
 
 Result = Iterator[Union[Hit, NotApplicable]]
+
+_numpy_abi_conflict = numpy_abi_conflict  # the old import path, kept until every caller uses _common
 
 # TF's own requirements whose violation crashes or breaks `import tensorflow` (native code or tight coupling).
 CRASH_RELEVANT = ("numpy", "protobuf", "keras", "ml-dtypes", "h5py", "tf-keras", "tensorboard")
@@ -166,17 +169,6 @@ def python_unsupported(env: Environment, matrix: Matrix) -> Result:
         )
 
 
-def _numpy_abi_conflict(env: Environment, matrix: Matrix) -> Optional[Package]:
-    """NumPy >= 2 installed while the TF binaries were built against NumPy 1 (matrix fact)."""
-    tf = env.tensorflow
-    numpy = env.package("numpy")
-    release = matrix.tf_release(tf.version) if tf else None
-    v = version_of(numpy.version) if numpy else None
-    if release is not None and release.numpy_abi == 1 and v is not None and v.major >= 2:
-        return numpy
-    return None
-
-
 def _unmet(env: Environment, crash_relevant: bool) -> Iterator[tuple]:
     tf = env.tensorflow
     assert tf is not None
@@ -208,7 +200,7 @@ def requirement_unmet(env: Environment, matrix: Matrix) -> Result:
     the same conflicts.
     """
     tf = env.tensorflow
-    conflict = _numpy_abi_conflict(env, matrix)
+    conflict = numpy_abi_conflict(env, matrix)
     for pkg, req, have in _unmet(env, crash_relevant=True):
         if conflict is not None and canonicalize_name(req.name) == "numpy":
             continue  # TFC105 explains this one better
@@ -281,7 +273,7 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
     if release is None or release.numpy_abi is None:
         yield NotApplicable(f"the matrix states no NumPy ABI for TensorFlow {tf.version}")
         return
-    numpy = _numpy_abi_conflict(env, matrix)
+    numpy = numpy_abi_conflict(env, matrix)
     if numpy is None:
         return
     yield Hit(

@@ -1,95 +1,16 @@
-"""Rule registry and evaluation: (Environment, Matrix) -> Report. No I/O here."""
+"""evaluate(): run the rules on one Environment and decide the verdict. No I/O here."""
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence
 
 from tfcompat import __version__
-from tfcompat.matrix import Matrix
-from tfcompat.model import (
-    REPORT_SCHEMA_VERSION,
-    Environment,
-    Evidence,
-    Finding,
-    MatrixInfo,
-    Report,
-    Severity,
-    Skip,
-)
+from tfcompat.engine.registry import NotApplicable, Rule
+from tfcompat.engine.select import matches_any
+from tfcompat.model import REPORT_SCHEMA_VERSION, Environment, Finding, MatrixInfo, Report, Severity, Skip
 
-DOC_SECTIONS = ("What", "Why it crashes", "How to fix")
-
-
-@dataclasses.dataclass(frozen=True)
-class Hit:
-    """What a rule yields for one problem; the engine adds the rule's id, name and default severity."""
-
-    message: str
-    evidence: Tuple[Evidence, ...]
-    remediation: str
-    severity: Optional[Severity] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class NotApplicable:
-    """A rule that has nothing to judge here (e.g. a CPU-only build for a driver rule), and why."""
-
-    reason: str
-
-
-RuleFunc = Callable[[Environment, Matrix], Iterable[Union[Hit, NotApplicable]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    id: str
-    name: str
-    severity: Severity
-    requires: Tuple[str, ...]
-    doc: str
-    func: RuleFunc
-    blocks_verdict: bool = False  # a hit means tfcompat could not decide (exit 2), e.g. no TensorFlow
-    # "environment": func(Environment, Matrix), judged by `check`; "fleet": judged by `gate` across node
-    # reports (its func takes what the fleet layer passes); evaluate() runs environment rules only.
-    scope: str = "environment"
-
-    @property
-    def summary(self) -> str:
-        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
-
-
-RULES: Dict[str, Rule] = {}
-
-
-def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), blocks_verdict: bool = False,
-         scope: str = "environment"):
-    """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
-
-    def register(func: RuleFunc) -> RuleFunc:
-        if id in RULES:
-            raise ValueError(f"rule id {id} registered twice")  # programmer error
-        if scope not in ("environment", "fleet"):
-            raise ValueError(f"rule {id}: unknown scope {scope!r}")  # programmer error
-        RULES[id] = Rule(id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict, scope)
-        return func
-
-    return register
-
-
-def all_rules() -> List[Rule]:
-    import tfcompat.rules  # noqa: F401  (registers every family)
-
-    return [RULES[k] for k in sorted(RULES)]
-
-
-def find_rule(ident: str) -> Optional[Rule]:
-    for r in all_rules():
-        if r.id.lower() == ident.lower() or r.name == ident:
-            return r
-    return None
-
+if TYPE_CHECKING:  # typing only: evaluate reads the matrix's path and date, it needs no matrix code
+    from tfcompat.matrix import Matrix
 
 # How to read each fact a rule can require. A fact that is absent without a recorded reason (an
 # older or hand-written snapshot) is treated as unknown too, so rules can rely on what they require.
@@ -119,28 +40,29 @@ def missing_fact(env: Environment, fact: str) -> Optional[str]:
     return None
 
 
-def _matches(rule_: Rule, prefixes: Iterable[str]) -> bool:
-    return any(rule_.id.upper().startswith(p.upper()) or rule_.name == p for p in prefixes)
-
-
 def evaluate(
     env: Environment,
-    matrix: Matrix,
+    matrix: "Matrix",
     fail_on: Severity = Severity.ERROR,
     select: Sequence[str] = (),
     ignore: Mapping[str, str] = {},  # prefix -> reason ("" for none)
+    rules: Optional[Sequence[Rule]] = None,  # None: every shipped rule (tfcompat.rules.catalog())
 ) -> Report:
+    if rules is None:
+        from tfcompat.engine.defaults import all_rules
+
+        rules = all_rules()
     findings: List[Finding] = []
     skipped: List[Skip] = []
     errors: List[str] = []
-    for r in all_rules():
-        if r.scope != "environment" or (select and not _matches(r, select)):
+    for r in sorted(rules, key=lambda r: r.id):
+        if r.scope != "environment" or (select and not matches_any(r, select)):
             continue
         missing = next(((fact, why) for fact in r.requires for why in [missing_fact(env, fact)] if why), None)
         if missing:
             skipped.append(Skip(r.id, r.name, f"{missing[0]} unknown: {missing[1]}"))
             continue
-        waiver = next((ignore[p] or "ignored on the command line" for p in ignore if _matches(r, [p])), None)
+        waiver = next((ignore[p] or "ignored on the command line" for p in ignore if matches_any(r, [p])), None)
         try:
             results = list(r.func(env, matrix))
         except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other rules' verdicts

@@ -1,0 +1,87 @@
+"""The rule registry: what a rule is, how it registers, how to look one up.
+
+It imports nothing of ``tfcompat.rules``: the rule families import this module to register
+themselves, never the other way round (see ``tfcompat.rules.catalog()`` for the list of every rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from tfcompat.model import Environment, Evidence, Severity
+
+if TYPE_CHECKING:  # typing only: the registry does not need the matrix at run time
+    from tfcompat.matrix import Matrix
+
+DOC_SECTIONS = ("What", "Why it crashes", "How to fix")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """What a rule yields for one problem; the engine adds the rule's id, name and default severity."""
+
+    message: str
+    evidence: Tuple[Evidence, ...]
+    remediation: str
+    severity: Optional[Severity] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NotApplicable:
+    """A rule that has nothing to judge here (e.g. a CPU-only build for a driver rule), and why."""
+
+    reason: str
+
+
+RuleFunc = Callable[[Environment, "Matrix"], Iterable[Union[Hit, NotApplicable]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    requires: Tuple[str, ...]
+    doc: str
+    func: RuleFunc
+    blocks_verdict: bool = False  # a hit means tfcompat could not decide (exit 2), e.g. no TensorFlow
+    # "environment": func(Environment, Matrix), judged by `check`; "fleet": judged by `gate` across node
+    # reports (its func takes what the fleet layer passes); evaluate() runs environment rules only.
+    scope: str = "environment"
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+
+
+RULES: Dict[str, Rule] = {}
+
+
+def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), blocks_verdict: bool = False,
+         scope: str = "environment"):
+    """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
+
+    def register(func: RuleFunc) -> RuleFunc:
+        if id in RULES:
+            raise ValueError(f"rule id {id} registered twice")  # programmer error
+        if scope not in ("environment", "fleet"):
+            raise ValueError(f"rule {id}: unknown scope {scope!r}")  # programmer error
+        RULES[id] = Rule(id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict, scope)
+        return func
+
+    return register
+
+
+def registered() -> List[Rule]:
+    """The rules registered so far, by id (only the families imported so far have registered)."""
+    return [RULES[k] for k in sorted(RULES)]
+
+
+def lookup(ident: str, rules: Iterable[Rule]) -> Optional[Rule]:
+    """The rule whose id (any case) or name is `ident`."""
+    for r in rules:
+        if r.id.lower() == ident.lower() or r.name == ident:
+            return r
+    return None

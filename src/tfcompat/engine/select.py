@@ -1,0 +1,56 @@
+"""--select / --ignore: rule prefixes, parsed and checked against the known rules, and the one matcher
+that evaluate() uses too (by id prefix, any case, or by exact rule name)."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from tfcompat.engine.registry import Rule
+from tfcompat.errors import TfcompatError
+
+
+class SelectionError(TfcompatError):
+    """A --select/--ignore value that names no rule, or is malformed: one line, exit 2."""
+
+
+def matches(rule_: Rule, prefix: str) -> bool:
+    """True when `prefix` starts `rule_`'s id (any case) or is its name."""
+    return rule_.id.upper().startswith(prefix.upper()) or rule_.name == prefix
+
+
+def matches_any(rule_: Rule, prefixes: Iterable[str]) -> bool:
+    return any(matches(rule_, p) for p in prefixes)
+
+
+def _rules(rules: Optional[Sequence[Rule]]) -> Sequence[Rule]:
+    if rules is not None:
+        return rules
+    from tfcompat.engine.defaults import all_rules
+
+    return all_rules()
+
+
+def known_prefix(option: str, prefix: str, rules: Optional[Sequence[Rule]] = None) -> str:
+    """A --select/--ignore prefix must match some rule: a typo must not silently pass a gate."""
+    if not any(matches(r, prefix) for r in _rules(rules)):
+        raise SelectionError(f"{option} {prefix}: no rule id starts with it and no rule has that name "
+                             "(see `tfcompat rules`)")
+    return prefix
+
+
+def parse_select(values: Optional[Iterable[str]], rules: Optional[Sequence[Rule]] = None) -> List[str]:
+    """`--select TFC1 --select TFC301,TFC302` -> ["TFC1", "TFC301", "TFC302"]; each must match a rule."""
+    return [known_prefix("--select", s.strip(), rules) for v in values or () for s in v.split(",") if s.strip()]
+
+
+def parse_ignores(values: Optional[Iterable[str]], rules: Optional[Sequence[Rule]] = None) -> Dict[str, str]:
+    """`TFC201`, `TFC201=reason`, `TFC105,TFC301=reason` (the reason applies to every id before it)
+    -> {prefix: reason} ("" for none); each prefix must match a rule."""
+    out: Dict[str, str] = {}
+    for v in values or ():
+        keys, _, reason = v.partition("=")
+        for key in keys.split(","):
+            if not key.strip():
+                raise SelectionError(f"--ignore {v!r}: expected RULE-PREFIX[,RULE-PREFIX...][=reason]")
+            out[known_prefix("--ignore", key.strip(), rules)] = reason.strip()
+    return out
