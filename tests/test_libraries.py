@@ -14,7 +14,7 @@ from elf_fixtures import gcc_so, link, needs_gcc, write_so
 from probe_helpers import BUILD_INFO_2_21_0, make_dist, make_tf, write
 from test_ldcache import new_cache_body
 from tfcompat.model import Platform, PythonInfo, TensorFlowBuild, environment_from_json, to_json_dict
-from tfcompat.probes.elf import clear_cache
+from tfcompat.probes.native.elf import clear_cache
 from tfcompat.probes.libraries import probe_libraries, tf_library_specs
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.rootfs import Root

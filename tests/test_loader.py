@@ -7,9 +7,9 @@ import pytest
 
 from elf_fixtures import link, write_so
 from test_ldcache import new_cache_body, old_cache
-from tfcompat.probes.elf import clear_cache
-from tfcompat.probes.ldcache import parse_ld_cache
-from tfcompat.probes.loader import (
+from tfcompat.probes.native.elf import clear_cache
+from tfcompat.probes.native.ldcache import parse_ld_cache
+from tfcompat.probes.native.loader import (
     STEP_CACHE,
     STEP_DEFAULT,
     STEP_EXE_RPATH,

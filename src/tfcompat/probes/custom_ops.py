@@ -23,8 +23,8 @@ import subprocess
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
-from tfcompat.probes.elf import ElfError, ElfFile, read_elf, undefined_symbols
-from tfcompat.probes.loader import Loader, LoadedObject, LoaderConfig
+from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf, undefined_symbols
+from tfcompat.probes.native.loader import Loader, LoadedObject, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
 # What marks an object as a TensorFlow plugin: it needs one of these.

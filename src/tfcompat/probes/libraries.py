@@ -36,8 +36,8 @@ from tfcompat.model import (
     Unknown,
     VersionNeedCheck,
 )
-from tfcompat.probes.elf import ElfError, ElfFile, read_elf
-from tfcompat.probes.loader import (
+from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf
+from tfcompat.probes.native.loader import (
     STEP_CONF_ONLY,
     STEP_OFF_PATH,
     STEP_PATH,

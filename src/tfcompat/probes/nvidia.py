@@ -164,7 +164,7 @@ def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = Non
     """libcuda.so.1 and libnvidia-ml.so.1 as the dynamic loader would pick them (LD_LIBRARY_PATH on the
     host only, ld.so.cache, the default dirs), then the places container runtimes inject them. The
     version is in the real file's name (libcuda.so.550.54.15)."""
-    from tfcompat.probes.loader import Loader, LoaderConfig
+    from tfcompat.probes.native.loader import Loader, LoaderConfig
 
     environ = os.environ if environ is None else environ
     try:
