@@ -196,11 +196,13 @@ class CustomOpChecker:
     """The modelled process after `import tensorflow`; checks plugins against it."""
 
     def __init__(self, root: Root, tf: TensorFlowBuild, python_executable: Optional[str], cpu_flags=(),
-                 environ: Optional[Mapping[str, str]] = None):
+                 environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None):
         self.root = root
-        executable = root.display(python_executable) if python_executable else None
-        environ = (os.environ if environ is None else environ) if root.is_host else None
-        self.loader = Loader(LoaderConfig.detect(root, executable=executable, cpu_flags=cpu_flags, environ=environ))
+        if loader_config is None:  # a caller outside scan(): build the target's loader model here
+            executable = root.display(python_executable) if python_executable else None
+            environ = (os.environ if environ is None else environ) if root.is_host else None
+            loader_config = LoaderConfig.for_target(root, executable, environ, cpu_flags)
+        self.loader = Loader(loader_config)  # this process model's own state; the config is shared
         self.unknowns: List[Unknown] = []
         exe = self.loader.load_executable()
         if exe is None:
@@ -325,14 +327,14 @@ def explain(missing: Sequence[str], all_undefined: Sequence[str], version_missin
 
 def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                      tf_distributions: Iterable[str], python_executable: Optional[str],
-                     ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None
-                     ) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
+                     ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None,
+                     loader_config: Optional[LoaderConfig] = None) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
     found, unknowns = discover(packages, tf_distributions, ops)
     if not found:
         return (), unknowns
     if tf is None or not tf.package_dir:
         return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
-    checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ)
+    checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ, loader_config)
     results = []
     try:
         for owner, path in found:

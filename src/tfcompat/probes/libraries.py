@@ -478,30 +478,30 @@ def _highest(defined: Iterable[str], family: str) -> Optional[str]:
 
 def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                     site_dirs: Sequence[str], python: PythonInfo, platform: Platform,
-                    environ: Optional[Mapping[str, str]] = None) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
-    """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring)."""
+                    environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None
+                    ) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
+    """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring).
+
+    `loader_config` is the scan's loader model of the target (built once, shared with the other probes)."""
     if tf is None:
         return None, []  # the tensorflow unknown already says why
     if not tf.package_dir or not os.path.isdir(tf.package_dir):
         return None, [Unknown("libraries", f"{tf.distribution} {tf.version} has no tensorflow/ package directory in "
                                            f"{tf.location}: nothing to resolve libraries from")]
     environ = environ if root.is_host else None
-    executable = python.executable
-    if executable and not executable.startswith("/"):
-        executable = None
-    # A first loader config only to list TF's objects and read their ELF class; the real one follows.
-    probe_loader = Loader(LoaderConfig(root=root))
-    objects = _tf_objects(probe_loader, tf.package_dir)
+    if loader_config is None:  # a caller outside scan(): build the target's loader model here
+        executable = python.executable if python.executable and python.executable.startswith("/") else None
+        loader_config = LoaderConfig.for_target(root, executable, environ, platform.cpu_flags)
+    loader = Loader(loader_config)
+    objects = _tf_objects(loader, tf.package_dir)
     if not objects:
         return None, [Unknown("libraries", f"no libtensorflow_framework.so* or _pywrap_tensorflow_internal.so in "
                                            f"{tf.package_dir} (not a Linux build of TensorFlow?)")]
     try:
-        first = read_elf(probe_loader.host(objects[-1]) or objects[-1])
+        read_elf(loader.host(objects[-1]) or objects[-1])
     except ElfError as exc:
         return None, [Unknown("libraries", f"cannot read TensorFlow's own library: {exc}")]
-    machine, elf_class = first.machine_name, first.elf_class
-    config = LoaderConfig.detect(root, machine, elf_class, environ, executable, platform.cpu_flags)
-    loader = Loader(config)
+    machine = loader_config.machine
     unknowns: List[Unknown] = []
     exe = loader.load_executable()
     # TF's own objects, as `import tensorflow` dlopen()s them by path, each with its DT_NEEDED closure.
