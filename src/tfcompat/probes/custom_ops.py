@@ -1,5 +1,9 @@
 """Custom ops and plugins: predict "undefined symbol" and friends from the ELF files, loading nothing.
 
+Raw facts only (the missing names, their namespaces, abseil LTS, C API names, the symbol versions not
+found): rules/custom_ops.py says in words what they mean, so a snapshot re-judged later gets the newer
+reasoning.
+
 The process model (see shared facts, loader_and_abi.md §3): `import tensorflow` puts the python
 executable and its DT_NEEDED closure (libpython when shared) and TF's core libraries with their
 closures into the global symbol scope (RTLD_GLOBAL). Each plugin is then dlopen()ed RTLD_LOCAL:
@@ -276,15 +280,15 @@ class CustomOpChecker:
             count += 1
             if len(undefined) < 200:
                 undefined.append(sym.name)
-        reasons = explain(undefined, [s.name for s in symbols], version_missing)
         absl = sorted({m.group(2) for n in undefined for m in [_ABSL.search(n)] if m})
         shown = _interesting_first(undefined)[:MAX_NAMES]
         names = demangle(shown)
         return CustomOp(
             owner=owner, path=path, ok=not (missing_libs or version_missing or count),
             missing_libraries=missing_libs, missing_versions=tuple(version_missing), undefined_count=count,
-            undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown), reasons=tuple(reasons),
-            abseil=tuple(absl), build_id=build_id(plugin.host_path),
+            undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown),
+            abseil=tuple(absl), build_id=build_id(plugin.host_path), namespaces=namespaces(undefined),
+            c_api=c_api_names(undefined), old_string_abi=uses_old_string_abi([s.name for s in symbols]),
         )
 
     def close(self) -> None:
@@ -302,27 +306,23 @@ def _interesting_first(names: List[str]) -> List[str]:
     return sorted(names, key=key)
 
 
-def explain(missing: Sequence[str], all_undefined: Sequence[str], version_missing: Sequence[str]) -> List[str]:
-    """Why, in words, where the names tell."""
-    reasons = []
-    if any(n.startswith(("_ZNSs", "_ZNKSs")) for n in all_undefined) and any(
-            "10tensorflow" in n or "3tsl" in n for n in missing):
-        reasons.append("built with -D_GLIBCXX_USE_CXX11_ABI=0 (pre-C++11 std::string), but TensorFlow >= 2.9 uses "
-                       "the C++11 ABI")
-    absl = sorted({m.group(2) for n in missing for m in [_ABSL.search(n)] if m})
-    if absl:
-        reasons.append(f"built against abseil {', '.join(absl)}, which the installed TensorFlow does not contain "
-                       "(another TensorFlow release)")
-    if any("10tensorflow" in n or "3tsl" in n or "3xla" in n for n in missing) and not reasons:
-        reasons.append("needs TensorFlow C++ internals that the installed TensorFlow does not define (built against "
-                       "another TensorFlow release)")
-    c_api = [n for n in missing if n.startswith("TF_")]
-    if c_api:
-        reasons.append(f"uses C API symbols the installed TensorFlow no longer exports ({', '.join(c_api[:3])})")
-    if version_missing:
-        reasons.append("needs symbol versions its libraries do not define (built with a newer toolchain: "
-                       + ", ".join(v.split(" ")[0] for v in version_missing[:3]) + ")")
-    return reasons
+# C++ namespaces a missing name comes from, by the token its mangled name carries.
+_NAMESPACES = (("tensorflow", "10tensorflow"), ("tsl", "3tsl"), ("xla", "3xla"), ("absl", "4absl"))
+
+
+def namespaces(missing: Sequence[str]) -> Tuple[str, ...]:
+    """The C++ namespaces (tensorflow, tsl, xla, absl) that the missing names belong to."""
+    return tuple(ns for ns, token in _NAMESPACES if any(token in n for n in missing))
+
+
+def c_api_names(missing: Sequence[str]) -> Tuple[str, ...]:
+    """Missing TensorFlow C API names (TF_*), in symbol-table order, the first few."""
+    return tuple(n for n in missing if n.startswith("TF_"))[:MAX_NAMES]
+
+
+def uses_old_string_abi(all_undefined: Sequence[str]) -> bool:
+    """Whether the object references std::string of the pre-C++11 ABI (std::basic_string<char>: _ZNSs...)."""
+    return any(n.startswith(("_ZNSs", "_ZNKSs")) for n in all_undefined)
 
 
 def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
