@@ -317,7 +317,7 @@ def test_scan_of_an_image_reports_the_table_and_valid_json(tmp_path, matrix):
 
 def test_version_header_behind_a_symlink_stays_inside_the_root(tmp_path):
     """nvidia/cudnn/include -> /host/dir must be followed inside the image, never to the host's header."""
-    from tfcompat.probes.libraries import _Versions
+    from tfcompat.probes.library_versions import LibraryVersions as _Versions
     from tfcompat.probes.rootfs import Root
 
     host_dir = tmp_path / "host-include"
