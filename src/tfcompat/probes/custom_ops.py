@@ -239,7 +239,7 @@ class CustomOpChecker:
         missing_libs = tuple(sorted({name for name, _by in self.loader.missing_deps(plugin)}))
         own = _closure(plugin)
         scope = self.global_scope + [o for o in own if o not in self.global_scope]
-        by_soname = {}
+        by_soname: Dict[str, LoadedObject] = {}
         for o in scope:
             by_soname.setdefault(o.elf.soname or os.path.basename(o.path), o)
         # Version needs: each names the file that must define it.
@@ -335,7 +335,7 @@ def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequen
     if tf is None or not tf.package_dir:
         return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
     checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ, loader_config)
-    results = []
+    results: List[CustomOp] = []
     try:
         for owner, path in found:
             try:
@@ -344,5 +344,4 @@ def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequen
                 results.append(CustomOp(owner, path, ok=False, problem=str(exc)))
     finally:
         checker.close()
-    results = tuple(results)
-    return results, unknowns + checker.unknowns
+    return tuple(results), unknowns + checker.unknowns

@@ -300,7 +300,7 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     abi += [c for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)
             if c.missing and not _is_driver_library(c.library)]
     cfg = loader.cfg
-    cpu = ()
+    cpu: Tuple[str, ...] = ()
     if machine == "x86_64":
         cpu = _CPU_NEEDS.get(tf.distribution, ("avx",))
     llp = None

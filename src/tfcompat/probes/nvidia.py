@@ -123,17 +123,18 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
     libraries = find_driver_libraries(root, environ, loader_config)
     if not nvml:
-        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries)
-        return driver, (), [Unknown("gpus", "NVML not queried (--no-nvml)")]
-    answer, reason, code = _nvml_child(sys.executable, nvml_env, NVML_TIMEOUT)
+        return (Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
+                (), [Unknown("gpus", "NVML not queried (--no-nvml)")])
+    answer, nvml_reason, code = _nvml_child(sys.executable, nvml_env, NVML_TIMEOUT)
     if answer is None:
-        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version,
-                        nvml_error=NVML_NAMES.get(code) if code is not None else None,
-                        libraries=libraries) if module_version else None
-        if driver is None:
-            unknowns.append(Unknown("driver", reason or "unknown"))
-        unknowns.append(Unknown("gpus", reason or "unknown"))
-        return driver, (), unknowns
+        failed: Optional[Driver] = Driver(
+            kernel_module_version=module_version, kernel_module_source=proc_version,
+            nvml_error=NVML_NAMES.get(code) if code is not None else None, libraries=libraries,
+        ) if module_version else None
+        if failed is None:
+            unknowns.append(Unknown("driver", nvml_reason or "unknown"))
+        unknowns.append(Unknown("gpus", nvml_reason or "unknown"))
+        return failed, (), unknowns
     driver = Driver(
         kernel_module_version=module_version,
         kernel_module_source=proc_version if module_version else None,

@@ -86,7 +86,7 @@ def _remedy(env: Environment, matrix: Matrix, owner: str, ops: List[CustomOp]) -
     pkg = env.package(owner)
     matching = [c for c in (matrix.companions_for(tf.version) if tf and v else [])
                 if canonicalize_name(c.package) == owner]
-    if matching:
+    if matching and v is not None:
         return (f'pip install "{pkg.display_name if pkg else owner}{matching[0].versions}" (the release built for '
                 f"TensorFlow {v.major}.{v.minor}), or the TensorFlow release it was built for.")
     if v is not None:
@@ -126,6 +126,8 @@ def undefined_symbols(env: Environment, matrix: Matrix) -> Result:
         yield skip
         return
     tf = env.tensorflow
+    if tf is None:  # requires=("tensorflow",): the engine skips the rule first
+        return
     groups = _by_owner(env, lambda op: op.undefined_count > 0)
     for owner, ops in sorted(groups.items()):
         total = sum(op.undefined_count for op in ops)

@@ -60,7 +60,7 @@ class Loader(Search):
                   deps: bool = True) -> Optional[LoadedObject]:
         """Load the object at an inside-root `path` (dlopen of a path), with its DT_NEEDED closure."""
         c = self.candidate(posixpath.basename(path), path, step, path)
-        if c is None or not c.usable:
+        if c is None or not c.usable or c.elf is None:  # a usable candidate always has its ELF info
             return None
         existing = self.by_real.get(c.real)
         if existing is not None:
@@ -97,14 +97,14 @@ class Loader(Search):
                 self.loaded.setdefault(posixpath.basename(path), obj)
             return
         lk = self.lookup(entry, self.executable)
-        if lk.ok and lk.winner is not None and lk.winner.elf is not None:
-            w = lk.winner
+        w = lk.winner
+        if lk.ok and w is not None and w.elf is not None:
             self._register(LoadedObject(entry, w.path, w.real, w.host_path, w.elf, step, self.executable), entry)
 
     def load(self, name: str, caller: Optional[LoadedObject]) -> Tuple[Lookup, Optional[LoadedObject]]:
         """dlopen(name) from `caller`: the lookup, and the loaded object (with its closure) when it succeeds."""
         lk = self.lookup(name, caller)
-        if not lk.ok or lk.winner is None:
+        if not lk.ok or lk.winner is None or lk.winner.elf is None:
             return lk, None
         if lk.already_loaded:
             return lk, self.loaded[name]
