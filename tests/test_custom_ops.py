@@ -12,7 +12,9 @@ import textwrap
 import pytest
 
 from tfcompat.model import Package, TensorFlowBuild
-from tfcompat.probes.custom_ops import CustomOpChecker, discover, explain, probe_custom_ops
+from tfcompat.model import CustomOp
+from tfcompat.probes.custom_ops import CustomOpChecker, discover, probe_custom_ops
+from tfcompat.rules.custom_ops import explain
 from tfcompat.probes.rootfs import Root
 
 GXX = shutil.which("g++")
@@ -183,7 +185,8 @@ def test_op_built_against_another_release(checker, tree):
     assert set(op.undefined) == {"_ZN4absl12lts_202308026StrCatERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEES8_",
                                  "_ZN10tensorflow14LegacyOnlyInV1Ev"}
     assert op.abseil == ("lts_20230802",)
-    assert any("abseil lts_20230802" in r for r in op.reasons)
+    assert op.namespaces == ("tensorflow", "absl") and op.reasons == ()  # raw facts; the rule says why
+    assert any("abseil lts_20230802" in r for r in explain(op))
     if shutil.which("c++filt"):
         assert "tensorflow::LegacyOnlyInV1()" in op.demangled
 
@@ -192,13 +195,15 @@ def test_pre_cxx11_abi_build_fails_even_on_its_own_release(checker, tree):
     op = checker.check("--op", tree["plugins"]["oldabi"])
     assert not op.ok
     assert op.undefined == ("_ZN10tensorflow10RegisterOpERKSs",) or "_ZN10tensorflow10RegisterOpERKSs" in op.undefined
-    assert any("_GLIBCXX_USE_CXX11_ABI=0" in r for r in op.reasons)
+    assert op.old_string_abi and "tensorflow" in op.namespaces
+    assert any("_GLIBCXX_USE_CXX11_ABI=0" in r for r in explain(op))
 
 
 def test_removed_c_api_symbol(checker, tree):
     op = checker.check("--op", tree["plugins"]["capi"])
     assert op.undefined == ("TF_VLog",)  # TF_SetStatus still exists
-    assert any("C API" in r and "TF_VLog" in r for r in op.reasons)
+    assert op.c_api == ("TF_VLog",) and not op.old_string_abi
+    assert any("C API" in r and "TF_VLog" in r for r in explain(op))
 
 
 def test_symbol_version_the_provider_lacks(checker, tree):
@@ -270,13 +275,30 @@ def test_cli_op_flag_wrong_abi_fails_right_flags_pass(tree, tmp_path):
     assert "-D_GLIBCXX_USE_CXX11_ABI=1" in f["remediation"]
 
 
+def _op(**facts):
+    return CustomOp("pkg", "/x.so", ok=False, **facts)
+
+
 def test_explain_reasons_from_names():
-    assert explain(["TF_VLog"], ["TF_VLog"], []) == [
+    assert explain(_op(c_api=("TF_VLog",))) == [
         "uses C API symbols the installed TensorFlow no longer exports (TF_VLog)"]
-    assert explain([], [], ["GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)"])[0].endswith("GLIBCXX_3.4.30)")
-    assert explain(["_ZN10tensorflow3FooEv"], ["_ZN10tensorflow3FooEv"], []) == [
+    assert explain(_op(missing_versions=("GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)",)))[0].endswith(
+        "GLIBCXX_3.4.30)")
+    assert explain(_op(namespaces=("tensorflow",))) == [
         "needs TensorFlow C++ internals that the installed TensorFlow does not define (built against another "
         "TensorFlow release)"]
+
+
+def test_explain_names_the_old_abi_only_when_tensorflow_names_are_missing():
+    assert explain(_op(old_string_abi=True)) == []
+    assert explain(_op(old_string_abi=True, namespaces=("xla",)))[0].startswith("needs TensorFlow C++ internals")
+    (cxx11,) = explain(_op(old_string_abi=True, namespaces=("tsl",)))
+    assert "_GLIBCXX_USE_CXX11_ABI=0" in cxx11
+
+
+def test_old_snapshot_keeps_its_recorded_reasons():
+    """Snapshots of tfcompat <= 0.1.0 carry prose, not the facts: the rule reads the prose back."""
+    assert explain(_op(reasons=("built against abseil lts_1",), namespaces=("tsl",))) == ["built against abseil lts_1"]
 
 
 def test_no_plugins_no_checker(tree):

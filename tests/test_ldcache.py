@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from elf_fixtures import ldconfig, link, make_cache, write_so
-from tfcompat.probes.ldcache import (
+from tfcompat.probes.native.ldcache import (
     EXTENSION_MAGIC,
     LdCacheError,
     arch_flags,

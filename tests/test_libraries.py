@@ -14,7 +14,7 @@ from elf_fixtures import gcc_so, link, needs_gcc, write_so
 from probe_helpers import BUILD_INFO_2_21_0, make_dist, make_tf, write
 from test_ldcache import new_cache_body
 from tfcompat.model import Platform, PythonInfo, TensorFlowBuild, environment_from_json, to_json_dict
-from tfcompat.probes.elf import clear_cache
+from tfcompat.probes.native.elf import clear_cache
 from tfcompat.probes.libraries import probe_libraries, tf_library_specs
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.rootfs import Root
@@ -317,7 +317,7 @@ def test_scan_of_an_image_reports_the_table_and_valid_json(tmp_path, matrix):
 
 def test_version_header_behind_a_symlink_stays_inside_the_root(tmp_path):
     """nvidia/cudnn/include -> /host/dir must be followed inside the image, never to the host's header."""
-    from tfcompat.probes.libraries import _Versions
+    from tfcompat.probes.library_versions import LibraryVersions as _Versions
     from tfcompat.probes.rootfs import Root
 
     host_dir = tmp_path / "host-include"

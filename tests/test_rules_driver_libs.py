@@ -53,3 +53,23 @@ def test_forward_compat_libcuda_satisfies_the_build(matrix):
     env = with_driver(make_env("2.21.0", driver="470.82.01", gpus=[h100]), libraries=(LIBCUDA_550,))
     (f,), _ = run_rule(env, matrix, "TFC201")
     assert f.severity is Severity.ERROR and "470.82.01" in f.message
+
+
+def test_arm64_image_driver_libraries_reach_the_rules(tmp_path, matrix):
+    """Grace Hopper (aarch64): the user-space driver found through the image's own ld.so.cache is judged
+    against its kernel module, as on x86-64."""
+    from test_scan import make_arm64_image
+
+    from tfcompat.probes.target import TargetSpec
+    from tfcompat.scan import scan
+
+    root = tmp_path / "img"
+    make_arm64_image(root)
+    (root / "proc/driver/nvidia").mkdir(parents=True)
+    (root / "proc/driver/nvidia/version").write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  550.54.15  Release Build\n")
+    env = scan(TargetSpec(root=str(root), python="/usr/bin/python3.11"), nvml=False)
+    assert [lib.version for lib in env.host.driver.libraries] == ["560.35.03", "560.35.03"]
+    findings, _ = run_rule(env, matrix, "TFC203")  # one per library: libcuda.so.1, libnvidia-ml.so.1
+    assert [f.message.split(" ")[0] for f in findings] == ["libcuda.so.1", "libnvidia-ml.so.1"]
+    assert all("560.35.03" in f.message and "550.54.15" in f.message for f in findings)

@@ -95,3 +95,77 @@ def test_scan_environ_reaches_every_probe(site, tmp_path):
     """One `environ` for the whole scan: the job's variables, not tfcompat's own."""
     env = scan(TargetSpec(site_packages=(str(site),)), nvml=False, environ={"CUDA_VISIBLE_DEVICES": "7"})
     assert env.host.resources.cuda_visible_devices == "7"  # not this process's CUDA_VISIBLE_DEVICES
+
+
+AARCH64_CACHE_FLAGS = 0x0A03  # FLAG_AARCH64_LIB64 | FLAG_ELF_LIBC6, as ldconfig writes it on arm64
+
+
+def make_arm64_image(root):
+    """A Grace Hopper-like arm64 image: aarch64 python and libc, the NVIDIA driver's libraries in a directory
+    that only the image's ld.so.cache (aarch64 entries) names: not a default dir of either architecture."""
+    from elf_fixtures import EM_AARCH64, link, write_so
+    from test_ldcache import new_cache_body
+
+    lib = root / "usr/lib/aarch64-linux-gnu"
+    write_so(lib / "libc.so.6", machine=EM_AARCH64, version_defs=("GLIBC_2.17", "GLIBC_2.34"))
+    link(root / "lib", "usr/lib")
+    write_so(root / "usr/bin/python3.11", soname=None, needed=("libc.so.6",), e_type=2, machine=EM_AARCH64)
+    drv = root / "opt/nvidia/driver/lib"
+    entries = []
+    for soname, real in (("libcuda.so.1", "libcuda.so.560.35.03"), ("libnvidia-ml.so.1", "libnvidia-ml.so.560.35.03")):
+        write_so(drv / real, soname=soname, machine=EM_AARCH64)
+        link(drv / soname, real)
+        entries.append((AARCH64_CACHE_FLAGS, soname, f"/opt/nvidia/driver/lib/{soname}", None))
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc/ld.so.cache").write_bytes(new_cache_body(entries))
+    return drv
+
+
+def test_arm64_root_finds_driver_libraries_through_its_ld_so_cache(tmp_path):
+    """Regression: the loader model assumed x86-64, so an arm64 image's (aarch64) ld.so.cache entries never
+    matched and its driver libraries were not found."""
+    root = tmp_path / "img"
+    drv = make_arm64_image(root)
+    env = scan(TargetSpec(root=str(root), python="/usr/bin/python3.11"), nvml=False)
+    libs = {lib.soname: lib for lib in env.host.driver.libraries}
+    assert set(libs) == {"libcuda.so.1", "libnvidia-ml.so.1"}
+    assert libs["libcuda.so.1"].path == str(drv / "libcuda.so.560.35.03")
+    assert libs["libcuda.so.1"].version == libs["libnvidia-ml.so.1"].version == "560.35.03"
+    assert env.host.platform.arch == "aarch64"
+
+
+def test_arm64_root_arch_comes_from_its_binaries_not_this_machine(tmp_path):
+    from tfcompat.probes.native.config import LoaderConfig, target_arch
+    from tfcompat.probes.rootfs import Root
+
+    root = tmp_path / "img"
+    make_arm64_image(root)
+    arch = target_arch(Root(str(root)), "/usr/bin/python3.11")
+    assert (arch.machine, arch.elf_class) == ("aarch64", 64) and "/usr/bin/python3.11" in arch.source
+    cfg = LoaderConfig.for_target(Root(str(root)))  # without the python: its libc says the same
+    assert (cfg.machine, cfg.elf_class) == ("aarch64", 64) and "libc.so.6" in cfg.arch_source
+    assert cfg.default_dirs[:2] == ("/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu")
+
+
+def test_scan_builds_the_loader_model_once_and_shares_it(site, monkeypatch):
+    from tfcompat.probes import custom_ops, libraries, nvidia
+    from tfcompat.probes.native.config import LoaderConfig
+
+    built, seen = [], []
+    real = LoaderConfig.for_target.__func__
+
+    def counting(cls, *args, **kwargs):
+        built.append(real(cls, *args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(LoaderConfig, "for_target", classmethod(counting))
+    for module, name in ((libraries, "probe_libraries"), (custom_ops, "probe_custom_ops"), (nvidia, "probe_nvidia")):
+        probe = getattr(module, name)
+
+        def spy(*args, _probe=probe, **kwargs):
+            seen.append(kwargs.get("loader_config", args[-1] if args else None))
+            return _probe(*args, **kwargs)
+
+        monkeypatch.setattr(f"tfcompat.scan.{name}", spy)
+    scan(TargetSpec(site_packages=(str(site),)), nvml=False, ops=())
+    assert len(built) == 1 and len(seen) == 3 and all(c is built[0] for c in seen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import posixpath
 import socket
 from typing import List, Mapping, Optional, Sequence, Tuple
 
@@ -12,6 +13,7 @@ from tfcompat.model import Environment, Host, Target, Unknown
 from tfcompat.probes.custom_ops import probe_custom_ops
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT, probe_import
 from tfcompat.probes.libraries import probe_libraries
+from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.platform import probe_platform
@@ -32,6 +34,18 @@ def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = o
     return socket.gethostname(), "host name"
 
 
+def target_loader(root: Root, executable: Optional[str], environ: Mapping[str, str],
+                  cpu_flags: Sequence[str]) -> Optional[LoaderConfig]:
+    """The target's loader model, its architecture from the target's own binaries (its python first).
+    None when it cannot be built: each probe then builds its own and reports the failure as before."""
+    if executable:
+        executable = os.path.abspath(executable) if root.is_host else posixpath.join("/", root.display(executable))
+    try:
+        return LoaderConfig.for_target(root, executable, environ if root.is_host else None, cpu_flags)
+    except (OSError, ValueError):
+        return None
+
+
 def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
          nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
          ops: Sequence[str] = (), probe: bool = False, probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> Environment:
@@ -48,16 +62,20 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     unknowns += tf_unknowns
     platform, platform_unknowns = probe_platform(root)
     unknowns += platform_unknowns
+    env_vars = (os.environ if environ is None else environ) if root.is_host else {}
+    # The loader model of the target, built once and shared: libraries, custom ops and the driver libraries
+    # are all looked up by the same ld.so.cache, ld.so.conf and default dirs, of the target's architecture.
+    loader_config = target_loader(root, resolved.python.executable, env_vars, platform.cpu_flags)
     native, native_unknowns = probe_libraries(root, tf_builds[0] if tf_builds else None, packages,
                                               resolved.search_path, resolved.python, platform,
-                                              (os.environ if environ is None else environ) if root.is_host else None)
+                                              env_vars if root.is_host else None, loader_config)
     unknowns += native_unknowns
-    env_vars = (os.environ if environ is None else environ) if root.is_host else {}
     custom_ops, op_unknowns = probe_custom_ops(root, tf_builds[0] if tf_builds else None, packages,
                                                TF_DISTRIBUTIONS, resolved.python.executable, ops, platform.cpu_flags,
-                                               env_vars)
+                                               env_vars, loader_config)
     unknowns += op_unknowns
-    driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars)
+    driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars,
+                                             loader_config=loader_config)
     unknowns += nv_unknowns
     rocm, rocm_unknowns = probe_rocm(root)
     unknowns += rocm_unknowns

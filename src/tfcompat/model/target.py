@@ -123,9 +123,12 @@ class CustomOp:
     undefined_count: int = 0  # non-weak undefined symbols nothing in scope defines
     undefined: Tuple[str, ...] = ()  # the first few, mangled (TF, abseil and C API names first)
     demangled: Tuple[str, ...] = ()  # the same, demangled where c++filt was available
-    reasons: Tuple[str, ...] = ()  # why, in words, where the names tell
+    reasons: Tuple[str, ...] = ()  # prose written by tfcompat <= 0.1.0 scans; empty now: rules explain
     abseil: Tuple[str, ...] = ()  # abseil LTS namespaces the missing names come from
     build_id: Optional[str] = None  # GNU build-id: identifies the build across nodes
+    namespaces: Tuple[str, ...] = ()  # C++ namespaces of the missing names: tensorflow, tsl, xla, absl
+    c_api: Tuple[str, ...] = ()  # missing TensorFlow C API names (TF_*), the first few in symbol-table order
+    old_string_abi: bool = False  # references the pre-C++11 std::string ABI (_ZNSs*, _ZNKSs*)
 
 
 @dataclasses.dataclass(frozen=True)

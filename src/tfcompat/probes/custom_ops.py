@@ -1,5 +1,9 @@
 """Custom ops and plugins: predict "undefined symbol" and friends from the ELF files, loading nothing.
 
+Raw facts only (the missing names, their namespaces, abseil LTS, C API names, the symbol versions not
+found): rules/custom_ops.py says in words what they mean, so a snapshot re-judged later gets the newer
+reasoning.
+
 The process model (see shared facts, loader_and_abi.md §3): `import tensorflow` puts the python
 executable and its DT_NEEDED closure (libpython when shared) and TF's core libraries with their
 closures into the global symbol scope (RTLD_GLOBAL). Each plugin is then dlopen()ed RTLD_LOCAL:
@@ -23,8 +27,8 @@ import subprocess
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
-from tfcompat.probes.elf import ElfError, ElfFile, read_elf, undefined_symbols
-from tfcompat.probes.loader import Loader, LoadedObject, LoaderConfig
+from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf, undefined_symbols
+from tfcompat.probes.native.loader import Loader, LoadedObject, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
 # What marks an object as a TensorFlow plugin: it needs one of these.
@@ -196,11 +200,13 @@ class CustomOpChecker:
     """The modelled process after `import tensorflow`; checks plugins against it."""
 
     def __init__(self, root: Root, tf: TensorFlowBuild, python_executable: Optional[str], cpu_flags=(),
-                 environ: Optional[Mapping[str, str]] = None):
+                 environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None):
         self.root = root
-        executable = root.display(python_executable) if python_executable else None
-        environ = (os.environ if environ is None else environ) if root.is_host else None
-        self.loader = Loader(LoaderConfig.detect(root, executable=executable, cpu_flags=cpu_flags, environ=environ))
+        if loader_config is None:  # a caller outside scan(): build the target's loader model here
+            executable = root.display(python_executable) if python_executable else None
+            environ = (os.environ if environ is None else environ) if root.is_host else None
+            loader_config = LoaderConfig.for_target(root, executable, environ, cpu_flags)
+        self.loader = Loader(loader_config)  # this process model's own state; the config is shared
         self.unknowns: List[Unknown] = []
         exe = self.loader.load_executable()
         if exe is None:
@@ -233,7 +239,7 @@ class CustomOpChecker:
         missing_libs = tuple(sorted({name for name, _by in self.loader.missing_deps(plugin)}))
         own = _closure(plugin)
         scope = self.global_scope + [o for o in own if o not in self.global_scope]
-        by_soname = {}
+        by_soname: Dict[str, LoadedObject] = {}
         for o in scope:
             by_soname.setdefault(o.elf.soname or os.path.basename(o.path), o)
         # Version needs: each names the file that must define it.
@@ -274,15 +280,15 @@ class CustomOpChecker:
             count += 1
             if len(undefined) < 200:
                 undefined.append(sym.name)
-        reasons = explain(undefined, [s.name for s in symbols], version_missing)
         absl = sorted({m.group(2) for n in undefined for m in [_ABSL.search(n)] if m})
         shown = _interesting_first(undefined)[:MAX_NAMES]
         names = demangle(shown)
         return CustomOp(
             owner=owner, path=path, ok=not (missing_libs or version_missing or count),
             missing_libraries=missing_libs, missing_versions=tuple(version_missing), undefined_count=count,
-            undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown), reasons=tuple(reasons),
-            abseil=tuple(absl), build_id=build_id(plugin.host_path),
+            undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown),
+            abseil=tuple(absl), build_id=build_id(plugin.host_path), namespaces=namespaces(undefined),
+            c_api=c_api_names(undefined), old_string_abi=uses_old_string_abi([s.name for s in symbols]),
         )
 
     def close(self) -> None:
@@ -300,40 +306,36 @@ def _interesting_first(names: List[str]) -> List[str]:
     return sorted(names, key=key)
 
 
-def explain(missing: Sequence[str], all_undefined: Sequence[str], version_missing: Sequence[str]) -> List[str]:
-    """Why, in words, where the names tell."""
-    reasons = []
-    if any(n.startswith(("_ZNSs", "_ZNKSs")) for n in all_undefined) and any(
-            "10tensorflow" in n or "3tsl" in n for n in missing):
-        reasons.append("built with -D_GLIBCXX_USE_CXX11_ABI=0 (pre-C++11 std::string), but TensorFlow >= 2.9 uses "
-                       "the C++11 ABI")
-    absl = sorted({m.group(2) for n in missing for m in [_ABSL.search(n)] if m})
-    if absl:
-        reasons.append(f"built against abseil {', '.join(absl)}, which the installed TensorFlow does not contain "
-                       "(another TensorFlow release)")
-    if any("10tensorflow" in n or "3tsl" in n or "3xla" in n for n in missing) and not reasons:
-        reasons.append("needs TensorFlow C++ internals that the installed TensorFlow does not define (built against "
-                       "another TensorFlow release)")
-    c_api = [n for n in missing if n.startswith("TF_")]
-    if c_api:
-        reasons.append(f"uses C API symbols the installed TensorFlow no longer exports ({', '.join(c_api[:3])})")
-    if version_missing:
-        reasons.append("needs symbol versions its libraries do not define (built with a newer toolchain: "
-                       + ", ".join(v.split(" ")[0] for v in version_missing[:3]) + ")")
-    return reasons
+# C++ namespaces a missing name comes from, by the token its mangled name carries.
+_NAMESPACES = (("tensorflow", "10tensorflow"), ("tsl", "3tsl"), ("xla", "3xla"), ("absl", "4absl"))
+
+
+def namespaces(missing: Sequence[str]) -> Tuple[str, ...]:
+    """The C++ namespaces (tensorflow, tsl, xla, absl) that the missing names belong to."""
+    return tuple(ns for ns, token in _NAMESPACES if any(token in n for n in missing))
+
+
+def c_api_names(missing: Sequence[str]) -> Tuple[str, ...]:
+    """Missing TensorFlow C API names (TF_*), in symbol-table order, the first few."""
+    return tuple(n for n in missing if n.startswith("TF_"))[:MAX_NAMES]
+
+
+def uses_old_string_abi(all_undefined: Sequence[str]) -> bool:
+    """Whether the object references std::string of the pre-C++11 ABI (std::basic_string<char>: _ZNSs...)."""
+    return any(n.startswith(("_ZNSs", "_ZNKSs")) for n in all_undefined)
 
 
 def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                      tf_distributions: Iterable[str], python_executable: Optional[str],
-                     ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None
-                     ) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
+                     ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None,
+                     loader_config: Optional[LoaderConfig] = None) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
     found, unknowns = discover(packages, tf_distributions, ops)
     if not found:
         return (), unknowns
     if tf is None or not tf.package_dir:
         return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
-    checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ)
-    results = []
+    checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ, loader_config)
+    results: List[CustomOp] = []
     try:
         for owner, path in found:
             try:
@@ -342,5 +344,4 @@ def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequen
                 results.append(CustomOp(owner, path, ok=False, problem=str(exc)))
     finally:
         checker.close()
-    results = tuple(results)
-    return results, unknowns + checker.unknowns
+    return tuple(results), unknowns + checker.unknowns

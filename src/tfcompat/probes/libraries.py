@@ -12,18 +12,17 @@ every other copy on the search path, copies installed but not on it, and other s
 (``libcudnn.so.8`` when ``.9`` is wanted). Also: the GLIBC/GLIBCXX/CXXABI versions TF's own objects and
 the winning libraries need against the libc/libstdc++ the loader picks for them, and the CPU instructions
 the build needs. Nothing is loaded or imported.
+
+Which sonames a build asks for: library_specs.py; the version of one file: library_versions.py; here,
+the resolution.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import posixpath
 import re
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
-
-from packaging.version import InvalidVersion, Version
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat.model import (
     LibraryCopy,
@@ -36,8 +35,8 @@ from tfcompat.model import (
     Unknown,
     VersionNeedCheck,
 )
-from tfcompat.probes.elf import ElfError, ElfFile, read_elf
-from tfcompat.probes.loader import (
+from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf
+from tfcompat.probes.native.loader import (
     STEP_CONF_ONLY,
     STEP_OFF_PATH,
     STEP_PATH,
@@ -47,269 +46,20 @@ from tfcompat.probes.loader import (
     LoaderConfig,
     Lookup,
 )
+from tfcompat.probes.library_specs import (  # noqa: F401  (re-exported: the old home of the specs)
+    _CPU_NEEDS,
+    CPU_NEEDS_SOURCE,
+    CUDNN_SUBLIBRARIES,
+    LibrarySpec,
+    _release,
+    tf_library_specs,
+)
+from tfcompat.probes.library_versions import LibraryVersions
 from tfcompat.probes.rootfs import Root
 
-# ---------------------------------------------------------------------------------------------------------
-# The sonames TensorFlow dlopen()s, as data.
-#
-# CUDA 12: verified on tensorflow 2.21.0 and 2.15.1 Linux x86-64 wheels by calling TF's own
-# tsl::internal::DsoLoader::Get<Lib>DsoHandle() in a child process under LD_DEBUG=libs (2026-11-25):
-# libcudart.so.12, libcublas.so.12, libcublasLt.so.12, libcufft.so.11, libcusolver.so.11, libcusparse.so.12,
-# libcudnn.so.<cuDNN major>, libnccl.so.2, libcupti.so.12, libcuda.so.1; 2.21 adds libnvshmem_host.so.3;
-# 2.15.1 (is_tensorrt_build) asks for libnvinfer.so.8.6.1 / libnvinfer_plugin.so.8.6.1.
-# tsl::internal::DsoLoader::TryDlopenCUDALibraries() (what TF runs before it registers GPUs: "Cannot dlopen
-# some GPU libraries ... Skipping registering GPU devices") needs cudart, cublas, cublasLt, cufft, cusolver,
-# cusparse, cudnn (2.21.0, same call).
-# CUDA 11: TF's own "Successfully opened dynamic library" / "Could not load dynamic library" lines in public
-# reports (tensorflow/tensorflow#44777, #45263, #45848): libcudart.so.11.0, libcublas.so.11,
-# libcublasLt.so.11, libcufft.so.10, libcurand.so.10, libcusolver.so.11 (libcusolver.so.10 with CUDA 11.0),
-# libcusparse.so.11, libcudnn.so.8.
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class LibrarySpec:
-    name: str
-    soname: str
-    role: str  # "gpu": TF registers no GPU without it; "feature"; "optional" (not installed by TF); "driver";
-    # "cudnn-sublibrary"
-    purpose: str
-    fallbacks: Tuple[str, ...] = ()  # names TF tries when the soname is not found
-
-
-_PURPOSE = {
-    "cudart": "CUDA runtime",
-    "cublas": "cuBLAS (matrix multiplication)",
-    "cublasLt": "cuBLASLt (matrix multiplication)",
-    "cufft": "cuFFT (FFT ops)",
-    "curand": "cuRAND (random numbers)",
-    "cusolver": "cuSOLVER (linear algebra)",
-    "cusparse": "cuSPARSE (sparse ops)",
-    "cudnn": "cuDNN (convolutions, RNNs)",
-    "nccl": "NCCL (multi-GPU collectives)",
-    "cupti": "CUPTI (profiler only)",
-    "nvshmem": "NVSHMEM (optional XLA collectives)",
-    "nvinfer": "TensorRT (TF-TRT only)",
-    "nvinfer_plugin": "TensorRT plugins (TF-TRT only)",
-    "cuda": "CUDA driver (installed with the NVIDIA driver, not with TensorFlow)",
-}
-_CUDA12 = (("cudart", "libcudart.so.12", "gpu"), ("cublas", "libcublas.so.12", "gpu"),
-           ("cublasLt", "libcublasLt.so.12", "gpu"), ("cufft", "libcufft.so.11", "gpu"),
-           ("cusolver", "libcusolver.so.11", "gpu"), ("cusparse", "libcusparse.so.12", "gpu"),
-           ("nccl", "libnccl.so.2", "feature"), ("cupti", "libcupti.so.12", "feature"))
-_CUDA11 = (("cudart", "libcudart.so.11.0", "gpu"), ("cublas", "libcublas.so.11", "gpu"),
-           ("cublasLt", "libcublasLt.so.11", "gpu"), ("cufft", "libcufft.so.10", "gpu"),
-           ("curand", "libcurand.so.10", "gpu"), ("cusolver", "libcusolver.so.11", "gpu"),
-           ("cusparse", "libcusparse.so.11", "gpu"), ("nccl", "libnccl.so.2", "feature"))
-# TensorRT sonames by TF release (build_info says only is_tensorrt_build, not which TensorRT).
-_TENSORRT = (((2, 15), (2, 16), "8.6.1"),)
-# cuDNN sub-libraries that libcudnn.so.<major> dlopen()s (cuDNN 8 / 9 API overview, docs.nvidia.com/deeplearning/cudnn).
-CUDNN_SUBLIBRARIES = {
-    8: ("libcudnn_ops_infer.so.8", "libcudnn_ops_train.so.8", "libcudnn_cnn_infer.so.8", "libcudnn_cnn_train.so.8",
-        "libcudnn_adv_infer.so.8", "libcudnn_adv_train.so.8"),
-    9: ("libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
-        "libcudnn_heuristic.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"),
-}
-# CPU instructions the x86-64 wheels are compiled for: AVX since TF 1.6 ("Prebuilt binaries will use AVX
-# instructions", TF 1.6.0 release notes; `--copt=-mavx` in TF's release .bazelrc); intel-tensorflow-avx512
-# for AVX-512. Without them `import tensorflow` aborts: "The TensorFlow library was compiled to use AVX
-# instructions, but these aren't available on your machine."
-CPU_NEEDS_SOURCE = "TensorFlow 1.6.0 release notes (https://github.com/tensorflow/tensorflow/releases/tag/v1.6.0)"
-_CPU_NEEDS = {"intel-tensorflow-avx512": ("avx", "avx2", "avx512f")}
 # The functions whose dlopen() is TF's: the object that defines one is the caller the loader searches for.
 _DLOPEN_WRAPPERS = ("_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv",
                     "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv")
-# CUDA toolkit version.json component keys.
-_TOOLKIT_KEYS = {"cudart": "cuda_cudart", "cublas": "libcublas", "cublasLt": "libcublas", "cufft": "libcufft",
-                 "curand": "libcurand", "cusolver": "libcusolver", "cusparse": "libcusparse", "cupti": "cuda_cupti",
-                 "nvJitLink": "libnvjitlink", "nccl": "nccl"}
-
-
-def _release(version: str) -> Tuple[int, ...]:
-    try:
-        return Version(version).release
-    except InvalidVersion:
-        return ()
-
-
-def tf_library_specs(tf: TensorFlowBuild) -> Tuple[List[LibrarySpec], List[Unknown]]:
-    """The sonames `tf` will dlopen, in the order TF asks for them (the driver first)."""
-    unknowns: List[Unknown] = []
-    if not tf.is_cuda_build:
-        return [], unknowns
-    cuda = _release(tf.cuda_version or "")
-    if not cuda:
-        return [], [Unknown("libraries", f"{tf.distribution} {tf.version}: build_info.py has no CUDA version, so the "
-                                         "sonames TensorFlow dlopen()s are unknown")]
-    if cuda[0] == 12:
-        table = list(_CUDA12)
-    elif cuda[0] == 11:
-        table = [(n, "libcusolver.so.10" if n == "cusolver" and cuda[:2] == (11, 0) else s, r) for n, s, r in _CUDA11]
-    else:
-        return [], [Unknown("libraries", f"tfcompat does not know which sonames a CUDA {tf.cuda_version} build of "
-                                         f"TensorFlow dlopen()s")]
-    specs = [LibrarySpec("cuda", "libcuda.so.1", "driver", _PURPOSE["cuda"])]
-    cudnn_major = _release(tf.cudnn_version or "")[:1]
-    for name, soname, role in table:
-        # TF's DsoLoader falls back to the unversioned libcupti.so (LD_DEBUG=libs, TF 2.15.1 and 2.21.0).
-        fallbacks = ("libcupti.so",) if name == "cupti" else ()
-        specs.append(LibrarySpec(name, soname, role, _PURPOSE[name], fallbacks))
-        if name == "cusparse":  # TryDlopenCUDALibraries order: ..., cusparse, cudnn
-            if cudnn_major:
-                specs.append(LibrarySpec("cudnn", f"libcudnn.so.{cudnn_major[0]}", "gpu", _PURPOSE["cudnn"]))
-            else:
-                unknowns.append(Unknown("libraries.cudnn", f"{tf.distribution} {tf.version}: build_info.py has no "
-                                                           "cuDNN version"))
-    tf_release = _release(tf.version)
-    if tf_release[:2] >= (2, 21) and cuda[0] == 12:
-        specs.append(LibrarySpec("nvshmem", "libnvshmem_host.so.3", "optional", _PURPOSE["nvshmem"]))
-    if tf.is_tensorrt_build:
-        trt = next((v for lo, hi, v in _TENSORRT if lo <= tf_release[:2] < hi), None)
-        if trt:
-            specs.append(LibrarySpec("nvinfer", f"libnvinfer.so.{trt}", "feature", _PURPOSE["nvinfer"]))
-            specs.append(LibrarySpec("nvinfer_plugin", f"libnvinfer_plugin.so.{trt}", "feature",
-                                     _PURPOSE["nvinfer_plugin"]))
-        else:
-            unknowns.append(Unknown("libraries.tensorrt", f"{tf.distribution} {tf.version} is a TensorRT build, but "
-                                                          "tfcompat does not know which TensorRT soname it asks for"))
-    return specs, unknowns
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Versions of a library file.
-
-
-class _Versions:
-    """Version of a library file: nvidia-* wheel metadata, real file name, cudnn_version.h, toolkit version.json."""
-
-    def __init__(self, root: Root, packages: Sequence[Package], site_dirs: Sequence[str]):
-        self.root = root
-        self.site_dirs = [d.rstrip("/") for d in site_dirs]
-        self.packages = [p for p in packages if p.name.startswith(("nvidia-", "tensorrt"))]
-        self._records: Dict[str, Dict[str, Package]] = {}
-        self._headers: Dict[str, Optional[Tuple[str, str]]] = {}
-        self._toolkit: Dict[str, Optional[Tuple[dict, str]]] = {}
-
-    def _safe(self, host_path: str) -> str:
-        """`host_path` re-resolved inside the root, so a symlink on the way cannot lead to the host."""
-        if self.root.root is None:
-            return host_path
-        try:
-            return self.root.path(self.root.display(host_path))
-        except OSError:
-            return os.path.join(self.root.root, ".tfcompat-unresolvable")  # too many links: read nothing
-
-    def _record_map(self, site: str) -> Dict[str, Package]:
-        if site not in self._records:
-            out: Dict[str, Package] = {}
-            for p in self.packages:
-                if p.location.rstrip("/") != site or not p.metadata_path.endswith("METADATA"):
-                    continue
-                try:
-                    with open(self._safe(os.path.join(os.path.dirname(p.metadata_path), "RECORD")),
-                              encoding="utf-8") as fh:
-                        for line in fh:
-                            rel = line.split(",", 1)[0]
-                            if ".so" in rel:
-                                out[rel] = p
-                except OSError:
-                    continue
-            self._records[site] = out
-        return self._records[site]
-
-    def distribution(self, host_path: str) -> Optional[Package]:
-        for site in self.site_dirs:
-            real_site = os.path.realpath(site)
-            for base in {site, real_site}:
-                if host_path.startswith(base + "/"):
-                    return self._record_map(site).get(host_path[len(base) + 1:])
-        return None
-
-    def of(self, name: str, soname: str, host_path: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
-        """(version, where it came from, distribution) of the library file at `host_path`."""
-        pkg = self.distribution(host_path)
-        if pkg is not None:
-            return pkg.version, pkg.metadata_path, pkg.name
-        prefix = soname.split(".so", 1)[0] + ".so."
-        base = os.path.basename(host_path)
-        if base.startswith(prefix) and re.fullmatch(r"\d+(\.\d+){2,}", base[len(prefix):]):
-            return base[len(prefix):], f"file name {self.root.display(host_path)}", None
-        if name.startswith("cudnn"):
-            hdr = self._cudnn_header(os.path.dirname(host_path), soname)
-            if hdr:
-                return hdr
-        toolkit = self._toolkit_version(os.path.dirname(host_path), name)
-        if toolkit:
-            return toolkit
-        m = re.fullmatch(re.escape(prefix) + r"(\d+)(?:\.\d+)*", base)
-        if m:  # only the major is known: libcupti.so.13
-            return m.group(1), f"file name {self.root.display(host_path)} (major version only)", None
-        return None, None, None
-
-    def _cudnn_header(self, libdir: str, soname: str) -> Optional[Tuple[str, str, None]]:
-        major = soname.rsplit(".", 1)[-1]
-        shown_dir = self.root.display(libdir)
-        candidates = [self._safe(os.path.join(os.path.dirname(libdir), "include", "cudnn_version.h"))]
-        m = re.match(r"^/usr/lib/([^/]+)$", shown_dir)
-        if m or shown_dir in ("/usr/lib64", "/usr/lib"):
-            for rel in ("/usr/include/cudnn_version.h", f"/usr/include/{m.group(1) if m else ''}/cudnn_version_v{major}.h",
-                        f"/usr/include/cudnn_version_v{major}.h"):
-                try:
-                    candidates.append(self.root.path(rel.replace("//", "/")))
-                except OSError:
-                    continue
-        for path in candidates:
-            if path in self._headers:
-                hit = self._headers[path]
-            else:
-                hit = _read_cudnn_header(path, self.root)
-                self._headers[path] = hit
-            if hit and hit[0].split(".")[0] == major:
-                return hit[0], hit[1], None
-        return None
-
-    def _toolkit_version(self, libdir: str, name: str) -> Optional[Tuple[str, str, None]]:
-        key = _TOOLKIT_KEYS.get(name)
-        if key is None:
-            return None
-        d = libdir
-        for _ in range(4):
-            d = os.path.dirname(d)
-            if d in self._toolkit:
-                found = self._toolkit[d]
-            else:
-                found = None
-                path = self._safe(os.path.join(d, "version.json"))
-                try:
-                    with open(path, encoding="utf-8") as fh:
-                        data = json.load(fh)
-                    if isinstance(data, dict) and "cuda" in data:
-                        found = (data, path)
-                except (OSError, ValueError):
-                    pass
-                self._toolkit[d] = found
-            if found:
-                entry = found[0].get(key)
-                if isinstance(entry, dict) and entry.get("version"):
-                    return str(entry["version"]), self.root.display(found[1]), None
-                return None
-        return None
-
-
-_CUDNN_DEFINE = re.compile(rb"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
-
-
-def _read_cudnn_header(path: str, root: Root) -> Optional[Tuple[str, str]]:
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read(1 << 16)
-    except OSError:
-        return None
-    found = {k.decode(): v.decode() for k, v in _CUDNN_DEFINE.findall(text)}
-    if "MAJOR" not in found:
-        return None
-    version = ".".join(found.get(k, "0") for k in ("MAJOR", "MINOR", "PATCHLEVEL"))
-    return version, root.display(path)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -373,7 +123,7 @@ class _Probe:
     def __init__(self, root: Root, tf: TensorFlowBuild, packages: Sequence[Package], site_dirs: Sequence[str],
                  loader: Loader):
         self.root, self.tf, self.loader = root, tf, loader
-        self.versions = _Versions(root, packages, site_dirs)
+        self.versions = LibraryVersions(root, packages, site_dirs)
         self.wheel_dirs = _wheel_lib_dirs(loader, root, site_dirs)
 
     def copy(self, c: Candidate, name: str, soname: str) -> LibraryCopy:
@@ -478,30 +228,30 @@ def _highest(defined: Iterable[str], family: str) -> Optional[str]:
 
 def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                     site_dirs: Sequence[str], python: PythonInfo, platform: Platform,
-                    environ: Optional[Mapping[str, str]] = None) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
-    """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring)."""
+                    environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None
+                    ) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
+    """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring).
+
+    `loader_config` is the scan's loader model of the target (built once, shared with the other probes)."""
     if tf is None:
         return None, []  # the tensorflow unknown already says why
     if not tf.package_dir or not os.path.isdir(tf.package_dir):
         return None, [Unknown("libraries", f"{tf.distribution} {tf.version} has no tensorflow/ package directory in "
                                            f"{tf.location}: nothing to resolve libraries from")]
     environ = environ if root.is_host else None
-    executable = python.executable
-    if executable and not executable.startswith("/"):
-        executable = None
-    # A first loader config only to list TF's objects and read their ELF class; the real one follows.
-    probe_loader = Loader(LoaderConfig(root=root))
-    objects = _tf_objects(probe_loader, tf.package_dir)
+    if loader_config is None:  # a caller outside scan(): build the target's loader model here
+        executable = python.executable if python.executable and python.executable.startswith("/") else None
+        loader_config = LoaderConfig.for_target(root, executable, environ, platform.cpu_flags)
+    loader = Loader(loader_config)
+    objects = _tf_objects(loader, tf.package_dir)
     if not objects:
         return None, [Unknown("libraries", f"no libtensorflow_framework.so* or _pywrap_tensorflow_internal.so in "
                                            f"{tf.package_dir} (not a Linux build of TensorFlow?)")]
     try:
-        first = read_elf(probe_loader.host(objects[-1]) or objects[-1])
+        read_elf(loader.host(objects[-1]) or objects[-1])
     except ElfError as exc:
         return None, [Unknown("libraries", f"cannot read TensorFlow's own library: {exc}")]
-    machine, elf_class = first.machine_name, first.elf_class
-    config = LoaderConfig.detect(root, machine, elf_class, environ, executable, platform.cpu_flags)
-    loader = Loader(config)
+    machine = loader_config.machine
     unknowns: List[Unknown] = []
     exe = loader.load_executable()
     # TF's own objects, as `import tensorflow` dlopen()s them by path, each with its DT_NEEDED closure.
@@ -550,7 +300,7 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     abi += [c for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)
             if c.missing and not _is_driver_library(c.library)]
     cfg = loader.cfg
-    cpu = ()
+    cpu: Tuple[str, ...] = ()
     if machine == "x86_64":
         cpu = _CPU_NEEDS.get(tf.distribution, ("avx",))
     llp = None

@@ -10,6 +10,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from tfcompat.model import Driver, DriverLibrary, Gpu, SnapshotError, Unknown, from_json_dict
+from tfcompat.probes.native.loader import Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
 PROC_VERSION = "/proc/driver/nvidia/version"
@@ -97,9 +98,11 @@ def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
 
 
 def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, str]] = None,
-                 proc_version: str = PROC_VERSION, environ: Optional[Mapping[str, str]] = None
+                 proc_version: str = PROC_VERSION, environ: Optional[Mapping[str, str]] = None,
+                 loader_config: Optional[LoaderConfig] = None
                  ) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
-    """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML."""
+    """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML; `loader_config`
+    is the scan's loader model of the target (built once, shared with the other probes)."""
     unknowns: List[Unknown] = []
     module_version = None
     try:
@@ -109,7 +112,7 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     if root.root is not None:
         reason = (f"not queried: --root {root.root} is an image; the driver and GPUs belong to the node "
                   "that runs it (check the node without --root)")
-        libraries = find_driver_libraries(root, environ)
+        libraries = find_driver_libraries(root, environ, loader_config)
         if module_version is None:
             return (Driver(libraries=libraries) if libraries else None), (), [Unknown("driver", reason),
                                                                               Unknown("gpus", reason)]
@@ -118,19 +121,20 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     if module_version is None and not os.path.exists(proc_version):
         reason = f"no NVIDIA driver on this node ({proc_version} not found: the kernel module is not loaded)"
         return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
-    libraries = find_driver_libraries(root, environ)
+    libraries = find_driver_libraries(root, environ, loader_config)
     if not nvml:
-        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries)
-        return driver, (), [Unknown("gpus", "NVML not queried (--no-nvml)")]
-    answer, reason, code = _nvml_child(sys.executable, nvml_env, NVML_TIMEOUT)
+        return (Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
+                (), [Unknown("gpus", "NVML not queried (--no-nvml)")])
+    answer, nvml_reason, code = _nvml_child(sys.executable, nvml_env, NVML_TIMEOUT)
     if answer is None:
-        driver = Driver(kernel_module_version=module_version, kernel_module_source=proc_version,
-                        nvml_error=NVML_NAMES.get(code) if code is not None else None,
-                        libraries=libraries) if module_version else None
-        if driver is None:
-            unknowns.append(Unknown("driver", reason or "unknown"))
-        unknowns.append(Unknown("gpus", reason or "unknown"))
-        return driver, (), unknowns
+        failed: Optional[Driver] = Driver(
+            kernel_module_version=module_version, kernel_module_source=proc_version,
+            nvml_error=NVML_NAMES.get(code) if code is not None else None, libraries=libraries,
+        ) if module_version else None
+        if failed is None:
+            unknowns.append(Unknown("driver", nvml_reason or "unknown"))
+        unknowns.append(Unknown("gpus", nvml_reason or "unknown"))
+        return failed, (), unknowns
     driver = Driver(
         kernel_module_version=module_version,
         kernel_module_source=proc_version if module_version else None,
@@ -160,15 +164,18 @@ _EXTRA_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl
 _VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
-def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = None) -> Tuple[DriverLibrary, ...]:
+def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = None,
+                          loader_config: Optional[LoaderConfig] = None) -> Tuple[DriverLibrary, ...]:
     """libcuda.so.1 and libnvidia-ml.so.1 as the dynamic loader would pick them (LD_LIBRARY_PATH on the
     host only, ld.so.cache, the default dirs), then the places container runtimes inject them. The
-    version is in the real file's name (libcuda.so.550.54.15)."""
-    from tfcompat.probes.loader import Loader, LoaderConfig
-
+    version is in the real file's name (libcuda.so.550.54.15). The loader model is the target's own
+    architecture's (an arm64 image's ld.so.cache entries are aarch64 ones)."""
     environ = os.environ if environ is None else environ
+    loader: Optional[Loader] = None
     try:
-        loader = Loader(LoaderConfig.detect(root, environ=environ if root.is_host else None))
+        if loader_config is None:  # a caller outside scan(): build the target's loader model here
+            loader_config = LoaderConfig.for_target(root, environ=environ if root.is_host else None)
+        loader = Loader(loader_config)
     except (OSError, ValueError):
         loader = None
     out = []

@@ -9,7 +9,7 @@ import struct
 from typing import List, Optional, Tuple
 
 from tfcompat.model import Platform, Unknown
-from tfcompat.probes.elf import MACHINES
+from tfcompat.probes.native.elf import MACHINES
 from tfcompat.probes.rootfs import Root
 
 LIB_DIRS = (

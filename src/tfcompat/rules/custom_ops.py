@@ -21,6 +21,29 @@ REBUILD = ("rebuild it against the installed TensorFlow with its own flags: "
            "print(\" \".join(tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()))')")
 
 
+def explain(op: CustomOp) -> List[str]:
+    """Why `op` fails, in words, where its recorded symbol facts tell."""
+    if op.reasons:  # a snapshot of tfcompat <= 0.1.0 recorded its reasons in words, not the facts below
+        return list(op.reasons)
+    reasons = []
+    ns = set(op.namespaces)
+    if op.old_string_abi and ns & {"tensorflow", "tsl"}:
+        reasons.append("built with -D_GLIBCXX_USE_CXX11_ABI=0 (pre-C++11 std::string), but TensorFlow >= 2.9 uses "
+                       "the C++11 ABI")
+    if op.abseil:
+        reasons.append(f"built against abseil {', '.join(op.abseil)}, which the installed TensorFlow does not "
+                       "contain (another TensorFlow release)")
+    if ns & {"tensorflow", "tsl", "xla"} and not reasons:
+        reasons.append("needs TensorFlow C++ internals that the installed TensorFlow does not define (built against "
+                       "another TensorFlow release)")
+    if op.c_api:
+        reasons.append(f"uses C API symbols the installed TensorFlow no longer exports ({', '.join(op.c_api[:3])})")
+    if op.missing_versions:
+        reasons.append("needs symbol versions its libraries do not define (built with a newer toolchain: "
+                       + ", ".join(v.split(" ")[0] for v in op.missing_versions[:3]) + ")")
+    return reasons
+
+
 def _by_owner(env: Environment, pred) -> Dict[str, List[CustomOp]]:
     out: Dict[str, List[CustomOp]] = {}
     for op in env.target.custom_ops:
@@ -54,7 +77,7 @@ def _pin_evidence(env: Environment, owner: str) -> List[Evidence]:
 
 def _remedy(env: Environment, matrix: Matrix, owner: str, ops: List[CustomOp]) -> str:
     tf = env.tensorflow
-    if any("CXX11_ABI=0" in r for op in ops for r in op.reasons):
+    if any("CXX11_ABI=0" in r for op in ops for r in explain(op)):
         return ("Rebuild with -D_GLIBCXX_USE_CXX11_ABI=1 (TensorFlow >= 2.9 is built with the C++11 ABI); best, "
                 + REBUILD + ".")
     if owner == "--op":
@@ -63,7 +86,7 @@ def _remedy(env: Environment, matrix: Matrix, owner: str, ops: List[CustomOp]) -
     pkg = env.package(owner)
     matching = [c for c in (matrix.companions_for(tf.version) if tf and v else [])
                 if canonicalize_name(c.package) == owner]
-    if matching:
+    if matching and v is not None:
         return (f'pip install "{pkg.display_name if pkg else owner}{matching[0].versions}" (the release built for '
                 f"TensorFlow {v.major}.{v.minor}), or the TensorFlow release it was built for.")
     if v is not None:
@@ -103,13 +126,15 @@ def undefined_symbols(env: Environment, matrix: Matrix) -> Result:
         yield skip
         return
     tf = env.tensorflow
+    if tf is None:  # requires=("tensorflow",): the engine skips the rule first
+        return
     groups = _by_owner(env, lambda op: op.undefined_count > 0)
     for owner, ops in sorted(groups.items()):
         total = sum(op.undefined_count for op in ops)
         of = sum(1 for op in env.target.custom_ops if op.owner == owner)
         first = ops[0]
         name = first.demangled[0] if first.demangled else (first.undefined[0] if first.undefined else "?")
-        reasons = sorted({r for op in ops for r in op.reasons})
+        reasons = sorted({r for op in ops for r in explain(op)})
         ev: List[Evidence] = []
         for op in ops[:SHOWN]:
             shown = op.undefined[0] if op.undefined else "?"

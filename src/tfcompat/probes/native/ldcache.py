@@ -163,7 +163,7 @@ def _extension_sections(data: bytes, ext_off: int, e: str) -> Dict[int, Tuple[in
     magic, count = struct.unpack_from(e + "II", data, ext_off)
     if magic != EXTENSION_MAGIC or ext_off + 8 + 16 * count > len(data):
         return {}
-    sections = {}
+    sections: Dict[int, Tuple[int, int]] = {}
     for i in range(count):
         tag, _flags, off, size = struct.unpack_from(e + "IIII", data, ext_off + 8 + 16 * i)
         if off + size <= len(data):

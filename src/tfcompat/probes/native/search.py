@@ -28,11 +28,11 @@ import dataclasses
 import os
 import posixpath
 import re
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from tfcompat.probes.elf import ET_DYN, ET_EXEC, ElfError, ElfInfo, read_elf
-from tfcompat.probes.ldcache import LdCache, LdCacheError, arch_flags, read_ld_cache, read_ld_so_conf
-from tfcompat.probes.rootfs import Root
+from tfcompat.probes.native.config import LoaderConfig
+from tfcompat.probes.native.elf import ET_DYN, ET_EXEC, ElfError, ElfInfo, read_elf
+from tfcompat.probes.native.ldcache import arch_flags
 
 STEP_PRELOAD = "LD_PRELOAD"
 STEP_PRELOAD_FILE = "/etc/ld.so.preload"
@@ -49,32 +49,7 @@ STEP_EXECUTABLE = "executable"
 STEP_CONF_ONLY = "ld.so.conf dir, not in ld.so.cache"
 STEP_OFF_PATH = "installed, not on the search path"
 
-# The default ("trusted") directories, by glibc's configured slibdir/libdir. ld.so --help prints them.
-_DEFAULT_DIRS = {
-    "debian": lambda triplet: (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"),
-    "lib64": lambda triplet: ("/lib64", "/usr/lib64"),
-    "lib": lambda triplet: ("/lib", "/usr/lib"),
-}
-_TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu", "ppc64": "powerpc64le-linux-gnu",
-             "s390x": "s390x-linux-gnu", "i386": "i386-linux-gnu", "riscv64": "riscv64-linux-gnu"}
-
-# x86-64 micro-architecture levels (glibc sysdeps/x86/get-isa-level.h) as /proc/cpuinfo flag names.
-_X86_V2 = ("cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3")
-_X86_V3 = _X86_V2 + ("avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave")
-_X86_V4 = _X86_V3 + ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
 _DST = re.compile(r"\$(\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))")
-
-
-def glibc_hwcaps(machine: str, cpu_flags: Iterable[str]) -> Tuple[str, ...]:
-    """Supported glibc-hwcaps subdirectories, most preferred first (what ``ld.so --help`` lists)."""
-    flags = set(cpu_flags)
-    if machine != "x86_64" or not flags:
-        return ()
-    levels = []
-    for name, need in (("x86-64-v4", _X86_V4), ("x86-64-v3", _X86_V3), ("x86-64-v2", _X86_V2)):
-        if all(f in flags for f in need):
-            levels.append(name)
-    return tuple(levels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,83 +116,10 @@ class Lookup:
         return self.winner is not None and self.winner.usable
 
 
-@dataclasses.dataclass(frozen=True)
-class LoaderConfig:
-    root: Root
-    machine: str = "x86_64"
-    elf_class: int = 64
-    ld_library_path: Tuple[str, ...] = ()  # elements, in order; '' is the working directory
-    ld_preload: Tuple[str, ...] = ()
-    preload_file: Tuple[str, ...] = ()  # entries of /etc/ld.so.preload
-    executable: Optional[str] = None  # inside-root path of the main program
-    default_dirs: Tuple[str, ...] = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
-    default_dirs_source: str = ""
-    lib_token: str = "lib/x86_64-linux-gnu"  # what $LIB expands to
-    platform_token: str = "x86_64"  # what $PLATFORM expands to (AT_PLATFORM)
-    hwcaps: Tuple[str, ...] = ()
-    cache: Optional[LdCache] = None
-    cache_problem: Optional[str] = None  # why no cache is used
-    conf_dirs: Tuple[str, ...] = ()
-    cwd: Optional[str] = None  # for relative and empty path elements; None under --root
 
-    @classmethod
-    def detect(cls, root: Root, machine: str = "x86_64", elf_class: int = 64,
-               environ: Optional[Mapping[str, str]] = None, executable: Optional[str] = None,
-               cpu_flags: Iterable[str] = ()) -> "LoaderConfig":
-        """The loader of the target: its cache, ld.so.conf, default dirs; the environment on the host only."""
-        env = dict(environ or {}) if root.is_host else {}
-        cache, problem = None, None
-        try:
-            cache = read_ld_cache(root)
-            if cache is None:
-                problem = "no /etc/ld.so.cache" + (" inside --root" if root.root else "")
-        except LdCacheError as exc:
-            problem = f"unreadable ld.so.cache: {exc}"
-        style, source = _default_dir_style(root, machine)
-        triplet = _TRIPLETS.get(machine, f"{machine}-linux-gnu")
-        lib_token = {"debian": f"lib/{triplet}", "lib64": "lib64"}.get(style, "lib")
-        ld_library_path = tuple(_split_path(env.get("LD_LIBRARY_PATH"))) if env.get("LD_LIBRARY_PATH") else ()
-        preload = tuple(p for p in re.split(r"[ :]", env.get("LD_PRELOAD", "")) if p)
-        try:
-            preload_file = tuple(root.read_text("/etc/ld.so.preload").split())
-        except OSError:
-            preload_file = ()
-        return cls(
-            root=root, machine=machine, elf_class=elf_class, ld_library_path=ld_library_path, ld_preload=preload,
-            preload_file=preload_file, executable=executable,
-            default_dirs=_DEFAULT_DIRS[style](triplet), default_dirs_source=source, lib_token=lib_token,
-            platform_token=machine, hwcaps=glibc_hwcaps(machine, cpu_flags), cache=cache, cache_problem=problem,
-            conf_dirs=tuple(read_ld_so_conf(root)), cwd=_cwd() if root.is_host else None,
-        )
-
-
-def _cwd() -> Optional[str]:
-    try:
-        return os.getcwd()
-    except OSError:  # the working directory was removed
-        return None
-
-
-def _split_path(value: Optional[str]) -> List[str]:
-    # ld.so splits LD_LIBRARY_PATH on ':' and ';'; an empty element is the working directory.
-    return re.split(r"[:;]", value) if value is not None else []
-
-
-def _default_dir_style(root: Root, machine: str) -> Tuple[str, str]:
-    """Which default-dir layout the target's glibc has, from where its libc.so.6 lives."""
-    triplet = _TRIPLETS.get(machine, f"{machine}-linux-gnu")
-    for style, d in (("debian", f"/lib/{triplet}"), ("debian", f"/usr/lib/{triplet}"), ("lib64", "/lib64"),
-                     ("lib64", "/usr/lib64"), ("lib", "/lib"), ("lib", "/usr/lib")):
-        try:
-            if os.path.isfile(root.path(d + "/libc.so.6")):
-                return style, f"libc.so.6 in {d}"
-        except OSError:
-            continue
-    return ("debian" if machine in _TRIPLETS else "lib64"), "assumed (no libc.so.6 found)"
-
-
-class Loader:
-    """Resolves names the way glibc would in one modelled process; remembers what it has loaded."""
+class Search:
+    """Which file glibc would use for a name, asked by one caller; the loaded objects it consults are
+    kept by :class:`~tfcompat.probes.native.loader.Loader`, which adds the loading."""
 
     def __init__(self, config: LoaderConfig):
         self.cfg = config
@@ -466,125 +368,6 @@ class Loader:
             c = self.candidate(name, e.path, STEP_CACHE, cache.path, None, e.hwcaps)
             if c is not None:
                 out.append(c)
-        return out
-
-    # -- loading ---------------------------------------------------------------------------------
-
-    def _register(self, obj: LoadedObject, *names: str) -> LoadedObject:
-        existing = self.by_real.get(obj.real)
-        if existing is not None:
-            obj = existing
-        else:
-            self.by_real[obj.real] = obj
-        for n in names + ((obj.elf.soname,) if obj.elf.soname else ()):
-            if n:
-                self.loaded.setdefault(n, obj)
-        return obj
-
-    def load_path(self, path: str, step: str = STEP_PATH, parent: Optional[LoadedObject] = None,
-                  deps: bool = True) -> Optional[LoadedObject]:
-        """Load the object at an inside-root `path` (dlopen of a path), with its DT_NEEDED closure."""
-        c = self.candidate(posixpath.basename(path), path, step, path)
-        if c is None or not c.usable:
-            return None
-        existing = self.by_real.get(c.real)
-        if existing is not None:
-            return existing
-        obj = self._register(LoadedObject(path, path, c.real, c.host_path, c.elf, step, parent), path)
-        if deps:
-            self.load_deps(obj)
-        return obj
-
-    def load_executable(self) -> Optional[LoadedObject]:
-        """The main program (its resolved path: $ORIGIN of an executable comes from /proc/self/exe)."""
-        if not self.cfg.executable:
-            return None
-        host = self.host(self.cfg.executable)
-        if host is None:
-            return None
-        real = self.inside(host)
-        obj = self.load_path(real, STEP_EXECUTABLE, deps=False)
-        if obj is None:
-            return None
-        self.executable = obj
-        for entry in self.cfg.ld_preload:
-            self._preload(entry, STEP_PRELOAD)
-        for entry in self.cfg.preload_file:
-            self._preload(entry, STEP_PRELOAD_FILE)
-        self.load_deps(obj)
-        return obj
-
-    def _preload(self, entry: str, step: str) -> None:
-        if "/" in entry:
-            path = entry if entry.startswith("/") else posixpath.join(self.cfg.cwd or "/", entry)
-            obj = self.load_path(path, step, parent=self.executable)
-            if obj is not None:
-                self.loaded.setdefault(posixpath.basename(path), obj)
-            return
-        lk = self.lookup(entry, self.executable)
-        if lk.ok and lk.winner is not None and lk.winner.elf is not None:
-            w = lk.winner
-            self._register(LoadedObject(entry, w.path, w.real, w.host_path, w.elf, step, self.executable), entry)
-
-    def load(self, name: str, caller: Optional[LoadedObject]) -> Tuple[Lookup, Optional[LoadedObject]]:
-        """dlopen(name) from `caller`: the lookup, and the loaded object (with its closure) when it succeeds."""
-        lk = self.lookup(name, caller)
-        if not lk.ok or lk.winner is None:
-            return lk, None
-        if lk.already_loaded:
-            return lk, self.loaded[name]
-        w = lk.winner
-        existing = self.by_real.get(w.real)
-        if existing is not None:
-            self._register(existing, name)
-            return lk, existing
-        assert w.elf is not None
-        obj = self._register(LoadedObject(name, w.path, w.real, w.host_path, w.elf, w.step, caller), name)
-        self.load_deps(obj)
-        return lk, obj
-
-    def load_deps(self, obj: LoadedObject) -> None:
-        """Breadth-first DT_NEEDED closure, each name looked up with the object that needs it as the caller."""
-        queue = [obj]
-        while queue:
-            current = queue.pop(0)
-            for needed in current.elf.needed:
-                if needed in current.deps:
-                    continue
-                lk = self.lookup(needed, current, all_copies=False)
-                if not lk.ok or lk.winner is None:
-                    current.deps[needed] = None
-                    continue
-                if lk.already_loaded:
-                    current.deps[needed] = self.loaded[needed]
-                    continue
-                w = lk.winner
-                existing = self.by_real.get(w.real)
-                if existing is not None:
-                    self._register(existing, needed)
-                    current.deps[needed] = existing
-                    continue
-                assert w.elf is not None
-                dep = self._register(LoadedObject(needed, w.path, w.real, w.host_path, w.elf, w.step, current),
-                                     needed)
-                current.deps[needed] = dep
-                queue.append(dep)
-
-    def missing_deps(self, obj: LoadedObject) -> List[Tuple[str, str]]:
-        """(name, needed by) for every DT_NEEDED in `obj`'s closure that the loader cannot find."""
-        out: List[Tuple[str, str]] = []
-        seen = set()
-        queue = [obj]
-        while queue:
-            cur = queue.pop(0)
-            if id(cur) in seen:
-                continue
-            seen.add(id(cur))
-            for name, dep in cur.deps.items():
-                if dep is None:
-                    out.append((name, cur.real))
-                else:
-                    queue.append(dep)
         return out
 
     def copies_elsewhere(self, name: str, dirs: Sequence[str], step: str) -> List[Candidate]:
