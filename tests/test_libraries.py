@@ -15,6 +15,7 @@ from probe_helpers import BUILD_INFO_2_21_0, make_dist, make_tf, write
 from test_ldcache import new_cache_body
 from tfcompat.model import Platform, PythonInfo, TensorFlowBuild, environment_from_json, to_json_dict
 from tfcompat.probes.native.elf import clear_cache
+from tfcompat.matrix import shipped_facts
 from tfcompat.probes.libraries import probe_libraries, tf_library_specs
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.rootfs import Root
@@ -239,7 +240,7 @@ def _tf(cuda, cudnn="8", version="2.15.1", trt=False, cuda_build=True):
 
 
 def test_sonames_follow_the_build():
-    specs, _ = tf_library_specs(_tf("12.2", "8", trt=True))
+    specs, _ = tf_library_specs(_tf("12.2", "8", trt=True), shipped_facts())
     names = [s.soname for s in specs]
     assert names[:9] == ["libcuda.so.1", "libcudart.so.12", "libcublas.so.12", "libcublasLt.so.12", "libcufft.so.11",
                          "libcusolver.so.11", "libcusparse.so.12", "libcudnn.so.8", "libnccl.so.2"]
@@ -247,15 +248,15 @@ def test_sonames_follow_the_build():
     assert "libnvshmem_host.so.3" not in names  # 2.21+ only
     cupti = next(s for s in specs if s.name == "cupti")
     assert cupti.fallbacks == ("libcupti.so",)
-    specs, _ = tf_library_specs(_tf("11.8", "8", version="2.14.0"))
+    specs, _ = tf_library_specs(_tf("11.8", "8", version="2.14.0"), shipped_facts())
     assert {"libcudart.so.11.0", "libcusolver.so.11", "libcurand.so.10", "libcufft.so.10"} <= {s.soname for s in specs}
-    specs, _ = tf_library_specs(_tf("11.0", "8", version="2.4.0"))
+    specs, _ = tf_library_specs(_tf("11.0", "8", version="2.4.0"), shipped_facts())
     assert "libcusolver.so.10" in {s.soname for s in specs}
-    specs, unknowns = tf_library_specs(_tf("13.0", "9", version="2.30.0"))
+    specs, unknowns = tf_library_specs(_tf("13.0", "9", version="2.30.0"), shipped_facts())
     assert specs == [] and unknowns[0].fact == "libraries"
-    specs, unknowns = tf_library_specs(_tf("12.5.1", "9", version="2.19.0", trt=True))
+    specs, unknowns = tf_library_specs(_tf("12.5.1", "9", version="2.19.0", trt=True), shipped_facts())
     assert unknowns[0].fact == "libraries.tensorrt"
-    assert tf_library_specs(_tf(None, None, cuda_build=False)) == ([], [])
+    assert tf_library_specs(_tf(None, None, cuda_build=False), shipped_facts()) == ([], [])
 
 
 def test_cpu_instructions_by_distribution(tmp_path):

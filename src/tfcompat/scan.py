@@ -9,9 +9,11 @@ import socket
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat import __version__
+from tfcompat.matrix import WorldFacts, shipped_facts
 from tfcompat.model import Environment, Host, Target, Unknown
 from tfcompat.probes.custom_ops import probe_custom_ops
-from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT, probe_import
+from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
+from tfcompat.probes.importprobe import probe_import
 from tfcompat.probes.libraries import probe_libraries
 from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.nvidia import probe_nvidia
@@ -21,7 +23,7 @@ from tfcompat.probes.resources import probe_resources
 from tfcompat.probes.rocm import probe_rocm
 from tfcompat.probes.rootfs import Root
 from tfcompat.probes.target import TargetSpec, resolve_target
-from tfcompat.probes.tensorflow import TF_DISTRIBUTIONS, find_tensorflow
+from tfcompat.probes.tensorflow import find_tensorflow
 
 
 def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> Tuple[str, str]:
@@ -48,9 +50,12 @@ def target_loader(root: Root, executable: Optional[str], environ: Mapping[str, s
 
 def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
          nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
-         ops: Sequence[str] = (), probe: bool = False, probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> Environment:
+         ops: Sequence[str] = (), probe: bool = False, probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+         facts: Optional[WorldFacts] = None) -> Environment:
     """Probe everything. `environ` (default: this process's) supplies LD_LIBRARY_PATH / LD_PRELOAD on the host;
-    under --root no host variable is read."""
+    under --root no host variable is read. `facts`: the matrix's world facts the probes look for (which
+    sonames TF dlopen()s, the TensorFlow distributions, the driver's libraries); the shipped matrix's by default."""
+    facts = facts if facts is not None else shipped_facts()
     root = Root(spec.root)
     resolved = resolve_target(spec)
     unknowns: List[Unknown] = list(resolved.unknowns)
@@ -68,14 +73,15 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     loader_config = target_loader(root, resolved.python.executable, env_vars, platform.cpu_flags)
     native, native_unknowns = probe_libraries(root, tf_builds[0] if tf_builds else None, packages,
                                               resolved.search_path, resolved.python, platform,
-                                              env_vars if root.is_host else None, loader_config)
+                                              env_vars if root.is_host else None, loader_config=loader_config,
+                                              facts=facts)
     unknowns += native_unknowns
     custom_ops, op_unknowns = probe_custom_ops(root, tf_builds[0] if tf_builds else None, packages,
-                                               TF_DISTRIBUTIONS, resolved.python.executable, ops, platform.cpu_flags,
+                                               facts.tf_distribution_names, resolved.python.executable, ops, platform.cpu_flags,
                                                env_vars, loader_config)
     unknowns += op_unknowns
     driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars,
-                                             loader_config=loader_config)
+                                             loader_config=loader_config, driver_sonames=facts.driver_sonames)
     unknowns += nv_unknowns
     rocm, rocm_unknowns = probe_rocm(root)
     unknowns += rocm_unknowns

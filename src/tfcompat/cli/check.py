@@ -23,8 +23,6 @@ from tfcompat.cli.options import (
     RootOpt,
     SiteOpt,
     VerboseOpt,
-    parse_ignores,
-    parse_select,
 )
 from tfcompat.cli.reportdir import write_node_report
 from tfcompat.cli.run import Run, UsageProblem
@@ -32,25 +30,26 @@ from tfcompat.outputs import colour_wanted, emit
 from tfcompat.render.formats import RenderContext, render, render_error
 
 if TYPE_CHECKING:
+    from tfcompat.matrix import WorldFacts
     from tfcompat.model import Environment, Report
 
 
 def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str]], root: Optional[str],
                      node_name: Optional[str], nvml: bool, probe: bool = False, probe_timeout: float = 120.0,
-                     ops: Optional[Sequence[str]] = ()) -> Environment:
-    import glob
-
+                     ops: Optional[Sequence[str]] = (), facts: Optional[WorldFacts] = None) -> Environment:
+    from tfcompat.probes.custom_ops import op_files
     from tfcompat.probes.target import TargetSpec
     from tfcompat.scan import scan
 
     for pattern in ops or ():
-        if not (glob.glob(pattern) if any(c in pattern for c in "*?[") else os.path.isfile(pattern)):
+        if not op_files(pattern):
             raise UsageProblem(f"--op {pattern}: no such file")
     spec = TargetSpec(python=python, site_packages=tuple(site_packages or ()), root=root)
     if probe and sys.stderr.isatty():
         print(f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
               file=sys.stderr)
-    return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()))
+    return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()),
+                facts=facts)
 
 
 def _hostname(node_name: Optional[str]) -> str:
@@ -115,21 +114,24 @@ def check(
 ) -> None:
     """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
     with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name)):
-        from tfcompat.engine import evaluate
+        from tfcompat.engine import evaluate, parse_ignores, parse_select
         from tfcompat.matrix import load_matrix
         from tfcompat.model import Severity, read_snapshot
+        from tfcompat.rules import catalog
 
         if from_ and (python or site_packages or root):
             raise UsageProblem("--from judges a snapshot: it cannot be combined with --python/--site-packages/--root")
         if from_ and probe:
             raise UsageProblem("--probe imports TensorFlow on this node: it cannot be combined with --from "
                                "(record it with `tfcompat scan --probe` on the node)")
-        ignores = parse_ignores(ignore)
+        rules = catalog()
+        ignores = parse_ignores(ignore, rules)
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
         env = read_snapshot(from_) if from_ else scan_environment(python, site_packages, root, node_name, nvml,
-                                                                  probe, probe_timeout, op)
-        report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=parse_select(select), ignore=ignores)
+                                                                  probe, probe_timeout, op, mtx.facts)
+        report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=parse_select(select, rules),
+                          ignore=ignores, rules=rules)
         if output_dir:
             _to_output_dir(output_dir, report, node_name)
         ctx = RenderContext(colour=colour_wanted(colour, output),
@@ -161,17 +163,17 @@ def scan(
 
 def list_rules(fmt: Format = typer.Option(Format.text, "--format", "-f", help="Output format.")) -> None:
     """List every rule: id, default severity, name and what it checks."""
-    from tfcompat.engine import all_rules
+    from tfcompat.rules import catalog
 
-    sys.stdout.write(render("rules", fmt.value, all_rules()))
+    sys.stdout.write(render("rules", fmt.value, catalog()))
 
 
 def explain(rule: str = typer.Argument(..., help="Rule id (TFC201) or name.")) -> None:
     """Print a rule's documentation: what it checks, why it crashes, how to fix it."""
-    from tfcompat.engine import find_rule
     from tfcompat.render.rules import render_explain
+    from tfcompat.rules import find
 
-    r = find_rule(rule)
+    r = find(rule)
     if r is None:
         print(f"tfcompat: error: no rule {rule!r} (see `tfcompat rules`)", file=sys.stderr)
         raise typer.Exit(2)

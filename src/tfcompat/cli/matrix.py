@@ -64,7 +64,8 @@ def _answer(fmt: Format, build: Callable[[], Dict[str, Any]], render: Callable[[
         answer = build()
     except ValueError as exc:  # MatrixError, QueryError: bad input, one line
         message = str(exc).replace("\n", " ")
-        from tfcompat.render.formats import render_error  # JSON: every command's one error shape
+        # JSON: every command's one error shape
+        from tfcompat.render.formats import render_error
 
         sys.stdout.write(render_error("matrix", fmt.value, message) or "")
         print(f"tfcompat: error: {message}", file=sys.stderr)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Dict, List, Optional
 
 import typer
-
-from tfcompat.cli.run import UsageProblem
 
 # --format choices: the names of the formats table (render/formats.py); a test keeps them equal.
 
@@ -63,33 +60,3 @@ MaxAgeOpt = typer.Option(None, "--max-age", help="Reports older than this are st
 GroupByOpt = typer.Option(None, "--group-by", help="Compare nodes within groups: a dotted report field "
                                                    "(environment.host.gpus.0.name) or label:KEY from --expect.")
 GateFmtOpt = typer.Option(GateFormat.text, "--format", "-f", help="Output format: text, json, junit.")
-
-
-# --select/--ignore: kept in this one place until tfcompat.engine.parse_select/parse_ignores replace it.
-
-
-def _known_prefix(option: str, prefix: str) -> str:
-    """A --select/--ignore prefix must match some rule: a typo must not silently pass a gate."""
-    from tfcompat.engine import all_rules
-
-    if not any(r.id.upper().startswith(prefix.upper()) or r.name == prefix for r in all_rules()):
-        raise UsageProblem(f"{option} {prefix}: no rule id starts with it and no rule has that name "
-                           "(see `tfcompat rules`)")
-    return prefix
-
-
-def parse_ignores(values: Optional[List[str]]) -> Dict[str, str]:
-    """`TFC201`, `TFC201=reason`, `TFC105,TFC301=reason` (the reason applies to every id before it)."""
-    out: Dict[str, str] = {}
-    for v in values or ():
-        keys, _, reason = v.partition("=")
-        for key in keys.split(","):
-            if not key.strip():
-                raise UsageProblem(f"--ignore {v!r}: expected RULE-PREFIX[,RULE-PREFIX...][=reason]")
-            out[_known_prefix("--ignore", key.strip())] = reason.strip()
-    return out
-
-
-def parse_select(values: Optional[List[str]]) -> List[str]:
-    """`TFC1`, `TFC1,TFC2` (repeatable)."""
-    return [_known_prefix("--select", s.strip()) for v in values or () for s in v.split(",") if s.strip()]

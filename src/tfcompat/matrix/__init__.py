@@ -41,7 +41,13 @@ from tfcompat.matrix.entries import (
 from tfcompat.matrix.facts import Soname, TFDistribution, WorldFacts
 from tfcompat.matrix.fields import SCHEMA, MatrixError, default_matrix_path, tomllib
 from tfcompat.matrix.invariants import invariant_problems
-from tfcompat.matrix.load import MATRIX_TABLES, file_kind, load_matrix, parse_matrix
+from tfcompat.matrix.load import (
+    MATRIX_TABLES,
+    file_kind,
+    load_matrix,
+    parse_matrix,
+    shipped_facts,
+)
 from tfcompat.matrix.lookup import Matrix
 from tfcompat.matrix.overlay import (
     OVERLAY_TABLES,
@@ -57,5 +63,6 @@ __all__ = [
     "CudaToolkit", "CudnnRelease", "CudnnRuntime", "DriverNeed", "ForwardCompatibility", "KnownBadDriver", "Matrix",
     "MatrixError", "Overlay", "RocmRelease", "Soname", "TFDistribution", "TFRelease", "TFRocmRelease", "Waiver",
     "WorldFacts", "cc_text", "cc_tuple", "coverage", "default_matrix_path", "file_kind", "invariant_problems",
-    "load_matrix", "load_overlay", "parse_arch", "parse_cc", "parse_matrix", "parse_overlay", "spec_text", "tomllib",
+    "load_matrix", "load_overlay", "parse_arch", "parse_cc", "parse_matrix", "parse_overlay", "shipped_facts", "spec_text",
+    "tomllib",
 ]

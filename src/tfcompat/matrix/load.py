@@ -6,6 +6,7 @@ are errors. `load_matrix` reads the shipped file (or `--matrix FILE`) and adds s
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -27,6 +28,7 @@ from tfcompat.matrix.entries import (
     TFRelease,
     TFRocmRelease,
 )
+from tfcompat.matrix.facts import WorldFacts
 from tfcompat.matrix.facts_load import FACT_TABLES, parse_facts
 from tfcompat.matrix.fields import (
     GFX_RE,
@@ -319,6 +321,11 @@ def _no_release_twice(path: str, tf: Sequence[TFRelease]) -> None:
 
 
 
+@functools.lru_cache(maxsize=1)
+def shipped_facts() -> WorldFacts:
+    """The world facts of the shipped matrix: what a probe called without a matrix reads (loaded once)."""
+    return load_matrix().facts
+
 
 def load_matrix(path: Optional[Path] = None, overlays: Sequence[Path] = ()) -> Matrix:
     path = Path(path) if path is not None else default_matrix_path()
@@ -326,8 +333,6 @@ def load_matrix(path: Optional[Path] = None, overlays: Sequence[Path] = ()) -> M
     for overlay in overlays:  # an overlay's [thresholds] may name the keys this matrix has defaults for
         matrix = matrix.with_overlay(load_overlay(overlay, tuple(matrix.facts.thresholds)))
     return matrix
-
-
 
 
 def file_kind(path: Path) -> str:

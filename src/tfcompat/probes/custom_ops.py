@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
 from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf, undefined_symbols
-from tfcompat.probes.native.loader import Loader, LoadedObject, LoaderConfig
+from tfcompat.probes.native.loader import LoadedObject, Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
 # What marks an object as a TensorFlow plugin: it needs one of these.
@@ -63,6 +63,13 @@ def _record_files(pkg: Package) -> List[str]:
         return []
 
 
+def op_files(pattern: str) -> List[str]:
+    """The files an --op path or glob names (the CLI refuses one that names none)."""
+    if any(c in pattern for c in "*?["):
+        return sorted(glob.glob(pattern))
+    return [pattern] if os.path.isfile(pattern) else []
+
+
 def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra: Sequence[str] = ()
              ) -> Tuple[List[Tuple[str, str]], List[Unknown]]:
     """[(owner, real path)] of every ELF object that needs TensorFlow's libraries, outside TF itself.
@@ -86,8 +93,7 @@ def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra
             if any(n in TF_LIBRARIES for n in info.needed):
                 found.append((pkg.name, path))
     for pattern in extra:
-        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else \
-            ([pattern] if os.path.isfile(pattern) else [])
+        matches = op_files(pattern)
         if not matches:
             unknowns.append(Unknown("custom_ops", f"--op {pattern}: no such file"))
         for path in matches:

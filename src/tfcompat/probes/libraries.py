@@ -24,6 +24,9 @@ import posixpath
 import re
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from packaging.version import InvalidVersion, Version
+
+from tfcompat.matrix import WorldFacts, shipped_facts
 from tfcompat.model import (
     LibraryCopy,
     LibraryResolution,
@@ -35,6 +38,8 @@ from tfcompat.model import (
     Unknown,
     VersionNeedCheck,
 )
+from tfcompat.probes.library_specs import LibrarySpec, tf_library_specs
+from tfcompat.probes.library_versions import LibraryVersions
 from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf
 from tfcompat.probes.native.loader import (
     STEP_CONF_ONLY,
@@ -46,15 +51,6 @@ from tfcompat.probes.native.loader import (
     LoaderConfig,
     Lookup,
 )
-from tfcompat.probes.library_specs import (  # noqa: F401  (re-exported: the old home of the specs)
-    _CPU_NEEDS,
-    CPU_NEEDS_SOURCE,
-    CUDNN_SUBLIBRARIES,
-    LibrarySpec,
-    _release,
-    tf_library_specs,
-)
-from tfcompat.probes.library_versions import LibraryVersions
 from tfcompat.probes.rootfs import Root
 
 # The functions whose dlopen() is TF's: the object that defines one is the caller the loader searches for.
@@ -226,13 +222,22 @@ def _highest(defined: Iterable[str], family: str) -> Optional[str]:
     return max(same, key=_vkey) if same else None
 
 
+def _release_of(version: Optional[str]) -> Tuple[int, ...]:
+    try:
+        return Version(version or "").release
+    except InvalidVersion:
+        return ()
+
+
 def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                     site_dirs: Sequence[str], python: PythonInfo, platform: Platform,
-                    environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None
-                    ) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
+                    environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None,
+                    facts: Optional[WorldFacts] = None) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
     """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring).
 
-    `loader_config` is the scan's loader model of the target (built once, shared with the other probes)."""
+    `loader_config` is the scan's loader model of the target (built once, shared with the other probes);
+    `facts` the matrix's world facts (what TF dlopen()s, CPU needs), the shipped matrix's by default."""
+    facts = facts if facts is not None else shipped_facts()
     if tf is None:
         return None, []  # the tensorflow unknown already says why
     if not tf.package_dir or not os.path.isdir(tf.package_dir):
@@ -267,7 +272,7 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
         caller = loader.by_real.get(loader.inside(host)) if host else None
         if caller is None:
             caller = loader.load_path(caller_path, STEP_PATH, parent=exe)
-    specs, spec_unknowns = tf_library_specs(tf)
+    specs, spec_unknowns = tf_library_specs(tf, facts)
     unknowns += spec_unknowns
     probe = _Probe(root, tf, packages, site_dirs, loader)
     resolutions: List[LibraryResolution] = []
@@ -281,10 +286,11 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
             lib_objects.append(obj)
         if spec.name == "cudnn":
             cudnn_obj, cudnn_major = obj, int(spec.soname.rsplit(".", 1)[-1])
-    if cudnn_obj is not None and cudnn_major in CUDNN_SUBLIBRARIES:
+    sublibraries = facts.cudnn_sublibraries(cudnn_major) if cudnn_major is not None else ()
+    if cudnn_obj is not None and cudnn_major is not None and sublibraries:
         front = next(r for r in resolutions if r.name == "cudnn").found
-        parts = _release(front.version or "") if front else ()
-        for sub in CUDNN_SUBLIBRARIES[cudnn_major]:
+        parts = _release_of(front.version) if front else ()
+        for sub in sublibraries:
             short = sub.split(".so")[0][len("lib"):]
             # cuDNN 9 asks for libcudnn_ops.so.9.28.0, then .so.9.28, then .so.9 (LD_DEBUG=libs, cuDNN 9.28).
             first = [f"{sub}.{'.'.join(map(str, parts[1:n]))}" for n in (3, 2)
@@ -300,9 +306,7 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     abi += [c for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)
             if c.missing and not _is_driver_library(c.library)]
     cfg = loader.cfg
-    cpu: Tuple[str, ...] = ()
-    if machine == "x86_64":
-        cpu = _CPU_NEEDS.get(tf.distribution, ("avx",))
+    cpu = facts.cpu_needs(tf.distribution, machine)
     llp = None
     if root.is_host and environ is not None and environ.get("LD_LIBRARY_PATH") is not None:
         llp = environ.get("LD_LIBRARY_PATH")
@@ -320,6 +324,6 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
         libraries=tuple(resolutions),
         abi=tuple(abi),
         cpu_instructions=cpu,
-        cpu_instructions_source=CPU_NEEDS_SOURCE if cpu else "",
+        cpu_instructions_source=facts.cpu_needs_source if cpu else "",
     )
     return native, unknowns

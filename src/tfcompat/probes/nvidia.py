@@ -7,9 +7,16 @@ import os
 import re
 import subprocess
 import sys
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tfcompat.model import Driver, DriverLibrary, Gpu, SnapshotError, Unknown, from_json_dict
+from tfcompat.model import (
+    Driver,
+    DriverLibrary,
+    Gpu,
+    SnapshotError,
+    Unknown,
+    from_json_dict,
+)
 from tfcompat.probes.native.loader import Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
@@ -99,7 +106,7 @@ def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
 
 def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, str]] = None,
                  proc_version: str = PROC_VERSION, environ: Optional[Mapping[str, str]] = None,
-                 loader_config: Optional[LoaderConfig] = None
+                 loader_config: Optional[LoaderConfig] = None, driver_sonames: Optional[Sequence[str]] = None
                  ) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
     """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML; `loader_config`
     is the scan's loader model of the target (built once, shared with the other probes)."""
@@ -112,7 +119,7 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     if root.root is not None:
         reason = (f"not queried: --root {root.root} is an image; the driver and GPUs belong to the node "
                   "that runs it (check the node without --root)")
-        libraries = find_driver_libraries(root, environ, loader_config)
+        libraries = find_driver_libraries(root, environ, loader_config, driver_sonames)
         if module_version is None:
             return (Driver(libraries=libraries) if libraries else None), (), [Unknown("driver", reason),
                                                                               Unknown("gpus", reason)]
@@ -121,7 +128,7 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     if module_version is None and not os.path.exists(proc_version):
         reason = f"no NVIDIA driver on this node ({proc_version} not found: the kernel module is not loaded)"
         return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
-    libraries = find_driver_libraries(root, environ, loader_config)
+    libraries = find_driver_libraries(root, environ, loader_config, driver_sonames)
     if not nvml:
         return (Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
                 (), [Unknown("gpus", "NVML not queried (--no-nvml)")])
@@ -158,14 +165,14 @@ def gpu_from_nvml(g: dict) -> Gpu:
     return from_json_dict(Gpu, g, f"NVML child: GPU {g.get('index', '?') if isinstance(g, dict) else '?'}")
 
 
-DRIVER_SONAMES = ("libcuda.so.1", "libnvidia-ml.so.1")
 # Where container runtimes inject the driver's user-space libraries, searched after the loader's own path.
 _EXTRA_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib")  # often outside ld.so.cache
 _VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
 def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = None,
-                          loader_config: Optional[LoaderConfig] = None) -> Tuple[DriverLibrary, ...]:
+                          loader_config: Optional[LoaderConfig] = None,
+                          sonames: Optional[Sequence[str]] = None) -> Tuple[DriverLibrary, ...]:
     """libcuda.so.1 and libnvidia-ml.so.1 as the dynamic loader would pick them (LD_LIBRARY_PATH on the
     host only, ld.so.cache, the default dirs), then the places container runtimes inject them. The
     version is in the real file's name (libcuda.so.550.54.15). The loader model is the target's own
@@ -179,7 +186,11 @@ def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = Non
     except (OSError, ValueError):
         loader = None
     out = []
-    for soname in DRIVER_SONAMES:
+    if sonames is None:  # a caller outside scan(): the shipped matrix's [driver_libraries]
+        from tfcompat.matrix import shipped_facts
+
+        sonames = shipped_facts().driver_sonames
+    for soname in sonames:
         copies: List[str] = []
         if loader is not None:
             lk = loader.lookup(soname)
