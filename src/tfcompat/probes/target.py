@@ -137,7 +137,7 @@ def _ask_interpreter(python: str) -> Tuple[PythonInfo, Tuple[str, ...]]:
     if not os.access(python, os.X_OK) or os.path.isdir(python):
         raise TargetError(f"--python {python}: not an executable file")
     try:
-        rc, out, err = run_isolated([python, "-I", "-S", "-c", _PROBE], PYTHON_PROBE_TIMEOUT, PYTHON_PROBE_OUTPUT_CAP)
+        _rc, out, err = run_isolated([python, "-I", "-S", "-c", _PROBE], PYTHON_PROBE_TIMEOUT, PYTHON_PROBE_OUTPUT_CAP)
     except subprocess.TimeoutExpired:
         raise TargetError(f"--python {python}: did not answer within {PYTHON_PROBE_TIMEOUT:.0f} s") from None
     except OSError as exc:
@@ -289,7 +289,8 @@ def _pyvenv_cfg(root: Root, path: str) -> dict:
     return cfg
 
 
-def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None, root: Optional[Root] = None) -> PythonInfo:
+def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None,
+                      root: Optional[Root] = None) -> PythonInfo:
     """Python version from a venv's pyvenv.cfg or from `lib/pythonX.Y/` in a site dir path."""
     for d in dirs:
         m = _PY_DIR.search(d)
