@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model import PythonInfo, Unknown
@@ -178,13 +178,15 @@ def run_isolated(argv: List[str], timeout: float, cap: int) -> Tuple[int, bytes,
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd="/", env=_child_env(), start_new_session=True, close_fds=True)
     deadline = time.monotonic() + timeout
-    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
-    caps = {proc.stdout: cap + 1, proc.stderr: 64 << 10}
+    assert proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    bufs = {out_fd: bytearray(), err_fd: bytearray()}
+    caps = {out_fd: cap + 1, err_fd: 64 << 10}
     timed_out = False
     try:
         with selectors.DefaultSelector() as sel:
-            for pipe in bufs:
-                sel.register(pipe, selectors.EVENT_READ)
+            for fd in bufs:
+                sel.register(fd, selectors.EVENT_READ)
             while sel.get_map():
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -192,14 +194,14 @@ def run_isolated(argv: List[str], timeout: float, cap: int) -> Tuple[int, bytes,
                     break
                 for key, _ in sel.select(min(left, 0.2)):
                     chunk = os.read(key.fd, 65536)
-                    buf = bufs[key.fileobj]
+                    buf = bufs[key.fd]
                     if not chunk:
-                        sel.unregister(key.fileobj)
+                        sel.unregister(key.fd)
                         continue
-                    buf += chunk[: max(0, caps[key.fileobj] - len(buf))]
-                    if len(buf) >= caps[key.fileobj]:
-                        sel.unregister(key.fileobj)
-                if len(bufs[proc.stdout]) > cap:
+                    buf += chunk[: max(0, caps[key.fd] - len(buf))]
+                    if len(buf) >= caps[key.fd]:
+                        sel.unregister(key.fd)
+                if len(bufs[out_fd]) > cap:
                     break
                 if proc.poll() is not None:
                     _kill_group(proc.pid)  # the child is done: grandchildren holding the pipes go too
@@ -211,7 +213,7 @@ def run_isolated(argv: List[str], timeout: float, cap: int) -> Tuple[int, bytes,
         proc.stderr.close()
     if timed_out:
         raise subprocess.TimeoutExpired(argv, timeout)
-    return proc.returncode, bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr])
+    return proc.returncode, bytes(bufs[out_fd]), bytes(bufs[err_fd])
 
 
 def _kill_group(pgid: int) -> None:
@@ -275,9 +277,9 @@ def _site_dirs_under(root: Root, prefix: str) -> List[str]:
     return found
 
 
-def _pyvenv_cfg(root: Root, path: str) -> dict:
+def _pyvenv_cfg(root: Root, path: str) -> Dict[str, str]:
     """key = value pairs of a pyvenv.cfg (a path inside the root); {} when it is missing or unreadable."""
-    cfg = {}
+    cfg: Dict[str, str] = {}
     try:
         text = root.read_bytes(path, "pyvenv_cfg").decode("utf-8", "replace")
     except OSError:

@@ -103,13 +103,13 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> Tuple[TensorFlowBui
     root = root or Root(None)
     unknowns: List[Unknown] = []
     package_dir: Optional[str] = os.path.join(pkg.location, "tensorflow")
-    if not _is_dir(root, package_dir):
+    if not _is_dir(root, os.path.join(pkg.location, "tensorflow")):
         package_dir = None
     build_info_path: Optional[str] = os.path.join(pkg.location, BUILD_INFO)
     info: Dict[str, Any] = {}
     try:
         # bounded read (a link to /dev/urandom or a 10 GB file is refused); bad UTF-8 is an unknown, not a crash
-        source = root.read_bytes(root.inside(build_info_path), "build_info").decode("utf-8")
+        source = root.read_bytes(root.inside(os.path.join(pkg.location, BUILD_INFO)), "build_info").decode("utf-8")
         info = parse_build_info(source)
     except FileNotFoundError:
         build_info_path = None
