@@ -223,3 +223,39 @@ def test_kfd_hostile_nodes(tmp_path, host_site):
     assert time.monotonic() - start < 5
     assert sorted(g.gfx_target for g in rocm.gpus) == ["gfx1100", "gfx90a", "gfx942"]
     assert {g.node for g in rocm.gpus} == {1, 3, -1}
+
+
+def test_record_entries_stay_inside_the_root(img, tmp_path):
+    from tfcompat.probes.packages import record_files
+
+    root, site = img
+    dist = make_dist(site, "plugin", "1.0")
+    write(os.path.join(dist, "RECORD"),
+          "plugin/_op.so,sha256=x,10\n"
+          "/usr/lib/x86_64-linux-gnu/libc.so.6,,\n"
+          "../../../../../../../../etc/passwd,,\n"
+          "\"plugin/with,comma.so\",,\n"
+          + "x" * 200_000 + ",,\n")  # over csv's field limit: skipped, not fatal
+    with open(os.path.join(dist, "RECORD"), "ab") as fh:
+        fh.write(b"plugin/\xff\xfe.so,,\n")
+    r = Root(str(root))
+    pkg = next(p for p in scan_packages([r.path(SITE)], r)[0] if p.name == "plugin")
+    files, why = record_files(pkg, r)
+    assert why is None
+    assert all(f.startswith(str(root) + "/") for f in files)
+    assert f"{root}{SITE}/plugin/_op.so" in files
+    assert f"{root}/usr/lib/x86_64-linux-gnu/libc.so.6" in files
+    assert f"{root}/etc/passwd" in files
+    assert f"{root}{SITE}/plugin/with,comma.so" in files
+    assert len(files) == 5
+
+
+def test_record_fifo_is_a_reason(tmp_path):
+    from tfcompat.probes.packages import record_files
+
+    site = tmp_path / "site"
+    dist = make_dist(site, "plugin", "1.0")
+    os.mkfifo(os.path.join(dist, "RECORD"))
+    (pkg,), _ = scan_packages([str(site)])
+    files, why = record_files(pkg)
+    assert files == [] and "FIFO" in why

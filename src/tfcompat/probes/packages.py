@@ -8,6 +8,7 @@ distribution becomes an unknown with its reason, never the end of the scan.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -143,6 +144,52 @@ def scan_packages(
     """(effective packages, shadowed copies) in import order: the first copy of a name wins."""
     packages, shadowed, _unknowns = scan_distributions(search_path, root)
     return packages, shadowed
+
+
+_MAX_RECORD_LINE = 4096  # a RECORD row is a path (PATH_MAX), a hash and a size
+
+
+def record_files(pkg: Package, root: Optional[Root] = None) -> Tuple[List[str], Optional[str]]:
+    """(real paths of the files `pkg` installed, None) from RECORD (dist-info) or installed-files.txt (egg-info),
+    or ([], why) when neither can be read.
+
+    Each entry is resolved inside the root: an absolute or '../' entry names a file of the image, never of
+    the host. Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field
+    limit would otherwise end the read).
+    """
+    root = root or Root(None)
+    meta_dir = root.inside(os.path.dirname(pkg.metadata_path))
+    location = root.inside(pkg.location).rstrip("/")
+    why = None
+    for name, base, is_csv in (("RECORD", location, True), ("installed-files.txt", meta_dir, False)):
+        try:
+            text = root.read_bytes(f"{meta_dir}/{name}", "record").decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            why = str(exc.strerror or exc)
+            continue
+        out: List[str] = []
+        for line in text.splitlines():
+            if not line.strip() or len(line) > _MAX_RECORD_LINE:
+                continue
+            if is_csv:
+                try:
+                    row = next(csv.reader([line]), None)
+                except csv.Error:
+                    continue
+                if not row or not row[0]:
+                    continue
+                rel = row[0]
+            else:
+                rel = line.strip()
+            inside = os.path.normpath(rel if rel.startswith("/") else f"{base}/{rel}")
+            try:
+                out.append(root.path(inside))
+            except OSError:
+                continue  # a link loop: nothing to read there
+        return out, None
+    return [], why
 
 
 def parse_version(text: str) -> Optional[Version]:
