@@ -259,3 +259,37 @@ def test_record_fifo_is_a_reason(tmp_path):
     (pkg,), _ = scan_packages([str(site)])
     files, why = record_files(pkg)
     assert files == [] and "FIFO" in why
+
+
+def test_scan_of_a_hostile_root_ends(tmp_path, host_site):
+    """The whole CLI over an image whose files (the ones these probes read) are FIFOs, devices' links and
+    links to the host: it ends, and no host package shows up."""
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path / "img"
+    site = root / SITE.lstrip("/")
+    make_dist(site, "good", "1.0")
+    make_dist(site, "tensorflow", "2.21.0", wheel_tags=["cp311-cp311-manylinux_2_17_x86_64"])
+    make_tf(site, "2.21.0", None)
+    os.makedirs(site / "tensorflow/python/platform")
+    os.mkfifo(site / BUILD_INFO)
+    os.unlink(site / "tensorflow-2.21.0.dist-info/WHEEL")
+    os.mkfifo(site / "tensorflow-2.21.0.dist-info/WHEEL")
+    os.makedirs(site / "fifo-1.0.dist-info")
+    os.mkfifo(site / "fifo-1.0.dist-info/METADATA")
+    symlink(site / "host_only-6.6.6.dist-info", str(host_site / "host_only-6.6.6.dist-info"))
+    os.makedirs(root / "etc")
+    os.mkfifo(root / "etc/os-release")
+    os.makedirs(root / "proc")
+    os.mkfifo(root / "proc/cpuinfo")
+    symlink(root / "sys/class/kfd/kfd/topology/nodes/0", "/sys/class/kfd/kfd/topology/nodes/0")
+    proc = subprocess.run([sys.executable, "-m", "tfcompat", "scan", "--root", str(root), "--no-nvml"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    env = json.loads(proc.stdout)
+    names = {p["name"] for p in env["target"]["packages"]}
+    assert names == {"good", "tensorflow"}
+    reasons = " ".join(u["reason"] for u in env["unknowns"])
+    assert "FIFO" in reasons
