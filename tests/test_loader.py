@@ -345,18 +345,3 @@ def test_ld_library_path_origin_in_braces_is_the_executables_dir(tmp_path):
         loader.load_executable()
         lk = loader.lookup("libdep.so.1", loader.executable)
         assert lk.winner is not None and lk.winner.path.endswith("/app/bin/../lib/libdep.so.1"), element
-
-
-def test_old_import_paths_are_the_moved_modules():
-    """probes/elf.py, ldcache.py and loader.py moved to probes/native/: the old paths give the same module objects."""
-    import importlib
-
-    from tfcompat.probes.native import elf, ldcache, loader
-
-    for name, module in (("elf", elf), ("ldcache", ldcache), ("loader", loader)):
-        assert importlib.import_module(f"tfcompat.probes.{name}") is module
-        assert module.__spec__.name == f"tfcompat.probes.native.{name}"
-    from tfcompat.probes.elf import ElfError as old
-    from tfcompat.probes.loader import Loader, LoaderConfig  # noqa: F401
-
-    assert old is elf.ElfError

@@ -73,7 +73,7 @@ def _ld_debug(python, site, names):
 
 @pytest.mark.parametrize("python", VENVS)
 def test_loader_model_agrees_with_ld_debug(python):
-    from tfcompat.probes.elf import read_elf
+    from tfcompat.probes.native.elf import read_elf
     from tfcompat.probes.target import TargetSpec
     from tfcompat.scan import scan
 

@@ -17,7 +17,7 @@ from tfcompat.probes.importprobe import probe_import
 from tfcompat.probes.libraries import probe_libraries
 from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.nvidia import probe_nvidia
-from tfcompat.probes.packages import scan_packages
+from tfcompat.probes.packages import scan_distributions
 from tfcompat.probes.platform import probe_platform
 from tfcompat.probes.resources import probe_resources
 from tfcompat.probes.rocm import probe_rocm
@@ -62,8 +62,9 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     if resolved.python.version is None:
         unknowns.append(Unknown("python.version", "no interpreter was run and the site-packages path names no "
                                 "pythonX.Y; pass --python to tell"))
-    packages, shadowed = scan_packages(resolved.search_path)
-    tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path)
+    packages, shadowed, package_unknowns = scan_distributions(resolved.search_path, root)
+    unknowns += package_unknowns
+    tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root)
     unknowns += tf_unknowns
     platform, platform_unknowns = probe_platform(root)
     unknowns += platform_unknowns

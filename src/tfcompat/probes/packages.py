@@ -1,86 +1,98 @@
 """Installed distributions of the target, read from *.dist-info / *.egg-info metadata on disk.
 
 Only the metadata headers are read (name, version, Requires-Dist, Requires-Python): nothing is
-imported, and the long description that follows the headers is never parsed.
+imported, and the long description that follows the headers is never parsed. Every file is opened
+through :class:`Root` (inside --root, regular files only, with a size cap): one unreadable
+distribution becomes an unknown with its reason, never the end of the scan.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from tfcompat.model import Package
+from tfcompat.model import Package, Unknown
+from tfcompat.probes.rootfs import CAPS, Root
 
-_HEADER_LIMIT = 256 * 1024
+_HEADER_LIMIT = CAPS["metadata"]
 
 
-def read_headers(path: str) -> Dict[str, List[str]]:
-    """RFC 822 headers of a METADATA / PKG-INFO file (stops at the first blank line)."""
+def parse_headers(data: bytes) -> Dict[str, List[str]]:
+    """RFC 822 headers of METADATA / PKG-INFO bytes (stops at the first blank line or at the cap)."""
+    if len(data) >= _HEADER_LIMIT:  # cut at the cap: drop the partial last line
+        data = data[: data.rfind(b"\n") + 1]
     headers: Dict[str, List[str]] = {}
     last: Optional[str] = None
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        read = 0
-        for line in fh:
-            read += len(line)
-            if read > _HEADER_LIMIT or line in ("\n", "\r\n"):
-                break
-            if line[:1] in (" ", "\t") and last is not None:
-                headers[last][-1] += " " + line.strip()
-                continue
-            key, sep, value = line.partition(":")
-            if not sep:
-                continue
-            last = key.strip().lower()
-            headers.setdefault(last, []).append(value.strip())
+    for line in io.StringIO(data.decode("utf-8", "replace"), newline=None):
+        if line in ("\n", "\r\n"):
+            break
+        if line[:1] in (" ", "\t") and last is not None:
+            headers[last][-1] += " " + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        last = key.strip().lower()
+        headers.setdefault(last, []).append(value.strip())
     return headers
 
 
-def _egg_requires(egg_info: str) -> Tuple[str, ...]:
+def read_headers(path: str, root: Optional[Root] = None) -> Dict[str, List[str]]:
+    """Headers of the METADATA / PKG-INFO file at the real path `path` (OSError if unreadable or refused)."""
+    root = root or Root(None)
+    return parse_headers(root.read_bytes(root.inside(path), "metadata", truncate=True))
+
+
+def _egg_requires(root: Root, egg_info: str) -> Tuple[str, ...]:
     """requires.txt of an .egg-info dir: base requirements and `[:marker]` sections; extras skipped."""
     out: List[str] = []
     try:
-        with open(os.path.join(egg_info, "requires.txt"), encoding="utf-8") as fh:
-            section: Optional[str] = None
-            for raw in fh:
-                line = raw.strip()
-                if not line or line.startswith("#"):
-                    continue
-                if line.startswith("[") and line.endswith("]"):
-                    section = line[1:-1]
-                    continue
-                if section is None:
-                    out.append(line)
-                elif section.startswith(":"):
-                    out.append(f"{line}; {section[1:]}")
+        text = root.read_bytes(egg_info + "/requires.txt", "requires").decode("utf-8", "replace")
     except OSError:
-        pass
+        return ()
+    section: Optional[str] = None
+    for raw in io.StringIO(text, newline=None):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section is None:
+            out.append(line)
+        elif section.startswith(":"):
+            out.append(f"{line}; {section[1:]}")
     return tuple(out)
 
 
-def read_distribution(location: str, entry: str) -> Optional[Package]:
-    """One distribution from `location/entry` (a .dist-info or .egg-info), or None if unreadable."""
+def _read(location: str, entry: str, root: Root) -> Tuple[Optional[Package], Optional[str]]:
+    """(package, None), or (None, why it cannot be read); (None, None) when it is simply not a distribution."""
     path = os.path.join(location, entry)
+    inside = root.inside(location).rstrip("/") + "/" + entry
+    is_dir = root.is_dir(inside)
     if entry.endswith(".dist-info"):
-        meta = os.path.join(path, "METADATA")
-    elif os.path.isdir(path):
-        meta = os.path.join(path, "PKG-INFO")
+        meta, meta_in = os.path.join(path, "METADATA"), inside + "/METADATA"
+    elif is_dir:
+        meta, meta_in = os.path.join(path, "PKG-INFO"), inside + "/PKG-INFO"
     else:
-        meta = path  # a single-file .egg-info
+        meta, meta_in = path, inside  # a single-file .egg-info
     try:
-        headers = read_headers(meta)
-    except OSError:
-        return None
+        headers = parse_headers(root.read_bytes(meta_in, "metadata", truncate=True))
+    except OSError as exc:
+        return None, str(exc.strerror or exc) if not isinstance(exc, FileNotFoundError) else None
     name = (headers.get("name") or [""])[0]
     version = (headers.get("version") or [""])[0]
     if not name or not version:
-        return None
+        return None, None
     if entry.endswith(".dist-info"):
         requires = tuple(headers.get("requires-dist", ()))
     else:
-        requires = _egg_requires(path) if os.path.isdir(path) else ()
+        requires = _egg_requires(root, inside) if is_dir else ()
     return Package(
         name=canonicalize_name(name),
         version=version,
@@ -89,29 +101,95 @@ def read_distribution(location: str, entry: str) -> Optional[Package]:
         requires=requires,
         requires_python=(headers.get("requires-python") or [None])[0],
         display_name=name,
-    )
+    ), None
 
 
-def scan_packages(search_path: Iterable[str]) -> Tuple[Tuple[Package, ...], Tuple[Package, ...]]:
-    """(effective packages, shadowed copies) in import order: the first copy of a name wins."""
+def read_distribution(location: str, entry: str, root: Optional[Root] = None) -> Optional[Package]:
+    """One distribution from `location/entry` (a .dist-info or .egg-info), or None if unreadable."""
+    return _read(location, entry, root or Root(None))[0]
+
+
+def scan_distributions(
+    search_path: Iterable[str], root: Optional[Root] = None
+) -> Tuple[Tuple[Package, ...], Tuple[Package, ...], List[Unknown]]:
+    """(effective packages, shadowed copies, unreadable ones) in import order: the first copy of a name wins."""
+    root = root or Root(None)
     seen: Dict[str, Package] = {}
     shadowed: List[Package] = []
+    unknowns: List[Unknown] = []
     for location in search_path:
         try:
-            entries = sorted(os.listdir(location))
+            entries = sorted(root.listdir(root.inside(location)))
         except OSError:
             continue
         for entry in entries:
             if not entry.endswith((".dist-info", ".egg-info")):
                 continue
-            pkg = read_distribution(location, entry)
+            pkg, why = _read(location, entry, root)
+            if why is not None:
+                unknowns.append(Unknown(f"packages.{entry}", f"cannot read {root.display(location)}/{entry}: "
+                                        f"{why}; that distribution is left out"))
             if pkg is None:
                 continue
             if pkg.name in seen:
                 shadowed.append(pkg)
             else:
                 seen[pkg.name] = pkg
-    return tuple(seen.values()), tuple(shadowed)
+    return tuple(seen.values()), tuple(shadowed), unknowns
+
+
+def scan_packages(
+    search_path: Iterable[str], root: Optional[Root] = None
+) -> Tuple[Tuple[Package, ...], Tuple[Package, ...]]:
+    """(effective packages, shadowed copies) in import order: the first copy of a name wins."""
+    packages, shadowed, _unknowns = scan_distributions(search_path, root)
+    return packages, shadowed
+
+
+_MAX_RECORD_LINE = 4096  # a RECORD row is a path (PATH_MAX), a hash and a size
+
+
+def record_files(pkg: Package, root: Optional[Root] = None) -> Tuple[List[str], Optional[str]]:
+    """(real paths of the files `pkg` installed, None) from RECORD (dist-info) or installed-files.txt (egg-info),
+    or ([], why) when neither can be read.
+
+    Each entry is resolved inside the root: an absolute or '../' entry names a file of the image, never of
+    the host. Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field
+    limit would otherwise end the read).
+    """
+    root = root or Root(None)
+    meta_dir = root.inside(os.path.dirname(pkg.metadata_path))
+    location = root.inside(pkg.location).rstrip("/")
+    why = None
+    for name, base, is_csv in (("RECORD", location, True), ("installed-files.txt", meta_dir, False)):
+        try:
+            text = root.read_bytes(f"{meta_dir}/{name}", "record").decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            why = str(exc.strerror or exc)
+            continue
+        out: List[str] = []
+        for line in text.splitlines():
+            if not line.strip() or len(line) > _MAX_RECORD_LINE:
+                continue
+            if is_csv:
+                try:
+                    row = next(csv.reader([line]), None)
+                except csv.Error:
+                    continue
+                if not row or not row[0]:
+                    continue
+                rel = row[0]
+            else:
+                rel = line.strip()
+            inside = os.path.normpath(rel if rel.startswith("/") else f"{base}/{rel}")
+            try:
+                out.append(root.path(inside))
+            except OSError:
+                continue  # a link loop: nothing to read there
+        return out, None
+    return [], why
 
 
 def parse_version(text: str) -> Optional[Version]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 import struct
 from typing import List, Optional, Tuple
 
 from tfcompat.model import Platform, Unknown
 from tfcompat.probes.native.elf import MACHINES
-from tfcompat.probes.rootfs import Root
+from tfcompat.probes.rootfs import CAPS, Root
 
 LIB_DIRS = (
     "/lib/x86_64-linux-gnu",
@@ -22,13 +23,15 @@ LIB_DIRS = (
     "/lib",
     "/usr/lib",
 )
-_GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*?version (\d+\.\d+)")
+_BANNER = b"GNU C Library "
+_BANNER_WINDOW = 1024  # real banners put "version X.Y" ~60 bytes after it, on the same line
+_VERSION = re.compile(rb"version (\d+\.\d+)")
 
 
 def _os_release(root: Root) -> Tuple[Optional[str], Optional[str]]:
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
-            text = root.read_text(path)
+            text = root.read_text(path, kind="os_release")
         except OSError:
             continue
         fields = {}
@@ -47,14 +50,15 @@ def find_libc(root: Root) -> Optional[str]:
             real = root.path(d + "/libc.so.6")
         except OSError:
             continue
-        if os.path.isfile(real):
+        if root.is_file(d + "/libc.so.6"):
             return real
     return None
 
 
-def _elf_machine(path: str) -> Optional[str]:
+def _elf_machine(path: str, root: Optional[Root] = None) -> Optional[str]:
+    root = root or Root(None)
     try:
-        with open(path, "rb") as fh:
+        with root.open_binary(root.inside(path)) as fh:
             head = fh.read(20)
     except OSError:
         return None
@@ -66,14 +70,34 @@ def _elf_machine(path: str) -> Optional[str]:
     return "ppc64le" if name == "ppc64" and endian == "<" else name  # as `uname -m` says it
 
 
-def glibc_version(libc_path: str) -> Optional[str]:
+def glibc_version(libc_path: str, root: Optional[Root] = None) -> Optional[str]:
     """The version in glibc's own banner ("GNU C Library ... release version 2.36.")."""
+    root = root or Root(None)
     try:
-        with open(libc_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            m = _GLIBC_BANNER.search(mm)
-            return m.group(1).decode() if m else None
+        with root.open_binary(root.inside(libc_path)) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size > CAPS["libc"] or st.st_size == 0:
+                return None
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return find_banner_version(mm)
     except (OSError, ValueError):
         return None
+
+
+def find_banner_version(data) -> Optional[str]:
+    """Linear scan: each "GNU C Library " is looked at once, with a bounded window up to its line's end;
+    the next search starts after that window (a regex with a lazy `[^\n]*?` was quadratic on crafted input)."""
+    pos = data.find(_BANNER)
+    while pos >= 0:
+        start = pos + len(_BANNER)
+        end = min(start + _BANNER_WINDOW, len(data))
+        newline = data.find(b"\n", start, end)
+        end = newline if newline >= 0 else end
+        m = _VERSION.search(data[start:end])
+        if m:
+            return m.group(1).decode()
+        pos = data.find(_BANNER, max(end, start))
+    return None
 
 
 def _cpu(root: Root) -> Tuple[Optional[str], Tuple[str, ...]]:
@@ -100,8 +124,8 @@ def probe_platform(root: Root) -> Tuple[Platform, List[Unknown]]:
     if pretty is None:
         unknowns.append(Unknown("platform.os_release", "no /etc/os-release or /usr/lib/os-release"))
     libc = find_libc(root)
-    glibc = glibc_version(libc) if libc else None
-    arch = _elf_machine(libc) if libc else None
+    glibc = glibc_version(libc, root) if libc else None
+    arch = _elf_machine(libc, root) if libc else None
     if root.is_host and arch is None:
         arch = os.uname().machine
     if glibc is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from typing import List, Optional, Tuple
@@ -25,7 +24,7 @@ def gfx_name(target_version: int) -> Optional[str]:
 def _rocm_version(root: Root) -> Tuple[Optional[str], Optional[str]]:
     for path in ROCM_VERSION_FILES:
         try:
-            text = root.read_text(path, limit=256).strip()
+            text = root.read_text(path, limit=256).strip()  # bounded, regular files only
         except OSError:
             continue
         m = re.match(r"^(\d+\.\d+(?:\.\d+)?)", text)
@@ -34,31 +33,36 @@ def _rocm_version(root: Root) -> Tuple[Optional[str], Optional[str]]:
     return None, None
 
 
+def _node_number(name: str) -> int:
+    return int(name) if name.isascii() and name.isdigit() else -1  # '²'.isdigit() is True; int('²') fails
+
+
 def _kfd_gpus(root: Root) -> List[AmdGpu]:
+    """Each KFD topology node's gfx target; nodes are listed and read through the root (a link in an image
+    stays inside it; a FIFO, device or oversized file is skipped)."""
     gpus: List[AmdGpu] = []
     try:
         base = root.path(KFD_NODES)
+        names = root.listdir(KFD_NODES)
     except OSError:
         return gpus
-    for node in sorted(glob.glob(os.path.join(base, "*")), key=lambda p: int(os.path.basename(p))
-                       if os.path.basename(p).isdigit() else 1 << 30):
+    for name in sorted(names, key=lambda n: (_node_number(n) < 0, _node_number(n), n)):
         props = {}
         try:
-            with open(os.path.join(node, "properties"), encoding="utf-8") as fh:
-                for line in fh:
-                    key, _, value = line.strip().partition(" ")
-                    props[key] = value.strip()
+            text = root.read_bytes(f"{KFD_NODES}/{name}/properties", "sysfs").decode("utf-8", "replace")
         except OSError:
             continue
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(" ")
+            props[key] = value.strip()
         try:
             target = int(props.get("gfx_target_version", "0"))
         except ValueError:
             continue
-        name = gfx_name(target)
-        if name is None:
+        gfx = gfx_name(target)
+        if gfx is None:
             continue
-        gpus.append(AmdGpu(node=int(os.path.basename(node)) if os.path.basename(node).isdigit() else -1,
-                           gfx_target=name, source=os.path.join(node, "properties")))
+        gpus.append(AmdGpu(node=_node_number(name), gfx_target=gfx, source=os.path.join(base, name, "properties")))
     return gpus
 
 

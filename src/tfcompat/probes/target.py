@@ -9,9 +9,12 @@ import json
 import os
 import posixpath
 import re
+import selectors
+import signal
 import subprocess
 import sys
-from typing import List, Optional, Tuple
+import time
+from typing import Dict, List, Optional, Tuple
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model import PythonInfo, Unknown
@@ -36,15 +39,61 @@ class ResolvedTarget:
     unknowns: Tuple[Unknown, ...] = ()
 
 
-# Runs inside the target interpreter: stdlib only, imports nothing from site-packages.
-_PROBE = (
-    "import sys, json; "
-    "print(json.dumps({'executable': sys.executable, "
-    "'version': '%d.%d.%d' % sys.version_info[:3], "
-    "'implementation': sys.implementation.name, 'path': sys.path}))"
-)
+# Runs inside the target interpreter under `-I -S`: no site, no user site, no .pth, no sitecustomize, no
+# PYTHON* variables. Importing `site` under -S runs nothing; its functions give the site-packages dirs the
+# way site.main() would (the venv's pyvenv.cfg, Debian's dist-packages), and .pth files are read as data:
+# their path lines are added as site.addpackage() does, their `import` lines are never executed.
+_PROBE = r"""
+import json, os, sys
+path = [p for p in sys.path if p]
+def venv_prefixes(prefixes):
+    # site.venv() without its addsitepackages() call (which would run the .pth files)
+    exe_dir = os.path.dirname(os.path.abspath(sys.executable))
+    prefix = os.path.dirname(exe_dir)
+    for cfg in (os.path.join(exe_dir, 'pyvenv.cfg'), os.path.join(prefix, 'pyvenv.cfg')):
+        if os.path.isfile(cfg):
+            break
+    else:
+        return prefixes
+    system_site = 'true'
+    with open(cfg, 'rb') as fh:
+        for line in fh.read(1 << 16).decode('utf-8', 'replace').splitlines():
+            key, _, value = line.partition('=')
+            if key.strip().lower() == 'include-system-site-packages':
+                system_site = value.strip().lower()
+    return [prefix] + prefixes if system_site == 'true' else [prefix]
+try:
+    import site
+    sites = site.getsitepackages(venv_prefixes(list(site.PREFIXES)))
+except Exception:
+    sites = []
+def add(d):
+    if d not in path and os.path.isdir(d):
+        path.append(d)
+for sitedir in sites:
+    if not os.path.isdir(sitedir):
+        continue
+    add(sitedir)
+    try:
+        names = sorted(n for n in os.listdir(sitedir) if n.endswith('.pth') and not n.startswith('.'))
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            with open(os.path.join(sitedir, name), 'rb') as fh:
+                lines = fh.read(1 << 20).decode('utf-8', 'replace').splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if not line.strip() or line.startswith('#') or line.startswith(('import ', 'import\t')):
+                continue
+            add(os.path.normpath(os.path.join(sitedir, line.rstrip())))
+print(json.dumps({'executable': sys.executable, 'version': '%d.%d.%d' % sys.version_info[:3],
+                  'implementation': sys.implementation.name, 'path': path}))
+"""
 _PY_DIR = re.compile(r"/lib(?:64)?/python(\d+)\.(\d+)/(?:site|dist)-packages/?$")
 PYTHON_PROBE_TIMEOUT = 20.0
+PYTHON_PROBE_OUTPUT_CAP = 1 << 20  # a sys.path is a few KiB; more is not an answer
 
 
 def resolve_target(spec: TargetSpec) -> ResolvedTarget:
@@ -71,8 +120,12 @@ def resolve_target(spec: TargetSpec) -> ResolvedTarget:
 
 
 def _site_dir(root: Root, d: str) -> str:
-    real = root.path(os.path.abspath(d) if root.is_host else d)
-    if not os.path.isdir(real):
+    inside = os.path.abspath(d) if root.is_host else d
+    try:
+        real = root.path(inside)
+    except OSError:
+        real = ""
+    if not real or not root.is_dir(inside):
         shown = f"{d} (inside --root {root.root})" if root.root else d
         raise TargetError(f"--site-packages {shown}: not a directory")
     return real
@@ -84,32 +137,90 @@ def _ask_interpreter(python: str) -> Tuple[PythonInfo, Tuple[str, ...]]:
     if not os.access(python, os.X_OK) or os.path.isdir(python):
         raise TargetError(f"--python {python}: not an executable file")
     try:
-        proc = subprocess.run(
-            [python, "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            timeout=PYTHON_PROBE_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        _rc, out, err = run_isolated([python, "-I", "-S", "-c", _PROBE], PYTHON_PROBE_TIMEOUT, PYTHON_PROBE_OUTPUT_CAP)
     except subprocess.TimeoutExpired:
         raise TargetError(f"--python {python}: did not answer within {PYTHON_PROBE_TIMEOUT:.0f} s") from None
     except OSError as exc:
         raise TargetError(f"--python {python}: cannot run it: {exc.strerror or exc}") from None
+    if len(out) > PYTHON_PROBE_OUTPUT_CAP:
+        raise TargetError(f"--python {python}: answered more than {PYTHON_PROBE_OUTPUT_CAP >> 20} MiB; "
+                          "not a Python interpreter")
     try:
-        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        data = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
         path = [p for p in data["path"] if isinstance(p, str)]
         version = str(data["version"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    except (IndexError, ValueError, KeyError, TypeError, AttributeError):
+        detail = (err.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1][:200]
         raise TargetError(f"--python {python}: is not a working Python interpreter ({detail})") from None
     info = PythonInfo(
         executable=str(data.get("executable") or python),
         version=version,
         implementation=str(data.get("implementation", "cpython")),
         sys_path=tuple(path),
-        source=f"asked {python} for sys.path and version (subprocess)",
+        source=f"asked {python} for sys.path and version (subprocess, isolated: -I -S)",
     )
     return info, _existing_dirs(p for p in path if p)  # '' is the script's dir: not part of the env
+
+
+def _child_env() -> dict:
+    """The child's whole environment: no PYTHON* variable, no LD_PRELOAD; LD_LIBRARY_PATH is kept because
+    module-system pythons need it to find libpython (it names the operator's libraries, not the target's)."""
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    if os.environ.get("LD_LIBRARY_PATH"):
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    return env
+
+
+def run_isolated(argv: List[str], timeout: float, cap: int) -> Tuple[int, bytes, bytes]:
+    """Run `argv` in its own session (cwd /, minimal environment, no stdin) and read at most `cap`+1 bytes of
+    stdout (64 KiB of stderr). The whole process group is killed when the child exits, when the time is up
+    (then TimeoutExpired) or when the output passes the cap: no grandchild outlives the question."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd="/", env=_child_env(), start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    bufs = {out_fd: bytearray(), err_fd: bytearray()}
+    caps = {out_fd: cap + 1, err_fd: 64 << 10}
+    timed_out = False
+    try:
+        with selectors.DefaultSelector() as sel:
+            for fd in bufs:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                for key, _ in sel.select(min(left, 0.2)):
+                    chunk = os.read(key.fd, 65536)
+                    buf = bufs[key.fd]
+                    if not chunk:
+                        sel.unregister(key.fd)
+                        continue
+                    buf += chunk[: max(0, caps[key.fd] - len(buf))]
+                    if len(buf) >= caps[key.fd]:
+                        sel.unregister(key.fd)
+                if len(bufs[out_fd]) > cap:
+                    break
+                if proc.poll() is not None:
+                    _kill_group(proc.pid)  # the child is done: grandchildren holding the pipes go too
+    finally:
+        _kill_group(proc.pid)
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    if timed_out:
+        raise subprocess.TimeoutExpired(argv, timeout)
+    return proc.returncode, bytes(bufs[out_fd]), bytes(bufs[err_fd])
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTarget:
@@ -124,7 +235,7 @@ def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTa
         # a venv's bin/python links to the base interpreter, but the venv is the environment.
         prefix = posixpath.dirname(root.resolve(posixpath.dirname(spec.python)))
         dirs += _site_dirs_under(root, prefix)
-        cfg = _pyvenv_cfg(root.path(prefix + "/pyvenv.cfg"))
+        cfg = _pyvenv_cfg(root, prefix + "/pyvenv.cfg")
         if cfg.get("include-system-site-packages", "false").lower() == "true" and cfg.get("home"):
             dirs += _site_dirs_under(root, posixpath.dirname(cfg["home"].rstrip("/")))
     elif not extra:
@@ -137,7 +248,7 @@ def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTa
             Unknown("python", f"no site-packages or dist-packages directory found inside {spec.root}; "
                     "name one with --site-packages"),
         )
-    info = _python_from_dirs(tuple(dirs), executable)
+    info = _python_from_dirs(tuple(dirs), executable, root)
     return ResolvedTarget(info, tuple(dirs), unknowns)
 
 
@@ -150,41 +261,48 @@ def _site_dirs_under(root: Root, prefix: str) -> List[str]:
     found: List[str] = []
     for lib in ("lib", "lib64"):
         try:
-            lib_dir = root.path(f"{prefix.rstrip('/')}/{lib}")
-            names = sorted((n for n in os.listdir(lib_dir) if fnmatch.fnmatch(n, "python3*")), reverse=True)
+            names = sorted((n for n in root.listdir(f"{prefix.rstrip('/')}/{lib}") if fnmatch.fnmatch(n, "python3*")),
+                           reverse=True)
         except OSError:
             continue
         for name in names:
             for leaf in ("site-packages", "dist-packages"):
+                inside = f"{prefix.rstrip('/')}/{lib}/{name}/{leaf}"
                 try:
-                    real = root.path(f"{prefix.rstrip('/')}/{lib}/{name}/{leaf}")
+                    real = root.path(inside)
                 except OSError:
                     continue
-                if os.path.isdir(real) and real not in found:
+                if root.is_dir(inside) and real not in found:
                     found.append(real)
     return found
 
 
-def _pyvenv_cfg(path: str) -> dict:
-    cfg = {}
+def _pyvenv_cfg(root: Root, path: str) -> Dict[str, str]:
+    """key = value pairs of a pyvenv.cfg (a path inside the root); {} when it is missing or unreadable."""
+    cfg: Dict[str, str] = {}
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                key, sep, value = line.partition("=")
-                if sep:
-                    cfg[key.strip().lower()] = value.strip()
+        text = root.read_bytes(path, "pyvenv_cfg").decode("utf-8", "replace")
     except OSError:
-        pass
+        return cfg
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip().lower()] = value.strip()
     return cfg
 
 
-def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None) -> PythonInfo:
+def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None,
+                      root: Optional[Root] = None) -> PythonInfo:
     """Python version from a venv's pyvenv.cfg or from `lib/pythonX.Y/` in a site dir path."""
     for d in dirs:
         m = _PY_DIR.search(d)
         prefix = (d[: m.start()] or "/") if m else None
         if prefix:
-            cfg = _pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
+            root = root or Root(None)
+            try:
+                cfg = _pyvenv_cfg(root, root.inside(prefix).rstrip("/") + "/pyvenv.cfg")
+            except OSError:
+                cfg = {}
             version = cfg.get("version_info") or cfg.get("version")
             if version and re.match(r"^\d+\.\d+(\.\d+)?", version):
                 ver = re.match(r"^\d+\.\d+(\.\d+)?", version).group(0)

@@ -11,6 +11,7 @@ import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from tfcompat.model import Package, TensorFlowBuild, Unknown
+from tfcompat.probes.rootfs import Root
 
 # Distributions that install the `tensorflow` package itself (or a wrapper of one).
 TF_DISTRIBUTIONS = (
@@ -74,26 +75,42 @@ def _bool(value: Any) -> Optional[bool]:
     return value if isinstance(value, bool) else None
 
 
-def _wheel_tags(dist_info: str) -> Tuple[Optional[str], Tuple[str, ...]]:
+def _wheel_tags(dist_info: str, root: Optional[Root] = None) -> Tuple[Optional[str], Tuple[str, ...]]:
+    root = root or Root(None)
     path = os.path.join(dist_info, "WHEEL")
     try:
-        with open(path, encoding="utf-8") as fh:
-            tags = tuple(line.split(":", 1)[1].strip() for line in fh if line.lower().startswith("tag:"))
-        return path, tags
+        text = root.read_bytes(root.inside(path), "wheel").decode("utf-8", "replace")
     except OSError:
         return None, ()
+    return path, tuple(line.split(":", 1)[1].strip() for line in text.splitlines() if line.lower().startswith("tag:"))
 
 
-def read_build(pkg: Package) -> Tuple[TensorFlowBuild, List[Unknown]]:
+def _is_file(root: Root, real: str) -> bool:
+    try:
+        return root.is_file(root.inside(real))
+    except OSError:
+        return False
+
+
+def _is_dir(root: Root, real: str) -> bool:
+    try:
+        return root.is_dir(root.inside(real))
+    except OSError:
+        return False
+
+
+def read_build(pkg: Package, root: Optional[Root] = None) -> Tuple[TensorFlowBuild, List[Unknown]]:
+    root = root or Root(None)
     unknowns: List[Unknown] = []
-    package_dir = os.path.join(pkg.location, "tensorflow")
-    if not os.path.isdir(package_dir):
+    package_dir: Optional[str] = os.path.join(pkg.location, "tensorflow")
+    if not _is_dir(root, os.path.join(pkg.location, "tensorflow")):
         package_dir = None
-    build_info_path = os.path.join(pkg.location, BUILD_INFO)
+    build_info_path: Optional[str] = os.path.join(pkg.location, BUILD_INFO)
     info: Dict[str, Any] = {}
     try:
-        with open(build_info_path, encoding="utf-8") as fh:
-            info = parse_build_info(fh.read())
+        # bounded read (a link to /dev/urandom or a 10 GB file is refused); bad UTF-8 is an unknown, not a crash
+        source = root.read_bytes(root.inside(os.path.join(pkg.location, BUILD_INFO)), "build_info").decode("utf-8")
+        info = parse_build_info(source)
     except FileNotFoundError:
         build_info_path = None
         unknowns.append(Unknown(
@@ -102,11 +119,12 @@ def read_build(pkg: Package) -> Tuple[TensorFlowBuild, List[Unknown]]:
             "(a wrapper distribution, or a broken install): its CUDA/cuDNN build is unknown",
         ))
     except (OSError, SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as exc:
-        unknowns.append(Unknown("tensorflow.build", f"cannot read {build_info_path}: {exc}"))
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        unknowns.append(Unknown("tensorflow.build", f"cannot read {build_info_path}: {why}"))
         build_info_path = None
     wheel_path, tags = (None, ())
     if pkg.metadata_path.endswith("METADATA"):
-        wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path))
+        wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path), root)
     ccs = info.get("cuda_compute_capabilities") or ()
     build = TensorFlowBuild(
         distribution=pkg.name,
@@ -129,20 +147,21 @@ def read_build(pkg: Package) -> Tuple[TensorFlowBuild, List[Unknown]]:
 
 
 def find_tensorflow(
-    packages: Iterable[Package], search_path: Iterable[str]
+    packages: Iterable[Package], search_path: Iterable[str], root: Optional[Root] = None
 ) -> Tuple[Tuple[TensorFlowBuild, ...], List[Unknown]]:
     """Every TF distribution, the one `import tensorflow` would use first.
 
     The effective one is the distribution installed where the first `tensorflow/` package
     directory on the search path lives (that is what the import system picks).
     """
+    root = root or Root(None)
     search = list(search_path)
     tf_pkgs = [p for p in packages if p.name in TF_DISTRIBUTIONS]
-    first_dir = next((d for d in search if os.path.isfile(os.path.join(d, "tensorflow", "__init__.py"))), None)
+    first_dir = next((d for d in search if _is_file(root, os.path.join(d, "tensorflow", "__init__.py"))), None)
     builds: List[TensorFlowBuild] = []
     unknowns: List[Unknown] = []
     for pkg in tf_pkgs:
-        build, problems = read_build(pkg)
+        build, problems = read_build(pkg, root)
         builds.append(build)
         unknowns += problems
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -24,9 +25,15 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from tfcompat.probes.native.elfdefs import (  # noqa: F401
     _BINDINGS, _TYPES, DF_1_NODEFLIB, DT_FLAGS, DT_FLAGS_1, DT_GNU_HASH, DT_HASH, DT_NEEDED, DT_NULL, DT_RPATH,
     DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED,
-    DT_VERNEEDNUM, DT_VERSYM, ET_DYN, ET_EXEC, MACHINES, PT_DYNAMIC, PT_INTERP, PT_LOAD, SHN_UNDEF, VER_FLG_BASE,
+    DT_VERNEEDNUM, DT_VERSYM, ET_DYN, ET_EXEC, MACHINES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE, SHN_UNDEF, VER_FLG_BASE,
     ElfError, ElfInfo, Symbol, VersionNeed, gnu_hash, sysv_hash,
 )
+
+# Bounds on what one object may make us do (#17: crafted files must cost bounded time and memory). Real
+# objects are far below them: libtensorflow_cc has ~40 dynamic entries, ~200 version needs, chains of < 50.
+_MAX_ENTRIES = 1 << 16  # dynamic entries, version needs/defs, their aux entries, hash chain steps
+_MAX_STR = 1 << 16  # one dynamic string (a soname, a path list, a version or symbol name)
+_STR_BUDGET = 16 << 20  # all strings read from one object's dynamic data
 
 _CACHE: Dict[Tuple[int, int, int, int], ElfInfo] = {}
 
@@ -57,7 +64,9 @@ def read_elf(path: str) -> ElfInfo:
 
 def is_elf(path: str) -> bool:
     try:
-        with open(path, "rb") as fh:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO would block the open
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
             return fh.read(4) == b"\x7fELF"
     except OSError:
         return False
@@ -69,11 +78,17 @@ class ElfFile:
     def __init__(self, path: str):
         self.path = path
         try:
-            self._fh = open(path, "rb")
+            # a FIFO or device is never opened (it could block or never end); O_NONBLOCK covers a swap
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise ElfError(f"{path}: not a regular file")
+            self._fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except OSError as exc:
             raise ElfError(f"{path}: {exc.strerror or exc}") from None
         try:
-            size = os.fstat(self._fh.fileno()).st_size
+            st = os.fstat(self._fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ElfError(f"{path}: not a regular file")
+            size = st.st_size
             if size < 16:
                 raise ElfError(f"{path}: file too short for an ELF header ({size} bytes)")
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -112,9 +127,16 @@ class ElfFile:
         return fmt.unpack_from(self._mm, off)
 
     def _offset(self, vaddr: int) -> int:
-        """File offset of a virtual address, through the PT_LOAD segments (as mapped by the loader)."""
+        """File offset of a virtual address, through the PT_LOAD segments (as mapped by the loader).
+
+        Memoised: a handful of distinct addresses (the DT_ tables) are asked again for every symbol, and a
+        crafted object may have 65,535 PT_LOADs."""
+        hit = self._offsets.get(vaddr)
+        if hit is not None:
+            return hit
         for p_vaddr, p_offset, p_filesz in self._loads:
             if p_vaddr <= vaddr < p_vaddr + p_filesz:
+                self._offsets[vaddr] = vaddr - p_vaddr + p_offset
                 return vaddr - p_vaddr + p_offset
         raise ElfError(f"{self.path}: address {vaddr:#x} is not in any PT_LOAD segment")
 
@@ -125,9 +147,12 @@ class ElfFile:
         if not 0 <= off < self._strsz:
             raise ElfError(f"{self.path}: string offset {off} outside DT_STRTAB ({self._strsz} bytes)")
         start = self._strtab + off
-        end = self._mm.find(b"\0", start, self._strtab + self._strsz)
+        end = self._mm.find(b"\0", start, min(self._strtab + self._strsz, start + _MAX_STR + 1))
         if end < 0:
-            raise ElfError(f"{self.path}: unterminated string in DT_STRTAB")
+            raise ElfError(f"{self.path}: unterminated string in DT_STRTAB (or longer than {_MAX_STR} bytes)")
+        self._str_budget -= end - start
+        if self._str_budget < 0:
+            raise ElfError(f"{self.path}: dynamic strings add up to more than {_STR_BUDGET >> 20} MiB")
         return self._mm[start:end].decode("utf-8", "surrogateescape")
 
     # -- parsing ----------------------------------------------------------------------------------
@@ -163,8 +188,13 @@ class ElfFile:
         if e_phnum and e_phentsize < self._phdr.size:
             raise ElfError(f"{self.path}: program header entries of {e_phentsize} bytes are too small")
         self._loads: List[Tuple[int, int, int]] = []
+        self._offsets: Dict[int, int] = {}
+        self._notes: List[Tuple[int, int]] = []
+        self._str_budget = _STR_BUDGET
         dynamic: Optional[Tuple[int, int]] = None
         interp: Optional[str] = None
+        if e_phnum and e_phoff + e_phnum * e_phentsize > self.size:
+            raise ElfError(f"{self.path}: program headers ({e_phnum} at offset {e_phoff}) run past the end of the file")
         for i in range(e_phnum):
             ph = self._unpack(self._phdr, e_phoff + i * e_phentsize)
             if ei_class == 2:
@@ -176,8 +206,13 @@ class ElfFile:
             elif p_type == PT_DYNAMIC:
                 dynamic = (p_offset, p_filesz)
             elif p_type == PT_INTERP:
-                end = mm.find(b"\0", p_offset, p_offset + p_filesz)
-                interp = mm[p_offset:end if end >= 0 else p_offset + p_filesz].decode("utf-8", "surrogateescape")
+                if p_offset + p_filesz > self.size:
+                    raise ElfError(f"{self.path}: PT_INTERP at offset {p_offset} runs past the end of the file")
+                stop = p_offset + min(p_filesz, _MAX_STR)
+                end = mm.find(b"\0", p_offset, stop)
+                interp = mm[p_offset:end if end >= 0 else stop].decode("utf-8", "surrogateescape")
+            elif p_type == PT_NOTE:
+                self._notes.append((p_offset, p_filesz))
         self.interpreter = interp
         tags: Dict[int, int] = {}
         needed_offs: List[int] = []
@@ -186,6 +221,8 @@ class ElfFile:
         if dynamic is not None:
             off, size = dynamic
             step = self._dyn.size
+            if size // step > _MAX_ENTRIES:
+                raise ElfError(f"{self.path}: PT_DYNAMIC of {size} bytes holds over {_MAX_ENTRIES} entries")
             for pos in range(off, off + size - step + 1, step):
                 tag, val = self._unpack(self._dyn, pos)
                 if tag == DT_NULL:
@@ -227,11 +264,18 @@ class ElfFile:
         out: List[VersionNeed] = []
         index: Dict[int, str] = {}
         pos = self._offset(self._tags[DT_VERNEED])
-        for _ in range(self._tags.get(DT_VERNEEDNUM, 1 << 16)):
+        seen_aux: set = set()  # each Elf_Vernaux belongs to one chain: a shared or looping chain is malformed
+        for count in range(self._tags.get(DT_VERNEEDNUM, _MAX_ENTRIES)):
+            if count >= _MAX_ENTRIES:
+                raise ElfError(f"{self.path}: more than {_MAX_ENTRIES} version-need entries")
             _ver, cnt, file_off, aux, nxt = self._unpack(vn, pos)
             names: List[str] = []
             apos = pos + aux
             for _j in range(cnt):
+                if apos in seen_aux or len(seen_aux) >= _MAX_ENTRIES:
+                    raise ElfError(f"{self.path}: malformed .gnu.version_r (version-need aux entries shared, "
+                                   f"looping or over {_MAX_ENTRIES})")
+                seen_aux.add(apos)
                 _hash, _flags, other, name_off, anext = self._unpack(vna, apos)
                 name = self._str(name_off)
                 names.append(name)
@@ -254,7 +298,9 @@ class ElfFile:
         vda = struct.Struct(self._e + "II")  # name next
         out: List[Tuple[int, int, str]] = []
         pos = self._offset(self._tags[DT_VERDEF])
-        for _ in range(self._tags.get(DT_VERDEFNUM, 1 << 16)):
+        for count in range(self._tags.get(DT_VERDEFNUM, _MAX_ENTRIES)):
+            if count >= _MAX_ENTRIES:
+                raise ElfError(f"{self.path}: more than {_MAX_ENTRIES} version-definition entries")
             _ver, flags, ndx, cnt, _hash, aux, nxt = self._unpack(vd, pos)
             if cnt:
                 (name_off, _anext) = self._unpack(vda, pos + aux)
@@ -271,6 +317,8 @@ class ElfFile:
         """(st_name, st_value, st_size, bind, type, shndx) of dynamic symbol `index`."""
         base = self._offset(self._tags[DT_SYMTAB])
         entsize = self._tags.get(DT_SYMENT, self._sym.size)
+        if entsize < self._sym.size:
+            raise ElfError(f"{self.path}: DT_SYMENT {entsize} is smaller than a symbol ({self._sym.size} bytes)")
         fields = self._unpack(self._sym, base + index * entsize)
         if self.elf_class == 64:
             st_name, st_info, _other, shndx, value, size = fields
@@ -312,7 +360,7 @@ class ElfFile:
 
     def _name_at(self, st_name: int) -> bytes:
         start = self._strtab + st_name
-        end = self._mm.find(b"\0", start, self._strtab + self._strsz)
+        end = self._mm.find(b"\0", start, min(self._strtab + self._strsz, start + _MAX_STR + 1))
         return self._mm[start:end] if end >= 0 else b""
 
     def _gnu_chain(self, want: bytes) -> Iterator[int]:
@@ -334,13 +382,14 @@ class ElfFile:
         if index < symoffset:
             return
         chains = buckets + 4 * nbuckets
-        while True:
+        for _step in range(_MAX_ENTRIES):
             (ch,) = self._unpack(u32, chains + 4 * (index - symoffset))
             if (ch | 1) == (h | 1) and self._name_at(self._symbol(index)[0]) == want:
                 yield index
             if ch & 1:
                 return
             index += 1
+        raise ElfError(f"{self.path}: DT_GNU_HASH chain longer than {_MAX_ENTRIES} (unterminated?)")
 
     def _sysv_chain(self, want: bytes) -> Iterator[int]:
         base = self._offset(self._tags[DT_HASH])
@@ -349,16 +398,44 @@ class ElfFile:
         (nchain,) = self._unpack(u32, base + 4)
         if nbucket == 0:
             return
+        if base + 8 + 4 * (nbucket + nchain) > self.size:
+            raise ElfError(f"{self.path}: DT_HASH ({nbucket} buckets, {nchain} chains) runs past the end of the file")
         (index,) = self._unpack(u32, base + 8 + 4 * (sysv_hash(want) % nbucket))
-        seen = 0
-        while index and seen <= nchain:
+        seen: set = set()
+        while index:
+            if index >= nchain or index in seen or len(seen) >= _MAX_ENTRIES:
+                raise ElfError(f"{self.path}: malformed DT_HASH chain (index {index}: out of range, a loop, "
+                               f"or over {_MAX_ENTRIES} steps)")
+            seen.add(index)
             if self._name_at(self._symbol(index)[0]) == want:
                 yield index
             (index,) = self._unpack(u32, base + 8 + 4 * nbucket + 4 * index)
-            seen += 1
+
+    def build_id(self) -> Optional[str]:
+        """The GNU build-id (NT_GNU_BUILD_ID in a PT_NOTE segment) in hex, None when there is none; bounded."""
+        u32x3 = struct.Struct(self._e + "III")
+        for off, size in self._notes:
+            if off + size > self.size:
+                raise ElfError(f"{self.path}: PT_NOTE at offset {off} ({size} bytes) runs past the end of the file")
+            pos, end = off, off + min(size, 1 << 16)
+            while pos + 12 <= end:
+                namesz, descsz, ntype = self._unpack(u32x3, pos)
+                name_end = pos + 12 + ((namesz + 3) & ~3)
+                if ntype == 3 and namesz == 4 and self._mm[pos + 12:pos + 16] == b"GNU\0":
+                    return self._mm[name_end:min(name_end + descsz, end, name_end + 64)].hex()
+                pos = name_end + ((descsz + 3) & ~3)
+        return None
 
     def symbol_count(self) -> int:
         """Number of dynamic symbols (from DT_HASH, else the GNU hash chains, else the section headers)."""
+        count = self._symbol_count()
+        if count and DT_SYMTAB in self._tags:  # the table must fit in the file: no loop over 2^32 phantoms
+            entsize = self._tags.get(DT_SYMENT, self._sym.size)
+            if entsize < self._sym.size or self._offset(self._tags[DT_SYMTAB]) + count * entsize > self.size:
+                raise ElfError(f"{self.path}: {count} dynamic symbols of {entsize} bytes run past the end of the file")
+        return count
+
+    def _symbol_count(self) -> int:
         if DT_HASH in self._tags:
             return self._unpack(struct.Struct(self._e + "I"), self._offset(self._tags[DT_HASH]) + 4)[0]
         if DT_GNU_HASH in self._tags:
@@ -366,14 +443,22 @@ class ElfFile:
             nbuckets, symoffset, bloom_size, _shift = self._unpack(struct.Struct(self._e + "IIII"), base)
             word = 8 if self.elf_class == 64 else 4
             buckets = base + 16 + word * bloom_size
+            if buckets + 4 * nbuckets > self.size:
+                raise ElfError(f"{self.path}: DT_GNU_HASH ({nbuckets} buckets) runs past the end of the file")
             u32 = struct.Struct(self._e + "I")
-            last = max((self._unpack(u32, buckets + 4 * i)[0] for i in range(nbuckets)), default=0)
+            table = memoryview(self._mm)[buckets:buckets + 4 * nbuckets]
+            try:
+                last = max((b for (b,) in u32.iter_unpack(table)), default=0)
+            finally:
+                table.release()
             if last < symoffset:
                 return symoffset
             chains = buckets + 4 * nbuckets
-            while not self._unpack(u32, chains + 4 * (last - symoffset))[0] & 1:
+            for _step in range(_MAX_ENTRIES):
+                if self._unpack(u32, chains + 4 * (last - symoffset))[0] & 1:
+                    return last + 1
                 last += 1
-            return last + 1
+            raise ElfError(f"{self.path}: DT_GNU_HASH chain longer than {_MAX_ENTRIES} (unterminated?)")
         return 0
 
     def dynamic_symbols(self) -> Iterator[Symbol]:
