@@ -10,7 +10,8 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat import __version__
 from tfcompat.matrix import WorldFacts, shipped_facts
-from tfcompat.model import Environment, Host, Target, Unknown
+from tfcompat.model import CustomOp, Environment, Host, Package, Platform, Target, TensorFlowBuild, Unknown
+from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.custom_ops import probe_custom_ops
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
 from tfcompat.probes.importprobe import probe_import
@@ -51,47 +52,87 @@ def target_loader(root: Root, executable: Optional[str], environ: Mapping[str, s
 def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
          nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
          ops: Sequence[str] = (), probe: bool = False, probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
-         facts: Optional[WorldFacts] = None) -> Environment:
+         facts: Optional[WorldFacts] = None, budget: Optional[Budget] = None) -> Environment:
     """Probe everything. `environ` (default: this process's) supplies LD_LIBRARY_PATH / LD_PRELOAD on the host;
     under --root no host variable is read. `facts`: the matrix's world facts the probes look for (which
-    sonames TF dlopen()s, the TensorFlow distributions, the driver's libraries); the shipped matrix's by default."""
+    sonames TF dlopen()s, the TensorFlow distributions, the driver's libraries); the shipped matrix's by default.
+
+    `budget` (--budget): the probes run in order and each is started only while the budget lasts; the
+    libraries and custom-op probes also stop part way. What did not finish becomes an Unknown with the
+    budget's reason, so the rules that need it are skipped (see probes/budget.py)."""
     facts = facts if facts is not None else shipped_facts()
+    budget = budget if budget is not None else UNLIMITED
     root = Root(spec.root)
     resolved = resolve_target(spec)
     unknowns: List[Unknown] = list(resolved.unknowns)
     if resolved.python.version is None:
         unknowns.append(Unknown("python.version", "no interpreter was run and the site-packages path names no "
                                 "pythonX.Y; pass --python to tell"))
-    packages, shadowed, package_unknowns = scan_distributions(resolved.search_path, root)
-    unknowns += package_unknowns
-    tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root)
-    unknowns += tf_unknowns
-    platform, platform_unknowns = probe_platform(root)
-    unknowns += platform_unknowns
+
+    def late(*facts_: str) -> bool:
+        """True (and the facts recorded as unknown) when the budget is spent before this probe starts."""
+        if not budget.expired():
+            return False
+        unknowns.extend(Unknown(f, budget.reason) for f in facts_)
+        return True
+
+    packages: Tuple[Package, ...] = ()
+    shadowed: Tuple[Package, ...] = ()
+    if not late("packages"):
+        packages, shadowed, package_unknowns = scan_distributions(resolved.search_path, root)
+        unknowns += package_unknowns
+    tf_builds: Tuple[TensorFlowBuild, ...] = ()
+    if not late("tensorflow"):
+        tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root)
+        unknowns += tf_unknowns
+    platform = Platform()
+    if not late("platform"):
+        platform, platform_unknowns = probe_platform(root)
+        unknowns += platform_unknowns
     env_vars = (os.environ if environ is None else environ) if root.is_host else {}
     # The loader model of the target, built once and shared: libraries, custom ops and the driver libraries
     # are all looked up by the same ld.so.cache, ld.so.conf and default dirs, of the target's architecture.
-    loader_config = target_loader(root, resolved.python.executable, env_vars, platform.cpu_flags)
-    native, native_unknowns = probe_libraries(root, tf_builds[0] if tf_builds else None, packages,
-                                              resolved.search_path, resolved.python, platform,
-                                              env_vars if root.is_host else None, loader_config=loader_config,
-                                              facts=facts)
-    unknowns += native_unknowns
-    custom_ops, op_unknowns = probe_custom_ops(root, tf_builds[0] if tf_builds else None, packages,
-                                               facts.tf_distribution_names, resolved.python.executable, ops, platform.cpu_flags,
-                                               env_vars, loader_config)
-    unknowns += op_unknowns
-    driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars,
-                                             loader_config=loader_config, driver_sonames=facts.driver_sonames)
-    unknowns += nv_unknowns
-    rocm, rocm_unknowns = probe_rocm(root)
-    unknowns += rocm_unknowns
-    resources, resource_unknowns = probe_resources(root, environ=env_vars)
-    unknowns += resource_unknowns
-    # Last: the only probe that runs the target's TensorFlow (in a child process), and only when asked.
-    probe_result, probe_unknowns = probe_import(root, resolved.python, tf_builds, probe_timeout, environ) \
-        if probe else (None, [])
-    unknowns += probe_unknowns
+    loader_config = None
+    if not budget.expired():
+        loader_config = target_loader(root, resolved.python.executable, env_vars, platform.cpu_flags)
+    tf = tf_builds[0] if tf_builds else None
+    native = None
+    if not late("libraries"):
+        native, native_unknowns = probe_libraries(root, tf, packages, resolved.search_path, resolved.python, platform,
+                                                  env_vars if root.is_host else None, loader_config=loader_config,
+                                                  facts=facts, budget=budget)
+        unknowns += native_unknowns
+    custom_ops: Tuple[CustomOp, ...] = ()
+    if not late("custom_ops"):
+        custom_ops, op_unknowns = probe_custom_ops(root, tf, packages, facts.tf_distribution_names,
+                                                   resolved.python.executable, ops, platform.cpu_flags, env_vars,
+                                                   loader_config, budget=budget)
+        unknowns += op_unknowns
+    driver, gpus = None, ()
+    if not late("driver", "gpus"):
+        driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars,
+                                                 loader_config=loader_config, driver_sonames=facts.driver_sonames,
+                                                 budget=budget)
+        unknowns += nv_unknowns
+    rocm = None
+    if not late("rocm"):
+        rocm, rocm_unknowns = probe_rocm(root)
+        unknowns += rocm_unknowns
+    resources = None
+    if not late("resources"):
+        resources, resource_unknowns = probe_resources(root, environ=env_vars)
+        unknowns += resource_unknowns
+    # Last: the only probe that runs the target's TensorFlow (in a child process), and only when asked. It
+    # gets what is left of the budget when that is less than --probe-timeout; stopped by the budget, it
+    # is "not finished", never a hang of TensorFlow's import.
+    probe_result = None
+    if probe and not late("probe"):
+        timeout = budget.cap(probe_timeout)
+        probe_result, probe_unknowns = probe_import(root, resolved.python, tf_builds, timeout, environ)
+        if probe_result is not None and probe_result.outcome == "timeout" and timeout < probe_timeout:
+            probe_result, probe_unknowns = None, [Unknown("probe", f"{budget.reason} (the import of TensorFlow "
+                                                                   f"was still running after {timeout:.0f} s)")]
+        unknowns += probe_unknowns
     name, name_source = node_identity(node_name)
     return Environment(
         host=Host(node_name=name, node_name_source=name_source, platform=platform, driver=driver, gpus=gpus, rocm=rocm,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 import typer
 
 from tfcompat.cli.options import (
+    BudgetOpt,
     CheckFormat,
     ColourOpt,
     FailOn,
@@ -36,7 +37,10 @@ if TYPE_CHECKING:
 
 def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str]], root: Optional[str],
                      node_name: Optional[str], nvml: bool, probe: bool = False, probe_timeout: float = 120.0,
-                     ops: Optional[Sequence[str]] = (), facts: Optional[WorldFacts] = None) -> Environment:
+                     ops: Optional[Sequence[str]] = (), facts: Optional[WorldFacts] = None,
+                     budget: Optional[float] = None) -> Environment:
+    """Scan with a wall-clock `budget` in seconds (None: DEFAULT_BUDGET, plus `probe_timeout` with --probe)."""
+    from tfcompat.probes.budget import DEFAULT_BUDGET, Budget
     from tfcompat.probes.custom_ops import op_files
     from tfcompat.probes.target import TargetSpec
     from tfcompat.scan import scan
@@ -48,8 +52,10 @@ def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str
     if probe and sys.stderr.isatty():
         print(f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
               file=sys.stderr)
+    if budget is None:
+        budget = DEFAULT_BUDGET + (probe_timeout if probe else 0.0)
     return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()),
-                facts=facts)
+                facts=facts, budget=Budget(budget))
 
 
 def _hostname(node_name: Optional[str]) -> str:
@@ -109,6 +115,7 @@ def check(
     probe: bool = ProbeOpt,
     probe_timeout: float = ProbeTimeoutOpt,
     op: Optional[List[str]] = OpOpt,
+    budget: Optional[float] = BudgetOpt,
     colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
@@ -129,7 +136,7 @@ def check(
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
         env = read_snapshot(from_) if from_ else scan_environment(python, site_packages, root, node_name, nvml,
-                                                                  probe, probe_timeout, op, mtx.facts)
+                                                                  probe, probe_timeout, op, mtx.facts, budget)
         report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=parse_select(select, rules),
                           ignore=ignores, rules=rules)
         if output_dir:
@@ -153,11 +160,12 @@ def scan(
     probe: bool = ProbeOpt,
     probe_timeout: float = ProbeTimeoutOpt,
     op: Optional[List[str]] = OpOpt,
+    budget: Optional[float] = BudgetOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Collect the facts only and write them as a JSON snapshot (judge it later with `check --from`)."""
     with Run(output, verbose):
-        env = scan_environment(python, site_packages, root, node_name, nvml, probe, probe_timeout, op)
+        env = scan_environment(python, site_packages, root, node_name, nvml, probe, probe_timeout, op, budget=budget)
         emit(render("scan", "json", env), output)
 
 

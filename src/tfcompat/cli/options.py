@@ -45,6 +45,11 @@ ProbeOpt = typer.Option(False, "--probe", help="Also import TensorFlow with the 
                                                "loaded, classified log lines). Off by default.")
 ProbeTimeoutOpt = typer.Option(120.0, "--probe-timeout", min=1.0, help="Seconds the --probe child may take before "
                                                                      "its process group is killed.")
+BudgetOpt = typer.Option(None, "--budget", min=1.0, help="Wall-clock seconds for the whole scan (default 60; with "
+                                                            "--probe, 60 plus --probe-timeout). Probes not finished "
+                                                            "by then are reported as unknown with that reason and "
+                                                            "the rules that need them are skipped; the rest is "
+                                                            "judged.")
 VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
 ColourOpt = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal).")
 OpOpt = typer.Option(None, "--op", help="An in-house custom-op library to check against the installed "

@@ -108,11 +108,14 @@ def environment_from_json(data: Any) -> Environment:
 
 def read_snapshot(path: str) -> Environment:
     """Decode a snapshot file (or a JSON report that embeds one); every failure is one SnapshotError line."""
+    from tfcompat.probes.rootfs import Root  # the one safe open: a FIFO or device never blocks, size capped
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(Root(None).read_bytes(path, "report").decode("utf-8"))
     except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from None
+        why = exc.strerror or str(exc)
+        why = why[len(path) + 2:] if why.startswith(f"{path}: ") else why
+        raise SnapshotError(f"{path}: cannot read snapshot: {why}") from None
     except UnicodeDecodeError:
         raise SnapshotError(f"{path}: not a JSON snapshot (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:

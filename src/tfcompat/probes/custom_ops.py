@@ -17,18 +17,18 @@ name, whatever the size of libtensorflow_cc.so.2.
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
 import shutil
-import struct
 import subprocess
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
+from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf, undefined_symbols
 from tfcompat.probes.native.loader import LoadedObject, Loader, LoaderConfig
+from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
 
 # What marks an object as a TensorFlow plugin: it needs one of these.
@@ -43,26 +43,6 @@ _ABSL = re.compile(r"4absl(\d+)(lts_\d{8})")
 _PYTHON_API = re.compile(r"^_?Py")
 
 
-def _record_files(pkg: Package) -> List[str]:
-    """Files a distribution installed, from its RECORD (dist-info) or installed-files.txt (egg-info)."""
-    meta_dir = os.path.dirname(pkg.metadata_path)
-    out: List[str] = []
-    record = os.path.join(meta_dir, "RECORD")
-    try:
-        with open(record, newline="", encoding="utf-8") as fh:
-            for row in csv.reader(fh):
-                if row:
-                    out.append(os.path.normpath(os.path.join(pkg.location, row[0])))
-        return out
-    except OSError:
-        pass
-    try:
-        with open(os.path.join(meta_dir, "installed-files.txt"), encoding="utf-8") as fh:
-            return [os.path.normpath(os.path.join(meta_dir, line.strip())) for line in fh if line.strip()]
-    except OSError:
-        return []
-
-
 def op_files(pattern: str) -> List[str]:
     """The files an --op path or glob names (the CLI refuses one that names none)."""
     if any(c in pattern for c in "*?["):
@@ -70,19 +50,28 @@ def op_files(pattern: str) -> List[str]:
     return [pattern] if os.path.isfile(pattern) else []
 
 
-def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra: Sequence[str] = ()
-             ) -> Tuple[List[Tuple[str, str]], List[Unknown]]:
+def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra: Sequence[str] = (),
+             root: Optional[Root] = None, budget: Budget = UNLIMITED) -> Tuple[List[Tuple[str, str]], List[Unknown]]:
     """[(owner, real path)] of every ELF object that needs TensorFlow's libraries, outside TF itself.
 
-    `extra` are --op paths or globs (owner "--op")."""
+    Each package's files come from its RECORD (or installed-files.txt) read through `root`: an absolute
+    or '../' entry names a file of the image, never of the host. `extra` are --op paths or globs (owner
+    "--op"). When `budget` runs out, the packages not looked at are named in an Unknown."""
+    root = root or Root(None)
     skip = set(tf_distributions)
     found: List[Tuple[str, str]] = []
     unknowns: List[Unknown] = []
     seen = set()
-    for pkg in packages:
-        if pkg.name in skip:
-            continue
-        for path in _record_files(pkg):
+    todo = [p for p in packages if p.name not in skip]
+    for n, pkg in enumerate(todo):
+        if budget.expired():
+            unknowns.append(Unknown("custom_ops", f"{budget.reason}: the files of {len(todo) - n} of {len(todo)} "
+                                                  f"packages were not looked at (from {pkg.name})"))
+            break
+        files, why = record_files(pkg, root)
+        if why:
+            unknowns.append(Unknown(f"custom_ops.{pkg.name}", f"cannot list the files {pkg.name} installed: {why}"))
+        for path in files:
             if not _SO.search(path) or path in seen:
                 continue
             seen.add(path)
@@ -107,40 +96,13 @@ def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra
 def build_id(path: str) -> Optional[str]:
     """The GNU build-id note (NT_GNU_BUILD_ID in a PT_NOTE segment): the same id means the same build.
 
-    It identifies a plugin across nodes (for the fleet's drift check) without hashing the file."""
+    It identifies a plugin across nodes (for the fleet's drift check) without hashing the file. Read by
+    the bounded ELF reader (a FIFO or device is never opened); None when there is none or it is unreadable."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-            if head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
-                return None
-            e = "<" if head[5] == 1 else ">"
-            is64 = head[4] == 2
-            if is64:
-                phoff, phentsize, phnum = struct.unpack_from(e + "Q", head, 32)[0], *struct.unpack_from(e + "HH", head, 54)
-            else:
-                phoff, phentsize, phnum = struct.unpack_from(e + "I", head, 28)[0], *struct.unpack_from(e + "HH", head, 42)
-            for i in range(min(phnum, 64)):
-                fh.seek(phoff + i * phentsize)
-                ph = fh.read(phentsize)
-                if len(ph) < (56 if is64 else 32):
-                    return None
-                p_type = struct.unpack_from(e + "I", ph, 0)[0]
-                if p_type != 4:  # PT_NOTE
-                    continue
-                off, size = (struct.unpack_from(e + "Q", ph, 8)[0], struct.unpack_from(e + "Q", ph, 32)[0]) if is64 \
-                    else (struct.unpack_from(e + "I", ph, 4)[0], struct.unpack_from(e + "I", ph, 16)[0])
-                fh.seek(off)
-                notes = fh.read(min(size, 1 << 16))
-                pos = 0
-                while pos + 12 <= len(notes):
-                    namesz, descsz, ntype = struct.unpack_from(e + "III", notes, pos)
-                    name_end = pos + 12 + ((namesz + 3) & ~3)
-                    if ntype == 3 and notes[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"GNU":
-                        return notes[name_end:name_end + descsz].hex()
-                    pos = name_end + ((descsz + 3) & ~3)
-    except (OSError, struct.error):
+        with ElfFile(path) as elf:
+            return elf.build_id()
+    except (ElfError, OSError):
         return None
-    return None
 
 
 def demangle(names: Sequence[str]) -> Dict[str, str]:
@@ -225,7 +187,7 @@ class CustomOpChecker:
         core = []
         for rel in TF_CORE:
             path = os.path.join(tf.package_dir or "", rel)
-            if tf.package_dir and os.path.isfile(path):
+            if tf.package_dir and root.is_file(root.display(path)):
                 obj = self.loader.load_path(root.display(path))
                 if obj is not None:
                     core.append(obj)
@@ -272,6 +234,10 @@ class CustomOpChecker:
         tf_like = re.compile(r"^(TF_|_ZN?K?\d*(10tensorflow|3tsl|3xla|4absl))")
         with ElfFile(plugin.host_path) as elf:
             symbols = undefined_symbols(elf)
+            try:
+                plugin_build_id = elf.build_id()
+            except ElfError:
+                plugin_build_id = None
         for sym in symbols:
             if self.assume_python and _PYTHON_API.match(sym.name):
                 continue
@@ -293,7 +259,7 @@ class CustomOpChecker:
             owner=owner, path=path, ok=not (missing_libs or version_missing or count),
             missing_libraries=missing_libs, missing_versions=tuple(version_missing), undefined_count=count,
             undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown),
-            abseil=tuple(absl), build_id=build_id(plugin.host_path), namespaces=namespaces(undefined),
+            abseil=tuple(absl), build_id=plugin_build_id, namespaces=namespaces(undefined),
             c_api=c_api_names(undefined), old_string_abi=uses_old_string_abi([s.name for s in symbols]),
         )
 
@@ -334,16 +300,23 @@ def uses_old_string_abi(all_undefined: Sequence[str]) -> bool:
 def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                      tf_distributions: Iterable[str], python_executable: Optional[str],
                      ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None,
-                     loader_config: Optional[LoaderConfig] = None) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
-    found, unknowns = discover(packages, tf_distributions, ops)
+                     loader_config: Optional[LoaderConfig] = None, budget: Budget = UNLIMITED
+                     ) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
+    found, unknowns = discover(packages, tf_distributions, ops, root, budget)
     if not found:
         return (), unknowns
     if tf is None or not tf.package_dir:
         return (), unknowns + [Unknown("custom_ops", "plugins found but no TensorFlow to load them against")]
+    if budget.expired():
+        return (), unknowns + [Unknown("custom_ops", f"{budget.reason}: {len(found)} plugins found, none checked")]
     checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ, loader_config)
     results: List[CustomOp] = []
     try:
-        for owner, path in found:
+        for n, (owner, path) in enumerate(found):
+            if budget.expired():
+                unknowns.append(Unknown("custom_ops", f"{budget.reason}: {len(found) - n} of {len(found)} plugins "
+                                                      f"not checked (from {root.display(path)})"))
+                break
             try:
                 results.append(checker.check(owner, path))
             except (ElfError, OSError) as exc:  # one malformed object must not stop the others

@@ -19,7 +19,6 @@ the resolution.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -38,6 +37,7 @@ from tfcompat.model import (
     Unknown,
     VersionNeedCheck,
 )
+from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.library_specs import LibrarySpec, tf_library_specs
 from tfcompat.probes.library_versions import LibraryVersions
 from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf
@@ -70,8 +70,7 @@ def _tf_objects(loader: Loader, package_dir: str) -> List[str]:
     inside = loader.root.display(package_dir)
     out = []
     for n in names:
-        host = loader.host(f"{inside}/{n}")
-        if host is not None and os.path.isfile(host):
+        if loader.root.is_file(f"{inside}/{n}"):
             out.append(f"{inside}/{n}")
     return out
 
@@ -232,15 +231,18 @@ def _release_of(version: Optional[str]) -> Tuple[int, ...]:
 def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
                     site_dirs: Sequence[str], python: PythonInfo, platform: Platform,
                     environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None,
-                    facts: Optional[WorldFacts] = None) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
+                    facts: Optional[WorldFacts] = None, budget: Budget = UNLIMITED
+                    ) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
     """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring).
 
     `loader_config` is the scan's loader model of the target (built once, shared with the other probes);
-    `facts` the matrix's world facts (what TF dlopen()s, CPU needs), the shipped matrix's by default."""
+    `facts` the matrix's world facts (what TF dlopen()s, CPU needs), the shipped matrix's by default.
+    `budget`: asked before each library is looked up; when it runs out, the libraries not looked up are
+    left out and an Unknown "libraries" names them (the library rules are then skipped)."""
     facts = facts if facts is not None else shipped_facts()
     if tf is None:
         return None, []  # the tensorflow unknown already says why
-    if not tf.package_dir or not os.path.isdir(tf.package_dir):
+    if not tf.package_dir or not root.is_dir(root.display(tf.package_dir)):
         return None, [Unknown("libraries", f"{tf.distribution} {tf.version} has no tensorflow/ package directory in "
                                            f"{tf.location}: nothing to resolve libraries from")]
     environ = environ if root.is_host else None
@@ -279,7 +281,11 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     lib_objects: List[LoadedObject] = []
     cudnn_obj: Optional[LoadedObject] = None
     cudnn_major: Optional[int] = None
+    cut: List[str] = []
     for spec in specs:
+        if budget.expired():
+            cut.append(spec.soname)
+            continue
         res, obj = probe.resolve(spec, caller)
         resolutions.append(res)
         if obj is not None and spec.role != "driver":
@@ -291,6 +297,9 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
         front = next(r for r in resolutions if r.name == "cudnn").found
         parts = _release_of(front.version) if front else ()
         for sub in sublibraries:
+            if budget.expired():
+                cut.append(sub)
+                continue
             short = sub.split(".so")[0][len("lib"):]
             # cuDNN 9 asks for libcudnn_ops.so.9.28.0, then .so.9.28, then .so.9 (LD_DEBUG=libs, cuDNN 9.28).
             first = [f"{sub}.{'.'.join(map(str, parts[1:n]))}" for n in (3, 2)
@@ -301,6 +310,10 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
             resolutions.append(res)
             if obj is not None:
                 lib_objects.append(obj)
+    if cut:
+        unknowns.append(Unknown("libraries", f"{budget.reason}: {len(cut)} libraries not looked up "
+                                             f"({', '.join(cut[:4])}{', ...' if len(cut) > 4 else ''})"))
+    unknowns += [Unknown("libraries.versions", p) for p in probe.versions.problems]
     # Every need of TF's own objects; for the libraries it loads, only the needs that are not met.
     abi = _abi_checks(loader, loaded_tf, root)
     abi += [c for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)

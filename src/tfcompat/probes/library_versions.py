@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import posixpath
 import re
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from tfcompat.model import Package
+from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
 
 # CUDA toolkit version.json component keys.
@@ -17,50 +20,44 @@ _TOOLKIT_KEYS = {"cudart": "cuda_cudart", "cublas": "libcublas", "cublasLt": "li
 
 
 class LibraryVersions:
-    """Version of a library file: nvidia-* wheel metadata, real file name, cudnn_version.h, toolkit version.json."""
+    """Version of a library file: nvidia-* wheel metadata, real file name, cudnn_version.h, toolkit version.json.
+
+    Every file is read through the Root (inside --root, regular files only, capped); a file that is there
+    but refused (a FIFO, a device, over its cap) is noted in `problems`, once, for the probe's unknowns."""
 
     def __init__(self, root: Root, packages: Sequence[Package], site_dirs: Sequence[str]):
         self.root = root
         self.site_dirs = [d.rstrip("/") for d in site_dirs]
         self.packages = [p for p in packages if p.name.startswith(("nvidia-", "tensorrt"))]
-        self._records: Dict[str, Dict[str, Package]] = {}
+        self._owners: Optional[Dict[str, Package]] = None
         self._headers: Dict[str, Optional[Tuple[str, str]]] = {}
         self._toolkit: Dict[str, Optional[Tuple[dict, str]]] = {}
+        self.problems: List[str] = []
 
-    def _safe(self, host_path: str) -> str:
-        """`host_path` re-resolved inside the root, so a symlink on the way cannot lead to the host."""
-        if self.root.root is None:
-            return host_path
-        try:
-            return self.root.path(self.root.display(host_path))
-        except OSError:
-            return os.path.join(self.root.root, ".tfcompat-unresolvable")  # too many links: read nothing
+    def _note(self, what: str, exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError) and exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            line = f"{what}: {exc.strerror or exc}"
+            if line not in self.problems:
+                self.problems.append(line)
 
-    def _record_map(self, site: str) -> Dict[str, Package]:
-        if site not in self._records:
-            out: Dict[str, Package] = {}
+    def _owner_map(self) -> Dict[str, Package]:
+        """Real path of each shared object an nvidia-*/tensorrt wheel installed (its RECORD) -> the wheel."""
+        if self._owners is None:
+            owners: Dict[str, Package] = {}
             for p in self.packages:
-                if p.location.rstrip("/") != site or not p.metadata_path.endswith("METADATA"):
-                    continue
-                try:
-                    with open(self._safe(os.path.join(os.path.dirname(p.metadata_path), "RECORD")),
-                              encoding="utf-8") as fh:
-                        for line in fh:
-                            rel = line.split(",", 1)[0]
-                            if ".so" in rel:
-                                out[rel] = p
-                except OSError:
-                    continue
-            self._records[site] = out
-        return self._records[site]
+                files, why = record_files(p, self.root)
+                if why:
+                    self.problems.append(f"cannot list the files {p.name} installed: {why}")
+                for path in files:
+                    if ".so" in os.path.basename(path):
+                        owners.setdefault(path, p)
+                        if self.root.is_host:  # record_files keeps the host's links; the loader resolves them
+                            owners.setdefault(os.path.realpath(path), p)
+            self._owners = owners
+        return self._owners
 
     def distribution(self, host_path: str) -> Optional[Package]:
-        for site in self.site_dirs:
-            real_site = os.path.realpath(site)
-            for base in {site, real_site}:
-                if host_path.startswith(base + "/"):
-                    return self._record_map(site).get(host_path[len(base) + 1:])
-        return None
+        return self._owner_map().get(host_path)
 
     def of(self, name: str, soname: str, host_path: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
         """(version, where it came from, distribution) of the library file at `host_path`."""
@@ -71,11 +68,12 @@ class LibraryVersions:
         base = os.path.basename(host_path)
         if base.startswith(prefix) and re.fullmatch(r"\d+(\.\d+){2,}", base[len(prefix):]):
             return base[len(prefix):], f"file name {self.root.display(host_path)}", None
+        libdir = self.root.display(os.path.dirname(host_path))  # inside the root from here on
         if name.startswith("cudnn"):
-            hdr = self._cudnn_header(os.path.dirname(host_path), soname)
+            hdr = self._cudnn_header(libdir, soname)
             if hdr:
                 return hdr
-        toolkit = self._toolkit_version(os.path.dirname(host_path), name)
+        toolkit = self._toolkit_version(libdir, name)
         if toolkit:
             return toolkit
         m = re.fullmatch(re.escape(prefix) + r"(\d+)(?:\.\d+)*", base)
@@ -85,25 +83,29 @@ class LibraryVersions:
 
     def _cudnn_header(self, libdir: str, soname: str) -> Optional[Tuple[str, str, None]]:
         major = soname.rsplit(".", 1)[-1]
-        shown_dir = self.root.display(libdir)
-        candidates = [self._safe(os.path.join(os.path.dirname(libdir), "include", "cudnn_version.h"))]
-        m = re.match(r"^/usr/lib/([^/]+)$", shown_dir)
-        if m or shown_dir in ("/usr/lib64", "/usr/lib"):
+        candidates = [posixpath.join(posixpath.dirname(libdir), "include", "cudnn_version.h")]
+        m = re.match(r"^/usr/lib/([^/]+)$", libdir)
+        if m or libdir in ("/usr/lib64", "/usr/lib"):
             for rel in ("/usr/include/cudnn_version.h", f"/usr/include/{m.group(1) if m else ''}/cudnn_version_v{major}.h",
                         f"/usr/include/cudnn_version_v{major}.h"):
-                try:
-                    candidates.append(self.root.path(rel.replace("//", "/")))
-                except OSError:
-                    continue
+                candidates.append(rel.replace("//", "/"))
         for path in candidates:
             if path in self._headers:
                 hit = self._headers[path]
             else:
-                hit = _read_cudnn_header(path, self.root)
+                hit = self._read_cudnn_header(path)
                 self._headers[path] = hit
             if hit and hit[0].split(".")[0] == major:
                 return hit[0], hit[1], None
         return None
+
+    def _read_cudnn_header(self, path: str) -> Optional[Tuple[str, str]]:
+        try:
+            text = self.root.read_bytes(path, "header", truncate=True)
+        except OSError as exc:
+            self._note(path, exc)
+            return None
+        return cudnn_header_version(text, path)
 
     def _toolkit_version(self, libdir: str, name: str) -> Optional[Tuple[str, str, None]]:
         key = _TOOLKIT_KEYS.get(name)
@@ -111,24 +113,25 @@ class LibraryVersions:
             return None
         d = libdir
         for _ in range(4):
-            d = os.path.dirname(d)
+            d = posixpath.dirname(d)
             if d in self._toolkit:
                 found = self._toolkit[d]
             else:
                 found = None
-                path = self._safe(os.path.join(d, "version.json"))
+                path = posixpath.join(d, "version.json")
                 try:
-                    with open(path, encoding="utf-8") as fh:
-                        data = json.load(fh)
+                    data = json.loads(self.root.read_bytes(path, "text").decode("utf-8", "replace"))
                     if isinstance(data, dict) and "cuda" in data:
                         found = (data, path)
-                except (OSError, ValueError):
+                except OSError as exc:
+                    self._note(path, exc)
+                except ValueError:
                     pass
                 self._toolkit[d] = found
             if found:
                 entry = found[0].get(key)
                 if isinstance(entry, dict) and entry.get("version"):
-                    return str(entry["version"]), self.root.display(found[1]), None
+                    return str(entry["version"]), found[1], None
                 return None
         return None
 
@@ -136,14 +139,10 @@ class LibraryVersions:
 _CUDNN_DEFINE = re.compile(rb"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
 
 
-def _read_cudnn_header(path: str, root: Root) -> Optional[Tuple[str, str]]:
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read(1 << 16)
-    except OSError:
-        return None
-    found = {k.decode(): v.decode() for k, v in _CUDNN_DEFINE.findall(text)}
+def cudnn_header_version(text: bytes, shown: str) -> Optional[Tuple[str, str]]:
+    """(version, `shown`) from the CUDNN_MAJOR/MINOR/PATCHLEVEL defines of cudnn_version.h (or cudnn.h)."""
+    found = {k.decode(): v.decode() for k, v in _CUDNN_DEFINE.findall(text[:1 << 16])}
     if "MAJOR" not in found:
         return None
     version = ".".join(found.get(k, "0") for k in ("MAJOR", "MINOR", "PATCHLEVEL"))
-    return version, root.display(path)
+    return version, shown

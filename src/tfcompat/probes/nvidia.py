@@ -17,6 +17,7 @@ from tfcompat.model import (
     Unknown,
     from_json_dict,
 )
+from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.native.loader import Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
@@ -106,10 +107,12 @@ def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
 
 def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, str]] = None,
                  proc_version: str = PROC_VERSION, environ: Optional[Mapping[str, str]] = None,
-                 loader_config: Optional[LoaderConfig] = None, driver_sonames: Optional[Sequence[str]] = None
-                 ) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
+                 loader_config: Optional[LoaderConfig] = None, driver_sonames: Optional[Sequence[str]] = None,
+                 budget: Budget = UNLIMITED) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
     """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML; `loader_config`
-    is the scan's loader model of the target (built once, shared with the other probes)."""
+    is the scan's loader model of the target (built once, shared with the other probes). The NVML child
+    gets what is left of `budget` when that is less than its own timeout; stopped by the budget, it is
+    "not finished", not a hung driver."""
     unknowns: List[Unknown] = []
     module_version = None
     try:
@@ -132,7 +135,13 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     if not nvml:
         return (Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
                 (), [Unknown("gpus", "NVML not queried (--no-nvml)")])
-    answer, nvml_reason, code = _nvml_child(sys.executable, nvml_env, NVML_TIMEOUT)
+    timeout = budget.cap(NVML_TIMEOUT)
+    if timeout <= 0:
+        answer, nvml_reason, code = None, f"NVML not queried: {budget.reason}", None
+    else:
+        answer, nvml_reason, code = _nvml_child(sys.executable, nvml_env, timeout)
+        if answer is None and timeout < NVML_TIMEOUT and budget.expired():
+            nvml_reason, code = f"NVML did not answer in the {timeout:.1f} s left: {budget.reason}", None
     if answer is None:
         failed: Optional[Driver] = Driver(
             kernel_module_version=module_version, kernel_module_source=proc_version,
@@ -197,12 +206,12 @@ def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = Non
             copies += [c.host_path for c in lk.copies if c.usable]
         for d in _EXTRA_DIRS:
             path = f"{d}/{soname}"
+            if not root.is_file(path):  # resolved inside the root; a FIFO or device is no library
+                continue
             try:
-                real = os.path.realpath(path) if root.is_host else root.path(path)
+                copies.append(os.path.realpath(path) if root.is_host else root.path(path))
             except OSError:
                 continue
-            if os.path.isfile(real):
-                copies.append(real)
         copies = list(dict.fromkeys(os.path.realpath(c) for c in copies))
         if not copies:
             continue

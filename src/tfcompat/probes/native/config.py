@@ -157,10 +157,7 @@ def _default_dir_style(root: Root, machine: str) -> Tuple[str, str]:
     triplet = _TRIPLETS.get(machine, f"{machine}-linux-gnu")
     for style, d in (("debian", f"/lib/{triplet}"), ("debian", f"/usr/lib/{triplet}"), ("lib64", "/lib64"),
                      ("lib64", "/usr/lib64"), ("lib", "/lib"), ("lib", "/usr/lib")):
-        try:
-            if os.path.isfile(root.path(d + "/libc.so.6")):
-                return style, f"libc.so.6 in {d}"
-        except OSError:
-            continue
+        if root.is_file(d + "/libc.so.6"):
+            return style, f"libc.so.6 in {d}"
     return ("debian" if machine in _TRIPLETS else "lib64"), "assumed (no libc.so.6 found)"
 

@@ -20,8 +20,9 @@ legacy ``dir=type`` and ``hwcap`` lines, with every path resolved inside ``--roo
 from __future__ import annotations
 
 import dataclasses
-import glob
+import fnmatch
 import os
+import posixpath
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -190,13 +191,12 @@ def _generator(data: bytes, ext_off: int, e: str) -> Optional[str]:
 def read_ld_cache(root: Root, path: str = "/etc/ld.so.cache") -> Optional[LdCache]:
     """The cache under `root`, or None when there is none. Raises LdCacheError for a corrupt file."""
     try:
-        real = root.path(path)
-        with open(real, "rb") as fh:
-            data = fh.read(64 << 20)
+        data = root.read_bytes(path, "ld_cache")  # inside the root, a regular file only, capped
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise LdCacheError(f"{path}: {exc.strerror or exc}") from None
+        why = exc.strerror or str(exc)
+        raise LdCacheError(why if why.startswith(path + ":") else f"{path}: {why}") from None
     return parse_ld_cache(data, path)
 
 
@@ -216,7 +216,7 @@ def read_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _depth: int = 0,
         return []
     seen.add(path)
     try:
-        text = root.read_text(path)
+        text = root.read_text(path, kind="ld_so_conf")
     except OSError:
         return []
     dirs: List[str] = []
@@ -242,13 +242,16 @@ def read_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _depth: int = 0,
 
 
 def _glob_in_root(root: Root, pattern: str) -> List[str]:
-    """Inside-root paths matching `pattern` (sorted, as glob(3) returns them)."""
-    if root.is_host:
-        return sorted(glob.glob(pattern))
-    parent, leaf = os.path.split(pattern)
+    """Inside-root paths matching `pattern` (sorted, as glob(3) returns them); the wildcards are in the last
+    component, as in ld.so.conf's `include /etc/ld.so.conf.d/*.conf`. The directory is listed through the
+    Root (walked inside it); each match is read through it again."""
+    parent, leaf = posixpath.split(pattern)
+    if not any(c in leaf for c in "*?["):
+        return [pattern] if root.exists(pattern) else []
     try:
-        real_parent = root.path(parent)
+        names = root.listdir(parent or "/")
     except OSError:
         return []
-    matches = glob.glob(os.path.join(glob.escape(real_parent), leaf))
-    return sorted(os.path.join(parent, os.path.basename(m)) for m in matches)
+    hidden = leaf.startswith(".")  # glob: '*' does not match a leading dot
+    return sorted(posixpath.join(parent, n) for n in names
+                  if fnmatch.fnmatchcase(n, leaf) and (hidden or not n.startswith(".")))

@@ -152,10 +152,12 @@ class Search:
         """Names in `directory` (inside-root path), cached; empty when it does not exist."""
         if directory in self._listing:
             return self._listing[directory] or frozenset()
-        real = self.host(directory)
+        # Listed through the Root: walked inside it (a link among the names is resolved inside it again
+        # when a candidate is opened); on the host, relative elements are the working directory's.
+        where = directory if not self.root.is_host else self.host(directory)
         try:
-            names = frozenset(os.listdir(real)) if real else frozenset()
-        except OSError:
+            names = frozenset(self.root.listdir(where)) if where else frozenset()
+        except (OSError, ValueError):
             names = frozenset()
         self._listing[directory] = names
         return names
@@ -166,7 +168,7 @@ class Search:
                   hwcaps: Optional[str] = None) -> Optional[Candidate]:
         """The file at `path` as the loader would judge it; None when nothing can be opened there."""
         host_path = self.host(path)
-        if host_path is None or not os.path.isfile(host_path):
+        if host_path is None or not self.root.is_file(path if not self.root.is_host else host_path):
             return None
         real = self.inside(host_path)
         if not os.access(host_path, os.R_OK):  # glibc notes EACCES and goes on searching
