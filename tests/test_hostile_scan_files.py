@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from elf_fixtures import link, write_so
+from elf_fixtures import write_so
 from probe_helpers import make_dist, write
 from test_ldcache import new_cache_body
 from test_libraries import SITE, X86_64, by_name, make_image, probe
@@ -111,7 +111,8 @@ def test_plugin_record_entries_pointing_out_are_not_read(tmp_path, host):
     make_image(root)
     site = str(root) + SITE
     info = make_dist(site, "plugin", "1.0")
-    write(os.path.join(info, "RECORD"), f"{host}/plugin/_op.so,,\n" + "../" * 20 + f"{str(host).lstrip('/')}/plugin/_op.so,,\n")
+    climb = "../" * 20 + str(host).lstrip("/")
+    write(os.path.join(info, "RECORD"), f"{host}/plugin/_op.so,,\n{climb}/plugin/_op.so,,\n")
     r = Root(str(root))
     packages, _ = scan_packages([site], r)
     found, _u = discover(packages, ["tensorflow"], (), r)

@@ -10,7 +10,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 from tfcompat import __version__
 from tfcompat.matrix import WorldFacts, shipped_facts
-from tfcompat.model import CustomOp, Environment, Host, Package, Platform, Target, TensorFlowBuild, Unknown
+from tfcompat.model import CustomOp, Driver, Environment, Gpu, Host, Package, Platform, Target, TensorFlowBuild, Unknown
 from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.custom_ops import probe_custom_ops
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
@@ -108,7 +108,8 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
                                                    resolved.python.executable, ops, platform.cpu_flags, env_vars,
                                                    loader_config, budget=budget)
         unknowns += op_unknowns
-    driver, gpus = None, ()
+    driver: Optional[Driver] = None
+    gpus: Tuple[Gpu, ...] = ()
     if not late("driver", "gpus"):
         driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars,
                                                  loader_config=loader_config, driver_sonames=facts.driver_sonames,

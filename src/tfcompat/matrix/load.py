@@ -319,15 +319,17 @@ def _no_release_twice(path: str, tf: Sequence[TFRelease]) -> None:
     named: the first entry in file order, its first such release, the first other entry that matches it."""
     bounds = [_bounds(rel.versions) for rel in tf]
     releases = sorted((_public(r), i, j, Version(r)) for i, rel in enumerate(tf) for j, r in enumerate(rel.releases))
-    by_low = sorted(range(len(tf)), key=lambda i: (bounds[i][0] is not None, bounds[i][0] or Version("0")))
+    zero = Version("0")
+    # entries by their low bound (unbounded first), each with (low known, low)
+    by_low = sorted(((b[0] is not None, b[0] or zero), k) for k, b in enumerate(bounds))
     active: List[Tuple[Tuple[bool, Version], int]] = []  # heap of ((bounded above, high), entry)
     nxt = 0
     first: Optional[Tuple[int, int, int]] = None  # (entry, release index, other entry)
     for key, i, j, v in releases:
-        while nxt < len(by_low) and (bounds[by_low[nxt]][0] is None or bounds[by_low[nxt]][0] <= key):
-            k = by_low[nxt]
+        while nxt < len(by_low) and (not by_low[nxt][0][0] or by_low[nxt][0][1] <= key):
+            k = by_low[nxt][1]
             high = bounds[k][1]
-            heapq.heappush(active, ((high is not None, high if high is not None else Version("0")), k))
+            heapq.heappush(active, ((high is not None, high if high is not None else zero), k))
             nxt += 1
         while active and active[0][0][0] and active[0][0][1] < key:
             heapq.heappop(active)  # ends below this release, so below every later one

@@ -86,7 +86,8 @@ class LibraryVersions:
         candidates = [posixpath.join(posixpath.dirname(libdir), "include", "cudnn_version.h")]
         m = re.match(r"^/usr/lib/([^/]+)$", libdir)
         if m or libdir in ("/usr/lib64", "/usr/lib"):
-            for rel in ("/usr/include/cudnn_version.h", f"/usr/include/{m.group(1) if m else ''}/cudnn_version_v{major}.h",
+            arch = m.group(1) if m else ""
+            for rel in ("/usr/include/cudnn_version.h", f"/usr/include/{arch}/cudnn_version_v{major}.h",
                         f"/usr/include/cudnn_version_v{major}.h"):
                 candidates.append(rel.replace("//", "/"))
         for path in candidates:

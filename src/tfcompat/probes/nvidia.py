@@ -136,6 +136,9 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         return (Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
                 (), [Unknown("gpus", "NVML not queried (--no-nvml)")])
     timeout = budget.cap(NVML_TIMEOUT)
+    answer: Optional[dict]
+    nvml_reason: Optional[str]
+    code: Optional[int]
     if timeout <= 0:
         answer, nvml_reason, code = None, f"NVML not queried: {budget.reason}", None
     else:
