@@ -341,3 +341,30 @@ def test_whole_scan_of_an_image_full_of_hostile_files(tmp_path, host):
     assert any(f == "custom_ops.nvidia-nccl-cu12" and "FIFO" in r for f, r in reasons), reasons
     assert any(f == "libraries.versions" and "FIFO" in r for f, r in reasons), reasons
     assert env.target.native is not None and env.tensorflow is not None
+
+
+# -- /proc and /sys files of the resources and driver probes, ld.so.preload ---------------------------------
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_proc_files_of_resources_driver_and_loader(tmp_path, host, how):
+    from tfcompat.probes.nvidia import probe_nvidia
+    from tfcompat.probes.resources import probe_resources
+
+    root = tmp_path / "img"
+    write(host / "mounts", f"tmpfs /dev/shm tmpfs rw,size={MARK}k 0 0\n")
+    write(host / "version", f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {MARK}.54.15  Tue\n")
+    write(host / "preload", f"/lib/lib{MARK}.so\n")
+    for path, target in (("proc/mounts", "mounts"), ("proc/self/mounts", "mounts"), ("proc/meminfo", "mounts"),
+                         ("sys/fs/cgroup/memory.max", "mounts"), ("proc/driver/nvidia/version", "version"),
+                         ("etc/ld.so.preload", "preload")):
+        plant(root / path, how, host / target, root)
+    r = Root(str(root))
+    start = time.monotonic()
+    resources, _ru = probe_resources(r, environ={})
+    driver, _gpus, _nu = probe_nvidia(r, nvml=False, driver_sonames=())
+    cfg = LoaderConfig.detect(r)
+    _quick(start)
+    assert resources.shm_bytes is None
+    assert driver is None or MARK not in (driver.kernel_module_version or "")
+    assert cfg.preload_file == ()

@@ -116,7 +116,7 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
     unknowns: List[Unknown] = []
     module_version = None
     try:
-        module_version = parse_proc_version(root.read_text(proc_version))
+        module_version = parse_proc_version(root.read_text(proc_version, kind="proc"))
     except OSError:
         pass
     if root.root is not None:

@@ -20,9 +20,11 @@ def _rlimit_value(v: int) -> Optional[int]:
     return None if v == resource.RLIM_INFINITY else int(v)
 
 
-def _read(root: Root, path: str, limit: int = 1 << 20) -> Optional[str]:
+def _read(root: Root, path: str) -> Optional[str]:
+    """A /proc or /sys file through the Root (regular files only: a FIFO or device is never opened), its
+    first CAPS['proc'] bytes."""
     try:
-        return root.read_text(path, limit)
+        return root.read_text(path, kind="proc")
     except OSError:
         return None
 

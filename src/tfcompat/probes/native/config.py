@@ -128,7 +128,7 @@ class LoaderConfig:
         ld_library_path = tuple(_split_path(env.get("LD_LIBRARY_PATH"))) if env.get("LD_LIBRARY_PATH") else ()
         preload = tuple(p for p in re.split(r"[ :]", env.get("LD_PRELOAD", "")) if p)
         try:
-            preload_file = tuple(root.read_text("/etc/ld.so.preload").split())
+            preload_file = tuple(root.read_text("/etc/ld.so.preload", kind="ld_so_conf").split())
         except OSError:
             preload_file = ()
         return cls(
