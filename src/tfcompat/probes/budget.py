@@ -5,8 +5,11 @@ with long loops (libraries: one search per library; custom ops: one object per R
 plugin) ask it between steps. A probe not started in time, or stopped part way, leaves an Unknown with
 `reason` for the facts it did not finish, so the rules that need them are skipped and the verdict covers
 the rest. One step cannot be interrupted: what bounds it is the per-kind size caps of Root's reads,
-the ELF reader's bounds, and the child processes' own timeouts (NVML's is cut to what is left, and a
-child stopped by the budget is reported as not finished, never as hung).
+the ELF reader's bounds, and the child processes' own timeouts: NVML's and --probe's are cut to what is
+left (a child stopped by the budget is reported as not finished, never as hung); the --python question
+(probes/target.py, first, before any other probe) keeps its own 20 s limit.
+
+The budget starts when the scan starts (after the command line and the matrix are read).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-DEFAULT_BUDGET = 60.0  # seconds: within Slurm's 60 s HealthCheckProgram limit only with a smaller --budget
+# Seconds. A Slurm HealthCheckProgram is killed after 60 s: recipes run under Slurm pass a smaller --budget
+# (below their own timeout(1)), so that a slow node still gets a verdict with unknowns instead of no report.
+DEFAULT_BUDGET = 60.0
 
 
 class Budget:
