@@ -147,9 +147,9 @@ def test_custom_ops_stop_between_packages(tmp_path, clock, monkeypatch):
     _plugins(site, 4)
     real = custom_ops_mod.record_files
 
-    def record_files(pkg, root):
+    def record_files(pkg, root, **kw):
         clock.now += 4
-        return real(pkg, root)
+        return real(pkg, root, **kw)
 
     monkeypatch.setattr(custom_ops_mod, "record_files", record_files)
     env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False,

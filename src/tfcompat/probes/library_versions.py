@@ -45,7 +45,7 @@ class LibraryVersions:
         if self._owners is None:
             owners: Dict[str, Package] = {}
             for p in self.packages:
-                files, why = record_files(p, self.root)
+                files, why = record_files(p, self.root, keep=lambda rel: ".so" in posixpath.basename(rel))
                 if why:
                     self.problems.append(f"cannot list the files {p.name} installed: {why}")
                 for path in files:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -149,13 +149,14 @@ def scan_packages(
 _MAX_RECORD_LINE = 4096  # a RECORD row is a path (PATH_MAX), a hash and a size
 
 
-def record_files(pkg: Package, root: Optional[Root] = None) -> Tuple[List[str], Optional[str]]:
+def record_files(pkg: Package, root: Optional[Root] = None,
+                 keep: Optional[Callable[[str], bool]] = None) -> Tuple[List[str], Optional[str]]:
     """(real paths of the files `pkg` installed, None) from RECORD (dist-info) or installed-files.txt (egg-info),
     or ([], why) when neither can be read.
 
     Each entry is resolved inside the root: an absolute or '../' entry names a file of the image, never of
-    the host. Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field
-    limit would otherwise end the read).
+    the host. `keep`, when given, picks the entries (as written) worth resolving. Bad UTF-8 is replaced;
+    a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would otherwise end the read).
     """
     root = root or Root(None)
     meta_dir = root.inside(os.path.dirname(pkg.metadata_path))
@@ -183,6 +184,8 @@ def record_files(pkg: Package, root: Optional[Root] = None) -> Tuple[List[str], 
                 rel = row[0]
             else:
                 rel = line.strip()
+            if keep is not None and not keep(rel):
+                continue  # not wanted: not resolved (a 700,000-row RECORD costs seconds to resolve)
             inside = os.path.normpath(rel if rel.startswith("/") else f"{base}/{rel}")
             try:
                 out.append(root.path(inside))
