@@ -64,7 +64,7 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
                                 "pythonX.Y; pass --python to tell"))
     packages, shadowed, package_unknowns = scan_distributions(resolved.search_path, root)
     unknowns += package_unknowns
-    tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root)
+    tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root, facts.tf_distribution_names)
     unknowns += tf_unknowns
     platform, platform_unknowns = probe_platform(root)
     unknowns += platform_unknowns
