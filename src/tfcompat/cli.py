@@ -287,23 +287,15 @@ def check(
     raise typer.Exit(report.exit_code)
 
 
-def _safe_node_file(node: str) -> str:
-    name = "".join(c if c.isalnum() or c in "-_.@+" else "_" for c in node).lstrip(".")
-    return (name or "unnamed-node") + ".json"
-
-
 def _write_node_report(output_dir: str, report, node_name: Optional[str]) -> str:
-    """DIR/<node>.json, atomically: what `tfcompat gate DIR` reads."""
+    """DIR/<node>.json, atomically: what `tfcompat gate DIR` reads (the contract: fleet.reportdir)."""
+    from tfcompat.fleet.reportdir import write_node_report
     from tfcompat.render.json import render_json
     from tfcompat.scan import node_identity
 
-    if not os.path.isdir(output_dir):
-        raise UsageProblem(f"--output-dir {output_dir}: no such directory")
     env = report.environment
     node = (env.host.node_name if env is not None else None) or node_identity(node_name)[0]
-    path = os.path.join(output_dir, _safe_node_file(node))
-    write_atomic(path, render_json(report))
-    return path
+    return write_node_report(output_dir, node, render_json(report), write_atomic)
 
 
 def _render_dashboard(fmt: "CheckFormat", report, node_name: Optional[str]) -> str:
@@ -546,12 +538,12 @@ def fleet(
                            progress=lambda line: print(line, file=sys.stderr))
         if output_dir:
             from tfcompat.fleet.gate import dig
+            from tfcompat.fleet.reportdir import write_node_report
 
             for item in loaded:
                 node = dig(item.data, ("environment", "host", "node_name")) or item.name_hint
                 if item.data is not None and node:
-                    write_atomic(os.path.join(output_dir, _safe_node_file(str(node))),
-                                 json.dumps(item.data, indent=2) + "\n")
+                    write_node_report(output_dir, str(node), json.dumps(item.data, indent=2) + "\n", write_atomic)
         fleet_report = run_gate(loaded, options)
         _emit(_render_gate(fleet_report, fmt, colour, output), output)
     raise typer.Exit(fleet_report.exit_code)

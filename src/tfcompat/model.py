@@ -432,31 +432,32 @@ def to_json_dict(obj: Any) -> Any:
     return obj
 
 
-def from_json_dict(cls: Any, data: Any, where: str = "$") -> Any:
-    """Build `cls` from JSON data, with an error that names the offending field."""
+def from_json_dict(cls: Any, data: Any, where: str = "$", lenient: bool = False) -> Any:
+    """Build `cls` from JSON data, with an error that names the offending field. `lenient`: skip fields this
+    tfcompat does not know (a report of a newer release: additive changes within a schema_version)."""
     origin = typing.get_origin(cls)
     args = typing.get_args(cls)
     if origin is typing.Union:  # Optional[X]
         if data is None:
             return None
         inner = [a for a in args if a is not type(None)]
-        return from_json_dict(inner[0], data, where)
+        return from_json_dict(inner[0], data, where, lenient)
     if origin in (tuple, Tuple):
         if not isinstance(data, list):
             raise SnapshotError(f"{where}: expected a list, got {type(data).__name__}")
-        return tuple(from_json_dict(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+        return tuple(from_json_dict(args[0], v, f"{where}[{i}]", lenient) for i, v in enumerate(data))
     if dataclasses.is_dataclass(cls):
         if not isinstance(data, dict):
             raise SnapshotError(f"{where}: expected an object, got {type(data).__name__}")
         hints = _hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
         extra = set(data) - known
-        if extra:
+        if extra and not lenient:
             raise SnapshotError(f"{where}: unknown field {sorted(extra)[0]!r}")
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name in data:
-                kwargs[f.name] = from_json_dict(hints[f.name], data[f.name], f"{where}.{f.name}")
+                kwargs[f.name] = from_json_dict(hints[f.name], data[f.name], f"{where}.{f.name}", lenient)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise SnapshotError(f"{where}: missing field {f.name!r}")
         return cls(**kwargs)
