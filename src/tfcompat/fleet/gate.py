@@ -23,9 +23,11 @@ The phases live in their own modules: ``read`` (inputs), ``reportdir`` (the ``DI
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+import gc
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from tfcompat import __version__
 from tfcompat.fleet.drift import drift, fleet_rules
@@ -111,6 +113,19 @@ def _group_of(report: Any, node: str, options: GateOptions) -> str:
     return field_text(report, g.split(".")) or "(unknown)"
 
 
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Decoding 10,000 reports makes ~4 million small objects without a reference cycle; the cyclic collector
+    rescanning them as they pile up took about half the decoding time (0.9 of 1.9 s CPU)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
              matrix_loader: Optional[Callable[[], Any]] = None, image: Optional[Environment] = None,
              image_source: Optional[str] = None) -> FleetReport:
@@ -128,16 +143,17 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
 
     unreadable: List[Unreadable] = []
     by_node: Dict[str, List[Judged]] = collections.defaultdict(list)
-    for item in loaded:
-        if item.data is None:
-            unreadable.append(Unreadable(item.source, item.error or "unreadable"))
-            continue
-        try:
-            j = judge_loaded(item, options.fail_on, matrix_loader, image)
-        except BadReport as exc:
-            unreadable.append(Unreadable(item.source, str(exc)))
-            continue
-        by_node[j.node].append(j)
+    with _no_cyclic_gc():
+        for item in loaded:
+            if item.data is None:
+                unreadable.append(Unreadable(item.source, item.error or "unreadable"))
+                continue
+            try:
+                j = judge_loaded(item, options.fail_on, matrix_loader, image)
+            except BadReport as exc:
+                unreadable.append(Unreadable(item.source, str(exc)))
+                continue
+            by_node[j.node].append(j)
     chosen, duplicates = pick_newest(by_node)
 
     expected_set = set(options.expect.nodes) if options.expect else None
