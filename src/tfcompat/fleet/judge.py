@@ -73,7 +73,7 @@ def _decode_report(data: Dict[str, Any]) -> Report:
 
 
 def _absent(env_data: Optional[Dict[str, Any]]) -> FrozenSet[str]:
-    """The LIST_FIELDS (``host.gpus``) missing from a report's environment: not collected, rather than empty."""
+    """The LIST_FIELDS missing from a report's environment (an older release): not collected, rather than empty."""
     if env_data is None:
         return frozenset()
     return frozenset(path for path in LIST_FIELDS for parent, key in [path.split(".")]
