@@ -651,3 +651,13 @@ def test_group_by_a_field_reads_the_typed_report(matrix):
                         ("environment.host.gpus.99999999999", {"(unknown)"})):
         fr = run_gate(loaded, GateOptions(group_by=field, now=NOW))
         assert {g.name for g in fr.groups} == want, field
+
+
+@pytest.mark.parametrize("option", ["--select", "--ignore"])
+def test_check_refuses_a_prefix_of_fleet_rules_only(capsys, tmp_path, matrix, option):
+    """TFC6xx are registered, but `check` never runs them: selecting (or waiving) only them is refused, not a pass."""
+    snap = tmp_path / "s.json"
+    snap.write_text(json.dumps(to_json_dict(node_env("n1"))))
+    code, _, err = run(capsys, "check", "--from", snap, option, "TFC60")
+    assert code == 2 and "only fleet rules match it" in err and "tfcompat gate" in err
+    assert run(capsys, "check", "--from", snap, option, "TFC")[0] == 0  # every rule: fleet ones included, fine

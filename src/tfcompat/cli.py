@@ -198,9 +198,13 @@ def _known_prefix(option: str, prefix: str) -> str:
     """A --select/--ignore prefix must match some rule: a typo must not silently pass a gate."""
     from tfcompat.engine import all_rules
 
-    if not any(r.id.upper().startswith(prefix.upper()) or r.name == prefix for r in all_rules()):
+    matching = [r for r in all_rules() if r.id.upper().startswith(prefix.upper()) or r.name == prefix]
+    if not matching:
         raise UsageProblem(f"{option} {prefix}: no rule id starts with it and no rule has that name "
                            "(see `tfcompat rules`)")
+    if all(r.scope == "fleet" for r in matching):  # TFC6xx: `check` never runs them, so this would select nothing
+        raise UsageProblem(f"{option} {prefix}: only fleet rules match it, and `tfcompat gate` judges those "
+                           "across node reports, not `check`")
     return prefix
 
 
