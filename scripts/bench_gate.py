@@ -30,13 +30,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # tests/envs.py builds re
 
 from envs import make_env  # noqa: E402
 
-from tfcompat.engine import evaluate  # noqa: E402
 from tfcompat.fleet.gate import GateOptions, parse_expect, read_inputs, run_gate  # noqa: E402
 from tfcompat.matrix import load_matrix  # noqa: E402
 from tfcompat.model import Gpu, to_json_dict  # noqa: E402
 from tfcompat.render.gate_json import render_gate_json  # noqa: E402
 from tfcompat.render.gate_text import render_gate_text  # noqa: E402
 from tfcompat.render.junit import render_junit  # noqa: E402
+from tfcompat.rules import evaluate  # noqa: E402
 
 
 def templates():

@@ -32,7 +32,13 @@ from typing import Dict, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # elf_fixtures.build_so: no toolchain needed
 
-from tfcompat.probes.native.elf import ElfError, ElfFile, clear_cache, read_elf, undefined_symbols  # noqa: E402
+from tfcompat.probes.native.elf import (  # noqa: E402
+    ElfError,
+    ElfFile,
+    clear_cache,
+    read_elf,
+    undefined_symbols,
+)
 from tfcompat.probes.native.ldcache import LdCacheError, parse_ld_cache  # noqa: E402
 
 INTERESTING_32 = (0, 1, 2, 3, 4, 8, 16, 0x7F, 0x80, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE,

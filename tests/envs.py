@@ -6,8 +6,19 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from packaging.utils import canonicalize_name
 
-from tfcompat.model import (Driver, Environment, Gpu, Host, NativeLibraries, Package, Platform, PythonInfo, Target,
-                            TensorFlowBuild, Unknown)
+from tfcompat.model import (
+    Driver,
+    Environment,
+    Gpu,
+    Host,
+    NativeLibraries,
+    Package,
+    Platform,
+    PythonInfo,
+    Target,
+    TensorFlowBuild,
+    Unknown,
+)
 
 SITE = "/venv/lib/python3.11/site-packages"
 
@@ -106,7 +117,7 @@ def make_env(
 
 def run_rule(env: Environment, matrix, rule_id: str):
     """(findings, skips) of one rule."""
-    from tfcompat.engine import evaluate
+    from tfcompat.rules import evaluate
 
     report = evaluate(env, matrix, select=[rule_id])
     return [f for f in report.findings if f.rule == rule_id], [s for s in report.skipped if s.rule == rule_id]

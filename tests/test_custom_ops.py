@@ -7,15 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from tfcompat.model import Package, TensorFlowBuild
-from tfcompat.model import CustomOp
+from tfcompat.model import CustomOp, Package, TensorFlowBuild
 from tfcompat.probes.custom_ops import CustomOpChecker, discover, probe_custom_ops
-from tfcompat.rules.custom_ops import explain
 from tfcompat.probes.rootfs import Root
+from tfcompat.rules.custom_ops import explain
 
 GXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is needed to build the ELF fixtures")
@@ -249,8 +247,8 @@ def test_discovery_through_record_and_op_globs(tree):
 
 
 def test_probe_and_rule_per_distribution(tree, matrix):
-    from tfcompat.engine import evaluate
     from tfcompat.probes.target import TargetSpec
+    from tfcompat.rules import evaluate
     from tfcompat.scan import scan
 
     env = scan(TargetSpec(site_packages=(tree["site"],)), nvml=False)

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
+from envs import make_env
 from prometheus_client.parser import text_string_to_metric_families
 
-from envs import make_env
 from tfcompat.cli import app
-from tfcompat.engine import evaluate
 from tfcompat.model import Gpu, to_json_dict
 from tfcompat.render.npd import MAX_LEN
 from tfcompat.render.prometheus import METRICS, render_prometheus
+from tfcompat.rules import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

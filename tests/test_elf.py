@@ -3,13 +3,28 @@
 import os
 
 import pytest
+from elf_fixtures import (
+    EM_AARCH64,
+    EM_X86_64,
+    build_so,
+    gcc_so,
+    needs_gcc,
+    needs_gxx,
+    write_so,
+)
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 
-from elf_fixtures import EM_AARCH64, EM_X86_64, build_so, gcc_so, needs_gcc, needs_gxx, write_so
 from tfcompat.probes.native import elf
-from tfcompat.probes.native.elf import ElfError, ElfFile, clear_cache, gnu_hash, read_elf, sysv_hash
+from tfcompat.probes.native.elf import (
+    ElfError,
+    ElfFile,
+    clear_cache,
+    gnu_hash,
+    read_elf,
+    sysv_hash,
+)
 
 
 @pytest.fixture(autouse=True)

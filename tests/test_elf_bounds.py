@@ -6,10 +6,19 @@ import struct
 import time
 
 import pytest
-
 from elf_fixtures import gcc_so, needs_gcc
+
 from tfcompat.probes.native.elf import (
-    DT_GNU_HASH, DT_HASH, DT_STRSZ, DT_SYMENT, DT_VERNEED, DT_VERNEEDNUM, ElfError, ElfFile, clear_cache, read_elf,
+    DT_GNU_HASH,
+    DT_HASH,
+    DT_STRSZ,
+    DT_SYMENT,
+    DT_VERNEED,
+    DT_VERNEEDNUM,
+    ElfError,
+    ElfFile,
+    clear_cache,
+    read_elf,
     undefined_symbols,
 )
 

@@ -17,7 +17,7 @@ def test_a_crashing_rule_is_reported_and_the_others_still_run(matrix):
         yield  # pragma: no cover
 
     rules = [*catalog(), engine.Rule("TFC999", "broken-rule", Severity.ERROR, (), "Broken.", broken)]
-    report = engine.evaluate(make_env("2.15.1", packages={"numpy": "2.1.3"}), matrix, rules=rules)
+    report = engine.evaluate(make_env("2.15.1", packages={"numpy": "2.1.3"}), matrix, rules)
     assert report.exit_code == 2 and report.status == "error"
     assert report.errors == ("rule TFC999 broken-rule failed: KeyError: 'boom' (a tfcompat bug; please report it)",)
     assert [f.rule for f in report.findings] == ["TFC105"]
@@ -25,17 +25,17 @@ def test_a_crashing_rule_is_reported_and_the_others_still_run(matrix):
 
 def test_select_and_ignore_by_prefix(matrix):
     env = make_env("2.15.1", packages={"numpy": "2.1.3", "protobuf": "5.27.0"})
-    report = engine.evaluate(env, matrix, select=["TFC10"])
+    report = engine.evaluate(env, matrix, catalog(), select=["TFC10"])
     assert {f.rule for f in report.findings} == {"TFC103", "TFC105"}
     assert all(s.rule.startswith("TFC10") for s in report.skipped)
-    report = engine.evaluate(env, matrix, ignore={"TFC1": ""})
+    report = engine.evaluate(env, matrix, catalog(), ignore={"TFC1": ""})
     assert report.exit_code == 0 and all(f.waived == "ignored on the command line" for f in report.findings)
 
 
 def test_fail_on_threshold(matrix):
     env = make_env("2.21.0", driver="550.54.15")  # TFC201 warning only
-    assert engine.evaluate(env, matrix).exit_code == 0
-    assert engine.evaluate(env, matrix, fail_on=Severity.WARNING).exit_code == 1
+    assert engine.evaluate(env, matrix, catalog()).exit_code == 0
+    assert engine.evaluate(env, matrix, catalog(), fail_on=Severity.WARNING).exit_code == 1
 
 
 def test_crashing_rule_reason_is_in_the_text(matrix):
@@ -46,42 +46,43 @@ def test_crashing_rule_reason_is_in_the_text(matrix):
         yield  # pragma: no cover
 
     rules = [*catalog(), engine.Rule("TFC999", "broken-rule", Severity.ERROR, (), "Broken.", broken)]
-    text = render_text(engine.evaluate(make_env("2.21.0"), matrix, rules=rules))
+    text = render_text(engine.evaluate(make_env("2.21.0"), matrix, rules))
     assert "error: rule TFC999 broken-rule failed: KeyError: 'boom'" in text and "UNDECIDED" in text
 
 
-def test_evaluate_without_rules_runs_the_catalog(matrix):
+def test_the_rules_package_evaluates_with_the_whole_catalogue(matrix):
+    from tfcompat import rules
+
     env = make_env("2.15.1", packages={"numpy": "2.1.3"})
-    assert engine.evaluate(env, matrix) == engine.evaluate(env, matrix, rules=catalog())
-    assert [r.id for r in engine.all_rules()] == [r.id for r in catalog()]
-    assert engine.find_rule("tfc301") is engine.lookup("gpu-library-missing", catalog())
+    assert rules.evaluate(env, matrix) == engine.evaluate(env, matrix, catalog())
+    assert rules.find("tfc301") is engine.lookup("gpu-library-missing", catalog())
 
 
 def test_evaluate_runs_only_the_rules_it_is_given(matrix):
     env = make_env("2.15.1", packages={"numpy": "2.1.3"})
     only = [r for r in catalog() if r.id == "TFC105"]
-    assert [f.rule for f in engine.evaluate(env, matrix, rules=only).findings] == ["TFC105"]
+    assert [f.rule for f in engine.evaluate(env, matrix, only).findings] == ["TFC105"]
 
 
 def test_parse_select_splits_commas_and_checks_every_prefix():
-    assert engine.parse_select(["TFC1", " TFC301 ,TFC302,", "gpu-library-missing"]) == [
+    assert engine.parse_select(["TFC1", " TFC301 ,TFC302,", "gpu-library-missing"], catalog()) == [
         "TFC1", "TFC301", "TFC302", "gpu-library-missing"]
-    assert engine.parse_select(None) == [] and engine.parse_select(["tfc3"]) == ["tfc3"]
+    assert engine.parse_select(None, catalog()) == [] and engine.parse_select(["tfc3"], catalog()) == ["tfc3"]
     with pytest.raises(engine.SelectionError) as err:
-        engine.parse_select(["TFC1,TFC9"])
+        engine.parse_select(["TFC1,TFC9"], catalog())
     assert str(err.value) == ("--select TFC9: no rule id starts with it and no rule has that name "
                               "(see `tfcompat rules`)")
     assert isinstance(err.value, TfcompatError)
 
 
 def test_parse_ignores_reasons_apply_to_every_prefix_before_them():
-    assert engine.parse_ignores(["TFC201", "TFC105,TFC301= CPU image "]) == {
+    assert engine.parse_ignores(["TFC201", "TFC105,TFC301= CPU image "], catalog()) == {
         "TFC201": "", "TFC105": "CPU image", "TFC301": "CPU image"}
-    assert engine.parse_ignores(None) == {}
+    assert engine.parse_ignores(None, catalog()) == {}
     with pytest.raises(engine.SelectionError, match=r"^--ignore 'TFC1,,TFC2': expected RULE-PREFIX"):
-        engine.parse_ignores(["TFC1,,TFC2"])
+        engine.parse_ignores(["TFC1,,TFC2"], catalog())
     with pytest.raises(engine.SelectionError, match=r"^--ignore TFC999: no rule id starts with it"):
-        engine.parse_ignores(["TFC999=typo"])
+        engine.parse_ignores(["TFC999=typo"], catalog())
 
 
 def test_selection_checks_against_the_rules_it_is_given():

@@ -4,14 +4,14 @@ import dataclasses
 import datetime
 import io
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
-
 from envs import make_env
+
 from tfcompat.cli import main
-from tfcompat.engine import evaluate
 from tfcompat.fleet.gate import (
     GateError,
     GateOptions,
@@ -25,6 +25,7 @@ from tfcompat.model import Gpu, Severity, Unknown, to_json_dict
 from tfcompat.render.gate_json import gate_schema_text, render_gate_json
 from tfcompat.render.gate_text import render_gate_text
 from tfcompat.render.junit import render_junit
+from tfcompat.rules import evaluate
 
 NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 FRESH = (NOW - datetime.timedelta(hours=1)).isoformat()
@@ -565,3 +566,100 @@ def test_error_report_is_undecided_with_its_reason_whatever_max_age(capsys, tmp_
     # something failing still wins
     write(tmp_path, report(matrix, "n3", driver="470.82.01", created=NOW.isoformat()))
     assert run(capsys, "gate", tmp_path, "--max-age", "1h")[0] == 1
+
+
+# --------------------------------------------------------------------------- the restructured gate (issue 12)
+
+
+def test_drift_rules_are_registered_fleet_rules_with_docs(capsys):
+    """TFC601-612 are rules like every other: listed, explained, documented; `check` never runs them."""
+    from tfcompat.engine import DOC_SECTIONS
+    from tfcompat.rules import catalog
+
+    fleet = {r.id: r for r in catalog() if r.scope == "fleet"}
+    assert sorted(fleet) == [f"TFC6{i:02d}" for i in range(1, 13)]
+    assert fleet["TFC601"].severity is Severity.ERROR
+    assert {fleet[i].severity for i in ("TFC611", "TFC612")} == {Severity.INFO}
+    assert all(fleet[f"TFC6{i:02d}"].severity is Severity.WARNING for i in range(2, 11))
+    for r in fleet.values():
+        assert r.summary and all(f"{s}:" in r.doc for s in DOC_SECTIONS), r.id
+    code, out, _ = run(capsys, "explain", "TFC601")
+    assert code == 0 and out.startswith("TFC601 tensorflow-drift (default severity: error)") and "How to fix" in out
+    code, out, _ = run(capsys, "rules")
+    assert code == 0 and "TFC612  info     matrix-drift" in out
+
+
+def test_check_does_not_run_fleet_rules(matrix):
+    report = evaluate(node_env("n1"), matrix)
+    assert not any(r.startswith("TFC6") for r in [f.rule for f in report.findings] + [s.rule for s in report.skipped])
+
+
+def test_report_of_a_newer_release_is_judged(tmp_path, matrix):
+    """Fields this tfcompat does not know (added within schema_version 1 by a newer release) are skipped; the
+    fields it knows still have to have their type."""
+    newer = report(matrix, "n2", driver="470.82.01")
+    newer["provenance"] = {"signed": True}
+    newer["environment"]["host"]["gpus"][0]["nvlink"] = [1, 2]
+    newer["findings"][0]["fix_url"] = "https://example.org"
+    fr = run_gate([Loaded("n1.json", report(matrix, "n1")), Loaded("n2.json", newer)], GateOptions(now=NOW))
+    assert fr.completeness.unreadable == () and {n.node: n.status for n in fr.nodes} == {"n1": "pass", "n2": "fail"}
+    newer["environment"]["host"]["gpus"][0]["name"] = 7
+    (u,) = run_gate([Loaded("n2.json", newer)], GateOptions(now=NOW)).completeness.unreadable
+    assert u.reason == "$.environment.host.gpus[0].name: expected a string, got 7"
+
+
+def test_older_report_without_gpu_list_is_unknown_not_no_gpu(matrix):
+    """A report that does not carry `host.gpus` at all (an older release) has unknown GPUs: no GPU drift."""
+    older = report(matrix, "n3")
+    del older["environment"]["host"]["gpus"]
+    loaded = [Loaded(n, report(matrix, n)) for n in ("n1", "n2")] + [Loaded("n3", older)]
+    drift = {d.rule for d in run_gate(loaded, GateOptions(now=NOW)).groups[0].drift}
+    assert not drift & {"TFC606", "TFC607", "TFC608", "TFC609"}, drift
+    older["environment"]["host"]["gpus"] = []  # carried and empty: no GPU, which is drift
+    drift = {d.rule: d for d in run_gate(loaded, GateOptions(now=NOW)).groups[0].drift}
+    assert drift["TFC606"].outliers[0].value == "no GPU" and drift["TFC607"].outliers[0].value == "0"
+
+
+def test_report_directory_contract_both_halves(tmp_path, matrix):
+    """What `check --output-dir` writes is what `gate DIR` reads: one file per node, named from the node, written
+    through a hidden temp file that the reader skips."""
+    from tfcompat.fleet.reportdir import (
+        ReportDirError,
+        node_file,
+        node_of_file,
+        report_files,
+        write_node_report,
+    )
+
+    assert node_file("gpu-001") == "gpu-001.json" and node_of_file("/d/gpu-001.json") == "gpu-001"
+    assert node_file("../.x/y z") == "_.x_y_z.json" and node_file("...") == "unnamed-node.json"
+    path = write_node_report(str(tmp_path), "n1", json.dumps(report(matrix, "n1")))
+    assert path == str(tmp_path / "n1.json") and json.loads((tmp_path / "n1.json").read_text())["status"]
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []  # the temp file was renamed away
+    (tmp_path / ".n2.json.abc.tmp").write_text("{half")  # a writer's temp file
+    (tmp_path / "notes.txt").write_text("not a report")
+    assert report_files(str(tmp_path)) == [path]
+    fr = run_gate(read_inputs([str(tmp_path)]), GateOptions(expect=parse_expect(["n1"]), now=NOW))
+    assert fr.exit_code == 0 and fr.nodes[0].source == path
+    with pytest.raises(ReportDirError, match="no such directory"):
+        write_node_report(str(tmp_path / "nope"), "n1", "{}")
+
+
+def test_group_by_a_field_reads_the_typed_report(matrix):
+    loaded = [Loaded(n, report(matrix, n, python="3.11.7" if n != "p3" else "3.12.1")) for n in ("p1", "p2", "p3")]
+    for field, want in (("environment.target.python.version", {"3.11.7", "3.12.1"}),
+                        ("fail_on", {"error"}), ("environment.host.gpus.-1.index", {"1"}),
+                        ("environment.nope", {"(unknown)"}), ("environment.host.gpus.x", {"(unknown)"}),
+                        ("environment.host.gpus.99999999999", {"(unknown)"})):
+        fr = run_gate(loaded, GateOptions(group_by=field, now=NOW))
+        assert {g.name for g in fr.groups} == want, field
+
+
+@pytest.mark.parametrize("option", ["--select", "--ignore"])
+def test_check_refuses_a_prefix_of_fleet_rules_only(capsys, tmp_path, matrix, option):
+    """TFC6xx are registered, but `check` never runs them: selecting (or waiving) only them is refused, not a pass."""
+    snap = tmp_path / "s.json"
+    snap.write_text(json.dumps(to_json_dict(node_env("n1"))))
+    code, _, err = run(capsys, "check", "--from", snap, option, "TFC60")
+    assert code == 2 and "only fleet rules match it" in err and "tfcompat gate" in err
+    assert run(capsys, "check", "--from", snap, option, "TFC")[0] == 0  # every rule: fleet ones included, fine

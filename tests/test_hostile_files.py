@@ -6,8 +6,15 @@ import os
 import time
 
 import pytest
+from probe_helpers import (
+    BUILD_INFO_2_21_0,
+    make_dist,
+    make_fake_libc,
+    make_tf,
+    symlink,
+    write,
+)
 
-from probe_helpers import BUILD_INFO_2_21_0, make_dist, make_fake_libc, make_tf, symlink, write
 from tfcompat.probes.packages import read_headers, scan_distributions, scan_packages
 from tfcompat.probes.platform import find_banner_version, glibc_version, probe_platform
 from tfcompat.probes.rocm import probe_rocm

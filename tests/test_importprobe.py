@@ -410,9 +410,9 @@ def venv(tmp_path):
 
 
 def test_scan_with_probe_records_it_and_rules_judge_it(venv, matrix):
-    from tfcompat.engine import evaluate
     from tfcompat.model import environment_from_json
     from tfcompat.probes.target import TargetSpec
+    from tfcompat.rules import evaluate
     from tfcompat.scan import scan
 
     python, site = venv
@@ -437,8 +437,8 @@ def test_scan_without_probe_runs_none(venv):
 
 
 def test_scan_under_root_does_not_run_the_image(tmp_path, matrix):
-    from tfcompat.engine import evaluate
     from tfcompat.probes.target import TargetSpec
+    from tfcompat.rules import evaluate
     from tfcompat.scan import scan
 
     site = tmp_path / "img" / "usr" / "lib" / "python3.11" / "site-packages"
@@ -493,8 +493,8 @@ def test_cli_check_probe_json_and_text(venv, capsys):
                     reason="set TFCOMPAT_TF_PYTHON to a venv's python with TensorFlow installed")
 def test_real_tensorflow_import(matrix):
     """The probe against a real wheel: TF's own libraries are in the maps, its start-up lines classified."""
-    from tfcompat.engine import evaluate
     from tfcompat.probes.target import TargetSpec
+    from tfcompat.rules import evaluate
     from tfcompat.scan import scan
 
     env = scan(TargetSpec(python=os.environ["TFCOMPAT_TF_PYTHON"]), nvml=False, probe=True, probe_timeout=300)

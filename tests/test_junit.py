@@ -5,10 +5,11 @@ import json
 import xml.etree.ElementTree as ET
 
 from envs import make_env
-from tfcompat.engine import evaluate
+
 from tfcompat.fleet.gate import GateOptions, Loaded, parse_expect, run_gate
 from tfcompat.model import Gpu, Severity, to_json_dict
 from tfcompat.render.junit import FLEET_SUITE, render_junit
+from tfcompat.rules import evaluate
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 

@@ -4,8 +4,8 @@ import os
 import struct
 
 import pytest
-
 from elf_fixtures import ldconfig, link, make_cache, write_so
+
 from tfcompat.probes.native.ldcache import (
     EXTENSION_MAGIC,
     LdCacheError,

@@ -9,14 +9,20 @@ import json
 import os
 
 import pytest
-
 from elf_fixtures import gcc_so, link, needs_gcc, write_so
 from probe_helpers import BUILD_INFO_2_21_0, make_dist, make_tf, write
 from test_ldcache import new_cache_body
-from tfcompat.model import Platform, PythonInfo, TensorFlowBuild, environment_from_json, to_json_dict
-from tfcompat.probes.native.elf import clear_cache
+
 from tfcompat.matrix import shipped_facts
+from tfcompat.model import (
+    Platform,
+    PythonInfo,
+    TensorFlowBuild,
+    environment_from_json,
+    to_json_dict,
+)
 from tfcompat.probes.libraries import probe_libraries, tf_library_specs
+from tfcompat.probes.native.elf import clear_cache
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.rootfs import Root
 from tfcompat.probes.tensorflow import find_tensorflow
@@ -282,8 +288,9 @@ def test_dlopen_caller_is_the_object_defining_load_dynamic_library(tmp_path):
 
 
 def test_snapshot_round_trip(tmp_path):
-    from envs import make_env
     import dataclasses
+
+    from envs import make_env
 
     make_image(tmp_path)
     native, _ = probe(tmp_path)
@@ -296,10 +303,10 @@ def test_snapshot_round_trip(tmp_path):
 def test_scan_of_an_image_reports_the_table_and_valid_json(tmp_path, matrix):
     import jsonschema
 
-    from tfcompat.engine import evaluate
     from tfcompat.probes.target import TargetSpec
     from tfcompat.render.json import render_json, schema_text
     from tfcompat.render.text import render_text
+    from tfcompat.rules import evaluate
     from tfcompat.scan import scan
 
     make_image(tmp_path)

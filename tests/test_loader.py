@@ -4,9 +4,9 @@ import os
 import struct
 
 import pytest
-
 from elf_fixtures import link, write_so
 from test_ldcache import new_cache_body, old_cache
+
 from tfcompat.probes.native.elf import clear_cache
 from tfcompat.probes.native.ldcache import parse_ld_cache
 from tfcompat.probes.native.loader import (

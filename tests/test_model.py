@@ -3,8 +3,14 @@ import json
 import pytest
 from envs import make_env
 
-from tfcompat.model import (Environment, Gpu, SnapshotError, environment_from_json, from_json_dict,
-                            to_json_dict)
+from tfcompat.model import (
+    Environment,
+    Gpu,
+    SnapshotError,
+    environment_from_json,
+    from_json_dict,
+    to_json_dict,
+)
 
 
 def test_environment_round_trip_through_json_text():
@@ -17,7 +23,7 @@ def test_environment_round_trip_through_json_text():
 
 
 def test_report_is_accepted_as_snapshot(matrix):
-    from tfcompat.engine import evaluate
+    from tfcompat.rules import evaluate
 
     env = make_env("2.15.1")
     report = json.loads(json.dumps(to_json_dict(evaluate(env, matrix))))

@@ -10,10 +10,22 @@ import subprocess
 import time
 
 import pytest
+from probe_helpers import (
+    PROC_VERSION_550,
+    PROC_VERSION_OPEN_570,
+    make_fake_nvml,
+    nvml_env,
+    write,
+)
 
-from probe_helpers import PROC_VERSION_550, PROC_VERSION_OPEN_570, make_fake_nvml, nvml_env, write
 from tfcompat.model import Gpu
-from tfcompat.probes.nvidia import NVML_REASONS, PROC_VERSION, parse_proc_version, probe_nvidia, run_nvml_child
+from tfcompat.probes.nvidia import (
+    NVML_REASONS,
+    PROC_VERSION,
+    parse_proc_version,
+    probe_nvidia,
+    run_nvml_child,
+)
 from tfcompat.probes.rootfs import Root
 
 

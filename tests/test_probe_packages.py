@@ -3,9 +3,14 @@
 import os
 
 import pytest
-
 from probe_helpers import dedent, make_dist, write
-from tfcompat.probes.packages import parse_version, read_distribution, read_headers, scan_packages
+
+from tfcompat.probes.packages import (
+    parse_version,
+    read_distribution,
+    read_headers,
+    scan_packages,
+)
 
 
 def by_name(packages):

@@ -4,8 +4,8 @@ import os
 import sys
 
 import pytest
-
 from probe_helpers import dedent, make_fake_libc, symlink, write
+
 from tfcompat.probes.platform import find_libc, glibc_version, probe_platform
 from tfcompat.probes.rootfs import Root
 

@@ -3,8 +3,8 @@
 import os
 
 import pytest
-
 from probe_helpers import symlink, write
+
 from tfcompat.probes.rootfs import Root
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from probe_helpers import make_dist, symlink, write
+
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.target import TargetError, TargetSpec, resolve_target
 

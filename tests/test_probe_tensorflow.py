@@ -1,13 +1,20 @@
 """TensorFlow distributions and their build_info.py, read from disk (never imported)."""
 
-import pytest
 import os
 
-from probe_helpers import (BUILD_INFO_2_4_4, BUILD_INFO_2_21_0, BUILD_INFO_OLD, BUILD_INFO_ROCM, TF_WHEEL_TAG,
-                           make_dist, make_tf)
+import pytest
+from probe_helpers import (
+    BUILD_INFO_2_4_4,
+    BUILD_INFO_2_21_0,
+    BUILD_INFO_OLD,
+    BUILD_INFO_ROCM,
+    TF_WHEEL_TAG,
+    make_dist,
+    make_tf,
+)
+
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.tensorflow import BUILD_INFO, find_tensorflow, parse_build_info
-
 
 CPU_BUILD_INFO = (
     "import collections\n"

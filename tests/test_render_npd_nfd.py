@@ -5,13 +5,14 @@ import json
 import re
 
 import pytest
-
 from envs import make_env
+
 from tfcompat.cli import main
-from tfcompat.engine import error_report, evaluate
+from tfcompat.engine import error_report
 from tfcompat.model import Gpu, to_json_dict
 from tfcompat.render.nfd import LABEL_VALUE, PREFIX, label_value, labels, render_nfd
 from tfcompat.render.npd import MAX_LEN, npd_exit_code, render_npd
+from tfcompat.rules import evaluate
 
 # Kubernetes label rules (k8s.io/apimachinery validation): optional DNS-subdomain prefix + '/', then a name
 # segment of <= 63 characters, alphanumeric at both ends, [-_.A-Za-z0-9] inside; values likewise, or empty.

@@ -7,13 +7,14 @@ import shutil
 import subprocess
 
 import pytest
+from envs import make_env
 from prometheus_client.parser import text_string_to_metric_families
 
-from envs import make_env
 from tfcompat.cli import main
-from tfcompat.engine import error_report, evaluate
+from tfcompat.engine import error_report
 from tfcompat.model import Gpu, to_json_dict
 from tfcompat.render.prometheus import METRICS, render_prometheus
+from tfcompat.rules import evaluate
 
 # dcgm-exporter's labels on its DCGM_FI_* series (its default counters): what a PromQL join can match on
 DCGM_JOIN_LABELS = {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"}

@@ -6,10 +6,16 @@ import pytest
 from envs import make_env, run_rule
 from probe_helpers import write
 
-from tfcompat.engine import evaluate
 from tfcompat.model import Gpu, GpuProcess, Resources, Severity
-from tfcompat.probes.resources import cgroup_memory, parse_meminfo, parse_size, probe_resources, shm_from_mounts
+from tfcompat.probes.resources import (
+    cgroup_memory,
+    parse_meminfo,
+    parse_size,
+    probe_resources,
+    shm_from_mounts,
+)
 from tfcompat.probes.rootfs import Root
+from tfcompat.rules import evaluate
 
 MiB, GiB = 1 << 20, 1 << 30
 

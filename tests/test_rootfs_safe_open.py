@@ -8,8 +8,8 @@ import os
 import threading
 
 import pytest
-
 from probe_helpers import symlink, write
+
 from tfcompat.probes.rootfs import CAPS, Root, UnsafeFile
 
 

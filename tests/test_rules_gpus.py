@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 from envs import make_env, run_rule, tf_build
 
-from tfcompat.engine import evaluate
+from tfcompat.matrix.arch import coverage, parse_arch
 from tfcompat.model import Gpu, Severity
-from tfcompat.rules.gpus import coverage, parse_arch
+from tfcompat.rules import evaluate
 
 TF221 = ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
 

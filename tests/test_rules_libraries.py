@@ -1,10 +1,18 @@
 """3xx rules from constructed Environments: environment in, findings out."""
 
 import pytest
-
 from envs import SITE, make_env, run_rule, tf_build
-from tfcompat.engine import all_rules
-from tfcompat.model import Gpu, LibraryCopy, LibraryResolution, NativeLibraries, Severity, Unknown, VersionNeedCheck
+
+from tfcompat.model import (
+    Gpu,
+    LibraryCopy,
+    LibraryResolution,
+    NativeLibraries,
+    Severity,
+    Unknown,
+    VersionNeedCheck,
+)
+from tfcompat.rules import catalog
 
 FW = f"{SITE}/tensorflow/libtensorflow_framework.so.2"
 AVX = ("avx", "avx2", "fma", "sse4_2")
@@ -65,7 +73,7 @@ def test_healthy_environment_has_no_3xx_findings(matrix):
 
 
 def test_rules_are_documented():
-    rules = {r.id: r for r in all_rules() if r.id.startswith("TFC3")}
+    rules = {r.id: r for r in catalog() if r.id.startswith("TFC3")}
     assert set(rules) == {"TFC301", "TFC302", "TFC303", "TFC304", "TFC305", "TFC306", "TFC307"}
     for r in rules.values():
         for section in ("What:", "Why it crashes:", "How to fix:"):

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 from envs import SITE, make_env, pkg, run_rule
 
-from tfcompat.engine import all_rules, evaluate
 from tfcompat.model import (
     DriverLibrary,
     Gpu,
@@ -19,6 +18,7 @@ from tfcompat.model import (
     Severity,
     Unknown,
 )
+from tfcompat.rules import catalog, evaluate
 
 PY = "/venv/bin/python"
 TF_INIT = f"{SITE}/tensorflow/__init__.py"
@@ -56,7 +56,7 @@ def probe_findings(env, matrix):
 
 
 def test_every_probe_rule_is_documented():
-    rules = {r.id: r for r in all_rules()}
+    rules = {r.id: r for r in catalog()}
     assert PROBE_RULES <= set(rules)
     for rid in PROBE_RULES:
         for section in ("What:", "Why it crashes:", "How to fix:"):

@@ -4,7 +4,7 @@ from tfcompat.model import Severity, Unknown
 
 
 def test_clean_221_env_has_no_findings(matrix):
-    from tfcompat.engine import evaluate
+    from tfcompat.rules import evaluate
 
     report = evaluate(make_env("2.21.0"), matrix)
     assert report.findings == ()
@@ -17,7 +17,7 @@ def test_clean_221_env_has_no_findings(matrix):
 
 
 def test_tf_not_found_blocks_the_verdict(matrix):
-    from tfcompat.engine import evaluate
+    from tfcompat.rules import evaluate
 
     report = evaluate(make_env(tf=None), matrix)
     assert report.status == "error" and report.exit_code == 2
@@ -31,7 +31,7 @@ def test_tf_not_found_blocks_the_verdict(matrix):
 
 
 def test_tf_not_found_waived_is_not_an_error(matrix):
-    from tfcompat.engine import evaluate
+    from tfcompat.rules import evaluate
 
     report = evaluate(make_env(tf=None), matrix, ignore={"TFC100": "CPU-only image, TF added later"})
     assert report.exit_code == 0

@@ -4,8 +4,8 @@ import json
 import socket
 
 import pytest
-
 from probe_helpers import BUILD_INFO_2_21_0, TF_WHEEL_TAG, make_dist, make_tf
+
 from tfcompat import __version__
 from tfcompat.model import Environment, environment_from_json, to_json_dict
 from tfcompat.probes.target import TargetSpec

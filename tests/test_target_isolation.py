@@ -7,8 +7,8 @@ import sys
 import time
 
 import pytest
-
 from probe_helpers import make_dist, write
+
 from tfcompat.probes import target
 from tfcompat.probes.target import TargetError, TargetSpec, resolve_target
 

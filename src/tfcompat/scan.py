@@ -83,7 +83,7 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
         unknowns += package_unknowns
     tf_builds: Tuple[TensorFlowBuild, ...] = ()
     if not late("tensorflow"):
-        tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root)
+        tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root, facts.tf_distribution_names)
         unknowns += tf_unknowns
     platform = Platform()
     if not late("platform"):

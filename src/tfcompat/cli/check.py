@@ -25,8 +25,8 @@ from tfcompat.cli.options import (
     SiteOpt,
     VerboseOpt,
 )
-from tfcompat.cli.reportdir import write_node_report
 from tfcompat.cli.run import Run, UsageProblem
+from tfcompat.fleet.reportdir import write_node_report
 from tfcompat.outputs import colour_wanted, emit
 from tfcompat.render.formats import RenderContext, render, render_error
 
@@ -67,8 +67,6 @@ def _hostname(node_name: Optional[str]) -> str:
 def _to_output_dir(output_dir: str, report: Report, node_name: Optional[str]) -> str:
     from tfcompat.render.json import render_json
 
-    if not os.path.isdir(output_dir):
-        raise UsageProblem(f"--output-dir {output_dir}: no such directory")
     env = report.environment
     node = (env.host.node_name if env is not None else None) or _hostname(node_name)
     return write_node_report(output_dir, node, render_json(report))
@@ -137,8 +135,8 @@ def check(
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
         env = read_snapshot(from_) if from_ else scan_environment(python, site_packages, root, node_name, nvml,
                                                                   probe, probe_timeout, op, mtx.facts, budget)
-        report = evaluate(env, mtx, fail_on=Severity(fail_on.value), select=parse_select(select, rules),
-                          ignore=ignores, rules=rules)
+        report = evaluate(env, mtx, rules, fail_on=Severity(fail_on.value), select=parse_select(select, rules),
+                          ignore=ignores)
         if output_dir:
             _to_output_dir(output_dir, report, node_name)
         ctx = RenderContext(colour=colour_wanted(colour, output),

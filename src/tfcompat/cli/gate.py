@@ -22,8 +22,8 @@ from tfcompat.cli.options import (
     MaxAgeOpt,
     VerboseOpt,
 )
-from tfcompat.cli.reportdir import write_node_report
 from tfcompat.cli.run import Run, UsageProblem
+from tfcompat.fleet.reportdir import write_node_report
 from tfcompat.outputs import colour_wanted, emit
 from tfcompat.render.formats import RenderContext, render, render_error
 

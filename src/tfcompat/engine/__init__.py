@@ -4,13 +4,28 @@ It imports nothing of ``tfcompat.rules``: the families register themselves with 
 imported, and ``tfcompat.rules.catalog()`` lists every shipped rule for callers to pass in.
 """
 
-from tfcompat.engine.defaults import all_rules, find_rule
 from tfcompat.engine.evaluate import FACTS, error_report, evaluate, missing_fact
-from tfcompat.engine.registry import DOC_SECTIONS, RULES, Hit, NotApplicable, Rule, RuleFunc, lookup, registered, rule
-from tfcompat.engine.select import SelectionError, known_prefix, matches, parse_ignores, parse_select
+from tfcompat.engine.registry import (
+    DOC_SECTIONS,
+    RULES,
+    Hit,
+    NotApplicable,
+    Rule,
+    RuleFunc,
+    lookup,
+    registered,
+    rule,
+)
+from tfcompat.engine.select import (
+    SelectionError,
+    known_prefix,
+    matches,
+    parse_ignores,
+    parse_select,
+)
 
 __all__ = [
-    "DOC_SECTIONS", "FACTS", "RULES", "Hit", "NotApplicable", "Rule", "RuleFunc", "SelectionError", "all_rules",
-    "error_report", "evaluate", "find_rule", "known_prefix", "lookup", "matches", "missing_fact", "parse_ignores",
+    "DOC_SECTIONS", "FACTS", "RULES", "Hit", "NotApplicable", "Rule", "RuleFunc", "SelectionError",
+    "error_report", "evaluate", "known_prefix", "lookup", "matches", "missing_fact", "parse_ignores",
     "parse_select", "registered", "rule",
 ]

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Seque
 from tfcompat import __version__
 from tfcompat.engine.registry import NotApplicable, Rule
 from tfcompat.engine.select import matches_any
-from tfcompat.model import REPORT_SCHEMA_VERSION, Environment, Finding, MatrixInfo, Report, Severity, Skip
+from tfcompat.model import (
+    REPORT_SCHEMA_VERSION,
+    Environment,
+    Finding,
+    MatrixInfo,
+    Report,
+    Severity,
+    Skip,
+)
 
 if TYPE_CHECKING:  # typing only: evaluate reads the matrix's path and date, it needs no matrix code
     from tfcompat.matrix import Matrix
@@ -43,15 +51,11 @@ def missing_fact(env: Environment, fact: str) -> Optional[str]:
 def evaluate(
     env: Environment,
     matrix: "Matrix",
+    rules: Sequence[Rule],  # which rules: tfcompat.rules.catalog() for every shipped one
     fail_on: Severity = Severity.ERROR,
     select: Sequence[str] = (),
     ignore: Mapping[str, str] = {},  # prefix -> reason ("" for none)
-    rules: Optional[Sequence[Rule]] = None,  # None: every shipped rule (tfcompat.rules.catalog())
 ) -> Report:
-    if rules is None:
-        from tfcompat.engine.defaults import all_rules
-
-        rules = all_rules()
     findings: List[Finding] = []
     skipped: List[Skip] = []
     errors: List[str] = []

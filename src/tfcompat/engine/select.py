@@ -22,28 +22,24 @@ def matches_any(rule_: Rule, prefixes: Iterable[str]) -> bool:
     return any(matches(rule_, p) for p in prefixes)
 
 
-def _rules(rules: Optional[Sequence[Rule]]) -> Sequence[Rule]:
-    if rules is not None:
-        return rules
-    from tfcompat.engine.defaults import all_rules
-
-    return all_rules()
-
-
-def known_prefix(option: str, prefix: str, rules: Optional[Sequence[Rule]] = None) -> str:
-    """A --select/--ignore prefix must match some rule: a typo must not silently pass a gate."""
-    if not any(matches(r, prefix) for r in _rules(rules)):
+def known_prefix(option: str, prefix: str, rules: Sequence[Rule]) -> str:
+    """A --select/--ignore prefix must match some environment rule: a typo must not silently pass a gate."""
+    matching = [r for r in rules if matches(r, prefix)]
+    if not matching:
         raise SelectionError(f"{option} {prefix}: no rule id starts with it and no rule has that name "
                              "(see `tfcompat rules`)")
+    if all(r.scope == "fleet" for r in matching):  # TFC6xx: `check` never runs them, so this would select nothing
+        raise SelectionError(f"{option} {prefix}: only fleet rules match it, and `tfcompat gate` judges those "
+                             "across node reports, not `check`")
     return prefix
 
 
-def parse_select(values: Optional[Iterable[str]], rules: Optional[Sequence[Rule]] = None) -> List[str]:
+def parse_select(values: Optional[Iterable[str]], rules: Sequence[Rule]) -> List[str]:
     """`--select TFC1 --select TFC301,TFC302` -> ["TFC1", "TFC301", "TFC302"]; each must match a rule."""
     return [known_prefix("--select", s.strip(), rules) for v in values or () for s in v.split(",") if s.strip()]
 
 
-def parse_ignores(values: Optional[Iterable[str]], rules: Optional[Sequence[Rule]] = None) -> Dict[str, str]:
+def parse_ignores(values: Optional[Iterable[str]], rules: Sequence[Rule]) -> Dict[str, str]:
     """`TFC201`, `TFC201=reason`, `TFC105,TFC301=reason` (the reason applies to every id before it)
     -> {prefix: reason} ("" for none); each prefix must match a rule."""
     out: Dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""Small readers shared by the gate and the dashboard renderers: report fields read as plain JSON, defensively.
+"""Small readers shared by the gate and the dashboard renderers: times, JSON values as text, report fields.
 
 Kept apart from ``fleet.gate`` so that ``render.prometheus`` (run on every node by ``check -f prometheus``)
 does not import the gate, and so that times are parsed one way everywhere.
@@ -6,10 +6,15 @@ does not import the gate, and so that times are parsed one way everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import re
+from typing import Any, FrozenSet, List, Optional, Sequence, Tuple
+
+from tfcompat.model import Target, to_json_dict
 
 
 def parse_time(text: Any) -> Optional[datetime.datetime]:
@@ -49,26 +54,45 @@ def text_of(value: Any) -> Optional[str]:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def library_items(target: Dict[str, Any]) -> Optional[List[Tuple[str, str]]]:
+def library_items(target: Target) -> Optional[List[Tuple[str, str]]]:
     """(library, version) for each CUDA library the loader picks for TF, from `target.native.libraries` where a
     report has it (cuDNN sub-libraries and the driver's own libcuda left out: cuDNN and the driver stand for
     them); None when the report carries no loader model."""
-    native = target.get("native") if isinstance(target, dict) else None
-    libs = native.get("libraries") if isinstance(native, dict) else None
-    if not isinstance(libs, list):
+    if target.native is None:
         return None
     items: List[Tuple[str, str]] = []
-    for entry in libs:
-        if not isinstance(entry, dict) or entry.get("role") in ("driver", "cudnn-sublibrary"):
+    for lib in target.native.libraries:
+        name = lib.name or lib.soname
+        if lib.role in ("driver", "cudnn-sublibrary") or not name:
             continue
-        name = entry.get("name") or entry.get("soname")
-        if not isinstance(name, str) or not name:
-            continue
-        found = entry.get("found")
-        if isinstance(found, dict):
-            where = found.get("real_path") or found.get("path")
-            value = text_of(found.get("version")) or (os.path.basename(where) if isinstance(where, str) else None)
+        if lib.found is not None:
+            where = lib.found.real_path or lib.found.path
+            value = text_of(lib.found.version) or (os.path.basename(where) if where else None)
         else:
             value = "(not found)"
         items.append((name, value or "(version unknown)"))
     return items
+
+
+def field_text(obj: Any, path: Sequence[str]) -> Optional[str]:
+    """The text (as ``text_of`` gives it) of a field of a typed report, by its JSON path: ``('environment',
+    'host', 'gpus', '0', 'name')``; None where anything is missing."""
+    for key in path:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            obj = getattr(obj, key) if key in _field_names(type(obj)) else None
+        elif isinstance(obj, tuple) and _INDEX.fullmatch(key):
+            i = int(key)
+            obj = obj[i] if -len(obj) <= i < len(obj) else None
+        else:
+            return None
+        if obj is None:
+            return None
+    return text_of(to_json_dict(obj))
+
+
+_INDEX = re.compile(r"-?[0-9]{1,9}")
+
+
+@functools.cache
+def _field_names(cls: type) -> FrozenSet[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))

@@ -134,9 +134,9 @@ def fold(names: Iterable[str]) -> str:
         else:
             unpadded.setdefault(key, []).append(digits)
     # An unpadded number joins a padded group whose width it fills exactly (gpu-100 with gpu-099).
-    for key, numbers in unpadded.items():
+    for key, unpadded_digits in unpadded.items():
         widths = groups.setdefault(key, {})
-        for digits in numbers:
+        for digits in unpadded_digits:
             width = len(digits) if len(digits) in widths else 0
             widths.setdefault(width, []).append(int(digits))
     items: List[Tuple[Tuple, str]] = [((name, "", -1, -1), name) for name in plain]

@@ -14,9 +14,33 @@ from tfcompat.model.codec import (
     to_json_dict,
 )
 from tfcompat.model.environment import SNAPSHOT_VERSION, Environment, Unknown
-from tfcompat.model.host import AmdGpu, Driver, DriverLibrary, Gpu, GpuProcess, Host, Platform, Resources, Rocm
-from tfcompat.model.probe import LoadedLibrary, LogLine, ProbeDevice, ProbeResult, ProbeStep
-from tfcompat.model.report import REPORT_SCHEMA_VERSION, Evidence, Finding, MatrixInfo, Report, Severity, Skip
+from tfcompat.model.host import (
+    AmdGpu,
+    Driver,
+    DriverLibrary,
+    Gpu,
+    GpuProcess,
+    Host,
+    Platform,
+    Resources,
+    Rocm,
+)
+from tfcompat.model.probe import (
+    LoadedLibrary,
+    LogLine,
+    ProbeDevice,
+    ProbeResult,
+    ProbeStep,
+)
+from tfcompat.model.report import (
+    REPORT_SCHEMA_VERSION,
+    Evidence,
+    Finding,
+    MatrixInfo,
+    Report,
+    Severity,
+    Skip,
+)
 from tfcompat.model.target import (
     CustomOp,
     LibraryCopy,

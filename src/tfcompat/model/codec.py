@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 import typing
-from typing import Any, Dict, Tuple, get_type_hints
+from typing import Any, Callable, Dict, List, Tuple, get_type_hints
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model.environment import SNAPSHOT_VERSION, Environment
@@ -29,56 +29,114 @@ def to_json_dict(obj: Any) -> Any:
     return obj
 
 
-def from_json_dict(cls: Any, data: Any, where: str = "$") -> Any:
-    """Build `cls` from JSON data, with an error that names the offending field."""
+def from_json_dict(cls: Any, data: Any, where: str = "$", lenient: bool = False) -> Any:
+    """Build `cls` from JSON data, with an error that names the offending field. `lenient`: skip fields this
+    tfcompat does not know (a report of a newer release: additive changes within a schema_version)."""
+    try:
+        return _decoder(cls)(data, lenient)
+    except _Bad as exc:
+        raise SnapshotError(f"{where}{''.join(reversed(exc.path))}: {exc.args[0]}") from None
+
+
+class _Bad(Exception):
+    """A decoding error on its way up: each level adds its step to `path` (no path is built unless it fails)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.path: List[str] = []
+
+
+Decoder = Callable[[Any, bool], Any]  # (data, lenient) -> value
+_DECODERS: Dict[Any, Decoder] = {}
+
+
+def _decoder(cls: Any) -> Decoder:
+    """The decoder of a type, built once per type from its type hints. Typing introspection on every value
+    took 2/3 of the time when the gate decodes 10,000 reports of ~400 values each; closures take ~1/5."""
+    dec = _DECODERS.get(cls)
+    if dec is None:
+        dec = _DECODERS[cls] = _build_decoder(cls)
+    return dec
+
+
+def _build_decoder(cls: Any) -> Decoder:
     origin = typing.get_origin(cls)
     args = typing.get_args(cls)
     if origin is typing.Union:  # Optional[X]
-        if data is None:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return from_json_dict(inner[0], data, where)
+        inner = _decoder([a for a in args if a is not type(None)][0])
+        return lambda data, lenient: None if data is None else inner(data, lenient)
     if origin in (tuple, Tuple):
-        if not isinstance(data, list):
-            raise SnapshotError(f"{where}: expected a list, got {type(data).__name__}")
-        return tuple(from_json_dict(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+        item = _decoder(args[0])
+
+        def tuple_of(data: Any, lenient: bool) -> Any:
+            if not isinstance(data, list):
+                raise _Bad(f"expected a list, got {type(data).__name__}")
+            out = []
+            for i, v in enumerate(data):
+                try:
+                    out.append(item(v, lenient))
+                except _Bad as exc:
+                    exc.path.append(f"[{i}]")
+                    raise
+            return tuple(out)
+
+        return tuple_of
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
-        if not isinstance(data, dict):
-            raise SnapshotError(f"{where}: expected an object, got {type(data).__name__}")
-        hints = _hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        extra = set(data) - known
-        if extra:
-            raise SnapshotError(f"{where}: unknown field {sorted(extra)[0]!r}")
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name in data:
-                kwargs[f.name] = from_json_dict(hints[f.name], data[f.name], f"{where}.{f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise SnapshotError(f"{where}: missing field {f.name!r}")
-        return cls(**kwargs)
+        fields: List[Tuple[str, Decoder, bool]] = []  # filled on first use: a field's type may be this class
+        make: Any = cls
+
+        def dataclass_of(data: Any, lenient: bool) -> Any:
+            if not fields:
+                hints = _hints(make)
+                fields.extend((f.name, _decoder(hints[f.name]), f.default is dataclasses.MISSING
+                               and f.default_factory is dataclasses.MISSING) for f in dataclasses.fields(cls))
+            if not isinstance(data, dict):
+                raise _Bad(f"expected an object, got {type(data).__name__}")
+            if not lenient:
+                extra = set(data) - {name for name, _, _ in fields}
+                if extra:
+                    raise _Bad(f"unknown field {sorted(extra)[0]!r}")
+            kwargs = {}
+            for name, decode, required in fields:
+                if name in data:
+                    try:
+                        kwargs[name] = decode(data[name], lenient)
+                    except _Bad as exc:
+                        exc.path.append(f".{name}")
+                        raise
+                elif required:
+                    raise _Bad(f"missing field {name!r}")
+            return make(**kwargs)
+
+        return dataclass_of
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
-        try:
-            return cls(data)
-        except ValueError:
-            raise SnapshotError(f"{where}: {data!r} is not one of {[m.value for m in cls]}") from None
+
+        def enum_of(data: Any, lenient: bool) -> Any:
+            try:
+                return cls(data)
+            except ValueError:
+                raise _Bad(f"{data!r} is not one of {[m.value for m in cls]}") from None
+
+        return enum_of
     if cls is Any:
-        return data
-    if cls is bool:
-        if not isinstance(data, bool):
-            raise SnapshotError(f"{where}: expected true/false, got {data!r}")
-        return data
-    if cls is int:
-        if not isinstance(data, int) or isinstance(data, bool):
-            raise SnapshotError(f"{where}: expected an integer, got {data!r}")
-        return data
-    if cls is str:
-        if not isinstance(data, str):
-            raise SnapshotError(f"{where}: expected a string, got {data!r}")
-        return data
+        return lambda data, lenient: data
+    if cls in _SCALARS:
+        ok, expected = _SCALARS[cls]
+
+        def scalar(data: Any, lenient: bool) -> Any:
+            if not ok(data):
+                raise _Bad(f"expected {expected}, got {data!r}")
+            return data
+
+        return scalar
     raise TypeError(f"no JSON decoding for {cls!r}")  # programmer error
 
 
+_SCALARS: Dict[Any, Tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true/false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
 _HINTS: Dict[type, Dict[str, Any]] = {}
 
 

@@ -8,28 +8,10 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tfcompat.model import Package, TensorFlowBuild, Unknown
 from tfcompat.probes.rootfs import Root
-
-# Distributions that install the `tensorflow` package itself (or a wrapper of one).
-TF_DISTRIBUTIONS = (
-    "tensorflow",
-    "tensorflow-cpu",
-    "tensorflow-gpu",
-    "tf-nightly",
-    "tf-nightly-cpu",
-    "tf-nightly-gpu",
-    "tensorflow-rocm",
-    "intel-tensorflow",
-    "intel-tensorflow-avx512",
-    "tensorflow-intel",
-    "tensorflow-macos",
-    "tensorflow-aarch64",
-    "tensorflow-cpu-aws",
-    "tensorflow-directml",
-)
 
 BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
 
@@ -147,7 +129,8 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> Tuple[TensorFlowBui
 
 
 def find_tensorflow(
-    packages: Iterable[Package], search_path: Iterable[str], root: Optional[Root] = None
+    packages: Iterable[Package], search_path: Iterable[str], root: Optional[Root] = None,
+    names: Optional[Sequence[str]] = None,
 ) -> Tuple[Tuple[TensorFlowBuild, ...], List[Unknown]]:
     """Every TF distribution, the one `import tensorflow` would use first.
 
@@ -156,7 +139,11 @@ def find_tensorflow(
     """
     root = root or Root(None)
     search = list(search_path)
-    tf_pkgs = [p for p in packages if p.name in TF_DISTRIBUTIONS]
+    if names is None:  # the matrix's [[tensorflow_distribution]] names; the shipped matrix's by default
+        from tfcompat.matrix import shipped_facts
+
+        names = shipped_facts().tf_distribution_names
+    tf_pkgs = [p for p in packages if p.name in names]
     first_dir = next((d for d in search if _is_file(root, os.path.join(d, "tensorflow", "__init__.py"))), None)
     builds: List[TensorFlowBuild] = []
     unknowns: List[Unknown] = []

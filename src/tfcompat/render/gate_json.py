@@ -5,7 +5,7 @@ from __future__ import annotations
 import json as _json
 from importlib import resources
 
-from tfcompat.fleet.gate import FleetReport
+from tfcompat.fleet.report import FleetReport
 from tfcompat.model import to_json_dict
 
 

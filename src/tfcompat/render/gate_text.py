@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 from typing import Dict, List
 
-from tfcompat.fleet.gate import FleetReport, NodeVerdict, format_age
+from tfcompat.fleet.expect import format_age
 from tfcompat.fleet.nodeset import abbreviate, fold
+from tfcompat.fleet.report import FleetReport, NodeVerdict
 from tfcompat.model import Severity
 
 _COLOURS = {"fail": "\033[1;31m", "incomplete": "\033[1;33m", "pass": "\033[1;32m"}
@@ -89,10 +90,10 @@ def render_gate_text(report: FleetReport, colour: bool = False) -> str:
             continue
         lines += ["", f"{head}{by} ({_plural(g.count, 'node')}: {abbreviate(g.nodeset)}): "
                       f"{_plural(len(g.drift), 'drift')}"]
-        for d in g.drift:
-            lines.append(f"  {d.severity.value.upper()} {d.rule} {d.fact}: {d.majority} on "
-                         f"{abbreviate(d.majority_nodeset)} ({d.majority_count})")
-            for o in d.outliers[:MAX_NODE_LINES]:
+        for dr in g.drift:
+            lines.append(f"  {dr.severity.value.upper()} {dr.rule} {dr.fact}: {dr.majority} on "
+                         f"{abbreviate(dr.majority_nodeset)} ({dr.majority_count})")
+            for o in dr.outliers[:MAX_NODE_LINES]:
                 lines.append(f"      outlier: {o.value} on {abbreviate(o.nodeset)} ({o.count})")
 
     verdict = {"pass": "PASS", "fail": "FAIL", "incomplete": "INCOMPLETE"}[report.status]

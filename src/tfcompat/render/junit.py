@@ -11,7 +11,8 @@ import collections
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Set, Tuple
 
-from tfcompat.fleet.gate import FleetReport, NodeFinding, format_age
+from tfcompat.fleet.expect import format_age
+from tfcompat.fleet.report import FleetReport, NodeFinding
 
 FLEET_SUITE = "tfcompat fleet"  # node names never contain a space
 
@@ -132,23 +133,23 @@ def render_junit(report: FleetReport) -> str:
         case = fleet.case(cls, f"readable {u.source}")
         ET.SubElement(case, "error", type="unreadable", message=u.reason)
     for g in report.groups:
-        drifted = {(d.rule, d.fact): d for d in g.drift}
+        drifted = {(x.rule, x.fact): x for x in g.drift}
         name = f"consistency [{g.name}]"
         case = fleet.case(cls, name)
         if not drifted:
             ET.SubElement(case, "system-out").text = f"{g.count} nodes agree: {g.nodeset}"
-        for (rule, fact), d in sorted(drifted.items()):
+        for (rule, fact), dr in sorted(drifted.items()):
             dcase = fleet.case(cls, f"{rule} {fact} [{g.name}]")
-            if d.severity.rank >= fail_rank:
-                ET.SubElement(dcase, "failure", type=d.severity.value, message=d.message)
+            if dr.severity.rank >= fail_rank:
+                ET.SubElement(dcase, "failure", type=dr.severity.value, message=dr.message)
             else:
-                ET.SubElement(dcase, "system-out").text = f"{d.severity.value.upper()}: {d.message}"
+                ET.SubElement(dcase, "system-out").text = f"{dr.severity.value.upper()}: {dr.message}"
     _finish(fleet)
 
     totals = [0, 0, 0, 0]
-    for suite in root.findall("testsuite"):
+    for element in root.findall("testsuite"):
         for i, key in enumerate(("tests", "failures", "errors", "skipped")):
-            totals[i] += int(suite.get(key, "0"))
+            totals[i] += int(element.get(key, "0"))
     for i, key in enumerate(("tests", "failures", "errors", "skipped")):
         root.set(key, str(totals[i]))
     ET.indent(root)

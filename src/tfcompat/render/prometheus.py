@@ -15,7 +15,7 @@ import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tfcompat.fleet.facts import library_items, parse_time
-from tfcompat.model import Report, Severity, to_json_dict
+from tfcompat.model import Report, Severity
 
 # name -> (help, type); also the list tests and deploy/ alert rules check against.
 METRICS: Dict[str, Tuple[str, str]] = {
@@ -120,7 +120,7 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
             bad = any(e.fact.startswith(prefix) or (g.uuid and g.uuid in e.source) for f in counted
                       for e in f.evidence)
             out["tfcompat_gpu_compatible"].append(_series("tfcompat_gpu_compatible", join, 0 if bad else 1))
-        libs = library_items(to_json_dict(env.target))
+        libs = library_items(env.target)
         for library, version in sorted(libs or ()):
             out["tfcompat_library_info"].append(
                 _series("tfcompat_library_info", base + [("library", library), ("version", version)], 1))

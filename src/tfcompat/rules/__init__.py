@@ -6,9 +6,13 @@ Importing this package registers every family with the engine; ``catalog()`` lis
 ``parse_select`` / ``parse_ignores``; the engine itself never imports this package.
 """
 
-from typing import List, Optional
+from typing import List, Mapping, Optional, Sequence
 
+from tfcompat.engine import evaluate as _evaluate
 from tfcompat.engine.registry import Rule, lookup, registered
+from tfcompat.fleet import drift as fleet_drift  # noqa: F401  (6xx: registered here, judged by `gate` across nodes)
+from tfcompat.matrix import Matrix
+from tfcompat.model import Environment, Report, Severity
 from tfcompat.rules import (  # noqa: F401  (each import registers one family)
     custom_ops,
     driver,
@@ -33,3 +37,9 @@ def catalog() -> List[Rule]:
 def find(ident: str) -> Optional[Rule]:
     """The shipped rule with this id (any case) or name."""
     return lookup(ident, catalog())
+
+
+def evaluate(env: Environment, matrix: Matrix, fail_on: Severity = Severity.ERROR, select: Sequence[str] = (),
+             ignore: Mapping[str, str] = {}) -> Report:
+    """tfcompat.engine.evaluate with every shipped rule: the verdict `tfcompat check` gives."""
+    return _evaluate(env, matrix, catalog(), fail_on=fail_on, select=select, ignore=ignore)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple
 
-from packaging.markers import InvalidMarker, UndefinedEnvironmentName, default_environment
+from packaging.markers import (
+    InvalidMarker,
+    UndefinedEnvironmentName,
+    default_environment,
+)
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 

@@ -11,7 +11,13 @@ from typing import List, Optional, Tuple
 
 from tfcompat.engine.registry import NotApplicable
 from tfcompat.matrix import Matrix
-from tfcompat.model import Environment, Evidence, LibraryCopy, LibraryResolution, NativeLibraries
+from tfcompat.model import (
+    Environment,
+    Evidence,
+    LibraryCopy,
+    LibraryResolution,
+    NativeLibraries,
+)
 from tfcompat.rules._common import tf_label
 
 OFF_PATH = ("installed, not on the search path", "ld.so.conf dir, not in ld.so.cache")

@@ -13,7 +13,7 @@ from tfcompat.model import Environment, Evidence, LogLine, ProbeResult, ProbeSte
 from tfcompat.probes.logpatterns import gpu_node, line_class, line_why
 
 __all__ = [
-    "COMPANION_DISTRIBUTIONS", "NUMPY_PATTERNS", "SIGNALS", "cut", "fatal_lines",
+    "NUMPY_PATTERNS", "SIGNALS", "cut", "fatal_lines",
     "first_frames", "gpu_node", "innermost_frame", "line_class", "line_evidence", "line_why", "module_of",
     "outcome_evidence", "probe_source", "recorded_probe", "step_named",
 ]
@@ -31,14 +31,6 @@ SIGNALS = {
     "SIGKILL": "killed from outside (the kernel's OOM killer, a cgroup memory limit, or an operator)",
 }
 
-# Python module the probe imports -> the distribution that installs it.
-COMPANION_DISTRIBUTIONS = {
-    "tensorflow_text": "tensorflow-text",
-    "tensorflow_io": "tensorflow-io",
-    "tensorflow_addons": "tensorflow-addons",
-    "tensorflow_decision_forests": "tensorflow-decision-forests",
-    "tensorflow_recommenders_addons": "tensorflow-recommenders-addons",
-}
 NUMPY_PATTERNS = ("numpy2-abi-banner", "numpy-array-api-missing", "numpy-core-import-failed")
 
 

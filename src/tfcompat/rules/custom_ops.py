@@ -10,7 +10,6 @@ from packaging.utils import canonicalize_name
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import CustomOp, Environment, Evidence, Severity
-from tfcompat.probes.tensorflow import TF_DISTRIBUTIONS
 from tfcompat.rules._common import requirements, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
@@ -66,13 +65,13 @@ def _owner_label(env: Environment, owner: str) -> str:
     return f"{pkg.display_name} {pkg.version}" if pkg else owner
 
 
-def _pin_evidence(env: Environment, owner: str) -> List[Evidence]:
+def _pin_evidence(env: Environment, matrix: Matrix, owner: str) -> List[Evidence]:
     """The package's own TensorFlow requirement: what it says it was built for."""
     pkg = env.package(owner)
     if pkg is None:
         return []
     return [Evidence(f"{pkg.name} Requires-Dist", str(r), pkg.metadata_path)
-            for r in requirements(env, pkg) if canonicalize_name(r.name) in TF_DISTRIBUTIONS]
+            for r in requirements(env, pkg) if canonicalize_name(r.name) in matrix.facts.tf_distribution_names]
 
 
 def _remedy(env: Environment, matrix: Matrix, owner: str, ops: List[CustomOp]) -> str:
@@ -144,7 +143,7 @@ def undefined_symbols(env: Environment, matrix: Matrix) -> Result:
                                op.path))
         if len(ops) > SHOWN:
             ev.append(Evidence("more objects", f"{len(ops) - SHOWN} more fail the same way", "ELF .dynsym"))
-        ev += _pin_evidence(env, owner)
+        ev += _pin_evidence(env, matrix, owner)
         ev.append(Evidence("tensorflow", tf_label(tf), tf.metadata_path or tf.location))
         yield Hit(
             message=f"{_owner_label(env, owner)}: {len(ops)} of {of} objects will fail to load against {tf_label(tf)} "

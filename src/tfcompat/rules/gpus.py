@@ -2,57 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Iterator, Optional, Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
+from tfcompat.matrix.arch import coverage, parse_cc
 from tfcompat.model import Environment, Evidence, Gpu, Severity
 from tfcompat.rules._common import cuda_of, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
-
-_ARCH = re.compile(r"^(sm|compute)_(\d+)(\d)[a-z]?$")  # sm_90a, compute_120 ...
-
-
-@dataclasses.dataclass(frozen=True)
-class Coverage:
-    kind: str  # "native" (SASS), "ptx" (JIT from PTX), "none"
-    via: Optional[str]  # the build entry that covers it
-
-
-def parse_arch(entry: str) -> Optional[Tuple[str, int, int]]:
-    """'sm_86' -> ('sm', 8, 6); 'compute_90' -> ('compute', 9, 0); 'sm_120' -> ('sm', 12, 0)."""
-    m = _ARCH.match(entry.strip())
-    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
-
-
-def parse_cc(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    if not text:
-        return None
-    m = re.match(r"^(\d+)\.(\d+)$", text.strip())
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def coverage(cc: Tuple[int, int], build: Sequence[str]) -> Coverage:
-    """How a GPU of compute capability `cc` runs a build with these `cuda_compute_capabilities`.
-
-    In TF's build rules every entry produces SASS for sm_XY; `compute_XY` adds PTX for XY. SASS runs
-    on the same major with an equal or higher minor; PTX is JIT-compiled by the driver for any
-    newer GPU (NVIDIA's binary-compatibility rule, as TF's .bazelrc states it).
-    """
-    archs = [a for a in (parse_arch(e) for e in build) if a]
-    sass = [(maj, mnr) for _, maj, mnr in archs if maj == cc[0] and mnr <= cc[1]]
-    if sass:
-        best = max(sass)
-        return Coverage("native", f"sm_{best[0]}{best[1]}")
-    ptx = [(maj, mnr) for kind, maj, mnr in archs if kind == "compute" and (maj, mnr) <= cc]
-    if ptx:
-        best = max(ptx)
-        return Coverage("ptx", f"compute_{best[0]}{best[1]}")
-    return Coverage("none", None)
-
 
 def gpu_name(g: Gpu) -> str:
     return f"GPU {g.index} ({g.name or 'unknown model'}, {g.uuid or 'no UUID'})"

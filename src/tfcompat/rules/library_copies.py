@@ -7,7 +7,13 @@ from typing import Dict, Iterator, List, Tuple, Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
-from tfcompat.model import Environment, Evidence, LibraryCopy, LibraryResolution, Severity
+from tfcompat.model import (
+    Environment,
+    Evidence,
+    LibraryCopy,
+    LibraryResolution,
+    Severity,
+)
 from tfcompat.rules._libraries import (
     OFF_PATH,
     copy_evidence,

@@ -15,8 +15,7 @@ from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Severity
 from tfcompat.rules._common import tf_label
-from tfcompat.rules._probe import (  # noqa: F401  (COMPANION_DISTRIBUTIONS, SIGNALS, ...: their old import path)
-    COMPANION_DISTRIBUTIONS,
+from tfcompat.rules._probe import (  # noqa: F401  (SIGNALS, ...: their old import path)
     NUMPY_PATTERNS,
     SIGNALS,
     cut,
@@ -29,8 +28,8 @@ from tfcompat.rules._probe import (  # noqa: F401  (COMPANION_DISTRIBUTIONS, SIG
     line_why,
     module_of,
     outcome_evidence,
-    recorded_probe,
     probe_source,
+    recorded_probe,
     step_named,
 )
 from tfcompat.rules.probe_ties import tie
@@ -90,7 +89,7 @@ def import_crashed(env: Environment, matrix: Matrix) -> Result:
         suffix = f": {SIGNALS[probe.signal]}"
     message += suffix or ""
     if fix is None:
-        dist = COMPANION_DISTRIBUTIONS.get(module or "")
+        dist = matrix.facts.companion_distribution(module)
         fix = (f"Reinstall {dist} for the installed TensorFlow release (pip install \"{dist}==<TF major.minor>.*\"), "
                "or uninstall it" if dist else
                "Read faulthandler's stack (JSON: environment.probe.traceback) for the native module that "

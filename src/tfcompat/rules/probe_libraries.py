@@ -9,7 +9,7 @@ from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Severity
 from tfcompat.rules._common import tf_label, version_of
-from tfcompat.rules._probe import recorded_probe, probe_source
+from tfcompat.rules._probe import probe_source, recorded_probe
 
 Result = Iterator[Union[Hit, NotApplicable]]
 

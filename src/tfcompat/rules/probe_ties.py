@@ -11,16 +11,20 @@ from packaging.utils import canonicalize_name
 
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, LogLine, ProbeResult
-from tfcompat.rules._common import numpy_abi_conflict, requirements, tf_label, version_of
-from tfcompat.probes.tensorflow import TF_DISTRIBUTIONS  # the names TFC104 judges by, too
-from tfcompat.rules._probe import COMPANION_DISTRIBUTIONS, NUMPY_PATTERNS
+from tfcompat.rules._common import (
+    numpy_abi_conflict,
+    requirements,
+    tf_label,
+    version_of,
+)
+from tfcompat.rules._probe import NUMPY_PATTERNS
 
 
 def tie(env: Environment, matrix: Matrix, probe: ProbeResult, module: Optional[str], lines,
          ev: List[Evidence]) -> Tuple[Optional[str], Optional[str]]:
     """(message suffix, fix) from the static finding or the fatal log line that explains a failed import;
     appends the tie's evidence to `ev`. (None, None) when nothing explains it."""
-    found = _numpy_tie(env, matrix, probe) or _companion_tie(env, module)
+    found = _numpy_tie(env, matrix, probe) or _companion_tie(env, matrix, module)
     if found is not None:
         explanation, fix, tie_ev = found
         ev.append(tie_ev)
@@ -56,9 +60,9 @@ def _numpy_tie(env: Environment, matrix: Matrix, probe: ProbeResult) -> Optional
     return None
 
 
-def _companion_tie(env: Environment, module: Optional[str]) -> Optional[Tuple[str, str, Evidence]]:
+def _companion_tie(env: Environment, matrix: Matrix, module: Optional[str]) -> Optional[Tuple[str, str, Evidence]]:
     """(explanation, remediation, evidence) when the failing companion declares another TF, as TFC104 judges."""
-    dist = COMPANION_DISTRIBUTIONS.get(module or "")
+    dist = matrix.facts.companion_distribution(module)
     tf = env.tensorflow
     if dist is None or tf is None:
         return None
@@ -66,8 +70,9 @@ def _companion_tie(env: Environment, module: Optional[str]) -> Optional[Tuple[st
     tf_v = version_of(tf.version)
     if pkg is None or tf_v is None:
         return None
+    tf_names = matrix.facts.tf_distribution_names  # the names TFC104 judges by, too
     for req in requirements(env, pkg):
-        if canonicalize_name(req.name) in TF_DISTRIBUTIONS and not req.specifier.contains(tf_v, prereleases=True):
+        if canonicalize_name(req.name) in tf_names and not req.specifier.contains(tf_v, prereleases=True):
             return (f"explained by TFC104 companion-package-mismatch: {pkg.display_name or pkg.name} "
                     f"{pkg.version} requires {req}, but {tf_label(tf)} is installed",
                     f'pip install "{pkg.name}=={tf_v.major}.{tf_v.minor}.*"  (the release built for TensorFlow '

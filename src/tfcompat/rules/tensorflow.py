@@ -11,7 +11,6 @@ from packaging.utils import canonicalize_name
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Package, Severity
-from tfcompat.probes.tensorflow import TF_DISTRIBUTIONS
 from tfcompat.rules._common import (
     numpy_abi_conflict,
     pkg_evidence,
@@ -82,7 +81,7 @@ def conflicting_distributions(env: Environment, matrix: Matrix) -> Result:
     How to fix: `pip uninstall` every TensorFlow distribution, then install exactly one; remove the
     stray copy from the shadowing location.
     """
-    pkgs = {p.name: p for p in env.target.packages if p.name in TF_DISTRIBUTIONS}
+    pkgs = {p.name: p for p in env.target.packages if p.name in matrix.facts.tf_distribution_names}
     names = sorted(pkgs)
     independent = [n for n in names if not any(_wraps(env, pkgs[o], n) or _wraps(env, pkgs[n], o)
                                                for o in names if o != n)]
@@ -236,11 +235,12 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
     if tf_v is None:
         yield NotApplicable(f"TensorFlow version {tf.version!r} is not a version")
         return
+    tf_names = matrix.facts.tf_distribution_names
     for pkg in env.target.packages:
-        if pkg.name in TF_DISTRIBUTIONS:
+        if pkg.name in tf_names:
             continue
         for req in requirements(env, pkg):
-            if canonicalize_name(req.name) not in TF_DISTRIBUTIONS:
+            if canonicalize_name(req.name) not in tf_names:
                 continue
             if req.specifier.contains(tf_v, prereleases=True):
                 continue

@@ -14,7 +14,12 @@ import re
 from typing import Iterable, List, Mapping, Optional, Tuple
 
 from tfcompat.probes.native.elf import ElfError, read_elf
-from tfcompat.probes.native.ldcache import LdCache, LdCacheError, read_ld_cache, read_ld_so_conf
+from tfcompat.probes.native.ldcache import (
+    LdCache,
+    LdCacheError,
+    read_ld_cache,
+    read_ld_so_conf,
+)
 from tfcompat.probes.rootfs import Root
 
 # The default ("trusted") directories, by glibc's configured slibdir/libdir. ld.so --help prints them.

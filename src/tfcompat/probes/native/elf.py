@@ -19,21 +19,51 @@ import mmap
 import os
 import stat
 import struct
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # The definitions live in elfdefs; they are re-exported here, the reader's one public face.
 from tfcompat.probes.native.elfdefs import (  # noqa: F401
-    _BINDINGS, _TYPES, DF_1_NODEFLIB, DT_FLAGS, DT_FLAGS_1, DT_GNU_HASH, DT_HASH, DT_NEEDED, DT_NULL, DT_RPATH,
-    DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED,
-    DT_VERNEEDNUM, DT_VERSYM, ET_DYN, ET_EXEC, MACHINES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE, SHN_UNDEF, VER_FLG_BASE,
-    ElfError, ElfInfo, Symbol, VersionNeed, gnu_hash, sysv_hash,
+    _BINDINGS,
+    _MAX_ENTRIES,
+    _MAX_STR,
+    _STR_BUDGET,
+    _TYPES,
+    DF_1_NODEFLIB,
+    DT_FLAGS,
+    DT_FLAGS_1,
+    DT_GNU_HASH,
+    DT_HASH,
+    DT_NEEDED,
+    DT_NULL,
+    DT_RPATH,
+    DT_RUNPATH,
+    DT_SONAME,
+    DT_STRSZ,
+    DT_STRTAB,
+    DT_SYMENT,
+    DT_SYMTAB,
+    DT_VERDEF,
+    DT_VERDEFNUM,
+    DT_VERNEED,
+    DT_VERNEEDNUM,
+    DT_VERSYM,
+    ET_DYN,
+    ET_EXEC,
+    MACHINES,
+    PT_DYNAMIC,
+    PT_INTERP,
+    PT_LOAD,
+    PT_NOTE,
+    SHN_UNDEF,
+    VER_FLG_BASE,
+    ElfError,
+    ElfInfo,
+    Symbol,
+    VersionNeed,
+    gnu_hash,
+    sysv_hash,
 )
-
-# Bounds on what one object may make us do (#17: crafted files must cost bounded time and memory). Real
-# objects are far below them: libtensorflow_cc has ~40 dynamic entries, ~200 version needs, chains of < 50.
-_MAX_ENTRIES = 1 << 16  # dynamic entries, version needs/defs, their aux entries, hash chain steps
-_MAX_STR = 1 << 16  # one dynamic string (a soname, a path list, a version or symbol name)
-_STR_BUDGET = 16 << 20  # all strings read from one object's dynamic data
+from tfcompat.probes.native.symbols import SymbolTable, undefined_symbols  # noqa: F401  (re-exported)
 
 _CACHE: Dict[Tuple[int, int, int, int], ElfInfo] = {}
 
@@ -72,7 +102,7 @@ def is_elf(path: str) -> bool:
         return False
 
 
-class ElfFile:
+class ElfFile(SymbolTable):
     """An open ELF file (mmap'ed, read-only). Use as a context manager; ``.info`` and ``.lookup()``."""
 
     def __init__(self, path: str):
@@ -311,106 +341,6 @@ class ElfFile:
         self._verdef_index = {ndx: name for ndx, _f, name in out}
         return out
 
-    # -- symbols ----------------------------------------------------------------------------------
-
-    def _symbol(self, index: int) -> Tuple[int, int, int, int, int, int]:
-        """(st_name, st_value, st_size, bind, type, shndx) of dynamic symbol `index`."""
-        base = self._offset(self._tags[DT_SYMTAB])
-        entsize = self._tags.get(DT_SYMENT, self._sym.size)
-        if entsize < self._sym.size:
-            raise ElfError(f"{self.path}: DT_SYMENT {entsize} is smaller than a symbol ({self._sym.size} bytes)")
-        fields = self._unpack(self._sym, base + index * entsize)
-        if self.elf_class == 64:
-            st_name, st_info, _other, shndx, value, size = fields
-        else:
-            st_name, value, size, st_info, _other, shndx = fields
-        return st_name, value, size, st_info >> 4, st_info & 0xF, shndx
-
-    def _version_of(self, index: int) -> Tuple[Optional[str], bool]:
-        if DT_VERSYM not in self._tags:
-            return None, False
-        (ver,) = self._unpack(struct.Struct(self._e + "H"), self._offset(self._tags[DT_VERSYM]) + 2 * index)
-        hidden = bool(ver & 0x8000)
-        ver &= 0x7FFF
-        if ver in (0, 1):  # local / global (unversioned)
-            return None, hidden
-        name = (self._verdef_index or {}).get(ver) or (self._verneed_index or {}).get(ver)
-        return name, hidden
-
-    def _make_symbol(self, index: int, name: str) -> Symbol:
-        _n, value, size, bind, typ, shndx = self._symbol(index)
-        version, hidden = self._version_of(index)
-        return Symbol(name, value, size, _BINDINGS.get(bind, str(bind)), _TYPES.get(typ, str(typ)),
-                      shndx != SHN_UNDEF, version, hidden)
-
-    def lookup(self, name: str) -> Tuple[Symbol, ...]:
-        """Every dynamic symbol named `name` (several when versioned: memcpy@GLIBC_2.2.5, memcpy@@GLIBC_2.14).
-
-        Uses DT_GNU_HASH, else DT_HASH: a few page reads whatever the size of the table. Undefined
-        entries are not in the hash chains of most linkers' output, but are returned if they are.
-        """
-        if DT_SYMTAB not in self._tags or self._strtab is None:
-            return ()
-        want = name.encode("utf-8", "surrogateescape")
-        if DT_GNU_HASH in self._tags:
-            return tuple(self._make_symbol(i, name) for i in self._gnu_chain(want))
-        if DT_HASH in self._tags:
-            return tuple(self._make_symbol(i, name) for i in self._sysv_chain(want))
-        return ()
-
-    def _name_at(self, st_name: int) -> bytes:
-        start = self._strtab + st_name
-        end = self._mm.find(b"\0", start, min(self._strtab + self._strsz, start + _MAX_STR + 1))
-        return self._mm[start:end] if end >= 0 else b""
-
-    def _gnu_chain(self, want: bytes) -> Iterator[int]:
-        base = self._offset(self._tags[DT_GNU_HASH])
-        nbuckets, symoffset, bloom_size, bloom_shift = self._unpack(struct.Struct(self._e + "IIII"), base)
-        if nbuckets == 0:
-            return
-        if bloom_size == 0:
-            raise ElfError(f"{self.path}: malformed DT_GNU_HASH (bloom filter of size 0)")
-        word = 8 if self.elf_class == 64 else 4
-        bits = word * 8
-        h = gnu_hash(want)
-        (bloom,) = self._unpack(struct.Struct(self._e + self._w), base + 16 + word * ((h // bits) % bloom_size))
-        if not (bloom >> (h % bits)) & 1 or not (bloom >> ((h >> bloom_shift) % bits)) & 1:
-            return
-        buckets = base + 16 + word * bloom_size
-        u32 = struct.Struct(self._e + "I")
-        (index,) = self._unpack(u32, buckets + 4 * (h % nbuckets))
-        if index < symoffset:
-            return
-        chains = buckets + 4 * nbuckets
-        for _step in range(_MAX_ENTRIES):
-            (ch,) = self._unpack(u32, chains + 4 * (index - symoffset))
-            if (ch | 1) == (h | 1) and self._name_at(self._symbol(index)[0]) == want:
-                yield index
-            if ch & 1:
-                return
-            index += 1
-        raise ElfError(f"{self.path}: DT_GNU_HASH chain longer than {_MAX_ENTRIES} (unterminated?)")
-
-    def _sysv_chain(self, want: bytes) -> Iterator[int]:
-        base = self._offset(self._tags[DT_HASH])
-        u32 = struct.Struct(self._e + "I")
-        (nbucket,) = self._unpack(u32, base)
-        (nchain,) = self._unpack(u32, base + 4)
-        if nbucket == 0:
-            return
-        if base + 8 + 4 * (nbucket + nchain) > self.size:
-            raise ElfError(f"{self.path}: DT_HASH ({nbucket} buckets, {nchain} chains) runs past the end of the file")
-        (index,) = self._unpack(u32, base + 8 + 4 * (sysv_hash(want) % nbucket))
-        seen: set = set()
-        while index:
-            if index >= nchain or index in seen or len(seen) >= _MAX_ENTRIES:
-                raise ElfError(f"{self.path}: malformed DT_HASH chain (index {index}: out of range, a loop, "
-                               f"or over {_MAX_ENTRIES} steps)")
-            seen.add(index)
-            if self._name_at(self._symbol(index)[0]) == want:
-                yield index
-            (index,) = self._unpack(u32, base + 8 + 4 * nbucket + 4 * index)
-
     def build_id(self) -> Optional[str]:
         """The GNU build-id (NT_GNU_BUILD_ID in a PT_NOTE segment) in hex, None when there is none; bounded."""
         u32x3 = struct.Struct(self._e + "III")
@@ -425,78 +355,6 @@ class ElfFile:
                     return self._mm[name_end:min(name_end + descsz, end, name_end + 64)].hex()
                 pos = name_end + ((descsz + 3) & ~3)
         return None
-
-    def symbol_count(self) -> int:
-        """Number of dynamic symbols (from DT_HASH, else the GNU hash chains, else the section headers)."""
-        count = self._symbol_count()
-        if count and DT_SYMTAB in self._tags:  # the table must fit in the file: no loop over 2^32 phantoms
-            entsize = self._tags.get(DT_SYMENT, self._sym.size)
-            if entsize < self._sym.size or self._offset(self._tags[DT_SYMTAB]) + count * entsize > self.size:
-                raise ElfError(f"{self.path}: {count} dynamic symbols of {entsize} bytes run past the end of the file")
-        return count
-
-    def _symbol_count(self) -> int:
-        if DT_HASH in self._tags:
-            return self._unpack(struct.Struct(self._e + "I"), self._offset(self._tags[DT_HASH]) + 4)[0]
-        if DT_GNU_HASH in self._tags:
-            base = self._offset(self._tags[DT_GNU_HASH])
-            nbuckets, symoffset, bloom_size, _shift = self._unpack(struct.Struct(self._e + "IIII"), base)
-            word = 8 if self.elf_class == 64 else 4
-            buckets = base + 16 + word * bloom_size
-            if buckets + 4 * nbuckets > self.size:
-                raise ElfError(f"{self.path}: DT_GNU_HASH ({nbuckets} buckets) runs past the end of the file")
-            u32 = struct.Struct(self._e + "I")
-            table = memoryview(self._mm)[buckets:buckets + 4 * nbuckets]
-            try:
-                last = max((b for (b,) in u32.iter_unpack(table)), default=0)
-            finally:
-                table.release()
-            if last < symoffset:
-                return symoffset
-            chains = buckets + 4 * nbuckets
-            for _step in range(_MAX_ENTRIES):
-                if self._unpack(u32, chains + 4 * (last - symoffset))[0] & 1:
-                    return last + 1
-                last += 1
-            raise ElfError(f"{self.path}: DT_GNU_HASH chain longer than {_MAX_ENTRIES} (unterminated?)")
-        return 0
-
-    def dynamic_symbols(self) -> Iterator[Symbol]:
-        """Every dynamic symbol, in table order. Linear in the table: for small objects (plugins), not TF's cores."""
-        if DT_SYMTAB not in self._tags or self._strtab is None:
-            return
-        for i in range(1, self.symbol_count()):
-            st_name = self._symbol(i)[0]
-            yield self._make_symbol(i, self._name_at(st_name).decode("utf-8", "surrogateescape"))
-
-
-def undefined_symbols(elf: "ElfFile") -> List[Symbol]:
-    """The non-weak undefined dynamic symbols of `elf` (what a plugin needs from others).
-
-    One pass over the symbol table with struct.iter_unpack, names and versions read only for the
-    undefined entries: a plugin exporting 10,000 symbols costs a few milliseconds, not a second.
-    """
-    if DT_SYMTAB not in elf._tags or elf._strtab is None:
-        return []
-    count = elf.symbol_count()
-    base = elf._offset(elf._tags[DT_SYMTAB])
-    entsize = elf._tags.get(DT_SYMENT, elf._sym.size)
-    if count <= 1 or entsize != elf._sym.size or base + count * entsize > elf.size:
-        return [s for s in elf.dynamic_symbols() if not s.defined and s.binding != "WEAK"]
-    table = memoryview(elf._mm)[base:base + count * entsize]
-    out: List[Symbol] = []
-    try:
-        for i, fields in enumerate(elf._sym.iter_unpack(table)):
-            if elf.elf_class == 64:
-                st_name, st_info, _other, shndx = fields[:4]
-            else:
-                st_name, _v, _s, st_info, _other, shndx = fields
-            if i == 0 or shndx != SHN_UNDEF or st_name == 0 or (st_info >> 4) == 2:  # STB_WEAK
-                continue
-            out.append(elf._make_symbol(i, elf._name_at(st_name).decode("utf-8", "surrogateescape")))
-    finally:
-        table.release()
-    return out
 
 
 def lookup_symbols(path: str, names) -> Dict[str, Tuple[Symbol, ...]]:

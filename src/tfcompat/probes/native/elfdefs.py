@@ -106,3 +106,10 @@ def sysv_hash(name: bytes) -> int:
             h ^= g >> 24
         h &= ~g & 0xFFFFFFFF
     return h
+
+
+# Bounds on what one object may make us do (#17: crafted files must cost bounded time and memory). Real
+# objects are far below them: libtensorflow_cc has ~40 dynamic entries, ~200 version needs, chains of < 50.
+_MAX_ENTRIES = 1 << 16  # dynamic entries, version needs/defs, their aux entries, hash chain steps
+_MAX_STR = 1 << 16  # one dynamic string (a soname, a path list, a version or symbol name)
+_STR_BUDGET = 16 << 20  # all strings read from one object's dynamic data

@@ -1,0 +1,134 @@
+"""Completeness: which nodes must report (``--expect``, folded node sets via ``fleet.nodeset``), how old a report
+may be (``--max-age``), and which report counts when a node reported more than once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from tfcompat.fleet.judge import Judged
+from tfcompat.fleet.nodeset import NodeSetError, expand
+from tfcompat.fleet.read import GateError
+from tfcompat.fleet.report import Duplicate
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectation:
+    nodes: Tuple[str, ...]
+    labels: Mapping[str, Mapping[str, str]]  # node -> label -> value
+
+
+def parse_expect(values: Sequence[str]) -> Optional[Expectation]:
+    """Each value is a file (one node set per line, optionally followed by ``key=value`` labels; ``#`` comments)
+    or a folded node set such as ``gpu-[001-128]``."""
+    if not values:
+        return None
+    nodes: Dict[str, None] = {}
+    labels: Dict[str, Dict[str, str]] = {}
+    for value in values:
+        if os.path.isfile(value):
+            try:
+                with open(value, encoding="utf-8") as fh:
+                    lines = fh.read().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise GateError(f"--expect {value}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+            for number, raw in enumerate(lines, 1):
+                line = raw.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                words = line.split()
+                try:
+                    names = expand(words[0])
+                except NodeSetError as exc:
+                    raise GateError(f"--expect {value}:{number}: {exc}") from None
+                node_labels = {}
+                for word in words[1:]:
+                    key, eq, val = word.partition("=")
+                    if not eq or not key:
+                        raise GateError(f"--expect {value}:{number}: {word!r} is not a label key=value")
+                    node_labels[key] = val
+                for name in names:
+                    nodes.setdefault(name, None)
+                    if node_labels:
+                        labels.setdefault(name, {}).update(node_labels)
+        elif "/" in value or value.endswith((".txt", ".list")):
+            raise GateError(f"--expect {value}: no such file")
+        else:
+            try:
+                for name in expand(value):
+                    nodes.setdefault(name, None)
+            except NodeSetError as exc:
+                raise GateError(f"--expect: {exc}") from None
+    if not nodes:
+        raise GateError("--expect names no node")
+    return Expectation(tuple(nodes), labels)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``24h``, ``7d``, ``1w`` or plain seconds."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise GateError(f"--max-age {text!r}: expected a duration like 30m, 24h, 7d (or seconds)")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def format_age(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+_EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def pick_newest(by_node: Mapping[str, Sequence[Judged]]) -> Tuple[Dict[str, Judged], List[Duplicate]]:
+    """One report per node: the newest (by ``environment.created``; undated counts as oldest, and among equals
+    the first read); the others are listed as duplicates."""
+    chosen: Dict[str, Judged] = {}
+    duplicates: List[Duplicate] = []
+    for node, js in by_node.items():
+        if len(js) > 1:
+            ordered = sorted(enumerate(js), key=lambda ij: (ij[1].created or _EPOCH, -ij[0]), reverse=True)
+            keep = ordered[0][1]
+            duplicates.append(Duplicate(node, keep.source, tuple(j.source for _, j in ordered[1:])))
+            chosen[node] = keep
+        else:
+            chosen[node] = js[0]
+    return chosen, duplicates
+
+
+def age_status(j: Judged, now: datetime.datetime,
+               max_age_seconds: Optional[float]) -> Tuple[str, Optional[float], Tuple[str, ...]]:
+    """(status, age in seconds, notes) of one node's report: its verdict, or "stale" when --max-age says so.
+
+    A report whose check could not decide (an error report: no environment, no date) stays undecided with its
+    own reason, whatever --max-age says; an old one says how old in a note.
+    """
+    age = (now - j.created).total_seconds() if j.created else None
+    status = j.verdict
+    too_old = max_age_seconds is not None and age is not None and age > max_age_seconds
+    notes: Tuple[str, ...] = ()
+    if too_old:
+        notes = (f"the report is {format_age(age)} old, older than --max-age {format_age(max_age_seconds)}",)
+    if j.verdict != "error" and max_age_seconds is not None:
+        if j.created is None:
+            status = "stale"
+            notes = ("the report has no creation time (environment.created): its age is unknown",)
+        elif too_old:
+            status = "stale"
+    return status, age, notes

@@ -1,0 +1,152 @@
+"""Reading the gate's inputs: files, directories, globs and ``-`` (stdin), as JSON or JSON Lines.
+
+Each input becomes one :class:`Loaded` per JSON object: its parsed value, or why it could not be read (the
+report is then unreadable and the gate incomplete). Nothing here decides what a report means: that is
+``fleet.judge``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
+
+from tfcompat.errors import TfcompatError
+from tfcompat.fleet.reportdir import node_of_file, report_files
+
+
+class GateError(TfcompatError):
+    """Bad gate input the user can fix (a path that does not exist, a malformed --expect or --max-age)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """One report as read: its parsed JSON, or why it could not be read."""
+
+    source: str
+    data: Optional[Dict[str, Any]]
+    error: Optional[str] = None
+    name_hint: Optional[str] = None  # a node name from the file name (<node>.json), for reports that name none
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+_NEXT_VALUE = re.compile(r"\n[\[{]")  # a line that starts a JSON object or array: where a value may start
+
+
+def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
+    """JSON Lines, or JSON values one after another (``cat *.json``); a bad line is skipped, not fatal.
+
+    Linear in the input: line numbers (for the sources) are counted incrementally, and each value is decoded
+    within its own stretch of text (up to the next line that starts with ``{`` or ``[``), so that neither
+    counting lines nor json's error position (which counts lines from the start of what it decodes) rescans
+    the input per record. A value cut at such a line (JSON not written by json.dumps) is decoded again from
+    its start to the end of the input.
+    """
+    decoder = json.JSONDecoder()
+    pos, n = 0, len(text)
+    line, counted = 1, 0  # `line` is the line number of text[counted]
+    while True:
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= n:
+            return
+        line += text.count("\n", counted, pos)
+        counted = pos
+        nxt = _NEXT_VALUE.search(text, pos)
+        stop = nxt.start() if nxt is not None else n
+        window = text[pos:stop]
+        try:
+            value, end = decoder.raw_decode(window)
+            end += pos
+        except json.JSONDecodeError as exc:
+            error: Optional[str] = exc.msg
+            if stop < n and exc.pos >= len(window.rstrip()):  # cut short, not malformed: try the whole value
+                try:
+                    value, end = decoder.raw_decode(text, pos)
+                    error = None
+                except json.JSONDecodeError as exc2:
+                    error = exc2.msg
+            if error is not None:
+                yield Loaded(f"{source}:{line}", None, f"not valid JSON: {error}")
+                # Resume at the next value that starts a line: the next JSON Lines record, or the next
+                # top-level object of concatenated pretty-printed files.
+                if nxt is None:
+                    return
+                pos = stop + 1
+                continue
+        pos = end
+        if isinstance(value, dict):
+            yield Loaded(f"{source}:{line}", value)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield _as_loaded(item, f"{source}:{line}[{i}]")
+        else:
+            yield Loaded(f"{source}:{line}", None, f"not a JSON object but {type(value).__name__}")
+
+
+def _as_loaded(value: Any, source: str, name_hint: Optional[str] = None) -> Loaded:
+    if isinstance(value, dict):
+        return Loaded(source, value, None, name_hint)
+    return Loaded(source, None, f"not a JSON object but {type(value).__name__}")
+
+
+def _read_file(path: str) -> List[Loaded]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        return [Loaded(path, None, f"cannot read: {exc.strerror or exc}")]
+    except UnicodeDecodeError:
+        return [Loaded(path, None, "not UTF-8 text")]
+    hint = node_of_file(path)
+    if path.endswith((".jsonl", ".ndjson")):
+        return list(_iter_json_values(text, path))
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if not text.strip():
+            return [Loaded(path, None, "empty file", hint)]
+        return [Loaded(path, None, f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}", hint)]
+    if isinstance(value, list):
+        return [_as_loaded(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return [_as_loaded(value, path, hint)]
+
+
+def read_inputs(inputs: Sequence[str], stdin: Optional[TextIO] = None) -> List[Loaded]:
+    """Files, directories (their ``*.json``/``*.jsonl``, hidden temp files skipped), globs, ``-`` for stdin.
+
+    A path that does not exist or a glob that matches nothing is the user's mistake (GateError); a file that
+    exists but cannot be read or parsed is an unreadable report (the gate is then incomplete).
+    """
+    if not inputs:
+        raise GateError("no reports given: name files, directories or globs, or '-' for JSON Lines on stdin")
+    out: List[Loaded] = []
+    seen: set = set()
+    for item in inputs:
+        if item == "-":
+            if stdin is None:
+                raise GateError("'-' names stdin, but there is no stdin to read")
+            out.extend(_iter_json_values(stdin.read(), "<stdin>"))
+            continue
+        if os.path.isdir(item):
+            paths = report_files(item)
+        elif os.path.exists(item):
+            paths = [item]
+        elif _GLOB_CHARS.search(item):
+            paths = sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            if not paths:
+                raise GateError(f"{item}: no file matches")
+        else:
+            raise GateError(f"{item}: no such file or directory")
+        for p in paths:
+            key = os.path.realpath(p)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.extend(_read_file(p))
+    return out

@@ -1,0 +1,133 @@
+"""The gate's answer, as frozen dataclasses: a FleetReport of node verdicts, completeness, groups and drift.
+
+The JSON of ``tfcompat gate -f json`` is ``to_json_dict`` of a FleetReport (schema in
+``render/schemas/gate.schema.json``): a field added here is a field added to that contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from tfcompat.model import Severity
+
+GATE_SCHEMA_VERSION = 1
+SEVERITIES = tuple(s.value for s in Severity)  # the order of Severity.rank
+STATUSES = ("pass", "fail", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeFinding:
+    rule: str
+    name: str
+    severity: Severity
+    message: str
+    waived: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeVerdict:
+    node: str
+    status: str  # pass | fail | error (could not decide) | stale (verdict below is too old to count)
+    verdict: str  # pass | fail | error: the judgement of the report itself, at the gate's fail_on
+    source: str
+    created: Optional[str]
+    age_seconds: Optional[float]
+    group: str
+    expected: bool  # False: not in --expect (judged and shown, but outside the gate's scope)
+    findings: Tuple[NodeFinding, ...]
+    errors: Tuple[str, ...]
+    notes: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Unreadable:
+    source: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Duplicate:
+    node: str
+    used: str  # the source whose report counts (the newest)
+    ignored: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outlier:
+    value: str
+    count: int
+    nodeset: str
+    nodes: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    rule: str
+    fact: str
+    severity: Severity
+    group: str
+    majority: str
+    majority_count: int
+    majority_nodeset: str
+    outliers: Tuple[Outlier, ...]
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    name: str
+    count: int
+    nodeset: str
+    drift: Tuple[Drift, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Completeness:
+    expected: Optional[int]
+    expected_nodeset: Optional[str]
+    reported: int  # distinct nodes with a readable report
+    missing: Tuple[str, ...]
+    missing_nodeset: str
+    stale: Tuple[str, ...]
+    stale_nodeset: str
+    undecided: Tuple[str, ...]
+    undecided_nodeset: str
+    duplicates: Tuple[Duplicate, ...]
+    unreadable: Tuple[Unreadable, ...]
+    unexpected: Tuple[str, ...]
+    unexpected_nodeset: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    nodes: int  # nodes in scope with a readable report
+    passed: int
+    failed: int
+    undecided: int
+    stale: int
+    missing: int
+    duplicate: int
+    unreadable: int
+    unexpected: int
+    drift: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetReport:
+    """The gate's verdict. `status` and `exit_code` mean the same in every output format."""
+
+    schema_version: int
+    tool_version: str
+    status: str  # pass | fail | incomplete
+    exit_code: int  # 0 | 1 | 2
+    fail_on: Severity
+    created: str
+    max_age_seconds: Optional[float]
+    group_by: Optional[str]
+    environment_source: Optional[str]  # the image report joined with the host reports, if any
+    reasons: Tuple[str, ...]  # one line per reason for the status
+    counts: Counts
+    completeness: Completeness
+    nodes: Tuple[NodeVerdict, ...]
+    groups: Tuple[Group, ...]
