@@ -68,7 +68,7 @@ def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra
             unknowns.append(Unknown("custom_ops", f"{budget.reason}: the files of {len(todo) - n} of {len(todo)} "
                                                   f"packages were not looked at (from {pkg.name})"))
             break
-        files, why = record_files(pkg, root, keep=_SO.search)
+        files, why = record_files(pkg, root, keep=lambda rel: bool(_SO.search(rel)))
         if why:
             unknowns.append(Unknown(f"custom_ops.{pkg.name}", f"cannot list the files {pkg.name} installed: {why}"))
         for path in files:
