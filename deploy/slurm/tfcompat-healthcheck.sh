@@ -35,7 +35,8 @@ log() { logger -t tfcompat-healthcheck -- "$*" 2>/dev/null || echo "tfcompat-hea
 work=$(mktemp -d "${TMPDIR:-/tmp}/tfcompat-healthcheck.XXXXXX") || { log "cannot create a temporary directory"; exit 0; }
 trap 'rm -rf "$work"' EXIT
 
-check=(check --node-name "$NODE")
+# --budget: tfcompat gives its verdict (unfinished probes as unknowns) well before timeout(1) kills it.
+check=(check --node-name "$NODE" --budget "$(( TFCOMPAT_TIMEOUT > 20 ? TFCOMPAT_TIMEOUT - 10 : (TFCOMPAT_TIMEOUT + 1) / 2 ))")
 if [ -n "$TFCOMPAT_PYTHON" ]; then
     check+=(--python "$TFCOMPAT_PYTHON")
 fi
