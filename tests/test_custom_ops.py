@@ -16,7 +16,7 @@ from tfcompat.probes.custom_ops import CustomOpChecker, discover, explain, probe
 from tfcompat.probes.rootfs import Root
 
 GXX = shutil.which("g++")
-pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is needed to build the ELF fixtures")
+pytestmark = pytest.mark.needs_tool("g++")  # conftest: skipped without g++, failed under CI=true
 
 FRAMEWORK = r"""
 #include <string>
@@ -184,7 +184,7 @@ def test_op_built_against_another_release(checker, tree):
                                  "_ZN10tensorflow14LegacyOnlyInV1Ev"}
     assert op.abseil == ("lts_20230802",)
     assert any("abseil lts_20230802" in r for r in op.reasons)
-    if shutil.which("c++filt"):
+    if shutil.which("c++filt") or os.environ.get("CI") == "true":  # CI must have c++filt
         assert "tensorflow::LegacyOnlyInV1()" in op.demangled
 
 
