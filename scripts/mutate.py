@@ -29,14 +29,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, List, Optional
+from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
-        ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
-SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
-          ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+FLIP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+SYMBOL = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 
 
 @dataclass(frozen=True)
@@ -72,12 +93,16 @@ def _candidates(tree: ast.AST) -> Iterator[tuple]:
             yield "and-or", node, "and -> or" if isinstance(node.op, ast.And) else "or -> and"
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             yield "not", node, "not x -> x"
-        elif (isinstance(node, ast.Constant) and type(node.value) is int and id(node) not in docs
-              and not isinstance(node.value, bool)):
+        elif (
+            isinstance(node, ast.Constant)
+            and type(node.value) is int
+            and id(node) not in docs
+            and not isinstance(node.value, bool)
+        ):
             yield "const", node, f"{node.value} -> {node.value + 1}"
 
 
-def find_mutants(path: str) -> List[Mutant]:
+def find_mutants(path: str) -> list[Mutant]:
     with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
         tree = ast.parse(fh.read())
     out = []
@@ -128,11 +153,11 @@ def mutated_source(m: Mutant) -> str:
 FAST_TESTS = r"^test_(rules_|resources|rocm|engine|custom_op|verdict|nvml|text_report|readme|log_patterns)"
 
 
-def tests_for(path: str, match: str = FAST_TESTS) -> List[str]:
+def tests_for(path: str, match: str = FAST_TESTS) -> list[str]:
     """Fast test files that name one of the module's rule ids or import it."""
     with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
         ids = set(re.findall(r'@rule\(\s*"(TFC\d+)"', fh.read()))
-    module = path[len("src/"):-len(".py")].replace("/", ".")
+    module = path[len("src/") : -len(".py")].replace("/", ".")
     out = []
     tests = os.path.join(ROOT, "tests")
     for dirpath, _, files in os.walk(tests):
@@ -148,9 +173,10 @@ def tests_for(path: str, match: str = FAST_TESTS) -> List[str]:
     return sorted(out)
 
 
-def run_mutant(m: Mutant, scratch: str, tests: List[str], timeout: float) -> str:
+def run_mutant(m: Mutant, scratch: str, tests: list[str], timeout: float) -> str:
     target = os.path.join(scratch, m.path)
-    original = open(target, encoding="utf-8").read()
+    with open(target, encoding="utf-8") as fh:
+        original = fh.read()
     try:
         with open(target, "w", encoding="utf-8") as fh:
             fh.write(mutated_source(m))
@@ -170,7 +196,7 @@ def run_mutant(m: Mutant, scratch: str, tests: List[str], timeout: float) -> str
             fh.write(original)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="*", help="modules to mutate (default: src/tfcompat/rules/*.py)")
     ap.add_argument("--limit", type=int, help="run a random sample of this many mutants")
@@ -182,9 +208,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--json", help="write every result to this file")
     args = ap.parse_args(argv)
 
-    paths = args.paths or sorted(os.path.relpath(os.path.join(d, f), ROOT)
-                                 for d, _, fs in os.walk(os.path.join(ROOT, "src/tfcompat/rules"))
-                                 for f in fs if f.endswith(".py") and f != "__init__.py")
+    paths = args.paths or sorted(
+        os.path.relpath(os.path.join(d, f), ROOT)
+        for d, _, fs in os.walk(os.path.join(ROOT, "src/tfcompat/rules"))
+        for f in fs
+        if f.endswith(".py") and f != "__init__.py"
+    )
     paths = [os.path.relpath(os.path.abspath(p), ROOT) for p in paths]
     kinds = set(args.kinds.split(","))
     mutants = [m for p in paths for m in find_mutants(p) if m.kind in kinds]
@@ -199,9 +228,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     scratch = tempfile.mkdtemp(prefix="tfcompat-mutate-")
     try:
         for part in ("src", "data"):
-            shutil.copytree(os.path.join(ROOT, part), os.path.join(scratch, part),
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        test_map: Dict[str, List[str]] = {p: tests_for(p, args.tests_match) for p in paths}
+            shutil.copytree(
+                os.path.join(ROOT, part), os.path.join(scratch, part), ignore=shutil.ignore_patterns("__pycache__")
+            )
+        test_map: dict[str, list[str]] = {p: tests_for(p, args.tests_match) for p in paths}
         results = []
         start = time.monotonic()
         for n, m in enumerate(mutants, 1):
@@ -215,8 +245,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     survivors = [m for m, o in results if o == "survived"]
     killed = sum(1 for _, o in results if o in ("killed", "timeout"))
     errors = [m for m, o in results if o.startswith("error")]
-    print(f"\n{len(results)} mutants, {killed} killed, {len(survivors)} survived, {len(errors)} errors "
-          f"({time.monotonic() - start:.0f} s)")
+    print(
+        f"\n{len(results)} mutants, {killed} killed, {len(survivors)} survived, {len(errors)} errors "
+        f"({time.monotonic() - start:.0f} s)"
+    )
     for m in survivors:
         print(f"SURVIVED {m.path}:{m.line}: {m.kind}: {m.change}")
     if args.json:

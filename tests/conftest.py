@@ -21,8 +21,11 @@ def missing_tool(reason: str) -> None:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "needs_tool(*names): the test runs these executables (gcc, g++, c++filt); "
-                                       "skipped without them, failed without them under CI=true")
+    config.addinivalue_line(
+        "markers",
+        "needs_tool(*names): the test runs these executables (gcc, g++, c++filt); "
+        "skipped without them, failed without them under CI=true",
+    )
 
 
 def pytest_runtest_setup(item):

@@ -10,7 +10,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SAMPLE = '''
+SAMPLE = """
 import pytest
 
 
@@ -28,7 +28,7 @@ def test_helper():
 @pytest.mark.needs_tool("sh")
 def test_present():
     pass
-'''
+"""
 
 
 def run(tmp_path, ci):
@@ -37,8 +37,14 @@ def run(tmp_path, ci):
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     if ci is not None:
         env["CI"] = ci
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(tmp_path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc.returncode, proc.stdout
 
 

@@ -9,15 +9,17 @@ import subprocess
 import sys
 
 import pytest
+
 from elf_fixtures import EM_AARCH64, gcc_so, needs_gcc, write_so
 from envs import SITE, make_env, run_rule
 from probe_helpers import make_dist, make_tf, write
-
 from tfcompat.model import CustomOp, Severity
 
 FW = "libtensorflow_framework.so.2"
-BUILD_INFO = ("import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5.1'), "
-              "('cudnn_version', '9'), ('is_cuda_build', True)])\n")
+BUILD_INFO = (
+    "import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5.1'), "
+    "('cudnn_version', '9'), ('is_cuda_build', True)])\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,32 +32,69 @@ def site(tmp_path_factory):
     gcc_so(os.path.join(tf_dir, FW), "void TF_SetStatus(void *s, int c, const char *m) {}", soname=FW)
     link_fw = ["-Wl,--no-as-needed", "-L" + tf_dir, "-l:" + FW]
     # libfoo: the build tree's defines FOO_2.0, the installed one only FOO_1.0
-    gcc_so(build / "v2" / "libfoo.so.1", "int foo1(void) { return 1; } int foo2(void) { return 2; }",
-           soname="libfoo.so.1", version_script="FOO_1.0 { global: foo1; local: *; };\nFOO_2.0 { global: foo2; } FOO_1.0;")
-    gcc_so(site / "verops" / "lib" / "libfoo.so.1", "int foo1(void) { return 1; }", soname="libfoo.so.1",
-           version_script="FOO_1.0 { global: foo1; local: *; };")
+    gcc_so(
+        build / "v2" / "libfoo.so.1",
+        "int foo1(void) { return 1; } int foo2(void) { return 2; }",
+        soname="libfoo.so.1",
+        version_script="FOO_1.0 { global: foo1; local: *; };\nFOO_2.0 { global: foo2; } FOO_1.0;",
+    )
+    gcc_so(
+        site / "verops" / "lib" / "libfoo.so.1",
+        "int foo1(void) { return 1; }",
+        soname="libfoo.so.1",
+        version_script="FOO_1.0 { global: foo1; local: *; };",
+    )
     gcc_so(build / "libbar.so.1", "int bar(void) { return 0; }", soname="libbar.so.1")
     plugins = {
-        "good": gcc_so(site / "goodops" / "_good.so", "void TF_SetStatus(void*, int, const char*);\n"
-                       "void op(void) { TF_SetStatus(0, 0, 0); }", flags=link_fw),
-        "needsbar": gcc_so(site / "barops" / "_needsbar.so", "int bar(void); int op(void) { return bar(); }",
-                           flags=link_fw + ["-L" + str(build), "-l:libbar.so.1"]),
-        "version": gcc_so(site / "verops" / "_version.so", "int foo2(void); int op(void) { return foo2(); }",
-                          flags=link_fw + ["-L" + str(build / "v2"), "-l:libfoo.so.1",
-                                           "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"]),
+        "good": gcc_so(
+            site / "goodops" / "_good.so",
+            "void TF_SetStatus(void*, int, const char*);\nvoid op(void) { TF_SetStatus(0, 0, 0); }",
+            flags=link_fw,
+        ),
+        "needsbar": gcc_so(
+            site / "barops" / "_needsbar.so",
+            "int bar(void); int op(void) { return bar(); }",
+            flags=[*link_fw, "-L" + str(build), "-l:libbar.so.1"],
+        ),
+        "version": gcc_so(
+            site / "verops" / "_version.so",
+            "int foo2(void); int op(void) { return foo2(); }",
+            flags=[*link_fw, "-L" + str(build / "v2"), "-l:libfoo.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"],
+        ),
     }
     # another machine's plugin that links TF: installed by mistake from an aarch64 wheel
     plugins["arm"] = write_so(site / "armops" / "_arm.so", needed=[FW, "libc.so.6"], machine=EM_AARCH64)
-    for dist, files in (("good-ops", ["goodops/_good.so"]), ("bar-ops", ["barops/_needsbar.so"]),
-                        ("ver-ops", ["verops/_version.so", "verops/lib/libfoo.so.1"]), ("arm-ops", ["armops/_arm.so"])):
+    for dist, files in (
+        ("good-ops", ["goodops/_good.so"]),
+        ("bar-ops", ["barops/_needsbar.so"]),
+        ("ver-ops", ["verops/_version.so", "verops/lib/libfoo.so.1"]),
+        ("arm-ops", ["armops/_arm.so"]),
+    ):
         info = make_dist(site, dist, "1.0", requires=["tensorflow>=2.21,<2.22"])
         write(os.path.join(info, "RECORD"), "".join(f"{f},,\n" for f in files))
     return {"site": str(site), "plugins": plugins}
 
 
 def check(site, *args):
-    proc = subprocess.run([sys.executable, "-m", "tfcompat", "check", "--site-packages", site["site"], "--no-nvml",
-                           "--format", "json", "--select", "TFC5", *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfcompat",
+            "check",
+            "--site-packages",
+            site["site"],
+            "--no-nvml",
+            "--format",
+            "json",
+            "--select",
+            "TFC5",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -64,8 +103,11 @@ def check(site, *args):
 def test_each_plugin_gets_its_own_verdict(site):
     code, report = check(site)
     got = sorted((f["rule"], f["severity"], f["message"].split(":")[0]) for f in report["findings"])
-    assert got == [("TFC502", "error", "bar-ops 1.0"), ("TFC503", "error", "ver-ops 1.0"),
-                   ("TFC504", "info", "arm-ops 1.0")], report["findings"]
+    assert got == [
+        ("TFC502", "error", "bar-ops 1.0"),
+        ("TFC503", "error", "ver-ops 1.0"),
+        ("TFC504", "info", "arm-ops 1.0"),
+    ], report["findings"]
     assert code == 1
     by_rule = {f["rule"]: f for f in report["findings"]}
     assert "libbar.so.1" in by_rule["TFC502"]["message"]
@@ -83,12 +125,13 @@ def test_fail_on_error_ignores_the_info_verdict(site):
 
 @needs_gcc
 def test_an_in_house_op_given_with_op(site):
-    code, report = check(site, "--op", site["plugins"]["needsbar"], "--select", "TFC502")
+    _code, report = check(site, "--op", site["plugins"]["needsbar"], "--select", "TFC502")
     (f,) = [f for f in report["findings"] if f["rule"] == "TFC502"]
     assert f["message"].startswith("bar-ops 1.0")  # the installed owner wins over --op for the same file
 
 
 # -- the rules alone -------------------------------------------------------------------------------------
+
 
 def env_with(*ops):
     import dataclasses
@@ -110,8 +153,10 @@ def test_tfc502_names_every_missing_library_once(matrix):
 
 
 def test_tfc503_counts_the_other_objects(matrix):
-    ops = [op("_a.so", missing_versions=("GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)",)),
-           op("_b.so", missing_versions=("GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)",))]
+    ops = [
+        op("_a.so", missing_versions=("GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)",)),
+        op("_b.so", missing_versions=("GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)",)),
+    ]
     (f,), _ = run_rule(env_with(*ops), matrix, "TFC503")
     assert "needs version `GLIBCXX_3.4.30' not found in libstdc++.so.6: /usr/lib/libstdc++.so.6" in f.message
     assert "(and 1 more objects)" in f.message
@@ -120,7 +165,10 @@ def test_tfc503_counts_the_other_objects(matrix):
 
 
 def test_tfc504_only_for_objects_with_a_problem(matrix):
-    ops = [CustomOp("--op", f"{SITE}/myops/_ok.so", ok=True), op("_bad.so", problem="not a loadable ELF object for this machine")]
+    ops = [
+        CustomOp("--op", f"{SITE}/myops/_ok.so", ok=True),
+        op("_bad.so", problem="not a loadable ELF object for this machine"),
+    ]
     findings, _ = run_rule(env_with(*ops), matrix, "TFC504")
     assert [f.severity for f in findings] == [Severity.INFO]
     assert "_bad.so could not be checked: not a loadable ELF object" in findings[0].message

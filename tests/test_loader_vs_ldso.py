@@ -12,13 +12,15 @@ import subprocess
 import sys
 
 import pytest
-from elf_fixtures import GCC, gcc_so
 
+from elf_fixtures import GCC, gcc_so
 from tfcompat.probes.loader import Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
-pytestmark = [pytest.mark.needs_tool("gcc"),
-              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ld.so is Linux's loader")]
+pytestmark = [
+    pytest.mark.needs_tool("gcc"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ld.so is Linux's loader"),
+]
 
 TRACE = re.compile(r"^\s*(\S+) => (\S+) \(0x[0-9a-f]+\)$")
 
@@ -96,10 +98,16 @@ def test_runpath_chain_with_origin(tmp_path):
     (RUNPATH is not inherited: liba's own RUNPATH decides)."""
     b = lib(tmp_path / "app" / "lib" / "b" / "libb.so.1")
     lib(tmp_path / "app" / "lib" / "libb.so.1", body="int b_fn(void) { return 99; }\n")  # decoy
-    lib(tmp_path / "app" / "lib" / "liba.so.1", needed=["b"], flags=["-L" + os.path.dirname(b),
-                                                                     "-Wl,--enable-new-dtags,-rpath,$ORIGIN/b"])
-    exe = program(tmp_path / "app" / "bin" / "main", ["a"], ["-L" + str(tmp_path / "app" / "lib"), "-l:liba.so.1",
-                                                            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"])
+    lib(
+        tmp_path / "app" / "lib" / "liba.so.1",
+        needed=["b"],
+        flags=["-L" + os.path.dirname(b), "-Wl,--enable-new-dtags,-rpath,$ORIGIN/b"],
+    )
+    exe = program(
+        tmp_path / "app" / "bin" / "main",
+        ["a"],
+        ["-L" + str(tmp_path / "app" / "lib"), "-l:liba.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"],
+    )
     real = compare(exe, tmp_path)
     assert real["libb.so.1"] == os.path.realpath(b)
 
@@ -112,19 +120,25 @@ def test_rpath_is_inherited_and_beats_ld_library_path(tmp_path):
     lib(rlib / "libc1.so.1", needed=["d"])
     lib(decoys / "libd.so.1", body="int d_fn(void) { return 7; }\n")
     lib(decoys / "libc1.so.1", body="int c1_fn(void) { return 7; }\n")
-    exe = program(tmp_path / "bin" / "main", ["c1"], ["-L" + str(rlib), "-l:libc1.so.1",
-                                                      "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../rlib"])
+    exe = program(
+        tmp_path / "bin" / "main",
+        ["c1"],
+        ["-L" + str(rlib), "-l:libc1.so.1", "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../rlib"],
+    )
     real = compare(exe, tmp_path, ld_library_path=str(decoys))
-    assert real == {"libc1.so.1": os.path.realpath(rlib / "libc1.so.1"),
-                    "libd.so.1": os.path.realpath(rlib / "libd.so.1")}
+    assert real == {
+        "libc1.so.1": os.path.realpath(rlib / "libc1.so.1"),
+        "libd.so.1": os.path.realpath(rlib / "libd.so.1"),
+    }
 
 
 def test_ld_library_path_beats_runpath(tmp_path):
     own, llp = tmp_path / "own", tmp_path / "llp"
     lib(own / "libe.so.1")
     lib(llp / "libe.so.1", body="int e_fn(void) { return 3; }\n")
-    exe = program(tmp_path / "bin" / "main", ["e"], ["-L" + str(own), "-l:libe.so.1",
-                                                     "-Wl,--enable-new-dtags,-rpath," + str(own)])
+    exe = program(
+        tmp_path / "bin" / "main", ["e"], ["-L" + str(own), "-l:libe.so.1", "-Wl,--enable-new-dtags,-rpath," + str(own)]
+    )
     assert compare(exe, tmp_path)["libe.so.1"] == os.path.realpath(own / "libe.so.1")
     assert compare(exe, tmp_path, ld_library_path=str(llp))["libe.so.1"] == os.path.realpath(llp / "libe.so.1")
 
@@ -134,8 +148,11 @@ def test_runpath_of_the_executable_does_not_reach_a_dependency_of_a_dependency(t
     d = tmp_path / "dir"
     lib(d / "libg.so.1")
     lib(d / "libf.so.1", needed=["g"])
-    exe = program(tmp_path / "bin" / "main", ["f"], ["-L" + str(d), "-l:libf.so.1", "-Wl,-rpath-link," + str(d),
-                                                     "-Wl,--enable-new-dtags,-rpath," + str(d)])
+    exe = program(
+        tmp_path / "bin" / "main",
+        ["f"],
+        ["-L" + str(d), "-l:libf.so.1", "-Wl,-rpath-link," + str(d), "-Wl,--enable-new-dtags,-rpath," + str(d)],
+    )
     real = compare(exe, tmp_path)
     assert real == {"libf.so.1": os.path.realpath(d / "libf.so.1"), "libg.so.1": None}
 
@@ -147,8 +164,16 @@ def test_the_same_soname_is_loaded_once(tmp_path):
     lib(two / "libh.so.1", body="int h_fn(void) { return 5; }\n")
     lib(one / "libi.so.1", needed=["h"], flags=["-Wl,--enable-new-dtags,-rpath,$ORIGIN"])
     lib(two / "libj.so.1", needed=["h"], flags=["-Wl,--enable-new-dtags,-rpath,$ORIGIN"])
-    exe = program(tmp_path / "bin" / "main", ["i", "j"],
-                  ["-L" + str(one), "-l:libi.so.1", "-L" + str(two), "-l:libj.so.1",
-                   "-Wl,--enable-new-dtags,-rpath," + f"{one}:{two}"])
+    exe = program(
+        tmp_path / "bin" / "main",
+        ["i", "j"],
+        [
+            "-L" + str(one),
+            "-l:libi.so.1",
+            "-L" + str(two),
+            "-l:libj.so.1",
+            "-Wl,--enable-new-dtags,-rpath," + f"{one}:{two}",
+        ],
+    )
     real = compare(exe, tmp_path)
     assert real["libh.so.1"] == os.path.realpath(one / "libh.so.1")

@@ -11,9 +11,9 @@ import os
 import re
 
 import pytest
+
 from envs import make_env, run_rule
 from probe_helpers import PROC_VERSION_550, SRC_DIR, make_fake_nvml, nvml_env, write
-
 from tfcompat.model import Severity
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.rootfs import Root
@@ -40,8 +40,11 @@ def fake(tmp_path_factory):
 
 
 def _required(fn):
-    return [p for p in inspect.signature(fn).parameters.values()
-            if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def test_every_fake_function_exists_in_pynvml_with_the_same_arguments(real, fake):
@@ -64,12 +67,19 @@ def test_every_nvml_call_of_the_child_is_in_pynvml_and_the_fake(real, fake):
 
 
 def test_constants_agree_with_pynvml(real, fake):
-    for name in ("NVML_ERROR_NOT_SUPPORTED", "NVML_MEMORY_ERROR_TYPE_CORRECTED", "NVML_MEMORY_ERROR_TYPE_UNCORRECTED",
-                 "NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"):
+    for name in (
+        "NVML_ERROR_NOT_SUPPORTED",
+        "NVML_MEMORY_ERROR_TYPE_CORRECTED",
+        "NVML_MEMORY_ERROR_TYPE_UNCORRECTED",
+        "NVML_VOLATILE_ECC",
+        "NVML_AGGREGATE_ECC",
+    ):
         assert getattr(fake, name) == getattr(real, name), name
     # the child's fallbacks when an old pynvml lacks a constant, and the page-retirement causes it asks
-    assert (real.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
-            real.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR) == (0, 1)
+    assert (
+        real.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+        real.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+    ) == (0, 1)
     assert real.NVML_ERROR_LIB_RM_VERSION_MISMATCH == 18
 
 
@@ -93,14 +103,16 @@ def test_fake_h100_remaps_rows_and_keeps_counters_apart(fake, tmp_path):
 
 # -- through the child process -----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def proc(tmp_path):
     return write(tmp_path / "proc" / "version", PROC_VERSION_550)
 
 
 def _probe(tmp_path, proc, **kw):
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=nvml_env(make_fake_nvml(tmp_path / "n", **kw)),
-                                          proc_version=proc)
+    driver, gpus, unknowns = probe_nvidia(
+        Root(None), nvml_env=nvml_env(make_fake_nvml(tmp_path / "n", **kw)), proc_version=proc
+    )
     return driver, gpus, unknowns
 
 
@@ -110,7 +122,7 @@ def _node(driver, gpus, unknowns=()):
 
 
 def test_sick_h100_reads_remap_and_both_ecc_counters(tmp_path, proc):
-    driver, gpus, unknowns = _probe(tmp_path, proc, sick=True)
+    _driver, gpus, unknowns = _probe(tmp_path, proc, sick=True)
     assert unknowns == []
     g2, g3 = gpus[2], gpus[3]
     assert (g2.ecc_uncorrected_volatile, g2.ecc_uncorrected_aggregate) == (2, 5)
@@ -122,7 +134,7 @@ def test_sick_h100_reads_remap_and_both_ecc_counters(tmp_path, proc):
 
 
 def test_sick_h100_verdict_flags_the_pending_remap_not_the_old_errors(tmp_path, proc, matrix):
-    driver, gpus, unknowns = _probe(tmp_path, proc, sick=True)
+    driver, gpus, _unknowns = _probe(tmp_path, proc, sick=True)
     (f,), _ = run_rule(_node(driver, gpus), matrix, "TFC805")
     assert f.severity is Severity.ERROR
     assert "GPU 2 " in f.message and "2 uncorrectable ECC error(s) since the driver loaded" in f.message
@@ -138,7 +150,7 @@ def test_failed_remap_means_rma(tmp_path, proc, matrix):
 
 
 def test_v100_counts_retired_pages_of_both_causes(tmp_path, proc):
-    driver, gpus, _ = _probe(tmp_path, proc, sick=True, model="V100")
+    _driver, gpus, _ = _probe(tmp_path, proc, sick=True, model="V100")
     assert gpus[0].name == "Tesla V100-SXM2-32GB" and gpus[0].compute_capability == "7.0"
     assert gpus[2].retired_pages_pending is True and gpus[2].retired_pages == 2
     assert gpus[3].retired_pages_pending is False and gpus[3].retired_pages == 3

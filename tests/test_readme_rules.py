@@ -18,8 +18,13 @@ KNOWN_GAPS = {"TFC209": "gpu-lost (2xx) has no row in the README's rule table"}
 
 
 def registry():
-    out = subprocess.run([sys.executable, "-m", "tfcompat", "rules", "--format", "json"], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tfcompat", "rules", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     return {r["rule"]: r for r in json.loads(out)}
 
 
