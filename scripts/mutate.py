@@ -206,6 +206,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--tests-match", default=FAST_TESTS, help="regex on test file names that may run per mutant")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     ap.add_argument("--json", help="write every result to this file")
+    ap.add_argument("--retry", help="run again only the survivors recorded in this --json file (after new tests)")
     args = ap.parse_args(argv)
 
     paths = args.paths or sorted(
@@ -217,6 +218,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = [os.path.relpath(os.path.abspath(p), ROOT) for p in paths]
     kinds = set(args.kinds.split(","))
     mutants = [m for p in paths for m in find_mutants(p) if m.kind in kinds]
+    if args.retry:
+        with open(args.retry, encoding="utf-8") as fh:
+            again = {(r["path"], r["index"]) for r in json.load(fh) if r["outcome"] == "survived"}
+        mutants = [m for m in mutants if (m.path, m.index) in again]
     if args.limit is not None and args.limit < len(mutants):
         mutants = sorted(random.Random(args.seed).sample(mutants, args.limit), key=lambda m: (m.path, m.index))
     if args.list:
