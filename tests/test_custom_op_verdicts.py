@@ -178,3 +178,81 @@ def test_clean_ops_have_no_5xx_findings(matrix):
     env = env_with(CustomOp("--op", f"{SITE}/myops/_ok.so", ok=True))
     for rid in ("TFC501", "TFC502", "TFC503", "TFC504"):
         assert run_rule(env, matrix, rid)[0] == [], rid
+
+
+# -- TFC501: what the finding says and which fix it offers ---------------------------------------------------
+
+TEXT_OP = f"{SITE}/tensorflow_text/python/ops/_regex_split_ops.so"
+
+
+def _undefined(owner, path, **kw):
+    base = {"undefined_count": 2, "undefined": ("_ZN4absl12lts_202308026StrCatEv", "TF_VLog")}
+    base.update(kw)
+    return CustomOp(owner, path, ok=False, **base)
+
+
+def test_tfc501_companion_package_gets_the_matrix_release_and_its_pin(matrix):
+    import dataclasses
+
+    from envs import pkg
+
+    env = env_with(
+        _undefined("tensorflow-text", TEXT_OP, reasons=("built against abseil lts_20230802",)),
+        CustomOp("tensorflow-text", f"{SITE}/tensorflow_text/core/pybinds/_ok.so", ok=True),
+    )
+    text = pkg("tensorflow-text", "2.20.0", requires=["tensorflow<2.21,>=2.20.0", "numpy"])
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, packages=(*env.target.packages, text)))
+    (f,), _ = run_rule(env, matrix, "TFC501")
+    assert f.severity is Severity.ERROR
+    assert f.message.startswith("tensorflow-text 2.20.0: 1 of 2 objects will fail to load against tensorflow 2.21.0")
+    assert "(2 undefined symbols)" in f.message and "built against abseil lts_20230802" in f.message
+    assert "tensorflow_text/python/ops/_regex_split_ops.so" in f.message
+    assert f.remediation.startswith(
+        'pip install "tensorflow-text<2.22.0,>=2.21.1" (the release built for TensorFlow 2.21)'
+    )
+    pins = [e for e in f.evidence if e.fact == "tensorflow-text Requires-Dist"]
+    assert [e.value for e in pins] == ["tensorflow<2.21,>=2.20.0"]  # numpy is not a TensorFlow pin
+
+
+def test_tfc501_in_house_op_is_rebuilt_and_old_abi_named(matrix):
+    (f,), _ = run_rule(env_with(_undefined("--op", f"{SITE}/myops/_x.so")), matrix, "TFC501")
+    assert f.message.startswith("in-house op (--op): 1 of 1 objects")
+    assert f.remediation.startswith("Rebuild it against the installed TensorFlow")
+    old_abi = _undefined("--op", f"{SITE}/myops/_x.so", reasons=("built with -D_GLIBCXX_USE_CXX11_ABI=0 (...)",))
+    (f,), _ = run_rule(env_with(old_abi), matrix, "TFC501")
+    assert f.remediation.startswith("Rebuild with -D_GLIBCXX_USE_CXX11_ABI=1")
+
+
+def test_tfc501_unknown_package_without_a_matrix_entry(matrix):
+    (f,), _ = run_rule(env_with(_undefined("my-ops", f"{SITE}/myops/_x.so")), matrix, "TFC501")
+    assert f.message.startswith("my-ops: 1 of 1 objects")  # not installed as a distribution: its name as given
+    assert f.remediation.startswith("Install the my-ops release built for TensorFlow 2.21, or the TensorFlow")
+
+
+def test_tfc501_names_five_objects_and_counts_the_rest(matrix):
+    ops = [_undefined("--op", f"{SITE}/myops/_{i}.so") for i in range(7)]
+    (f,), _ = run_rule(env_with(*ops), matrix, "TFC501")
+    per_object = [e for e in f.evidence if e.fact.endswith("undefined")]
+    assert len(per_object) == 5
+    assert ("more objects", "2 more fail the same way") in [(e.fact, e.value) for e in f.evidence]
+    assert "7 of 7 objects" in f.message and "(14 undefined symbols)" in f.message
+
+
+def test_tfc501_demangled_name_is_shown_beside_the_mangled_one(matrix):
+    op_ = _undefined("--op", f"{SITE}/myops/_x.so", demangled=("absl::lts_20230802::StrCat()", "TF_VLog"))
+    (f,), _ = run_rule(env_with(op_), matrix, "TFC501")
+    assert "undefined symbol absl::lts_20230802::StrCat()" in f.message
+    (ev,) = [e for e in f.evidence if e.fact.endswith("undefined")]
+    assert ev.value == "_ZN4absl12lts_202308026StrCatEv = absl::lts_20230802::StrCat()"
+
+
+def test_5xx_skip_when_plugins_could_not_be_checked(matrix):
+    import dataclasses
+
+    from tfcompat.model import Unknown
+
+    env = make_env("2.21.0")
+    env = dataclasses.replace(env, unknowns=(*env.unknowns, Unknown("custom_ops", "no TensorFlow core library")))
+    for rid in ("TFC501", "TFC502", "TFC503"):
+        findings, (skip,) = run_rule(env, matrix, rid)
+        assert findings == [] and skip.reason == "custom ops not checked: no TensorFlow core library", rid
