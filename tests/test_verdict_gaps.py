@@ -127,3 +127,44 @@ def test_two_models_are_mixed_one_model_is_not(matrix):
     env = make_env("2.21.0", driver="580.95.05", gpus=[_gpu(0), _gpu(1, "8.0", "NVIDIA A100-SXM4-80GB")])
     (f,), _ = run_rule(env, matrix, "TFC207")
     assert f.message.startswith("2 kinds of GPU on this node: NVIDIA H100 80GB HBM3 (compute capability 9.0) on GPU 0;")
+
+
+# -- TFC202: a site's known-bad driver range ------------------------------------------------------------------
+
+OVERLAY = """
+[meta]
+schema = 1
+kind = "overlay"
+updated = "2026-11-20"
+
+[[known_bad_driver]]
+versions = ">=550.54.14,<550.90"
+reason = "Xid 79 under NCCL all-reduce on our A100 nodes"
+severity = "warning"
+source = "https://tickets.example.org/HPC-1234"
+checked = "2026-11-20"
+"""
+
+
+@pytest.mark.parametrize(
+    "driver, hit", [("550.54.13", False), ("550.54.14", True), ("550.89.99", True), ("550.90", False)]
+)
+def test_known_bad_driver_range_edges(matrix, driver, hit):
+    from tfcompat.matrix import parse_overlay
+
+    site = matrix.with_overlay(parse_overlay(OVERLAY, "site.toml"))
+    findings, _ = run_rule(make_env("2.21.0", driver=driver), site, "TFC202")
+    assert [f.severity for f in findings] == ([Severity.WARNING] if hit else [])  # the site's severity
+    if hit:
+        assert "Xid 79 under NCCL" in findings[0].message and "(site.toml)" in findings[0].message
+
+
+def test_known_bad_driver_without_a_version_is_skipped(matrix):
+    from tfcompat.matrix import parse_overlay
+    from tfcompat.model import Driver
+
+    site = matrix.with_overlay(parse_overlay(OVERLAY, "site.toml"))
+    env = make_env("2.21.0", driver="550.54.15")
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, driver=Driver()))
+    findings, (skip,) = run_rule(env, site, "TFC202")
+    assert findings == [] and skip.reason == "the driver version is unknown"
