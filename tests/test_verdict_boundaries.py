@@ -252,3 +252,36 @@ def test_h100_row_remap_pending_is_an_error_and_past_aggregate_errors_are_not(ma
 
 def test_healthy_two_gpu_node_has_no_findings(matrix):
     assert evaluate(_node(2), matrix).findings == ()
+
+
+def test_gpu_memory_exactly_half_is_an_error(matrix):
+    env = _node(1)
+    half = _gpu(0, memory_total_mib=81920, memory_used_mib=40960)
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, gpus=(half,)))
+    (f,), _ = run_rule(env, matrix, "TFC804")
+    assert f.severity is Severity.ERROR
+
+
+@pytest.mark.parametrize("value, bad", [("0,2", True), ("0,1", False), ("1,0", False)])
+def test_visible_device_index_equal_to_the_gpu_count_is_absent(matrix, value, bad):
+    findings, _ = run_rule(_node(2, cuda_visible_devices=value), matrix, "TFC807")
+    assert bool(findings) is bad
+    if bad:
+        assert "'2' is not a GPU on this node" in findings[0].message
+
+
+@pytest.mark.parametrize("shm, hit", [(1 * GiB - 1, True), (1 * GiB, False)])
+def test_shm_with_uncounted_gpus_uses_the_multi_gpu_floor(matrix, shm, hit):
+    from tfcompat.model import Unknown
+
+    env = _node(0, shm_bytes=shm)
+    env = dataclasses.replace(env, unknowns=(*env.unknowns, Unknown("gpus", "NVML not queried (--no-nvml)")))
+    findings, _ = run_rule(env, matrix, "TFC801")
+    assert [f.severity for f in findings] == ([Severity.WARNING] if hit else [])
+    if hit:
+        assert "GPU count is unknown" in findings[0].message
+
+
+def test_cgroup_floor_for_one_gpu_is_singular(matrix):
+    (f,), _ = run_rule(_node(1, cgroup_memory_limit=8 * GiB - 1), matrix, "TFC803")
+    assert " for 1 GPU (floor 8 GiB per GPU)" in f.message
