@@ -50,34 +50,7 @@ def test_driver_floor_of_a_cuda_11_build(matrix):
 
 
 def _cudnn_env(version):
-    path = f"{SITE}/nvidia/cudnn/lib/libcudnn.so.9"
-    found = LibraryCopy(
-        path,
-        path,
-        "DT_RUNPATH",
-        "$ORIGIN/../nvidia/cudnn/lib",
-        FW,
-        version,
-        f"{SITE}/nvidia_cudnn_cu12-{version}.dist-info/METADATA",
-        "nvidia-cudnn-cu12",
-    )
-    lib = LibraryResolution("cudnn", "libcudnn.so.9", "gpu", "cudnn", FW, found, (), (), ())
-    native = NativeLibraries(
-        FW,
-        "defines tsl::internal::LoadDynamicLibrary",
-        "/venv/bin/python",
-        None,
-        (),
-        "/etc/ld.so.cache (new format, 10 entries)",
-        None,
-        (),
-        (),
-        (lib,),
-        (),
-        ("avx",),
-        "TensorFlow 1.6.0 release notes",
-    )
-    return make_env(native=native)
+    return _one_library_env("cudnn", "libcudnn.so.9", "cudnn", "nvidia-cudnn-cu12", version)
 
 
 @pytest.mark.parametrize(
@@ -285,3 +258,56 @@ def test_shm_with_uncounted_gpus_uses_the_multi_gpu_floor(matrix, shm, hit):
 def test_cgroup_floor_for_one_gpu_is_singular(matrix):
     (f,), _ = run_rule(_node(1, cgroup_memory_limit=8 * GiB - 1), matrix, "TFC803")
     assert " for 1 GPU (floor 8 GiB per GPU)" in f.message
+
+
+def _one_library_env(name, soname, pkg, dist, version):
+    path = f"{SITE}/nvidia/{pkg}/lib/{soname}"
+    found = LibraryCopy(
+        path,
+        path,
+        "DT_RUNPATH",
+        f"$ORIGIN/../nvidia/{pkg}/lib",
+        FW,
+        version,
+        f"{SITE}/{dist.replace('-', '_')}-{version}.dist-info/METADATA",
+        dist,
+    )
+    lib = LibraryResolution(name, soname, "gpu", name, FW, found, (), (), ())
+    native = NativeLibraries(
+        FW,
+        "defines tsl::internal::LoadDynamicLibrary",
+        "/venv/bin/python",
+        None,
+        (),
+        "/etc/ld.so.cache (new format, 10 entries)",
+        None,
+        (),
+        (),
+        (lib,),
+        (),
+        ("avx",),
+        "TensorFlow 1.6.0 release notes",
+    )
+    return make_env(native=native)
+
+
+@pytest.mark.parametrize("version, bad", [("9.2", True), ("9.3", False)])
+def test_two_part_cudnn_version_is_judged_on_its_minor(matrix, version, bad):
+    env = _one_library_env("cudnn", "libcudnn.so.9", "cudnn", "nvidia-cudnn-cu12", version)
+    assert bool(run_rule(env, matrix, "TFC302")[0]) is bad
+
+
+@pytest.mark.parametrize(
+    "version, severity",
+    [
+        ("12.4", Severity.WARNING),
+        ("12.5", None),
+        ("12.5.82", None),
+        ("12.4.127", Severity.WARNING),
+        ("11.8.89", Severity.ERROR),
+    ],
+)
+def test_cuda_runtime_one_minor_below_the_build(matrix, version, severity):
+    env = _one_library_env("cudart", "libcudart.so.12", "cuda_runtime", "nvidia-cuda-runtime-cu12", version)
+    findings, _ = run_rule(env, matrix, "TFC303")
+    assert [f.severity for f in findings] == ([severity] if severity else [])
