@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-
 from elf_fixtures import EM_AARCH64, gcc_so, needs_gcc, write_so
 from envs import SITE, make_env, run_rule
 from probe_helpers import make_dist, make_tf, write
+
 from tfcompat.model import CustomOp, Severity
 
 FW = "libtensorflow_framework.so.2"

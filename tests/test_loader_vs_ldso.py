@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-
 from elf_fixtures import GCC, gcc_so
+
 from tfcompat.probes.loader import Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 

@@ -11,9 +11,9 @@ import os
 import re
 
 import pytest
-
 from envs import make_env, run_rule
 from probe_helpers import PROC_VERSION_550, SRC_DIR, make_fake_nvml, nvml_env, write
+
 from tfcompat.model import Severity
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.rootfs import Root

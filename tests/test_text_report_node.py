@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from envs import make_env
+
 from tfcompat.model import Driver, DriverLibrary, Gpu, Resources, to_json_dict
 
 MiB, GiB = 1 << 20, 1 << 30

@@ -4,8 +4,8 @@ below it, so flipping a comparison (< vs <=, >= vs >) or an off-by-one in a cons
 import dataclasses
 
 import pytest
-
 from envs import SITE, make_env, run_rule, tf_build
+
 from tfcompat.engine import evaluate
 from tfcompat.model import Gpu, LibraryCopy, LibraryResolution, NativeLibraries, Resources, Severity
 from tfcompat.rules.gpus import coverage
