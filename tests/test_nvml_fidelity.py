@@ -117,7 +117,7 @@ def _probe(tmp_path, proc, **kw):
 
 
 def _node(driver, gpus, unknowns=()):
-    env = make_env("2.21.0", driver=driver.kernel_module_version if driver else None, gpus=gpus, unknowns=unknowns)
+    env = make_env("2.21.0", driver=driver.version if driver else None, gpus=gpus, unknowns=unknowns)
     return dataclasses.replace(env, host=dataclasses.replace(env.host, driver=driver))
 
 
@@ -175,3 +175,44 @@ def test_other_init_errors_are_not_a_mismatch(tmp_path, proc, matrix, code):
     driver, gpus, unknowns = _probe(tmp_path, proc, init_error=code)
     assert driver.nvml_error != "NVML_ERROR_LIB_RM_VERSION_MISMATCH"
     assert run_rule(_node(driver, gpus, unknowns), matrix, "TFC203")[0] == []
+
+
+def test_error_18_names_the_nvml_library_the_loader_finds(tmp_path, proc, matrix):
+    from tfcompat.model import DriverLibrary
+
+    driver, gpus, unknowns = _probe(tmp_path, proc, init_error=18)
+    libs = (
+        DriverLibrary("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.560.35.03", "560.35.03"),
+        DriverLibrary("libnvidia-ml.so.1", "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.560.35.03", "560.35.03"),
+    )
+    driver = dataclasses.replace(driver, libraries=libs)
+    (f,), _ = run_rule(_node(driver, gpus, unknowns), matrix, "TFC203")
+    assert "kernel module 550.54.15, libnvidia-ml 560.35.03;" in f.message
+    assert ("libnvidia-ml.so.1", "560.35.03") in [(e.fact, e.value) for e in f.evidence]
+
+
+def test_tfc203_without_a_kernel_module_version_is_skipped(matrix):
+    from tfcompat.model import Driver, DriverLibrary
+
+    driver = Driver(
+        nvml_driver_version="550.54.15",
+        libraries=(DriverLibrary("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.560.35.03", "560.35.03"),),
+    )
+    findings, (skip,) = run_rule(_node(driver, ()), matrix, "TFC203")
+    assert findings == [] and "kernel module version is unknown" in skip.reason
+
+
+def test_a_lost_gpu_reaches_tfc209(tmp_path, proc, matrix):
+    driver, gpus, unknowns = _probe(tmp_path, proc, lost=2)
+    assert [g.index for g in gpus] == [0, 1, 3] and driver.gpu_errors
+    (f,), _ = run_rule(_node(driver, gpus, unknowns), matrix, "TFC209")
+    assert f.severity is Severity.ERROR and "GPU 2" in f.message and "Xid 79" in f.remediation
+
+
+def test_gpu_is_lost_at_init_reaches_tfc209_and_a_healthy_node_does_not(tmp_path, proc, matrix):
+    driver, gpus, unknowns = _probe(tmp_path, proc, init_error=15)
+    assert driver.nvml_error == "NVML_ERROR_GPU_IS_LOST"
+    (f,), _ = run_rule(_node(driver, gpus, unknowns), matrix, "TFC209")
+    assert "nvmlInit: NVML_ERROR_GPU_IS_LOST" in f.message
+    driver, gpus, unknowns = _probe(tmp_path / "ok", proc)
+    assert run_rule(_node(driver, gpus, unknowns), matrix, "TFC209")[0] == []
