@@ -182,7 +182,9 @@ def test_error_18_names_the_nvml_library_the_loader_finds(tmp_path, proc, matrix
 
     driver, gpus, unknowns = _probe(tmp_path, proc, init_error=18)
     libs = (
-        DriverLibrary("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.560.35.03", "560.35.03"),
+        DriverLibrary(
+            "libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.555.42.06", "555.42.06"
+        ),  # another version than libnvidia-ml
         DriverLibrary("libnvidia-ml.so.1", "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.560.35.03", "560.35.03"),
     )
     driver = dataclasses.replace(driver, libraries=libs)
