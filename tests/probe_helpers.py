@@ -128,7 +128,7 @@ def make_fake_libc(path: os.PathLike, banner: bytes, e_machine: int = 0x3E) -> s
 # A fake pynvml: the real native boundary (libnvidia-ml) is what we stand in for.
 
 _FAKE_NVML = '''\
-"""Fake pynvml for tfcompat tests: answers like a {count}-GPU H100 node."""
+"""Fake pynvml for tfcompat tests: answers like a {count}-GPU {model} node."""
 import os
 import time
 
@@ -163,8 +163,12 @@ class _Pci:
 
 
 class _Memory:
-    total = 85520809984  # 81559 MiB, what an H100 80GB HBM3 reports
-    free = 84924760064
+    if {model!r} == "H100":
+        total = 85520809984  # 81559 MiB, what an H100 80GB HBM3 reports
+        free = 84924760064
+    else:
+        total = 34359738368  # 32768 MiB, a V100-SXM2-32GB
+        free = 33763688448
     used = 596049920
 
 
@@ -216,7 +220,7 @@ LOST = {lost!r}
 def nvmlDeviceGetName(handle):
     if handle == LOST:
         raise NVMLError(15)
-    return "NVIDIA H100 80GB HBM3"
+    return "NVIDIA H100 80GB HBM3" if MODEL == "H100" else "Tesla V100-SXM2-32GB"
 
 
 def nvmlDeviceGetUUID(handle):
@@ -228,7 +232,7 @@ def nvmlDeviceGetPciInfo(handle):
 
 
 def nvmlDeviceGetCudaComputeCapability(handle):
-    return (9, 0)
+    return (9, 0) if MODEL == "H100" else (7, 0)
 
 
 def nvmlDeviceGetMemoryInfo(handle):
@@ -245,9 +249,18 @@ def nvmlDeviceGetPersistenceMode(handle):
     return 1
 
 
-# Health: with SICK, GPU 1 holds another job's 40 GiB and GPU 2 has a page retirement pending
-# after 2 uncorrectable ECC errors. Without it every GPU is clean.
+# Health. A real H100 (like every GPU since Ampere) heals uncorrectable ECC errors by row remapping, not page
+# retirement: nvmlDeviceGetRetiredPages* answer NVML_ERROR_NOT_SUPPORTED (nvidia-smi -q shows "Retired Pages: N/A")
+# and nvmlDeviceGetRemappedRows answers (correctable rows, uncorrectable rows, pending, failure). A V100 is the
+# other way round. ECC counters: VOLATILE counts since the driver loaded, AGGREGATE over the GPU's life, so
+# aggregate >= volatile, and an old error shows in aggregate only.
+# With SICK: GPU 1 holds another job's 40 GiB; GPU 2 had 2 uncorrectable errors since the driver loaded (5 in its
+# life) and waits for a GPU reset (H100: a row remap pending; V100: 2 retired pages pending); GPU 3 had 3
+# uncorrectable errors long ago (aggregate only) that were remapped/retired. REMAP_FAILED: that GPU's remap failed.
 SICK = {sick!r}
+MODEL = {model!r}
+REMAP_FAILED = {remap_failed!r}
+HOPPER = MODEL == "H100"
 
 
 class _Proc:
@@ -264,31 +277,58 @@ def nvmlDeviceGetEccMode(handle):
     return [1, 1]
 
 
+NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 0, 1
+NVML_VOLATILE_ECC, NVML_AGGREGATE_ECC = 0, 1
+_UNCORRECTED = {{2: (2, 5), 3: (0, 3)}}  # handle -> (volatile, aggregate) when SICK
+
+
 def nvmlDeviceGetTotalEccErrors(handle, error_type, counter_type):
-    return 2 if SICK and handle == 2 and error_type == 1 else 0
+    if error_type not in (0, 1) or counter_type not in (0, 1):
+        raise NVMLError(2)  # NVML_ERROR_INVALID_ARGUMENT
+    if error_type == NVML_MEMORY_ERROR_TYPE_CORRECTED:
+        return (7, 19)[counter_type]  # correctable errors are routine, and not what TFC805 judges
+    return _UNCORRECTED.get(handle, (0, 0))[counter_type] if SICK else 0
 
 
 def nvmlDeviceGetRetiredPagesPendingStatus(handle):
+    if HOPPER:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
     return 1 if SICK and handle == 2 else 0
 
 
 def nvmlDeviceGetRetiredPages(handle, cause):
-    return [0x1000, 0x2000] if SICK and handle == 2 and cause == 1 else []
+    if HOPPER:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    if not SICK:
+        return []
+    return {{(2, 1): [0x1000, 0x2000], (3, 1): [0x3000], (3, 0): [0x4000, 0x5000]}}.get((handle, cause), [])
 
 
 def nvmlDeviceGetRemappedRows(handle):
-    raise NVMLError(NVML_ERROR_NOT_SUPPORTED)  # pre-Ampere style: retirement, not remapping
+    if not HOPPER:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)  # Volta: retirement, not remapping
+    failed = 1 if handle == REMAP_FAILED else 0
+    if SICK and handle == 2:
+        return (0, 1, 1, failed)
+    if SICK and handle == 3:
+        return (1, 3, 0, failed)
+    return (0, 0, 0, failed)
 '''
 
 
 def make_fake_nvml(directory: os.PathLike, init_error: Optional[int] = None, init_sleep: float = 0,
                    abort: bool = False, mig_unsupported: Optional[int] = None, count: int = 4,
-                   marker: Optional[str] = None, sick: bool = False, lost: Optional[int] = None) -> str:
-    """Write ``directory/pynvml.py``; returns the directory (to put first on PYTHONPATH)."""
+                   marker: Optional[str] = None, sick: bool = False, lost: Optional[int] = None,
+                   model: str = "H100", remap_failed: Optional[int] = None) -> str:
+    """Write ``directory/pynvml.py``; returns the directory (to put first on PYTHONPATH).
+
+    `model`: "H100" (row remapping, as every GPU since Ampere) or "V100" (page retirement)."""
+    if model not in ("H100", "V100"):
+        raise ValueError(f"model {model!r}: the fake knows H100 and V100")
     directory = os.fspath(directory)
     write(os.path.join(directory, "pynvml.py"), _FAKE_NVML.format(
         init_error=init_error, init_sleep=init_sleep, abort=abort, mig_unsupported=mig_unsupported,
-        count=count, marker=marker, sick=sick, lost=lost))
+        count=count, marker=marker, sick=sick, lost=lost, model=model, remap_failed=remap_failed))
     return directory
 
 

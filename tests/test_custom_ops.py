@@ -16,7 +16,7 @@ from tfcompat.probes.rootfs import Root
 from tfcompat.rules.custom_ops import explain
 
 GXX = shutil.which("g++")
-pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is needed to build the ELF fixtures")
+pytestmark = pytest.mark.needs_tool("g++")  # conftest: skipped without g++, failed under CI=true
 
 FRAMEWORK = r"""
 #include <string>
@@ -185,7 +185,7 @@ def test_op_built_against_another_release(checker, tree):
     assert op.abseil == ("lts_20230802",)
     assert op.namespaces == ("tensorflow", "absl") and op.reasons == ()  # raw facts; the rule says why
     assert any("abseil lts_20230802" in r for r in explain(op))
-    if shutil.which("c++filt"):
+    if shutil.which("c++filt") or os.environ.get("CI") == "true":  # CI must have c++filt
         assert "tensorflow::LegacyOnlyInV1()" in op.demangled
 
 

@@ -140,15 +140,15 @@ def test_four_h100(tmp_path, proc):
     assert gpus[0] == Gpu(index=0, name="NVIDIA H100 80GB HBM3", uuid="GPU-6f3c1a2e-9b41-7d5e-2c08-a1b2c3d4e5f0",
                           pci_bus_id="00000000:18:00.0", compute_capability="9.0", memory_total_mib=81559,
                           mig_mode=False, persistence_mode=True, memory_used_mib=568, ecc_enabled=True,
-                          ecc_uncorrected_volatile=0, ecc_uncorrected_aggregate=0, retired_pages_pending=False,
-                          retired_pages=0)
+                          ecc_uncorrected_volatile=0, ecc_uncorrected_aggregate=0, retired_pages_pending=None,
+                          retired_pages=None, remap_pending=False, remap_failure=False)  # Hopper remaps rows
     assert len({g.uuid for g in gpus}) == 4
 
 
 def test_gpu_health_from_nvml(tmp_path, proc):
     """Processes holding memory, ECC counts and pending retirement come through the child."""
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=nvml_env(make_fake_nvml(tmp_path / "n", sick=True)),
-                                          proc_version=proc)
+    fake_v100 = nvml_env(make_fake_nvml(tmp_path / "n", sick=True, model="V100"))  # page retirement is pre-Ampere
+    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake_v100, proc_version=proc)
     assert unknowns == []
     (p,) = gpus[1].processes
     assert p.pid == 4242 and p.used_mib == 40 * 1024
