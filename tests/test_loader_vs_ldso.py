@@ -1,6 +1,6 @@
 """The loader model against the real ld.so, in the default suite: gcc builds a tiny program and shared objects
 with RUNPATH / RPATH / DT_NEEDED chains in tmp_path; ld.so lists what it would load (LD_TRACE_LOADED_OBJECTS,
-what `ldd` and `ld.so --list` use) in a child process; the model (tfcompat.probes.loader) must pick the same files.
+what `ldd` and `ld.so --list` use) in a child process; the model (tfcompat.probes.native.loader) must pick the same files.
 
 Each scenario is one rule of glibc's search order (dl-load.c, _dl_map_object) that a wrong model gets wrong:
 DT_RPATH of the executable is inherited by the whole chain and beats LD_LIBRARY_PATH; DT_RUNPATH applies to the
@@ -14,7 +14,7 @@ import sys
 import pytest
 from elf_fixtures import GCC, gcc_so
 
-from tfcompat.probes.loader import Loader, LoaderConfig
+from tfcompat.probes.native.loader import Loader, LoaderConfig
 from tfcompat.probes.rootfs import Root
 
 pytestmark = [

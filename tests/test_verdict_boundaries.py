@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 from envs import SITE, make_env, run_rule, tf_build
 
-from tfcompat.engine import evaluate
 from tfcompat.model import Gpu, LibraryCopy, LibraryResolution, NativeLibraries, Resources, Severity
+from tfcompat.rules import evaluate
 from tfcompat.rules.gpus import coverage
 
 MiB, GiB = 1 << 20, 1 << 30
