@@ -19,9 +19,9 @@ import pytest
 from tfcompat.matrix import parse_matrix, spec_text
 from tfcompat.probes.tensorflow import parse_build_info
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FIX = os.path.join(HERE, "fixtures", "matrix_row")
-SCRIPT = os.path.join(os.path.dirname(HERE), "scripts", "matrix_row.py")
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(TESTS, "fixtures", "matrix_row")
+SCRIPT = os.path.join(os.path.dirname(TESTS), "scripts", "matrix_row.py")
 TAG = "cp311-cp311-manylinux_2_27_x86_64"
 
 

@@ -94,7 +94,7 @@ def test_selection_checks_against_the_rules_it_is_given():
 
 # -- layering: no import circle between the engine, the rules and the matrix ---------------------------
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS = ("tfcompat.engine", "tfcompat.rules", "tfcompat.matrix")
 
 

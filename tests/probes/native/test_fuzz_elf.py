@@ -2,9 +2,9 @@
 of this host's ld.so.cache; only ElfError / LdCacheError may come out, each case fast, memory bounded."""
 
 import importlib.util
-import os
+from pathlib import Path
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "fuzz_elf.py")
+SCRIPT = str(Path(__file__).resolve().parents[3] / "scripts" / "fuzz_elf.py")
 
 
 def _load():

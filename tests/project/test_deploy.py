@@ -23,7 +23,7 @@ from tfcompat.render.npd import MAX_LEN
 from tfcompat.render.prometheus import METRICS, render_prometheus
 from tfcompat.rules import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DCGM_LABELS = {"gpu", "UUID", "device", "modelName", "Hostname", "pci_bus_id", "DCGM_FI_DRIVER_VERSION"}
 COMMAND = typer.main.get_command(app)
