@@ -42,9 +42,11 @@ from tfcompat.rules import evaluate  # noqa: E402
 def templates():
     matrix = load_matrix()
     out = {}
-    for key, driver, model, cc in (("h100", "560.35.03", "NVIDIA H100 80GB HBM3", "9.0"),
-                                   ("a100", "560.35.03", "NVIDIA A100-SXM4-80GB", "8.0"),
-                                   ("old", "470.82.01", "NVIDIA H100 80GB HBM3", "9.0")):
+    for key, driver, model, cc in (
+        ("h100", "560.35.03", "NVIDIA H100 80GB HBM3", "9.0"),
+        ("a100", "560.35.03", "NVIDIA A100-SXM4-80GB", "8.0"),
+        ("old", "470.82.01", "NVIDIA H100 80GB HBM3", "9.0"),
+    ):
         gpus = [Gpu(i, model, f"GPU-{i}", f"00000000:{i + 0x18:02x}:00.0", cc, 81559, False, True) for i in range(8)]
         env = make_env(driver=driver, gpus=gpus)
         out[key] = to_json_dict(evaluate(dataclasses.replace(env, tool_version="0.1.0"), matrix))
@@ -79,11 +81,17 @@ def main() -> None:
             with open(os.path.join(d, f"{name}.json"), "w") as fh:
                 fh.write(text)
         t_write = time.perf_counter() - t0
-        print(f"wrote {n - len(names[7::200])} reports ({size / 1e6:.0f} MB, {size / max(n, 1) / 1e3:.1f} kB each) "
-              f"in {t_write:.1f} s")
+        print(
+            f"wrote {n - len(names[7::200])} reports ({size / 1e6:.0f} MB, {size / max(n, 1) / 1e3:.1f} kB each) "
+            f"in {t_write:.1f} s"
+        )
 
-        options = GateOptions(expect=parse_expect([f"gpu-[{1:0{width}d}-{n}]"]), max_age_seconds=86400,
-                              group_by="environment.host.gpus.0.name", now=now)
+        options = GateOptions(
+            expect=parse_expect([f"gpu-[{1:0{width}d}-{n}]"]),
+            max_age_seconds=86400,
+            group_by="environment.host.gpus.0.name",
+            now=now,
+        )
         t0 = time.perf_counter()
         loaded = read_inputs([d])
         t_read = time.perf_counter() - t0
@@ -108,9 +116,11 @@ def main() -> None:
         del loaded_jsonl
         print(f"read + parse  {t_read:6.2f} s   ({len(loaded)} files)")
         print(f"JSON Lines    {t_read_jsonl:6.2f} s   (the same reports on stdin, {len(jsonl) / 1e6:.0f} MB)")
-        print(f"merge (gate)  {t_merge:6.2f} s   -> {report.status}, exit {report.exit_code}; "
-              f"{report.counts.failed} fail, {report.counts.missing} missing, {report.counts.stale} stale, "
-              f"{report.counts.drift} drift")
+        print(
+            f"merge (gate)  {t_merge:6.2f} s   -> {report.status}, exit {report.exit_code}; "
+            f"{report.counts.failed} fail, {report.counts.missing} missing, {report.counts.stale} stale, "
+            f"{report.counts.drift} drift"
+        )
         print(f"render text   {t_text:6.2f} s, json {t_json:.2f} s, junit {t_junit:.2f} s")
         print(f"total         {t_read + t_merge + t_text:6.2f} s for {n} nodes (read + merge + text)")
         print()
@@ -118,21 +128,28 @@ def main() -> None:
         if args.cli:
             gate_args = ["--expect", f"gpu-[{1:0{width}d}-{n}]", "--max-age", "1d", "-f", "json"]
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "tfcompat", "gate", d] + gate_args,
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "tfcompat", "gate", d] + gate_args, capture_output=True, text=True
+            )
             print(f"\n`tfcompat gate DIR -f json` process: {time.perf_counter() - t0:.2f} s, exit {proc.returncode}")
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "tfcompat", "gate", "-"] + gate_args, input=jsonl,
-                                  capture_output=True, text=True)
-            print(f"`tfcompat gate - -f json` process, JSON Lines on stdin: {time.perf_counter() - t0:.2f} s, "
-                  f"exit {proc.returncode}")
+            proc = subprocess.run(
+                [sys.executable, "-m", "tfcompat", "gate", "-"] + gate_args, input=jsonl, capture_output=True, text=True
+            )
+            print(
+                f"`tfcompat gate - -f json` process, JSON Lines on stdin: {time.perf_counter() - t0:.2f} s, "
+                f"exit {proc.returncode}"
+            )
 
         # The check: JSON Lines give the same verdict, without a per-record rescan of the input.
         same = (report_jsonl.status, report_jsonl.counts) == (report.status, report.counts)
         fast = t_read_jsonl <= 3 * t_read + 2.0
         if not (same and fast):
-            print(f"\nFAIL: JSON Lines on stdin: {'same verdict' if same else 'a different verdict'}, "
-                  f"{t_read_jsonl:.2f} s against {t_read:.2f} s for the files", file=sys.stderr)
+            print(
+                f"\nFAIL: JSON Lines on stdin: {'same verdict' if same else 'a different verdict'}, "
+                f"{t_read_jsonl:.2f} s against {t_read:.2f} s for the files",
+                file=sys.stderr,
+            )
             sys.exit(1)
         print("\nJSON Lines check: same verdict as the files, read in comparable time")
 

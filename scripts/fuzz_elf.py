@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # elf_fixtures.build_so: no toolchain needed
@@ -41,8 +41,24 @@ from tfcompat.probes.native.elf import (  # noqa: E402
 )
 from tfcompat.probes.native.ldcache import LdCacheError, parse_ld_cache  # noqa: E402
 
-INTERESTING_32 = (0, 1, 2, 3, 4, 8, 16, 0x7F, 0x80, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE,
-                  0xFFFFFFFF)
+INTERESTING_32 = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    8,
+    16,
+    0x7F,
+    0x80,
+    0xFF,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+)
 INTERESTING_64 = INTERESTING_32 + (2**32, 2**63 - 1, 2**63, 2**64 - 56, 2**64 - 2, 2**64 - 1)
 NAMES = ("foo", "bar", "printf", "memcpy", "TF_LoadLibrary", "_ZN10tensorflow8OpKernelD2Ev", "")
 
@@ -75,12 +91,14 @@ def _alarm(_sig, _frame):
 # -- seeds -------------------------------------------------------------------------------------------------
 
 
-def build_seeds(workdir: str) -> Dict[str, List[bytes]]:
-    elf: List[bytes] = []
-    for flags, src, cxx in ((["-Wl,--hash-style=both", "-lm"], C_SOURCE, False),
-                            (["-Wl,--hash-style=gnu", "-lm"], C_SOURCE, False),
-                            (["-Wl,--hash-style=sysv", "-m32"], C_SOURCE, False),
-                            (["-Wl,--hash-style=both"], CXX_SOURCE, True)):
+def build_seeds(workdir: str) -> dict[str, list[bytes]]:
+    elf: list[bytes] = []
+    for flags, src, cxx in (
+        (["-Wl,--hash-style=both", "-lm"], C_SOURCE, False),
+        (["-Wl,--hash-style=gnu", "-lm"], C_SOURCE, False),
+        (["-Wl,--hash-style=sysv", "-m32"], C_SOURCE, False),
+        (["-Wl,--hash-style=both"], CXX_SOURCE, True),
+    ):
         compiler = shutil.which("g++" if cxx else "gcc")
         if compiler is None:
             continue
@@ -88,22 +106,37 @@ def build_seeds(workdir: str) -> Dict[str, List[bytes]]:
         srcpath = out + (".cc" if cxx else ".c")
         with open(srcpath, "w") as fh:
             fh.write(src)
-        proc = subprocess.run([compiler, "-shared", "-fPIC", "-Wl,-soname,libseed.so", "-o", out, srcpath] + flags,
-                              capture_output=True)
+        proc = subprocess.run(
+            [compiler, "-shared", "-fPIC", "-Wl,-soname,libseed.so", "-o", out, srcpath] + flags, capture_output=True
+        )
         if proc.returncode == 0:
             with open(out, "rb") as fh:
                 elf.append(fh.read())
     try:
         from elf_fixtures import build_so
 
-        elf.append(build_so("libtiny.so.1", needed=["libc.so.6", "libm.so.6"], rpath="$ORIGIN/../lib",
-                            runpath="/opt/x", version_needs={"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.34"]},
-                            version_defs=["TINY_1.0", "TINY_2.0"]))
-        elf.append(build_so("libtiny32.so", needed=["libc.so.6"], elf_class=32, little=False,
-                            version_needs={"libc.so.6": ["GLIBC_2.0"]}))
+        elf.append(
+            build_so(
+                "libtiny.so.1",
+                needed=["libc.so.6", "libm.so.6"],
+                rpath="$ORIGIN/../lib",
+                runpath="/opt/x",
+                version_needs={"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.34"]},
+                version_defs=["TINY_1.0", "TINY_2.0"],
+            )
+        )
+        elf.append(
+            build_so(
+                "libtiny32.so",
+                needed=["libc.so.6"],
+                elf_class=32,
+                little=False,
+                version_needs={"libc.so.6": ["GLIBC_2.0"]},
+            )
+        )
     except ImportError:
         pass
-    cache: List[bytes] = []
+    cache: list[bytes] = []
     for path in ("/etc/ld.so.cache",):
         try:
             with open(path, "rb") as fh:
@@ -117,7 +150,7 @@ def build_seeds(workdir: str) -> Dict[str, List[bytes]]:
 # -- mutations -----------------------------------------------------------------------------------------------
 
 
-def _struct_offsets(data: bytes) -> List[int]:
+def _struct_offsets(data: bytes) -> list[int]:
     """Offsets worth hitting: the ELF header, program headers and dynamic entries (parsed leniently)."""
     offs = list(range(0, min(64, len(data))))
     try:
@@ -125,23 +158,23 @@ def _struct_offsets(data: bytes) -> List[int]:
             return offs
         e = "<" if data[5] == 1 else ">"
         if data[4] == 2:
-            phoff, = struct.unpack_from(e + "Q", data, 32)
+            (phoff,) = struct.unpack_from(e + "Q", data, 32)
             phentsize, phnum = struct.unpack_from(e + "HH", data, 54)
         else:
-            phoff, = struct.unpack_from(e + "I", data, 28)
+            (phoff,) = struct.unpack_from(e + "I", data, 28)
             phentsize, phnum = struct.unpack_from(e + "HH", data, 42)
         is64 = data[4] == 2
         loads, dynamic = [], None
         for i in range(min(phnum, 64)):
             base = phoff + i * phentsize
             offs += range(base, min(base + phentsize, len(data)))
-            p_type, = struct.unpack_from(e + "I", data, base)
+            (p_type,) = struct.unpack_from(e + "I", data, base)
             if is64:
                 off, vaddr = struct.unpack_from(e + "QQ", data, base + 8)
-                size, = struct.unpack_from(e + "Q", data, base + 32)
+                (size,) = struct.unpack_from(e + "Q", data, base + 32)
             else:
                 off, vaddr = struct.unpack_from(e + "II", data, base + 4)
-                size, = struct.unpack_from(e + "I", data, base + 16)
+                (size,) = struct.unpack_from(e + "I", data, base + 16)
             if p_type == 1:
                 loads.append((vaddr, off, size))
             elif p_type == 2:  # PT_DYNAMIC: every entry
@@ -161,7 +194,7 @@ def _struct_offsets(data: bytes) -> List[int]:
     return [o for o in offs if 0 <= o < len(data)]
 
 
-def mutate(rng: random.Random, data: bytes, hot: List[int]) -> bytes:
+def mutate(rng: random.Random, data: bytes, hot: list[int]) -> bytes:
     buf = bytearray(data)
     for _ in range(rng.choice((1, 1, 1, 2, 3, 5, 8))):
         if not buf:
@@ -180,16 +213,19 @@ def mutate(rng: random.Random, data: bytes, hot: List[int]) -> bytes:
         elif op < 0.82:  # copy a chunk elsewhere (duplicated tables, self-referencing chains)
             src = rng.randrange(len(buf))
             n = rng.randrange(1, 64)
-            chunk = buf[src:src + n]
-            buf[pos:pos + len(chunk)] = chunk
+            chunk = buf[src : src + n]
+            buf[pos : pos + len(chunk)] = chunk
         elif op < 0.88:  # truncate
-            del buf[rng.randrange(len(buf)):]
+            del buf[rng.randrange(len(buf)) :]
         elif op < 0.93:  # grow with garbage or a repeated pattern
-            buf += (bytes([rng.randrange(256)]) * rng.randrange(1, 4096)) if rng.random() < 0.5 \
+            buf += (
+                (bytes([rng.randrange(256)]) * rng.randrange(1, 4096))
+                if rng.random() < 0.5
                 else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 256)))
+            )
         else:  # zero a run
             n = rng.randrange(1, 256)
-            buf[pos:pos + n] = bytes(min(n, len(buf) - pos))
+            buf[pos : pos + n] = bytes(min(n, len(buf) - pos))
     return bytes(buf)
 
 
@@ -209,8 +245,12 @@ def run_elf(path: str) -> None:
                     elf.lookup(name)
                 except ElfError:
                     pass
-            for fn in (elf.symbol_count, getattr(elf, "build_id", lambda: None), lambda: undefined_symbols(elf),
-                       lambda: list(itertools.islice(elf.dynamic_symbols(), 2000))):
+            for fn in (
+                elf.symbol_count,
+                getattr(elf, "build_id", lambda: None),
+                lambda: undefined_symbols(elf),
+                lambda: list(itertools.islice(elf.dynamic_symbols(), 2000)),
+            ):
                 try:
                     fn()
                 except ElfError:
@@ -233,13 +273,20 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fuzz(mutations: int, seed: int, out: Optional[str], case_timeout: float = 5.0, max_rss: int = 1024,
-         targets: Tuple[str, ...] = ("elf", "ldcache"), report_every: int = 0,
-         seeds: Optional[Dict[str, List[bytes]]] = None) -> Dict[str, object]:
+def fuzz(
+    mutations: int,
+    seed: int,
+    out: Optional[str],
+    case_timeout: float = 5.0,
+    max_rss: int = 1024,
+    targets: tuple[str, ...] = ("elf", "ldcache"),
+    report_every: int = 0,
+    seeds: Optional[dict[str, list[bytes]]] = None,
+) -> dict[str, object]:
     rng = random.Random(seed)
     workdir = tempfile.mkdtemp(prefix="fuzz-elf-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    failures: List[Dict[str, str]] = []
-    counts = {t: 0 for t in targets}
+    failures: list[dict[str, str]] = []
+    counts = dict.fromkeys(targets, 0)
     slowest = (0.0, "")
     try:
         seeds = seeds or build_seeds(workdir)
@@ -273,8 +320,15 @@ def fuzz(mutations: int, seed: int, out: Optional[str], case_timeout: float = 5.
                     kind = "MemoryError"
                 except Exception:  # noqa: BLE001 - this is what the fuzzer looks for
                     kind = traceback.format_exc(limit=4).strip().splitlines()[-1]
-                    kind = kind + " | " + " / ".join(
-                        line.strip() for line in traceback.format_exc(limit=6).splitlines() if line.strip().startswith("File"))[-400:]
+                    kind = (
+                        kind
+                        + " | "
+                        + " / ".join(
+                            line.strip()
+                            for line in traceback.format_exc(limit=6).splitlines()
+                            if line.strip().startswith("File")
+                        )[-400:]
+                    )
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
                 took = time.monotonic() - t0
@@ -292,19 +346,30 @@ def fuzz(mutations: int, seed: int, out: Optional[str], case_timeout: float = 5.
                         entry["file"] = name
                     failures.append(entry)
                 if report_every and (i + 1) % report_every == 0:
-                    print(f"{i + 1} cases, {time.monotonic() - start:.0f} s, {len(failures)} failures, "
-                          f"peak RSS {rss_mib():.0f} MiB", file=sys.stderr, flush=True)
+                    print(
+                        f"{i + 1} cases, {time.monotonic() - start:.0f} s, {len(failures)} failures, "
+                        f"peak RSS {rss_mib():.0f} MiB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             signal.signal(signal.SIGALRM, old)
         elapsed = time.monotonic() - start
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"mutations": mutations, "seed": seed, "by_target": counts, "seconds": round(elapsed, 1),
-            "peak_rss_mib": round(rss_mib(), 1), "slowest_case_s": round(slowest[0], 3),
-            "slowest_case": slowest[1], "failures": failures}
+    return {
+        "mutations": mutations,
+        "seed": seed,
+        "by_target": counts,
+        "seconds": round(elapsed, 1),
+        "peak_rss_mib": round(rss_mib(), 1),
+        "slowest_case_s": round(slowest[0], 3),
+        "slowest_case": slowest[1],
+        "failures": failures,
+    }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mutations", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)

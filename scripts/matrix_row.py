@@ -35,7 +35,8 @@ import sys
 import urllib.parse
 import urllib.request
 import zipfile
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
 
 from packaging.markers import InvalidMarker, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -48,13 +49,39 @@ PYPI_PROJECT_JSON = "https://pypi.org/pypi/tensorflow/json"
 BUILD_INFO_MEMBER = "tensorflow/python/platform/build_info.py"
 
 # Requires-Dist names -> matrix fields.
-REQUIREMENT_FIELDS = {"numpy": "numpy", "protobuf": "protobuf", "keras": "keras", "ml-dtypes": "ml_dtypes",
-                      "h5py": "h5py"}
+REQUIREMENT_FIELDS = {
+    "numpy": "numpy",
+    "protobuf": "protobuf",
+    "keras": "keras",
+    "ml-dtypes": "ml_dtypes",
+    "h5py": "h5py",
+}
 # Fields no file of the release states: copied from the nearest older matrix entry, marked # CHECK.
 COPIED_FIELDS = ("numpy_abi", "glibcxx", "cxxabi", "cxx11_abi", "compiler")
-FIELD_ORDER = ("versions", "releases", "python", "cuda", "cudnn", "compute_capabilities", "numpy_abi", "tensorrt",
-               "tensorrt_lib", "numpy", "protobuf", "keras", "ml_dtypes", "h5py", "glibc", "glibcxx", "cxxabi",
-               "manylinux", "cxx11_abi", "compiler", "source", "checked")
+FIELD_ORDER = (
+    "versions",
+    "releases",
+    "python",
+    "cuda",
+    "cudnn",
+    "compute_capabilities",
+    "numpy_abi",
+    "tensorrt",
+    "tensorrt_lib",
+    "numpy",
+    "protobuf",
+    "keras",
+    "ml_dtypes",
+    "h5py",
+    "glibc",
+    "glibcxx",
+    "cxxabi",
+    "manylinux",
+    "cxx11_abi",
+    "compiler",
+    "source",
+    "checked",
+)
 # manylinux legacy aliases -> glibc they promise
 _LEGACY_MANYLINUX = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
 _OPERATOR_ORDER = {"~=": 0, "==": 1, "===": 1, ">=": 2, ">": 3, "!=": 4, "<=": 5, "<": 6}
@@ -71,8 +98,13 @@ class RowError(ValueError):
 
 def format_spec(spec: SpecifierSet) -> str:
     """A specifier in reading order: lower bounds, exclusions, upper bounds (`>=3.20.3,!=4.21.0,<5.0.0dev`)."""
-    items = sorted(spec, key=lambda s: (_OPERATOR_ORDER.get(s.operator, 9), Version(s.version.rstrip(".*"))
-                                        if s.version.rstrip(".*")[:1].isdigit() else Version("0")))
+    items = sorted(
+        spec,
+        key=lambda s: (
+            _OPERATOR_ORDER.get(s.operator, 9),
+            Version(s.version.rstrip(".*")) if s.version.rstrip(".*")[:1].isdigit() else Version("0"),
+        ),
+    )
     return ",".join(str(s) for s in items)
 
 
@@ -80,16 +112,24 @@ def _metadata(text: str):
     return email.parser.Parser().parsestr(text, headersonly=True)
 
 
-def _target_markers(python: str) -> Dict[str, str]:
+def _target_markers(python: str) -> dict[str, str]:
     return {
-        "python_version": python, "python_full_version": python + ".0", "implementation_name": "cpython",
-        "platform_python_implementation": "CPython", "sys_platform": "linux", "platform_system": "Linux",
-        "os_name": "posix", "platform_machine": "x86_64", "platform_release": "", "platform_version": "",
-        "implementation_version": python + ".0", "extra": "",
+        "python_version": python,
+        "python_full_version": python + ".0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+        "platform_release": "",
+        "platform_version": "",
+        "implementation_version": python + ".0",
+        "extra": "",
     }
 
 
-def _applies(req: Requirement, markers: Dict[str, str]) -> bool:
+def _applies(req: Requirement, markers: dict[str, str]) -> bool:
     if req.marker is None:
         return True
     try:
@@ -101,8 +141,14 @@ def _applies(req: Requirement, markers: Dict[str, str]) -> bool:
 def python_range(meta) -> Optional[str]:
     """From the `Programming Language :: Python :: 3.X` classifiers (what the release was built and tested for),
     else Requires-Python."""
-    minors = sorted({int(m.group(1)) for c in meta.get_all("Classifier") or ()
-                     for m in [re.fullmatch(r"Programming Language :: Python :: 3\.(\d+)", c.strip())] if m})
+    minors = sorted(
+        {
+            int(m.group(1))
+            for c in meta.get_all("Classifier") or ()
+            for m in [re.fullmatch(r"Programming Language :: Python :: 3\.(\d+)", c.strip())]
+            if m
+        }
+    )
     if minors:
         return f">=3.{minors[0]},<3.{minors[-1] + 1}"
     requires_python = meta.get("Requires-Python")
@@ -114,7 +160,7 @@ def wheel_python(tag: str) -> str:
     return f"{m.group(1)}.{m.group(2)}" if m else "3.11"
 
 
-def manylinux_of(tag: str) -> Tuple[Optional[str], Optional[str]]:
+def manylinux_of(tag: str) -> tuple[Optional[str], Optional[str]]:
     """`cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64` -> (platform tag, glibc floor it promises)."""
     platform = tag.split("-")[-1]
     floors = []
@@ -130,15 +176,20 @@ def manylinux_of(tag: str) -> Tuple[Optional[str], Optional[str]]:
     return platform, str(max(floors))
 
 
-def derive_row(version: str, metadata_text: str, build_info: Optional[Dict[str, Any]], wheel_tag: str,
-               previous: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Dict[str, str]]:
+def derive_row(
+    version: str,
+    metadata_text: str,
+    build_info: Optional[dict[str, Any]],
+    wheel_tag: str,
+    previous: Optional[dict[str, Any]] = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
     """(row, comments): the fields a release's own files state, plus COPIED_FIELDS from `previous`."""
     meta = _metadata(metadata_text)
     if (meta.get("Version") or "").strip() != version:
         raise RowError(f"METADATA is for version {meta.get('Version')!r}, not {version}")
     v = Version(version)
-    row: Dict[str, Any] = {}
-    comments: Dict[str, str] = {}
+    row: dict[str, Any] = {}
+    comments: dict[str, str] = {}
     row["versions"] = f">={version},<{v.major}.{v.minor + 1}.0"
     comments["versions"] = "CHECK: narrow if another patch release of this minor differs"
     row["releases"] = [version]
@@ -147,8 +198,8 @@ def derive_row(version: str, metadata_text: str, build_info: Optional[Dict[str, 
         row["python"] = python
         comments["python"] = "CHECK against https://www.tensorflow.org/install/source#gpu (from the classifiers)"
     markers = _target_markers(wheel_python(wheel_tag))
-    base: Dict[str, Requirement] = {}
-    and_cuda: Dict[str, str] = {}
+    base: dict[str, Requirement] = {}
+    and_cuda: dict[str, str] = {}
     for line in meta.get_all("Requires-Dist") or ():
         try:
             req = Requirement(line)
@@ -192,7 +243,10 @@ def derive_row(version: str, metadata_text: str, build_info: Optional[Dict[str, 
         if previous and previous.get(field) is not None:
             row[field] = previous[field]
             comments[field] = "CHECK: copied from the previous entry"
-    row["source"] = [f"https://pypi.org/project/tensorflow/{version}/", f"https://pypi.org/project/tensorflow/{version}/#files"]
+    row["source"] = [
+        f"https://pypi.org/project/tensorflow/{version}/",
+        f"https://pypi.org/project/tensorflow/{version}/#files",
+    ]
     comments["source"] = f"METADATA and build_info.py of tensorflow-{version}-{wheel_tag}.whl"
     row["checked"] = datetime.date.today().isoformat()
     if and_cuda:
@@ -213,7 +267,7 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a TOML basic string is a JSON string for these characters
 
 
-def render_row(row: Dict[str, Any], comments: Dict[str, str]) -> str:
+def render_row(row: dict[str, Any], comments: dict[str, str]) -> str:
     lines = ["[[tensorflow]]"]
     for key in FIELD_ORDER:
         if key in row:
@@ -233,15 +287,15 @@ def render_row(row: Dict[str, Any], comments: Dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------- PyPI
 
 
-def _get(url: str, opener: Opener, headers: Optional[Dict[str, str]] = None) -> bytes:
+def _get(url: str, opener: Opener, headers: Optional[dict[str, str]] = None) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "tfcompat-matrix-row", **(headers or {})})
     with opener(req) as resp:
         return resp.read()
 
 
-def pick_wheel(files: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def pick_wheel(files: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The Linux x86-64 CPython wheel: cp311 when there is one (what the matrix was built from), else the newest."""
-    best: Optional[Tuple[Tuple[int, int], Dict[str, Any]]] = None
+    best: Optional[tuple[tuple[int, int], dict[str, Any]]] = None
     for f in files:
         name = f.get("filename", "")
         if not name.endswith(".whl"):
@@ -310,7 +364,7 @@ def read_wheel_member(url: str, size: int, member: str, opener: Opener) -> str:
         return zf.read(member).decode("utf-8")
 
 
-def release_files(version: str, opener: Opener) -> List[Dict[str, Any]]:
+def release_files(version: str, opener: Opener) -> list[dict[str, Any]]:
     """The files of one release, from PyPI's JSON API (per-release endpoint, else the project's)."""
     import urllib.error
 
@@ -328,8 +382,9 @@ def release_files(version: str, opener: Opener) -> List[Dict[str, Any]]:
     raise RowError(f"PyPI does not know tensorflow {version}")
 
 
-def fetch_release(version: str, opener: Opener = urllib.request.urlopen,
-                  with_build_info: bool = True) -> Tuple[str, Optional[str], str]:
+def fetch_release(
+    version: str, opener: Opener = urllib.request.urlopen, with_build_info: bool = True
+) -> tuple[str, Optional[str], str]:
     """(METADATA text, build_info.py text or None, wheel tag) of the release's Linux x86-64 wheel on PyPI.
 
     METADATA is the PEP 658 file next to the wheel; where the index does not serve it, the wheel's own
@@ -351,7 +406,7 @@ def fetch_release(version: str, opener: Opener = urllib.request.urlopen,
 # ---------------------------------------------------------------------------------------------- matrix
 
 
-def _entries(matrix_path: Optional[str]) -> List[Dict[str, Any]]:
+def _entries(matrix_path: Optional[str]) -> list[dict[str, Any]]:
     from tfcompat.matrix import default_matrix_path, tomllib
 
     path = matrix_path or str(default_matrix_path())
@@ -359,11 +414,11 @@ def _entries(matrix_path: Optional[str]) -> List[Dict[str, Any]]:
         return list(tomllib.load(fh).get("tensorflow", []))
 
 
-def previous_entry(version: str, matrix_path: Optional[str]) -> Optional[Dict[str, Any]]:
+def previous_entry(version: str, matrix_path: Optional[str]) -> Optional[dict[str, Any]]:
     """The raw TOML table of the newest matrix entry for releases older than `version` (never its own
     entry): where the fields no file of the release states are copied from."""
     v = Version(version)
-    best: Optional[Tuple[Version, Dict[str, Any]]] = None
+    best: Optional[tuple[Version, dict[str, Any]]] = None
     for entry in _entries(matrix_path):
         spec = SpecifierSet(entry["versions"])
         if spec.contains(v, prereleases=True):
@@ -374,13 +429,13 @@ def previous_entry(version: str, matrix_path: Optional[str]) -> Optional[Dict[st
     return best[1] if best else None
 
 
-def own_entry(version: str, matrix_path: Optional[str]) -> Optional[Dict[str, Any]]:
+def own_entry(version: str, matrix_path: Optional[str]) -> Optional[dict[str, Any]]:
     """The raw TOML table of the matrix entry that matches `version`."""
     v = Version(version)
     return next((e for e in _entries(matrix_path) if SpecifierSet(e["versions"]).contains(v, prereleases=True)), None)
 
 
-def compare(row: Dict[str, Any], entry: Dict[str, Any], skip: Sequence[str] = COPIED_FIELDS) -> List[str]:
+def compare(row: dict[str, Any], entry: dict[str, Any], skip: Sequence[str] = COPIED_FIELDS) -> list[str]:
     """Fields where the derived row and the matrix entry state different facts (fields copied from the
     previous entry are skipped: the release's files do not state them)."""
     out = []
@@ -402,16 +457,20 @@ def compare(row: Dict[str, Any], entry: Dict[str, Any], skip: Sequence[str] = CO
 
 
 def main(argv: Optional[Sequence[str]] = None, opener: Opener = urllib.request.urlopen) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("version", help="TensorFlow release, e.g. 2.21.0")
     parser.add_argument("--metadata", help="the wheel's METADATA file (offline; else fetched from PyPI)")
     parser.add_argument("--build-info", help="the wheel's tensorflow/python/platform/build_info.py (offline)")
     parser.add_argument("--wheel-tag", help="the wheel's tag, e.g. cp311-cp311-manylinux_2_27_x86_64 (offline)")
     parser.add_argument("--no-build-info", action="store_true", help="do not read build_info.py out of the wheel")
     parser.add_argument("--matrix", help="matrix to copy non-derivable fields from (default: the shipped one)")
-    parser.add_argument("--compare", action="store_true",
-                        help="print the differences against the matrix's entry for this release; exit 1 if any")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="print the differences against the matrix's entry for this release; exit 1 if any",
+    )
     args = parser.parse_args(argv)
     from tfcompat.probes.tensorflow import parse_build_info
 
@@ -446,8 +505,10 @@ def main(argv: Optional[Sequence[str]] = None, opener: Opener = urllib.request.u
             print(f"# differs: {d}", file=sys.stderr)
         for field in COPIED_FIELDS:
             if field in row and row[field] != entry.get(field):
-                print(f"# not derivable, copied: {field} = {row[field]!r}; the matrix says {entry.get(field)!r}",
-                      file=sys.stderr)
+                print(
+                    f"# not derivable, copied: {field} = {row[field]!r}; the matrix says {entry.get(field)!r}",
+                    file=sys.stderr,
+                )
         return 1 if diffs else 0
     return 0
 

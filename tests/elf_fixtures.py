@@ -13,7 +13,8 @@ import os
 import shutil
 import struct
 import subprocess
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Optional
 
 import pytest
 
@@ -31,14 +32,23 @@ def elf_hash(name: str) -> int:
     return h
 
 
-def build_so(soname: Optional[str] = None, needed: Sequence[str] = (), rpath: Optional[str] = None,
-             runpath: Optional[str] = None, elf_class: int = 64, machine: int = EM_X86_64, little: bool = True,
-             version_needs: Dict[str, Sequence[str]] = None, version_defs: Sequence[str] = (), e_type: int = 3,
-             flags_1: int = 0) -> bytes:
+def build_so(
+    soname: Optional[str] = None,
+    needed: Sequence[str] = (),
+    rpath: Optional[str] = None,
+    runpath: Optional[str] = None,
+    elf_class: int = 64,
+    machine: int = EM_X86_64,
+    little: bool = True,
+    version_needs: Optional[dict[str, Sequence[str]]] = None,
+    version_defs: Sequence[str] = (),
+    e_type: int = 3,
+    flags_1: int = 0,
+) -> bytes:
     e = "<" if little else ">"
     is64 = elf_class == 64
     strtab = bytearray(b"\0")
-    index: Dict[str, int] = {}
+    index: dict[str, int] = {}
 
     def s(text: str) -> int:
         if text not in index:
@@ -69,8 +79,9 @@ def build_so(soname: Optional[str] = None, needed: Sequence[str] = (), rpath: Op
     verdef = bytearray()
     defs = ([soname or "base"] + list(version_defs)) if version_defs else []
     for i, name in enumerate(defs):
-        verdef += struct.pack(e + "HHHHIII", 1, 1 if i == 0 else 0, i + 1, 1, elf_hash(name), 20,
-                              28 if i < len(defs) - 1 else 0)
+        verdef += struct.pack(
+            e + "HHHHIII", 1, 1 if i == 0 else 0, i + 1, 1, elf_hash(name), 20, 28 if i < len(defs) - 1 else 0
+        )
         verdef += struct.pack(e + "II", s(name), 0)
     ehsize, phentsize = (64, 56) if is64 else (52, 32)
     dynent = 16 if is64 else 8
@@ -116,35 +127,83 @@ def build_so(soname: Optional[str] = None, needed: Sequence[str] = (), rpath: Op
     out = bytearray(total)
     for i, (nm, typ, soff, size, lnk, info, align, ent) in enumerate(sections):
         if is64:
-            sh = struct.pack(e + "IIQQQQIIQQ", nm, typ, 2 if typ not in (0, 3) or i == 1 else 0, soff if i else 0,
-                             soff, size, lnk, info, align, ent)
+            sh = struct.pack(
+                e + "IIQQQQIIQQ",
+                nm,
+                typ,
+                2 if typ not in (0, 3) or i == 1 else 0,
+                soff if i else 0,
+                soff,
+                size,
+                lnk,
+                info,
+                align,
+                ent,
+            )
         else:
-            sh = struct.pack(e + "IIIIIIIIII", nm, typ, 2 if typ not in (0, 3) or i == 1 else 0, soff if i else 0,
-                             soff, size, lnk, info, align, ent)
-        out[sh_off + i * shentsize:sh_off + (i + 1) * shentsize] = sh
-    out[shstr_off:shstr_off + len(shstr)] = shstr
+            sh = struct.pack(
+                e + "IIIIIIIIII",
+                nm,
+                typ,
+                2 if typ not in (0, 3) or i == 1 else 0,
+                soff if i else 0,
+                soff,
+                size,
+                lnk,
+                info,
+                align,
+                ent,
+            )
+        out[sh_off + i * shentsize : sh_off + (i + 1) * shentsize] = sh
+    out[shstr_off : shstr_off + len(shstr)] = shstr
     ident = b"\x7fELF" + bytes([2 if is64 else 1, 1 if little else 2, 1, 0]) + b"\0" * 8
     if is64:
-        hdr = struct.pack(e + "HHIQQQIHHHHHH", e_type, machine, 1, 0, ehsize, sh_off, 0, ehsize, phentsize, 2,
-                          shentsize, len(sections), shstr_index)
+        hdr = struct.pack(
+            e + "HHIQQQIHHHHHH",
+            e_type,
+            machine,
+            1,
+            0,
+            ehsize,
+            sh_off,
+            0,
+            ehsize,
+            phentsize,
+            2,
+            shentsize,
+            len(sections),
+            shstr_index,
+        )
         ph_load = struct.pack(e + "IIQQQQQQ", 1, 5, 0, 0, 0, load_end, load_end, 0x1000)
-        ph_dyn = struct.pack(e + "IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, dynent * len(dyn),
-                             dynent * len(dyn), 8)
+        ph_dyn = struct.pack(e + "IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, dynent * len(dyn), dynent * len(dyn), 8)
     else:
-        hdr = struct.pack(e + "HHIIIIIHHHHHH", e_type, machine, 1, 0, ehsize, sh_off, 0, ehsize, phentsize, 2,
-                          shentsize, len(sections), shstr_index)
+        hdr = struct.pack(
+            e + "HHIIIIIHHHHHH",
+            e_type,
+            machine,
+            1,
+            0,
+            ehsize,
+            sh_off,
+            0,
+            ehsize,
+            phentsize,
+            2,
+            shentsize,
+            len(sections),
+            shstr_index,
+        )
         ph_load = struct.pack(e + "IIIIIIII", 1, 0, 0, 0, load_end, load_end, 5, 0x1000)
-        ph_dyn = struct.pack(e + "IIIIIIII", 2, dyn_off, dyn_off, dyn_off, dynent * len(dyn), dynent * len(dyn),
-                             6, 4)
+        ph_dyn = struct.pack(e + "IIIIIIII", 2, dyn_off, dyn_off, dyn_off, dynent * len(dyn), dynent * len(dyn), 6, 4)
     out[0:16] = ident
     out[16:ehsize] = hdr
-    out[ehsize:ehsize + phentsize] = ph_load
-    out[ehsize + phentsize:ehsize + 2 * phentsize] = ph_dyn
-    out[str_off:str_off + len(strtab)] = strtab
-    out[vn_off:vn_off + len(verneed)] = verneed
-    out[vd_off:vd_off + len(verdef)] = verdef
+    out[ehsize : ehsize + phentsize] = ph_load
+    out[ehsize + phentsize : ehsize + 2 * phentsize] = ph_dyn
+    out[str_off : str_off + len(strtab)] = strtab
+    out[vn_off : vn_off + len(verneed)] = verneed
+    out[vd_off : vd_off + len(verdef)] = verdef
     for i, (tag, val) in enumerate(dyn):
-        out[dyn_off + i * dynent:dyn_off + (i + 1) * dynent] = struct.pack(e + ("qQ" if is64 else "iI"), tag, val)
+        out[dyn_off + i * dynent : dyn_off + (i + 1) * dynent] = struct.pack(e + ("qQ" if is64 else "iI"), tag, val)
     return bytes(out)
 
 
@@ -173,8 +232,14 @@ needs_gcc = pytest.mark.needs_tool("gcc")
 needs_gxx = pytest.mark.needs_tool("g++")
 
 
-def gcc_so(out: os.PathLike, source: str, soname: Optional[str] = None, flags: Iterable[str] = (),
-           cxx: bool = False, version_script: Optional[str] = None) -> str:
+def gcc_so(
+    out: os.PathLike,
+    source: str,
+    soname: Optional[str] = None,
+    flags: Iterable[str] = (),
+    cxx: bool = False,
+    version_script: Optional[str] = None,
+) -> str:
     """Compile `source` (C, or C++ with cxx=True) into a shared object at `out`."""
     out = os.fspath(out)
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -207,7 +272,7 @@ def ldconfig() -> Optional[str]:
     return None
 
 
-def make_cache(root: str, dirs: Sequence[str], fmt: str, cache: str = "/etc/ld.so.cache") -> Tuple[bool, str]:
+def make_cache(root: str, dirs: Sequence[str], fmt: str, cache: str = "/etc/ld.so.cache") -> tuple[bool, str]:
     """Run the real ldconfig on `root` (-r) for `dirs` in format `fmt`; (ok, stderr)."""
     exe = ldconfig()
     if exe is None:

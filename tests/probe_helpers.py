@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import struct
 import textwrap
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Optional
 
 SRC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
@@ -79,9 +80,15 @@ def symlink(link: os.PathLike, target: str) -> str:
     return link
 
 
-def make_dist(site: os.PathLike, name: str, version: str, requires: Iterable[str] = (),
-              requires_python: Optional[str] = None, wheel_tags: Sequence[str] = (),
-              body: str = "") -> str:
+def make_dist(
+    site: os.PathLike,
+    name: str,
+    version: str,
+    requires: Iterable[str] = (),
+    requires_python: Optional[str] = None,
+    wheel_tags: Sequence[str] = (),
+    body: str = "",
+) -> str:
     """Write ``<name>-<version>.dist-info/METADATA`` (and WHEEL when tags are given); returns the dir."""
     dist_name = name.replace("-", "_")
     dist_info = os.path.join(os.fspath(site), f"{dist_name}-{version}.dist-info")
@@ -316,19 +323,40 @@ def nvmlDeviceGetRemappedRows(handle):
 '''
 
 
-def make_fake_nvml(directory: os.PathLike, init_error: Optional[int] = None, init_sleep: float = 0,
-                   abort: bool = False, mig_unsupported: Optional[int] = None, count: int = 4,
-                   marker: Optional[str] = None, sick: bool = False, lost: Optional[int] = None,
-                   model: str = "H100", remap_failed: Optional[int] = None) -> str:
+def make_fake_nvml(
+    directory: os.PathLike,
+    init_error: Optional[int] = None,
+    init_sleep: float = 0,
+    abort: bool = False,
+    mig_unsupported: Optional[int] = None,
+    count: int = 4,
+    marker: Optional[str] = None,
+    sick: bool = False,
+    lost: Optional[int] = None,
+    model: str = "H100",
+    remap_failed: Optional[int] = None,
+) -> str:
     """Write ``directory/pynvml.py``; returns the directory (to put first on PYTHONPATH).
 
     `model`: "H100" (row remapping, as every GPU since Ampere) or "V100" (page retirement)."""
     if model not in ("H100", "V100"):
         raise ValueError(f"model {model!r}: the fake knows H100 and V100")
     directory = os.fspath(directory)
-    write(os.path.join(directory, "pynvml.py"), _FAKE_NVML.format(
-        init_error=init_error, init_sleep=init_sleep, abort=abort, mig_unsupported=mig_unsupported,
-        count=count, marker=marker, sick=sick, lost=lost, model=model, remap_failed=remap_failed))
+    write(
+        os.path.join(directory, "pynvml.py"),
+        _FAKE_NVML.format(
+            init_error=init_error,
+            init_sleep=init_sleep,
+            abort=abort,
+            mig_unsupported=mig_unsupported,
+            count=count,
+            marker=marker,
+            sick=sick,
+            lost=lost,
+            model=model,
+            remap_failed=remap_failed,
+        ),
+    )
     return directory
 
 

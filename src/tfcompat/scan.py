@@ -6,7 +6,8 @@ import datetime
 import os
 import posixpath
 import socket
-from typing import List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from tfcompat import __version__
 from tfcompat.matrix import WorldFacts, shipped_facts
@@ -27,7 +28,7 @@ from tfcompat.probes.target import TargetSpec, resolve_target
 from tfcompat.probes.tensorflow import find_tensorflow
 
 
-def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> Tuple[str, str]:
+def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
     """(name, where it came from): --node-name, then Kubernetes' NODE_NAME, Slurm's SLURMD_NODENAME, the host name."""
     if explicit:
         return explicit, "--node-name"
@@ -37,8 +38,9 @@ def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = o
     return socket.gethostname(), "host name"
 
 
-def target_loader(root: Root, executable: Optional[str], environ: Mapping[str, str],
-                  cpu_flags: Sequence[str]) -> Optional[LoaderConfig]:
+def target_loader(
+    root: Root, executable: Optional[str], environ: Mapping[str, str], cpu_flags: Sequence[str]
+) -> Optional[LoaderConfig]:
     """The target's loader model, its architecture from the target's own binaries (its python first).
     None when it cannot be built: each probe then builds its own and reports the failure as before."""
     if executable:
@@ -49,10 +51,18 @@ def target_loader(root: Root, executable: Optional[str], environ: Mapping[str, s
         return None
 
 
-def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
-         nvml_env: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
-         ops: Sequence[str] = (), probe: bool = False, probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
-         facts: Optional[WorldFacts] = None, budget: Optional[Budget] = None) -> Environment:
+def scan(
+    spec: TargetSpec,
+    node_name: Optional[str] = None,
+    nvml: bool = True,
+    nvml_env: Optional[Mapping[str, str]] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    ops: Sequence[str] = (),
+    probe: bool = False,
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    facts: Optional[WorldFacts] = None,
+    budget: Optional[Budget] = None,
+) -> Environment:
     """Probe everything. `environ` (default: this process's) supplies LD_LIBRARY_PATH / LD_PRELOAD on the host;
     under --root no host variable is read. `facts`: the matrix's world facts the probes look for (which
     sonames TF dlopen()s, the TensorFlow distributions, the driver's libraries); the shipped matrix's by default.
@@ -64,10 +74,14 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     budget = budget if budget is not None else UNLIMITED
     root = Root(spec.root)
     resolved = resolve_target(spec)
-    unknowns: List[Unknown] = list(resolved.unknowns)
+    unknowns: list[Unknown] = list(resolved.unknowns)
     if resolved.python.version is None:
-        unknowns.append(Unknown("python.version", "no interpreter was run and the site-packages path names no "
-                                "pythonX.Y; pass --python to tell"))
+        unknowns.append(
+            Unknown(
+                "python.version",
+                "no interpreter was run and the site-packages path names no pythonX.Y; pass --python to tell",
+            )
+        )
 
     def late(*facts_: str) -> bool:
         """True (and the facts recorded as unknown) when the budget is spent before this probe starts."""
@@ -76,12 +90,12 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
         unknowns.extend(Unknown(f, budget.reason) for f in facts_)
         return True
 
-    packages: Tuple[Package, ...] = ()
-    shadowed: Tuple[Package, ...] = ()
+    packages: tuple[Package, ...] = ()
+    shadowed: tuple[Package, ...] = ()
     if not late("packages"):
         packages, shadowed, package_unknowns = scan_distributions(resolved.search_path, root)
         unknowns += package_unknowns
-    tf_builds: Tuple[TensorFlowBuild, ...] = ()
+    tf_builds: tuple[TensorFlowBuild, ...] = ()
     if not late("tensorflow"):
         tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root, facts.tf_distribution_names)
         unknowns += tf_unknowns
@@ -98,22 +112,46 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
     tf = tf_builds[0] if tf_builds else None
     native = None
     if not late("libraries"):
-        native, native_unknowns = probe_libraries(root, tf, packages, resolved.search_path, resolved.python, platform,
-                                                  env_vars if root.is_host else None, loader_config=loader_config,
-                                                  facts=facts, budget=budget)
+        native, native_unknowns = probe_libraries(
+            root,
+            tf,
+            packages,
+            resolved.search_path,
+            resolved.python,
+            platform,
+            env_vars if root.is_host else None,
+            loader_config=loader_config,
+            facts=facts,
+            budget=budget,
+        )
         unknowns += native_unknowns
-    custom_ops: Tuple[CustomOp, ...] = ()
+    custom_ops: tuple[CustomOp, ...] = ()
     if not late("custom_ops"):
-        custom_ops, op_unknowns = probe_custom_ops(root, tf, packages, facts.tf_distribution_names,
-                                                   resolved.python.executable, ops, platform.cpu_flags, env_vars,
-                                                   loader_config, budget=budget)
+        custom_ops, op_unknowns = probe_custom_ops(
+            root,
+            tf,
+            packages,
+            facts.tf_distribution_names,
+            resolved.python.executable,
+            ops,
+            platform.cpu_flags,
+            env_vars,
+            loader_config,
+            budget=budget,
+        )
         unknowns += op_unknowns
     driver: Optional[Driver] = None
-    gpus: Tuple[Gpu, ...] = ()
+    gpus: tuple[Gpu, ...] = ()
     if not late("driver", "gpus"):
-        driver, gpus, nv_unknowns = probe_nvidia(root, nvml=nvml, nvml_env=nvml_env, environ=env_vars,
-                                                 loader_config=loader_config, driver_sonames=facts.driver_sonames,
-                                                 budget=budget)
+        driver, gpus, nv_unknowns = probe_nvidia(
+            root,
+            nvml=nvml,
+            nvml_env=nvml_env,
+            environ=env_vars,
+            loader_config=loader_config,
+            driver_sonames=facts.driver_sonames,
+            budget=budget,
+        )
         unknowns += nv_unknowns
     rocm = None
     if not late("rocm"):
@@ -131,13 +169,26 @@ def scan(spec: TargetSpec, node_name: Optional[str] = None, nvml: bool = True,
         timeout = budget.cap(probe_timeout)
         probe_result, probe_unknowns = probe_import(root, resolved.python, tf_builds, timeout, environ)
         if probe_result is not None and probe_result.outcome == "timeout" and timeout < probe_timeout:
-            probe_result, probe_unknowns = None, [Unknown("probe", f"{budget.reason} (the import of TensorFlow "
-                                                                   f"was still running after {timeout:.0f} s)")]
+            probe_result, probe_unknowns = (
+                None,
+                [
+                    Unknown(
+                        "probe", f"{budget.reason} (the import of TensorFlow was still running after {timeout:.0f} s)"
+                    )
+                ],
+            )
         unknowns += probe_unknowns
     name, name_source = node_identity(node_name)
     return Environment(
-        host=Host(node_name=name, node_name_source=name_source, platform=platform, driver=driver, gpus=gpus, rocm=rocm,
-                  resources=resources),
+        host=Host(
+            node_name=name,
+            node_name_source=name_source,
+            platform=platform,
+            driver=driver,
+            gpus=gpus,
+            rocm=rocm,
+            resources=resources,
+        ),
         target=Target(
             root=root.root,
             python=resolved.python,

@@ -36,8 +36,13 @@ def tf_site(tmp_path):
     (site / "tensorflow" / "python" / "platform").mkdir(parents=True)
     (site / "tensorflow" / "__init__.py").write_text("")
     (site / "tensorflow" / "python" / "platform" / "build_info.py").write_text(BUILD_INFO_221)
-    write_dist(site, "tensorflow", "2.21.0", ["numpy>=1.26.0", "protobuf<8.0.0,>=6.31.1"],
-               tags=["cp311-cp311-manylinux_2_27_x86_64"])
+    write_dist(
+        site,
+        "tensorflow",
+        "2.21.0",
+        ["numpy>=1.26.0", "protobuf<8.0.0,>=6.31.1"],
+        tags=["cp311-cp311-manylinux_2_27_x86_64"],
+    )
     write_dist(site, "numpy", "2.1.0")
     write_dist(site, "protobuf", "6.31.1")
     return site
@@ -77,8 +82,17 @@ def test_check_json_matches_exit_code_and_schema(capsys, tf_site):
 
 def test_fail_on_and_ignore(capsys, tf_site):
     write_dist(tf_site, "tf-keras", "2.20.1", ["tensorflow<2.21,>=2.20"])
-    code, out, _ = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "-f", "json",
-                       "--ignore", "TFC104=pinned by the platform team until Dec")
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--site-packages",
+        str(tf_site),
+        "--no-nvml",
+        "-f",
+        "json",
+        "--ignore",
+        "TFC104=pinned by the platform team until Dec",
+    )
     report = json.loads(out)
     validate(report)
     assert code == 0 and report["findings"][0]["waived"] == "pinned by the platform team until Dec"
@@ -89,7 +103,8 @@ def test_fail_on_and_ignore(capsys, tf_site):
 def test_info_fails_only_with_fail_on_info(capsys, tf_site):
     write_dist(tf_site, "absl-py", "0.1.0")
     (tf_site / "tensorflow-2.21.0.dist-info" / "METADATA").write_text(
-        "Name: tensorflow\nVersion: 2.21.0\nRequires-Dist: absl-py>=1.0.0\n")
+        "Name: tensorflow\nVersion: 2.21.0\nRequires-Dist: absl-py>=1.0.0\n"
+    )
     assert run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml")[0] == 0
     assert run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "--fail-on", "info")[0] == 1
 
@@ -114,8 +129,12 @@ def test_scan_then_check_from_snapshot(capsys, tf_site, tmp_path):
     data = json.loads(snap.read_text())
     assert data["target"]["tensorflow"][0]["cuda_version"] == "12.5.1"
     # a GPU node with an old driver, recorded elsewhere, judged here
-    data["host"]["driver"] = {"kernel_module_version": "470.82.01", "kernel_module_source": "/proc/driver/nvidia/version",
-                              "nvml_driver_version": None, "cuda_driver_version": None}
+    data["host"]["driver"] = {
+        "kernel_module_version": "470.82.01",
+        "kernel_module_source": "/proc/driver/nvidia/version",
+        "nvml_driver_version": None,
+        "cuda_driver_version": None,
+    }
     data["unknowns"] = [u for u in data["unknowns"] if u["fact"] not in ("driver", "gpus")]
     snap.write_text(json.dumps(data))
     code, out, _ = run(capsys, "check", "--from", str(snap), "-f", "json")
@@ -133,14 +152,17 @@ def test_output_file_written_atomically(capsys, tf_site, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["check", "--python", "/nonexistent/bin/python"], "--python /nonexistent/bin/python: no such file"),
-    (["check", "--site-packages", "/nonexistent"], "--site-packages /nonexistent: not a directory"),
-    (["check", "--root", "/nonexistent"], "--root /nonexistent: not a directory"),
-    (["check", "--fail-on", "fatal"], "fatal"),
-    (["check", "--bogus"], "--bogus"),
-    (["explain", "TFC999"], "no rule 'TFC999'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["check", "--python", "/nonexistent/bin/python"], "--python /nonexistent/bin/python: no such file"),
+        (["check", "--site-packages", "/nonexistent"], "--site-packages /nonexistent: not a directory"),
+        (["check", "--root", "/nonexistent"], "--root /nonexistent: not a directory"),
+        (["check", "--fail-on", "fatal"], "fatal"),
+        (["check", "--bogus"], "--bogus"),
+        (["explain", "TFC999"], "no rule 'TFC999'"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2
@@ -164,15 +186,21 @@ def test_corrupt_snapshot(capsys, tmp_path):
 
 def test_broken_matrix(capsys, tf_site, tmp_path):
     bad = tmp_path / "m.toml"
-    bad.write_text('[meta]\nschema = 1\nupdated = "2026-01-01"\n[[tensorflow]]\nversions = "2.21"\npython = ">=3.10"\n'
-                   'cudnn = "9.x"\nsource = "x/y"\nchecked = "2026-01-01"\n')
+    bad.write_text(
+        '[meta]\nschema = 1\nupdated = "2026-01-01"\n[[tensorflow]]\nversions = "2.21"\npython = ">=3.10"\n'
+        'cudnn = "9.x"\nsource = "x/y"\nchecked = "2026-01-01"\n'
+    )
     code, _, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "--matrix", str(bad))
     assert code == 2
-    assert err.strip() == f"tfcompat: error: {bad}: [[tensorflow]] #1 '2.21': versions '2.21' is not a PEP 440 specifier"
+    assert (
+        err.strip() == f"tfcompat: error: {bad}: [[tensorflow]] #1 '2.21': versions '2.21' is not a PEP 440 specifier"
+    )
 
 
 def test_output_to_missing_directory(capsys, tf_site, tmp_path):
-    code, _, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "-o", str(tmp_path / "no" / "r.txt"))
+    code, _, err = run(
+        capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "-o", str(tmp_path / "no" / "r.txt")
+    )
     assert code == 2 and "does not exist" in err
 
 
@@ -219,18 +247,26 @@ def test_python_option_against_a_real_interpreter(capsys, tf_site, tmp_path):
 
 def test_console_script_and_module_entry_points(tf_site):
     env = dict(os.environ, NO_COLOR="1")
-    proc = subprocess.run([sys.executable, "-m", "tfcompat", "check", "--site-packages", str(tf_site), "--no-nvml"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfcompat", "check", "--site-packages", str(tf_site), "--no-nvml"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Result: PASS" in proc.stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--select", "TCF105"], "--select TCF105: no rule id starts with it"),
-    (["--ignore", "TFC9999=typo"], "--ignore TFC9999: no rule id starts with it"),
-    (["--op", "/nonexistent/op.so"], "--op /nonexistent/op.so: no such file"),
-    (["--op", "/nonexistent/*.so"], "--op /nonexistent/*.so: no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--select", "TCF105"], "--select TCF105: no rule id starts with it"),
+        (["--ignore", "TFC9999=typo"], "--ignore TFC9999: no rule id starts with it"),
+        (["--op", "/nonexistent/op.so"], "--op /nonexistent/op.so: no such file"),
+        (["--op", "/nonexistent/*.so"], "--op /nonexistent/*.so: no such file"),
+    ],
+)
 def test_typos_do_not_pass_a_gate(capsys, tf_site, argv, message):
     code, out, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", *argv)
     lines = err.strip().splitlines()
@@ -239,8 +275,19 @@ def test_typos_do_not_pass_a_gate(capsys, tf_site, argv, message):
 
 def test_ignore_list_shares_its_reason(capsys, tf_site):
     write_dist(tf_site, "tf-keras", "2.20.1", ["tensorflow<2.21,>=2.20"])
-    code, out, _ = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", "-f", "json",
-                       "--select", "TFC1", "--ignore", "TFC104,TFC105=platform pin")
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--site-packages",
+        str(tf_site),
+        "--no-nvml",
+        "-f",
+        "json",
+        "--select",
+        "TFC1",
+        "--ignore",
+        "TFC104,TFC105=platform pin",
+    )
     report = json.loads(out)
     assert code == 0 and [f["waived"] for f in report["findings"]] == ["platform pin"]
 
@@ -266,8 +313,18 @@ def test_one_json_error_shape_for_every_command(capsys, tmp_path):
         "gate": run(capsys, "gate", str(tmp_path / "nope"), "-f", "json"),
         "matrix": run(capsys, "matrix", "tensorflow", "9.9", "-f", "json"),
     }
-    keys = ["schema_version", "tool_version", "status", "exit_code", "fail_on", "matrix", "findings", "skipped",
-            "errors", "environment"]
+    keys = [
+        "schema_version",
+        "tool_version",
+        "status",
+        "exit_code",
+        "fail_on",
+        "matrix",
+        "findings",
+        "skipped",
+        "errors",
+        "environment",
+    ]
     for command, (code, out, err) in runs.items():
         data = json.loads(out)
         validate(data)

@@ -99,8 +99,19 @@ def test_fact_sheet_facts_come_back(capsys, argv, key, op, expected):
 
 def test_tensorflow_json_has_the_keys_the_issue_names(capsys):
     a = ask(capsys, "tensorflow", "2.15")
-    for key in ("version", "python", "cuda", "cudnn", "compute_capabilities", "min_driver", "numpy", "protobuf",
-                "keras", "glibc", "sources"):
+    for key in (
+        "version",
+        "python",
+        "cuda",
+        "cudnn",
+        "compute_capabilities",
+        "min_driver",
+        "numpy",
+        "protobuf",
+        "keras",
+        "glibc",
+        "sources",
+    ):
         assert a[key] not in (None, [], ""), key
     assert "https://www.tensorflow.org/install/source#gpu" in a["sources"]
     assert any(s.startswith("https://docs.nvidia.com/") for s in a["sources"])
@@ -130,26 +141,32 @@ def test_driver_with_overlay_reports_known_bad(capsys, tmp_path):
     assert ask(capsys, "driver", "550.54.15")["known_bad"] == []
 
 
-@pytest.mark.parametrize("argv, text", [
-    (("tensorflow", "2.15"), "Linux driver          >= 525.60.13 (starts); >= 535.54.03 for every feature"),
-    (("cuda", "11.0"), "starts on             >= 450.51.05"),
-    (("driver", "535.54.03"), "TensorFlow, minor-version compat  2.16.1 ... 2.21.0 (10 releases)"),
-    (("gpu", "12.0"), "2.16.1 ... 2.21.0            ptx_jit via compute_90"),
-])
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (("tensorflow", "2.15"), "Linux driver          >= 525.60.13 (starts); >= 535.54.03 for every feature"),
+        (("cuda", "11.0"), "starts on             >= 450.51.05"),
+        (("driver", "535.54.03"), "TensorFlow, minor-version compat  2.16.1 ... 2.21.0 (10 releases)"),
+        (("gpu", "12.0"), "2.16.1 ... 2.21.0            ptx_jit via compute_90"),
+    ],
+)
 def test_text_output(capsys, argv, text):
     code, out, err = run(capsys, "matrix", *argv)
     assert code == 0 and err == ""
     assert text in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (("tensorflow", "2.22.0"), "tensorflow 2.22.0 is not in the matrix"),
-    (("tensorflow", "2.3"), "tensorflow 2.3 is not in the matrix"),
-    (("tensorflow", "two"), "TensorFlow version 'two' is not a version"),
-    (("cuda", "12.7"), "CUDA 12.7 is not in the matrix"),
-    (("driver", "latest"), "driver version 'latest' is not an NVIDIA driver version"),
-    (("gpu", "8.8"), "compute capability 8.8 is not in the matrix"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("tensorflow", "2.22.0"), "tensorflow 2.22.0 is not in the matrix"),
+        (("tensorflow", "2.3"), "tensorflow 2.3 is not in the matrix"),
+        (("tensorflow", "two"), "TensorFlow version 'two' is not a version"),
+        (("cuda", "12.7"), "CUDA 12.7 is not in the matrix"),
+        (("driver", "latest"), "driver version 'latest' is not an NVIDIA driver version"),
+        (("gpu", "8.8"), "compute capability 8.8 is not in the matrix"),
+    ],
+)
 def test_unknown_versions_exit_2_one_line(capsys, argv, message):
     code, out, err = run(capsys, "matrix", *argv)
     assert code == 2 and out == ""
@@ -235,11 +252,16 @@ def tf_site(tmp_path, version):
     (site / "tensorflow" / "python" / "platform").mkdir(parents=True)
     (site / "tensorflow" / "__init__.py").write_text("")
     (site / "tensorflow" / "python" / "platform" / "build_info.py").write_text(BUILD_INFO)
-    for name, ver, requires in (("tensorflow", version, ["numpy>=1.26.0", "protobuf<8.0.0,>=6.31.1"]),
-                                ("numpy", "2.1.0", []), ("protobuf", "6.31.1", [])):
+    for name, ver, requires in (
+        ("tensorflow", version, ["numpy>=1.26.0", "protobuf<8.0.0,>=6.31.1"]),
+        ("numpy", "2.1.0", []),
+        ("protobuf", "6.31.1", []),
+    ):
         d = site / f"{name}-{ver}.dist-info"
         d.mkdir()
-        lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {ver}"] + [f"Requires-Dist: {r}" for r in requires]
+        lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {ver}"] + [
+            f"Requires-Dist: {r}" for r in requires
+        ]
         (d / "METADATA").write_text("\n".join(lines) + "\n")
         if name == "tensorflow":
             (d / "WHEEL").write_text("Wheel-Version: 1.0\nTag: cp311-cp311-manylinux_2_27_x86_64\n")
@@ -262,8 +284,12 @@ def snapshot_with_driver(capsys, tmp_path, driver):
     code, _, err = run(capsys, "scan", "--site-packages", str(site), "--no-nvml", "-o", str(snap))
     assert code == 0, err
     data = json.loads(snap.read_text())
-    data["host"]["driver"] = {"kernel_module_version": driver, "kernel_module_source": "/proc/driver/nvidia/version",
-                              "nvml_driver_version": None, "cuda_driver_version": None}
+    data["host"]["driver"] = {
+        "kernel_module_version": driver,
+        "kernel_module_source": "/proc/driver/nvidia/version",
+        "nvml_driver_version": None,
+        "cuda_driver_version": None,
+    }
     data["unknowns"] = [u for u in data["unknowns"] if u["fact"] not in ("driver",)]
     snap.write_text(json.dumps(data))
     return snap
@@ -277,8 +303,9 @@ def test_check_overlay_known_bad_driver_and_waiver(capsys, tmp_path):
     code, out, _ = run(capsys, "check", "--from", str(snap), "-f", "json", "--select", "TFC20")
     rules = {f["rule"]: f for f in json.loads(out)["findings"]}
     assert "TFC202" not in rules and rules["TFC201"]["waived"] is None
-    code, out, _ = run(capsys, "check", "--from", str(snap), "-f", "json", "--select", "TFC20",
-                       "--matrix-overlay", str(overlay))
+    code, out, _ = run(
+        capsys, "check", "--from", str(snap), "-f", "json", "--select", "TFC20", "--matrix-overlay", str(overlay)
+    )
     report = json.loads(out)
     rules = {f["rule"]: f for f in report["findings"]}
     assert code == 1 and rules["TFC202"]["severity"] == "error" and rules["TFC202"]["waived"] is None
@@ -296,5 +323,4 @@ def test_check_broken_overlay_is_exit_2_one_line(capsys, tmp_path):
     snap = snapshot_with_driver(capsys, tmp_path, "550.54.15")
     code, _, err = run(capsys, "check", "--from", str(snap), "--matrix-overlay", str(overlay))
     assert code == 2
-    assert err == (f"tfcompat: error: {overlay}: [[known_bad_driver]] #1 '>=550.54.14,<550.90': "
-                   "unknown key 'reson'\n")
+    assert err == (f"tfcompat: error: {overlay}: [[known_bad_driver]] #1 '>=550.54.14,<550.90': unknown key 'reson'\n")

@@ -1,6 +1,5 @@
 import ast
 from pathlib import Path
-from typing import Dict, List, Set
 
 import pytest
 from envs import make_env
@@ -66,18 +65,26 @@ def test_evaluate_runs_only_the_rules_it_is_given(matrix):
 
 def test_parse_select_splits_commas_and_checks_every_prefix():
     assert engine.parse_select(["TFC1", " TFC301 ,TFC302,", "gpu-library-missing"], catalog()) == [
-        "TFC1", "TFC301", "TFC302", "gpu-library-missing"]
+        "TFC1",
+        "TFC301",
+        "TFC302",
+        "gpu-library-missing",
+    ]
     assert engine.parse_select(None, catalog()) == [] and engine.parse_select(["tfc3"], catalog()) == ["tfc3"]
     with pytest.raises(engine.SelectionError) as err:
         engine.parse_select(["TFC1,TFC9"], catalog())
-    assert str(err.value) == ("--select TFC9: no rule id starts with it and no rule has that name "
-                              "(see `tfcompat rules`)")
+    assert str(err.value) == (
+        "--select TFC9: no rule id starts with it and no rule has that name (see `tfcompat rules`)"
+    )
     assert isinstance(err.value, TfcompatError)
 
 
 def test_parse_ignores_reasons_apply_to_every_prefix_before_them():
     assert engine.parse_ignores(["TFC201", "TFC105,TFC301= CPU image "], catalog()) == {
-        "TFC201": "", "TFC105": "CPU image", "TFC301": "CPU image"}
+        "TFC201": "",
+        "TFC105": "CPU image",
+        "TFC301": "CPU image",
+    }
     assert engine.parse_ignores(None, catalog()) == {}
     with pytest.raises(engine.SelectionError, match=r"^--ignore 'TFC1,,TFC2': expected RULE-PREFIX"):
         engine.parse_ignores(["TFC1,,TFC2"], catalog())
@@ -98,7 +105,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS = ("tfcompat.engine", "tfcompat.rules", "tfcompat.matrix")
 
 
-def _modules() -> Dict[str, Path]:
+def _modules() -> dict[str, Path]:
     out = {}
     for path in (SRC / "tfcompat").rglob("*.py"):
         parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -112,15 +119,16 @@ def _type_checking_only(node: ast.AST) -> bool:
     test = getattr(node, "test", None)
     return isinstance(node, ast.If) and (
         (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
 
 
-def _imports(name: str, path: Path, modules: Dict[str, Path]) -> Set[str]:
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """Every tfcompat module `name` imports, at module level or inside functions (not under
     `if TYPE_CHECKING:`, which never runs), with the parent packages each import runs first."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: Set[str] = set()
-    todo: List[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    found: set[str] = set()
+    todo: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
     while todo:
         node = todo.pop()
         if _type_checking_only(node):
@@ -131,7 +139,9 @@ def _imports(name: str, path: Path, modules: Dict[str, Path]) -> Set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules)
         todo.extend(ast.iter_child_nodes(node))
@@ -146,7 +156,7 @@ def _layer(name: str) -> str:
     return next((layer for layer in LAYERS if name == layer or name.startswith(layer + ".")), name)
 
 
-def _reach(graph: Dict[str, Set[str]], start: str) -> Set[str]:
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
     seen, todo = set(), [start]
     while todo:
         for nxt in graph.get(todo.pop(), ()):
@@ -156,10 +166,10 @@ def _reach(graph: Dict[str, Set[str]], start: str) -> Set[str]:
     return seen
 
 
-def _layer_graph() -> Dict[str, Set[str]]:
+def _layer_graph() -> dict[str, set[str]]:
     """Modules as nodes, each of the three layers folded into one node."""
     modules = _modules()
-    graph: Dict[str, Set[str]] = {}
+    graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         graph.setdefault(_layer(name), set()).update(_layer(m) for m in _imports(name, path, modules))
     for node, edges in graph.items():
@@ -176,4 +186,5 @@ def test_no_import_circle_between_engine_rules_and_matrix():
     graph = _layer_graph()
     for layer in LAYERS:
         assert layer not in _reach(graph, layer), f"{layer} imports itself back through " + ", ".join(
-            sorted(n for n in _reach(graph, layer) if layer in _reach(graph, n)))
+            sorted(n for n in _reach(graph, layer) if layer in _reach(graph, n))
+        )

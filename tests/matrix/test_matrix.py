@@ -21,23 +21,77 @@ from tfcompat.matrix import (
 # Every Linux x86-64 tensorflow release on PyPI from 2.4.0 to 2.21.0 (pypi.org/project/tensorflow/#history;
 # 2.16.0 was never published).
 RELEASES = [
-    "2.4.0", "2.4.1", "2.4.2", "2.4.3", "2.4.4",
-    "2.5.0", "2.5.1", "2.5.2", "2.5.3",
-    "2.6.0", "2.6.1", "2.6.2", "2.6.3", "2.6.4", "2.6.5",
-    "2.7.0", "2.7.1", "2.7.2", "2.7.3", "2.7.4",
-    "2.8.0", "2.8.1", "2.8.2", "2.8.3", "2.8.4",
-    "2.9.0", "2.9.1", "2.9.2", "2.9.3",
-    "2.10.0", "2.10.1", "2.11.0", "2.11.1", "2.12.0", "2.12.1", "2.13.0", "2.13.1", "2.14.0", "2.14.1",
-    "2.15.0", "2.15.0.post1", "2.15.1", "2.16.1", "2.16.2", "2.17.0", "2.17.1", "2.18.0", "2.18.1",
-    "2.19.0", "2.19.1", "2.20.0", "2.21.0",
+    "2.4.0",
+    "2.4.1",
+    "2.4.2",
+    "2.4.3",
+    "2.4.4",
+    "2.5.0",
+    "2.5.1",
+    "2.5.2",
+    "2.5.3",
+    "2.6.0",
+    "2.6.1",
+    "2.6.2",
+    "2.6.3",
+    "2.6.4",
+    "2.6.5",
+    "2.7.0",
+    "2.7.1",
+    "2.7.2",
+    "2.7.3",
+    "2.7.4",
+    "2.8.0",
+    "2.8.1",
+    "2.8.2",
+    "2.8.3",
+    "2.8.4",
+    "2.9.0",
+    "2.9.1",
+    "2.9.2",
+    "2.9.3",
+    "2.10.0",
+    "2.10.1",
+    "2.11.0",
+    "2.11.1",
+    "2.12.0",
+    "2.12.1",
+    "2.13.0",
+    "2.13.1",
+    "2.14.0",
+    "2.14.1",
+    "2.15.0",
+    "2.15.0.post1",
+    "2.15.1",
+    "2.16.1",
+    "2.16.2",
+    "2.17.0",
+    "2.17.1",
+    "2.18.0",
+    "2.18.1",
+    "2.19.0",
+    "2.19.1",
+    "2.20.0",
+    "2.21.0",
 ]
 FACT_SHEET_NAMES = ("compat_facts", "facts/", "shared/")
 
 
 def all_entries(m):
     singles = [e for e in (m.forward_compatibility, m.cudnn_runtime) if e is not None]
-    return list(itertools.chain(m.tensorflow, m.cuda, m.cuda_majors, m.compute_capabilities, m.cudnn,
-                                m.tensorflow_rocm, m.rocm, m.companions, singles))
+    return list(
+        itertools.chain(
+            m.tensorflow,
+            m.cuda,
+            m.cuda_majors,
+            m.compute_capabilities,
+            m.cudnn,
+            m.tensorflow_rocm,
+            m.rocm,
+            m.companions,
+            singles,
+        )
+    )
 
 
 def sources_of(entry):
@@ -109,9 +163,17 @@ def test_companion_ranges_disjoint_per_package(matrix):
     by_pkg = {}
     for c in matrix.companions:
         by_pkg.setdefault(c.package, []).append(c)
-    assert set(by_pkg) == {"tensorflow-text", "tensorflow-io", "tensorflow-addons", "tensorflow-decision-forests",
-                           "tensorflow-recommenders-addons", "tf-keras"}
-    probes = [f"0.{a}.{b}" for a in range(10, 40) for b in range(3)] + [f"1.{a}.{b}" for a in range(13) for b in range(3)]
+    assert set(by_pkg) == {
+        "tensorflow-text",
+        "tensorflow-io",
+        "tensorflow-addons",
+        "tensorflow-decision-forests",
+        "tensorflow-recommenders-addons",
+        "tf-keras",
+    }
+    probes = [f"0.{a}.{b}" for a in range(10, 40) for b in range(3)] + [
+        f"1.{a}.{b}" for a in range(13) for b in range(3)
+    ]
     probes += [f"2.{a}.{b}" for a in range(4, 22) for b in range(3)]
     for pkg, entries in by_pkg.items():
         for v in probes:
@@ -127,39 +189,45 @@ def test_unconfirmed_entries_say_why(matrix):
 # ---------------------------------------------------------------------------------------------- facts
 
 
-@pytest.mark.parametrize("version, cuda, cudnn, ccs", [
-    ("2.21.0", "12.5.1", "9.3", ["sm_60", "sm_70", "sm_80", "sm_89", "compute_90"]),
-    ("2.16.2", "12.3", "8.9", ["sm_50", "sm_60", "sm_70", "sm_80", "compute_90"]),
-    ("2.15.0.post1", "12.2", "8.9", ["sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
-    ("2.12.1", "11.8", "8.6", ["sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
-    ("2.4.4", "11.0", "8.0", ["sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
-    ("2.9.3", "11.2", "8.1", ["sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
-])
+@pytest.mark.parametrize(
+    "version, cuda, cudnn, ccs",
+    [
+        ("2.21.0", "12.5.1", "9.3", ["sm_60", "sm_70", "sm_80", "sm_89", "compute_90"]),
+        ("2.16.2", "12.3", "8.9", ["sm_50", "sm_60", "sm_70", "sm_80", "compute_90"]),
+        ("2.15.0.post1", "12.2", "8.9", ["sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
+        ("2.12.1", "11.8", "8.6", ["sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
+        ("2.4.4", "11.0", "8.0", ["sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
+        ("2.9.3", "11.2", "8.1", ["sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"]),
+    ],
+)
 def test_build_facts(matrix, version, cuda, cudnn, ccs):
     rel = matrix.tf_release(version)
     assert str(rel.cuda) == cuda and str(rel.cudnn) == cudnn and list(rel.compute_capabilities) == ccs
 
 
-@pytest.mark.parametrize("version, field, expected", [
-    ("2.7.2", "protobuf", ">=3.9.2"),             # no cap before 2.7.3
-    ("2.7.3", "protobuf", ">=3.9.2,<3.20"),
-    ("2.8.1", "protobuf", ">=3.9.2"),
-    ("2.8.2", "protobuf", ">=3.9.2,<3.20"),
-    ("2.9.0", "protobuf", ">=3.9.2"),
-    ("2.9.1", "protobuf", ">=3.9.2,<3.20"),
-    ("2.6.1", "keras", "~=2.6"),
-    ("2.6.2", "keras", ">=2.6.0,<2.7"),
-    ("2.12.0", "numpy", ">=1.22,<1.24"),
-    ("2.12.1", "numpy", ">=1.22,<=1.24.3"),
-    ("2.14.0", "numpy", ">=1.23.5"),
-    ("2.14.1", "numpy", ">=1.23.5,<2.0.0"),
-    ("2.15.0", "ml_dtypes", "~=0.2.0"),
-    ("2.15.1", "ml_dtypes", "~=0.3.1"),
-    ("2.18.0", "ml_dtypes", ">=0.4.0,<0.5.0"),
-    ("2.18.1", "ml_dtypes", ">=0.4.0,<1.0.0"),
-    ("2.21.0", "protobuf", ">=6.31.1,<8.0.0"),
-    ("2.21.0", "h5py", ">=3.11.0,<3.15.0"),
-])
+@pytest.mark.parametrize(
+    "version, field, expected",
+    [
+        ("2.7.2", "protobuf", ">=3.9.2"),  # no cap before 2.7.3
+        ("2.7.3", "protobuf", ">=3.9.2,<3.20"),
+        ("2.8.1", "protobuf", ">=3.9.2"),
+        ("2.8.2", "protobuf", ">=3.9.2,<3.20"),
+        ("2.9.0", "protobuf", ">=3.9.2"),
+        ("2.9.1", "protobuf", ">=3.9.2,<3.20"),
+        ("2.6.1", "keras", "~=2.6"),
+        ("2.6.2", "keras", ">=2.6.0,<2.7"),
+        ("2.12.0", "numpy", ">=1.22,<1.24"),
+        ("2.12.1", "numpy", ">=1.22,<=1.24.3"),
+        ("2.14.0", "numpy", ">=1.23.5"),
+        ("2.14.1", "numpy", ">=1.23.5,<2.0.0"),
+        ("2.15.0", "ml_dtypes", "~=0.2.0"),
+        ("2.15.1", "ml_dtypes", "~=0.3.1"),
+        ("2.18.0", "ml_dtypes", ">=0.4.0,<0.5.0"),
+        ("2.18.1", "ml_dtypes", ">=0.4.0,<1.0.0"),
+        ("2.21.0", "protobuf", ">=6.31.1,<8.0.0"),
+        ("2.21.0", "h5py", ">=3.11.0,<3.15.0"),
+    ],
+)
 def test_requires_dist_splits_between_patch_releases(matrix, version, field, expected):
     assert spec_text(getattr(matrix.tf_release(version), field)) == expected
 
@@ -169,7 +237,11 @@ def test_abi_and_platform_facts(matrix):
     assert (old.cxx11_abi, str(old.glibc), old.manylinux) == (0, "2.12", "manylinux2010_x86_64")
     assert (new.cxx11_abi, str(new.glibc), new.manylinux) == (1, "2.17", "manylinux_2_17_x86_64.manylinux2014_x86_64")
     assert (str(last.glibc), str(last.glibcxx), str(last.cxxabi), last.manylinux) == (
-        "2.27", "3.4.22", "1.3.11", "manylinux_2_27_x86_64")
+        "2.27",
+        "3.4.22",
+        "1.3.11",
+        "manylinux_2_27_x86_64",
+    )
     assert matrix.tf_release("2.13.0").compiler.startswith("Clang 16")
     assert [r.numpy_abi for r in matrix.tensorflow if r.matches("2.17.1") or r.matches("2.18.0")] == [1, 2]
 
@@ -204,8 +276,11 @@ def test_cuda_lookups(matrix):
 
 def test_every_release_notes_row_10_0_to_13_2_update_2(matrix):
     assert len(matrix.cuda) == 56
-    assert [t.label for t in matrix.cuda[:3]] == ["CUDA 10.0.130", "CUDA 10.1 (10.1.105 general release, and updates)",
-                                                   "CUDA 10.2.89"]
+    assert [t.label for t in matrix.cuda[:3]] == [
+        "CUDA 10.0.130",
+        "CUDA 10.1 (10.1.105 general release, and updates)",
+        "CUDA 10.2.89",
+    ]
     assert {t.update for t in matrix.cuda} == {"GA", "RC"} | {f"Update {n}" for n in range(1, 5)}
 
 
@@ -219,10 +294,17 @@ def test_driver_need(matrix):
     assert matrix.driver_need("12.7").toolkit is None
 
 
-@pytest.mark.parametrize("loaded, compiled, ok", [
-    ("9.1.0", "9.3.0", False), ("9.10.2", "9.3.0", True), ("8.9.7", "9.3", False), ("8.6.0", "8.9.4", False),
-    ("8.9.7", "8.9.4", True), ("8.9.0", "8.9.4", True),
-])
+@pytest.mark.parametrize(
+    "loaded, compiled, ok",
+    [
+        ("9.1.0", "9.3.0", False),
+        ("9.10.2", "9.3.0", True),
+        ("8.9.7", "9.3", False),
+        ("8.6.0", "8.9.4", False),
+        ("8.9.7", "8.9.4", True),
+        ("8.9.0", "8.9.4", True),
+    ],
+)
 def test_cudnn_runtime_rule(matrix, loaded, compiled, ok):
     assert matrix.cudnn_compatible(loaded, compiled) is ok
 
@@ -309,29 +391,52 @@ def test_minimal_file_parses():
     assert invariant_problems(m) == []
 
 
-@pytest.mark.parametrize("edit, message", [
-    (('cudnn = "8.9"', 'cudnn = "8.x"'), "m.toml: [[tensorflow]] #1 '>=2.15.0,<2.16': cudnn '8.x' is not a version"),
-    (('python = ">=3.9,<3.12"', 'python = "3.9+"'), "python '3.9+' is not a PEP 440 specifier"),
-    (('cuda = "12.2"', 'cuda = "12.2"\ncudnn_major = 8'), "[[tensorflow]] #1 '>=2.15.0,<2.16': unknown key 'cudnn_major'"),
-    (('source = "https://www.tensorflow.org/install/source#gpu"\n', ''), "missing required key 'source'"),
-    (('checked = "2026-03-11"', 'checked = "March"'), "checked 'March' is not a date"),
-    (('schema = 1', 'schema = 2'), "[meta] schema 2 is not supported"),
-    (('cuda = "12.2"', 'cuda = 12.2'), "cuda 12.2 is not a string"),
-    (('[[tensorflow]]', '[[tensorflw]]'), "unknown table 'tensorflw'"),
-    (('versions = ">=2.15.0,<2.16"', 'versions = ">=2.15.0,<2.16'), "m.toml: not valid TOML"),
-    (('releases = ["2.15.1"]', 'releases = ["2.16.1"]'),
-     "[[tensorflow]] #1 '>=2.15.0,<2.16': releases '2.16.1' is not matched by versions"),
-    (('"nvidia-cudnn-cu12" = "==8.9.4.25"', '"nvidia-cudnn-cu12" = "8.9.4"'),
-     "[[tensorflow]] #1 '>=2.15.0,<2.16': and_cuda.nvidia-cudnn-cu12 '8.9.4' is not a PEP 440 specifier"),
-    (('update = "GA"', 'update = "Update one"'), "[[cuda]] #1 '12.2.0': update 'Update one' must be"),
-    (('min_driver = "535.54.03"', 'min_driver = "r535"'), "[[cuda]] #1 '12.2.0': min_driver 'r535' is not a version"),
-    (('major = 12\nmin_driver = "525.60.13"', 'major = 12'),
-     "[[cuda_major]] #1 12: min_driver is required unless minor_version_compatibility = false"),
-    (('native = true', 'native = "yes"'), "[[companion]] #1 'tensorflow-text': native 'yes' is not true or false"),
-    (('native = true', 'native = true\nabi = "2.15"'), "[[companion]] #1 'tensorflow-text': unknown key 'abi'"),
-    (('source = "https://github.com/tensorflow/text/blob/v2.15.0/oss_scripts/pip_package/setup.py"', 'source = "setup.py"'),
-     "[[companion]] #1 'tensorflow-text': source 'setup.py' is neither a URL nor a repository path"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ('cudnn = "8.9"', 'cudnn = "8.x"'),
+            "m.toml: [[tensorflow]] #1 '>=2.15.0,<2.16': cudnn '8.x' is not a version",
+        ),
+        (('python = ">=3.9,<3.12"', 'python = "3.9+"'), "python '3.9+' is not a PEP 440 specifier"),
+        (
+            ('cuda = "12.2"', 'cuda = "12.2"\ncudnn_major = 8'),
+            "[[tensorflow]] #1 '>=2.15.0,<2.16': unknown key 'cudnn_major'",
+        ),
+        (('source = "https://www.tensorflow.org/install/source#gpu"\n', ""), "missing required key 'source'"),
+        (('checked = "2026-03-11"', 'checked = "March"'), "checked 'March' is not a date"),
+        (("schema = 1", "schema = 2"), "[meta] schema 2 is not supported"),
+        (('cuda = "12.2"', "cuda = 12.2"), "cuda 12.2 is not a string"),
+        (("[[tensorflow]]", "[[tensorflw]]"), "unknown table 'tensorflw'"),
+        (('versions = ">=2.15.0,<2.16"', 'versions = ">=2.15.0,<2.16'), "m.toml: not valid TOML"),
+        (
+            ('releases = ["2.15.1"]', 'releases = ["2.16.1"]'),
+            "[[tensorflow]] #1 '>=2.15.0,<2.16': releases '2.16.1' is not matched by versions",
+        ),
+        (
+            ('"nvidia-cudnn-cu12" = "==8.9.4.25"', '"nvidia-cudnn-cu12" = "8.9.4"'),
+            "[[tensorflow]] #1 '>=2.15.0,<2.16': and_cuda.nvidia-cudnn-cu12 '8.9.4' is not a PEP 440 specifier",
+        ),
+        (('update = "GA"', 'update = "Update one"'), "[[cuda]] #1 '12.2.0': update 'Update one' must be"),
+        (
+            ('min_driver = "535.54.03"', 'min_driver = "r535"'),
+            "[[cuda]] #1 '12.2.0': min_driver 'r535' is not a version",
+        ),
+        (
+            ('major = 12\nmin_driver = "525.60.13"', "major = 12"),
+            "[[cuda_major]] #1 12: min_driver is required unless minor_version_compatibility = false",
+        ),
+        (("native = true", 'native = "yes"'), "[[companion]] #1 'tensorflow-text': native 'yes' is not true or false"),
+        (("native = true", 'native = true\nabi = "2.15"'), "[[companion]] #1 'tensorflow-text': unknown key 'abi'"),
+        (
+            (
+                'source = "https://github.com/tensorflow/text/blob/v2.15.0/oss_scripts/pip_package/setup.py"',
+                'source = "setup.py"',
+            ),
+            "[[companion]] #1 'tensorflow-text': source 'setup.py' is neither a URL nor a repository path",
+        ),
+    ],
+)
 def test_broken_matrix_one_line_error(edit, message):
     old, new = edit
     assert old in GOOD
@@ -343,14 +448,18 @@ def test_broken_matrix_one_line_error(edit, message):
 
 
 def test_release_matched_twice_is_an_error():
-    doubled = GOOD.replace("[[cuda]]", """[[tensorflow]]
+    doubled = GOOD.replace(
+        "[[cuda]]",
+        """[[tensorflow]]
 versions = "==2.15.1"
 releases = ["2.15.1"]
 python = ">=3.9"
 source = "https://pypi.org/project/tensorflow/2.15.1/"
 checked = "2026-03-11"
 
-[[cuda]]""", 1)
+[[cuda]]""",
+        1,
+    )
     with pytest.raises(MatrixError, match=r"releases '2.15.1' is also matched by \[\[tensorflow\]\] #2"):
         parse_matrix(doubled, "m.toml")
 
@@ -361,18 +470,20 @@ def test_broken_shipped_matrix_names_entry_and_field():
     assert text.count(entry) == 1
     start = text.index(entry)
     cudnn = text.index('cudnn = "8.9"', start)
-    broken = text[:cudnn] + 'cudnn = "8.9.x"' + text[cudnn + len('cudnn = "8.9"'):]
+    broken = text[:cudnn] + 'cudnn = "8.9.x"' + text[cudnn + len('cudnn = "8.9"') :]
     with pytest.raises(MatrixError) as err:
         parse_matrix(broken, "compat_matrix.toml")
-    assert str(err.value) == ("compat_matrix.toml: [[tensorflow]] #21 '>=2.15.1,<2.16.0': cudnn '8.9.x' is not a "
-                              "version")
+    assert str(err.value) == (
+        "compat_matrix.toml: [[tensorflow]] #21 '>=2.15.1,<2.16.0': cudnn '8.9.x' is not a version"
+    )
 
 
 def test_invariants_catch_what_shape_checks_cannot():
     m = parse_matrix(GOOD, "m.toml")
     future = datetime.date.today() + datetime.timedelta(days=2)
-    bad = dataclasses.replace(m, tensorflow=(dataclasses.replace(m.tensorflow[0], checked=future,
-                                                                 cuda=Version("12.3")),))
+    bad = dataclasses.replace(
+        m, tensorflow=(dataclasses.replace(m.tensorflow[0], checked=future, cuda=Version("12.3")),)
+    )
     problems = invariant_problems(bad)
     assert any("cuda 12.3 has no [[cuda]] entry" in p for p in problems)
     assert any(f"checked {future} is in the future" in p for p in problems)
@@ -418,24 +529,35 @@ def test_overlay_parses_and_merges(matrix):
     merged = matrix.with_overlay(ov)
     assert [k.origin for k in merged.known_bad("550.54.15")] == ["site.toml"]
     assert merged.known_bad("550.90.07") == [] and matrix.known_bad("550.54.15") == []
-    assert merged.waiver_reasons() == {"TFC105": "numpy 2 pinned by the data team; TF import tested in CI "
-                                                 "(site overlay site.toml)"}
+    assert merged.waiver_reasons() == {
+        "TFC105": "numpy 2 pinned by the data team; TF import tested in CI (site overlay site.toml)"
+    }
     assert merged.overlays == ("site.toml",) and merged.tensorflow == matrix.tensorflow
 
 
-@pytest.mark.parametrize("edit, message", [
-    (('severity = "error"', 'severity = "fatal"'),
-     "site.toml: [[known_bad_driver]] #1 '>=550.54.14,<550.90': severity 'fatal' must be"),
-    (('reason = "Xid', 'why = "Xid'), "[[known_bad_driver]] #1 '>=550.54.14,<550.90': unknown key 'why'"),
-    (('versions = ">=550.54.14,<550.90"', 'versions = "550.54"'), "versions '550.54' is not a PEP 440 specifier"),
-    (('rule = "TFC105"', 'rule = "TFC 105"'), "[[waiver]] #1 'TFC 105': rule 'TFC 105' is not a rule id prefix"),
-    (('reason = "numpy 2', 'note = "numpy 2'), "[[waiver]] #1 'TFC105': unknown key 'note'"),
-    (('kind = "overlay"', 'kind = "matrix"'), "site.toml: [meta] kind must be 'overlay' in a site overlay"),
-    (('[[waiver]]', '[[tensorflow]]'), "site.toml: unknown table 'tensorflow'"),
-    (('[[waiver]]', '[thresholds]\nshm_min_bytes = -1\n\n[[waiver]]'),
-     "site.toml: [thresholds]: shm_min_bytes -1 is not a non-negative integer"),
-    (('[[waiver]]', '[thresholds]\nshm_bytes = 1\n\n[[waiver]]'), "site.toml: [thresholds]: unknown key 'shm_bytes'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ('severity = "error"', 'severity = "fatal"'),
+            "site.toml: [[known_bad_driver]] #1 '>=550.54.14,<550.90': severity 'fatal' must be",
+        ),
+        (('reason = "Xid', 'why = "Xid'), "[[known_bad_driver]] #1 '>=550.54.14,<550.90': unknown key 'why'"),
+        (('versions = ">=550.54.14,<550.90"', 'versions = "550.54"'), "versions '550.54' is not a PEP 440 specifier"),
+        (('rule = "TFC105"', 'rule = "TFC 105"'), "[[waiver]] #1 'TFC 105': rule 'TFC 105' is not a rule id prefix"),
+        (('reason = "numpy 2', 'note = "numpy 2'), "[[waiver]] #1 'TFC105': unknown key 'note'"),
+        (('kind = "overlay"', 'kind = "matrix"'), "site.toml: [meta] kind must be 'overlay' in a site overlay"),
+        (("[[waiver]]", "[[tensorflow]]"), "site.toml: unknown table 'tensorflow'"),
+        (
+            ("[[waiver]]", "[thresholds]\nshm_min_bytes = -1\n\n[[waiver]]"),
+            "site.toml: [thresholds]: shm_min_bytes -1 is not a non-negative integer",
+        ),
+        (
+            ("[[waiver]]", "[thresholds]\nshm_bytes = 1\n\n[[waiver]]"),
+            "site.toml: [thresholds]: unknown key 'shm_bytes'",
+        ),
+    ],
+)
 def test_broken_overlay_one_line_error(edit, message):
     old, new = edit
     assert old in OVERLAY

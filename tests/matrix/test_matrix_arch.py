@@ -17,13 +17,33 @@ TF221 = ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
 TF215 = ("sm_50", "sm_60", "sm_70", "sm_75", "compute_80")
 
 
-@pytest.mark.parametrize("text, cc", [
-    ("9.0", (9, 0)), ("8.6", (8, 6)), ("12.0", (12, 0)), (" 8.6 ", (8, 6)),
-    ("90", (9, 0)), ("86", (8, 6)), ("120", (12, 0)),
-    ("sm_90", (9, 0)), ("sm_90a", (9, 0)), ("sm_120", (12, 0)), ("compute_90", (9, 0)), ("compute_100a", (10, 0)),
-    ("", None), (None, None), ("9", None), ("9.", None), ("9.10", None), ("sm_9", None), ("gfx90a", None),
-    ("sm_90ab", None), ("compute_", None), ("8,6", None),
-])
+@pytest.mark.parametrize(
+    "text, cc",
+    [
+        ("9.0", (9, 0)),
+        ("8.6", (8, 6)),
+        ("12.0", (12, 0)),
+        (" 8.6 ", (8, 6)),
+        ("90", (9, 0)),
+        ("86", (8, 6)),
+        ("120", (12, 0)),
+        ("sm_90", (9, 0)),
+        ("sm_90a", (9, 0)),
+        ("sm_120", (12, 0)),
+        ("compute_90", (9, 0)),
+        ("compute_100a", (10, 0)),
+        ("", None),
+        (None, None),
+        ("9", None),
+        ("9.", None),
+        ("9.10", None),
+        ("sm_9", None),
+        ("gfx90a", None),
+        ("sm_90ab", None),
+        ("compute_", None),
+        ("8,6", None),
+    ],
+)
 def test_parse_cc_every_spelling(text, cc):
     assert parse_cc(text) == cc
 
@@ -43,16 +63,19 @@ def test_parse_arch_and_matrix_spellings():
     assert is_cc("8.6") and is_cc("12.0") and not is_cc("86") and not is_cc("sm_86")
 
 
-@pytest.mark.parametrize("cc, kind, via, entry", [
-    ((8, 0), "native", "sm_80", "sm_80"),  # exactly at an entry
-    ((8, 6), "native", "sm_80", "sm_80"),  # same major, higher minor
-    ((8, 9), "native", "sm_89", "sm_89"),
-    ((9, 0), "native", "sm_90", "compute_90"),  # compute_XY gives SASS too
-    ((10, 0), "ptx", "compute_90", "compute_90"),  # newer major: only the PTX
-    ((12, 0), "ptx", "compute_90", "compute_90"),
-    ((5, 2), "none", None, None),  # older than every entry
-    ((7, 5), "native", "sm_70", "sm_70"),
-])
+@pytest.mark.parametrize(
+    "cc, kind, via, entry",
+    [
+        ((8, 0), "native", "sm_80", "sm_80"),  # exactly at an entry
+        ((8, 6), "native", "sm_80", "sm_80"),  # same major, higher minor
+        ((8, 9), "native", "sm_89", "sm_89"),
+        ((9, 0), "native", "sm_90", "compute_90"),  # compute_XY gives SASS too
+        ((10, 0), "ptx", "compute_90", "compute_90"),  # newer major: only the PTX
+        ((12, 0), "ptx", "compute_90", "compute_90"),
+        ((5, 2), "none", None, None),  # older than every entry
+        ((7, 5), "native", "sm_70", "sm_70"),
+    ],
+)
 def test_coverage_tf221(cc, kind, via, entry):
     cov = coverage(cc, TF221)
     assert (cov.kind, cov.via, cov.entry) == (kind, via, entry)

@@ -12,53 +12,115 @@ from tfcompat.matrix.facts import Soname, WorldFacts
 
 # The constants as they were in probes/libraries.py, probes/tensorflow.py, rules/probe.py, probes/nvidia.py
 # and rules/resources.py before they became data: the oracle for the tables.
-OLD_CUDA12 = (("cudart", "libcudart.so.12", "gpu"), ("cublas", "libcublas.so.12", "gpu"),
-              ("cublasLt", "libcublasLt.so.12", "gpu"), ("cufft", "libcufft.so.11", "gpu"),
-              ("cusolver", "libcusolver.so.11", "gpu"), ("cusparse", "libcusparse.so.12", "gpu"),
-              ("nccl", "libnccl.so.2", "feature"), ("cupti", "libcupti.so.12", "feature"))
-OLD_CUDA11 = (("cudart", "libcudart.so.11.0", "gpu"), ("cublas", "libcublas.so.11", "gpu"),
-              ("cublasLt", "libcublasLt.so.11", "gpu"), ("cufft", "libcufft.so.10", "gpu"),
-              ("curand", "libcurand.so.10", "gpu"), ("cusolver", "libcusolver.so.11", "gpu"),
-              ("cusparse", "libcusparse.so.11", "gpu"), ("nccl", "libnccl.so.2", "feature"))
+OLD_CUDA12 = (
+    ("cudart", "libcudart.so.12", "gpu"),
+    ("cublas", "libcublas.so.12", "gpu"),
+    ("cublasLt", "libcublasLt.so.12", "gpu"),
+    ("cufft", "libcufft.so.11", "gpu"),
+    ("cusolver", "libcusolver.so.11", "gpu"),
+    ("cusparse", "libcusparse.so.12", "gpu"),
+    ("nccl", "libnccl.so.2", "feature"),
+    ("cupti", "libcupti.so.12", "feature"),
+)
+OLD_CUDA11 = (
+    ("cudart", "libcudart.so.11.0", "gpu"),
+    ("cublas", "libcublas.so.11", "gpu"),
+    ("cublasLt", "libcublasLt.so.11", "gpu"),
+    ("cufft", "libcufft.so.10", "gpu"),
+    ("curand", "libcurand.so.10", "gpu"),
+    ("cusolver", "libcusolver.so.11", "gpu"),
+    ("cusparse", "libcusparse.so.11", "gpu"),
+    ("nccl", "libnccl.so.2", "feature"),
+)
 OLD_PURPOSE = {
-    "cudart": "CUDA runtime", "cublas": "cuBLAS (matrix multiplication)",
-    "cublasLt": "cuBLASLt (matrix multiplication)", "cufft": "cuFFT (FFT ops)", "curand": "cuRAND (random numbers)",
-    "cusolver": "cuSOLVER (linear algebra)", "cusparse": "cuSPARSE (sparse ops)", "cudnn": "cuDNN (convolutions, RNNs)",
-    "nccl": "NCCL (multi-GPU collectives)", "cupti": "CUPTI (profiler only)",
-    "nvshmem": "NVSHMEM (optional XLA collectives)", "nvinfer": "TensorRT (TF-TRT only)",
+    "cudart": "CUDA runtime",
+    "cublas": "cuBLAS (matrix multiplication)",
+    "cublasLt": "cuBLASLt (matrix multiplication)",
+    "cufft": "cuFFT (FFT ops)",
+    "curand": "cuRAND (random numbers)",
+    "cusolver": "cuSOLVER (linear algebra)",
+    "cusparse": "cuSPARSE (sparse ops)",
+    "cudnn": "cuDNN (convolutions, RNNs)",
+    "nccl": "NCCL (multi-GPU collectives)",
+    "cupti": "CUPTI (profiler only)",
+    "nvshmem": "NVSHMEM (optional XLA collectives)",
+    "nvinfer": "TensorRT (TF-TRT only)",
     "nvinfer_plugin": "TensorRT plugins (TF-TRT only)",
     "cuda": "CUDA driver (installed with the NVIDIA driver, not with TensorFlow)",
 }
 OLD_CUDNN_SUBLIBRARIES = {
-    8: ("libcudnn_ops_infer.so.8", "libcudnn_ops_train.so.8", "libcudnn_cnn_infer.so.8", "libcudnn_cnn_train.so.8",
-        "libcudnn_adv_infer.so.8", "libcudnn_adv_train.so.8"),
-    9: ("libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
-        "libcudnn_heuristic.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"),
+    8: (
+        "libcudnn_ops_infer.so.8",
+        "libcudnn_ops_train.so.8",
+        "libcudnn_cnn_infer.so.8",
+        "libcudnn_cnn_train.so.8",
+        "libcudnn_adv_infer.so.8",
+        "libcudnn_adv_train.so.8",
+    ),
+    9: (
+        "libcudnn_graph.so.9",
+        "libcudnn_engines_precompiled.so.9",
+        "libcudnn_engines_runtime_compiled.so.9",
+        "libcudnn_heuristic.so.9",
+        "libcudnn_ops.so.9",
+        "libcudnn_cnn.so.9",
+        "libcudnn_adv.so.9",
+    ),
 }
 OLD_CPU_NEEDS_SOURCE = "TensorFlow 1.6.0 release notes (https://github.com/tensorflow/tensorflow/releases/tag/v1.6.0)"
-OLD_TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly", "tf-nightly-cpu",
-                        "tf-nightly-gpu", "tensorflow-rocm", "intel-tensorflow", "intel-tensorflow-avx512",
-                        "tensorflow-intel", "tensorflow-macos", "tensorflow-aarch64", "tensorflow-cpu-aws",
-                        "tensorflow-directml")
-OLD_PROBE_TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly", "tf-nightly-cpu",
-                              "tf-nightly-gpu", "tensorflow-intel", "tensorflow-rocm", "intel-tensorflow")
+OLD_TF_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tf-nightly",
+    "tf-nightly-cpu",
+    "tf-nightly-gpu",
+    "tensorflow-rocm",
+    "intel-tensorflow",
+    "intel-tensorflow-avx512",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-aarch64",
+    "tensorflow-cpu-aws",
+    "tensorflow-directml",
+)
+OLD_PROBE_TF_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tf-nightly",
+    "tf-nightly-cpu",
+    "tf-nightly-gpu",
+    "tensorflow-intel",
+    "tensorflow-rocm",
+    "intel-tensorflow",
+)
 OLD_COMPANION_DISTRIBUTIONS = {
-    "tensorflow_text": "tensorflow-text", "tensorflow_io": "tensorflow-io", "tensorflow_addons": "tensorflow-addons",
+    "tensorflow_text": "tensorflow-text",
+    "tensorflow_io": "tensorflow-io",
+    "tensorflow_addons": "tensorflow-addons",
     "tensorflow_decision_forests": "tensorflow-decision-forests",
     "tensorflow_recommenders_addons": "tensorflow-recommenders-addons",
 }
 GiB, MiB = 1 << 30, 1 << 20
 OLD_DEFAULT_THRESHOLDS = {
-    "shm_min_bytes_multi_gpu": 1 * GiB, "shm_min_bytes": 256 * MiB, "memlock_min_bytes": 64 * MiB,
-    "cgroup_memory_per_gpu_bytes": 8 * GiB, "cgroup_memory_used_percent": 90, "gpu_memory_used_mib": 1024,
+    "shm_min_bytes_multi_gpu": 1 * GiB,
+    "shm_min_bytes": 256 * MiB,
+    "memlock_min_bytes": 64 * MiB,
+    "cgroup_memory_per_gpu_bytes": 8 * GiB,
+    "cgroup_memory_used_percent": 90,
+    "gpu_memory_used_mib": 1024,
     "gpu_memory_used_percent_error": 50,
 }
 
 
 def old_specs(cuda, tf, cudnn_major, is_cuda12):
     """probes/libraries.tf_library_specs as it was (without TensorRT): (name, soname, role, fallbacks)."""
-    table = list(OLD_CUDA12) if is_cuda12 else [
-        (n, "libcusolver.so.10" if n == "cusolver" and cuda[:2] == (11, 0) else s, r) for n, s, r in OLD_CUDA11]
+    table = (
+        list(OLD_CUDA12)
+        if is_cuda12
+        else [(n, "libcusolver.so.10" if n == "cusolver" and cuda[:2] == (11, 0) else s, r) for n, s, r in OLD_CUDA11]
+    )
     out = [("cuda", "libcuda.so.1", "driver", ())]
     for name, soname, role in table:
         out.append((name, soname, role, ("libcupti.so",) if name == "cupti" else ()))
@@ -69,11 +131,21 @@ def old_specs(cuda, tf, cudnn_major, is_cuda12):
     return out
 
 
-@pytest.mark.parametrize("cuda, tf, cudnn", [
-    ("12.5.1", "2.21.0", 9), ("12.5.1", "2.20.0", 9), ("12.2", "2.15.1", 8), ("12.3", "2.16.1", None),
-    ("11.0", "2.4.0", 8), ("11.0.3", "2.4.4", 8), ("11.2", "2.10.0", 8), ("11.8", "2.14.0", 8),
-    ("12.5.1", "2.21.0rc1", 9), ("12.5.1", "2.22.0.dev20260101", 9),
-])
+@pytest.mark.parametrize(
+    "cuda, tf, cudnn",
+    [
+        ("12.5.1", "2.21.0", 9),
+        ("12.5.1", "2.20.0", 9),
+        ("12.2", "2.15.1", 8),
+        ("12.3", "2.16.1", None),
+        ("11.0", "2.4.0", 8),
+        ("11.0.3", "2.4.4", 8),
+        ("11.2", "2.10.0", 8),
+        ("11.8", "2.14.0", 8),
+        ("12.5.1", "2.21.0rc1", 9),
+        ("12.5.1", "2.22.0.dev20260101", 9),
+    ],
+)
 def test_sonames_equal_the_old_tables(matrix, cuda, tf, cudnn):
     specs = matrix.facts.sonames(cuda, tf, cudnn)
     c = tuple(int(x) for x in cuda.split(".")[:2])
@@ -90,10 +162,13 @@ def test_sonames_of_an_unknown_cuda_major(matrix):
 
 def test_tensorrt_sonames(matrix):
     for tf in ("2.15.0", "2.15.0.post1", "2.15.1"):
-        assert [s.soname for s in matrix.facts.tensorrt_sonames(tf)] == ["libnvinfer.so.8.6.1",
-                                                                         "libnvinfer_plugin.so.8.6.1"]
-        assert matrix.facts.tensorrt_sonames(tf)[0] == Soname("nvinfer", "libnvinfer.so.8.6.1", "feature",
-                                                              OLD_PURPOSE["nvinfer"])
+        assert [s.soname for s in matrix.facts.tensorrt_sonames(tf)] == [
+            "libnvinfer.so.8.6.1",
+            "libnvinfer_plugin.so.8.6.1",
+        ]
+        assert matrix.facts.tensorrt_sonames(tf)[0] == Soname(
+            "nvinfer", "libnvinfer.so.8.6.1", "feature", OLD_PURPOSE["nvinfer"]
+        )
     for tf in ("2.14.1", "2.16.1", "2.10.0", "garbage"):
         assert matrix.facts.tensorrt_sonames(tf) is None
 
@@ -149,7 +224,9 @@ def test_a_matrix_without_fact_tables_falls_back_to_the_shipped_thresholds():
 
 def test_overlay_threshold_keys_come_from_the_matrix(tmp_path):
     overlay = tmp_path / "site.toml"
-    overlay.write_text('[meta]\nschema = 1\nkind = "overlay"\nupdated = "2026-11-20"\n[thresholds]\nshm_min_bytes = 1\n')
+    overlay.write_text(
+        '[meta]\nschema = 1\nkind = "overlay"\nupdated = "2026-11-20"\n[thresholds]\nshm_min_bytes = 1\n'
+    )
     assert load_matrix(overlays=[overlay]).thresholds == {"shm_min_bytes": 1}
     with pytest.raises(MatrixError, match="unknown key 'shm_min_bytes'"):
         parse_overlay(overlay.read_text(), "site.toml", known_thresholds=("memlock_min_bytes",))
@@ -157,8 +234,17 @@ def test_overlay_threshold_keys_come_from_the_matrix(tmp_path):
 
 def test_every_fact_entry_has_a_source(matrix):
     f = matrix.facts
-    entries = [*f.libraries, *f.dlopen, *f.tensorrt, *f.cudnn, *f.distributions, *f.companion_modules,
-               *f.threshold_entries, f.cpu, f.driver]
+    entries = [
+        *f.libraries,
+        *f.dlopen,
+        *f.tensorrt,
+        *f.cudnn,
+        *f.distributions,
+        *f.companion_modules,
+        *f.threshold_entries,
+        f.cpu,
+        f.driver,
+    ]
     assert len(entries) > 40
     for e in entries:
         assert e.source, e
@@ -186,17 +272,29 @@ checked = "2026-11-25"
 """
 
 
-@pytest.mark.parametrize("edit, message", [
-    (('role = "gpu"', 'role = "needed"'),
-     "m.toml: [[dlopen]] #1 12: libraries #1: role 'needed' must be one of driver, gpu, feature, optional"),
-    (('role = "gpu"', 'role = "gpu", soname2 = "x"'), "m.toml: [[dlopen]] #1 12: libraries #1: unknown key 'soname2'"),
-    (('name = "cudart", soname', 'name = "cudartx", soname'),
-     "m.toml: [[dlopen]] #1 12: libraries #1: name 'cudartx' has no [[library]] entry"),
-    (('"libcudart.so.12"', '"cudart12"'),
-     "m.toml: [[dlopen]] #1 12: libraries #1: soname 'cudart12' is not a soname like 'libcudart.so.12'"),
-    (('libraries = [{', 'libraries = [] #'), "m.toml: [[dlopen]] #1 12: libraries must be a non-empty list"),
-    (('cuda_major = 12', 'cuda_major = 12\nextra = 1'), "m.toml: [[dlopen]] #1 12: unknown key 'extra'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ('role = "gpu"', 'role = "needed"'),
+            "m.toml: [[dlopen]] #1 12: libraries #1: role 'needed' must be one of driver, gpu, feature, optional",
+        ),
+        (
+            ('role = "gpu"', 'role = "gpu", soname2 = "x"'),
+            "m.toml: [[dlopen]] #1 12: libraries #1: unknown key 'soname2'",
+        ),
+        (
+            ('name = "cudart", soname', 'name = "cudartx", soname'),
+            "m.toml: [[dlopen]] #1 12: libraries #1: name 'cudartx' has no [[library]] entry",
+        ),
+        (
+            ('"libcudart.so.12"', '"cudart12"'),
+            "m.toml: [[dlopen]] #1 12: libraries #1: soname 'cudart12' is not a soname like 'libcudart.so.12'",
+        ),
+        (("libraries = [{", "libraries = [] #"), "m.toml: [[dlopen]] #1 12: libraries must be a non-empty list"),
+        (("cuda_major = 12", "cuda_major = 12\nextra = 1"), "m.toml: [[dlopen]] #1 12: unknown key 'extra'"),
+    ],
+)
 def test_broken_fact_tables_one_line_error(edit, message):
     old, new = edit
     with pytest.raises(MatrixError) as exc:
@@ -204,24 +302,48 @@ def test_broken_fact_tables_one_line_error(edit, message):
     assert str(exc.value).startswith(message) and "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("table, message", [
-    ('[[threshold]]\nkey = "a"\nvalue = -1\nsource = "https://x.org/a"\nchecked = "2026-11-25"\n',
-     "[[threshold]] #1 'a': value -1 must be >= 0"),
-    ('[[threshold]]\nkey = "a"\nvalue = 1\nsource = "https://x.org/a"\nchecked = "2026-11-25"\n' * 2,
-     "[[threshold]] 'a' is stated twice"),
-    ('[[cudnn_sublibraries]]\ncudnn_major = 9\nsonames = ["libcudnn_ops.so.8"]\nsource = "https://x.org/a"\n'
-     'checked = "2026-11-25"\n', "[[cudnn_sublibraries]] #1 9: sonames 'libcudnn_ops.so.8' does not end in .so.9"),
-    ('[[tensorflow_distribution]]\nname = "TensorFlow_CPU"\ngpu = "none"\nsource = "https://x.org/a"\n'
-     'checked = "2026-11-25"\n', "name 'TensorFlow_CPU' is not a canonical distribution name"),
-    ('[[tensorflow_distribution]]\nname = "tensorflow"\ngpu = "tpu"\nsource = "https://x.org/a"\n'
-     'checked = "2026-11-25"\n', "gpu 'tpu' must be one of cuda, rocm, directml, none"),
-    ('[cpu_needs]\nmachine = "x86_64"\ndefault = ["AVX!"]\ncited_as = "x"\nsource = "https://x.org/a"\n'
-     'checked = "2026-11-25"\n', "[cpu_needs]: default 'AVX!' is not a CPU flag name"),
-    ('[driver_libraries]\nsonames = ["libcuda.so.1"]\nchecked = "2026-11-25"\n',
-     "[driver_libraries]: missing required key 'source'"),
-    ('[[companion_module]]\nmodule = "tensorflow-text"\ndistribution = "tensorflow-text"\nsource = "https://x.org/a"\n'
-     'checked = "2026-11-25"\n', "module 'tensorflow-text' is not a Python module name"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (
+            '[[threshold]]\nkey = "a"\nvalue = -1\nsource = "https://x.org/a"\nchecked = "2026-11-25"\n',
+            "[[threshold]] #1 'a': value -1 must be >= 0",
+        ),
+        (
+            '[[threshold]]\nkey = "a"\nvalue = 1\nsource = "https://x.org/a"\nchecked = "2026-11-25"\n' * 2,
+            "[[threshold]] 'a' is stated twice",
+        ),
+        (
+            '[[cudnn_sublibraries]]\ncudnn_major = 9\nsonames = ["libcudnn_ops.so.8"]\nsource = "https://x.org/a"\n'
+            'checked = "2026-11-25"\n',
+            "[[cudnn_sublibraries]] #1 9: sonames 'libcudnn_ops.so.8' does not end in .so.9",
+        ),
+        (
+            '[[tensorflow_distribution]]\nname = "TensorFlow_CPU"\ngpu = "none"\nsource = "https://x.org/a"\n'
+            'checked = "2026-11-25"\n',
+            "name 'TensorFlow_CPU' is not a canonical distribution name",
+        ),
+        (
+            '[[tensorflow_distribution]]\nname = "tensorflow"\ngpu = "tpu"\nsource = "https://x.org/a"\n'
+            'checked = "2026-11-25"\n',
+            "gpu 'tpu' must be one of cuda, rocm, directml, none",
+        ),
+        (
+            '[cpu_needs]\nmachine = "x86_64"\ndefault = ["AVX!"]\ncited_as = "x"\nsource = "https://x.org/a"\n'
+            'checked = "2026-11-25"\n',
+            "[cpu_needs]: default 'AVX!' is not a CPU flag name",
+        ),
+        (
+            '[driver_libraries]\nsonames = ["libcuda.so.1"]\nchecked = "2026-11-25"\n',
+            "[driver_libraries]: missing required key 'source'",
+        ),
+        (
+            '[[companion_module]]\nmodule = "tensorflow-text"\ndistribution = "tensorflow-text"\nsource = "https://x.org/a"\n'
+            'checked = "2026-11-25"\n',
+            "module 'tensorflow-text' is not a Python module name",
+        ),
+    ],
+)
 def test_broken_fact_entries(table, message):
     with pytest.raises(MatrixError, match=None) as exc:
         parse_matrix(FACTS_HEAD + table, "m.toml")
@@ -237,8 +359,7 @@ def test_shipped_fact_dates_checked_by_invariants(matrix):
     old = dataclasses.replace(matrix.facts.threshold_entries[0], checked=datetime.date(2999, 1, 1))
     facts = dataclasses.replace(matrix.facts, threshold_entries=(old,) + matrix.facts.threshold_entries[1:])
     problems = invariant_problems(dataclasses.replace(matrix, facts=facts))
-    assert any("[[threshold]] #1 'shm_min_bytes_multi_gpu': checked 2999-01-01 is in the future" in p
-               for p in problems)
+    assert any("[[threshold]] #1 'shm_min_bytes_multi_gpu': checked 2999-01-01 is in the future" in p for p in problems)
 
 
 def test_matrix_imports_no_rules_and_no_engine():

@@ -27,7 +27,8 @@ def big_matrix(n: int) -> str:
             continue
         skipping = False
         kept.append(block)
-    entries = "".join(f'''
+    entries = "".join(
+        f"""
 [[tensorflow]]
 versions = ">=3.{i}.0,<3.{i + 1}"
 releases = ["3.{i}.0", "3.{i}.1"]
@@ -37,7 +38,9 @@ cudnn = "8.9"
 compute_capabilities = ["sm_80"]
 source = "https://www.tensorflow.org/install/source#gpu"
 checked = "2026-03-11"
-''' for i in range(n))
+"""
+        for i in range(n)
+    )
     return "".join(kept) + entries
 
 
@@ -70,11 +73,46 @@ def _all_pairs(path, tf):
                 raise MatrixError(f"{path}: {rel.label}: releases {r!r} is also matched by {others[0]}")
 
 
-_SPECS = [">=2.15.0", "<2.16", ">2.15.1", "<=2.15.1", "==2.15.1", "==2.15.*", "~=2.15.0", "~=2.15", "!=2.15.1",
-          "==2.15.1+local", "==2.15", ">=2.15.0rc0", "<2.15.1.post1", "==2.*", "===2.15.1", ">=1!1.0", "==2.16.0.dev1",
-          "<=2.15", ">=2.16.0,<2.17", "==3.0.*"]
-_VERSIONS = ["2.15.0", "2.15.1", "2.15.1+local", "2.15.1+other.7", "2.15.0rc1", "2.15.1.post1", "2.15.1.dev3",
-             "2.15", "2.16.0", "2.16.0.dev1", "2.16.0+x", "1!1.0", "2.14.9", "2.15.0.0", "3.0.0a1", "2.15.2+z"]
+_SPECS = [
+    ">=2.15.0",
+    "<2.16",
+    ">2.15.1",
+    "<=2.15.1",
+    "==2.15.1",
+    "==2.15.*",
+    "~=2.15.0",
+    "~=2.15",
+    "!=2.15.1",
+    "==2.15.1+local",
+    "==2.15",
+    ">=2.15.0rc0",
+    "<2.15.1.post1",
+    "==2.*",
+    "===2.15.1",
+    ">=1!1.0",
+    "==2.16.0.dev1",
+    "<=2.15",
+    ">=2.16.0,<2.17",
+    "==3.0.*",
+]
+_VERSIONS = [
+    "2.15.0",
+    "2.15.1",
+    "2.15.1+local",
+    "2.15.1+other.7",
+    "2.15.0rc1",
+    "2.15.1.post1",
+    "2.15.1.dev3",
+    "2.15",
+    "2.16.0",
+    "2.16.0.dev1",
+    "2.16.0+x",
+    "1!1.0",
+    "2.14.9",
+    "2.15.0.0",
+    "3.0.0a1",
+    "2.15.2+z",
+]
 
 
 @pytest.mark.parametrize("spec", _SPECS)

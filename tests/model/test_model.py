@@ -14,8 +14,11 @@ from tfcompat.model import (
 
 
 def test_environment_round_trip_through_json_text():
-    env = make_env("2.21.0", driver="550.54.15",
-                   gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-1", "00000000:18:00.0", "9.0", 81559, False, True)])
+    env = make_env(
+        "2.21.0",
+        driver="550.54.15",
+        gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-1", "00000000:18:00.0", "9.0", 81559, False, True)],
+    )
     text = json.dumps(to_json_dict(env))
     back = environment_from_json(json.loads(text))
     assert back == env
@@ -30,13 +33,16 @@ def test_report_is_accepted_as_snapshot(matrix):
     assert environment_from_json(report) == env
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.pop("host"), "$: missing field 'host'"),
-    (lambda d: d["target"].update(packages="numpy"), "$.target.packages: expected a list"),
-    (lambda d: d["host"].update(gpus=[{"index": "0"}]), "$.host.gpus[0].index: expected an integer"),
-    (lambda d: d.update(snapshot_version=99), "snapshot_version: 99 is not supported"),
-    (lambda d: d["target"].update(colour="red"), "$.target: unknown field 'colour'"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("host"), "$: missing field 'host'"),
+        (lambda d: d["target"].update(packages="numpy"), "$.target.packages: expected a list"),
+        (lambda d: d["host"].update(gpus=[{"index": "0"}]), "$.host.gpus[0].index: expected an integer"),
+        (lambda d: d.update(snapshot_version=99), "snapshot_version: 99 is not supported"),
+        (lambda d: d["target"].update(colour="red"), "$.target: unknown field 'colour'"),
+    ],
+)
 def test_corrupt_snapshot_names_the_field(mutate, message):
     data = to_json_dict(make_env("2.21.0"))
     mutate(data)
@@ -57,12 +63,15 @@ def test_error_report_is_not_a_snapshot():
         environment_from_json(to_json_dict(error_report("--python /x: no such file")))
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot read snapshot: No such file or directory"),
-    (b"\xff\xfe", "not a JSON snapshot (not UTF-8 text)"),
-    (b'{"host": ', "line 1, column 10: not valid JSON"),
-    (b'{"snapshot_version": 1, "host": 3}', "$.host: expected an object"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read snapshot: No such file or directory"),
+        (b"\xff\xfe", "not a JSON snapshot (not UTF-8 text)"),
+        (b'{"host": ', "line 1, column 10: not valid JSON"),
+        (b'{"snapshot_version": 1, "host": 3}', "$.host: expected an object"),
+    ],
+)
 def test_read_snapshot_errors_name_the_file(tmp_path, content, message):
     from tfcompat.model import read_snapshot
 

@@ -75,8 +75,10 @@ namespace tensorflow { void RegisterOp(const std::string& name); }
 extern "C" PyObject* make() { tensorflow::RegisterOp("x"); return PyLong_FromLong(42); }
 """
 
-BUILD_INFO = ("import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5.1'), "
-              "('cudnn_version', '9'), ('is_cuda_build', True)])\n")
+BUILD_INFO = (
+    "import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5.1'), "
+    "('cudnn_version', '9'), ('is_cuda_build', True)])\n"
+)
 
 
 def gxx(out, source, *flags):
@@ -98,12 +100,21 @@ def tree(tmp_path_factory):
     fw = "libtensorflow_framework.so.2"
     gxx(os.path.join(v1, fw), FRAMEWORK, "-DFW_V1", "-DABSL_NS=lts_20230802", f"-Wl,-soname,{fw}")
     gxx(os.path.join(v2, fw), FRAMEWORK, "-DABSL_NS=lts_20250814", f"-Wl,-soname,{fw}")
-    gxx(os.path.join(v1, "libfoo.so.1"), FOO, "-Wl,-soname,libfoo.so.1",
-        "-Wl,--version-script=" + _script(build, "v1.map", "FOO_1.0 { global: foo1; local: *; };"))
-    gxx(os.path.join(v2, "libfoo.so.1"), FOO, "-DFOO_V2", "-Wl,-soname,libfoo.so.1",
-        "-Wl,--version-script=" + _script(build, "v2.map", "FOO_1.0 { global: foo1; local: *; };\n"
-                                                             "FOO_2.0 { global: foo2; } FOO_1.0;"))
-    gxx(os.path.join(build, "libbar.so.1"), "extern \"C\" int bar() { return 0; }", "-Wl,-soname,libbar.so.1")
+    gxx(
+        os.path.join(v1, "libfoo.so.1"),
+        FOO,
+        "-Wl,-soname,libfoo.so.1",
+        "-Wl,--version-script=" + _script(build, "v1.map", "FOO_1.0 { global: foo1; local: *; };"),
+    )
+    gxx(
+        os.path.join(v2, "libfoo.so.1"),
+        FOO,
+        "-DFOO_V2",
+        "-Wl,-soname,libfoo.so.1",
+        "-Wl,--version-script="
+        + _script(build, "v2.map", "FOO_1.0 { global: foo1; local: *; };\nFOO_2.0 { global: foo2; } FOO_1.0;"),
+    )
+    gxx(os.path.join(build, "libbar.so.1"), 'extern "C" int bar() { return 0; }', "-Wl,-soname,libbar.so.1")
 
     site = os.path.join(base, "site")
     tf_dir = os.path.join(site, "tensorflow")
@@ -112,8 +123,13 @@ def tree(tmp_path_factory):
     with open(os.path.join(tf_dir, "python", "platform", "build_info.py"), "w") as fh:
         fh.write(BUILD_INFO)
     # _pywrap_tensorflow_internal.so: needs the framework through $ORIGIN/.. as the real wheel does
-    gxx(os.path.join(tf_dir, "python", "_pywrap_tensorflow_internal.so"), "int pywrap_stub = 1;",
-        "-L" + tf_dir, "-l:" + fw, "-Wl,--enable-new-dtags,-rpath,$ORIGIN/..")
+    gxx(
+        os.path.join(tf_dir, "python", "_pywrap_tensorflow_internal.so"),
+        "int pywrap_stub = 1;",
+        "-L" + tf_dir,
+        "-l:" + fw,
+        "-Wl,--enable-new-dtags,-rpath,$ORIGIN/..",
+    )
     # the provider of FOO_x in the installed tree is v1 (no FOO_2.0)
     libs = os.path.join(site, "myops", "lib")
     os.makedirs(libs)
@@ -125,13 +141,26 @@ def tree(tmp_path_factory):
     plugins = {
         "good": gxx(os.path.join(ops, "_good.so"), OP, "-DABSL_NS=lts_20250814", *link_v2),
         "old": gxx(os.path.join(ops, "_old.so"), OP, "-DABSL_NS=lts_20230802", "-DUSE_LEGACY", *link_v1),
-        "oldabi": gxx(os.path.join(ops, "_oldabi.so"), OP, "-DABSL_NS=lts_20250814", "-D_GLIBCXX_USE_CXX11_ABI=0",
-                      *link_v2),
+        "oldabi": gxx(
+            os.path.join(ops, "_oldabi.so"), OP, "-DABSL_NS=lts_20250814", "-D_GLIBCXX_USE_CXX11_ABI=0", *link_v2
+        ),
         "capi": gxx(os.path.join(ops, "_capi.so"), C_API_OP, *link_v1),
-        "version": gxx(os.path.join(ops, "_version.so"), USES_FOO2, *link_v2, "-L" + v2, "-l:libfoo.so.1",
-                       "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"),
-        "needsbar": gxx(os.path.join(ops, "_needsbar.so"), "extern \"C\" int bar(); int x() { return bar(); }",
-                        *link_v2, "-L" + build, "-l:libbar.so.1", "-Wl,--no-as-needed"),
+        "version": gxx(
+            os.path.join(ops, "_version.so"),
+            USES_FOO2,
+            *link_v2,
+            "-L" + v2,
+            "-l:libfoo.so.1",
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib",
+        ),
+        "needsbar": gxx(
+            os.path.join(ops, "_needsbar.so"),
+            'extern "C" int bar(); int x() { return bar(); }',
+            *link_v2,
+            "-L" + build,
+            "-l:libbar.so.1",
+            "-Wl,--no-as-needed",
+        ),
     }
     import sysconfig
 
@@ -160,8 +189,13 @@ def _script(directory, name, text):
 
 
 def tf_build(tree):
-    return TensorFlowBuild("tensorflow", "2.21.0", tree["site"], tree["tf_dir"],
-                           os.path.join(tree["tf_dir"], "python", "platform", "build_info.py"))
+    return TensorFlowBuild(
+        "tensorflow",
+        "2.21.0",
+        tree["site"],
+        tree["tf_dir"],
+        os.path.join(tree["tf_dir"], "python", "platform", "build_info.py"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -180,8 +214,10 @@ def test_op_built_against_the_installed_tf_passes(checker, tree):
 def test_op_built_against_another_release(checker, tree):
     op = checker.check("my-ops", tree["plugins"]["old"])
     assert not op.ok and op.undefined_count == 2
-    assert set(op.undefined) == {"_ZN4absl12lts_202308026StrCatERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEES8_",
-                                 "_ZN10tensorflow14LegacyOnlyInV1Ev"}
+    assert set(op.undefined) == {
+        "_ZN4absl12lts_202308026StrCatERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEES8_",
+        "_ZN10tensorflow14LegacyOnlyInV1Ev",
+    }
     assert op.abseil == ("lts_20230802",)
     assert op.namespaces == ("tensorflow", "absl") and op.reasons == ()  # raw facts; the rule says why
     assert any("abseil lts_20230802" in r for r in explain(op))
@@ -237,8 +273,9 @@ def test_without_an_interpreter_python_symbols_are_assumed(tree):
 
 def test_discovery_through_record_and_op_globs(tree):
     pkg = Package("my-ops", "1.0", tree["site"], os.path.join(tree["site"], "my_ops-1.0.dist-info", "METADATA"))
-    found, unknowns = discover([pkg], ["tensorflow"], [os.path.join(tree["site"], "myops", "_cap*.so"),
-                                                       "/nonexistent/op.so"])
+    found, unknowns = discover(
+        [pkg], ["tensorflow"], [os.path.join(tree["site"], "myops", "_cap*.so"), "/nonexistent/op.so"]
+    )
     assert ("my-ops", tree["plugins"]["old"]) in found and ("my-ops", tree["plugins"]["good"]) in found
     # libfoo.so.1 is in the RECORD but does not link TensorFlow: not a plugin
     assert not any(p.endswith("libfoo.so.1") for _, p in found)
@@ -262,8 +299,19 @@ def test_probe_and_rule_per_distribution(tree, matrix):
 
 
 def test_cli_op_flag_wrong_abi_fails_right_flags_pass(tree, tmp_path):
-    base = [sys.executable, "-m", "tfcompat", "check", "--site-packages", tree["site"], "--no-nvml", "--select",
-            "TFC5", "-f", "json"]
+    base = [
+        sys.executable,
+        "-m",
+        "tfcompat",
+        "check",
+        "--site-packages",
+        tree["site"],
+        "--no-nvml",
+        "--select",
+        "TFC5",
+        "-f",
+        "json",
+    ]
     good = subprocess.run(base + ["--op", tree["plugins"]["good"]], capture_output=True, text=True, timeout=120)
     bad = subprocess.run(base + ["--op", tree["plugins"]["oldabi"]], capture_output=True, text=True, timeout=120)
     good_ops = [f for f in json.loads(good.stdout)["findings"] if "(--op)" in f["message"]]
@@ -279,12 +327,15 @@ def _op(**facts):
 
 def test_explain_reasons_from_names():
     assert explain(_op(c_api=("TF_VLog",))) == [
-        "uses C API symbols the installed TensorFlow no longer exports (TF_VLog)"]
+        "uses C API symbols the installed TensorFlow no longer exports (TF_VLog)"
+    ]
     assert explain(_op(missing_versions=("GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/libstdc++.so.6)",)))[0].endswith(
-        "GLIBCXX_3.4.30)")
+        "GLIBCXX_3.4.30)"
+    )
     assert explain(_op(namespaces=("tensorflow",))) == [
         "needs TensorFlow C++ internals that the installed TensorFlow does not define (built against another "
-        "TensorFlow release)"]
+        "TensorFlow release)"
+    ]
 
 
 def test_explain_names_the_old_abi_only_when_tensorflow_names_are_missing():

@@ -54,7 +54,9 @@ def _scan_root(root):
 def test_links_to_host_metadata_are_not_followed(img, host_site, tmp_path):
     root, site = img
     symlink(site / "host_only-6.6.6.dist-info", str(host_site / "host_only-6.6.6.dist-info"))
-    symlink(site / "climb-1.0.dist-info", "../../../../../../../../../../" + str(host_site / "tensorflow-6.6.6.dist-info"))
+    symlink(
+        site / "climb-1.0.dist-info", "../../../../../../../../../../" + str(host_site / "tensorflow-6.6.6.dist-info")
+    )
     os.makedirs(site / "meta-1.0.dist-info")
     symlink(site / "meta-1.0.dist-info/METADATA", str(host_site / "host_only-6.6.6.dist-info/METADATA"))
     symlink(site / "tensorflow", str(host_site / "tensorflow"))
@@ -80,8 +82,11 @@ def test_fifo_in_place_of_a_file_does_not_block(tmp_path, victim):
     dist = make_dist(site, "tensorflow", "2.21.0", wheel_tags=["cp311-cp311-manylinux_2_17_x86_64"])
     make_tf(site, "2.21.0", BUILD_INFO_2_21_0)
     make_dist(site, "other", "1.0")
-    path = {"METADATA": os.path.join(dist, "METADATA"), "WHEEL": os.path.join(dist, "WHEEL"),
-            "requires.txt": str(site / "egg.egg-info/requires.txt")}.get(victim, str(site / victim))
+    path = {
+        "METADATA": os.path.join(dist, "METADATA"),
+        "WHEEL": os.path.join(dist, "WHEEL"),
+        "requires.txt": str(site / "egg.egg-info/requires.txt"),
+    }.get(victim, str(site / victim))
     if victim == "requires.txt":
         write(site / "egg.egg-info/PKG-INFO", "Name: egg\nVersion: 1\n")
     os.unlink(path) if os.path.exists(path) else None
@@ -203,7 +208,9 @@ def test_libc_link_to_host_is_not_read(tmp_path):
 def test_glibc_banner_search_is_linear(tmp_path):
     # the old regex `GNU C Library [^\n]*?version` was quadratic on this
     evil = b"GNU C Library " * (400_000) + b"\n"
-    path = make_fake_libc(tmp_path / "libc.so.6", evil + b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.")
+    path = make_fake_libc(
+        tmp_path / "libc.so.6", evil + b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36."
+    )
     assert os.path.getsize(path) > 5_000_000
     start = time.monotonic()
     assert glibc_version(path) == "2.36"
@@ -237,12 +244,13 @@ def test_record_entries_stay_inside_the_root(img, tmp_path):
 
     root, site = img
     dist = make_dist(site, "plugin", "1.0")
-    write(os.path.join(dist, "RECORD"),
-          "plugin/_op.so,sha256=x,10\n"
-          "/usr/lib/x86_64-linux-gnu/libc.so.6,,\n"
-          "../../../../../../../../etc/passwd,,\n"
-          "\"plugin/with,comma.so\",,\n"
-          + "x" * 200_000 + ",,\n")  # over csv's field limit: skipped, not fatal
+    write(
+        os.path.join(dist, "RECORD"),
+        "plugin/_op.so,sha256=x,10\n"
+        "/usr/lib/x86_64-linux-gnu/libc.so.6,,\n"
+        "../../../../../../../../etc/passwd,,\n"
+        '"plugin/with,comma.so",,\n' + "x" * 200_000 + ",,\n",
+    )  # over csv's field limit: skipped, not fatal
     with open(os.path.join(dist, "RECORD"), "ab") as fh:
         fh.write(b"plugin/\xff\xfe.so,,\n")
     r = Root(str(root))
@@ -292,8 +300,12 @@ def test_scan_of_a_hostile_root_ends(tmp_path, host_site):
     os.makedirs(root / "proc")
     os.mkfifo(root / "proc/cpuinfo")
     symlink(root / "sys/class/kfd/kfd/topology/nodes/0", "/sys/class/kfd/kfd/topology/nodes/0")
-    proc = subprocess.run([sys.executable, "-m", "tfcompat", "scan", "--root", str(root), "--no-nvml"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfcompat", "scan", "--root", str(root), "--no-nvml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     env = json.loads(proc.stdout)
     names = {p["name"] for p in env["target"]["packages"]}

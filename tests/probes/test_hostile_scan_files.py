@@ -10,11 +10,11 @@ import os
 import time
 
 import pytest
-
 from elf_fixtures import write_so
 from probe_helpers import make_dist, write
 from test_ldcache import new_cache_body
 from test_libraries import SITE, X86_64, by_name, make_image, probe
+
 from tfcompat.model import SnapshotError, read_snapshot, to_json_dict
 from tfcompat.probes.custom_ops import build_id, discover
 from tfcompat.probes.native.config import LoaderConfig
@@ -43,10 +43,14 @@ def host(tmp_path):
     h = tmp_path / "host"
     write_so(h / "plugin/_op.so", soname=None, needed=("libtensorflow_framework.so.2",))
     write(h / "plugin-1.0.dist-info/RECORD", "../plugin/_op.so,,\n")
-    write(h / "include/cudnn_version.h", f"#define CUDNN_MAJOR 9\n#define CUDNN_MINOR {MARK}\n"
-                                         "#define CUDNN_PATCHLEVEL 0\n")
-    write(h / "cuda/version.json", json.dumps({"cuda": {"version": f"12.{MARK}"},
-                                               "cuda_cudart": {"version": f"12.{MARK}.1"}}))
+    write(
+        h / "include/cudnn_version.h",
+        f"#define CUDNN_MAJOR 9\n#define CUDNN_MINOR {MARK}\n#define CUDNN_PATCHLEVEL 0\n",
+    )
+    write(
+        h / "cuda/version.json",
+        json.dumps({"cuda": {"version": f"12.{MARK}"}, "cuda_cudart": {"version": f"12.{MARK}.1"}}),
+    )
     write(h / "conf.d/host.conf", f"/host-{MARK}\n")
     write_so(h / "lib/libcudart.so.12")
     return h
@@ -158,8 +162,10 @@ def test_wheel_record_of_a_library(tmp_path, host, how):
     cudart = by_name(native)["cudart"].found
     assert cudart is not None and cudart.distribution is None  # the version comes from elsewhere, not the wheel
     if how == "fifo":
-        assert any(u.fact == "libraries.versions" and "FIFO" in u.reason and "nvidia-cuda-runtime-cu12" in u.reason
-                   for u in unknowns)
+        assert any(
+            u.fact == "libraries.versions" and "FIFO" in u.reason and "nvidia-cuda-runtime-cu12" in u.reason
+            for u in unknowns
+        )
     assert not any(u.fact == "libraries" for u in unknowns)
 
 
@@ -185,8 +191,9 @@ def test_cudnn_header(tmp_path, host, how):
 
 
 def _toolkit(root):
-    make_image(root, skip=("cuda_runtime",),
-               cache_entries=[("libcudart.so.12", "/usr/local/cuda/lib64/libcudart.so.12")])
+    make_image(
+        root, skip=("cuda_runtime",), cache_entries=[("libcudart.so.12", "/usr/local/cuda/lib64/libcudart.so.12")]
+    )
     write_so(root / "usr/local/cuda/lib64/libcudart.so.12")
     return root / "usr/local/cuda/version.json"
 
@@ -294,8 +301,9 @@ def test_snapshot_that_is_not_a_regular_small_file(tmp_path, how):
     text = str(err.value)
     assert "\n" not in text and text.startswith(f"{path}: cannot read snapshot: ")
     assert text.count(str(path)) == 1
-    assert {"fifo": "FIFO", "zero": "character device", "big": "larger than the 64 MiB",
-            "dir": "directory"}[how] in text
+    assert {"fifo": "FIFO", "zero": "character device", "big": "larger than the 64 MiB", "dir": "directory"}[
+        how
+    ] in text
 
 
 def test_check_from_a_fifo_is_one_line_exit_2(tmp_path, capsys):
@@ -355,9 +363,14 @@ def test_proc_files_of_resources_driver_and_loader(tmp_path, host, how):
     write(host / "mounts", f"tmpfs /dev/shm tmpfs rw,size={MARK}k 0 0\n")
     write(host / "version", f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {MARK}.54.15  Tue\n")
     write(host / "preload", f"/lib/lib{MARK}.so\n")
-    for path, target in (("proc/mounts", "mounts"), ("proc/self/mounts", "mounts"), ("proc/meminfo", "mounts"),
-                         ("sys/fs/cgroup/memory.max", "mounts"), ("proc/driver/nvidia/version", "version"),
-                         ("etc/ld.so.preload", "preload")):
+    for path, target in (
+        ("proc/mounts", "mounts"),
+        ("proc/self/mounts", "mounts"),
+        ("proc/meminfo", "mounts"),
+        ("sys/fs/cgroup/memory.max", "mounts"),
+        ("proc/driver/nvidia/version", "version"),
+        ("etc/ld.so.preload", "preload"),
+    ):
         plant(root / path, how, host / target, root)
     r = Root(str(root))
     start = time.monotonic()

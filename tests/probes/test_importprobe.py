@@ -24,7 +24,7 @@ from tfcompat.probes import importprobe
 from tfcompat.probes.importprobe import parse_maps, run_import_probe
 
 # A tensorflow that imports fine: enough API for the child's device listing and GPU op.
-FAKE_TF = '''
+FAKE_TF = """
 __version__ = "2.21.0"
 import contextlib
 
@@ -102,7 +102,7 @@ class nn(object):
 
 def reduce_sum(x):
     return _T(x.total)
-'''
+"""
 
 
 def make_site(tmp_path: Path, tf_body: str = "", packages=None) -> Path:
@@ -187,13 +187,16 @@ def test_segfaulting_companion_is_named_as_the_faulting_import(tmp_path):
 
 def test_hang_is_killed_with_its_whole_process_group(tmp_path):
     marker = tmp_path / "pgid.json"
-    site = make_site(tmp_path, f"""
+    site = make_site(
+        tmp_path,
+        f"""
         import json, os, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
         with open({str(marker)!r}, "w") as fh:
             json.dump({{"pgid": os.getpgrp(), "pid": os.getpid(), "grandchild": child.pid}}, fh)
         time.sleep(3600)
-        """)
+        """,
+    )
     t0 = time.monotonic()
     r = probe(site, timeout=2)
     elapsed = time.monotonic() - t0
@@ -219,12 +222,14 @@ def test_hang_is_killed_with_its_whole_process_group(tmp_path):
 def test_import_error_is_the_python_error(tmp_path):
     site = make_site(tmp_path, packages={"tensorflow_text": "pass\n"})
     (site / "tensorflow" / "__init__.py").write_text(
-        "raise ImportError('/x/_pywrap_tensorflow_internal.so: undefined symbol: _ZN10tensorflow8internal15LogMessage')\n")
+        "raise ImportError('/x/_pywrap_tensorflow_internal.so: undefined symbol: _ZN10tensorflow8internal15LogMessage')\n"
+    )
     r = probe(site)
     assert r.outcome == "error" and r.exit_code == 0 and r.signal is None
     assert r.failing_step == "import tensorflow"
-    assert r.error == ("ImportError: /x/_pywrap_tensorflow_internal.so: undefined symbol: "
-                       "_ZN10tensorflow8internal15LogMessage")
+    assert r.error == (
+        "ImportError: /x/_pywrap_tensorflow_internal.so: undefined symbol: _ZN10tensorflow8internal15LogMessage"
+    )
     assert "Traceback (most recent call last)" in r.traceback
     # the companion is not imported without TensorFlow: skipped, with the reason
     companion = step(r, "import tensorflow_text")
@@ -253,8 +258,8 @@ TF215_STDERR = (
 def test_tf_error_lines_on_stderr_are_classified(tmp_path):
     site = make_site(tmp_path)
     (site / "tensorflow" / "__init__.py").write_text(
-        f"import sys\nsys.stderr.write({TF215_STDERR!r})\n"
-        "raise AttributeError('_ARRAY_API not found')\n")
+        f"import sys\nsys.stderr.write({TF215_STDERR!r})\nraise AttributeError('_ARRAY_API not found')\n"
+    )
     r = probe(site)
     assert r.outcome == "error" and r.error == "AttributeError: _ARRAY_API not found"
     by_id = {ln.pattern: ln for ln in r.log_lines}
@@ -269,12 +274,17 @@ def test_tf_error_lines_on_stderr_are_classified(tmp_path):
 
 
 def test_exit_before_done_is_reported_with_the_code_and_step(tmp_path):
-    site = make_site(tmp_path, packages={"tensorflow_io": """
+    site = make_site(
+        tmp_path,
+        packages={
+            "tensorflow_io": """
         import os, sys
         sys.stderr.write("python: symbol lookup error: /x/libtensorflow_io.so: undefined symbol: _ZN3tsl6StatusC1Ev\\n")
         sys.stderr.flush()
         os._exit(127)
-        """})
+        """
+        },
+    )
     r = probe(site)
     assert r.outcome == "exit" and r.exit_code == 127 and r.signal is None
     assert r.failing_step == "import tensorflow_io"
@@ -314,11 +324,14 @@ def test_gpu_devices_get_one_tiny_op_each(tmp_path):
 
 
 def test_failing_gpu_op_is_an_error_of_that_step(tmp_path):
-    site = make_site(tmp_path, """
+    site = make_site(
+        tmp_path,
+        """
         GPUS[:] = [0]
         def MATMUL_HOOK():
             raise RuntimeError("Blas GEMM launch failed: CUBLAS_STATUS_NOT_INITIALIZED")
-        """)
+        """,
+    )
     r = probe(site)
     assert r.outcome == "error" and r.failing_step == "op on /GPU:0"
     assert r.error == "RuntimeError: Blas GEMM launch failed: CUBLAS_STATUS_NOT_INITIALIZED"
@@ -326,13 +339,16 @@ def test_failing_gpu_op_is_an_error_of_that_step(tmp_path):
 
 
 def test_output_is_capped_but_every_line_is_classified(tmp_path):
-    site = make_site(tmp_path, """
+    site = make_site(
+        tmp_path,
+        """
         import builtins, sys
         sys.stderr.write("Loaded runtime CuDNN library: 8.1.0 but source was compiled with: 8.6.0.\\n")
         for i in builtins.range(20000):  # the fake tensorflow defines its own range()
             sys.stderr.write("noise line %06d ...................................................\\n" % i)
         sys.stderr.write("x" * 100000)  # a line without end
-        """)
+        """,
+    )
     r = probe(site)
     assert r.outcome == "ok"
     assert r.output_bytes > 1_000_000
@@ -367,8 +383,11 @@ def test_parse_maps():
         "7f05-7f06 r--p 00000000 08:01 125 /usr/lib/locale/locale-archive\n"
         "7f06-7f07 r--p 00000000 08:01 126 /venv/tensorflow/python/_pywrap_tfe.so\n"
     )
-    assert parse_maps(text) == ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/opt/x/libold.so.2",
-                                "/venv/tensorflow/python/_pywrap_tfe.so"]
+    assert parse_maps(text) == [
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/opt/x/libold.so.2",
+        "/venv/tensorflow/python/_pywrap_tfe.so",
+    ]
 
 
 def test_probe_result_round_trips_through_json(tmp_path):
@@ -381,16 +400,22 @@ def test_probe_result_round_trips_through_json(tmp_path):
 # -- through scan() and the command line, with a real venv ----------------------------------------------
 
 
-BUILD_INFO = ("import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5.1'), "
-              "('cudnn_version', '9'), ('is_cuda_build', True), ('is_rocm_build', False)])\n")
+BUILD_INFO = (
+    "import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5.1'), "
+    "('cudnn_version', '9'), ('is_cuda_build', True), ('is_rocm_build', False)])\n"
+)
 
 
 def _dist(site: Path, name: str, version: str, requires=()):
     d = site / f"{name.replace('-', '_')}-{version}.dist-info"
     d.mkdir(parents=True)
-    d.joinpath("METADATA").write_text("\n".join(
-        ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"] + [f"Requires-Dist: {r}" for r in requires])
-        + "\n")
+    d.joinpath("METADATA").write_text(
+        "\n".join(
+            ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+            + [f"Requires-Dist: {r}" for r in requires]
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture
@@ -399,8 +424,14 @@ def venv(tmp_path):
     root = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (site / "tensorflow" / "python" / "platform").mkdir(parents=True)
     (site / "tensorflow" / "__init__.py").write_text(FAKE_TF)
     (site / "tensorflow" / "python" / "platform" / "build_info.py").write_text(BUILD_INFO)
@@ -467,8 +498,19 @@ def test_cli_check_probe_json_and_text(venv, capsys):
         out, err = capsys.readouterr()
         return exc.value.code, out, err
 
-    code, out, err = run("check", "--python", str(python), "--no-nvml", "--probe", "--probe-timeout", "60",
-                         "-f", "json", "--select", "TFC1,TFC7")
+    code, out, err = run(
+        "check",
+        "--python",
+        str(python),
+        "--no-nvml",
+        "--probe",
+        "--probe-timeout",
+        "60",
+        "-f",
+        "json",
+        "--select",
+        "TFC1,TFC7",
+    )
     report = json.loads(out)
     jsonschema.validate(report, json.loads(schema_text()))
     assert code == report["exit_code"] == 1
@@ -491,8 +533,10 @@ def test_cli_check_probe_json_and_text(venv, capsys):
 
 
 @pytest.mark.realwheel
-@pytest.mark.skipif(not os.environ.get("TFCOMPAT_TF_PYTHON"),
-                    reason="set TFCOMPAT_TF_PYTHON to a venv's python with TensorFlow installed")
+@pytest.mark.skipif(
+    not os.environ.get("TFCOMPAT_TF_PYTHON"),
+    reason="set TFCOMPAT_TF_PYTHON to a venv's python with TensorFlow installed",
+)
 def test_real_tensorflow_import(matrix):
     """The probe against a real wheel: TF's own libraries are in the maps, its start-up lines classified."""
     from tfcompat.probes.target import TargetSpec

@@ -31,23 +31,39 @@ SITE = "/opt/venv/lib/python3.11/site-packages"
 X86_64 = 0x0303
 GLIBC = tuple(f"GLIBC_2.{i}" for i in (2, 3, 4, 14, 17, 27, 28, 34, 35))
 GLIBCXX = tuple(f"GLIBCXX_3.4.{i}" for i in range(0, 31))
-FRAMEWORK_RUNPATH = ":".join(f"$ORIGIN/../nvidia/{p}/lib" for p in
-                             ("nccl", "cuda_cupti", "cublas", "cudnn", "cufft", "cusparse", "cuda_runtime"))
+FRAMEWORK_RUNPATH = ":".join(
+    f"$ORIGIN/../nvidia/{p}/lib" for p in ("nccl", "cuda_cupti", "cublas", "cudnn", "cufft", "cusparse", "cuda_runtime")
+)
 WHEELS = {  # pkg dir -> (distribution, version, [(file, needed, runpath/rpath)])
     "cuda_runtime": ("nvidia-cuda-runtime-cu12", "12.5.82", [("libcudart.so.12", (), None)]),
-    "cublas": ("nvidia-cublas-cu12", "12.5.3.2", [("libcublas.so.12", ("libcublasLt.so.12",), "$ORIGIN"),
-                                                   ("libcublasLt.so.12", (), "$ORIGIN")]),
+    "cublas": (
+        "nvidia-cublas-cu12",
+        "12.5.3.2",
+        [("libcublas.so.12", ("libcublasLt.so.12",), "$ORIGIN"), ("libcublasLt.so.12", (), "$ORIGIN")],
+    ),
     "cufft": ("nvidia-cufft-cu12", "11.2.3.61", [("libcufft.so.11", (), "$ORIGIN")]),
-    "cusolver": ("nvidia-cusolver-cu12", "11.6.3.83", [("libcusolver.so.11", ("libnvJitLink.so.12",),
-                                                       "$ORIGIN:$ORIGIN/../../nvjitlink/lib")]),
-    "cusparse": ("nvidia-cusparse-cu12", "12.5.1.3", [("libcusparse.so.12", ("libnvJitLink.so.12",),
-                                                       "$ORIGIN/../../nvjitlink/lib:$ORIGIN")]),
+    "cusolver": (
+        "nvidia-cusolver-cu12",
+        "11.6.3.83",
+        [("libcusolver.so.11", ("libnvJitLink.so.12",), "$ORIGIN:$ORIGIN/../../nvjitlink/lib")],
+    ),
+    "cusparse": (
+        "nvidia-cusparse-cu12",
+        "12.5.1.3",
+        [("libcusparse.so.12", ("libnvJitLink.so.12",), "$ORIGIN/../../nvjitlink/lib:$ORIGIN")],
+    ),
     "nvjitlink": ("nvidia-nvjitlink-cu12", "12.5.82", [("libnvJitLink.so.12", (), None)]),
     "nccl": ("nvidia-nccl-cu12", "2.27.7", [("libnccl.so.2", (), None)]),
     "cuda_cupti": ("nvidia-cuda-cupti-cu12", "12.5.82", [("libcupti.so.12", (), None)]),
-    "cudnn": ("nvidia-cudnn-cu12", "9.3.0.75", [("libcudnn.so.9", (), "rpath:$ORIGIN")] + [
-        (f"libcudnn_{s}.so.9", ("libz.so.1",), "$ORIGIN") for s in
-        ("graph", "engines_precompiled", "engines_runtime_compiled", "heuristic", "ops", "cnn", "adv")]),
+    "cudnn": (
+        "nvidia-cudnn-cu12",
+        "9.3.0.75",
+        [("libcudnn.so.9", (), "rpath:$ORIGIN")]
+        + [
+            (f"libcudnn_{s}.so.9", ("libz.so.1",), "$ORIGIN")
+            for s in ("graph", "engines_precompiled", "engines_runtime_compiled", "heuristic", "ops", "cnn", "adv")
+        ],
+    ),
 }
 
 
@@ -58,16 +74,27 @@ def _fresh_cache():
     clear_cache()
 
 
-def make_image(root, site=SITE, wheels=WHEELS, skip=(), libstdcxx=GLIBCXX, framework_needs=("GLIBCXX_3.4.22",),
-               cache_entries=(), and_cuda=True):
+def make_image(
+    root,
+    site=SITE,
+    wheels=WHEELS,
+    skip=(),
+    libstdcxx=GLIBCXX,
+    framework_needs=("GLIBCXX_3.4.22",),
+    cache_entries=(),
+    and_cuda=True,
+):
     """A sysroot with a system libc/libstdc++ and a venv with a fake TF 2.21 (+ nvidia wheels)."""
     root = str(root)
     lib = os.path.join(root, "usr/lib/x86_64-linux-gnu")
     write_so(f"{lib}/libc.so.6", version_defs=GLIBC)
     write_so(f"{lib}/libz.so.1")
     if libstdcxx is not None:
-        write_so(f"{lib}/libstdc++.so.6", version_defs=libstdcxx + ("CXXABI_1.3.11",),
-                 version_needs={"libc.so.6": ("GLIBC_2.17",)})
+        write_so(
+            f"{lib}/libstdc++.so.6",
+            version_defs=libstdcxx + ("CXXABI_1.3.11",),
+            version_needs={"libc.so.6": ("GLIBC_2.17",)},
+        )
     link(os.path.join(root, "lib"), "usr/lib")
     write_so(f"{root}/usr/bin/python3.11", soname=None, needed=("libc.so.6",), e_type=2)
     if cache_entries:
@@ -78,12 +105,24 @@ def make_image(root, site=SITE, wheels=WHEELS, skip=(), libstdcxx=GLIBCXX, frame
     tf_dir = make_tf(s, "2.21.0", BUILD_INFO_2_21_0)
     requires = ['nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == "and-cuda"'] if and_cuda else []
     make_dist(s, "tensorflow", "2.21.0", requires=requires)
-    write_so(f"{tf_dir}/libtensorflow_framework.so.2", needed=("libstdc++.so.6", "libc.so.6"), runpath=FRAMEWORK_RUNPATH,
-             version_needs={"libstdc++.so.6": framework_needs, "libc.so.6": ("GLIBC_2.17", "GLIBC_2.27")})
-    write_so(f"{tf_dir}/libtensorflow_cc.so.2", needed=("libtensorflow_framework.so.2", "libc.so.6"),
-             runpath="$ORIGIN/:$ORIGIN/../nvidia/cusolver/lib", version_needs={"libc.so.6": ("GLIBC_2.17",)})
-    write_so(f"{tf_dir}/python/_pywrap_tensorflow_internal.so", soname=None,
-             needed=("libtensorflow_cc.so.2", "libtensorflow_framework.so.2"), runpath="$ORIGIN/../")
+    write_so(
+        f"{tf_dir}/libtensorflow_framework.so.2",
+        needed=("libstdc++.so.6", "libc.so.6"),
+        runpath=FRAMEWORK_RUNPATH,
+        version_needs={"libstdc++.so.6": framework_needs, "libc.so.6": ("GLIBC_2.17", "GLIBC_2.27")},
+    )
+    write_so(
+        f"{tf_dir}/libtensorflow_cc.so.2",
+        needed=("libtensorflow_framework.so.2", "libc.so.6"),
+        runpath="$ORIGIN/:$ORIGIN/../nvidia/cusolver/lib",
+        version_needs={"libc.so.6": ("GLIBC_2.17",)},
+    )
+    write_so(
+        f"{tf_dir}/python/_pywrap_tensorflow_internal.so",
+        soname=None,
+        needed=("libtensorflow_cc.so.2", "libtensorflow_framework.so.2"),
+        runpath="$ORIGIN/../",
+    )
     for pkg, (dist, version, files) in wheels.items():
         if pkg in skip:
             continue
@@ -94,8 +133,10 @@ def make_image(root, site=SITE, wheels=WHEELS, skip=(), libstdcxx=GLIBCXX, frame
             record.append(f"nvidia/{pkg}/lib/{name},sha256=x,1")
         if pkg == "cudnn":
             major, minor, patch = version.split(".")[:3]
-            write(f"{s}/nvidia/cudnn/include/cudnn_version.h",
-                  f"#define CUDNN_MAJOR {major}\n#define CUDNN_MINOR {minor}\n#define CUDNN_PATCHLEVEL {patch}\n")
+            write(
+                f"{s}/nvidia/cudnn/include/cudnn_version.h",
+                f"#define CUDNN_MAJOR {major}\n#define CUDNN_MINOR {minor}\n#define CUDNN_PATCHLEVEL {patch}\n",
+            )
         info = make_dist(s, dist, version)
         write(os.path.join(info, "RECORD"), "\n".join(record) + "\n")
     return s
@@ -135,8 +176,9 @@ def test_and_cuda_image_resolves_the_wheels(tmp_path):
     # cuDNN and its sub-libraries (dlopen()ed by libcudnn.so.9 through its DT_RPATH $ORIGIN)
     assert libs["cudnn"].found.version == "9.3.0.75"
     subs = [lib for lib in native.libraries if lib.role == "cudnn-sublibrary"]
-    assert len(subs) == 7 and all(s.found and s.found.found_via == "DT_RPATH" and s.found.version == "9.3.0.75"
-                                  for s in subs)
+    assert len(subs) == 7 and all(
+        s.found and s.found.found_via == "DT_RPATH" and s.found.version == "9.3.0.75" for s in subs
+    )
     assert libs["cuda"].found is None and libs["cuda"].role == "driver"
     # cusparse found libnvJitLink through its own RUNPATH: no missing dependency
     assert libs["cusparse"].missing_deps == ()
@@ -144,9 +186,15 @@ def test_and_cuda_image_resolves_the_wheels(tmp_path):
 
 
 def test_plain_tensorflow_image_says_what_is_absent(tmp_path):
-    make_image(tmp_path, wheels={}, and_cuda=False,
-               cache_entries=[("libcudnn.so.8", "/usr/lib/x86_64-linux-gnu/libcudnn.so.8"),
-                              ("libcudart.so.13", "/usr/local/cuda-13.0/lib/libcudart.so.13")])
+    make_image(
+        tmp_path,
+        wheels={},
+        and_cuda=False,
+        cache_entries=[
+            ("libcudnn.so.8", "/usr/lib/x86_64-linux-gnu/libcudnn.so.8"),
+            ("libcudart.so.13", "/usr/local/cuda-13.0/lib/libcudart.so.13"),
+        ],
+    )
     write_so(tmp_path / "usr/lib/x86_64-linux-gnu/libcudnn.so.8")
     write_so(tmp_path / "usr/local/cuda-13.0/lib/libcudart.so.13")
     native, _ = probe(tmp_path)
@@ -168,7 +216,9 @@ def test_ld_library_path_shadows_the_wheel(tmp_path):
     assert native.ld_library_path == str(toolkit)
     libs = by_name(native)
     cublas = libs["cublas"]
-    assert cublas.found.found_via == "LD_LIBRARY_PATH" and cublas.found.real_path == str(toolkit / "libcublas.so.12.2.5.6")
+    assert cublas.found.found_via == "LD_LIBRARY_PATH" and cublas.found.real_path == str(
+        toolkit / "libcublas.so.12.2.5.6"
+    )
     assert cublas.found.version == "12.2.5.6" and cublas.found.distribution is None
     wheel = [c for c in cublas.others if c.distribution == "nvidia-cublas-cu12"]
     assert wheel and wheel[0].found_via == "DT_RUNPATH" and wheel[0].version == "12.5.3.2"
@@ -179,8 +229,10 @@ def test_ld_library_path_shadows_the_wheel(tmp_path):
 def test_system_cudnn_version_from_its_header(tmp_path):
     make_image(tmp_path, skip=("cudnn",), cache_entries=[("libcudnn.so.9", "/usr/lib/x86_64-linux-gnu/libcudnn.so.9")])
     write_so(tmp_path / "usr/lib/x86_64-linux-gnu/libcudnn.so.9")
-    write(tmp_path / "usr/include/x86_64-linux-gnu/cudnn_version_v9.h",
-          "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 1\n#define CUDNN_PATCHLEVEL 0\n")
+    write(
+        tmp_path / "usr/include/x86_64-linux-gnu/cudnn_version_v9.h",
+        "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 1\n#define CUDNN_PATCHLEVEL 0\n",
+    )
     native, _ = probe(tmp_path)
     cudnn = by_name(native)["cudnn"].found
     assert cudnn.found_via == "ld.so.cache" and cudnn.version == "9.1.0"
@@ -199,8 +251,11 @@ def test_cudnn_tries_its_versioned_sublibrary_names_first(tmp_path):
 
 
 def test_abi_needs_against_the_libstdcxx_the_loader_picks(tmp_path):
-    make_image(tmp_path, libstdcxx=tuple(f"GLIBCXX_3.4.{i}" for i in range(0, 29)),
-               framework_needs=("GLIBCXX_3.4.22", "GLIBCXX_3.4.30"))
+    make_image(
+        tmp_path,
+        libstdcxx=tuple(f"GLIBCXX_3.4.{i}" for i in range(0, 29)),
+        framework_needs=("GLIBCXX_3.4.22", "GLIBCXX_3.4.30"),
+    )
     native, _ = probe(tmp_path)
     fw = [c for c in native.abi if c.object.endswith("libtensorflow_framework.so.2") and c.library == "libstdc++.so.6"]
     assert len(fw) == 1
@@ -248,8 +303,17 @@ def _tf(cuda, cudnn="8", version="2.15.1", trt=False, cuda_build=True):
 def test_sonames_follow_the_build():
     specs, _ = tf_library_specs(_tf("12.2", "8", trt=True), shipped_facts())
     names = [s.soname for s in specs]
-    assert names[:9] == ["libcuda.so.1", "libcudart.so.12", "libcublas.so.12", "libcublasLt.so.12", "libcufft.so.11",
-                         "libcusolver.so.11", "libcusparse.so.12", "libcudnn.so.8", "libnccl.so.2"]
+    assert names[:9] == [
+        "libcuda.so.1",
+        "libcudart.so.12",
+        "libcublas.so.12",
+        "libcublasLt.so.12",
+        "libcufft.so.11",
+        "libcusolver.so.11",
+        "libcusparse.so.12",
+        "libcudnn.so.8",
+        "libnccl.so.2",
+    ]
     assert "libnvinfer.so.8.6.1" in names and "libnvinfer_plugin.so.8.6.1" in names
     assert "libnvshmem_host.so.3" not in names  # 2.21+ only
     cupti = next(s for s in specs if s.name == "cupti")
@@ -277,8 +341,12 @@ def test_dlopen_caller_is_the_object_defining_load_dynamic_library(tmp_path):
     site = make_image(tmp_path)
     cc = f"{site}/tensorflow/libtensorflow_cc.so.2"
     os.unlink(cc)
-    gcc_so(cc, "void _ZN3tsl8internal18LoadDynamicLibraryEPKcPPv(void) {}\n", soname="libtensorflow_cc.so.2",
-           flags=["-Wl,-rpath,$ORIGIN/../nvidia/cusolver/lib", "-Wl,--enable-new-dtags", "-nostdlib"])
+    gcc_so(
+        cc,
+        "void _ZN3tsl8internal18LoadDynamicLibraryEPKcPPv(void) {}\n",
+        soname="libtensorflow_cc.so.2",
+        flags=["-Wl,-rpath,$ORIGIN/../nvidia/cusolver/lib", "-Wl,--enable-new-dtags", "-nostdlib"],
+    )
     native, _ = probe(tmp_path)
     assert native.caller == SITE + "/tensorflow/libtensorflow_cc.so.2"
     assert "defines tsl::internal::LoadDynamicLibrary" in native.caller_source
@@ -310,8 +378,11 @@ def test_scan_of_an_image_reports_the_table_and_valid_json(tmp_path, matrix):
     from tfcompat.scan import scan
 
     make_image(tmp_path)
-    env = scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False,
-               environ={"LD_LIBRARY_PATH": "/must/not/be/used"})
+    env = scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)),
+        nvml=False,
+        environ={"LD_LIBRARY_PATH": "/must/not/be/used"},
+    )
     assert env.target.native is not None and env.target.native.ld_library_path is None
     report = evaluate(env, matrix)
     text = render_text(report)
@@ -330,7 +401,9 @@ def test_version_header_behind_a_symlink_stays_inside_the_root(tmp_path):
 
     host_dir = tmp_path / "host-include"
     host_dir.mkdir()
-    (host_dir / "cudnn_version.h").write_text("#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 99\n#define CUDNN_PATCHLEVEL 7\n")
+    (host_dir / "cudnn_version.h").write_text(
+        "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 99\n#define CUDNN_PATCHLEVEL 7\n"
+    )
     root = tmp_path / "img"
     lib = root / "venv/site/nvidia/cudnn/lib"
     lib.mkdir(parents=True)

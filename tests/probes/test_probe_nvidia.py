@@ -47,12 +47,15 @@ def fake(tmp_path, **kw):
 # parse_proc_version
 
 
-@pytest.mark.parametrize("text, version", [
-    (PROC_VERSION_550, "550.54.15"),
-    (PROC_VERSION_OPEN_570, "570.86.15"),
-    ("NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:18 UTC 2023\n", "535.104.05"),
-    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82\n", "470.82"),
-])
+@pytest.mark.parametrize(
+    "text, version",
+    [
+        (PROC_VERSION_550, "550.54.15"),
+        (PROC_VERSION_OPEN_570, "570.86.15"),
+        ("NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:18 UTC 2023\n", "535.104.05"),
+        ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82\n", "470.82"),
+    ],
+)
 def test_parse_proc_version(text, version):
     assert parse_proc_version(text) == version
 
@@ -116,8 +119,9 @@ def test_fake_nvml_marker_works(tmp_path, proc):
 
 def test_no_nvml_flag(tmp_path, proc):
     marker = str(tmp_path / "nvml-was-called")
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml=False, nvml_env=fake(tmp_path, marker=marker),
-                                          proc_version=proc)
+    driver, gpus, unknowns = probe_nvidia(
+        Root(None), nvml=False, nvml_env=fake(tmp_path, marker=marker), proc_version=proc
+    )
     assert driver.kernel_module_version == "550.54.15"
     assert driver.kernel_module_source == proc
     assert gpus == ()
@@ -135,13 +139,30 @@ def test_four_h100(tmp_path, proc):
     assert driver.version == "550.54.15" and driver.version_source == "NVML nvmlSystemGetDriverVersion"
     assert len(gpus) == 4
     assert [g.index for g in gpus] == [0, 1, 2, 3]
-    assert [g.pci_bus_id for g in gpus] == ["00000000:18:00.0", "00000000:2A:00.0", "00000000:3A:00.0",
-                                            "00000000:5D:00.0"]
-    assert gpus[0] == Gpu(index=0, name="NVIDIA H100 80GB HBM3", uuid="GPU-6f3c1a2e-9b41-7d5e-2c08-a1b2c3d4e5f0",
-                          pci_bus_id="00000000:18:00.0", compute_capability="9.0", memory_total_mib=81559,
-                          mig_mode=False, persistence_mode=True, memory_used_mib=568, ecc_enabled=True,
-                          ecc_uncorrected_volatile=0, ecc_uncorrected_aggregate=0, retired_pages_pending=None,
-                          retired_pages=None, remap_pending=False, remap_failure=False)  # Hopper remaps rows
+    assert [g.pci_bus_id for g in gpus] == [
+        "00000000:18:00.0",
+        "00000000:2A:00.0",
+        "00000000:3A:00.0",
+        "00000000:5D:00.0",
+    ]
+    assert gpus[0] == Gpu(
+        index=0,
+        name="NVIDIA H100 80GB HBM3",
+        uuid="GPU-6f3c1a2e-9b41-7d5e-2c08-a1b2c3d4e5f0",
+        pci_bus_id="00000000:18:00.0",
+        compute_capability="9.0",
+        memory_total_mib=81559,
+        mig_mode=False,
+        persistence_mode=True,
+        memory_used_mib=568,
+        ecc_enabled=True,
+        ecc_uncorrected_volatile=0,
+        ecc_uncorrected_aggregate=0,
+        retired_pages_pending=None,
+        retired_pages=None,
+        remap_pending=False,
+        remap_failure=False,
+    )  # Hopper remaps rows
     assert len({g.uuid for g in gpus}) == 4
 
 
@@ -165,11 +186,14 @@ def test_nvml_reports_no_gpus(tmp_path, proc):
     assert facts(unknowns) == ["gpus"] and "no GPUs" in unknowns[0].reason
 
 
-@pytest.mark.parametrize("code, words", [
-    (18, "Driver/library version mismatch"),
-    (12, "libnvidia-ml.so.1) not found"),
-    (4, "no permission"),
-])
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (18, "Driver/library version mismatch"),
+        (12, "libnvidia-ml.so.1) not found"),
+        (4, "no permission"),
+    ],
+)
 def test_nvml_init_errors(tmp_path, proc, code, words):
     driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, init_error=code), proc_version=proc)
     assert gpus == ()
@@ -230,8 +254,7 @@ def test_child_cannot_start(tmp_path):
 
 
 def test_mig_not_supported_on_one_gpu(tmp_path, proc):
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, mig_unsupported=2),
-                                          proc_version=proc)
+    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, mig_unsupported=2), proc_version=proc)
     assert unknowns == []
     assert len(gpus) == 4
     assert [g.mig_mode for g in gpus] == [False, False, None, False]
@@ -241,8 +264,9 @@ def test_mig_not_supported_on_one_gpu(tmp_path, proc):
 
 
 def test_one_lost_gpu_does_not_hide_the_others(tmp_path, proc, matrix):
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=nvml_env(make_fake_nvml(tmp_path / "n", lost=2)),
-                                          proc_version=proc)
+    driver, gpus, unknowns = probe_nvidia(
+        Root(None), nvml_env=nvml_env(make_fake_nvml(tmp_path / "n", lost=2)), proc_version=proc
+    )
     assert [g.index for g in gpus] == [0, 1, 3]
     assert driver.gpu_errors == ("GPU 2: NVML_ERROR_GPU_IS_LOST (Unknown Error)",)
     import dataclasses
@@ -250,8 +274,10 @@ def test_one_lost_gpu_does_not_hide_the_others(tmp_path, proc, matrix):
     from envs import make_env, run_rule
 
     env = make_env("2.21.0", driver="550.54.15")
-    env = dataclasses.replace(env, host=dataclasses.replace(env.host, driver=dataclasses.replace(
-        env.host.driver, gpu_errors=driver.gpu_errors)))
+    env = dataclasses.replace(
+        env,
+        host=dataclasses.replace(env.host, driver=dataclasses.replace(env.host.driver, gpu_errors=driver.gpu_errors)),
+    )
     (f,), _ = run_rule(env, matrix, "TFC209")
     assert "GPU 2: NVML_ERROR_GPU_IS_LOST" in f.message and "Xid 79" in f.remediation
 

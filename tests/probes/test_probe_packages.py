@@ -18,7 +18,9 @@ def by_name(packages):
 
 
 def test_read_headers_continuation_and_stops_at_body(tmp_path):
-    meta = write(tmp_path / "METADATA", dedent("""
+    meta = write(
+        tmp_path / "METADATA",
+        dedent("""
         Metadata-Version: 2.1
         Name: tensorflow
         Version: 2.21.0
@@ -33,7 +35,8 @@ def test_read_headers_continuation_and_stops_at_body(tmp_path):
         Requires-Dist: evil-package==6.6.6
         Name: not-the-name
         Version: 0.0.0
-        """))
+        """),
+    )
     h = read_headers(meta)
     assert h["name"] == ["tensorflow"]
     assert h["version"] == ["2.21.0"]
@@ -51,8 +54,14 @@ def test_read_headers_crlf(tmp_path):
 
 def test_description_mentioning_requires_dist_is_not_read(tmp_path):
     site = tmp_path / "site"
-    make_dist(site, "keras", "3.12.0", requires=["absl-py", "numpy"], requires_python=">=3.10",
-              body="Install with\nRequires-Dist: tensorflow-cpu==1.0\nand friends.\n")
+    make_dist(
+        site,
+        "keras",
+        "3.12.0",
+        requires=["absl-py", "numpy"],
+        requires_python=">=3.10",
+        body="Install with\nRequires-Dist: tensorflow-cpu==1.0\nand friends.\n",
+    )
     (pkg,), shadowed = scan_packages([str(site)])
     assert shadowed == ()
     assert pkg.requires == ("absl-py", "numpy")
@@ -76,7 +85,9 @@ def test_egg_info_dir_with_requires_sections(tmp_path):
     site = tmp_path / "site"
     egg = site / "legacy_pkg-1.2.3-py3.11.egg-info"
     write(egg / "PKG-INFO", "Metadata-Version: 1.2\nName: Legacy.Pkg\nVersion: 1.2.3\nRequires-Python: >=3.8\n")
-    write(egg / "requires.txt", dedent("""
+    write(
+        egg / "requires.txt",
+        dedent("""
         six>=1.10
         # a comment
 
@@ -90,7 +101,8 @@ def test_egg_info_dir_with_requires_sections(tmp_path):
 
         [cuda:sys_platform == "linux"]
         nvidia-cudnn-cu12
-        """))
+        """),
+    )
     (pkg,), _ = scan_packages([str(site)])
     assert pkg.name == "legacy-pkg"
     assert pkg.display_name == "Legacy.Pkg"
@@ -107,12 +119,15 @@ def test_single_file_egg_info(tmp_path):
     assert (pkg.name, pkg.version, pkg.requires, pkg.metadata_path) == ("oldpkg", "0.9", (), path)
 
 
-@pytest.mark.parametrize("raw, canonical", [
-    ("Foo_Bar", "foo-bar"),
-    ("zope.interface", "zope-interface"),
-    ("Tensorflow-CPU", "tensorflow-cpu"),
-    ("nvidia_cudnn__cu12", "nvidia-cudnn-cu12"),
-])
+@pytest.mark.parametrize(
+    "raw, canonical",
+    [
+        ("Foo_Bar", "foo-bar"),
+        ("zope.interface", "zope-interface"),
+        ("Tensorflow-CPU", "tensorflow-cpu"),
+        ("nvidia_cudnn__cu12", "nvidia-cudnn-cu12"),
+    ],
+)
 def test_canonical_names(tmp_path, raw, canonical):
     site = tmp_path / "site"
     write(site / "x-1.0.dist-info" / "METADATA", f"Name: {raw}\nVersion: 1.0\n")

@@ -11,15 +11,15 @@ from tfcompat.probes.rootfs import Root
 
 GLIBC_BANNER = b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36."
 
-OS_RELEASE = dedent('''
+OS_RELEASE = dedent("""
     PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
     NAME="Debian GNU/Linux"
     VERSION_ID="12"
     VERSION="12 (bookworm)"
     ID=debian
-    ''')
+    """)
 
-CPUINFO = dedent('''
+CPUINFO = dedent("""
     processor	: 0
     vendor_id	: GenuineIntel
     cpu family	: 6
@@ -31,7 +31,7 @@ CPUINFO = dedent('''
     vendor_id	: GenuineIntel
     model name	: Some Other CPU
     flags		: fpu
-    ''')
+    """)
 
 
 def facts(unknowns):
@@ -74,8 +74,11 @@ def test_find_libc_resolves_inside_root(image):
 def test_aarch64_libc_and_os_release_name_fallback(tmp_path):
     root = tmp_path / "img"
     write(root / "usr/lib/os-release", 'NAME="Ubuntu"\nVERSION_ID="22.04"\n')
-    make_fake_libc(root / "usr/lib/aarch64-linux-gnu/libc.so.6",
-                   b"GNU C Library (Ubuntu GLIBC 2.35-0ubuntu3.8) stable release version 2.35.", e_machine=0xB7)
+    make_fake_libc(
+        root / "usr/lib/aarch64-linux-gnu/libc.so.6",
+        b"GNU C Library (Ubuntu GLIBC 2.35-0ubuntu3.8) stable release version 2.35.",
+        e_machine=0xB7,
+    )
     write(root / "proc/cpuinfo", "processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\n")
     platform, unknowns = probe_platform(Root(str(root)))
     assert unknowns == []
@@ -107,7 +110,12 @@ def test_empty_root_records_unknowns(tmp_path):
     assert "no libc.so.6 in /lib/x86_64-linux-gnu" in reasons["platform.glibc"]
     assert "inside --root" in reasons["platform.cpu_flags"]
     assert (platform.os_release, platform.glibc, platform.arch, platform.kernel, platform.cpu_flags) == (
-        None, None, None, None, ())
+        None,
+        None,
+        None,
+        None,
+        (),
+    )
 
 
 def test_link_loop_in_lib_dirs_is_not_fatal(tmp_path):

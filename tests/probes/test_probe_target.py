@@ -99,7 +99,8 @@ def test_python_that_is_not_python():
 def test_python_that_prints_garbage(tmp_path):
     path = write(tmp_path / "python", "#!/bin/sh\necho 'not json'\necho 'boom: broken' >&2\nexit 1\n", mode=0o755)
     assert one_line_error(TargetSpec(python=path), path) == (
-        f"--python {path}: is not a working Python interpreter (boom: broken)")
+        f"--python {path}: is not a working Python interpreter (boom: broken)"
+    )
 
 
 def test_site_packages_version_from_dir_name(tmp_path):
@@ -212,8 +213,9 @@ def test_root_with_python_in_image(tmp_path):
     assert target.search_path == (str(site),)
     assert target.python.executable == "/usr/bin/python3.11"
     assert target.python.version == "3.11"
-    one_line_error(TargetSpec(root=str(root), python="/usr/bin/python3.99"), "/usr/bin/python3.99",
-                   "no such file inside --root")
+    one_line_error(
+        TargetSpec(root=str(root), python="/usr/bin/python3.99"), "/usr/bin/python3.99", "no such file inside --root"
+    )
 
 
 def test_root_with_venv_python_symlink(tmp_path):

@@ -61,8 +61,11 @@ def test_parse_build_info_2_4_4_has_no_tensorrt_key():
 
 
 def test_parse_build_info_rocm():
-    assert parse_build_info(BUILD_INFO_ROCM) == {"is_cuda_build": False, "is_rocm_build": True,
-                                                 "is_tensorrt_build": False}
+    assert parse_build_info(BUILD_INFO_ROCM) == {
+        "is_cuda_build": False,
+        "is_rocm_build": True,
+        "is_tensorrt_build": False,
+    }
 
 
 def test_parse_build_info_old_module_constants():
@@ -158,7 +161,9 @@ def test_tensorflow_and_tensorflow_cpu_first_tensorflow_dir_wins(tmp_path):
     packages, _ = scan_packages(search)
     builds, unknowns = find_tensorflow(packages, search)
     assert [(b.distribution, b.version, b.location) for b in builds] == [
-        ("tensorflow-cpu", "2.21.0", str(first)), ("tensorflow", "2.15.1", str(second))]
+        ("tensorflow-cpu", "2.21.0", str(first)),
+        ("tensorflow", "2.15.1", str(second)),
+    ]
     assert (builds[0].is_cuda_build, builds[1].is_cuda_build) == (False, True)
     assert unknowns == []
     # the order comes from where tensorflow/ is, not from the order the packages are handed in
@@ -175,8 +180,10 @@ def test_both_in_one_site_packages(tmp_path):
     make_dist(site, "tensorflow-cpu", "2.20.0")
     make_tf(site, "2.21.0", BUILD_INFO_2_21_0)
     builds, unknowns = find(site)
-    assert sorted((b.distribution, b.version) for b in builds) == [("tensorflow", "2.21.0"),
-                                                                    ("tensorflow-cpu", "2.20.0")]
+    assert sorted((b.distribution, b.version) for b in builds) == [
+        ("tensorflow", "2.21.0"),
+        ("tensorflow-cpu", "2.20.0"),
+    ]
     assert all(b.build_info_path == os.path.join(str(site), BUILD_INFO) for b in builds)
     assert unknowns == []
 

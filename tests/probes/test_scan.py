@@ -15,9 +15,19 @@ from tfcompat.scan import node_identity, scan
 @pytest.fixture
 def site(tmp_path):
     site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
-    make_dist(site, "tensorflow", "2.21.0", wheel_tags=[TF_WHEEL_TAG], requires_python=">=3.10",
-              requires=["numpy>=1.26.0", "protobuf<8.0.0,>=6.31.1", "keras>=3.12.0",
-                        'nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == "and-cuda"'])
+    make_dist(
+        site,
+        "tensorflow",
+        "2.21.0",
+        wheel_tags=[TF_WHEEL_TAG],
+        requires_python=">=3.10",
+        requires=[
+            "numpy>=1.26.0",
+            "protobuf<8.0.0,>=6.31.1",
+            "keras>=3.12.0",
+            'nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == "and-cuda"',
+        ],
+    )
     make_tf(site, "2.21.0", BUILD_INFO_2_21_0)
     make_dist(site, "numpy", "2.1.3", requires_python=">=3.10")
     make_dist(site, "keras", "3.12.0")
@@ -74,21 +84,23 @@ def test_scan_root_image(tmp_path):
     assert environment_from_json(json.loads(json.dumps(to_json_dict(env)))) == env
 
 
-@pytest.mark.parametrize("explicit, environ, expected", [
-    ("cli-name", {"NODE_NAME": "k8s-node", "SLURMD_NODENAME": "slurm-node"}, ("cli-name", "--node-name")),
-    (None, {"NODE_NAME": "k8s-node", "SLURMD_NODENAME": "slurm-node"}, ("k8s-node", "$NODE_NAME")),
-    (None, {"SLURMD_NODENAME": "slurm-node"}, ("slurm-node", "$SLURMD_NODENAME")),
-    (None, {"NODE_NAME": "", "SLURMD_NODENAME": "slurm-node"}, ("slurm-node", "$SLURMD_NODENAME")),
-    ("", {"NODE_NAME": "k8s-node"}, ("k8s-node", "$NODE_NAME")),
-])
+@pytest.mark.parametrize(
+    "explicit, environ, expected",
+    [
+        ("cli-name", {"NODE_NAME": "k8s-node", "SLURMD_NODENAME": "slurm-node"}, ("cli-name", "--node-name")),
+        (None, {"NODE_NAME": "k8s-node", "SLURMD_NODENAME": "slurm-node"}, ("k8s-node", "$NODE_NAME")),
+        (None, {"SLURMD_NODENAME": "slurm-node"}, ("slurm-node", "$SLURMD_NODENAME")),
+        (None, {"NODE_NAME": "", "SLURMD_NODENAME": "slurm-node"}, ("slurm-node", "$SLURMD_NODENAME")),
+        ("", {"NODE_NAME": "k8s-node"}, ("k8s-node", "$NODE_NAME")),
+    ],
+)
 def test_node_identity_precedence(explicit, environ, expected):
     assert node_identity(explicit, environ=environ) == expected
 
 
 def test_node_identity_falls_back_to_host_name():
     assert node_identity(None, environ={"HOSTNAME": "ignored"}) == (socket.gethostname(), "host name")
-    assert node_identity(None, environ={"NODE_NAME": "", "SLURMD_NODENAME": ""}) == (socket.gethostname(),
-                                                                                     "host name")
+    assert node_identity(None, environ={"NODE_NAME": "", "SLURMD_NODENAME": ""}) == (socket.gethostname(), "host name")
 
 
 def test_scan_environ_reaches_every_probe(site, tmp_path):

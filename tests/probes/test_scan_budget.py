@@ -5,9 +5,10 @@ No test here waits: a fake clock stands in for time, and slow probes are monkeyp
 """
 
 import pytest
-
 from probe_helpers import make_dist, write
 from test_libraries import SITE, make_image
+
+from tfcompat import scan as scan_mod
 from tfcompat.engine import evaluate
 from tfcompat.probes import custom_ops as custom_ops_mod
 from tfcompat.probes import libraries as libraries_mod
@@ -15,7 +16,6 @@ from tfcompat.probes import nvidia as nvidia_mod
 from tfcompat.probes.budget import DEFAULT_BUDGET, Budget
 from tfcompat.probes.native.elf import clear_cache
 from tfcompat.probes.target import TargetSpec
-from tfcompat import scan as scan_mod
 
 REASON = "not finished within the --budget of 10 s"
 
@@ -54,9 +54,11 @@ def test_budget_arithmetic(clock):
 
 def slow(fn, clock, seconds):
     """`fn`, made to take `seconds` of the fake clock."""
+
     def wrapper(*a, **kw):
         clock.now += seconds
         return fn(*a, **kw)
+
     return wrapper
 
 
@@ -66,8 +68,9 @@ def test_probes_after_a_slow_one_become_unknowns_and_their_rules_are_skipped(tmp
     called = []
     for name in ("probe_libraries", "probe_custom_ops", "probe_nvidia", "probe_rocm", "probe_resources"):
         monkeypatch.setattr(scan_mod, name, lambda *a, _n=name, **kw: called.append(_n))
-    env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False,
-                        budget=Budget(10, clock=clock))
+    env = scan_mod.scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, budget=Budget(10, clock=clock)
+    )
     assert called == []  # not started
     assert env.tensorflow is not None and env.tensorflow.version == "2.21.0"  # finished before: kept
     late = {u.fact: u.reason for u in env.unknowns if u.reason == REASON}
@@ -89,11 +92,22 @@ def test_probes_after_a_slow_one_become_unknowns_and_their_rules_are_skipped(tmp
 def test_a_budget_spent_before_the_packages_leaves_every_probe_unknown(tmp_path, clock, monkeypatch):
     make_image(tmp_path)
     monkeypatch.setattr(scan_mod, "resolve_target", slow(scan_mod.resolve_target, clock, 60))
-    env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, probe=True,
-                        budget=Budget(10, clock=clock))
+    env = scan_mod.scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, probe=True, budget=Budget(10, clock=clock)
+    )
     late = {u.fact for u in env.unknowns if u.reason == REASON}
-    assert late == {"packages", "tensorflow", "platform", "libraries", "custom_ops", "driver", "gpus", "rocm",
-                    "resources", "probe"}
+    assert late == {
+        "packages",
+        "tensorflow",
+        "platform",
+        "libraries",
+        "custom_ops",
+        "driver",
+        "gpus",
+        "rocm",
+        "resources",
+        "probe",
+    }
     assert env.target.packages == () and env.target.python is not None
 
 
@@ -108,8 +122,9 @@ def test_libraries_stop_between_lookups(tmp_path, clock, monkeypatch):
         return real(self, *a, **kw)
 
     monkeypatch.setattr(libraries_mod._Probe, "resolve", resolve)
-    env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False,
-                        budget=Budget(10, clock=clock))
+    env = scan_mod.scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, budget=Budget(10, clock=clock)
+    )
     assert len(calls) == 3  # 4 s each: the fourth would start after the budget
     assert [lib.soname for lib in env.target.native.libraries] == calls
     (u,) = [u for u in env.unknowns if u.fact == "libraries"]
@@ -135,8 +150,9 @@ def test_custom_ops_stop_between_plugins(tmp_path, clock, monkeypatch):
         return real(self, owner, path)
 
     monkeypatch.setattr(custom_ops_mod.CustomOpChecker, "check", check)
-    env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False,
-                        budget=Budget(10, clock=clock))
+    env = scan_mod.scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, budget=Budget(10, clock=clock)
+    )
     assert len(env.target.custom_ops) == 3
     (u,) = [u for u in env.unknowns if u.fact == "custom_ops"]
     assert u.reason.startswith(REASON + ": 1 of 4 plugins not checked")
@@ -152,8 +168,9 @@ def test_custom_ops_stop_between_packages(tmp_path, clock, monkeypatch):
         return real(pkg, root, **kw)
 
     monkeypatch.setattr(custom_ops_mod, "record_files", record_files)
-    env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False,
-                        budget=Budget(30, clock=clock))
+    env = scan_mod.scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, budget=Budget(30, clock=clock)
+    )
     reasons = [u.reason for u in env.unknowns if u.fact == "custom_ops"]
     assert any("packages were not looked at" in r for r in reasons), reasons
     assert env.target.custom_ops == ()  # found ones are not checked after the budget either
@@ -174,8 +191,9 @@ def test_nvml_gets_what_is_left_and_is_not_called_hung(clock, monkeypatch, tmp_p
     clock.now += 7
     from tfcompat.probes.rootfs import Root
 
-    driver, gpus, unknowns = nvidia_mod.probe_nvidia(Root(None), proc_version=str(proc), budget=budget,
-                                                     driver_sonames=())
+    driver, gpus, unknowns = nvidia_mod.probe_nvidia(
+        Root(None), proc_version=str(proc), budget=budget, driver_sonames=()
+    )
     assert seen["timeout"] == pytest.approx(3)
     reasons = {u.fact: u.reason for u in unknowns}
     assert "hung" not in reasons["gpus"] and REASON in reasons["gpus"]
@@ -195,20 +213,28 @@ def test_probe_child_stopped_by_the_budget_is_not_a_hang(tmp_path, clock, monkey
 
     monkeypatch.setattr(scan_mod, "probe_import", probe_import)
     monkeypatch.setattr(scan_mod, "probe_rocm", slow(scan_mod.probe_rocm, clock, 6))
-    env = scan_mod.scan(TargetSpec(root=str(tmp_path), site_packages=(SITE,)), nvml=False, probe=True,
-                        probe_timeout=120, budget=Budget(10, clock=clock))
+    env = scan_mod.scan(
+        TargetSpec(root=str(tmp_path), site_packages=(SITE,)),
+        nvml=False,
+        probe=True,
+        probe_timeout=120,
+        budget=Budget(10, clock=clock),
+    )
     assert seen["timeout"] == pytest.approx(4)
     assert env.probe is None
     (u,) = [u for u in env.unknowns if u.fact == "probe"]
     assert u.reason.startswith(REASON)
 
 
-@pytest.mark.parametrize("argv, expected", [
-    ([], DEFAULT_BUDGET),
-    (["--budget", "25"], 25.0),
-    (["--probe", "--probe-timeout", "30"], DEFAULT_BUDGET + 30),
-    (["--probe", "--budget", "45"], 45.0),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], DEFAULT_BUDGET),
+        (["--budget", "25"], 25.0),
+        (["--probe", "--probe-timeout", "30"], DEFAULT_BUDGET + 30),
+        (["--probe", "--budget", "45"], 45.0),
+    ],
+)
 @pytest.mark.parametrize("command", ["check", "scan"])
 def test_cli_budget_option(tmp_path, capsys, monkeypatch, command, argv, expected):
     from tfcompat.cli import main

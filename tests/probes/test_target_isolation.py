@@ -46,8 +46,11 @@ def test_pth_and_sitecustomize_never_run(hostile_venv, tmp_path):
 
 def test_cli_check_does_not_run_the_pth(hostile_venv, tmp_path):
     env, _site, pwned = hostile_venv
-    subprocess.run([sys.executable, "-m", "tfcompat", "check", "--python", str(env / "bin" / "python")],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "tfcompat", "check", "--python", str(env / "bin" / "python")],
+        capture_output=True,
+        timeout=120,
+    )
     assert not [p for p in os.listdir(tmp_path) if p.startswith("pwned")]
 
 

@@ -57,8 +57,9 @@ def tfcompat_invocations(text):
 
 
 def sample_metrics():
-    env = make_env(driver="470.82.01", gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-a", "00000000:18:00.0", "9.0",
-                                                    81559, False)])
+    env = make_env(
+        driver="470.82.01", gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", "GPU-a", "00000000:18:00.0", "9.0", 81559, False)]
+    )
     from tfcompat.matrix import load_matrix
 
     text = render_prometheus(evaluate(env, load_matrix()))
@@ -210,15 +211,20 @@ def test_alert_rules_reference_real_metrics_and_labels():
         assert r["annotations"]["summary"]
         for label in re.findall(r"\$labels\.(\w+)", json.dumps(r["annotations"])):
             assert label in check_promql(r["expr"], fams, name) | {"hostname"} | labels_of(
-                fams, set(re.findall(r"\btfcompat_[a-z_]+\b", r["expr"]))), (name, label)
+                fams, set(re.findall(r"\btfcompat_[a-z_]+\b", r["expr"]))
+            ), (name, label)
     # the stale alert compares against the metric that carries the collection time
     assert "tfcompat_last_run_timestamp_seconds" in alerts["TfcompatStaleReport"]["expr"]
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
 def test_promtool_check_rules():
-    proc = subprocess.run(["promtool", "check", "rules", str(DEPLOY / "prometheus" / "tfcompat-alerts.yaml")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["promtool", "check", "rules", str(DEPLOY / "prometheus" / "tfcompat-alerts.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -234,8 +240,9 @@ def test_grafana_dashboard():
         for t in p["targets"]:
             used = check_promql(t["expr"], fams, p["title"])
             for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", t.get("legendFormat", "")):
-                assert label in used | labels_of(fams, set(re.findall(r"\btfcompat_[a-z_]+\b", t["expr"]))) \
-                    | (DCGM_LABELS if "DCGM_" in t["expr"] else set()), (p["title"], label)
+                assert label in used | labels_of(fams, set(re.findall(r"\btfcompat_[a-z_]+\b", t["expr"]))) | (
+                    DCGM_LABELS if "DCGM_" in t["expr"] else set()
+                ), (p["title"], label)
     assert any("DCGM_" in t["expr"] and "UUID" in t["expr"] for p in dash["panels"] for t in p["targets"])
 
 
@@ -246,8 +253,11 @@ NHC_TIMEOUT = 30  # LBNL NHC's own watchdog (TIMEOUT, `nhc -t`) defaults to 30 s
 
 
 def _nhc_line():
-    lines = [ln for ln in (DEPLOY / "slurm" / "nhc.conf").read_text().splitlines()
-             if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [
+        ln
+        for ln in (DEPLOY / "slurm" / "nhc.conf").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     (line,) = lines
     return line
 
@@ -301,22 +311,30 @@ def test_nhc_line_takes_the_node_offline_only_when_incompatible(tmp_path, rc, of
     logged, as for the Slurm health check script."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = _stub(bin_dir / "tfcompat", f"""\
+    fake = _stub(
+        bin_dir / "tfcompat",
+        f"""\
         echo "$*" > {tmp_path}/argv
         echo "TFC201 NVIDIA driver 470.82.01 is older than 525.60.13"
         exit {rc}
-        """)
+        """,
+    )
     _stub(bin_dir / "logger", f'printf "%s\\n" "$*" >> {tmp_path}/logged\n')
     conf = tmp_path / "nhc.conf"
     conf.write_text(_nhc_line().replace("/opt/tfcompat/bin/tfcompat", str(fake)) + "\n")
     harness = tmp_path / "harness.sh"
     harness.write_text(NHC_HARNESS)
-    proc = subprocess.run(["bash", str(harness), str(conf)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    proc = subprocess.run(
+        ["bash", str(harness), str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"),
+    )
     assert (proc.returncode != 0) == offline, proc.stdout + proc.stderr
     assert (tmp_path / "argv").read_text().split()[:3] == ["check", "--format", "npd"]
     log = (tmp_path / "logged").read_text() if (tmp_path / "logged").exists() else ""
-    assert bool(log) == logged and (not logged or f"exit {rc}" in log and "TFC201" in log), log
+    assert bool(log) == logged and (not logged or (f"exit {rc}" in log and "TFC201" in log)), log
 
 
 def _stub(path, body):
@@ -333,21 +351,29 @@ def stubs(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "scontrol.log"
-    _stub(bin_dir / "scontrol", f"""\
+    _stub(
+        bin_dir / "scontrol",
+        f"""\
         echo "$1" >> {tmp_path}/scontrol.calls
         if [ "$1" = show ]; then echo "NodeName=$3 State=IDLE Reason=${{STUB_REASON:-}}"; exit 0; fi
         echo "$*" >> {log}
-        """)
+        """,
+    )
     _stub(bin_dir / "logger", "exit 0\n")
     # timeout(1) that records its limit and the command, then runs it
-    _stub(bin_dir / "timeout", f"""\
+    _stub(
+        bin_dir / "timeout",
+        f"""\
         echo "$1 ${{2##*/}}" >> {tmp_path}/timeouts
         shift
         exec "$@"
-        """)
+        """,
+    )
     # tfcompat: a check prints the NPD line and writes DIR/<node>.json for --output-dir; `check --from R`
     # copies R (or "no report") to its --output
-    _stub(bin_dir / "fake-tfcompat", f"""\
+    _stub(
+        bin_dir / "fake-tfcompat",
+        f"""\
         printf '%s\\n' "$@" > {tmp_path}/argv
         {{ printf '%s\\n' "$@"; echo ---; }} >> {tmp_path}/calls
         src= out= dir= node=
@@ -362,7 +388,8 @@ def stubs(tmp_path):
         if [ -n "$dir" ] && [ "${{STUB_NO_REPORT:-0}}" != 1 ]; then echo '{STUB_REPORT}' > "$dir/$node.json"; fi
         echo "$STUB_LINE"
         exit "$STUB_RC"
-        """)
+        """,
+    )
     return bin_dir, log
 
 
@@ -376,10 +403,18 @@ def _health(stubs, rc, line, **env):
     for f in (log, log.parent / "calls", log.parent / "timeouts", log.parent / "scontrol.calls"):
         if f.exists():
             f.unlink()
-    e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "fake-tfcompat"),
-             SLURMD_NODENAME="gpu-007", STUB_RC=str(rc), STUB_LINE=line, **env)
-    proc = subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True,
-                          text=True, timeout=60)
+    e = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        TFCOMPAT=str(bin_dir / "fake-tfcompat"),
+        SLURMD_NODENAME="gpu-007",
+        STUB_RC=str(rc),
+        STUB_LINE=line,
+        **env,
+    )
+    proc = subprocess.run(
+        ["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return log.read_text().splitlines() if log.exists() else []
 
@@ -399,7 +434,8 @@ def test_healthcheck_drains_and_resumes(stubs, tmp_path):
     # could not decide: logged, not drained, unless asked
     assert _health(stubs, 2, "tfcompat could not decide: no TensorFlow") == []
     assert _health(stubs, 2, "x", TFCOMPAT_DRAIN_UNDECIDED="1") == [
-        "update nodename=gpu-007 state=drain reason=tfcompat: undecided: x"]
+        "update nodename=gpu-007 state=drain reason=tfcompat: undecided: x"
+    ]
 
 
 HEALTHCHECK_KILL = 60  # slurmd kills a HealthCheckProgram after 60 s
@@ -430,8 +466,9 @@ def test_healthcheck_checks_once_and_renders_the_textfile_from_that_report(stubs
     assert not written.parent.exists()  # the private temp directory is removed
     # every tfcompat and scontrol call ran under timeout(1), and the limits add up well under 60 s
     limits = [line.split() for line in (tmp_path / "timeouts").read_text().splitlines()]
-    assert sorted(cmd for _, cmd in limits) == sorted(["fake-tfcompat"] * len(calls) + ["scontrol"] * len(
-        (tmp_path / "scontrol.calls").read_text().split()))
+    assert sorted(cmd for _, cmd in limits) == sorted(
+        ["fake-tfcompat"] * len(calls) + ["scontrol"] * len((tmp_path / "scontrol.calls").read_text().split())
+    )
     assert sum(int(t) for t, _ in limits) <= HEALTHCHECK_KILL - 10, limits
     # no report (the check timed out): the textfile says so (rendered from a missing report: exit 2)
     _health(stubs, 124, "", TFCOMPAT_TEXTFILE=str(prom), STUB_NO_REPORT="1")
@@ -453,21 +490,34 @@ def test_healthcheck_with_the_real_tfcompat(tmp_path, matrix):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "scontrol.log"
-    _stub(bin_dir / "scontrol", f"""\
+    _stub(
+        bin_dir / "scontrol",
+        f"""\
         if [ "$1" = show ]; then echo "NodeName=$3 State=IDLE Reason="; exit 0; fi
         echo "$*" >> {log}
-        """)
+        """,
+    )
     _stub(bin_dir / "logger", "exit 0\n")
-    _stub(bin_dir / "tfc", f"""\
+    _stub(
+        bin_dir / "tfc",
+        f"""\
         echo "$*" >> {tmp_path}/calls
         case " $* " in *" --from "*) ;; *) set -- "$@" --from "{snap}" ;; esac
         exec {sys.executable} -m tfcompat "$@"
-        """)
+        """,
+    )
     prom = tmp_path / "tfcompat.prom"
-    e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "tfc"), TFCOMPAT_PYTHON="",
-             SLURMD_NODENAME="gpu-007", TFCOMPAT_TEXTFILE=str(prom))
-    proc = subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True,
-                          text=True, timeout=120)
+    e = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        TFCOMPAT=str(bin_dir / "tfc"),
+        TFCOMPAT_PYTHON="",
+        SLURMD_NODENAME="gpu-007",
+        TFCOMPAT_TEXTFILE=str(prom),
+    )
+    proc = subprocess.run(
+        ["bash", str(DEPLOY / "slurm" / "tfcompat-healthcheck.sh")], env=e, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert log.read_text().startswith("update nodename=gpu-007 state=drain reason=tfcompat: TFC201")
     assert len((tmp_path / "calls").read_text().splitlines()) == 2
@@ -490,23 +540,37 @@ def test_srun_gate_script(tmp_path, matrix):
         (snaps / f"{name}.json").write_text(json.dumps(data))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _stub(bin_dir / "srun", f"""\
+    _stub(
+        bin_dir / "srun",
+        f"""\
         echo "$*" > {tmp_path}/srun.argv
         while [ "${{1#-}}" != "$1" ]; do shift; done
         for n in $STUB_NODES; do SLURMD_NODENAME=$n "$@"; done
-        """)
-    _stub(bin_dir / "tfc", f"""\
+        """,
+    )
+    _stub(
+        bin_dir / "tfc",
+        f"""\
         if [ "$1" = check ] && [ "$SLURMD_NODENAME" = "${{STUB_HANG:-}}" ]; then exec sleep 60; fi
         if [ "$1" = check ]; then shift; exec {sys.executable} -m tfcompat check --from "{snaps}/$SLURMD_NODENAME.json" "$@"; fi
         exec {sys.executable} -m tfcompat "$@"
-        """)
+        """,
+    )
 
     def gate(nodes, run_on, reports, **env):
-        e = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", TFCOMPAT=str(bin_dir / "tfc"),
-                 TFCOMPAT_PYTHON="", SLURM_JOB_NODELIST=nodes, STUB_NODES=run_on, TFCOMPAT_REPORTS=str(reports),
-                 **env)
-        return subprocess.run(["bash", str(DEPLOY / "slurm" / "tfcompat-gate.sh")], env=e, capture_output=True,
-                              text=True, timeout=120)
+        e = dict(
+            os.environ,
+            PATH=f"{bin_dir}:{os.environ['PATH']}",
+            TFCOMPAT=str(bin_dir / "tfc"),
+            TFCOMPAT_PYTHON="",
+            SLURM_JOB_NODELIST=nodes,
+            STUB_NODES=run_on,
+            TFCOMPAT_REPORTS=str(reports),
+            **env,
+        )
+        return subprocess.run(
+            ["bash", str(DEPLOY / "slurm" / "tfcompat-gate.sh")], env=e, capture_output=True, text=True, timeout=120
+        )
 
     proc = gate("n[1-3]", "n1 n2 n3", tmp_path / "r1")
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -517,8 +581,9 @@ def test_srun_gate_script(tmp_path, matrix):
     assert proc.returncode == 2 and "Missing (1): n4" in proc.stdout, proc.stdout + proc.stderr
     # a node whose check hangs is stopped by its task's time limit and comes out missing; the gate still runs
     proc = gate("n[1,3]", "n1 n3", tmp_path / "r3", STUB_HANG="n3", TFCOMPAT_CHECK_TIMEOUT="1")
-    assert proc.returncode == 2 and "Missing (1): n3" in proc.stdout and "Passing (1): n1" in proc.stdout, \
+    assert proc.returncode == 2 and "Missing (1): n3" in proc.stdout and "Passing (1): n1" in proc.stdout, (
         proc.stdout + proc.stderr
+    )
     srun = (tmp_path / "srun.argv").read_text().split()
     assert "timeout" in srun and srun[srun.index("timeout") + 1] == "1"  # each task's check, under timeout(1)
     assert any(a.startswith("--time=") for a in srun)  # and the step itself under a Slurm time limit

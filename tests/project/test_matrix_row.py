@@ -42,8 +42,13 @@ def mr():
 def derived(mr):
     prev = mr.previous_entry("2.21.0", None)
     assert prev["versions"] == ">=2.20.0,<2.21.0"  # copied fields come from the entry before, never its own
-    return mr.derive_row("2.21.0", fixture("tensorflow-2.21.0.METADATA"),
-                         parse_build_info(fixture("tensorflow-2.21.0.build_info.py")), TAG, prev)
+    return mr.derive_row(
+        "2.21.0",
+        fixture("tensorflow-2.21.0.METADATA"),
+        parse_build_info(fixture("tensorflow-2.21.0.build_info.py")),
+        TAG,
+        prev,
+    )
 
 
 def test_recorded_221_row_matches_the_matrix(mr, derived):
@@ -54,7 +59,13 @@ def test_recorded_221_row_matches_the_matrix(mr, derived):
     assert (row["cuda"], row["cudnn"], row["tensorrt"]) == ("12.5.1", "9.3", False)
     assert row["compute_capabilities"] == ["sm_60", "sm_70", "sm_80", "sm_89", "compute_90"]
     assert (row["python"], row["numpy"], row["protobuf"], row["keras"], row["ml_dtypes"], row["h5py"]) == (
-        ">=3.10,<3.14", ">=1.26.0", ">=6.31.1,<8.0.0", ">=3.12.0", ">=0.5.1,<1.0.0", ">=3.11.0,<3.15.0")
+        ">=3.10,<3.14",
+        ">=1.26.0",
+        ">=6.31.1,<8.0.0",
+        ">=3.12.0",
+        ">=0.5.1,<1.0.0",
+        ">=3.11.0,<3.15.0",
+    )
     assert (row["glibc"], row["manylinux"]) == ("2.27", "manylinux_2_27_x86_64")
     assert row["and_cuda"]["nvidia-cudnn-cu12"] == ">=9.3.0.75,<10.0" and len(row["and_cuda"]) == 12
     # what no file states is copied and flagged
@@ -67,8 +78,22 @@ def test_row_is_a_valid_matrix_entry(mr, derived, matrix):
     text = '[meta]\nschema = 1\nupdated = "2026-11-25"\n\n' + mr.render_row(row, comments)
     (entry,) = parse_matrix(text, "row.toml").tensorflow
     shipped = matrix.tf_release("2.21.0")
-    for field in ("python", "cuda", "cudnn", "compute_capabilities", "numpy_abi", "tensorrt", "numpy", "protobuf",
-                  "keras", "ml_dtypes", "h5py", "glibc", "manylinux", "and_cuda"):
+    for field in (
+        "python",
+        "cuda",
+        "cudnn",
+        "compute_capabilities",
+        "numpy_abi",
+        "tensorrt",
+        "numpy",
+        "protobuf",
+        "keras",
+        "ml_dtypes",
+        "h5py",
+        "glibc",
+        "manylinux",
+        "and_cuda",
+    ):
         assert getattr(entry, field) == getattr(shipped, field), field
 
 
@@ -82,40 +107,72 @@ def test_compare_catches_a_wrong_matrix_entry(mr, derived, tmp_path, capsys):
     text = default_matrix_path().read_text(encoding="utf-8")
     stale = tmp_path / "m.toml"
     stale.write_text(text.replace('protobuf = ">=6.31.1,<8.0.0"', 'protobuf = ">=5.28.0"', 1))
-    rc = mr.main(["2.21.0", "--metadata", os.path.join(FIX, "tensorflow-2.21.0.METADATA"),
-                  "--build-info", os.path.join(FIX, "tensorflow-2.21.0.build_info.py"), "--wheel-tag", TAG,
-                  "--matrix", str(stale), "--compare"])
+    rc = mr.main(
+        [
+            "2.21.0",
+            "--metadata",
+            os.path.join(FIX, "tensorflow-2.21.0.METADATA"),
+            "--build-info",
+            os.path.join(FIX, "tensorflow-2.21.0.build_info.py"),
+            "--wheel-tag",
+            TAG,
+            "--matrix",
+            str(stale),
+            "--compare",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "# differs: protobuf: release says '>=6.31.1,<8.0.0', matrix says '>=5.28.0'" in err
 
 
 def test_main_offline_against_the_shipped_matrix(mr, capsys):
-    rc = mr.main(["2.21.0", "--metadata", os.path.join(FIX, "tensorflow-2.21.0.METADATA"),
-                  "--build-info", os.path.join(FIX, "tensorflow-2.21.0.build_info.py"), "--wheel-tag", TAG,
-                  "--compare"])
+    rc = mr.main(
+        [
+            "2.21.0",
+            "--metadata",
+            os.path.join(FIX, "tensorflow-2.21.0.METADATA"),
+            "--build-info",
+            os.path.join(FIX, "tensorflow-2.21.0.build_info.py"),
+            "--wheel-tag",
+            TAG,
+            "--compare",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert out.startswith("[[tensorflow]]\n") and 'cuda = "12.5.1"\n' in out and "[tensorflow.and_cuda]" in out
     assert "# differs" not in err and "not derivable, copied: glibcxx" in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["2.20.0", "--metadata", os.path.join(FIX, "tensorflow-2.21.0.METADATA"), "--wheel-tag", TAG],
-     "METADATA is for version '2.21.0', not 2.20.0"),
-    (["2.21.0", "--metadata", os.path.join(FIX, "tensorflow-2.21.0.METADATA")], "--metadata needs --wheel-tag"),
-    (["2.21.0", "--metadata", os.path.join(FIX, "nope"), "--wheel-tag", TAG], "No such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["2.20.0", "--metadata", os.path.join(FIX, "tensorflow-2.21.0.METADATA"), "--wheel-tag", TAG],
+            "METADATA is for version '2.21.0', not 2.20.0",
+        ),
+        (["2.21.0", "--metadata", os.path.join(FIX, "tensorflow-2.21.0.METADATA")], "--metadata needs --wheel-tag"),
+        (["2.21.0", "--metadata", os.path.join(FIX, "nope"), "--wheel-tag", TAG], "No such file"),
+    ],
+)
 def test_errors_are_one_line_exit_2(mr, capsys, argv, message):
     assert mr.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("matrix_row: error: ") and message in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("tag, platform, glibc", [
-    ("cp38-cp38-manylinux2010_x86_64", "manylinux2010_x86_64", "2.12"),
-    ("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", "manylinux_2_17_x86_64.manylinux2014_x86_64", "2.17"),
-    ("cp311-cp311-manylinux_2_27_x86_64", "manylinux_2_27_x86_64", "2.27"),
-])
+@pytest.mark.parametrize(
+    "tag, platform, glibc",
+    [
+        ("cp38-cp38-manylinux2010_x86_64", "manylinux2010_x86_64", "2.12"),
+        (
+            "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            "manylinux_2_17_x86_64.manylinux2014_x86_64",
+            "2.17",
+        ),
+        ("cp311-cp311-manylinux_2_27_x86_64", "manylinux_2_27_x86_64", "2.27"),
+    ],
+)
 def test_manylinux_tags(mr, tag, platform, glibc):
     assert mr.manylinux_of(tag) == (platform, glibc)
 
@@ -124,7 +181,9 @@ def test_format_spec_reading_order(mr):
     from packaging.specifiers import SpecifierSet
 
     assert mr.format_spec(SpecifierSet("<5.0.0dev,!=4.21.0,>=3.20.3")) == ">=3.20.3,!=4.21.0,<5.0.0dev"
-    assert mr.format_spec(SpecifierSet("<5.0.0dev,!=4.21.0,>=3.20.3")) == spec_text(SpecifierSet("<5.0.0dev,!=4.21.0,>=3.20.3"))
+    assert mr.format_spec(SpecifierSet("<5.0.0dev,!=4.21.0,>=3.20.3")) == spec_text(
+        SpecifierSet("<5.0.0dev,!=4.21.0,>=3.20.3")
+    )
 
 
 # ---------------------------------------------------------------------------------------------- PyPI
@@ -159,7 +218,7 @@ class FakePyPI:
             return io.BytesIO(json.dumps(self.project).encode())
         if url == self.wheel_url and rng:
             start, end = (int(x) for x in rng.split("=")[1].split("-"))
-            return io.BytesIO(self.wheel[start:end + 1])
+            return io.BytesIO(self.wheel[start : end + 1])
         raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
 
 

@@ -1,7 +1,7 @@
 """Prediction vs reality on a real TensorFlow venv. Opt-in: it needs a multi-GB install.
 
-    python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow==2.21.0
-    TFCOMPAT_TF_PYTHON=/tmp/tf/bin/python python -m pytest -m realwheel
+python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow==2.21.0
+TFCOMPAT_TF_PYTHON=/tmp/tf/bin/python python -m pytest -m realwheel
 """
 
 import json
@@ -31,8 +31,13 @@ def test_static_scan_agrees_with_import():
     from tfcompat.scan import scan
 
     env = scan(TargetSpec(python=TF_PYTHON), nvml=False)
-    proc = subprocess.run([TF_PYTHON, "-c", ASK_TF], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    proc = subprocess.run(
+        [TF_PYTHON, "-c", ASK_TF],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     real = json.loads(proc.stdout.strip().splitlines()[-1])
     tf = env.tensorflow

@@ -21,14 +21,27 @@ VENVS = [v for v in (os.environ.get("TFCOMPAT_TF_CUDA_PYTHON"), os.environ.get("
 
 pytestmark = [
     pytest.mark.realwheel,
-    pytest.mark.skipif(not VENVS, reason="set TFCOMPAT_TF_CUDA_PYTHON (a tensorflow[and-cuda] venv's python) "
-                                         "and/or TFCOMPAT_TF_PYTHON"),
+    pytest.mark.skipif(
+        not VENVS, reason="set TFCOMPAT_TF_CUDA_PYTHON (a tensorflow[and-cuda] venv's python) and/or TFCOMPAT_TF_PYTHON"
+    ),
 ]
 
 # tfcompat library name -> the DsoLoader function TF uses for it.
-DSO_FUNCS = {"cuda": "CudaDriver", "cudart": "CudaRuntime", "cublas": "Cublas", "cublasLt": "CublasLt",
-             "cufft": "Cufft", "cusolver": "Cusolver", "cusparse": "Cusparse", "cudnn": "Cudnn", "nccl": "Nccl",
-             "cupti": "Cupti", "nvshmem": "Nvshmem", "nvinfer": "NvInfer", "nvinfer_plugin": "NvInferPlugin"}
+DSO_FUNCS = {
+    "cuda": "CudaDriver",
+    "cudart": "CudaRuntime",
+    "cublas": "Cublas",
+    "cublasLt": "CublasLt",
+    "cufft": "Cufft",
+    "cusolver": "Cusolver",
+    "cusparse": "Cusparse",
+    "cudnn": "Cudnn",
+    "nccl": "Nccl",
+    "cupti": "Cupti",
+    "nvshmem": "Nvshmem",
+    "nvinfer": "NvInfer",
+    "nvinfer_plugin": "NvInferPlugin",
+}
 
 CHILD = r"""
 import ctypes, json, os, sys

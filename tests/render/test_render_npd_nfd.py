@@ -33,11 +33,14 @@ def node(driver="560.35.03", gpu_names=("NVIDIA H100 80GB HBM3",), tf="2.21.0"):
     return make_env(driver=driver, gpus=gpus, tf=tf)
 
 
-@pytest.mark.parametrize("env_kw, status, code", [
-    ({}, "pass", 0),
-    ({"driver": "470.82.01"}, "fail", 1),
-    ({"tf": None}, "error", 2),
-])
+@pytest.mark.parametrize(
+    "env_kw, status, code",
+    [
+        ({}, "pass", 0),
+        ({"driver": "470.82.01"}, "fail", 1),
+        ({"tf": None}, "error", 2),
+    ],
+)
 def test_npd_one_line_and_exit_codes(matrix, env_kw, status, code):
     report = evaluate(node(**env_kw), matrix)
     assert report.status == status and npd_exit_code(report) == code
@@ -67,25 +70,33 @@ def test_npd_cli_exit_codes_and_error_line(capsys, tmp_path):
     assert out.startswith("tfcompat could not run: ") and out.count("\n") == 1 and len(out) <= MAX_LEN + 1
 
 
-@pytest.mark.parametrize("raw, want", [
-    ("2.21.0", "2.21.0"),
-    ("NVIDIA H100 80GB HBM3", "NVIDIA-H100-80GB-HBM3"),
-    ("NVIDIA GeForce RTX 4090 (Laptop)", "NVIDIA-GeForce-RTX-4090-Laptop"),
-    ("(weird)", "weird"),
-    ("!!!", ""),
-    ("x" * 80, "x" * 63),
-    ("a" * 62 + "/b", "a" * 62),
-])
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("2.21.0", "2.21.0"),
+        ("NVIDIA H100 80GB HBM3", "NVIDIA-H100-80GB-HBM3"),
+        ("NVIDIA GeForce RTX 4090 (Laptop)", "NVIDIA-GeForce-RTX-4090-Laptop"),
+        ("(weird)", "weird"),
+        ("!!!", ""),
+        ("x" * 80, "x" * 63),
+        ("a" * 62 + "/b", "a" * 62),
+    ],
+)
 def test_label_value(raw, want):
     assert label_value(raw) == want
     assert VALUE.match(want) and LABEL_VALUE.match(want)
 
 
-@pytest.mark.parametrize("env", [
-    node(), node(driver="470.82.01"), node(tf=None),
-    node(gpu_names=("NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-32GB / (rev. a1)")),
-    node(gpu_names=("-" * 70 + "é" * 10,)),
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        node(),
+        node(driver="470.82.01"),
+        node(tf=None),
+        node(gpu_names=("NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-32GB / (rev. a1)")),
+        node(gpu_names=("-" * 70 + "é" * 10,)),
+    ],
+)
 def test_nfd_labels_pass_kubernetes_rules(matrix, env):
     report = evaluate(env, matrix)
     text = render_nfd(report)
@@ -115,8 +126,12 @@ def test_nfd_content(matrix):
 
 def test_nfd_invalid_characters_never_reach_a_label(matrix):
     env = node()
-    env = dataclasses.replace(env, target=dataclasses.replace(env.target, python=dataclasses.replace(
-        env.target.python, version="3.11.7+local build")))
+    env = dataclasses.replace(
+        env,
+        target=dataclasses.replace(
+            env.target, python=dataclasses.replace(env.target.python, version="3.11.7+local build")
+        ),
+    )
     got = dict(labels(evaluate(env, matrix)))
     assert got["tfcompat.python"] == "3.11.7-local-build"
 

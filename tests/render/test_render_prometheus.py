@@ -54,14 +54,17 @@ def test_parses_and_follows_conventions(matrix):
     gpu_info = samples(fams, "tfcompat_gpu_info")
     assert len(gpu_info) == 2
     for s in gpu_info:
-        assert JOIN_LABELS <= set(s.labels)
+        assert set(s.labels) >= JOIN_LABELS
         assert s.labels["Hostname"] == s.labels["hostname"] == "gpu-007"
         assert s.labels["modelName"] == s.labels["model_name"] == "NVIDIA H100 80GB HBM3"
     assert [s.labels["gpu"] for s in gpu_info] == ["0", "1"]
     assert gpu_info[1].labels["pci_bus_id"] == "00000000:19:00.0" and gpu_info[1].labels["UUID"] == "GPU-1a2b"
     (finding,) = samples(fams, "tfcompat_findings")
-    assert finding.labels == {"hostname": "gpu-007", "rule": "TFC201", "name": "driver-too-old-for-cuda",
-                              "severity": "error"} and finding.value == 1
+    assert (
+        finding.labels
+        == {"hostname": "gpu-007", "rule": "TFC201", "name": "driver-too-old-for-cuda", "severity": "error"}
+        and finding.value == 1
+    )
     by_sev = {s.labels["severity"]: s.value for s in samples(fams, "tfcompat_findings_by_severity")}
     assert by_sev == {"error": 1, "warning": 0, "info": 0}
     status = {s.labels["status"]: s.value for s in samples(fams, "tfcompat_check_status")}
@@ -76,7 +79,9 @@ def test_passing_node_and_gpu_compatibility(matrix):
     fams = families(render_prometheus(evaluate(env_with(), matrix)))
     assert samples(fams, "tfcompat_compatible")[0].value == 1
     assert [s.value for s in samples(fams, "tfcompat_gpu_compatible")] == [1, 1]
-    assert "tfcompat_findings" not in fams or all(s.labels["severity"] != "error" for s in fams["tfcompat_findings"].samples)
+    assert "tfcompat_findings" not in fams or all(
+        s.labels["severity"] != "error" for s in fams["tfcompat_findings"].samples
+    )
 
 
 def test_label_values_are_escaped(matrix):
@@ -90,7 +95,7 @@ def test_gpu_series_carry_dcgm_exporters_own_join_labels(matrix):
     must use modelName (camelCase), which tfcompat writes too; model_name is the same value, snake_case."""
     for name in ("tfcompat_gpu_info", "tfcompat_gpu_compatible"):
         for s in samples(families(render_prometheus(evaluate(env_with(), matrix))), name):
-            assert DCGM_JOIN_LABELS <= set(s.labels), (name, sorted(s.labels))
+            assert set(s.labels) >= DCGM_JOIN_LABELS, (name, sorted(s.labels))
             assert s.labels["device"] == f"nvidia{s.labels['gpu']}"
     from tfcompat.render import prometheus
 
@@ -121,15 +126,21 @@ def test_library_series_when_the_report_has_libraries(matrix):
     from tfcompat import model
 
     def res(name, soname, version):
-        copy = model.LibraryCopy(path=f"/x/{soname}", real_path=f"/x/{soname}", found_via="DT_RUNPATH",
-                                 search_entry="$ORIGIN", version=version)
-        return model.LibraryResolution(name=name, soname=soname, role="gpu", purpose="", requested_by=None,
-                                       found=copy)
+        copy = model.LibraryCopy(
+            path=f"/x/{soname}",
+            real_path=f"/x/{soname}",
+            found_via="DT_RUNPATH",
+            search_entry="$ORIGIN",
+            version=version,
+        )
+        return model.LibraryResolution(name=name, soname=soname, role="gpu", purpose="", requested_by=None, found=copy)
 
     env = env_with()
-    native = model.NativeLibraries(caller="/x/libtensorflow_framework.so.2", caller_source="test",
-                                   libraries=(res("cudnn", "libcudnn.so.9", "9.3.0.75"),
-                                              res("cudart", "libcudart.so.12", "12.5.82")))
+    native = model.NativeLibraries(
+        caller="/x/libtensorflow_framework.so.2",
+        caller_source="test",
+        libraries=(res("cudnn", "libcudnn.so.9", "9.3.0.75"), res("cudart", "libcudart.so.12", "12.5.82")),
+    )
     report = evaluate(dataclasses.replace(env, target=dataclasses.replace(env.target, native=native)), matrix)
     series = samples(families(render_prometheus(report)), "tfcompat_library_info")
     assert {s.labels["library"]: s.labels["version"] for s in series} == {"cudnn": "9.3.0.75", "cudart": "12.5.82"}
@@ -165,8 +176,9 @@ def test_output_dir_writes_node_json(capsys, tmp_path):
     (written,) = list(reports.iterdir())
     assert written.name == "gpu_.._x.json"
     assert json.loads(written.read_text())["environment"]["host"]["node_name"] == "gpu/../x"
-    code, _, err = run(capsys, "check", "--from", tmp_path / "nope.json", "--output-dir", reports, "--node-name",
-                       "gpu-010")
+    code, _, err = run(
+        capsys, "check", "--from", tmp_path / "nope.json", "--output-dir", reports, "--node-name", "gpu-010"
+    )
     assert code == 2 and json.loads((reports / "gpu-010.json").read_text())["status"] == "error"
     code, _, err = run(capsys, "check", "--from", snap, "--output-dir", tmp_path / "absent")
     assert code == 2 and "--output-dir" in err
@@ -174,11 +186,9 @@ def test_output_dir_writes_node_json(capsys, tmp_path):
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
 def test_promtool_check_metrics(matrix):
-    for report in (evaluate(env_with(driver="470.82.01"), matrix), evaluate(env_with(), matrix),
-                   error_report("x")):
+    for report in (evaluate(env_with(driver="470.82.01"), matrix), evaluate(env_with(), matrix), error_report("x")):
         text = render_prometheus(report, hostname="n1", now=1700000000.0)
-        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
         # The one lint warning allowed (exit 3 = lint problems only): dcgm-exporter's camelCase `modelName`
         # label, written as dcgm-exporter spells it so that joins match; every other name is snake_case.
         lint = set((proc.stdout + proc.stderr).strip().splitlines())
@@ -186,5 +196,7 @@ def test_promtool_check_metrics(matrix):
         assert (proc.returncode == 3) == bool(lint), proc.stdout + proc.stderr
 
 
-ALLOWED_LINT = {f"{name} label names should be written in 'snake_case' not 'camelCase'"
-                for name in ("tfcompat_gpu_info", "tfcompat_gpu_compatible")}
+ALLOWED_LINT = {
+    f"{name} label names should be written in 'snake_case' not 'camelCase'"
+    for name in ("tfcompat_gpu_info", "tfcompat_gpu_compatible")
+}

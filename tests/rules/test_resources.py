@@ -22,8 +22,9 @@ MiB, GiB = 1 << 20, 1 << 30
 
 # ---------------------------------------------------------------- probe, on fake trees
 
-DOCKER_MOUNTS = ("overlay / overlay rw,relatime 0 0\n"
-                 "shm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n")
+DOCKER_MOUNTS = (
+    "overlay / overlay rw,relatime 0 0\nshm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n"
+)
 
 
 def test_shm_from_docker_mounts():
@@ -100,17 +101,35 @@ def test_getrlimit_is_injectable():
 
 # ---------------------------------------------------------------- rules
 
+
 def gpu(i, **kw):
-    base = dict(name="NVIDIA A100-SXM4-80GB", uuid=f"GPU-a100-{i}", pci_bus_id=f"00000000:{i:02X}:00.0",
-                compute_capability="8.0", memory_total_mib=81920, memory_used_mib=4, persistence_mode=True,
-                ecc_enabled=True, ecc_uncorrected_volatile=0, retired_pages_pending=False)
+    base = {
+        "name": "NVIDIA A100-SXM4-80GB",
+        "uuid": f"GPU-a100-{i}",
+        "pci_bus_id": f"00000000:{i:02X}:00.0",
+        "compute_capability": "8.0",
+        "memory_total_mib": 81920,
+        "memory_used_mib": 4,
+        "persistence_mode": True,
+        "ecc_enabled": True,
+        "ecc_uncorrected_volatile": 0,
+        "retired_pages_pending": False,
+    }
     base.update(kw)
     return Gpu(i, **base)
 
 
 def node(gpus, **res):
-    base = dict(shm_bytes=64 * MiB, shm_source="/proc/mounts", memlock_soft=64 * 1024, memlock_hard=64 * 1024,
-                rlimit_source="getrlimit", cgroup_version=2, cgroup_memory_limit=None, cgroup_source="/sys/fs/cgroup")
+    base = {
+        "shm_bytes": 64 * MiB,
+        "shm_source": "/proc/mounts",
+        "memlock_soft": 64 * 1024,
+        "memlock_hard": 64 * 1024,
+        "rlimit_source": "getrlimit",
+        "cgroup_version": 2,
+        "cgroup_memory_limit": None,
+        "cgroup_source": "/sys/fs/cgroup",
+    }
     base.update(res)
     env = make_env("2.21.0", driver="575.57.08", gpus=gpus)
     return dataclasses.replace(env, host=dataclasses.replace(env.host, resources=Resources(**base)))
@@ -122,7 +141,10 @@ def test_eight_gpu_container_scenario(matrix):
     gpus[5] = gpu(5, ecc_uncorrected_volatile=1, retired_pages_pending=True)
     report = evaluate(node(gpus), matrix)
     assert [(f.rule, f.severity) for f in report.findings] == [
-        ("TFC801", Severity.ERROR), ("TFC802", Severity.ERROR), ("TFC805", Severity.ERROR)]
+        ("TFC801", Severity.ERROR),
+        ("TFC802", Severity.ERROR),
+        ("TFC805", Severity.ERROR),
+    ]
     shm, memlock, ecc = report.findings
     assert "64 MiB on a node with 8 GPUs" in shm.message and "--shm-size=1g" in shm.remediation
     assert "64 KiB" in memlock.message and "LimitMEMLOCK=infinity" in memlock.remediation
@@ -155,8 +177,13 @@ def test_site_threshold_overrides_default(matrix):
 
 
 def test_cgroup_limit_low_for_gpus(matrix):
-    env = node([gpu(i) for i in range(4)], shm_bytes=16 * GiB, memlock_soft=None, cgroup_memory_limit=16 * GiB,
-               cgroup_memory_current=15 * GiB)
+    env = node(
+        [gpu(i) for i in range(4)],
+        shm_bytes=16 * GiB,
+        memlock_soft=None,
+        cgroup_memory_limit=16 * GiB,
+        cgroup_memory_current=15 * GiB,
+    )
     findings, _ = run_rule(env, matrix, "TFC803")
     assert len(findings) == 2
     assert "16 GiB for 4 GPUs" in findings[0].message and "8 GiB per GPU" in findings[0].message
@@ -182,13 +209,16 @@ def test_persistence_off(matrix):
     assert f.severity is Severity.INFO and "GPU 1 of 2" in f.message
 
 
-@pytest.mark.parametrize("value, expect", [
-    ("", "hides every GPU"),
-    ("-1", "hides every GPU"),
-    ("0,5,1", "'5' is not a GPU on this node (so 1 after it are ignored)"),
-    ("1,1", "'1' is listed twice"),
-    ("GPU-nope", "'GPU-nope' is not a GPU"),
-])
+@pytest.mark.parametrize(
+    "value, expect",
+    [
+        ("", "hides every GPU"),
+        ("-1", "hides every GPU"),
+        ("0,5,1", "'5' is not a GPU on this node (so 1 after it are ignored)"),
+        ("1,1", "'1' is listed twice"),
+        ("GPU-nope", "'GPU-nope' is not a GPU"),
+    ],
+)
 def test_visible_devices(matrix, value, expect):
     env = node([gpu(0), gpu(1)], shm_bytes=16 * GiB, memlock_soft=None, cuda_visible_devices=value)
     (f,), _ = run_rule(env, matrix, "TFC807")

@@ -9,8 +9,10 @@ from tfcompat.probes.rootfs import Root
 from tfcompat.rules.rocm import rocm_of_tf_version
 
 
-@pytest.mark.parametrize("target, name", [(90010, "gfx90a"), (110000, "gfx1100"), (90402, "gfx942"),
-                                          (100300, "gfx1030"), (90006, "gfx906"), (0, None)])
+@pytest.mark.parametrize(
+    "target, name",
+    [(90010, "gfx90a"), (110000, "gfx1100"), (90402, "gfx942"), (100300, "gfx1030"), (90006, "gfx906"), (0, None)],
+)
 def test_gfx_name(target, name):
     assert gfx_name(target) == name
 
@@ -40,8 +42,10 @@ def test_probe_without_rocm(tmp_path):
     assert rocm is None and unknown.fact == "rocm" and "no ROCm installed" in unknown.reason
 
 
-@pytest.mark.parametrize("version, rocm", [("2.14.0.600", "6.0.0"), ("2.13.0.570", "5.7.0"), ("2.12.0.560", "5.6.0"),
-                                           ("2.17.0", None), ("2.9.1", None)])
+@pytest.mark.parametrize(
+    "version, rocm",
+    [("2.14.0.600", "6.0.0"), ("2.13.0.570", "5.7.0"), ("2.12.0.560", "5.6.0"), ("2.17.0", None), ("2.9.1", None)],
+)
 def test_rocm_of_tf_version(version, rocm):
     assert rocm_of_tf_version(version) == rocm
 
@@ -49,8 +53,9 @@ def test_rocm_of_tf_version(version, rocm):
 def rocm_env(tf_version, installed):
     import dataclasses
 
-    b = dataclasses.replace(tf_build("2.21.0", distribution="tensorflow-rocm", is_cuda=False), version=tf_version,
-                            is_rocm_build=True)
+    b = dataclasses.replace(
+        tf_build("2.21.0", distribution="tensorflow-rocm", is_cuda=False), version=tf_version, is_rocm_build=True
+    )
     env = make_env(tf_builds=[b])
     return dataclasses.replace(env, host=dataclasses.replace(env.host, rocm=Rocm(installed, "/opt/rocm/.info/version")))
 
@@ -76,9 +81,13 @@ def test_gfx942_not_in_the_pypi_wheel(matrix):
     from tfcompat.model import AmdGpu
 
     env = rocm_env("2.14.0.600", "6.0.2")
-    gpus = (AmdGpu(1, "gfx942", "/sys/class/kfd/kfd/topology/nodes/1/properties"),
-            AmdGpu(2, "gfx90a", "/sys/class/kfd/kfd/topology/nodes/2/properties"))
-    env = dataclasses.replace(env, host=dataclasses.replace(env.host, rocm=dataclasses.replace(env.host.rocm, gpus=gpus)))
+    gpus = (
+        AmdGpu(1, "gfx942", "/sys/class/kfd/kfd/topology/nodes/1/properties"),
+        AmdGpu(2, "gfx90a", "/sys/class/kfd/kfd/topology/nodes/2/properties"),
+    )
+    env = dataclasses.replace(
+        env, host=dataclasses.replace(env.host, rocm=dataclasses.replace(env.host.rocm, gpus=gpus))
+    )
     (f,), _ = run_rule(env, matrix, "TFC402")
     assert "KFD node 1" in f.message and "gfx942" in f.message and "gfx90a" in f.message
     assert f.severity is Severity.ERROR

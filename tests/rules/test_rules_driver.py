@@ -4,10 +4,13 @@ from envs import make_env, run_rule, tf_build
 from tfcompat.model import Severity
 
 
-@pytest.mark.parametrize("driver, severity, floor", [
-    ("470.82.01", Severity.ERROR, "525.60.13"),   # below the CUDA 12 floor
-    ("550.54.15", Severity.WARNING, "555.42.06"),  # CUDA 12.5.1's own driver is newer
-])
+@pytest.mark.parametrize(
+    "driver, severity, floor",
+    [
+        ("470.82.01", Severity.ERROR, "525.60.13"),  # below the CUDA 12 floor
+        ("550.54.15", Severity.WARNING, "555.42.06"),  # CUDA 12.5.1's own driver is newer
+    ],
+)
 def test_driver_too_old_for_221(matrix, driver, severity, floor):
     (f,), _ = run_rule(make_env("2.21.0", driver=driver), matrix, "TFC201")
     assert f.severity is severity
@@ -47,11 +50,19 @@ def test_cuda_11_0_build_has_its_own_floor(matrix):
     env = make_env(tf_builds=[tf_build("2.21.0", cuda="11.0")], driver="450.51.06")
     import dataclasses
 
-    env = dataclasses.replace(env, target=dataclasses.replace(env.target, tensorflow=(
-        dataclasses.replace(env.target.tensorflow[0], version="2.4.4"),)))
+    env = dataclasses.replace(
+        env,
+        target=dataclasses.replace(
+            env.target, tensorflow=(dataclasses.replace(env.target.tensorflow[0], version="2.4.4"),)
+        ),
+    )
     assert run_rule(env, matrix, "TFC201")[0] == []
-    env = dataclasses.replace(env, host=dataclasses.replace(env.host, driver=dataclasses.replace(
-        env.host.driver, kernel_module_version="440.33.01")))
+    env = dataclasses.replace(
+        env,
+        host=dataclasses.replace(
+            env.host, driver=dataclasses.replace(env.host.driver, kernel_module_version="440.33.01")
+        ),
+    )
     (f,), _ = run_rule(env, matrix, "TFC201")
     assert f.severity is Severity.ERROR and "450.51.05" in f.message
 

@@ -6,7 +6,9 @@ from tfcompat.model import DriverLibrary, Gpu, Severity
 
 
 def with_driver(env, **changes):
-    return dataclasses.replace(env, host=dataclasses.replace(env.host, driver=dataclasses.replace(env.host.driver, **changes)))
+    return dataclasses.replace(
+        env, host=dataclasses.replace(env.host, driver=dataclasses.replace(env.host.driver, **changes))
+    )
 
 
 LIBCUDA_550 = DriverLibrary("libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15", "550.54.15")
@@ -67,7 +69,8 @@ def test_arm64_image_driver_libraries_reach_the_rules(tmp_path, matrix):
     make_arm64_image(root)
     (root / "proc/driver/nvidia").mkdir(parents=True)
     (root / "proc/driver/nvidia/version").write_text(
-        "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  550.54.15  Release Build\n")
+        "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  550.54.15  Release Build\n"
+    )
     env = scan(TargetSpec(root=str(root), python="/usr/bin/python3.11"), nvml=False)
     assert [lib.version for lib in env.host.driver.libraries] == ["560.35.03", "560.35.03"]
     findings, _ = run_rule(env, matrix, "TFC203")  # one per library: libcuda.so.1, libnvidia-ml.so.1

@@ -11,25 +11,44 @@ TF221 = ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
 
 
 def h100(i):
-    return Gpu(i, "NVIDIA H100 80GB HBM3", f"GPU-5a4b3c2d-0000-0000-0000-00000000000{i}", f"00000000:{0x18 + i:02X}:00.0",
-               "9.0", 81559, False, True)
+    return Gpu(
+        i,
+        "NVIDIA H100 80GB HBM3",
+        f"GPU-5a4b3c2d-0000-0000-0000-00000000000{i}",
+        f"00000000:{0x18 + i:02X}:00.0",
+        "9.0",
+        81559,
+        False,
+        True,
+    )
 
 
 def blackwell(i):
-    return Gpu(i, "NVIDIA RTX PRO 6000 Blackwell Server Edition", f"GPU-b1ac0000-0000-0000-0000-00000000000{i}",
-               f"00000000:{0x18 + i:02X}:00.0", "12.0", 97887, False, True)
+    return Gpu(
+        i,
+        "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+        f"GPU-b1ac0000-0000-0000-0000-00000000000{i}",
+        f"00000000:{0x18 + i:02X}:00.0",
+        "12.0",
+        97887,
+        False,
+        True,
+    )
 
 
-@pytest.mark.parametrize("cc, kind, via", [
-    ((9, 0), "native", "sm_90"),     # compute_90 also carries SASS sm_90
-    ((8, 6), "native", "sm_80"),     # SASS runs on the same major, higher minor
-    ((8, 9), "native", "sm_89"),
-    ((7, 5), "native", "sm_70"),
-    ((12, 0), "ptx", "compute_90"),  # Blackwell: only the PTX
-    ((10, 0), "ptx", "compute_90"),
-    ((5, 2), "none", None),          # Maxwell on TF >= 2.17
-    ((3, 7), "none", None),
-])
+@pytest.mark.parametrize(
+    "cc, kind, via",
+    [
+        ((9, 0), "native", "sm_90"),  # compute_90 also carries SASS sm_90
+        ((8, 6), "native", "sm_80"),  # SASS runs on the same major, higher minor
+        ((8, 9), "native", "sm_89"),
+        ((7, 5), "native", "sm_70"),
+        ((12, 0), "ptx", "compute_90"),  # Blackwell: only the PTX
+        ((10, 0), "ptx", "compute_90"),
+        ((5, 2), "none", None),  # Maxwell on TF >= 2.17
+        ((3, 7), "none", None),
+    ],
+)
 def test_coverage_221(cc, kind, via):
     assert coverage(cc, TF221) == type(coverage(cc, TF221))(kind, via)
 
@@ -50,16 +69,21 @@ def test_parse_arch():
 
 def test_four_gpu_node_old_driver_and_a_blackwell(matrix):
     """The issue's scenario: TF 2.18, driver 535 (CUDA 12.2's), three H100 and one compute capability 12.0."""
-    env = make_env(tf_builds=[tf_build("2.21.0")], driver="535.104.05",
-                   gpus=[h100(0), h100(1), h100(2), blackwell(3)])
-    env = dataclasses.replace(env, target=dataclasses.replace(
-        env.target, tensorflow=(dataclasses.replace(env.target.tensorflow[0], version="2.18.0"),)))
+    env = make_env(tf_builds=[tf_build("2.21.0")], driver="535.104.05", gpus=[h100(0), h100(1), h100(2), blackwell(3)])
+    env = dataclasses.replace(
+        env,
+        target=dataclasses.replace(
+            env.target, tensorflow=(dataclasses.replace(env.target.tensorflow[0], version="2.18.0"),)
+        ),
+    )
     report = evaluate(env, matrix)
     got = [(f.rule, f.severity) for f in report.findings]
     assert got == [("TFC205", Severity.ERROR), ("TFC201", Severity.WARNING), ("TFC207", Severity.INFO)], got
     jit, drv, mixed = report.findings
     # the Blackwell GPU is named by index and UUID, and the reason is the driver, not only the JIT
-    assert "GPU 3 (NVIDIA RTX PRO 6000 Blackwell Server Edition, GPU-b1ac0000-0000-0000-0000-000000000003)" in jit.message
+    assert (
+        "GPU 3 (NVIDIA RTX PRO 6000 Blackwell Server Edition, GPU-b1ac0000-0000-0000-0000-000000000003)" in jit.message
+    )
     # the driver must know both the PTX's toolkit (CUDA 12.5.1: 555.42.06) and Blackwell (CUDA 12.8: 570.26)
     assert "535.104.05" in jit.message and "570.26" in jit.message and "compute_90" in jit.message
     assert "CUDA 12.8, the first with compute capability 12.0 (Blackwell)" in jit.message
@@ -89,8 +113,11 @@ def test_maxwell_on_221_is_an_error_with_the_others_suggested(matrix):
 
 
 def test_gpu_rules_not_applicable_to_cpu_builds(matrix):
-    env = make_env(tf_builds=[tf_build("2.21.0", distribution="tensorflow-cpu", is_cuda=False)],
-                   driver="575.57.08", gpus=[blackwell(0)])
+    env = make_env(
+        tf_builds=[tf_build("2.21.0", distribution="tensorflow-cpu", is_cuda=False)],
+        driver="575.57.08",
+        gpus=[blackwell(0)],
+    )
     findings, (skip,) = run_rule(env, matrix, "TFC205")
     assert findings == [] and "not a CUDA build" in skip.reason
 
@@ -107,12 +134,29 @@ def test_no_gpus_recorded_skips(matrix):
 def _with_cudnn(env, version):
     from tfcompat.model import LibraryCopy, LibraryResolution, NativeLibraries
 
-    lib = LibraryResolution("cudnn", "libcudnn.so.9", "gpu", "DNN", None,
-                            LibraryCopy("/v/nvidia/cudnn/lib/libcudnn.so.9", "/v/nvidia/cudnn/lib/libcudnn.so.9",
-                                        "DT_RUNPATH", "$ORIGIN/../nvidia/cudnn/lib", None, version,
-                                        "nvidia-cudnn-cu12 METADATA", "nvidia-cudnn-cu12"))
-    return dataclasses.replace(env, target=dataclasses.replace(
-        env.target, native=NativeLibraries("/v/tensorflow/libtensorflow_framework.so.2", "test", libraries=(lib,))))
+    lib = LibraryResolution(
+        "cudnn",
+        "libcudnn.so.9",
+        "gpu",
+        "DNN",
+        None,
+        LibraryCopy(
+            "/v/nvidia/cudnn/lib/libcudnn.so.9",
+            "/v/nvidia/cudnn/lib/libcudnn.so.9",
+            "DT_RUNPATH",
+            "$ORIGIN/../nvidia/cudnn/lib",
+            None,
+            version,
+            "nvidia-cudnn-cu12 METADATA",
+            "nvidia-cudnn-cu12",
+        ),
+    )
+    return dataclasses.replace(
+        env,
+        target=dataclasses.replace(
+            env.target, native=NativeLibraries("/v/tensorflow/libtensorflow_framework.so.2", "test", libraries=(lib,))
+        ),
+    )
 
 
 def test_new_cudnn_drops_pascal(matrix):

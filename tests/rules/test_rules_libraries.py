@@ -20,8 +20,16 @@ AVX = ("avx", "avx2", "fma", "sse4_2")
 
 def wheel(pkg, soname, version, dist, via="DT_RUNPATH"):
     path = f"{SITE}/nvidia/{pkg}/lib/{soname}"
-    return LibraryCopy(path, path, via, f"$ORIGIN/../nvidia/{pkg}/lib", FW, version,
-                       f"{SITE}/{dist.replace('-', '_')}-{version}.dist-info/METADATA", dist)
+    return LibraryCopy(
+        path,
+        path,
+        via,
+        f"$ORIGIN/../nvidia/{pkg}/lib",
+        FW,
+        version,
+        f"{SITE}/{dist.replace('-', '_')}-{version}.dist-info/METADATA",
+        dist,
+    )
 
 
 def system(path, version, via="ld.so.cache", entry="/etc/ld.so.cache", source=None):
@@ -29,33 +37,59 @@ def system(path, version, via="ld.so.cache", entry="/etc/ld.so.cache", source=No
 
 
 def res(name, soname, found, role="gpu", others=(), missing_deps=(), other_sonames=()):
-    return LibraryResolution(name, soname, role, name, FW, found, tuple(others), tuple(missing_deps),
-                             tuple(other_sonames))
+    return LibraryResolution(
+        name, soname, role, name, FW, found, tuple(others), tuple(missing_deps), tuple(other_sonames)
+    )
 
 
 def good_libraries():
     return [
         res("cuda", "libcuda.so.1", None, role="driver"),
-        res("cudart", "libcudart.so.12", wheel("cuda_runtime", "libcudart.so.12", "12.5.82", "nvidia-cuda-runtime-cu12")),
+        res(
+            "cudart", "libcudart.so.12", wheel("cuda_runtime", "libcudart.so.12", "12.5.82", "nvidia-cuda-runtime-cu12")
+        ),
         res("cublas", "libcublas.so.12", wheel("cublas", "libcublas.so.12", "12.5.3.2", "nvidia-cublas-cu12")),
         res("cudnn", "libcudnn.so.9", wheel("cudnn", "libcudnn.so.9", "9.3.0.75", "nvidia-cudnn-cu12")),
-        res("cudnn_ops", "libcudnn_ops.so.9", wheel("cudnn", "libcudnn_ops.so.9", "9.3.0.75", "nvidia-cudnn-cu12",
-                                                    "DT_RPATH"), role="cudnn-sublibrary"),
-        res("cudnn_cnn", "libcudnn_cnn.so.9", wheel("cudnn", "libcudnn_cnn.so.9", "9.3.0.75", "nvidia-cudnn-cu12",
-                                                    "DT_RPATH"), role="cudnn-sublibrary",
-            missing_deps=("libcuda.so.1 (needed by x)",)),
+        res(
+            "cudnn_ops",
+            "libcudnn_ops.so.9",
+            wheel("cudnn", "libcudnn_ops.so.9", "9.3.0.75", "nvidia-cudnn-cu12", "DT_RPATH"),
+            role="cudnn-sublibrary",
+        ),
+        res(
+            "cudnn_cnn",
+            "libcudnn_cnn.so.9",
+            wheel("cudnn", "libcudnn_cnn.so.9", "9.3.0.75", "nvidia-cudnn-cu12", "DT_RPATH"),
+            role="cudnn-sublibrary",
+            missing_deps=("libcuda.so.1 (needed by x)",),
+        ),
         res("nccl", "libnccl.so.2", wheel("nccl", "libnccl.so.2", "2.27.7", "nvidia-nccl-cu12"), role="feature"),
         res("nvshmem", "libnvshmem_host.so.3", None, role="optional"),
-        res("cupti", "libcupti.so.12", wheel("cuda_cupti", "libcupti.so.12", "12.5.82", "nvidia-cuda-cupti-cu12"),
-            role="feature"),
+        res(
+            "cupti",
+            "libcupti.so.12",
+            wheel("cuda_cupti", "libcupti.so.12", "12.5.82", "nvidia-cuda-cupti-cu12"),
+            role="feature",
+        ),
     ]
 
 
 def native(libs=None, abi=(), cpu=("avx",), llp=None):
-    return NativeLibraries(FW, "defines tsl::internal::LoadDynamicLibrary", "/venv/bin/python", llp, (),
-                           "/etc/ld.so.cache (new format, 10 entries)", None, (), (),
-                           tuple(good_libraries() if libs is None else libs), tuple(abi), tuple(cpu),
-                           "TensorFlow 1.6.0 release notes")
+    return NativeLibraries(
+        FW,
+        "defines tsl::internal::LoadDynamicLibrary",
+        "/venv/bin/python",
+        llp,
+        (),
+        "/etc/ld.so.cache (new format, 10 entries)",
+        None,
+        (),
+        (),
+        tuple(good_libraries() if libs is None else libs),
+        tuple(abi),
+        tuple(cpu),
+        "TensorFlow 1.6.0 release notes",
+    )
 
 
 def replace(libs, name, new):
@@ -85,9 +119,16 @@ def test_rules_are_documented():
 
 
 def missing_cusolver():
-    off = LibraryCopy(f"{SITE}/nvidia/cusolver/lib/libcusolver.so.11", f"{SITE}/nvidia/cusolver/lib/libcusolver.so.11",
-                      "installed, not on the search path", f"{SITE}/nvidia/cusolver/lib", None, "11.6.3.83", "m",
-                      "nvidia-cusolver-cu12")
+    off = LibraryCopy(
+        f"{SITE}/nvidia/cusolver/lib/libcusolver.so.11",
+        f"{SITE}/nvidia/cusolver/lib/libcusolver.so.11",
+        "installed, not on the search path",
+        f"{SITE}/nvidia/cusolver/lib",
+        None,
+        "11.6.3.83",
+        "m",
+        "nvidia-cusolver-cu12",
+    )
     return good_libraries() + [res("cusolver", "libcusolver.so.11", None, others=[off])]
 
 
@@ -109,8 +150,11 @@ def test_missing_library_with_gpus_is_an_error(matrix):
     (f,), _ = run_rule(env, matrix, "TFC301")
     assert f.severity is Severity.ERROR and "1 GPU" in f.message and "H100" in f.message
     # a loaded kernel module counts as GPUs present even when NVML did not list them
-    env = make_env(native=native(missing_everywhere()), driver="550.54.15",
-                   unknowns=[Unknown("gpus", "NVML not queried (--no-nvml)")])
+    env = make_env(
+        native=native(missing_everywhere()),
+        driver="550.54.15",
+        unknowns=[Unknown("gpus", "NVML not queried (--no-nvml)")],
+    )
     (f,), _ = run_rule(env, matrix, "TFC301")
     assert f.severity is Severity.ERROR
 
@@ -124,8 +168,9 @@ def test_installed_but_off_path_with_gpus_is_an_unconfirmed_warning(matrix):
 
 
 def test_plain_tensorflow_suggests_the_and_cuda_extra(matrix):
-    libs = [res(lib.name, lib.soname, None, role=lib.role) for lib in good_libraries()
-            if lib.role != "cudnn-sublibrary"]
+    libs = [
+        res(lib.name, lib.soname, None, role=lib.role) for lib in good_libraries() if lib.role != "cudnn-sublibrary"
+    ]
     env = make_env(native=native(libs))
     findings, _ = run_rule(env, matrix, "TFC301")
     gpu = [f for f in findings if f.severity is Severity.WARNING]
@@ -136,15 +181,32 @@ def test_plain_tensorflow_suggests_the_and_cuda_extra(matrix):
 
 
 def test_missing_dependency_breaks_a_found_library(matrix):
-    libs = replace(good_libraries(), "cublas", res("cublas", "libcublas.so.12", wheel("cublas", "libcublas.so.12",
-                   "12.5.3.2", "nvidia-cublas-cu12"), missing_deps=("libnvJitLink.so.12 (needed by /x/libcublas.so.12)",)))
+    libs = replace(
+        good_libraries(),
+        "cublas",
+        res(
+            "cublas",
+            "libcublas.so.12",
+            wheel("cublas", "libcublas.so.12", "12.5.3.2", "nvidia-cublas-cu12"),
+            missing_deps=("libnvJitLink.so.12 (needed by /x/libcublas.so.12)",),
+        ),
+    )
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC301")
     assert "libnvJitLink.so.12" in f.remediation and "libcublas.so.12" in f.message
 
 
 def test_unusable_file_counts_as_missing(matrix):
-    bad = LibraryCopy("/usr/lib/libcudnn.so.9", "/usr/lib/libcudnn.so.9", "default path", "/usr/lib", None, None, None,
-                      None, "cannot be loaded: not an ELF file (invalid ELF header)")
+    bad = LibraryCopy(
+        "/usr/lib/libcudnn.so.9",
+        "/usr/lib/libcudnn.so.9",
+        "default path",
+        "/usr/lib",
+        None,
+        None,
+        None,
+        None,
+        "cannot be loaded: not an ELF file (invalid ELF header)",
+    )
     libs = replace(good_libraries(), "cudnn", res("cudnn", "libcudnn.so.9", bad))
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC301")
     assert "invalid ELF header" in f.evidence[0].value
@@ -162,13 +224,22 @@ def test_cpu_only_build_and_unknown_libraries_are_skipped(matrix):
 # -- TFC302 --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version,expect", [
-    ("9.3.0.75", None), ("9.28.0.42", None), ("9.1.0", "older than cuDNN 9.3"), ("8.9.7", "another major"),
-    ("9", None),  # only the major is known: nothing to say about the minor
-])
+@pytest.mark.parametrize(
+    "version,expect",
+    [
+        ("9.3.0.75", None),
+        ("9.28.0.42", None),
+        ("9.1.0", "older than cuDNN 9.3"),
+        ("8.9.7", "another major"),
+        ("9", None),  # only the major is known: nothing to say about the minor
+    ],
+)
 def test_cudnn_version_against_the_build(matrix, version, expect):
-    libs = replace(good_libraries(), "cudnn", res("cudnn", "libcudnn.so.9",
-                                                  system("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", version)))
+    libs = replace(
+        good_libraries(),
+        "cudnn",
+        res("cudnn", "libcudnn.so.9", system("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", version)),
+    )
     findings, _ = run_rule(make_env(native=native(libs)), matrix, "TFC302")
     if expect is None:
         assert findings == []
@@ -186,13 +257,21 @@ def test_cudnn_unknown_version_is_skipped(matrix):
 # -- TFC303 --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version,severity,text", [
-    ("13.0.48", Severity.ERROR, "another CUDA major"), ("12.2.140", Severity.WARNING, "older than CUDA 12.5.1"),
-    ("12.9.79", None, None), ("12", None, None),
-])
+@pytest.mark.parametrize(
+    "version,severity,text",
+    [
+        ("13.0.48", Severity.ERROR, "another CUDA major"),
+        ("12.2.140", Severity.WARNING, "older than CUDA 12.5.1"),
+        ("12.9.79", None, None),
+        ("12", None, None),
+    ],
+)
 def test_cuda_runtime_against_the_build(matrix, version, severity, text):
-    libs = replace(good_libraries(), "cudart", res("cudart", "libcudart.so.12",
-                                                   system("/usr/local/cuda/lib64/libcudart.so.12", version)))
+    libs = replace(
+        good_libraries(),
+        "cudart",
+        res("cudart", "libcudart.so.12", system("/usr/local/cuda/lib64/libcudart.so.12", version)),
+    )
     findings, _ = run_rule(make_env(native=native(libs)), matrix, "TFC303")
     if severity is None:
         assert findings == []
@@ -202,8 +281,15 @@ def test_cuda_runtime_against_the_build(matrix, version, severity, text):
 
 
 def test_cupti_of_another_major_is_a_warning(matrix):
-    cupti = LibraryCopy("/usr/local/cuda-13.0/lib/libcupti.so", "/usr/local/cuda-13.0/lib/libcupti.so.13",
-                        "ld.so.cache", "/etc/ld.so.cache", None, "13", "file name (major version only)")
+    cupti = LibraryCopy(
+        "/usr/local/cuda-13.0/lib/libcupti.so",
+        "/usr/local/cuda-13.0/lib/libcupti.so.13",
+        "ld.so.cache",
+        "/etc/ld.so.cache",
+        None,
+        "13",
+        "file name (major version only)",
+    )
     libs = replace(good_libraries(), "cupti", res("cupti", "libcupti.so.12", cupti, role="feature"))
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC303")
     assert f.severity is Severity.WARNING and "found as libcupti.so" in f.message and "profiler" in f.message
@@ -213,10 +299,22 @@ def test_cupti_of_another_major_is_a_warning(matrix):
 
 
 def test_ld_library_path_copy_shadows_the_wheel(matrix):
-    winner = system("/usr/local/cuda-12.2/lib64/libcublas.so.12.2.5.6", "12.2.5.6", via="LD_LIBRARY_PATH",
-                    entry="/usr/local/cuda-12.2/lib64")
-    libs = replace(good_libraries(), "cublas", res("cublas", "libcublas.so.12", winner,
-                   others=[wheel("cublas", "libcublas.so.12", "12.5.3.2", "nvidia-cublas-cu12")]))
+    winner = system(
+        "/usr/local/cuda-12.2/lib64/libcublas.so.12.2.5.6",
+        "12.2.5.6",
+        via="LD_LIBRARY_PATH",
+        entry="/usr/local/cuda-12.2/lib64",
+    )
+    libs = replace(
+        good_libraries(),
+        "cublas",
+        res(
+            "cublas",
+            "libcublas.so.12",
+            winner,
+            others=[wheel("cublas", "libcublas.so.12", "12.5.3.2", "nvidia-cublas-cu12")],
+        ),
+    )
     (f,), _ = run_rule(make_env(native=native(libs, llp="/usr/local/cuda-12.2/lib64")), matrix, "TFC304")
     assert f.severity is Severity.WARNING
     assert "shadows" in f.message and "12.2.5.6" in f.message and "nvidia-cublas-cu12 12.5.3.2" in f.message
@@ -225,10 +323,19 @@ def test_ld_library_path_copy_shadows_the_wheel(matrix):
 
 
 def test_disagreeing_copies_behind_the_winner_are_info(matrix):
-    libs = replace(good_libraries(), "cudart", res("cudart", "libcudart.so.12",
-                   wheel("cuda_runtime", "libcudart.so.12", "12.5.82", "nvidia-cuda-runtime-cu12"),
-                   others=[system("/usr/local/cuda/lib64/libcudart.so.12.2.140", "12.2.140"),
-                           system("/usr/lib/libcudart.so.12", "12.5.82", via="default path")]))
+    libs = replace(
+        good_libraries(),
+        "cudart",
+        res(
+            "cudart",
+            "libcudart.so.12",
+            wheel("cuda_runtime", "libcudart.so.12", "12.5.82", "nvidia-cuda-runtime-cu12"),
+            others=[
+                system("/usr/local/cuda/lib64/libcudart.so.12.2.140", "12.2.140"),
+                system("/usr/lib/libcudart.so.12", "12.5.82", via="default path"),
+            ],
+        ),
+    )
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC304")
     assert f.severity is Severity.INFO and "12.2.140" in f.message and "/usr/lib/libcudart.so.12" not in f.message
 
@@ -237,8 +344,12 @@ def test_disagreeing_copies_behind_the_winner_are_info(matrix):
 
 
 def test_mixed_cudnn_sublibraries(matrix):
-    stray = system("/usr/local/cudnn-9.1/lib/libcudnn_cnn.so.9.1.0", "9.1.0", via="LD_LIBRARY_PATH",
-                   entry="/usr/local/cudnn-9.1/lib")
+    stray = system(
+        "/usr/local/cudnn-9.1/lib/libcudnn_cnn.so.9.1.0",
+        "9.1.0",
+        via="LD_LIBRARY_PATH",
+        entry="/usr/local/cudnn-9.1/lib",
+    )
     libs = replace(good_libraries(), "cudnn_cnn", res("cudnn_cnn", "libcudnn_cnn.so.9", stray, role="cudnn-sublibrary"))
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC305")
     assert f.severity is Severity.ERROR and "libcudnn_cnn.so.9 is 9.1.0" in f.message
@@ -256,8 +367,15 @@ def test_unknown_sublibrary_versions_from_two_directories_warn(matrix):
 
 
 def test_glibcxx_not_met_by_the_picked_libstdcxx(matrix):
-    check = VersionNeedCheck(FW, "libstdc++.so.6", ("GLIBCXX_3.4.22", "GLIBCXX_3.4.30"), "/opt/conda/lib/libstdc++.so.6.0.28",
-                             "LD_LIBRARY_PATH", ("GLIBCXX_3.4.30",), ("GLIBCXX_3.4.28",))
+    check = VersionNeedCheck(
+        FW,
+        "libstdc++.so.6",
+        ("GLIBCXX_3.4.22", "GLIBCXX_3.4.30"),
+        "/opt/conda/lib/libstdc++.so.6.0.28",
+        "LD_LIBRARY_PATH",
+        ("GLIBCXX_3.4.30",),
+        ("GLIBCXX_3.4.28",),
+    )
     ok = VersionNeedCheck(FW, "libc.so.6", ("GLIBC_2.17",), "/lib/libc.so.6", "already loaded", (), ("GLIBC_2.36",))
     (f,), _ = run_rule(make_env(native=native(abi=[check, ok])), matrix, "TFC306")
     assert f.severity is Severity.ERROR
@@ -272,8 +390,15 @@ def test_needed_system_library_not_found(matrix):
 
 
 def test_cuda_library_abi_depends_on_gpus(matrix):
-    check = VersionNeedCheck(f"{SITE}/nvidia/cudnn/lib/libcudnn_ops.so.9", "libc.so.6", ("GLIBC_2.28",),
-                             "/lib/libc.so.6", "already loaded", ("GLIBC_2.28",), ("GLIBC_2.27",))
+    check = VersionNeedCheck(
+        f"{SITE}/nvidia/cudnn/lib/libcudnn_ops.so.9",
+        "libc.so.6",
+        ("GLIBC_2.28",),
+        "/lib/libc.so.6",
+        "already loaded",
+        ("GLIBC_2.28",),
+        ("GLIBC_2.27",),
+    )
     driver = VersionNeedCheck(FW, "libcuda.so.1", ("libcuda.so.1",), None, None, ("libcuda.so.1",), ())
     (f,), _ = run_rule(make_env(native=native(abi=[check, driver])), matrix, "TFC306")
     assert f.severity is Severity.WARNING and "first GPU op" in f.message

@@ -112,7 +112,7 @@ def test_numpy2_on_numpy1_build_reported_once(matrix):
     env = make_env("2.15.1", packages={"numpy": "2.1.3"})
     (f,), _ = run_rule(env, matrix, "TFC105")
     assert "NumPy 2.1.3" in f.message and "tensorflow 2.15.1" in f.message
-    assert 'numpy<2' in f.remediation
+    assert "numpy<2" in f.remediation
     # TFC103 leaves numpy to TFC105
     assert run_rule(env, matrix, "TFC103")[0] == []
 
@@ -135,7 +135,11 @@ def test_numpy_rule_skips_for_release_unknown_to_matrix(matrix):
 
 
 def test_companion_pinned_to_other_minor(matrix):
-    text = pkg("tensorflow-text", "2.20.1", ["tensorflow<2.21,>=2.20.0; platform_machine != 'arm64' or platform_system != 'Darwin'"])
+    text = pkg(
+        "tensorflow-text",
+        "2.20.1",
+        ["tensorflow<2.21,>=2.20.0; platform_machine != 'arm64' or platform_system != 'Darwin'"],
+    )
     tfk = pkg("tf-keras", "2.21.0", ["tensorflow<2.22,>=2.21"])
     findings, _ = run_rule(make_env("2.21.0", extra=[text, tfk]), matrix, "TFC104")
     assert len(findings) == 1

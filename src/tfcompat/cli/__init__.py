@@ -43,8 +43,9 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """tfcompat: check a TensorFlow environment against the driver, GPUs and libraries it will meet."""
 
@@ -59,7 +60,7 @@ app.command()(_gate.fleet)
 app.add_typer(matrix_app, name="matrix")
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point. Usage errors become one line and exit 2 (click's code for them)."""
     try:
         code = app(args=argv, standalone_mode=False, prog_name="tfcompat")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -35,10 +36,18 @@ if TYPE_CHECKING:
     from tfcompat.model import Environment, Report
 
 
-def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str]], root: Optional[str],
-                     node_name: Optional[str], nvml: bool, probe: bool = False, probe_timeout: float = 120.0,
-                     ops: Optional[Sequence[str]] = (), facts: Optional[WorldFacts] = None,
-                     budget: Optional[float] = None) -> Environment:
+def scan_environment(
+    python: Optional[str],
+    site_packages: Optional[Sequence[str]],
+    root: Optional[str],
+    node_name: Optional[str],
+    nvml: bool,
+    probe: bool = False,
+    probe_timeout: float = 120.0,
+    ops: Optional[Sequence[str]] = (),
+    facts: Optional[WorldFacts] = None,
+    budget: Optional[float] = None,
+) -> Environment:
     """Scan with a wall-clock `budget` in seconds (None: DEFAULT_BUDGET, plus `probe_timeout` with --probe)."""
     from tfcompat.probes.budget import DEFAULT_BUDGET, Budget
     from tfcompat.probes.custom_ops import op_files
@@ -50,12 +59,22 @@ def scan_environment(python: Optional[str], site_packages: Optional[Sequence[str
             raise UsageProblem(f"--op {pattern}: no such file")
     spec = TargetSpec(python=python, site_packages=tuple(site_packages or ()), root=root)
     if probe and sys.stderr.isatty():
-        print(f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
-              file=sys.stderr)
+        print(
+            f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
+            file=sys.stderr,
+        )
     if budget is None:
         budget = DEFAULT_BUDGET + (probe_timeout if probe else 0.0)
-    return scan(spec, node_name=node_name, nvml=nvml, probe=probe, probe_timeout=probe_timeout, ops=tuple(ops or ()),
-                facts=facts, budget=Budget(budget))
+    return scan(
+        spec,
+        node_name=node_name,
+        nvml=nvml,
+        probe=probe,
+        probe_timeout=probe_timeout,
+        ops=tuple(ops or ()),
+        facts=facts,
+        budget=Budget(budget),
+    )
 
 
 def _hostname(node_name: Optional[str]) -> str:
@@ -91,28 +110,36 @@ def _check_error(fmt: str, output_dir: Optional[str], node_name: Optional[str]) 
 
 def check(
     python: Optional[str] = PythonOpt,
-    site_packages: Optional[List[str]] = SiteOpt,
+    site_packages: Optional[list[str]] = SiteOpt,
     root: Optional[str] = RootOpt,
-    from_: Optional[str] = typer.Option(None, "--from", help="Judge a snapshot written by `tfcompat scan` "
-                                                             "(or a JSON report) instead of scanning."),
+    from_: Optional[str] = typer.Option(
+        None, "--from", help="Judge a snapshot written by `tfcompat scan` (or a JSON report) instead of scanning."
+    ),
     matrix: Optional[str] = typer.Option(None, "--matrix", help="Use this compatibility matrix file."),
-    matrix_overlay: Optional[List[str]] = typer.Option(None, "--matrix-overlay", help="Add a site overlay "
-                                                       "(known-bad drivers, waivers, thresholds); repeatable."),
-    fmt: CheckFormat = typer.Option(CheckFormat.text, "--format", "-f",
-                                    help="Output format: text, json, prometheus (node_exporter textfile), "
-                                         "npd (node-problem-detector plugin), nfd (NFD features.d file)."),
+    matrix_overlay: Optional[list[str]] = typer.Option(
+        None, "--matrix-overlay", help="Add a site overlay (known-bad drivers, waivers, thresholds); repeatable."
+    ),
+    fmt: CheckFormat = typer.Option(
+        CheckFormat.text,
+        "--format",
+        "-f",
+        help="Output format: text, json, prometheus (node_exporter textfile), "
+        "npd (node-problem-detector plugin), nfd (NFD features.d file).",
+    ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here (atomically)."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Also write the JSON report to "
-                                             "DIR/<node>.json (atomically), for `tfcompat gate`."),
+    output_dir: Optional[str] = typer.Option(
+        None, "--output-dir", help="Also write the JSON report to DIR/<node>.json (atomically), for `tfcompat gate`."
+    ),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails (exit 1)."),
-    select: Optional[List[str]] = typer.Option(None, "--select", help="Only rules with these id prefixes."),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Waive rules by id prefix: "
-                                                                      "TFC201 or 'TFC201=reason'."),
+    select: Optional[list[str]] = typer.Option(None, "--select", help="Only rules with these id prefixes."),
+    ignore: Optional[list[str]] = typer.Option(
+        None, "--ignore", help="Waive rules by id prefix: TFC201 or 'TFC201=reason'."
+    ),
     node_name: Optional[str] = NodeOpt,
     nvml: bool = NvmlOpt,
     probe: bool = ProbeOpt,
     probe_timeout: float = ProbeTimeoutOpt,
-    op: Optional[List[str]] = OpOpt,
+    op: Optional[list[str]] = OpOpt,
     budget: Optional[float] = BudgetOpt,
     colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
@@ -127,20 +154,29 @@ def check(
         if from_ and (python or site_packages or root):
             raise UsageProblem("--from judges a snapshot: it cannot be combined with --python/--site-packages/--root")
         if from_ and probe:
-            raise UsageProblem("--probe imports TensorFlow on this node: it cannot be combined with --from "
-                               "(record it with `tfcompat scan --probe` on the node)")
+            raise UsageProblem(
+                "--probe imports TensorFlow on this node: it cannot be combined with --from "
+                "(record it with `tfcompat scan --probe` on the node)"
+            )
         rules = catalog()
         ignores = parse_ignores(ignore, rules)
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
-        env = read_snapshot(from_) if from_ else scan_environment(python, site_packages, root, node_name, nvml,
-                                                                  probe, probe_timeout, op, mtx.facts, budget)
-        report = evaluate(env, mtx, rules, fail_on=Severity(fail_on.value), select=parse_select(select, rules),
-                          ignore=ignores)
+        env = (
+            read_snapshot(from_)
+            if from_
+            else scan_environment(
+                python, site_packages, root, node_name, nvml, probe, probe_timeout, op, mtx.facts, budget
+            )
+        )
+        report = evaluate(
+            env, mtx, rules, fail_on=Severity(fail_on.value), select=parse_select(select, rules), ignore=ignores
+        )
         if output_dir:
             _to_output_dir(output_dir, report, node_name)
-        ctx = RenderContext(colour=colour_wanted(colour, output),
-                            hostname=_hostname(node_name) if fmt.value == "prometheus" else "")
+        ctx = RenderContext(
+            colour=colour_wanted(colour, output), hostname=_hostname(node_name) if fmt.value == "prometheus" else ""
+        )
         emit(render("check", fmt.value, report, ctx), output)
     if report.status == "error" and fmt.value != "npd":
         # "could not decide" also gets its one line on stderr, as every exit 2 does
@@ -150,14 +186,14 @@ def check(
 
 def scan(
     python: Optional[str] = PythonOpt,
-    site_packages: Optional[List[str]] = SiteOpt,
+    site_packages: Optional[list[str]] = SiteOpt,
     root: Optional[str] = RootOpt,
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the snapshot here (atomically)."),
     node_name: Optional[str] = NodeOpt,
     nvml: bool = NvmlOpt,
     probe: bool = ProbeOpt,
     probe_timeout: float = ProbeTimeoutOpt,
-    op: Optional[List[str]] = OpOpt,
+    op: Optional[list[str]] = OpOpt,
     budget: Optional[float] = BudgetOpt,
     verbose: bool = VerboseOpt,
 ) -> None:

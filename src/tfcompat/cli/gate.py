@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -36,27 +36,37 @@ def _error(command: str, fmt: str) -> Callable[[str], Optional[str]]:
     return lambda message: render_error(command, fmt, message)
 
 
-def _gate_options(fail_on: FailOn, expect: Optional[List[str]], max_age: Optional[str],
-                  group_by: Optional[str]) -> GateOptions:
+def _gate_options(
+    fail_on: FailOn, expect: Optional[list[str]], max_age: Optional[str], group_by: Optional[str]
+) -> GateOptions:
     from tfcompat.fleet.gate import GateError, GateOptions, parse_duration, parse_expect
     from tfcompat.model import Severity
 
     expectation = parse_expect(expect or ())
     if group_by and group_by.startswith("label:") and expectation is None:
         raise GateError(f"--group-by {group_by}: labels come from an --expect file")
-    return GateOptions(fail_on=Severity(fail_on.value), expect=expectation,
-                       max_age_seconds=parse_duration(max_age) if max_age else None, group_by=group_by)
+    return GateOptions(
+        fail_on=Severity(fail_on.value),
+        expect=expectation,
+        max_age_seconds=parse_duration(max_age) if max_age else None,
+        group_by=group_by,
+    )
 
 
 def gate(
-    inputs: Optional[List[str]] = typer.Argument(None, help="Node reports (`check -f json`) or snapshots: files, "
-                                                            "directories, globs, or '-' for JSON Lines on stdin."),
-    expect: Optional[List[str]] = ExpectOpt,
+    inputs: Optional[list[str]] = typer.Argument(
+        None,
+        help="Node reports (`check -f json`) or snapshots: files, directories, globs, or '-' for JSON Lines on stdin.",
+    ),
+    expect: Optional[list[str]] = ExpectOpt,
     max_age: Optional[str] = MaxAgeOpt,
     fail_on: FailOn = GateFailOnOpt,
     group_by: Optional[str] = GroupByOpt,
-    environment: Optional[str] = typer.Option(None, "--environment", help="One environment report or snapshot "
-                                              "(an image checked with --root) to join with each node's host facts."),
+    environment: Optional[str] = typer.Option(
+        None,
+        "--environment",
+        help="One environment report or snapshot (an image checked with --root) to join with each node's host facts.",
+    ),
     matrix: Optional[str] = typer.Option(None, "--matrix", help="Matrix for re-judging snapshots and joins."),
     fmt: GateFormat = GateFmtOpt,
     output: Optional[str] = GateOutputOpt,
@@ -72,7 +82,7 @@ def gate(
         options = _gate_options(fail_on, expect, max_age, group_by)
         image = read_snapshot(environment) if environment else None
         loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
-        mtx: List[Matrix] = []
+        mtx: list[Matrix] = []
 
         def matrix_loader() -> Matrix:
             if not mtx:
@@ -81,23 +91,26 @@ def gate(
 
         if image is not None or matrix:
             matrix_loader()  # a broken --matrix is an error before any node is judged
-        fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image,
-                                image_source=environment)
+        fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source=environment)
         emit(render("gate", fmt.value, fleet_report, RenderContext(colour=colour_wanted(colour, output))), output)
     raise typer.Exit(fleet_report.exit_code)
 
 
 def fleet(
-    check_args: Optional[List[str]] = typer.Argument(None, help="Arguments for `tfcompat check` on every node, "
-                                                               "after `--`; {node} becomes the node's name."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler "
-                                                                      "(tcp://host:8786)."),
-    local: Optional[int] = typer.Option(None, "--local", help="Start a Dask LocalCluster of N worker processes "
-                                                              "on this machine (demos and tests)."),
+    check_args: Optional[list[str]] = typer.Argument(
+        None, help="Arguments for `tfcompat check` on every node, after `--`; {node} becomes the node's name."
+    ),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786)."
+    ),
+    local: Optional[int] = typer.Option(
+        None, "--local", help="Start a Dask LocalCluster of N worker processes on this machine (demos and tests)."
+    ),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds one node's check may take."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Also keep each node's JSON report "
-                                                                        "as DIR/<node>.json."),
-    expect: Optional[List[str]] = ExpectOpt,
+    output_dir: Optional[str] = typer.Option(
+        None, "--output-dir", help="Also keep each node's JSON report as DIR/<node>.json."
+    ),
+    expect: Optional[list[str]] = ExpectOpt,
     max_age: Optional[str] = MaxAgeOpt,
     fail_on: FailOn = GateFailOnOpt,
     group_by: Optional[str] = GroupByOpt,
@@ -119,8 +132,13 @@ def fleet(
         if output_dir and not os.path.isdir(output_dir):
             raise UsageProblem(f"--output-dir {output_dir}: no such directory")
         options = _gate_options(fail_on, expect, max_age, group_by)
-        loaded = run_fleet(list(check_args or ()), scheduler=scheduler, local=local, timeout=timeout,
-                           progress=lambda line: print(line, file=sys.stderr))
+        loaded = run_fleet(
+            list(check_args or ()),
+            scheduler=scheduler,
+            local=local,
+            timeout=timeout,
+            progress=lambda line: print(line, file=sys.stderr),
+        )
         if output_dir:
             for item in loaded:
                 node = dig(item.data, ("environment", "host", "node_name")) or item.name_hint

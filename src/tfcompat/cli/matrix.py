@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -48,7 +48,7 @@ matrix_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Ask the compatibility matrix: what a TensorFlow release needs, what a driver or GPU can run; "
-         "validate a matrix or site-overlay file.",
+    "validate a matrix or site-overlay file.",
 )
 
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
@@ -59,7 +59,7 @@ OverlayOpt = typer.Option(None, "--matrix-overlay", help="Add a site overlay (kn
 # ---------------------------------------------------------------------------------------------- commands
 
 
-def _answer(fmt: Format, build: Callable[[], Dict[str, Any]], render: Callable[[Dict[str, Any]], str]) -> None:
+def _answer(fmt: Format, build: Callable[[], dict[str, Any]], render: Callable[[dict[str, Any]], str]) -> None:
     try:
         answer = build()
     except ValueError as exc:  # MatrixError, QueryError: bad input, one line
@@ -73,48 +73,70 @@ def _answer(fmt: Format, build: Callable[[], Dict[str, Any]], render: Callable[[
     sys.stdout.write(render_answer_json(answer) if fmt is Format.json else render(answer))
 
 
-def _load(matrix: Optional[str], overlays: Optional[List[str]]) -> Matrix:
+def _load(matrix: Optional[str], overlays: Optional[list[str]]) -> Matrix:
     return load_matrix(Path(matrix) if matrix else None, [Path(o) for o in overlays or ()])
 
 
 @matrix_app.command("tensorflow")
-def tensorflow_cmd(version: str = typer.Argument(..., help="2.15 (newest 2.15 release), 2.15.1, 2.15.0.post1"),
-                   fmt: Format = FormatOpt, matrix: Optional[str] = MatrixOpt,
-                   overlay: Optional[List[str]] = OverlayOpt) -> None:
+def tensorflow_cmd(
+    version: str = typer.Argument(..., help="2.15 (newest 2.15 release), 2.15.1, 2.15.0.post1"),
+    fmt: Format = FormatOpt,
+    matrix: Optional[str] = MatrixOpt,
+    overlay: Optional[list[str]] = OverlayOpt,
+) -> None:
     """What a TensorFlow release needs: Python, CUDA, cuDNN, GPUs, driver, packages, glibc."""
     _answer(fmt, lambda: tensorflow_answer(_load(matrix, overlay), version), render_tensorflow)
 
 
 @matrix_app.command("cuda")
-def cuda_cmd(version: str = typer.Argument(..., help="12.4 (GA) or 12.4.1 (Update 1)"),
-             fmt: Format = FormatOpt, matrix: Optional[str] = MatrixOpt,
-             overlay: Optional[List[str]] = OverlayOpt) -> None:
+def cuda_cmd(
+    version: str = typer.Argument(..., help="12.4 (GA) or 12.4.1 (Update 1)"),
+    fmt: Format = FormatOpt,
+    matrix: Optional[str] = MatrixOpt,
+    overlay: Optional[list[str]] = OverlayOpt,
+) -> None:
     """The Linux driver a CUDA toolkit needs: its own, and the minor-version-compatibility floor."""
     _answer(fmt, lambda: cuda_answer(_load(matrix, overlay), version), render_cuda)
 
 
 @matrix_app.command("driver")
-def driver_cmd(version: str = typer.Argument(..., help="NVIDIA driver version, e.g. 535.54.03"),
-               fmt: Format = FormatOpt, matrix: Optional[str] = MatrixOpt,
-               overlay: Optional[List[str]] = OverlayOpt) -> None:
+def driver_cmd(
+    version: str = typer.Argument(..., help="NVIDIA driver version, e.g. 535.54.03"),
+    fmt: Format = FormatOpt,
+    matrix: Optional[str] = MatrixOpt,
+    overlay: Optional[list[str]] = OverlayOpt,
+) -> None:
     """Which CUDA toolkits and TensorFlow releases a driver runs, fully or under minor-version compatibility."""
     _answer(fmt, lambda: driver_answer(_load(matrix, overlay), version), render_driver)
 
 
 @matrix_app.command("gpu")
-def gpu_cmd(cc: str = typer.Argument(..., help="compute capability, e.g. 8.6 or sm_86"),
-            fmt: Format = FormatOpt, matrix: Optional[str] = MatrixOpt,
-            overlay: Optional[List[str]] = OverlayOpt) -> None:
+def gpu_cmd(
+    cc: str = typer.Argument(..., help="compute capability, e.g. 8.6 or sm_86"),
+    fmt: Format = FormatOpt,
+    matrix: Optional[str] = MatrixOpt,
+    overlay: Optional[list[str]] = OverlayOpt,
+) -> None:
     """Which TensorFlow releases run on a GPU of this compute capability: natively, by PTX JIT, or not."""
     _answer(fmt, lambda: gpu_answer(_load(matrix, overlay), cc), render_gpu)
 
 
 @matrix_app.command("validate")
-def validate_cmd(path: str = typer.Argument(..., help="a matrix file or a site overlay ([meta] kind = 'overlay')"),
-                 fmt: Format = FormatOpt) -> None:
+def validate_cmd(
+    path: str = typer.Argument(..., help="a matrix file or a site overlay ([meta] kind = 'overlay')"),
+    fmt: Format = FormatOpt,
+) -> None:
     """Check a matrix or site-overlay file: exit 0 if valid, 2 with a one-line error naming entry and field."""
     _answer(fmt, lambda: validate_answer(path), render_validate)
 
 
-__all__ = ["matrix_app", "tensorflow_answer", "cuda_answer", "driver_answer", "gpu_answer", "validate_answer",
-           "QueryError", "parse_matrix"]
+__all__ = [
+    "QueryError",
+    "cuda_answer",
+    "driver_answer",
+    "gpu_answer",
+    "matrix_app",
+    "parse_matrix",
+    "tensorflow_answer",
+    "validate_answer",
+]

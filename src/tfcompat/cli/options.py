@@ -37,31 +37,53 @@ class FailOn(str, Enum):
 PythonOpt = typer.Option(None, "--python", help="Interpreter of the environment to check (e.g. a venv's bin/python).")
 SiteOpt = typer.Option(None, "--site-packages", help="A site-packages directory to check (repeatable).")
 RootOpt = typer.Option(None, "--root", help="A sysroot or unpacked container image; every path resolves inside it.")
-NodeOpt = typer.Option(None, "--node-name", help="Node name for the report (default: $NODE_NAME, "
-                                                 "$SLURMD_NODENAME, host name).")
+NodeOpt = typer.Option(
+    None, "--node-name", help="Node name for the report (default: $NODE_NAME, $SLURMD_NODENAME, host name)."
+)
 NvmlOpt = typer.Option(True, "--nvml/--no-nvml", help="Query NVML (in a child process) for driver and GPUs.")
-ProbeOpt = typer.Option(False, "--probe", help="Also import TensorFlow with the target interpreter in a sandboxed "
-                                               "child process and report what happened (crash, error, libraries "
-                                               "loaded, classified log lines). Off by default.")
-ProbeTimeoutOpt = typer.Option(120.0, "--probe-timeout", min=1.0, help="Seconds the --probe child may take before "
-                                                                     "its process group is killed.")
-BudgetOpt = typer.Option(None, "--budget", min=1.0, help="Wall-clock seconds for the whole scan (default 60; with "
-                                                            "--probe, 60 plus --probe-timeout). Probes not finished "
-                                                            "by then are reported as unknown with that reason and "
-                                                            "the rules that need them are skipped; the rest is "
-                                                            "judged.")
+ProbeOpt = typer.Option(
+    False,
+    "--probe",
+    help="Also import TensorFlow with the target interpreter in a sandboxed "
+    "child process and report what happened (crash, error, libraries "
+    "loaded, classified log lines). Off by default.",
+)
+ProbeTimeoutOpt = typer.Option(
+    120.0, "--probe-timeout", min=1.0, help="Seconds the --probe child may take before its process group is killed."
+)
+BudgetOpt = typer.Option(
+    None,
+    "--budget",
+    min=1.0,
+    help="Wall-clock seconds for the whole scan (default 60; with "
+    "--probe, 60 plus --probe-timeout). Probes not finished "
+    "by then are reported as unknown with that reason and "
+    "the rules that need them are skipped; the rest is "
+    "judged.",
+)
 VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
 ColourOpt = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal).")
-OpOpt = typer.Option(None, "--op", help="An in-house custom-op library to check against the installed "
-                                          "TensorFlow (repeatable; globs allowed).")
+OpOpt = typer.Option(
+    None,
+    "--op",
+    help="An in-house custom-op library to check against the installed TensorFlow (repeatable; globs allowed).",
+)
 
 # gate and fleet
 GateFailOnOpt = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift.")
 GateOutputOpt = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically).")
-ExpectOpt = typer.Option(None, "--expect", help="Nodes that must report: a file (one node set per line, "
-                                                "optionally with key=value labels) or a folded node set such as "
-                                                "'gpu-[001-128]' (repeatable).")
+ExpectOpt = typer.Option(
+    None,
+    "--expect",
+    help="Nodes that must report: a file (one node set per line, "
+    "optionally with key=value labels) or a folded node set such as "
+    "'gpu-[001-128]' (repeatable).",
+)
 MaxAgeOpt = typer.Option(None, "--max-age", help="Reports older than this are stale: 30m, 24h, 7d.")
-GroupByOpt = typer.Option(None, "--group-by", help="Compare nodes within groups: a dotted report field "
-                                                   "(environment.host.gpus.0.name) or label:KEY from --expect.")
+GroupByOpt = typer.Option(
+    None,
+    "--group-by",
+    help="Compare nodes within groups: a dotted report field "
+    "(environment.host.gpus.0.name) or label:KEY from --expect.",
+)
 GateFmtOpt = typer.Option(GateFormat.text, "--format", "-f", help="Output format: text, json, junit.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import traceback
 from types import TracebackType
-from typing import Callable, Optional, Type
+from typing import Callable, Optional
 
 import typer
 
@@ -25,16 +25,21 @@ class UsageProblem(TfcompatError):
 class Run:
     """`with Run(...)`: the body of a command; an exception that escapes it becomes one line and exit 2."""
 
-    def __init__(self, output: Optional[str] = None, verbose: bool = False,
-                 render_error: Optional[Callable[[str], Optional[str]]] = None):
+    def __init__(
+        self,
+        output: Optional[str] = None,
+        verbose: bool = False,
+        render_error: Optional[Callable[[str], Optional[str]]] = None,
+    ):
         self.output, self.verbose = output, verbose
         self.render_error = render_error  # message -> the output of that error in the chosen format
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
         if exc is None or isinstance(exc, (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt)):
             return None  # not ours: typer's exits, ^C
         if isinstance(exc, TfcompatError):

@@ -25,7 +25,22 @@ from tfcompat.engine.select import (
 )
 
 __all__ = [
-    "DOC_SECTIONS", "FACTS", "RULES", "Hit", "NotApplicable", "Rule", "RuleFunc", "SelectionError",
-    "error_report", "evaluate", "known_prefix", "lookup", "matches", "missing_fact", "parse_ignores",
-    "parse_select", "registered", "rule",
+    "DOC_SECTIONS",
+    "FACTS",
+    "RULES",
+    "Hit",
+    "NotApplicable",
+    "Rule",
+    "RuleFunc",
+    "SelectionError",
+    "error_report",
+    "evaluate",
+    "known_prefix",
+    "lookup",
+    "matches",
+    "missing_fact",
+    "parse_ignores",
+    "parse_select",
+    "registered",
+    "rule",
 ]

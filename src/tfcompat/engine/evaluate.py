@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Optional
 
 from tfcompat import __version__
 from tfcompat.engine.registry import NotApplicable, Rule
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # typing only: evaluate reads the matrix's path and date, it 
 
 # How to read each fact a rule can require. A fact that is absent without a recorded reason (an
 # older or hand-written snapshot) is treated as unknown too, so rules can rely on what they require.
-FACTS: Dict[str, Callable[[Environment], object]] = {
+FACTS: dict[str, Callable[[Environment], object]] = {
     "tensorflow": lambda e: e.tensorflow,
     "tensorflow.build": lambda e: e.tensorflow and e.tensorflow.build_info_path,
     "python": lambda e: e.target.python,
@@ -50,15 +51,15 @@ def missing_fact(env: Environment, fact: str) -> Optional[str]:
 
 def evaluate(
     env: Environment,
-    matrix: "Matrix",
+    matrix: Matrix,
     rules: Sequence[Rule],  # which rules: tfcompat.rules.catalog() for every shipped one
     fail_on: Severity = Severity.ERROR,
     select: Sequence[str] = (),
     ignore: Mapping[str, str] = {},  # prefix -> reason ("" for none)
 ) -> Report:
-    findings: List[Finding] = []
-    skipped: List[Skip] = []
-    errors: List[str] = []
+    findings: list[Finding] = []
+    skipped: list[Skip] = []
+    errors: list[str] = []
     for r in sorted(rules, key=lambda r: r.id):
         if r.scope != "environment" or (select and not matches_any(r, select)):
             continue
@@ -70,14 +71,17 @@ def evaluate(
         try:
             results = list(r.func(env, matrix))
         except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other rules' verdicts
-            errors.append(f"rule {r.id} {r.name} failed: {type(exc).__name__}: {exc} (a tfcompat bug; please report it)")
+            errors.append(
+                f"rule {r.id} {r.name} failed: {type(exc).__name__}: {exc} (a tfcompat bug; please report it)"
+            )
             continue
         for result in results:
             if isinstance(result, NotApplicable):
                 skipped.append(Skip(r.id, r.name, result.reason))
                 continue
-            f = Finding(r.id, r.name, result.severity or r.severity, result.message, result.evidence,
-                        result.remediation, waiver)
+            f = Finding(
+                r.id, r.name, result.severity or r.severity, result.message, result.evidence, result.remediation, waiver
+            )
             findings.append(f)
             if r.blocks_verdict and waiver is None:
                 errors.append(f.message)

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Iterable, Sequence
 from typing import (
     TYPE_CHECKING,
     Callable,
-    Dict,
-    Iterable,
-    List,
     Optional,
-    Sequence,
-    Tuple,
     Union,
 )
 
@@ -33,7 +29,7 @@ class Hit:
     """What a rule yields for one problem; the engine adds the rule's id, name and default severity."""
 
     message: str
-    evidence: Tuple[Evidence, ...]
+    evidence: tuple[Evidence, ...]
     remediation: str
     severity: Optional[Severity] = None
 
@@ -53,7 +49,7 @@ class Rule:
     id: str
     name: str
     severity: Severity
-    requires: Tuple[str, ...]
+    requires: tuple[str, ...]
     doc: str
     func: RuleFunc
     blocks_verdict: bool = False  # a hit means tfcompat could not decide (exit 2), e.g. no TensorFlow
@@ -66,11 +62,17 @@ class Rule:
         return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
 
 
-RULES: Dict[str, Rule] = {}
+RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), blocks_verdict: bool = False,
-         scope: str = "environment"):
+def rule(
+    id: str,
+    name: str,
+    severity: Severity,
+    requires: Sequence[str] = (),
+    blocks_verdict: bool = False,
+    scope: str = "environment",
+):
     """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
 
     def register(func: RuleFunc) -> RuleFunc:
@@ -84,7 +86,7 @@ def rule(id: str, name: str, severity: Severity, requires: Sequence[str] = (), b
     return register
 
 
-def registered() -> List[Rule]:
+def registered() -> list[Rule]:
     """The rules registered so far, by id (only the families imported so far have registered)."""
     return [RULES[k] for k in sorted(RULES)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -34,7 +34,7 @@ def _ver(v: Any) -> Optional[str]:
     return str(v) if v is not None else None
 
 
-_TF_FIELDS: Tuple[Tuple[str, Callable[[TFRelease], Any]], ...] = (
+_TF_FIELDS: tuple[tuple[str, Callable[[TFRelease], Any]], ...] = (
     ("python", lambda r: _spec(r.python)),
     ("cuda", lambda r: _ver(r.cuda)),
     ("cudnn", lambda r: _ver(r.cudnn)),
@@ -65,12 +65,12 @@ def _parse_version(text: str, what: str) -> Version:
 
 
 def minor(v: str) -> str:
-    """"2.15.1" -> "2.15"."""
+    """ "2.15.1" -> "2.15"."""
     rel = Version(v).release
     return f"{rel[0]}.{rel[1]}"
 
 
-def tensorflow_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+def tensorflow_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     """What TensorFlow `query` (2.15, 2.15.1, 2.15.0.post1) needs."""
     want = _parse_version(query, "TensorFlow version")
     version = matrix.resolve_tf(query)
@@ -81,14 +81,25 @@ def tensorflow_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
             known = matrix.tf_releases()
             span = f"{known[0]} ... {known[-1]}" if known else "none"
             newer = bool(known) and want > Version(known[-1])
-            raise QueryError(f"tensorflow {query} is not in the matrix {matrix.path} (it knows {span})"
-                             + ("; `tfcompat check` judges a newer release from its own build_info.py and "
-                                "Requires-Dist (TFC109 says the matrix is stale)" if newer else ""))
+            raise QueryError(
+                f"tensorflow {query} is not in the matrix {matrix.path} (it knows {span})"
+                + (
+                    "; `tfcompat check` judges a newer release from its own build_info.py and "
+                    "Requires-Dist (TFC109 says the matrix is stale)"
+                    if newer
+                    else ""
+                )
+            )
         version = query
     rel = matrix.tf_release(version)
     assert rel is not None
-    out: Dict[str, Any] = {"query": query, "version": version, "listed_release": listed,
-                           "versions": spec_text(rel.versions), "releases": list(rel.releases)}
+    out: dict[str, Any] = {
+        "query": query,
+        "version": version,
+        "listed_release": listed,
+        "versions": spec_text(rel.versions),
+        "releases": list(rel.releases),
+    }
     for key, read in _TF_FIELDS:
         out[key] = read(rel)
     out["sass"] = list(dict.fromkeys(rel.sass))
@@ -98,12 +109,19 @@ def tensorflow_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
     out["min_driver_full"] = need.full_text if need else None
     out["min_driver_cuda"] = need.toolkit.name if need and need.toolkit else None
     out["companions"] = [
-        {"package": c.package, "versions": spec_text(c.versions), "tensorflow": spec_text(c.tensorflow),
-         "native": c.native}
+        {
+            "package": c.package,
+            "versions": spec_text(c.versions),
+            "tensorflow": spec_text(c.tensorflow),
+            "native": c.native,
+        }
         for c in matrix.companions_for(version)
     ]
-    siblings = [r for r in matrix.tensorflow if r is not rel and r.releases
-                and any(minor(x) == minor(version) for x in r.releases)]
+    siblings = [
+        r
+        for r in matrix.tensorflow
+        if r is not rel and r.releases and any(minor(x) == minor(version) for x in r.releases)
+    ]
     others = []
     for sib in siblings:
         differs = {k: read(sib) for k, read in _TF_FIELDS if read(sib) != read(rel)}
@@ -120,19 +138,22 @@ def _find_cuda(matrix: Matrix, query: str):
     _parse_version(query, "CUDA version")
     toolkit = matrix.cuda_toolkit(query)
     if toolkit is None:
-        raise QueryError(f"CUDA {query} is not in the matrix {matrix.path} (NVIDIA's release notes list "
-                         f"{matrix.cuda[0].version} ... {matrix.cuda[-1].version})" if matrix.cuda else
-                         f"CUDA {query} is not in the matrix {matrix.path}")
+        raise QueryError(
+            f"CUDA {query} is not in the matrix {matrix.path} (NVIDIA's release notes list "
+            f"{matrix.cuda[0].version} ... {matrix.cuda[-1].version})"
+            if matrix.cuda
+            else f"CUDA {query} is not in the matrix {matrix.path}"
+        )
     return toolkit
 
 
-def cuda_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+def cuda_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     """The drivers CUDA `query` needs (12.4 = 12.4 GA; 12.4.1 = 12.4 Update 1)."""
     toolkit = _find_cuda(matrix, query)
     major = matrix.cuda_major_info(toolkit.version.major)
     need = matrix.driver_need(str(toolkit.version))
     mm = toolkit.version.release[:2]
-    out: Dict[str, Any] = {
+    out: dict[str, Any] = {
         "query": query,
         "cuda": str(toolkit.version),
         "label": toolkit.name,
@@ -142,15 +163,27 @@ def cuda_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
         "min_driver_compat": major.min_driver_text if major else None,
         "minor_version_compatibility": bool(major and major.minor_version_compatibility),
         "min_driver_floor": need.floor_text,
-        "same_minor": [{"cuda": str(t.version), "label": t.name, "min_driver": t.min_driver_text}
-                       for t in matrix.cuda if t.version.release[:2] == mm],
-        "tensorflow": [r for rel in matrix.tensorflow if rel.cuda is not None and rel.cuda.release[:2] == mm
-                       for r in rel.releases],
-        "cudnn": [{"versions": spec_text(c.versions), "cuda": spec_text(c.cuda), "min_driver": c.min_driver_text,
-                   "driver_branch": c.driver_branch}
-                  for c in matrix.cudnn if c.cuda.contains(toolkit.version, prereleases=True)],
-        "compute_capabilities": [cc for e in matrix.compute_capabilities if e.cuda_can_build(toolkit.version)
-                                 for cc in e.capabilities],
+        "same_minor": [
+            {"cuda": str(t.version), "label": t.name, "min_driver": t.min_driver_text}
+            for t in matrix.cuda
+            if t.version.release[:2] == mm
+        ],
+        "tensorflow": [
+            r for rel in matrix.tensorflow if rel.cuda is not None and rel.cuda.release[:2] == mm for r in rel.releases
+        ],
+        "cudnn": [
+            {
+                "versions": spec_text(c.versions),
+                "cuda": spec_text(c.cuda),
+                "min_driver": c.min_driver_text,
+                "driver_branch": c.driver_branch,
+            }
+            for c in matrix.cudnn
+            if c.cuda.contains(toolkit.version, prereleases=True)
+        ],
+        "compute_capabilities": [
+            cc for e in matrix.compute_capabilities if e.cuda_can_build(toolkit.version) for cc in e.capabilities
+        ],
         "forward_compatibility": matrix.forward_compatibility.statement if matrix.forward_compatibility else None,
         "note": toolkit.note or (major.note if major and not major.minor_version_compatibility else None),
         "sources": list(need.sources),
@@ -161,7 +194,7 @@ def cuda_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
 _DRIVER_RE = re.compile(r"^\d{2,4}(\.\d{1,3}){0,2}$")
 
 
-def driver_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+def driver_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     """Which CUDA toolkits and TensorFlow releases driver `query` runs: fully (at or above the toolkit's
     own driver) or under minor-version compatibility (at or above the major's floor)."""
     if not _DRIVER_RE.match(query):
@@ -176,9 +209,9 @@ def driver_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
             compat.append(str(t.version))
         else:
             none.append(str(t.version))
-    tf_full: List[str] = []
-    tf_compat: List[str] = []
-    tf_none: List[str] = []
+    tf_full: list[str] = []
+    tf_compat: list[str] = []
+    tf_none: list[str] = []
     for rel in matrix.tensorflow:
         if rel.cuda is None:
             continue
@@ -192,8 +225,16 @@ def driver_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
     majors = {m.major: m for m in matrix.cuda_majors}
     newer_majors = sorted({Version(v).major for v in none} - {Version(v).major for v in full + compat})
     fc = matrix.forward_compatibility
-    bad = [{"versions": spec_text(k.versions), "reason": k.reason, "severity": k.severity, "source": list(k.source),
-            "overlay": k.origin} for k in matrix.known_bad(query)]
+    bad = [
+        {
+            "versions": spec_text(k.versions),
+            "reason": k.reason,
+            "severity": k.severity,
+            "source": list(k.source),
+            "overlay": k.origin,
+        }
+        for k in matrix.known_bad(query)
+    ]
     sources = [matrix.cuda[0].source] if matrix.cuda else []
     sources += [s for m in majors.values() for s in (m.sources or (m.source,))]
     if fc is not None and newer_majors:
@@ -206,8 +247,11 @@ def driver_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
         "tensorflow_full": tf_full,
         "tensorflow_compat": tf_compat,
         "tensorflow_none": tf_none,
-        "forward_compatibility": (f"CUDA {', '.join(map(str, newer_majors))}.x only with {fc.package} on: "
-                                  f"{'; '.join(fc.gpus)} (not GeForce)") if fc is not None and newer_majors else None,
+        "forward_compatibility": (
+            f"CUDA {', '.join(map(str, newer_majors))}.x only with {fc.package} on: {'; '.join(fc.gpus)} (not GeForce)"
+        )
+        if fc is not None and newer_majors
+        else None,
         "known_bad": bad,
         "sources": list(dict.fromkeys(sources)),
     }
@@ -223,7 +267,7 @@ def _parse_cc(query: str) -> str:
 _MODE = {"native": "native", "ptx": "ptx_jit", "none": "none"}
 
 
-def gpu_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
+def gpu_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     """Which TensorFlow releases run on compute capability `query`: natively (SASS of the same major, minor
     at or below the GPU's), only by JIT-compiling PTX (a compute_XY at or below it), or not at all."""
     cc = _parse_cc(query)
@@ -231,18 +275,25 @@ def gpu_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
     if entry is None:
         raise QueryError(f"compute capability {cc} is not in the matrix {matrix.path}")
     want = cc_tuple(cc)
-    native: List[str] = []
-    ptx: List[str] = []
-    none: List[str] = []
-    by_entry: List[Dict[str, Any]] = []
+    native: list[str] = []
+    ptx: list[str] = []
+    none: list[str] = []
+    by_entry: list[dict[str, Any]] = []
     for rel in matrix.tensorflow:
         if not rel.compute_capabilities:
             continue
         cov = coverage(want, rel.compute_capabilities)
         mode, via = _MODE[cov.kind], cov.entry  # the build entry as the matrix writes it
         {"native": native, "ptx_jit": ptx, "none": none}[mode].extend(rel.releases)
-        by_entry.append({"versions": spec_text(rel.versions), "releases": list(rel.releases), "mode": mode, "via": via,
-                         "compute_capabilities": list(rel.compute_capabilities)})
+        by_entry.append(
+            {
+                "versions": spec_text(rel.versions),
+                "releases": list(rel.releases),
+                "mode": mode,
+                "via": via,
+                "compute_capabilities": list(rel.compute_capabilities),
+            }
+        )
     return {
         "compute_capability": cc,
         "architecture": entry.architecture,
@@ -253,18 +304,25 @@ def gpu_answer(matrix: Matrix, query: str) -> Dict[str, Any]:
         "ptx_jit": ptx,
         "none": none,
         "by_entry": by_entry,
-        "cudnn": [{"versions": spec_text(c.versions), "cuda": spec_text(c.cuda),
-                   "supported": c.supports_cc(cc) and any(entry.cuda_can_build(t.version) for t in matrix.cuda
-                                                          if c.cuda.contains(t.version, prereleases=True))}
-                  for c in matrix.cudnn],
+        "cudnn": [
+            {
+                "versions": spec_text(c.versions),
+                "cuda": spec_text(c.cuda),
+                "supported": c.supports_cc(cc)
+                and any(
+                    entry.cuda_can_build(t.version) for t in matrix.cuda if c.cuda.contains(t.version, prereleases=True)
+                ),
+            }
+            for c in matrix.cudnn
+        ],
         "note": entry.note,
         "sources": list(dict.fromkeys(list(entry.source) + _build_list_sources(matrix))),
     }
 
 
-def _build_list_sources(matrix: Matrix) -> List[str]:
+def _build_list_sources(matrix: Matrix) -> list[str]:
     """One wheel per distinct compute-capability list: where the lists were read."""
-    seen: Dict[Tuple[str, ...], str] = {}
+    seen: dict[tuple[str, ...], str] = {}
     for rel in matrix.tensorflow:
         wheel = next((s for s in rel.source if "#files" in s), None)
         if wheel and rel.compute_capabilities not in seen:
@@ -272,20 +330,39 @@ def _build_list_sources(matrix: Matrix) -> List[str]:
     return list(seen.values())
 
 
-def validate_answer(path: str) -> Dict[str, Any]:
+def validate_answer(path: str) -> dict[str, Any]:
     """Load FILE as what its [meta] kind says (matrix or overlay); for a matrix also the invariants."""
     kind = file_kind(Path(path))
     if kind == "overlay":
         ov = load_overlay(Path(path))
-        return {"path": path, "valid": True, "kind": "overlay",
-                "counts": {"known_bad_driver": len(ov.known_bad_drivers), "waiver": len(ov.waivers),
-                           "thresholds": len(ov.thresholds)}}
+        return {
+            "path": path,
+            "valid": True,
+            "kind": "overlay",
+            "counts": {
+                "known_bad_driver": len(ov.known_bad_drivers),
+                "waiver": len(ov.waivers),
+                "thresholds": len(ov.thresholds),
+            },
+        }
     m = load_matrix(Path(path))
     problems = invariant_problems(m)
     if problems:
         raise MatrixError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    return {"path": path, "valid": True, "kind": "matrix",
-            "counts": {"tensorflow": len(m.tensorflow), "releases": len(m.tf_releases()), "cuda": len(m.cuda),
-                       "cuda_major": len(m.cuda_majors), "compute_capability": len(m.compute_capabilities),
-                       "cudnn": len(m.cudnn), "tensorflow_rocm": len(m.tensorflow_rocm), "rocm": len(m.rocm),
-                       "companion": len(m.companions), "known_bad_driver": len(m.known_bad_drivers)}}
+    return {
+        "path": path,
+        "valid": True,
+        "kind": "matrix",
+        "counts": {
+            "tensorflow": len(m.tensorflow),
+            "releases": len(m.tf_releases()),
+            "cuda": len(m.cuda),
+            "cuda_major": len(m.cuda_majors),
+            "compute_capability": len(m.compute_capabilities),
+            "cudnn": len(m.cudnn),
+            "tensorflow_rocm": len(m.tensorflow_rocm),
+            "rocm": len(m.rocm),
+            "companion": len(m.companions),
+            "known_bad_driver": len(m.known_bad_drivers),
+        },
+    }

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
-CC = Tuple[int, int]
+CC = tuple[int, int]
 
 # sm_90, sm_90a, compute_120: the last digit is the minor, the rest the major.
 _ARCH = re.compile(r"^(sm|compute)_(\d+)(\d)([a-z]?)$")
@@ -23,7 +24,7 @@ _DOTTED = re.compile(r"^(\d{1,2})\.(\d)$")
 _DIGITS = re.compile(r"^(\d{1,2})(\d)$")
 
 
-def parse_arch(entry: str) -> Optional[Tuple[str, int, int]]:
+def parse_arch(entry: str) -> Optional[tuple[str, int, int]]:
     """'sm_86' -> ('sm', 8, 6); 'compute_90' -> ('compute', 9, 0); 'sm_120' / 'sm_120a' -> ('sm', 12, 0);
     anything else -> None."""
     m = _ARCH.match(entry.strip())
@@ -80,7 +81,7 @@ class Coverage:
     entry: Optional[str] = dataclasses.field(default=None, compare=False)
 
 
-def _best(entries: List[Tuple[str, CC]]) -> Tuple[str, CC]:
+def _best(entries: list[tuple[str, CC]]) -> tuple[str, CC]:
     # the highest CC; on a tie the entry listed first (max() keeps the first maximum)
     return max(entries, key=lambda e: e[1])
 
@@ -89,8 +90,9 @@ def coverage(cc: CC, build: Sequence[str]) -> Coverage:
     """How a GPU of compute capability `cc` runs a build with these `cuda_compute_capabilities`: SASS of the
     same major at or below its minor, else PTX at or below it, else not at all. Entries that are not
     sm_XY / compute_XY are ignored."""
-    archs = [(e, kind, (major, minor)) for e in build for kind, major, minor in (parse_arch(e) or ("", -1, -1),)
-             if kind]
+    archs = [
+        (e, kind, (major, minor)) for e in build for kind, major, minor in (parse_arch(e) or ("", -1, -1),) if kind
+    ]
     sass = [(e, c) for e, _, c in archs if c[0] == cc[0] and c[1] <= cc[1]]
     if sass:
         entry, best = _best(sass)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -22,17 +22,17 @@ class TFRelease:
     python: SpecifierSet
     cuda: Optional[Version]
     cudnn: Optional[Version]
-    compute_capabilities: Tuple[str, ...]
+    compute_capabilities: tuple[str, ...]
     numpy_abi: Optional[int]
     numpy: Optional[SpecifierSet]
     protobuf: Optional[SpecifierSet]
     keras: Optional[SpecifierSet]
     ml_dtypes: Optional[SpecifierSet]
     glibc: Optional[Version]
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str  # how errors and evidence name this entry
-    releases: Tuple[str, ...] = ()
+    releases: tuple[str, ...] = ()
     tensorrt: Optional[bool] = None
     tensorrt_lib: Optional[str] = None
     h5py: Optional[SpecifierSet] = None
@@ -41,7 +41,7 @@ class TFRelease:
     manylinux: Optional[str] = None
     cxx11_abi: Optional[int] = None
     compiler: Optional[str] = None
-    and_cuda: Tuple[Tuple[str, SpecifierSet], ...] = ()
+    and_cuda: tuple[tuple[str, SpecifierSet], ...] = ()
     note: Optional[str] = None
     confirmed: bool = True
 
@@ -49,12 +49,12 @@ class TFRelease:
         return self.versions.contains(Version(version), prereleases=True)
 
     @property
-    def sass(self) -> Tuple[str, ...]:
+    def sass(self) -> tuple[str, ...]:
         """Compute capabilities with SASS ("8.0"): every entry, sm_XY and compute_XY alike."""
         return tuple(cc_text(c) for c in self.compute_capabilities)
 
     @property
-    def ptx(self) -> Tuple[str, ...]:
+    def ptx(self) -> tuple[str, ...]:
         """Compute capabilities with PTX: the compute_XY entries."""
         return tuple(cc_text(c) for c in self.compute_capabilities if c.startswith("compute_"))
 
@@ -87,28 +87,28 @@ class CudaMajor:
     minor_version_compatibility: bool = True
     min_driver_windows_text: Optional[str] = None
     note: Optional[str] = None
-    sources: Tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class ForwardCompatibility:
     since_cuda: Version
     package: str
-    gpus: Tuple[str, ...]
+    gpus: tuple[str, ...]
     consumer_gpus: bool
     statement: str
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     note: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
 class ComputeCapability:
-    capabilities: Tuple[str, ...]  # "8.6"
+    capabilities: tuple[str, ...]  # "8.6"
     architecture: str
     first_cuda: Optional[Version]  # None: in every CUDA the source lists
     last_cuda: Optional[Version]  # None: still supported
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str
     examples: Optional[str] = None
@@ -124,14 +124,14 @@ class CudnnRelease:
     versions: SpecifierSet
     cuda_major: int
     cuda: SpecifierSet
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str
     min_driver: Optional[Version] = None
     min_driver_text: Optional[str] = None
     min_driver_windows_text: Optional[str] = None
     driver_branch: Optional[str] = None
-    compute_capabilities: Tuple[str, ...] = ()
+    compute_capabilities: tuple[str, ...] = ()
     min_compute_capability: Optional[str] = None
     max_compute_capability: Optional[str] = None
     note: Optional[str] = None
@@ -154,7 +154,7 @@ class CudnnRuntime:
     minor_at_least_compiled: bool
     patch_ignored: bool
     error: str
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     note: Optional[str] = None
 
@@ -169,23 +169,23 @@ class CudnnRuntime:
 
 @dataclasses.dataclass(frozen=True)
 class TFRocmRelease:
-    releases: Tuple[str, ...]
+    releases: tuple[str, ...]
     rocm: Version
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str
-    gfx: Tuple[str, ...] = ()
+    gfx: tuple[str, ...] = ()
     note: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
 class RocmRelease:
     rocm: SpecifierSet
-    tensorflow: Tuple[str, ...]
-    source: Tuple[str, ...]
+    tensorflow: tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str
-    gfx: Tuple[str, ...] = ()
+    gfx: tuple[str, ...] = ()
     confirmed: bool = True
     note: Optional[str] = None
 
@@ -196,17 +196,15 @@ class Companion:
     versions: SpecifierSet
     tensorflow: Optional[SpecifierSet]
     native: bool
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str
     abi_tensorflow: Optional[SpecifierSet] = None
     python: Optional[SpecifierSet] = None
-    requires: Tuple[str, ...] = ()
-    requires_same_version: Tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    requires_same_version: tuple[str, ...] = ()
     confirmed: bool = True
     note: Optional[str] = None
-
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,14 +220,13 @@ class DriverNeed:
     floor: Optional[Version]
 
     @property
-    def sources(self) -> Tuple[str, ...]:
-        out: List[str] = []
+    def sources(self) -> tuple[str, ...]:
+        out: list[str] = []
         if self.toolkit is not None:
             out.append(self.toolkit.source)
         if self.major is not None:
             out.extend(self.major.sources or (self.major.source,))
         return tuple(dict.fromkeys(out))
-
 
 
 _OPERATOR_ORDER = {"~=": 0, "==": 1, "===": 1, ">=": 2, ">": 3, "!=": 4, "<=": 5, "<": 6}
@@ -249,4 +246,3 @@ def spec_text(spec: Optional[SpecifierSet]) -> Optional[str]:
         return _OPERATOR_ORDER.get(s.operator, 9), v
 
     return ",".join(str(s) for s in sorted(spec, key=key))
-

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-Sources = Tuple[str, ...]
+Sources = tuple[str, ...]
 
 
 def _minor(version: str) -> Optional[Version]:
@@ -35,7 +36,7 @@ class Soname:
     soname: str  # "libcudart.so.12"
     role: str  # "driver", "gpu", "feature", "optional"
     purpose: str  # "CUDA runtime"
-    fallbacks: Tuple[str, ...] = ()  # names TF tries when the soname is not found
+    fallbacks: tuple[str, ...] = ()  # names TF tries when the soname is not found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ class DlopenLibrary:
     name: str
     soname: str  # may hold "{cudnn_major}"
     role: str
-    fallbacks: Tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
     cuda: Optional[SpecifierSet] = None  # only for these CUDA major.minor versions
     tensorflow: Optional[SpecifierSet] = None  # only for these TensorFlow major.minor versions
 
@@ -57,7 +58,7 @@ class DlopenLibrary:
 class DlopenTable:
     """[[dlopen]] (keyed by CUDA major) or [[tensorrt_dlopen]] (keyed by a TF specifier)."""
 
-    libraries: Tuple[DlopenLibrary, ...]
+    libraries: tuple[DlopenLibrary, ...]
     source: Sources
     checked: datetime.date
     label: str
@@ -69,7 +70,7 @@ class DlopenTable:
 @dataclasses.dataclass(frozen=True)
 class CudnnSublibraries:
     cudnn_major: int
-    sonames: Tuple[str, ...]
+    sonames: tuple[str, ...]
     source: Sources
     checked: datetime.date
     label: str
@@ -78,7 +79,7 @@ class CudnnSublibraries:
 @dataclasses.dataclass(frozen=True)
 class CpuNeeds:
     machine: str  # the only machine whose wheels are judged ("x86_64")
-    default: Tuple[str, ...]
+    default: tuple[str, ...]
     cited_as: str
     source: Sources
     checked: datetime.date
@@ -98,7 +99,7 @@ class TFDistribution:
     source: Sources
     checked: datetime.date
     label: str
-    cpu_needs: Tuple[str, ...] = ()  # beyond [cpu_needs] default
+    cpu_needs: tuple[str, ...] = ()  # beyond [cpu_needs] default
     note: Optional[str] = None
 
 
@@ -122,7 +123,7 @@ class CompanionModule:
 
 @dataclasses.dataclass(frozen=True)
 class DriverLibraries:
-    sonames: Tuple[str, ...]
+    sonames: tuple[str, ...]
     source: Sources
     checked: datetime.date
     label: str = "[driver_libraries]"
@@ -140,15 +141,15 @@ class Threshold:
 
 @dataclasses.dataclass(frozen=True)
 class WorldFacts:
-    libraries: Tuple[LibraryPurpose, ...] = ()
-    dlopen: Tuple[DlopenTable, ...] = ()
-    tensorrt: Tuple[DlopenTable, ...] = ()
-    cudnn: Tuple[CudnnSublibraries, ...] = ()
+    libraries: tuple[LibraryPurpose, ...] = ()
+    dlopen: tuple[DlopenTable, ...] = ()
+    tensorrt: tuple[DlopenTable, ...] = ()
+    cudnn: tuple[CudnnSublibraries, ...] = ()
     cpu: Optional[CpuNeeds] = None
-    distributions: Tuple[TFDistribution, ...] = ()
-    companion_modules: Tuple[CompanionModule, ...] = ()
+    distributions: tuple[TFDistribution, ...] = ()
+    companion_modules: tuple[CompanionModule, ...] = ()
     driver: Optional[DriverLibraries] = None
-    threshold_entries: Tuple[Threshold, ...] = ()
+    threshold_entries: tuple[Threshold, ...] = ()
 
     # -- what TensorFlow dlopen()s
     def purpose(self, name: str) -> str:
@@ -157,7 +158,7 @@ class WorldFacts:
     def dlopen_table(self, cuda_major: int) -> Optional[DlopenTable]:
         return next((t for t in self.dlopen if t.cuda_major == cuda_major), None)
 
-    def sonames(self, cuda: str, tf: str, cudnn_major: Optional[int]) -> Optional[Tuple[Soname, ...]]:
+    def sonames(self, cuda: str, tf: str, cudnn_major: Optional[int]) -> Optional[tuple[Soname, ...]]:
         """The sonames a CUDA `cuda` build of TensorFlow `tf` dlopen()s, in TF's order, the driver first;
         cuDNN left out when `cudnn_major` is None. None: no [[dlopen]] table for that CUDA major."""
         try:
@@ -180,24 +181,26 @@ class WorldFacts:
             out.append(Soname(lib.name, soname, lib.role, self.purpose(lib.name), lib.fallbacks))
         return tuple(out)
 
-    def tensorrt_sonames(self, tf: str) -> Optional[Tuple[Soname, ...]]:
+    def tensorrt_sonames(self, tf: str) -> Optional[tuple[Soname, ...]]:
         """The TensorRT sonames a TensorRT build of TensorFlow `tf` dlopen()s; None: not known."""
         v = _minor(tf)
         if v is None:
             return None
-        table = next((t for t in self.tensorrt if t.tensorflow is not None
-                      and t.tensorflow.contains(v, prereleases=True)), None)
+        table = next(
+            (t for t in self.tensorrt if t.tensorflow is not None and t.tensorflow.contains(v, prereleases=True)), None
+        )
         if table is None:
             return None
-        return tuple(Soname(lib.name, lib.soname, lib.role, self.purpose(lib.name), lib.fallbacks)
-                     for lib in table.libraries)
+        return tuple(
+            Soname(lib.name, lib.soname, lib.role, self.purpose(lib.name), lib.fallbacks) for lib in table.libraries
+        )
 
-    def cudnn_sublibraries(self, cudnn_major: int) -> Tuple[str, ...]:
+    def cudnn_sublibraries(self, cudnn_major: int) -> tuple[str, ...]:
         """The sub-libraries libcudnn.so.<major> dlopen()s (empty: not known)."""
         return next((c.sonames for c in self.cudnn if c.cudnn_major == cudnn_major), ())
 
     # -- CPU, distributions, driver
-    def cpu_needs(self, distribution: str, machine: str) -> Tuple[str, ...]:
+    def cpu_needs(self, distribution: str, machine: str) -> tuple[str, ...]:
         """The CPU instructions TensorFlow `distribution` needs on `machine` (empty: none known)."""
         if self.cpu is None or machine != self.cpu.machine:
             return ()
@@ -209,7 +212,7 @@ class WorldFacts:
         return self.cpu.evidence if self.cpu is not None else ""
 
     @property
-    def tf_distribution_names(self) -> Tuple[str, ...]:
+    def tf_distribution_names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.distributions)
 
     def distribution(self, name: str) -> Optional[TFDistribution]:
@@ -219,12 +222,12 @@ class WorldFacts:
         return next((c.distribution for c in self.companion_modules if c.module == module), None)
 
     @property
-    def companion_distributions(self) -> Dict[str, str]:
+    def companion_distributions(self) -> dict[str, str]:
         """module -> distribution, as rules/probe.py COMPANION_DISTRIBUTIONS was."""
         return {c.module: c.distribution for c in self.companion_modules}
 
     @property
-    def driver_sonames(self) -> Tuple[str, ...]:
+    def driver_sonames(self) -> tuple[str, ...]:
         return self.driver.sonames if self.driver is not None else ()
 
     # -- resource thresholds
@@ -234,5 +237,16 @@ class WorldFacts:
         return {t.key: t.value for t in self.threshold_entries}
 
 
-__all__ = ["CompanionModule", "CpuNeeds", "CudnnSublibraries", "DlopenLibrary", "DlopenTable", "DriverLibraries",
-           "LibraryPurpose", "Soname", "TFDistribution", "Threshold", "WorldFacts"]
+__all__ = [
+    "CompanionModule",
+    "CpuNeeds",
+    "CudnnSublibraries",
+    "DlopenLibrary",
+    "DlopenTable",
+    "DriverLibraries",
+    "LibraryPurpose",
+    "Soname",
+    "TFDistribution",
+    "Threshold",
+    "WorldFacts",
+]

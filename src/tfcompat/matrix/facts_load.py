@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict
+from typing import Any
 
 from tfcompat.matrix.facts import (
     CompanionModule,
@@ -19,8 +19,17 @@ from tfcompat.matrix.facts import (
 )
 from tfcompat.matrix.fields import PKG_RE, Ctx, single, table_list, unique
 
-FACT_TABLES = ("library", "dlopen", "tensorrt_dlopen", "cudnn_sublibraries", "cpu_needs", "tensorflow_distribution",
-               "companion_module", "driver_libraries", "threshold")
+FACT_TABLES = (
+    "library",
+    "dlopen",
+    "tensorrt_dlopen",
+    "cudnn_sublibraries",
+    "cpu_needs",
+    "tensorflow_distribution",
+    "companion_module",
+    "driver_libraries",
+    "threshold",
+)
 
 _SONAME_RE = re.compile(r"^lib[A-Za-z0-9_+-]+\.so(\.[0-9]+)*(\.\{cudnn_major\})?$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -42,7 +51,7 @@ def _library(ctx: Ctx) -> LibraryPurpose:
 _DLOPEN_LIB_KEYS = {"name": True, "soname": True, "role": True, "fallbacks": False, "cuda": False, "tensorflow": False}
 
 
-def _dlopen_library(ctx: Ctx, known: Dict[str, Any]) -> DlopenLibrary:
+def _dlopen_library(ctx: Ctx, known: dict[str, Any]) -> DlopenLibrary:
     ctx.check_keys(_DLOPEN_LIB_KEYS)
     name = ctx.string("name") or ""
     if known and name not in known:
@@ -53,16 +62,28 @@ def _dlopen_library(ctx: Ctx, known: Dict[str, Any]) -> DlopenLibrary:
     role = ctx.string("role") or ""
     if role not in _ROLES:
         raise ctx.fail("role", f"{role!r} must be one of {', '.join(_ROLES)}")
-    return DlopenLibrary(name, soname, role, ctx.strings("fallbacks", _is_soname, "a soname"),
-                         ctx.specifier("cuda"), ctx.specifier("tensorflow"))
+    return DlopenLibrary(
+        name,
+        soname,
+        role,
+        ctx.strings("fallbacks", _is_soname, "a soname"),
+        ctx.specifier("cuda"),
+        ctx.specifier("tensorflow"),
+    )
 
 
-def _dlopen_table(ctx: Ctx, known: Dict[str, Any], tensorrt: bool) -> DlopenTable:
+def _dlopen_table(ctx: Ctx, known: dict[str, Any], tensorrt: bool) -> DlopenTable:
     ctx.check_keys({("tensorflow" if tensorrt else "cuda_major"): True, "libraries": True, "note": False, **_TAIL})
     libraries = tuple(_dlopen_library(c, known) for c in ctx.children("libraries"))
-    return DlopenTable(libraries, ctx.sources(), ctx.date(), ctx.label,
-                       cuda_major=None if tensorrt else ctx.integer("cuda_major", minimum=1),
-                       tensorflow=ctx.specifier("tensorflow") if tensorrt else None, note=ctx.string("note"))
+    return DlopenTable(
+        libraries,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        cuda_major=None if tensorrt else ctx.integer("cuda_major", minimum=1),
+        tensorflow=ctx.specifier("tensorflow") if tensorrt else None,
+        note=ctx.string("note"),
+    )
 
 
 def _cudnn_sublibraries(ctx: Ctx) -> CudnnSublibraries:
@@ -82,8 +103,15 @@ def _instructions(ctx: Ctx, field: str):
 
 def _cpu_needs(ctx: Ctx) -> CpuNeeds:
     ctx.check_keys({"machine": True, "default": True, "cited_as": True, "note": False, **_TAIL})
-    return CpuNeeds(ctx.string("machine") or "", _instructions(ctx, "default"), ctx.string("cited_as") or "",
-                    ctx.sources(), ctx.date(), ctx.label, ctx.string("note"))
+    return CpuNeeds(
+        ctx.string("machine") or "",
+        _instructions(ctx, "default"),
+        ctx.string("cited_as") or "",
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        ctx.string("note"),
+    )
 
 
 def _distribution(ctx: Ctx) -> TFDistribution:
@@ -94,8 +122,9 @@ def _distribution(ctx: Ctx) -> TFDistribution:
     gpu = ctx.string("gpu") or ""
     if gpu not in _GPU_STACKS:
         raise ctx.fail("gpu", f"{gpu!r} must be one of {', '.join(_GPU_STACKS)}")
-    return TFDistribution(name, gpu, ctx.sources(), ctx.date(), ctx.label, _instructions(ctx, "cpu_needs"),
-                          ctx.string("note"))
+    return TFDistribution(
+        name, gpu, ctx.sources(), ctx.date(), ctx.label, _instructions(ctx, "cpu_needs"), ctx.string("note")
+    )
 
 
 def _companion_module(ctx: Ctx) -> CompanionModule:
@@ -123,7 +152,7 @@ def _threshold(ctx: Ctx) -> Threshold:
     return Threshold(key, value, ctx.sources(), ctx.date(), ctx.label, ctx.string("note"))
 
 
-def parse_facts(path: str, doc: Dict[str, Any]) -> WorldFacts:
+def parse_facts(path: str, doc: dict[str, Any]) -> WorldFacts:
     libraries = table_list(path, doc, "library", "name", _library)
     unique(path, "library", [(p.name, p) for p in libraries])
     known = {p.name: p for p in libraries}

@@ -10,17 +10,12 @@ from __future__ import annotations
 import datetime
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import (
     Any,
     Callable,
-    Dict,
-    Iterable,
-    List,
-    Mapping,
     Optional,
-    Sequence,
-    Tuple,
 )
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -43,7 +38,7 @@ class MatrixError(TfcompatError):
 class Ctx:
     """Where we are in the file, for error messages."""
 
-    def __init__(self, path: str, table: str, index: int, entry: Dict[str, Any], label_key: Optional[str]):
+    def __init__(self, path: str, table: str, index: int, entry: dict[str, Any], label_key: Optional[str]):
         self.path, self.table, self.index, self.entry = path, table, index, entry
         if index == 0:  # a single table: [meta], [forward_compatibility]
             self.label = f"[{table}]"
@@ -53,7 +48,7 @@ class Ctx:
                 label = ", ".join(str(x) for x in label)
             self.label = f"[[{table}]] #{index}" + (f" {label!r}" if label is not None else "")
 
-    def children(self, field: str) -> List["Ctx"]:
+    def children(self, field: str) -> list[Ctx]:
         """The inline tables of list `field` (`libraries = [{...}, ...]`), each named in errors by its index."""
         value = self.entry.get(field)
         if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
@@ -115,7 +110,9 @@ class Ctx:
             raise self.fail(field, f"{value!r} is not true or false")
         return value
 
-    def integer(self, field: str, allowed: Optional[Sequence[int]] = None, minimum: Optional[int] = None) -> Optional[int]:
+    def integer(
+        self, field: str, allowed: Optional[Sequence[int]] = None, minimum: Optional[int] = None
+    ) -> Optional[int]:
         value = self.entry.get(field)
         if value is None:
             return None
@@ -127,7 +124,7 @@ class Ctx:
             raise self.fail(field, f"{value!r} must be >= {minimum}")
         return value
 
-    def strings(self, field: str, check: Optional[Callable[[str], bool]] = None, what: str = "") -> Tuple[str, ...]:
+    def strings(self, field: str, check: Optional[Callable[[str], bool]] = None, what: str = "") -> tuple[str, ...]:
         value = self.entry.get(field)
         if value is None:
             return ()
@@ -138,7 +135,7 @@ class Ctx:
                 raise self.fail(field, f"{s!r} is not {what}")
         return tuple(value)
 
-    def sources(self, field: str = "source") -> Tuple[str, ...]:
+    def sources(self, field: str = "source") -> tuple[str, ...]:
         value = self.entry.get(field)
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
@@ -161,7 +158,7 @@ class Ctx:
             raise self.fail(field, f"{value!r} is not a date (YYYY-MM-DD)")
         return value
 
-    def driver(self, field: str) -> Tuple[Optional[Version], Optional[str]]:
+    def driver(self, field: str) -> tuple[Optional[Version], Optional[str]]:
         """A driver version: (comparable Version, the text as written)."""
         v = self.version(field)
         return v, (self.entry[field] if v is not None else None)
@@ -180,13 +177,11 @@ def is_version(s: str) -> bool:
         return False
 
 
-def common_tail(ctx: Ctx) -> Tuple[Tuple[str, ...], datetime.date, Optional[str], bool]:
+def common_tail(ctx: Ctx) -> tuple[tuple[str, ...], datetime.date, Optional[str], bool]:
     return ctx.sources(), ctx.date(), ctx.string("note"), bool(ctx.boolean("confirmed", True))
 
 
-
-
-def entries_of(path: str, doc: Dict[str, Any], table: str) -> Iterable[Tuple[int, Dict[str, Any]]]:
+def entries_of(path: str, doc: dict[str, Any], table: str) -> Iterable[tuple[int, dict[str, Any]]]:
     items = doc.get(table, [])
     if not isinstance(items, list):
         raise MatrixError(f"{path}: {table} must be an array of tables ([[{table}]])")
@@ -196,7 +191,7 @@ def entries_of(path: str, doc: Dict[str, Any], table: str) -> Iterable[Tuple[int
         yield i, entry
 
 
-def single(path: str, doc: Dict[str, Any], table: str) -> Optional[Ctx]:
+def single(path: str, doc: dict[str, Any], table: str) -> Optional[Ctx]:
     value = doc.get(table)
     if value is None:
         return None
@@ -205,14 +200,14 @@ def single(path: str, doc: Dict[str, Any], table: str) -> Optional[Ctx]:
     return Ctx(path, table, 0, value, None)
 
 
-def load_toml(text: str, path: str) -> Dict[str, Any]:
+def load_toml(text: str, path: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: not valid TOML: {exc}") from None
 
 
-def read_meta(path: str, doc: Dict[str, Any]) -> Tuple[datetime.date, str]:
+def read_meta(path: str, doc: dict[str, Any]) -> tuple[datetime.date, str]:
     meta = doc.get("meta")
     if not isinstance(meta, dict):
         raise MatrixError(f"{path}: missing [meta] table")
@@ -226,21 +221,17 @@ def read_meta(path: str, doc: Dict[str, Any]) -> Tuple[datetime.date, str]:
     return ctx.date("updated"), kind
 
 
-def table_list(path: str, doc: Dict[str, Any], table: str, label_key: Optional[str], parse: Callable[[Ctx], Any]):
+def table_list(path: str, doc: dict[str, Any], table: str, label_key: Optional[str], parse: Callable[[Ctx], Any]):
     return tuple(parse(Ctx(path, table, i, e, label_key)) for i, e in entries_of(path, doc, table))
 
 
-
-
-def unique(path: str, table: str, keyed: Sequence[Tuple[str, Any]]) -> None:
-    seen: Dict[str, Any] = {}
+def unique(path: str, table: str, keyed: Sequence[tuple[str, Any]]) -> None:
+    seen: dict[str, Any] = {}
     for key, entry in keyed:
         if key in seen:
             label = getattr(entry, "label", "") or f"[[{table}]]"
             raise MatrixError(f"{path}: [[{table}]] {key!r} is stated twice ({label})")
         seen[key] = entry
-
-
 
 
 def read_text(path: Path, what: str) -> str:
@@ -250,8 +241,6 @@ def read_text(path: Path, what: str) -> str:
         raise MatrixError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise MatrixError(f"{path}: not UTF-8 text") from None
-
-
 
 
 def default_matrix_path() -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -17,12 +17,12 @@ def _lower(spec: SpecifierSet) -> Optional[Version]:
     return min(lows) if lows else None
 
 
-def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) -> List[str]:
+def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) -> list[str]:
     """What keeps a matrix honest beyond its shape, one line each (empty: none): every CUDA a release
     names has driver facts and a sonames table, entries sorted, no dates in the future, companion ranges
     disjoint."""
     today = today or datetime.date.today()
-    out: List[str] = []
+    out: list[str] = []
     p = matrix.path
     lows = []
     for rel in matrix.tensorflow:
@@ -50,32 +50,51 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
         if tb.version <= ta.version:
             out.append(f"{p}: [[cuda]] {tb.version}: not sorted (comes after {ta.version})")
         if tb.min_driver < ta.min_driver:
-            out.append(f"{p}: [[cuda]] {tb.version}: min_driver {tb.min_driver_text} is below {ta.version}'s "
-                       f"{ta.min_driver_text}")
+            out.append(
+                f"{p}: [[cuda]] {tb.version}: min_driver {tb.min_driver_text} is below {ta.version}'s "
+                f"{ta.min_driver_text}"
+            )
     majors = [m.major for m in matrix.cuda_majors]
     if majors != sorted(majors):
         out.append(f"{p}: [[cuda_major]] entries are not sorted by major")
-    by_package: Dict[str, List[Companion]] = {}
+    by_package: dict[str, list[Companion]] = {}
     for c in matrix.companions:
         by_package.setdefault(c.package, []).append(c)
-    for package, entries in by_package.items():
+    for _package, entries in by_package.items():
         for i, ca in enumerate(entries):
-            for cb in entries[i + 1:]:
+            for cb in entries[i + 1 :]:
                 low_a, low_b = _lower(ca.versions), _lower(cb.versions)
-                if low_a is not None and cb.versions.contains(low_a, prereleases=True) or \
-                        low_b is not None and ca.versions.contains(low_b, prereleases=True):
+                if (low_a is not None and cb.versions.contains(low_a, prereleases=True)) or (
+                    low_b is not None and ca.versions.contains(low_b, prereleases=True)
+                ):
                     out.append(f"{p}: {cb.label}: versions {cb.versions} overlaps {ca.label}")
-    dated: List[Tuple[str, datetime.date]] = [(e.label, e.checked) for e in matrix.tensorflow]
+    dated: list[tuple[str, datetime.date]] = [(e.label, e.checked) for e in matrix.tensorflow]
     dated += [(f"[[cuda]] {t.version}", t.checked) for t in matrix.cuda]
     dated += [(f"[[cuda_major]] {m.major}", m.checked) for m in matrix.cuda_majors]
     f = matrix.facts
-    for group in (matrix.compute_capabilities, matrix.cudnn, matrix.tensorflow_rocm, matrix.rocm, matrix.companions,
-                  matrix.known_bad_drivers, matrix.waivers, f.libraries, f.dlopen, f.tensorrt, f.cudnn, f.distributions,
-                  f.companion_modules, f.threshold_entries):
+    for group in (
+        matrix.compute_capabilities,
+        matrix.cudnn,
+        matrix.tensorflow_rocm,
+        matrix.rocm,
+        matrix.companions,
+        matrix.known_bad_drivers,
+        matrix.waivers,
+        f.libraries,
+        f.dlopen,
+        f.tensorrt,
+        f.cudnn,
+        f.distributions,
+        f.companion_modules,
+        f.threshold_entries,
+    ):
         dated += [(e.label, e.checked) for e in group]
-    for single, name in ((matrix.forward_compatibility, "[forward_compatibility]"),
-                         (matrix.cudnn_runtime, "[cudnn_runtime]"), (f.cpu, "[cpu_needs]"),
-                         (f.driver, "[driver_libraries]")):
+    for single, name in (
+        (matrix.forward_compatibility, "[forward_compatibility]"),
+        (matrix.cudnn_runtime, "[cudnn_runtime]"),
+        (f.cpu, "[cpu_needs]"),
+        (f.driver, "[driver_libraries]"),
+    ):
         if single is not None:
             dated.append((name, single.checked))
     dated.append(("[meta] updated", matrix.updated))

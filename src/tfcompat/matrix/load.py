@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import heapq
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -50,10 +51,30 @@ from tfcompat.matrix.lookup import Matrix
 from tfcompat.matrix.overlay import known_bad_driver, load_overlay
 
 _TF_KEYS = {
-    "versions": True, "releases": False, "python": True, "cuda": False, "cudnn": False, "compute_capabilities": False,
-    "numpy_abi": False, "tensorrt": False, "tensorrt_lib": False, "numpy": False, "protobuf": False, "keras": False,
-    "ml_dtypes": False, "h5py": False, "glibc": False, "glibcxx": False, "cxxabi": False, "manylinux": False,
-    "cxx11_abi": False, "compiler": False, "and_cuda": False, "source": True, "checked": True, "note": False,
+    "versions": True,
+    "releases": False,
+    "python": True,
+    "cuda": False,
+    "cudnn": False,
+    "compute_capabilities": False,
+    "numpy_abi": False,
+    "tensorrt": False,
+    "tensorrt_lib": False,
+    "numpy": False,
+    "protobuf": False,
+    "keras": False,
+    "ml_dtypes": False,
+    "h5py": False,
+    "glibc": False,
+    "glibcxx": False,
+    "cxxabi": False,
+    "manylinux": False,
+    "cxx11_abi": False,
+    "compiler": False,
+    "and_cuda": False,
+    "source": True,
+    "checked": True,
+    "note": False,
     "confirmed": False,
 }
 
@@ -74,7 +95,7 @@ def _tf_release(ctx: Ctx) -> TFRelease:
     and_cuda = ctx.entry.get("and_cuda", {})
     if not isinstance(and_cuda, dict):
         raise ctx.fail("and_cuda", "must be a table of package = specifier")
-    pins: List[Tuple[str, SpecifierSet]] = []
+    pins: list[tuple[str, SpecifierSet]] = []
     for name, spec in and_cuda.items():
         if not PKG_RE.match(name):
             raise ctx.fail(f"and_cuda.{name}", "is not a package name")
@@ -115,8 +136,16 @@ def _tf_release(ctx: Ctx) -> TFRelease:
     )
 
 
-_CUDA_KEYS = {"version": True, "update": False, "label": False, "min_driver": True, "min_driver_windows": False,
-              "source": True, "checked": True, "note": False}
+_CUDA_KEYS = {
+    "version": True,
+    "update": False,
+    "label": False,
+    "min_driver": True,
+    "min_driver_windows": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 _UPDATE_RE = re.compile(r"^(GA|RC|Update \d+)$")
 
 
@@ -129,13 +158,29 @@ def _cuda(ctx: Ctx) -> CudaToolkit:
     if not _UPDATE_RE.match(update):
         raise ctx.fail("update", f"{update!r} must be 'GA', 'RC' or 'Update N'")
     assert version is not None and driver is not None and driver_text is not None
-    return CudaToolkit(version, driver, driver_text, ctx.sources()[0], ctx.date(), update=update,
-                       label=ctx.string("label") or "", min_driver_windows=win, min_driver_windows_text=win_text,
-                       note=ctx.string("note"))
+    return CudaToolkit(
+        version,
+        driver,
+        driver_text,
+        ctx.sources()[0],
+        ctx.date(),
+        update=update,
+        label=ctx.string("label") or "",
+        min_driver_windows=win,
+        min_driver_windows_text=win_text,
+        note=ctx.string("note"),
+    )
 
 
-_MAJOR_KEYS = {"major": True, "min_driver": False, "min_driver_windows": False, "minor_version_compatibility": False,
-               "source": True, "checked": True, "note": False}
+_MAJOR_KEYS = {
+    "major": True,
+    "min_driver": False,
+    "min_driver_windows": False,
+    "minor_version_compatibility": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 
 
 def _cuda_major(ctx: Ctx) -> CudaMajor:
@@ -151,25 +196,57 @@ def _cuda_major(ctx: Ctx) -> CudaMajor:
         raise ctx.fail("min_driver", "makes no sense with minor_version_compatibility = false")
     sources = ctx.sources()
     _, win_text = ctx.driver("min_driver_windows")
-    return CudaMajor(major, driver, text, sources[0], ctx.date(), minor_version_compatibility=bool(mvc),
-                     min_driver_windows_text=win_text, note=ctx.string("note"), sources=sources)
+    return CudaMajor(
+        major,
+        driver,
+        text,
+        sources[0],
+        ctx.date(),
+        minor_version_compatibility=bool(mvc),
+        min_driver_windows_text=win_text,
+        note=ctx.string("note"),
+        sources=sources,
+    )
 
 
-_FC_KEYS = {"since_cuda": True, "package": True, "gpus": True, "consumer_gpus": True, "statement": True,
-            "source": True, "checked": True, "note": False}
+_FC_KEYS = {
+    "since_cuda": True,
+    "package": True,
+    "gpus": True,
+    "consumer_gpus": True,
+    "statement": True,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 
 
 def _forward_compat(ctx: Ctx) -> ForwardCompatibility:
     ctx.check_keys(_FC_KEYS)
     since = ctx.version("since_cuda")
     assert since is not None
-    return ForwardCompatibility(since, ctx.string("package") or "", ctx.strings("gpus"),
-                                bool(ctx.boolean("consumer_gpus")), ctx.string("statement") or "", ctx.sources(),
-                                ctx.date(), ctx.string("note"))
+    return ForwardCompatibility(
+        since,
+        ctx.string("package") or "",
+        ctx.strings("gpus"),
+        bool(ctx.boolean("consumer_gpus")),
+        ctx.string("statement") or "",
+        ctx.sources(),
+        ctx.date(),
+        ctx.string("note"),
+    )
 
 
-_CC_KEYS = {"capabilities": True, "architecture": True, "examples": False, "first_cuda": False, "last_cuda": False,
-            "source": True, "checked": True, "note": False}
+_CC_KEYS = {
+    "capabilities": True,
+    "architecture": True,
+    "examples": False,
+    "first_cuda": False,
+    "last_cuda": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 
 
 def _compute_capability(ctx: Ctx) -> ComputeCapability:
@@ -178,13 +255,33 @@ def _compute_capability(ctx: Ctx) -> ComputeCapability:
     first, last = ctx.version("first_cuda"), ctx.version("last_cuda")
     if first is not None and last is not None and last < first:
         raise ctx.fail("last_cuda", f"{last} is older than first_cuda {first}")
-    return ComputeCapability(caps, ctx.string("architecture") or "", first, last, ctx.sources(), ctx.date(),
-                             ctx.label, ctx.string("examples"), ctx.string("note"))
+    return ComputeCapability(
+        caps,
+        ctx.string("architecture") or "",
+        first,
+        last,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        ctx.string("examples"),
+        ctx.string("note"),
+    )
 
 
-_CUDNN_KEYS = {"versions": True, "cuda_major": True, "cuda": True, "min_driver": False, "min_driver_windows": False,
-               "driver_branch": False, "compute_capabilities": False, "min_compute_capability": False,
-               "max_compute_capability": False, "source": True, "checked": True, "note": False}
+_CUDNN_KEYS = {
+    "versions": True,
+    "cuda_major": True,
+    "cuda": True,
+    "min_driver": False,
+    "min_driver_windows": False,
+    "driver_branch": False,
+    "compute_capabilities": False,
+    "min_compute_capability": False,
+    "max_compute_capability": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 
 
 def _cudnn(ctx: Ctx) -> CudnnRelease:
@@ -203,19 +300,46 @@ def _cudnn(ctx: Ctx) -> CudnnRelease:
         raise ctx.fail("compute_capabilities", "or min_compute_capability is required")
     if driver is None and ctx.string("driver_branch") is None:
         raise ctx.fail("min_driver", "or driver_branch is required")
-    return CudnnRelease(versions, major, cuda, ctx.sources(), ctx.date(), ctx.label, driver, text, win_text,
-                        ctx.string("driver_branch"), ccs, low, high, ctx.string("note"))
+    return CudnnRelease(
+        versions,
+        major,
+        cuda,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        driver,
+        text,
+        win_text,
+        ctx.string("driver_branch"),
+        ccs,
+        low,
+        high,
+        ctx.string("note"),
+    )
 
 
-_CUDNN_RT_KEYS = {"same_major": True, "minor_at_least_compiled": True, "patch_ignored": True, "error": True,
-                  "source": True, "checked": True, "note": False}
+_CUDNN_RT_KEYS = {
+    "same_major": True,
+    "minor_at_least_compiled": True,
+    "patch_ignored": True,
+    "error": True,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 
 
 def _cudnn_runtime(ctx: Ctx) -> CudnnRuntime:
     ctx.check_keys(_CUDNN_RT_KEYS)
-    return CudnnRuntime(bool(ctx.boolean("same_major")), bool(ctx.boolean("minor_at_least_compiled")),
-                        bool(ctx.boolean("patch_ignored")), ctx.string("error") or "", ctx.sources(), ctx.date(),
-                        ctx.string("note"))
+    return CudnnRuntime(
+        bool(ctx.boolean("same_major")),
+        bool(ctx.boolean("minor_at_least_compiled")),
+        bool(ctx.boolean("patch_ignored")),
+        ctx.string("error") or "",
+        ctx.sources(),
+        ctx.date(),
+        ctx.string("note"),
+    )
 
 
 _TF_ROCM_KEYS = {"releases": True, "rocm": True, "gfx": False, "source": True, "checked": True, "note": False}
@@ -225,13 +349,26 @@ def _tf_rocm(ctx: Ctx) -> TFRocmRelease:
     ctx.check_keys(_TF_ROCM_KEYS)
     rocm = ctx.version("rocm")
     assert rocm is not None
-    return TFRocmRelease(ctx.strings("releases", is_version, "a version"), rocm, ctx.sources(), ctx.date(), ctx.label,
-                         ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
-                         ctx.string("note"))
+    return TFRocmRelease(
+        ctx.strings("releases", is_version, "a version"),
+        rocm,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
+        ctx.string("note"),
+    )
 
 
-_ROCM_KEYS = {"rocm": True, "tensorflow": True, "gfx": False, "source": True, "checked": True, "confirmed": False,
-              "note": False}
+_ROCM_KEYS = {
+    "rocm": True,
+    "tensorflow": True,
+    "gfx": False,
+    "source": True,
+    "checked": True,
+    "confirmed": False,
+    "note": False,
+}
 
 
 def _rocm(ctx: Ctx) -> RocmRelease:
@@ -239,14 +376,32 @@ def _rocm(ctx: Ctx) -> RocmRelease:
     rocm = ctx.specifier("rocm")
     assert rocm is not None
     source, checked, note, confirmed = common_tail(ctx)
-    return RocmRelease(rocm, ctx.strings("tensorflow", is_version, "a version"), source, checked, ctx.label,
-                       ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
-                       confirmed, note)
+    return RocmRelease(
+        rocm,
+        ctx.strings("tensorflow", is_version, "a version"),
+        source,
+        checked,
+        ctx.label,
+        ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
+        confirmed,
+        note,
+    )
 
 
-_COMPANION_KEYS = {"package": True, "versions": True, "tensorflow": False, "abi_tensorflow": False, "native": True,
-                   "python": False, "requires": False, "requires_same_version": False, "source": True,
-                   "checked": True, "confirmed": False, "note": False}
+_COMPANION_KEYS = {
+    "package": True,
+    "versions": True,
+    "tensorflow": False,
+    "abi_tensorflow": False,
+    "native": True,
+    "python": False,
+    "requires": False,
+    "requires_same_version": False,
+    "source": True,
+    "checked": True,
+    "confirmed": False,
+    "note": False,
+}
 
 
 def _companion(ctx: Ctx) -> Companion:
@@ -263,16 +418,37 @@ def _companion(ctx: Ctx) -> Companion:
         except InvalidRequirement:
             raise ctx.fail("requires", f"{r!r} is not a PEP 508 requirement") from None
     source, checked, note, confirmed = common_tail(ctx)
-    return Companion(package, versions, ctx.specifier("tensorflow"), bool(ctx.boolean("native")), source, checked,
-                     f"{ctx.label} {package}", ctx.specifier("abi_tensorflow"), ctx.specifier("python"), requires,
-                     ctx.strings("requires_same_version", lambda s: bool(PKG_RE.match(s)), "a package name"),
-                     confirmed, note)
+    return Companion(
+        package,
+        versions,
+        ctx.specifier("tensorflow"),
+        bool(ctx.boolean("native")),
+        source,
+        checked,
+        f"{ctx.label} {package}",
+        ctx.specifier("abi_tensorflow"),
+        ctx.specifier("python"),
+        requires,
+        ctx.strings("requires_same_version", lambda s: bool(PKG_RE.match(s)), "a package name"),
+        confirmed,
+        note,
+    )
 
 
-
-
-MATRIX_TABLES = ("meta", "tensorflow", "cuda", "cuda_major", "forward_compatibility", "compute_capability", "cudnn",
-                 "cudnn_runtime", "tensorflow_rocm", "rocm", "companion", "known_bad_driver") + FACT_TABLES
+MATRIX_TABLES = (
+    "meta",
+    "tensorflow",
+    "cuda",
+    "cuda_major",
+    "forward_compatibility",
+    "compute_capability",
+    "cudnn",
+    "cudnn_runtime",
+    "tensorflow_rocm",
+    "rocm",
+    "companion",
+    "known_bad_driver",
+) + FACT_TABLES
 
 
 def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
@@ -322,9 +498,9 @@ def _no_release_twice(path: str, tf: Sequence[TFRelease]) -> None:
     zero = Version("0")
     # entries by their low bound (unbounded first), each with (low known, low)
     by_low = sorted(((b[0] is not None, b[0] or zero), k) for k, b in enumerate(bounds))
-    active: List[Tuple[Tuple[bool, Version], int]] = []  # heap of ((bounded above, high), entry)
+    active: list[tuple[tuple[bool, Version], int]] = []  # heap of ((bounded above, high), entry)
     nxt = 0
-    first: Optional[Tuple[int, int, int]] = None  # (entry, release index, other entry)
+    first: Optional[tuple[int, int, int]] = None  # (entry, release index, other entry)
     for key, i, j, v in releases:
         while nxt < len(by_low) and (not by_low[nxt][0][0] or by_low[nxt][0][1] <= key):
             k = by_low[nxt][1]
@@ -347,7 +523,7 @@ def _public(text: str) -> Version:
     return Version(Version(text).public)
 
 
-def _bounds(spec: SpecifierSet) -> Tuple[Optional[Version], Optional[Version]]:
+def _bounds(spec: SpecifierSet) -> tuple[Optional[Version], Optional[Version]]:
     """Inclusive (low, high), in public versions (the local label dropped), between which lie the public
     versions of all that `spec` contains; None: unbounded. Loose is fine (a filter: `contains` decides),
     too tight would hide a release matched twice (tests/test_matrix_scale.py checks it against all pairs)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -35,20 +36,20 @@ def _pad(v: Version) -> Version:
 class Matrix:
     path: str
     updated: datetime.date
-    tensorflow: Tuple[TFRelease, ...]
-    cuda: Tuple[CudaToolkit, ...]
-    cuda_majors: Tuple[CudaMajor, ...]
+    tensorflow: tuple[TFRelease, ...]
+    cuda: tuple[CudaToolkit, ...]
+    cuda_majors: tuple[CudaMajor, ...]
     forward_compatibility: Optional[ForwardCompatibility] = None
-    compute_capabilities: Tuple[ComputeCapability, ...] = ()
-    cudnn: Tuple[CudnnRelease, ...] = ()
+    compute_capabilities: tuple[ComputeCapability, ...] = ()
+    cudnn: tuple[CudnnRelease, ...] = ()
     cudnn_runtime: Optional[CudnnRuntime] = None
-    tensorflow_rocm: Tuple[TFRocmRelease, ...] = ()
-    rocm: Tuple[RocmRelease, ...] = ()
-    companions: Tuple[Companion, ...] = ()
-    known_bad_drivers: Tuple[KnownBadDriver, ...] = ()
-    waivers: Tuple[Waiver, ...] = ()
+    tensorflow_rocm: tuple[TFRocmRelease, ...] = ()
+    rocm: tuple[RocmRelease, ...] = ()
+    companions: tuple[Companion, ...] = ()
+    known_bad_drivers: tuple[KnownBadDriver, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
     thresholds: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    overlays: Tuple[str, ...] = ()
+    overlays: tuple[str, ...] = ()
     facts: WorldFacts = WorldFacts()  # sonames, TensorRT, cuDNN sub-libraries, CPU needs, distributions, thresholds
 
     # -- TensorFlow
@@ -72,7 +73,7 @@ class Matrix:
                     best = v if best is None or v > best else best
         return best
 
-    def tf_releases(self) -> List[str]:
+    def tf_releases(self) -> list[str]:
         """Every published release the matrix lists, oldest first."""
         return sorted({r for rel in self.tensorflow for r in rel.releases}, key=Version)
 
@@ -135,9 +136,8 @@ class Matrix:
         major = self.cuda_major_info(major_n)
         full, full_text = (toolkit.min_driver, toolkit.min_driver_text) if toolkit else (None, None)
         floor, floor_text = full, full_text
-        if major is not None and major.min_driver is not None:
-            if floor is None or major.min_driver < floor:
-                floor, floor_text = major.min_driver, major.min_driver_text
+        if major is not None and major.min_driver is not None and (floor is None or major.min_driver < floor):
+            floor, floor_text = major.min_driver, major.min_driver_text
         return DriverNeed(cuda, toolkit, major, full_text, full, floor_text, floor)
 
     # -- GPUs, cuDNN, companions, site facts
@@ -157,15 +157,15 @@ class Matrix:
         except InvalidVersion:
             return None
 
-    def companions_for(self, tf_version: str) -> List[Companion]:
+    def companions_for(self, tf_version: str) -> list[Companion]:
         """Companion entries whose TensorFlow requirement admits `tf_version`."""
         v = Version(tf_version)
         return [c for c in self.companions if c.tensorflow is not None and c.tensorflow.contains(v, prereleases=True)]
 
-    def known_bad(self, driver: str) -> List[KnownBadDriver]:
+    def known_bad(self, driver: str) -> list[KnownBadDriver]:
         return [k for k in self.known_bad_drivers if k.matches(driver)]
 
-    def with_overlay(self, overlay: Overlay) -> "Matrix":
+    def with_overlay(self, overlay: Overlay) -> Matrix:
         """This matrix plus a site overlay's facts (the overlay's thresholds win)."""
         return dataclasses.replace(
             self,
@@ -175,6 +175,6 @@ class Matrix:
             overlays=self.overlays + (overlay.path,),
         )
 
-    def waiver_reasons(self) -> Dict[str, str]:
+    def waiver_reasons(self) -> dict[str, str]:
         """Overlay waivers as `--ignore` prefixes -> reason (the engine shows them as waived)."""
         return {w.rule: f"{w.reason} (site overlay {w.origin})" for w in self.waivers}

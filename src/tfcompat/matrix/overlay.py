@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from typing import Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -36,7 +37,7 @@ class KnownBadDriver:
     versions: SpecifierSet
     reason: str
     severity: str  # "error" or "warning"
-    source: Tuple[str, ...]
+    source: tuple[str, ...]
     checked: datetime.date
     label: str
     origin: str  # the file that states it
@@ -57,15 +58,15 @@ class Waiver:
     checked: datetime.date
     label: str
     origin: str
-    source: Tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Overlay:
     path: str
     updated: datetime.date
-    known_bad_drivers: Tuple[KnownBadDriver, ...] = ()
-    waivers: Tuple[Waiver, ...] = ()
+    known_bad_drivers: tuple[KnownBadDriver, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
     thresholds: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -83,8 +84,9 @@ def known_bad_driver(ctx: Ctx) -> KnownBadDriver:
     severity = ctx.string("severity") or "error"
     if severity not in ("error", "warning", "info"):
         raise ctx.fail("severity", f"{severity!r} must be 'error', 'warning' or 'info'")
-    return KnownBadDriver(versions, ctx.string("reason") or "", severity, ctx.sources(), ctx.date(), ctx.label,
-                          ctx.path)
+    return KnownBadDriver(
+        versions, ctx.string("reason") or "", severity, ctx.sources(), ctx.date(), ctx.label, ctx.path
+    )
 
 
 _WAIVER_KEYS = {"rule": True, "reason": True, "source": False, "checked": True}
@@ -100,7 +102,7 @@ def _waiver(ctx: Ctx) -> Waiver:
 
 
 @functools.lru_cache(maxsize=1)
-def shipped_threshold_keys() -> Tuple[str, ...]:
+def shipped_threshold_keys() -> tuple[str, ...]:
     """The threshold keys of the shipped matrix's [[threshold]] table (what the resource rules read)."""
     path = default_matrix_path()
     doc = load_toml(read_text(path, "matrix"), str(path))
@@ -117,9 +119,11 @@ def parse_overlay(text: str, path: str = "<overlay>", known_thresholds: Optional
         raise MatrixError(f"{path}: [meta] kind must be 'overlay' in a site overlay")
     unknown = [t for t in doc if t not in OVERLAY_TABLES]
     if unknown:
-        raise MatrixError(f"{path}: unknown table {sorted(unknown)[0]!r} (an overlay holds [[known_bad_driver]], "
-                          "[[waiver]] and [thresholds])")
-    thresholds: Dict[str, int] = {}
+        raise MatrixError(
+            f"{path}: unknown table {sorted(unknown)[0]!r} (an overlay holds [[known_bad_driver]], "
+            "[[waiver]] and [thresholds])"
+        )
+    thresholds: dict[str, int] = {}
     ctx = single(path, doc, "thresholds")
     if ctx is not None:
         known = tuple(known_thresholds or ()) or shipped_threshold_keys()

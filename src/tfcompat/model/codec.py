@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 import typing
-from typing import Any, Callable, Dict, List, Tuple, get_type_hints
+from typing import Any, Callable, get_type_hints
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model.environment import SNAPSHOT_VERSION, Environment
@@ -43,11 +43,11 @@ class _Bad(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.path: List[str] = []
+        self.path: list[str] = []
 
 
 Decoder = Callable[[Any, bool], Any]  # (data, lenient) -> value
-_DECODERS: Dict[Any, Decoder] = {}
+_DECODERS: dict[Any, Decoder] = {}
 
 
 def _decoder(cls: Any) -> Decoder:
@@ -63,9 +63,9 @@ def _build_decoder(cls: Any) -> Decoder:
     origin = typing.get_origin(cls)
     args = typing.get_args(cls)
     if origin is typing.Union:  # Optional[X]
-        inner = _decoder([a for a in args if a is not type(None)][0])
+        inner = _decoder(next(a for a in args if a is not type(None)))
         return lambda data, lenient: None if data is None else inner(data, lenient)
-    if origin in (tuple, Tuple):
+    if origin in (tuple, tuple):
         item = _decoder(args[0])
 
         def tuple_of(data: Any, lenient: bool) -> Any:
@@ -82,14 +82,20 @@ def _build_decoder(cls: Any) -> Decoder:
 
         return tuple_of
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
-        fields: List[Tuple[str, Decoder, bool]] = []  # filled on first use: a field's type may be this class
+        fields: list[tuple[str, Decoder, bool]] = []  # filled on first use: a field's type may be this class
         make: Any = cls
 
         def dataclass_of(data: Any, lenient: bool) -> Any:
             if not fields:
                 hints = _hints(make)
-                fields.extend((f.name, _decoder(hints[f.name]), f.default is dataclasses.MISSING
-                               and f.default_factory is dataclasses.MISSING) for f in dataclasses.fields(cls))
+                fields.extend(
+                    (
+                        f.name,
+                        _decoder(hints[f.name]),
+                        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                    )
+                    for f in dataclasses.fields(cls)
+                )
             if not isinstance(data, dict):
                 raise _Bad(f"expected an object, got {type(data).__name__}")
             if not lenient:
@@ -132,15 +138,15 @@ def _build_decoder(cls: Any) -> Decoder:
     raise TypeError(f"no JSON decoding for {cls!r}")  # programmer error
 
 
-_SCALARS: Dict[Any, Tuple[Callable[[Any], bool], str]] = {
+_SCALARS: dict[Any, tuple[Callable[[Any], bool], str]] = {
     bool: (lambda v: isinstance(v, bool), "true/false"),
     int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     str: (lambda v: isinstance(v, str), "a string"),
 }
-_HINTS: Dict[type, Dict[str, Any]] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
 
 
-def _hints(cls: type) -> Dict[str, Any]:
+def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:  # resolved in the class's own module: the model's annotations are strings
         _HINTS[cls] = get_type_hints(cls, vars(sys.modules[cls.__module__]))
     return _HINTS[cls]
@@ -152,8 +158,10 @@ def environment_from_json(data: Any) -> Environment:
     # A full report embeds the environment; accept either.
     if "environment" in data and "schema_version" in data:
         if data["environment"] is None:
-            raise SnapshotError(f"$: a report with status {data.get('status')!r} and no environment (tfcompat could "
-                                "not scan there): nothing to judge")
+            raise SnapshotError(
+                f"$: a report with status {data.get('status')!r} and no environment (tfcompat could "
+                "not scan there): nothing to judge"
+            )
         data = data["environment"]
     version = data.get("snapshot_version") if isinstance(data, dict) else None
     if version != SNAPSHOT_VERSION:
@@ -172,7 +180,7 @@ def read_snapshot(path: str) -> Environment:
         data = json.loads(Root(None).read_bytes(path, "report").decode("utf-8"))
     except OSError as exc:
         why = exc.strerror or str(exc)
-        why = why[len(path) + 2:] if why.startswith(f"{path}: ") else why
+        why = why[len(path) + 2 :] if why.startswith(f"{path}: ") else why
         raise SnapshotError(f"{path}: cannot read snapshot: {why}") from None
     except UnicodeDecodeError:
         raise SnapshotError(f"{path}: not a JSON snapshot (not UTF-8 text)") from None

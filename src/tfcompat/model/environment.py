@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 from tfcompat.model.host import Host
 from tfcompat.model.probe import ProbeResult
@@ -27,7 +27,7 @@ class Unknown:
 class Environment:
     host: Host
     target: Target
-    unknowns: Tuple[Unknown, ...] = ()
+    unknowns: tuple[Unknown, ...] = ()
     tool_version: str = ""
     created: str = ""  # ISO 8601 UTC
     snapshot_version: int = SNAPSHOT_VERSION

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,7 +15,7 @@ class Platform:
     glibc_source: Optional[str] = None
     kernel: Optional[str] = None
     cpu_model: Optional[str] = None
-    cpu_flags: Tuple[str, ...] = ()
+    cpu_flags: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Gpu:
     mig_mode: Optional[bool] = None
     persistence_mode: Optional[bool] = None
     memory_used_mib: Optional[int] = None
-    processes: Tuple[GpuProcess, ...] = ()  # compute processes holding memory on it
+    processes: tuple[GpuProcess, ...] = ()  # compute processes holding memory on it
     ecc_enabled: Optional[bool] = None
     ecc_uncorrected_volatile: Optional[int] = None  # since the last driver load
     ecc_uncorrected_aggregate: Optional[int] = None  # lifetime
@@ -77,7 +77,7 @@ class DriverLibrary:
     path: str  # the file the soname resolves to (symlinks followed)
     version: Optional[str]  # from the file name: libcuda.so.550.54.15 -> 550.54.15
     forward_compat: bool = False  # from a cuda-compat package (…/compat/ directory)
-    shadowed: Tuple[str, ...] = ()  # other copies further down the search path
+    shadowed: tuple[str, ...] = ()  # other copies further down the search path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +87,8 @@ class Driver:
     nvml_driver_version: Optional[str] = None  # nvmlSystemGetDriverVersion
     cuda_driver_version: Optional[str] = None  # newest CUDA the driver supports, "12.4"
     nvml_error: Optional[str] = None  # NVML's error name when it failed, e.g. "NVML_ERROR_LIB_RM_VERSION_MISMATCH"
-    libraries: Tuple[DriverLibrary, ...] = ()
-    gpu_errors: Tuple[str, ...] = ()  # GPUs NVML could not query: "GPU 2: NVML_ERROR_GPU_IS_LOST (GPU is lost)"
+    libraries: tuple[DriverLibrary, ...] = ()
+    gpu_errors: tuple[str, ...] = ()  # GPUs NVML could not query: "GPU 2: NVML_ERROR_GPU_IS_LOST (GPU is lost)"
 
     @property
     def version(self) -> Optional[str]:
@@ -112,7 +112,7 @@ class AmdGpu:
 class Rocm:
     version: Optional[str]  # user-space ROCm, /opt/rocm/.info/version
     version_source: Optional[str]
-    gpus: Tuple[AmdGpu, ...] = ()
+    gpus: tuple[AmdGpu, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +123,6 @@ class Host:
     node_name_source: Optional[str] = None
     platform: Platform = dataclasses.field(default_factory=Platform)
     driver: Optional[Driver] = None
-    gpus: Tuple[Gpu, ...] = ()
+    gpus: tuple[Gpu, ...] = ()
     rocm: Optional[Rocm] = None
     resources: Optional[Resources] = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,13 +53,13 @@ class ProbeResult:
     failing_step: Optional[str]  # the step that raised, crashed or hung: "import tensorflow_text"
     error: Optional[str]  # the Python-level error ("ImportError: ...") or why the child could not start
     traceback: Optional[str]  # its traceback, or faulthandler's stack for a crash or a hang (capped)
-    steps: Tuple[ProbeStep, ...]
+    steps: tuple[ProbeStep, ...]
     tensorflow_version: Optional[str]  # tf.__version__ as imported
     tensorflow_path: Optional[str]  # tf.__file__ as imported
-    devices: Tuple[ProbeDevice, ...]
-    libraries: Tuple[LoadedLibrary, ...]  # every mapped .so, in load order
+    devices: tuple[ProbeDevice, ...]
+    libraries: tuple[LoadedLibrary, ...]  # every mapped .so, in load order
     libraries_source: str  # "/proc/self/maps at the end of the child", or the parent's last read while it ran
-    log_lines: Tuple[LogLine, ...]
+    log_lines: tuple[LogLine, ...]
     output_tail: str  # the end of the child's stdout+stderr (capped)
     output_bytes: int  # how much it printed in all
     timeout_s: int

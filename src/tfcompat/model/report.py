@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Optional, Tuple
+from typing import Optional
 
 from tfcompat.model.environment import Environment
 
@@ -37,7 +37,7 @@ class Finding:
     name: str
     severity: Severity
     message: str
-    evidence: Tuple[Evidence, ...]
+    evidence: tuple[Evidence, ...]
     remediation: str
     waived: Optional[str] = None  # reason, when an --ignore waived it
 
@@ -65,7 +65,7 @@ class Report:
     exit_code: int  # 0 | 1 | 2
     fail_on: Severity
     matrix: Optional[MatrixInfo]
-    findings: Tuple[Finding, ...]
-    skipped: Tuple[Skip, ...]
-    errors: Tuple[str, ...]  # why tfcompat could not decide (status "error")
+    findings: tuple[Finding, ...]
+    skipped: tuple[Skip, ...]
+    errors: tuple[str, ...]  # why tfcompat could not decide (status "error")
     environment: Optional[Environment]

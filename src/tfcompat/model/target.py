@@ -4,7 +4,7 @@ libraries the loader will pick, custom ops."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,7 +12,7 @@ class PythonInfo:
     executable: Optional[str]
     version: Optional[str]  # "3.11.7"
     implementation: str = "cpython"
-    sys_path: Tuple[str, ...] = ()
+    sys_path: tuple[str, ...] = ()
     source: str = ""  # how we learnt it: "running interpreter", "subprocess: /venv/bin/python", ...
 
 
@@ -22,7 +22,7 @@ class Package:
     version: str
     location: str  # the sys.path entry (site-packages dir) it was found in
     metadata_path: str
-    requires: Tuple[str, ...] = ()  # raw Requires-Dist lines
+    requires: tuple[str, ...] = ()  # raw Requires-Dist lines
     requires_python: Optional[str] = None
     display_name: str = ""
 
@@ -38,12 +38,12 @@ class TensorFlowBuild:
     build_info_path: Optional[str]
     cuda_version: Optional[str] = None
     cudnn_version: Optional[str] = None
-    compute_capabilities: Tuple[str, ...] = ()
+    compute_capabilities: tuple[str, ...] = ()
     is_cuda_build: Optional[bool] = None
     is_rocm_build: Optional[bool] = None
     is_tensorrt_build: Optional[bool] = None
     cpu_compiler: Optional[str] = None
-    wheel_tags: Tuple[str, ...] = ()
+    wheel_tags: tuple[str, ...] = ()
     wheel_path: Optional[str] = None
     metadata_path: Optional[str] = None
 
@@ -73,9 +73,9 @@ class LibraryResolution:
     purpose: str
     requested_by: Optional[str]  # the calling object whose search path applies
     found: Optional[LibraryCopy]  # the winner; None: not found
-    others: Tuple[LibraryCopy, ...] = ()  # other copies: later on the search path, or installed off it
-    missing_deps: Tuple[str, ...] = ()  # "libnvJitLink.so.12 (needed by /.../libcusolver.so.11)"
-    other_sonames: Tuple[str, ...] = ()  # "libcudnn.so.8 in /usr/lib/x86_64-linux-gnu (ld.so.cache)"
+    others: tuple[LibraryCopy, ...] = ()  # other copies: later on the search path, or installed off it
+    missing_deps: tuple[str, ...] = ()  # "libnvJitLink.so.12 (needed by /.../libcusolver.so.11)"
+    other_sonames: tuple[str, ...] = ()  # "libcudnn.so.8 in /usr/lib/x86_64-linux-gnu (ld.so.cache)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +84,11 @@ class VersionNeedCheck:
 
     object: str  # TF's own object (or a library it loads)
     library: str  # the DT_NEEDED name: "libstdc++.so.6"
-    needed: Tuple[str, ...]  # from .gnu.version_r
+    needed: tuple[str, ...]  # from .gnu.version_r
     provider: Optional[str]  # the file the loader picks for it; None: not found
     provider_found_via: Optional[str]
-    missing: Tuple[str, ...] = ()  # needed versions the provider's .gnu.version_d does not define
-    provider_highest: Tuple[str, ...] = ()  # the provider's highest version of each needed family
+    missing: tuple[str, ...] = ()  # needed versions the provider's .gnu.version_d does not define
+    provider_highest: tuple[str, ...] = ()  # the provider's highest version of each needed family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,14 +99,14 @@ class NativeLibraries:
     caller_source: str
     executable: Optional[str] = None  # the interpreter, whose DT_NEEDED closure is loaded first
     ld_library_path: Optional[str] = None  # host only; never read under --root
-    ld_preload: Tuple[str, ...] = ()  # LD_PRELOAD and /etc/ld.so.preload entries
+    ld_preload: tuple[str, ...] = ()  # LD_PRELOAD and /etc/ld.so.preload entries
     ld_so_cache: Optional[str] = None  # "/etc/ld.so.cache (new format, 536 entries)"
     ld_so_cache_problem: Optional[str] = None
-    default_dirs: Tuple[str, ...] = ()
-    hwcaps: Tuple[str, ...] = ()  # glibc-hwcaps subdirectories searched
-    libraries: Tuple[LibraryResolution, ...] = ()
-    abi: Tuple[VersionNeedCheck, ...] = ()
-    cpu_instructions: Tuple[str, ...] = ()  # /proc/cpuinfo flag names the build needs ("avx")
+    default_dirs: tuple[str, ...] = ()
+    hwcaps: tuple[str, ...] = ()  # glibc-hwcaps subdirectories searched
+    libraries: tuple[LibraryResolution, ...] = ()
+    abi: tuple[VersionNeedCheck, ...] = ()
+    cpu_instructions: tuple[str, ...] = ()  # /proc/cpuinfo flag names the build needs ("avx")
     cpu_instructions_source: str = ""
 
 
@@ -118,16 +118,16 @@ class CustomOp:
     path: str
     ok: bool
     problem: Optional[str] = None  # why it could not be checked
-    missing_libraries: Tuple[str, ...] = ()  # DT_NEEDED entries that resolve nowhere
-    missing_versions: Tuple[str, ...] = ()  # "GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/...)"
+    missing_libraries: tuple[str, ...] = ()  # DT_NEEDED entries that resolve nowhere
+    missing_versions: tuple[str, ...] = ()  # "GLIBCXX_3.4.30 (libstdc++.so.6: /usr/lib/...)"
     undefined_count: int = 0  # non-weak undefined symbols nothing in scope defines
-    undefined: Tuple[str, ...] = ()  # the first few, mangled (TF, abseil and C API names first)
-    demangled: Tuple[str, ...] = ()  # the same, demangled where c++filt was available
-    reasons: Tuple[str, ...] = ()  # prose written by tfcompat <= 0.1.0 scans; empty now: rules explain
-    abseil: Tuple[str, ...] = ()  # abseil LTS namespaces the missing names come from
+    undefined: tuple[str, ...] = ()  # the first few, mangled (TF, abseil and C API names first)
+    demangled: tuple[str, ...] = ()  # the same, demangled where c++filt was available
+    reasons: tuple[str, ...] = ()  # prose written by tfcompat <= 0.1.0 scans; empty now: rules explain
+    abseil: tuple[str, ...] = ()  # abseil LTS namespaces the missing names come from
     build_id: Optional[str] = None  # GNU build-id: identifies the build across nodes
-    namespaces: Tuple[str, ...] = ()  # C++ namespaces of the missing names: tensorflow, tsl, xla, absl
-    c_api: Tuple[str, ...] = ()  # missing TensorFlow C API names (TF_*), the first few in symbol-table order
+    namespaces: tuple[str, ...] = ()  # C++ namespaces of the missing names: tensorflow, tsl, xla, absl
+    c_api: tuple[str, ...] = ()  # missing TensorFlow C API names (TF_*), the first few in symbol-table order
     old_string_abi: bool = False  # references the pre-C++11 std::string ABI (_ZNSs*, _ZNKSs*)
 
 
@@ -137,9 +137,9 @@ class Target:
 
     root: Optional[str] = None  # --root sysroot, if any
     python: PythonInfo = dataclasses.field(default_factory=lambda: PythonInfo(None, None))
-    site_packages: Tuple[str, ...] = ()
-    packages: Tuple[Package, ...] = ()
-    shadowed_packages: Tuple[Package, ...] = ()  # same name found again later on sys.path
-    tensorflow: Tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
+    site_packages: tuple[str, ...] = ()
+    packages: tuple[Package, ...] = ()
+    shadowed_packages: tuple[Package, ...] = ()  # same name found again later on sys.path
+    tensorflow: tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
     native: Optional[NativeLibraries] = None  # CUDA/cuDNN/... libraries TF will load (issue 4)
-    custom_ops: Tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
+    custom_ops: tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol

@@ -22,7 +22,8 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
 from tfcompat.probes.budget import UNLIMITED, Budget
@@ -32,26 +33,42 @@ from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
 
 # What marks an object as a TensorFlow plugin: it needs one of these.
-TF_LIBRARIES = ("libtensorflow_framework.so.2", "libtensorflow_framework.so.1", "libtensorflow_framework.so",
-                "libtensorflow_cc.so.2", "_pywrap_tensorflow_internal.so", "libtensorflow.so.2")
+TF_LIBRARIES = (
+    "libtensorflow_framework.so.2",
+    "libtensorflow_framework.so.1",
+    "libtensorflow_framework.so",
+    "libtensorflow_cc.so.2",
+    "_pywrap_tensorflow_internal.so",
+    "libtensorflow.so.2",
+)
 # TF's core objects, in the order `import tensorflow` loads them RTLD_GLOBAL (relative to the package dir).
-TF_CORE = ("python/_pywrap_tensorflow_internal.so", "python/lib_pywrap_tensorflow_common.so",
-           "libtensorflow_cc.so.2", "libtensorflow_framework.so.2", "libtensorflow_framework.so.1")
+TF_CORE = (
+    "python/_pywrap_tensorflow_internal.so",
+    "python/lib_pywrap_tensorflow_common.so",
+    "libtensorflow_cc.so.2",
+    "libtensorflow_framework.so.2",
+    "libtensorflow_framework.so.1",
+)
 MAX_NAMES = 8  # missing symbols kept per object, in the report
 _SO = re.compile(r"\.so(\.\d+)*$")
 _ABSL = re.compile(r"4absl(\d+)(lts_\d{8})")
 _PYTHON_API = re.compile(r"^_?Py")
 
 
-def op_files(pattern: str) -> List[str]:
+def op_files(pattern: str) -> list[str]:
     """The files an --op path or glob names (the CLI refuses one that names none)."""
     if any(c in pattern for c in "*?["):
         return sorted(glob.glob(pattern))
     return [pattern] if os.path.isfile(pattern) else []
 
 
-def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra: Sequence[str] = (),
-             root: Optional[Root] = None, budget: Budget = UNLIMITED) -> Tuple[List[Tuple[str, str]], List[Unknown]]:
+def discover(
+    packages: Sequence[Package],
+    tf_distributions: Iterable[str],
+    extra: Sequence[str] = (),
+    root: Optional[Root] = None,
+    budget: Budget = UNLIMITED,
+) -> tuple[list[tuple[str, str]], list[Unknown]]:
     """[(owner, real path)] of every ELF object that needs TensorFlow's libraries, outside TF itself.
 
     Each package's files come from its RECORD (or installed-files.txt) read through `root`: an absolute
@@ -59,14 +76,19 @@ def discover(packages: Sequence[Package], tf_distributions: Iterable[str], extra
     "--op"). When `budget` runs out, the packages not looked at are named in an Unknown."""
     root = root or Root(None)
     skip = set(tf_distributions)
-    found: List[Tuple[str, str]] = []
-    unknowns: List[Unknown] = []
+    found: list[tuple[str, str]] = []
+    unknowns: list[Unknown] = []
     seen = set()
     todo = [p for p in packages if p.name not in skip]
     for n, pkg in enumerate(todo):
         if budget.expired():
-            unknowns.append(Unknown("custom_ops", f"{budget.reason}: the files of {len(todo) - n} of {len(todo)} "
-                                                  f"packages were not looked at (from {pkg.name})"))
+            unknowns.append(
+                Unknown(
+                    "custom_ops",
+                    f"{budget.reason}: the files of {len(todo) - n} of {len(todo)} "
+                    f"packages were not looked at (from {pkg.name})",
+                )
+            )
             break
         files, why = record_files(pkg, root, keep=lambda rel: bool(_SO.search(rel)))
         if why:
@@ -105,7 +127,7 @@ def build_id(path: str) -> Optional[str]:
         return None
 
 
-def demangle(names: Sequence[str]) -> Dict[str, str]:
+def demangle(names: Sequence[str]) -> dict[str, str]:
     """Demangled names via c++filt (a child process), or {} when it is not installed."""
     tool = shutil.which("c++filt")
     mangled = [n for n in names if n.startswith("_Z")]
@@ -123,7 +145,7 @@ class _Providers:
     """Open ElfFiles of the objects in scope, kept open across plugins (hash lookups only)."""
 
     def __init__(self):
-        self._open: Dict[str, Optional[ElfFile]] = {}
+        self._open: dict[str, Optional[ElfFile]] = {}
 
     def get(self, obj: LoadedObject) -> Optional[ElfFile]:
         if obj.host_path not in self._open:
@@ -140,7 +162,7 @@ class _Providers:
         self._open.clear()
 
 
-def _closure(obj: LoadedObject) -> List[LoadedObject]:
+def _closure(obj: LoadedObject) -> list[LoadedObject]:
     """`obj` and its DT_NEEDED closure, breadth first (the plugin's own scope)."""
     out, seen, queue = [], set(), [obj]
     while queue:
@@ -167,23 +189,34 @@ def _defined(elf: Optional[ElfFile], name: str, version: Optional[str]) -> bool:
 class CustomOpChecker:
     """The modelled process after `import tensorflow`; checks plugins against it."""
 
-    def __init__(self, root: Root, tf: TensorFlowBuild, python_executable: Optional[str], cpu_flags=(),
-                 environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None):
+    def __init__(
+        self,
+        root: Root,
+        tf: TensorFlowBuild,
+        python_executable: Optional[str],
+        cpu_flags=(),
+        environ: Optional[Mapping[str, str]] = None,
+        loader_config: Optional[LoaderConfig] = None,
+    ):
         self.root = root
         if loader_config is None:  # a caller outside scan(): build the target's loader model here
             executable = root.display(python_executable) if python_executable else None
             environ = (os.environ if environ is None else environ) if root.is_host else None
             loader_config = LoaderConfig.for_target(root, executable, environ, cpu_flags)
         self.loader = Loader(loader_config)  # this process model's own state; the config is shared
-        self.unknowns: List[Unknown] = []
+        self.unknowns: list[Unknown] = []
         exe = self.loader.load_executable()
         if exe is None:
-            self.unknowns.append(Unknown("custom_ops.python", "the python executable could not be read, so libpython "
-                                                              "symbols are assumed present"))
+            self.unknowns.append(
+                Unknown(
+                    "custom_ops.python",
+                    "the python executable could not be read, so libpython symbols are assumed present",
+                )
+            )
         # Without the interpreter (--site-packages alone), libpython's symbols cannot be looked up:
         # assume they are there rather than flag every pybind module.
         self.assume_python = exe is None
-        self.global_scope: List[LoadedObject] = _closure(exe) if exe else []
+        self.global_scope: list[LoadedObject] = _closure(exe) if exe else []
         core = []
         for rel in TF_CORE:
             path = os.path.join(tf.package_dir or "", rel)
@@ -207,11 +240,11 @@ class CustomOpChecker:
         missing_libs = tuple(sorted({name for name, _by in self.loader.missing_deps(plugin)}))
         own = _closure(plugin)
         scope = self.global_scope + [o for o in own if o not in self.global_scope]
-        by_soname: Dict[str, LoadedObject] = {}
+        by_soname: dict[str, LoadedObject] = {}
         for o in scope:
             by_soname.setdefault(o.elf.soname or os.path.basename(o.path), o)
         # Version needs: each names the file that must define it.
-        version_missing: List[str] = []
+        version_missing: list[str] = []
         for need in plugin.elf.version_needs:
             provider = by_soname.get(need.file)
             if provider is None:
@@ -222,13 +255,13 @@ class CustomOpChecker:
                     version_missing.append(f"{v} ({need.file}: {provider.real})")
         # glibc matches a versioned reference by version name anywhere in the scope (the file named in
         # .gnu.version_r is only checked for defining the version, above); try the named files first.
-        version_files: Dict[str, List[LoadedObject]] = {}
+        version_files: dict[str, list[LoadedObject]] = {}
         for need in plugin.elf.version_needs:
             if need.file in by_soname:
                 for v in need.versions:
                     version_files.setdefault(v, []).append(by_soname[need.file])
         others = [o for o in scope if o is not plugin]
-        undefined: List[str] = []
+        undefined: list[str] = []
         count = 0
         lacking = {v.split(" ")[0] for v in version_missing}
         tf_like = re.compile(r"^(TF_|_ZN?K?\d*(10tensorflow|3tsl|3xla|4absl))")
@@ -256,25 +289,35 @@ class CustomOpChecker:
         shown = _interesting_first(undefined)[:MAX_NAMES]
         names = demangle(shown)
         return CustomOp(
-            owner=owner, path=path, ok=not (missing_libs or version_missing or count),
-            missing_libraries=missing_libs, missing_versions=tuple(version_missing), undefined_count=count,
-            undefined=tuple(shown), demangled=tuple(names.get(n, n) for n in shown),
-            abseil=tuple(absl), build_id=plugin_build_id, namespaces=namespaces(undefined),
-            c_api=c_api_names(undefined), old_string_abi=uses_old_string_abi([s.name for s in symbols]),
+            owner=owner,
+            path=path,
+            ok=not (missing_libs or version_missing or count),
+            missing_libraries=missing_libs,
+            missing_versions=tuple(version_missing),
+            undefined_count=count,
+            undefined=tuple(shown),
+            demangled=tuple(names.get(n, n) for n in shown),
+            abseil=tuple(absl),
+            build_id=plugin_build_id,
+            namespaces=namespaces(undefined),
+            c_api=c_api_names(undefined),
+            old_string_abi=uses_old_string_abi([s.name for s in symbols]),
         )
 
     def close(self) -> None:
         self.providers.close()
 
 
-def _interesting_first(names: List[str]) -> List[str]:
+def _interesting_first(names: list[str]) -> list[str]:
     """TF / abseil / C API names before the rest, so the report shows the cause, not noise."""
+
     def key(n: str) -> int:
         if n.startswith("TF_") or "10tensorflow" in n or "3tsl" in n:
             return 0
         if "4absl" in n:
             return 1
         return 2
+
     return sorted(names, key=key)
 
 
@@ -282,12 +325,12 @@ def _interesting_first(names: List[str]) -> List[str]:
 _NAMESPACES = (("tensorflow", "10tensorflow"), ("tsl", "3tsl"), ("xla", "3xla"), ("absl", "4absl"))
 
 
-def namespaces(missing: Sequence[str]) -> Tuple[str, ...]:
+def namespaces(missing: Sequence[str]) -> tuple[str, ...]:
     """The C++ namespaces (tensorflow, tsl, xla, absl) that the missing names belong to."""
     return tuple(ns for ns, token in _NAMESPACES if any(token in n for n in missing))
 
 
-def c_api_names(missing: Sequence[str]) -> Tuple[str, ...]:
+def c_api_names(missing: Sequence[str]) -> tuple[str, ...]:
     """Missing TensorFlow C API names (TF_*), in symbol-table order, the first few."""
     return tuple(n for n in missing if n.startswith("TF_"))[:MAX_NAMES]
 
@@ -297,11 +340,18 @@ def uses_old_string_abi(all_undefined: Sequence[str]) -> bool:
     return any(n.startswith(("_ZNSs", "_ZNKSs")) for n in all_undefined)
 
 
-def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
-                     tf_distributions: Iterable[str], python_executable: Optional[str],
-                     ops: Sequence[str] = (), cpu_flags=(), environ: Optional[Mapping[str, str]] = None,
-                     loader_config: Optional[LoaderConfig] = None, budget: Budget = UNLIMITED
-                     ) -> Tuple[Tuple[CustomOp, ...], List[Unknown]]:
+def probe_custom_ops(
+    root: Root,
+    tf: Optional[TensorFlowBuild],
+    packages: Sequence[Package],
+    tf_distributions: Iterable[str],
+    python_executable: Optional[str],
+    ops: Sequence[str] = (),
+    cpu_flags=(),
+    environ: Optional[Mapping[str, str]] = None,
+    loader_config: Optional[LoaderConfig] = None,
+    budget: Budget = UNLIMITED,
+) -> tuple[tuple[CustomOp, ...], list[Unknown]]:
     found, unknowns = discover(packages, tf_distributions, ops, root, budget)
     if not found:
         return (), unknowns
@@ -310,12 +360,17 @@ def probe_custom_ops(root: Root, tf: Optional[TensorFlowBuild], packages: Sequen
     if budget.expired():
         return (), unknowns + [Unknown("custom_ops", f"{budget.reason}: {len(found)} plugins found, none checked")]
     checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ, loader_config)
-    results: List[CustomOp] = []
+    results: list[CustomOp] = []
     try:
         for n, (owner, path) in enumerate(found):
             if budget.expired():
-                unknowns.append(Unknown("custom_ops", f"{budget.reason}: {len(found) - n} of {len(found)} plugins "
-                                                      f"not checked (from {root.display(path)})"))
+                unknowns.append(
+                    Unknown(
+                        "custom_ops",
+                        f"{budget.reason}: {len(found) - n} of {len(found)} plugins "
+                        f"not checked (from {root.display(path)})",
+                    )
+                )
                 break
             try:
                 results.append(checker.check(owner, path))

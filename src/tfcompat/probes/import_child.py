@@ -58,7 +58,7 @@ def _setup():
         pass
 
 
-class Channel(object):
+class Channel:
     def __init__(self, fd, ack=None):
         self.fd = fd
         self.ack = ack
@@ -171,12 +171,15 @@ def run(channel, companions=COMPANIONS):
 
         def import_companion(name=name):
             module = importlib.import_module(name)
-            return {"version": str(getattr(module, "__version__", "") or ""),
-                    "file": str(getattr(module, "__file__", "") or "")}, module
+            return {
+                "version": str(getattr(module, "__version__", "") or ""),
+                "file": str(getattr(module, "__file__", "") or ""),
+            }, module
 
         _step(channel, step, import_companion)
 
     if ok:
+
         def list_devices():
             config = getattr(tf, "config", None)
             if config is None or not hasattr(config, "list_physical_devices"):
@@ -194,6 +197,7 @@ def run(channel, companions=COMPANIONS):
         ok_dev, devices = _step(channel, "list physical devices", list_devices)
         gpus = [d for d in devices or () if d.device_type == "GPU"]
         for index, _gpu in enumerate(gpus):
+
             def tiny_op(index=index):
                 with tf.device("/GPU:%d" % index):
                     a = tf.constant([[1.0, 2.0], [3.0, 4.0]])

@@ -26,8 +26,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Optional
 
 from tfcompat.model import ProbeResult, PythonInfo, TensorFlowBuild, Unknown
 from tfcompat.probes.importprobe_result import (  # noqa: F401  (parse_maps, OUTPUT_TAIL, ...: their old import path)
@@ -57,16 +58,18 @@ def _no_core_dumps() -> None:  # pragma: no cover - runs in the child between fo
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def child_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def child_environment(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """The job's environment (LD_LIBRARY_PATH, CUDA_VISIBLE_DEVICES, ... are what we want to test), plus
     faulthandler, unbuffered output, no bytecode written into the target, and every TF log line."""
     env = dict(os.environ if environ is None else environ)
-    env.update({
-        "PYTHONFAULTHANDLER": "1",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "0",
-    })
+    env.update(
+        {
+            "PYTHONFAULTHANDLER": "1",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "0",
+        }
+    )
     # TF logs "Could not load dynamic library" at VLOG(1) of its DSO loader: ask for that module only
     vmodule = [v for v in env.get("TF_CPP_VMODULE", "").split(",") if v and not v.startswith("dso_loader=")]
     env["TF_CPP_VMODULE"] = ",".join(vmodule + ["dso_loader=1"])
@@ -88,11 +91,15 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Optional[Mapping[str, str]] = None,
-                     companions: Optional[Sequence[str]] = None) -> ProbeResult:
+def run_import_probe(
+    python: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    environ: Optional[Mapping[str, str]] = None,
+    companions: Optional[Sequence[str]] = None,
+) -> ProbeResult:
     """Import TensorFlow with `python` in a child process; never raises for what the child does."""
     started = time.monotonic()
-    timeout_s = max(1, int(round(timeout)))
+    timeout_s = max(1, round(timeout))
     source = CHILD_SOURCE_PATH.read_text(encoding="utf-8")
     collector = Collector(read_maps)  # loads the pattern table: fails, if it must, before a child exists
     read_fd, write_fd = os.pipe()
@@ -101,9 +108,15 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
     try:
         proc = subprocess.Popen(
             [python, "-X", "faulthandler", "-c", source] + argv,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(write_fd, ack_read), start_new_session=True, preexec_fn=_no_core_dumps,
-            cwd="/", env=child_environment(environ), close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd, ack_read),
+            start_new_session=True,
+            preexec_fn=_no_core_dumps,
+            cwd="/",
+            env=child_environment(environ),
+            close_fds=True,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         for fd in (read_fd, write_fd, ack_read, ack_write):
@@ -141,12 +154,22 @@ def run_import_probe(python: str, timeout: float = DEFAULT_TIMEOUT, environ: Opt
     return build_result(python, proc.returncode, timed_out, unkillable, proc.pid, collector, timeout_s, started)
 
 
-def probe_import(root, python: PythonInfo, tf_builds: Sequence[TensorFlowBuild], timeout: float = DEFAULT_TIMEOUT,
-                 environ: Optional[Mapping[str, str]] = None) -> Tuple[Optional[ProbeResult], List[Unknown]]:
+def probe_import(
+    root,
+    python: PythonInfo,
+    tf_builds: Sequence[TensorFlowBuild],
+    timeout: float = DEFAULT_TIMEOUT,
+    environ: Optional[Mapping[str, str]] = None,
+) -> tuple[Optional[ProbeResult], list[Unknown]]:
     """For scan(): run the probe where it can run, else say why (Unknown "probe")."""
     if root is not None and not root.is_host:
-        return None, [Unknown("probe", f"not run: --root {root.root} is an image; tfcompat runs no interpreter "
-                                       "from an image (probe the node or the container itself)")]
+        return None, [
+            Unknown(
+                "probe",
+                f"not run: --root {root.root} is an image; tfcompat runs no interpreter "
+                "from an image (probe the node or the container itself)",
+            )
+        ]
     if not python.executable:
         return None, [Unknown("probe", "not run: no interpreter to run (--site-packages only); pass --python")]
     if not tf_builds:
@@ -193,7 +216,7 @@ def _drain(out_fd: int, marker_fd: int, collector: Collector, limit: float, quie
         sel.close()
 
 
-def _dispatch(sel: "selectors.BaseSelector", ready) -> None:
+def _dispatch(sel: selectors.BaseSelector, ready) -> None:
     """Hand what each ready pipe holds to its collector; a closed pipe leaves the selector."""
     for key, _ in ready:
         data = os.read(key.fd, 65536)

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import time
-from typing import Dict, List, Optional
+from typing import Optional
 
 from tfcompat.model import LoadedLibrary, ProbeDevice, ProbeResult, ProbeStep
 from tfcompat.probes.logpatterns import LineClassifier
@@ -51,12 +51,12 @@ class Collector:
         self.output_bytes = 0
         self._partial = b""
         self._marker_partial = b""
-        self.steps: List[_Step] = []
+        self.steps: list[_Step] = []
         self.tf_version: Optional[str] = None
         self.tf_path: Optional[str] = None
-        self.devices: List[ProbeDevice] = []
-        self.final_maps: Optional[List[str]] = None
-        self.last_maps: Optional[List[str]] = None
+        self.devices: list[ProbeDevice] = []
+        self.final_maps: Optional[list[str]] = None
+        self.last_maps: Optional[list[str]] = None
         self.last_maps_at: Optional[str] = None
         self.done = False
 
@@ -136,14 +136,15 @@ class Collector:
             step.detail = " ".join(x for x in (str(version or ""), f"from {path}" if path else "") if x) or None
         elif step.name == "list physical devices":
             devices = data.get("devices") or []
-            self.devices = [ProbeDevice(str(d.get("name", "?")), str(d.get("type", "?")))
-                            for d in devices if isinstance(d, dict)]
+            self.devices = [
+                ProbeDevice(str(d.get("name", "?")), str(d.get("type", "?"))) for d in devices if isinstance(d, dict)
+            ]
             step.detail = ", ".join(d.name for d in self.devices) or "no devices"
         else:
             step.detail = str(data.get("device") or "") or None
 
 
-def read_maps(pid: int) -> Optional[List[str]]:
+def read_maps(pid: int) -> Optional[list[str]]:
     """Shared objects mapped in process `pid`, once each, in address order (None if unreadable)."""
     try:
         with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as fh:
@@ -153,9 +154,9 @@ def read_maps(pid: int) -> Optional[List[str]]:
     return parse_maps(text)
 
 
-def parse_maps(text: str) -> List[str]:
+def parse_maps(text: str) -> list[str]:
     # import_child.py reads its own maps the same way: it runs in the target interpreter, without tfcompat
-    seen: Dict[str, None] = {}
+    seen: dict[str, None] = {}
     for line in text.splitlines():
         parts = line.split(None, 5)
         if len(parts) < 6:
@@ -170,9 +171,23 @@ def parse_maps(text: str) -> List[str]:
 
 def not_started(python: str, reason: str, timeout_s: int, started: float) -> ProbeResult:
     return ProbeResult(
-        python=python, outcome="not-started", exit_code=None, signal=None, failing_step=None, error=reason,
-        traceback=None, steps=(), tensorflow_version=None, tensorflow_path=None, devices=(), libraries=(),
-        libraries_source="", log_lines=(), output_tail="", output_bytes=0, timeout_s=timeout_s,
+        python=python,
+        outcome="not-started",
+        exit_code=None,
+        signal=None,
+        failing_step=None,
+        error=reason,
+        traceback=None,
+        steps=(),
+        tensorflow_version=None,
+        tensorflow_path=None,
+        devices=(),
+        libraries=(),
+        libraries_source="",
+        log_lines=(),
+        output_tail="",
+        output_bytes=0,
+        timeout_s=timeout_s,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
 
@@ -180,11 +195,19 @@ def not_started(python: str, reason: str, timeout_s: int, started: float) -> Pro
 def fault_stack(output: str) -> Optional[str]:
     """faulthandler's report ("Fatal Python error: ..." or a SIGUSR1 dump) from the end of the output."""
     found = [i for i in (output.find(m) for m in ("Fatal Python error:", "Current thread 0x", "Thread 0x")) if i >= 0]
-    return output[min(found):][:TRACEBACK_CAP] if found else None
+    return output[min(found) :][:TRACEBACK_CAP] if found else None
 
 
-def build_result(python: str, returncode: Optional[int], timed_out: bool, unkillable: bool, pid: int,
-            c: Collector, timeout_s: int, started: float) -> ProbeResult:
+def build_result(
+    python: str,
+    returncode: Optional[int],
+    timed_out: bool,
+    unkillable: bool,
+    pid: int,
+    c: Collector,
+    timeout_s: int,
+    started: float,
+) -> ProbeResult:
     output = c.output.decode("utf-8", "replace")
     running = [s for s in c.steps if s.status == "running"]
     errors = [s for s in c.steps if s.status == "error"]

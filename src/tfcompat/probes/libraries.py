@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -54,19 +55,26 @@ from tfcompat.probes.native.loader import (
 from tfcompat.probes.rootfs import Root
 
 # The functions whose dlopen() is TF's: the object that defines one is the caller the loader searches for.
-_DLOPEN_WRAPPERS = ("_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv",
-                    "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv")
+_DLOPEN_WRAPPERS = (
+    "_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv",
+    "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The probe.
 
 
-def _tf_objects(loader: Loader, package_dir: str) -> List[str]:
+def _tf_objects(loader: Loader, package_dir: str) -> list[str]:
     """TF's own shared objects (inside-root paths), in the order `import tensorflow` loads them."""
-    names = ("python/_pywrap_tensorflow_internal.so", "python/lib_pywrap_tensorflow_common.so",
-             "libtensorflow_cc.so.2", "libtensorflow_framework.so.2", "libtensorflow_framework.so.1",
-             "libtensorflow_framework.so")
+    names = (
+        "python/_pywrap_tensorflow_internal.so",
+        "python/lib_pywrap_tensorflow_common.so",
+        "libtensorflow_cc.so.2",
+        "libtensorflow_framework.so.2",
+        "libtensorflow_framework.so.1",
+        "libtensorflow_framework.so",
+    )
     inside = loader.root.display(package_dir)
     out = []
     for n in names:
@@ -75,7 +83,7 @@ def _tf_objects(loader: Loader, package_dir: str) -> List[str]:
     return out
 
 
-def _dlopen_caller(loader: Loader, objects: Sequence[str]) -> Tuple[Optional[str], str]:
+def _dlopen_caller(loader: Loader, objects: Sequence[str]) -> tuple[Optional[str], str]:
     """The TF object whose dlopen() loads the CUDA libraries: the one defining TF's LoadDynamicLibrary."""
     for path in objects:
         host = loader.host(path)
@@ -95,12 +103,13 @@ def _dlopen_caller(loader: Loader, objects: Sequence[str]) -> Tuple[Optional[str
 
 
 def _demangle(sym: str) -> str:
-    return {"_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv": "tsl::internal::LoadDynamicLibrary(char const*, void**)",
-            "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv":
-                "tensorflow::internal::LoadDynamicLibrary(char const*, void**)"}.get(sym, sym)
+    return {
+        "_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv": "tsl::internal::LoadDynamicLibrary(char const*, void**)",
+        "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv": "tensorflow::internal::LoadDynamicLibrary(char const*, void**)",
+    }.get(sym, sym)
 
 
-def _wheel_lib_dirs(loader: Loader, root: Root, site_dirs: Sequence[str]) -> List[str]:
+def _wheel_lib_dirs(loader: Loader, root: Root, site_dirs: Sequence[str]) -> list[str]:
     """Inside-root dirs where nvidia-*/tensorrt wheels put libraries: <site>/nvidia/*/lib, <site>/tensorrt*."""
     out = []
     for site in site_dirs:
@@ -115,20 +124,30 @@ def _wheel_lib_dirs(loader: Loader, root: Root, site_dirs: Sequence[str]) -> Lis
 
 
 class _Probe:
-    def __init__(self, root: Root, tf: TensorFlowBuild, packages: Sequence[Package], site_dirs: Sequence[str],
-                 loader: Loader):
+    def __init__(
+        self, root: Root, tf: TensorFlowBuild, packages: Sequence[Package], site_dirs: Sequence[str], loader: Loader
+    ):
         self.root, self.tf, self.loader = root, tf, loader
         self.versions = LibraryVersions(root, packages, site_dirs)
         self.wheel_dirs = _wheel_lib_dirs(loader, root, site_dirs)
 
     def copy(self, c: Candidate, name: str, soname: str) -> LibraryCopy:
         version, source, dist = self.versions.of(name, soname, c.host_path)
-        return LibraryCopy(path=c.path, real_path=c.real, found_via=c.step, search_entry=c.written,
-                           owner=c.owner, version=version, version_source=source, distribution=dist,
-                           problem=c.problem)
+        return LibraryCopy(
+            path=c.path,
+            real_path=c.real,
+            found_via=c.step,
+            search_entry=c.written,
+            owner=c.owner,
+            version=version,
+            version_source=source,
+            distribution=dist,
+            problem=c.problem,
+        )
 
-    def resolve(self, spec: LibrarySpec, caller: Optional[LoadedObject], first_names: Sequence[str] = ()
-                ) -> Tuple[LibraryResolution, Optional[LoadedObject]]:
+    def resolve(
+        self, spec: LibrarySpec, caller: Optional[LoadedObject], first_names: Sequence[str] = ()
+    ) -> tuple[LibraryResolution, Optional[LoadedObject]]:
         """dlopen(spec.soname) from `caller`; `first_names` are tried before it (cuDNN's versioned names),
         the spec's fallbacks after it (TF's DsoLoader tries libcupti.so when libcupti.so.12 fails)."""
         names = list(first_names) + [spec.soname] + list(spec.fallbacks)
@@ -137,11 +156,14 @@ class _Probe:
             if lk.winner is not None:
                 break
         found = self.copy(lk.winner, spec.name, spec.soname) if lk.winner is not None else None
-        others = [self.copy(c, spec.name, spec.soname) for c in lk.copies if c is not lk.winner
-                  and (lk.winner is None or c.real != lk.winner.real)]
+        others = [
+            self.copy(c, spec.name, spec.soname)
+            for c in lk.copies
+            if c is not lk.winner and (lk.winner is None or c.real != lk.winner.real)
+        ]
         reals = {c.real for c in lk.copies}
         extra = self.loader.copies_elsewhere(spec.soname, self.wheel_dirs, STEP_OFF_PATH)
-        conf = [d for d in self.loader.cfg.conf_dirs]
+        conf = list(self.loader.cfg.conf_dirs)
         extra += self.loader.copies_elsewhere(spec.soname, conf, STEP_CONF_ONLY)
         for c in extra:
             if c.real not in reals:
@@ -149,24 +171,32 @@ class _Probe:
                 others.append(self.copy(c, spec.name, spec.soname))
         missing = []
         if obj is not None:
-            missing = [f"{n} (needed by {self.root.display(by) if by.startswith('/') else by})"
-                       for n, by in self.loader.missing_deps(obj)]
+            missing = [
+                f"{n} (needed by {self.root.display(by) if by.startswith('/') else by})"
+                for n, by in self.loader.missing_deps(obj)
+            ]
         return LibraryResolution(
-            name=spec.name, soname=spec.soname, role=spec.role, purpose=spec.purpose,
-            requested_by=caller.real if caller else None, found=found, others=tuple(others),
-            missing_deps=tuple(missing), other_sonames=tuple(self.other_sonames(spec.soname, lk)),
+            name=spec.name,
+            soname=spec.soname,
+            role=spec.role,
+            purpose=spec.purpose,
+            requested_by=caller.real if caller else None,
+            found=found,
+            others=tuple(others),
+            missing_deps=tuple(missing),
+            other_sonames=tuple(self.other_sonames(spec.soname, lk)),
         ), obj
 
-    def other_sonames(self, soname: str, lk: Lookup) -> List[str]:
+    def other_sonames(self, soname: str, lk: Lookup) -> list[str]:
         """Other versions of the same library on the search path: 'libcudnn.so.8 in /usr/lib/... (ld.so.cache)'."""
         stem = soname.split(".so.", 1)[0] + ".so."
-        out: List[str] = []
+        out: list[str] = []
         seen = set()
         for sd in lk.searched:
             if sd.path is None:
                 continue
             for entry in sorted(self.loader.listing(sd.path)):
-                if entry.startswith(stem) and entry != soname and entry[len(stem):len(stem) + 1].isdigit():
+                if entry.startswith(stem) and entry != soname and entry[len(stem) : len(stem) + 1].isdigit():
                     key = f"{entry} in {sd.path.rstrip('/')}"
                     if key not in seen:
                         seen.add(key)
@@ -174,8 +204,12 @@ class _Probe:
         cache = self.loader.cfg.cache
         if cache is not None:
             for e in cache.entries:
-                if e.soname.startswith(stem) and e.soname != soname and e.flags == self.loader.flags \
-                        and e.soname[len(stem):len(stem) + 1].isdigit():
+                if (
+                    e.soname.startswith(stem)
+                    and e.soname != soname
+                    and e.flags == self.loader.flags
+                    and e.soname[len(stem) : len(stem) + 1].isdigit()
+                ):
                     key = f"{e.soname} in {posixpath.dirname(e.path)}"
                     if key not in seen:
                         seen.add(key)
@@ -183,8 +217,8 @@ class _Probe:
         return out[:12]
 
 
-def _abi_checks(loader: Loader, objects: Iterable[LoadedObject], root: Root) -> List[VersionNeedCheck]:
-    out: List[VersionNeedCheck] = []
+def _abi_checks(loader: Loader, objects: Iterable[LoadedObject], root: Root) -> list[VersionNeedCheck]:
+    out: list[VersionNeedCheck] = []
     for obj in objects:
         for need in obj.elf.version_needs:
             provider = obj.deps.get(need.file)
@@ -194,11 +228,29 @@ def _abi_checks(loader: Loader, objects: Iterable[LoadedObject], root: Root) -> 
                 defined = set(provider.elf.version_defs)
                 missing = tuple(v for v in need.versions if v not in defined)
                 highest = tuple(_highest(provider.elf.version_defs, v) for v in _families(need.versions))
-                out.append(VersionNeedCheck(obj.real, need.file, tuple(sorted(need.versions, key=_vkey)),
-                                            provider.real, provider.step, missing, tuple(h for h in highest if h)))
+                out.append(
+                    VersionNeedCheck(
+                        obj.real,
+                        need.file,
+                        tuple(sorted(need.versions, key=_vkey)),
+                        provider.real,
+                        provider.step,
+                        missing,
+                        tuple(h for h in highest if h),
+                    )
+                )
             else:
-                out.append(VersionNeedCheck(obj.real, need.file, tuple(sorted(need.versions, key=_vkey)), None,
-                                            None, tuple(need.versions), ()))
+                out.append(
+                    VersionNeedCheck(
+                        obj.real,
+                        need.file,
+                        tuple(sorted(need.versions, key=_vkey)),
+                        None,
+                        None,
+                        tuple(need.versions),
+                        (),
+                    )
+                )
     return out
 
 
@@ -207,12 +259,12 @@ def _is_driver_library(soname: str) -> bool:
     return soname.startswith(("libcuda.so", "libnvidia-", "libnvcuvid", "libcudadebugger"))
 
 
-def _vkey(v: str) -> Tuple:
+def _vkey(v: str) -> tuple:
     prefix, _, num = v.rpartition("_")
     return (prefix, tuple(int(x) if x.isdigit() else 0 for x in num.split(".")))
 
 
-def _families(versions: Iterable[str]) -> List[str]:
+def _families(versions: Iterable[str]) -> list[str]:
     return sorted({v.rpartition("_")[0] for v in versions if "_" in v and v.rpartition("_")[0]})
 
 
@@ -221,18 +273,25 @@ def _highest(defined: Iterable[str], family: str) -> Optional[str]:
     return max(same, key=_vkey) if same else None
 
 
-def _release_of(version: Optional[str]) -> Tuple[int, ...]:
+def _release_of(version: Optional[str]) -> tuple[int, ...]:
     try:
         return Version(version or "").release
     except InvalidVersion:
         return ()
 
 
-def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequence[Package],
-                    site_dirs: Sequence[str], python: PythonInfo, platform: Platform,
-                    environ: Optional[Mapping[str, str]] = None, loader_config: Optional[LoaderConfig] = None,
-                    facts: Optional[WorldFacts] = None, budget: Budget = UNLIMITED
-                    ) -> Tuple[Optional[NativeLibraries], List[Unknown]]:
+def probe_libraries(
+    root: Root,
+    tf: Optional[TensorFlowBuild],
+    packages: Sequence[Package],
+    site_dirs: Sequence[str],
+    python: PythonInfo,
+    platform: Platform,
+    environ: Optional[Mapping[str, str]] = None,
+    loader_config: Optional[LoaderConfig] = None,
+    facts: Optional[WorldFacts] = None,
+    budget: Budget = UNLIMITED,
+) -> tuple[Optional[NativeLibraries], list[Unknown]]:
     """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring).
 
     `loader_config` is the scan's loader model of the target (built once, shared with the other probes);
@@ -243,8 +302,13 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     if tf is None:
         return None, []  # the tensorflow unknown already says why
     if not tf.package_dir or not root.is_dir(root.display(tf.package_dir)):
-        return None, [Unknown("libraries", f"{tf.distribution} {tf.version} has no tensorflow/ package directory in "
-                                           f"{tf.location}: nothing to resolve libraries from")]
+        return None, [
+            Unknown(
+                "libraries",
+                f"{tf.distribution} {tf.version} has no tensorflow/ package directory in "
+                f"{tf.location}: nothing to resolve libraries from",
+            )
+        ]
     environ = environ if root.is_host else None
     if loader_config is None:  # a caller outside scan(): build the target's loader model here
         executable = python.executable if python.executable and python.executable.startswith("/") else None
@@ -252,17 +316,22 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     loader = Loader(loader_config)
     objects = _tf_objects(loader, tf.package_dir)
     if not objects:
-        return None, [Unknown("libraries", f"no libtensorflow_framework.so* or _pywrap_tensorflow_internal.so in "
-                                           f"{tf.package_dir} (not a Linux build of TensorFlow?)")]
+        return None, [
+            Unknown(
+                "libraries",
+                f"no libtensorflow_framework.so* or _pywrap_tensorflow_internal.so in "
+                f"{tf.package_dir} (not a Linux build of TensorFlow?)",
+            )
+        ]
     try:
         read_elf(loader.host(objects[-1]) or objects[-1])
     except ElfError as exc:
         return None, [Unknown("libraries", f"cannot read TensorFlow's own library: {exc}")]
     machine = loader_config.machine
-    unknowns: List[Unknown] = []
+    unknowns: list[Unknown] = []
     exe = loader.load_executable()
     # TF's own objects, as `import tensorflow` dlopen()s them by path, each with its DT_NEEDED closure.
-    loaded_tf: List[LoadedObject] = []
+    loaded_tf: list[LoadedObject] = []
     for path in objects:
         obj = loader.load_path(path, STEP_PATH, parent=exe)
         if obj is not None and obj not in loaded_tf:
@@ -277,11 +346,11 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
     specs, spec_unknowns = tf_library_specs(tf, facts)
     unknowns += spec_unknowns
     probe = _Probe(root, tf, packages, site_dirs, loader)
-    resolutions: List[LibraryResolution] = []
-    lib_objects: List[LoadedObject] = []
+    resolutions: list[LibraryResolution] = []
+    lib_objects: list[LoadedObject] = []
     cudnn_obj: Optional[LoadedObject] = None
     cudnn_major: Optional[int] = None
-    cut: List[str] = []
+    cut: list[str] = []
     for spec in specs:
         if budget.expired():
             cut.append(spec.soname)
@@ -300,24 +369,39 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
             if budget.expired():
                 cut.append(sub)
                 continue
-            short = sub.split(".so")[0][len("lib"):]
+            short = sub.split(".so")[0][len("lib") :]
             # cuDNN 9 asks for libcudnn_ops.so.9.28.0, then .so.9.28, then .so.9 (LD_DEBUG=libs, cuDNN 9.28).
-            first = [f"{sub}.{'.'.join(map(str, parts[1:n]))}" for n in (3, 2)
-                     if cudnn_major >= 9 and len(parts) >= n and parts[0] == cudnn_major]
-            res, obj = probe.resolve(LibrarySpec(short, sub, "cudnn-sublibrary",
-                                                 f"cuDNN sub-library, dlopen()ed by libcudnn.so.{cudnn_major}"),
-                                     cudnn_obj, first)
+            first = [
+                f"{sub}.{'.'.join(map(str, parts[1:n]))}"
+                for n in (3, 2)
+                if cudnn_major >= 9 and len(parts) >= n and parts[0] == cudnn_major
+            ]
+            res, obj = probe.resolve(
+                LibrarySpec(
+                    short, sub, "cudnn-sublibrary", f"cuDNN sub-library, dlopen()ed by libcudnn.so.{cudnn_major}"
+                ),
+                cudnn_obj,
+                first,
+            )
             resolutions.append(res)
             if obj is not None:
                 lib_objects.append(obj)
     if cut:
-        unknowns.append(Unknown("libraries", f"{budget.reason}: {len(cut)} libraries not looked up "
-                                             f"({', '.join(cut[:4])}{', ...' if len(cut) > 4 else ''})"))
+        unknowns.append(
+            Unknown(
+                "libraries",
+                f"{budget.reason}: {len(cut)} libraries not looked up "
+                f"({', '.join(cut[:4])}{', ...' if len(cut) > 4 else ''})",
+            )
+        )
     unknowns += [Unknown("libraries.versions", p) for p in probe.versions.problems]
     # Every need of TF's own objects; for the libraries it loads, only the needs that are not met.
     abi = _abi_checks(loader, loaded_tf, root)
-    abi += [c for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)
-            if c.missing and not _is_driver_library(c.library)]
+    abi += [
+        c
+        for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)
+        if c.missing and not _is_driver_library(c.library)
+    ]
     cfg = loader.cfg
     cpu = facts.cpu_needs(tf.distribution, machine)
     llp = None
@@ -329,8 +413,9 @@ def probe_libraries(root: Root, tf: Optional[TensorFlowBuild], packages: Sequenc
         executable=exe.path if exe else None,
         ld_library_path=llp,
         ld_preload=cfg.ld_preload + cfg.preload_file,
-        ld_so_cache=(f"{cfg.cache.path} ({cfg.cache.format} format, {len(cfg.cache.entries)} entries)"
-                     if cfg.cache else None),
+        ld_so_cache=(
+            f"{cfg.cache.path} ({cfg.cache.format} format, {len(cfg.cache.entries)} entries)" if cfg.cache else None
+        ),
         ld_so_cache_problem=cfg.cache_problem,
         default_dirs=cfg.default_dirs,
         hwcaps=cfg.hwcaps,

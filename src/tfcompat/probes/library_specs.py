@@ -7,7 +7,7 @@ is unknown.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -24,28 +24,43 @@ def _major(version: Optional[str]) -> Optional[int]:
         return None
 
 
-def tf_library_specs(tf: TensorFlowBuild, facts: WorldFacts) -> Tuple[List[LibrarySpec], List[Unknown]]:
+def tf_library_specs(tf: TensorFlowBuild, facts: WorldFacts) -> tuple[list[LibrarySpec], list[Unknown]]:
     """The sonames `tf` will dlopen, in the order TF asks for them (the driver first)."""
-    unknowns: List[Unknown] = []
+    unknowns: list[Unknown] = []
     if not tf.is_cuda_build:
         return [], unknowns
     if _major(tf.cuda_version) is None:
-        return [], [Unknown("libraries", f"{tf.distribution} {tf.version}: build_info.py has no CUDA version, so the "
-                                         "sonames TensorFlow dlopen()s are unknown")]
+        return [], [
+            Unknown(
+                "libraries",
+                f"{tf.distribution} {tf.version}: build_info.py has no CUDA version, so the "
+                "sonames TensorFlow dlopen()s are unknown",
+            )
+        ]
     cudnn_major = _major(tf.cudnn_version)
     sonames = facts.sonames(tf.cuda_version or "", tf.version, cudnn_major)
     if sonames is None:
-        return [], [Unknown("libraries", f"tfcompat does not know which sonames a CUDA {tf.cuda_version} build of "
-                                         f"TensorFlow dlopen()s")]
+        return [], [
+            Unknown(
+                "libraries",
+                f"tfcompat does not know which sonames a CUDA {tf.cuda_version} build of TensorFlow dlopen()s",
+            )
+        ]
     specs = list(sonames)
     if cudnn_major is None:
-        unknowns.append(Unknown("libraries.cudnn", f"{tf.distribution} {tf.version}: build_info.py has no "
-                                                   "cuDNN version"))
+        unknowns.append(
+            Unknown("libraries.cudnn", f"{tf.distribution} {tf.version}: build_info.py has no cuDNN version")
+        )
     if tf.is_tensorrt_build:
         trt = facts.tensorrt_sonames(tf.version)
         if trt:
             specs += trt
         else:
-            unknowns.append(Unknown("libraries.tensorrt", f"{tf.distribution} {tf.version} is a TensorRT build, but "
-                                                          "tfcompat does not know which TensorRT soname it asks for"))
+            unknowns.append(
+                Unknown(
+                    "libraries.tensorrt",
+                    f"{tf.distribution} {tf.version} is a TensorRT build, but "
+                    "tfcompat does not know which TensorRT soname it asks for",
+                )
+            )
     return specs, unknowns

@@ -7,16 +7,26 @@ import json
 import os
 import posixpath
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
 from tfcompat.model import Package
 from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
 
 # CUDA toolkit version.json component keys.
-_TOOLKIT_KEYS = {"cudart": "cuda_cudart", "cublas": "libcublas", "cublasLt": "libcublas", "cufft": "libcufft",
-                 "curand": "libcurand", "cusolver": "libcusolver", "cusparse": "libcusparse", "cupti": "cuda_cupti",
-                 "nvJitLink": "libnvjitlink", "nccl": "nccl"}
+_TOOLKIT_KEYS = {
+    "cudart": "cuda_cudart",
+    "cublas": "libcublas",
+    "cublasLt": "libcublas",
+    "cufft": "libcufft",
+    "curand": "libcurand",
+    "cusolver": "libcusolver",
+    "cusparse": "libcusparse",
+    "cupti": "cuda_cupti",
+    "nvJitLink": "libnvjitlink",
+    "nccl": "nccl",
+}
 
 
 class LibraryVersions:
@@ -29,10 +39,10 @@ class LibraryVersions:
         self.root = root
         self.site_dirs = [d.rstrip("/") for d in site_dirs]
         self.packages = [p for p in packages if p.name.startswith(("nvidia-", "tensorrt"))]
-        self._owners: Optional[Dict[str, Package]] = None
-        self._headers: Dict[str, Optional[Tuple[str, str]]] = {}
-        self._toolkit: Dict[str, Optional[Tuple[dict, str]]] = {}
-        self.problems: List[str] = []
+        self._owners: Optional[dict[str, Package]] = None
+        self._headers: dict[str, Optional[tuple[str, str]]] = {}
+        self._toolkit: dict[str, Optional[tuple[dict, str]]] = {}
+        self.problems: list[str] = []
 
     def _note(self, what: str, exc: OSError) -> None:
         if not isinstance(exc, FileNotFoundError) and exc.errno not in (errno.ENOENT, errno.ENOTDIR):
@@ -40,10 +50,10 @@ class LibraryVersions:
             if line not in self.problems:
                 self.problems.append(line)
 
-    def _owner_map(self) -> Dict[str, Package]:
+    def _owner_map(self) -> dict[str, Package]:
         """Real path of each shared object an nvidia-*/tensorrt wheel installed (its RECORD) -> the wheel."""
         if self._owners is None:
-            owners: Dict[str, Package] = {}
+            owners: dict[str, Package] = {}
             for p in self.packages:
                 files, why = record_files(p, self.root, keep=lambda rel: ".so" in posixpath.basename(rel))
                 if why:
@@ -59,15 +69,15 @@ class LibraryVersions:
     def distribution(self, host_path: str) -> Optional[Package]:
         return self._owner_map().get(host_path)
 
-    def of(self, name: str, soname: str, host_path: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    def of(self, name: str, soname: str, host_path: str) -> tuple[Optional[str], Optional[str], Optional[str]]:
         """(version, where it came from, distribution) of the library file at `host_path`."""
         pkg = self.distribution(host_path)
         if pkg is not None:
             return pkg.version, pkg.metadata_path, pkg.name
         prefix = soname.split(".so", 1)[0] + ".so."
         base = os.path.basename(host_path)
-        if base.startswith(prefix) and re.fullmatch(r"\d+(\.\d+){2,}", base[len(prefix):]):
-            return base[len(prefix):], f"file name {self.root.display(host_path)}", None
+        if base.startswith(prefix) and re.fullmatch(r"\d+(\.\d+){2,}", base[len(prefix) :]):
+            return base[len(prefix) :], f"file name {self.root.display(host_path)}", None
         libdir = self.root.display(os.path.dirname(host_path))  # inside the root from here on
         if name.startswith("cudnn"):
             hdr = self._cudnn_header(libdir, soname)
@@ -81,14 +91,17 @@ class LibraryVersions:
             return m.group(1), f"file name {self.root.display(host_path)} (major version only)", None
         return None, None, None
 
-    def _cudnn_header(self, libdir: str, soname: str) -> Optional[Tuple[str, str, None]]:
+    def _cudnn_header(self, libdir: str, soname: str) -> Optional[tuple[str, str, None]]:
         major = soname.rsplit(".", 1)[-1]
         candidates = [posixpath.join(posixpath.dirname(libdir), "include", "cudnn_version.h")]
         m = re.match(r"^/usr/lib/([^/]+)$", libdir)
         if m or libdir in ("/usr/lib64", "/usr/lib"):
             arch = m.group(1) if m else ""
-            for rel in ("/usr/include/cudnn_version.h", f"/usr/include/{arch}/cudnn_version_v{major}.h",
-                        f"/usr/include/cudnn_version_v{major}.h"):
+            for rel in (
+                "/usr/include/cudnn_version.h",
+                f"/usr/include/{arch}/cudnn_version_v{major}.h",
+                f"/usr/include/cudnn_version_v{major}.h",
+            ):
                 candidates.append(rel.replace("//", "/"))
         for path in candidates:
             if path in self._headers:
@@ -100,7 +113,7 @@ class LibraryVersions:
                 return hit[0], hit[1], None
         return None
 
-    def _read_cudnn_header(self, path: str) -> Optional[Tuple[str, str]]:
+    def _read_cudnn_header(self, path: str) -> Optional[tuple[str, str]]:
         try:
             text = self.root.read_bytes(path, "header", truncate=True)
         except OSError as exc:
@@ -108,7 +121,7 @@ class LibraryVersions:
             return None
         return cudnn_header_version(text, path)
 
-    def _toolkit_version(self, libdir: str, name: str) -> Optional[Tuple[str, str, None]]:
+    def _toolkit_version(self, libdir: str, name: str) -> Optional[tuple[str, str, None]]:
         key = _TOOLKIT_KEYS.get(name)
         if key is None:
             return None
@@ -140,9 +153,9 @@ class LibraryVersions:
 _CUDNN_DEFINE = re.compile(rb"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
 
 
-def cudnn_header_version(text: bytes, shown: str) -> Optional[Tuple[str, str]]:
+def cudnn_header_version(text: bytes, shown: str) -> Optional[tuple[str, str]]:
     """(version, `shown`) from the CUDNN_MAJOR/MINOR/PATCHLEVEL defines of cudnn_version.h (or cudnn.h)."""
-    found = {k.decode(): v.decode() for k, v in _CUDNN_DEFINE.findall(text[:1 << 16])}
+    found = {k.decode(): v.decode() for k, v in _CUDNN_DEFINE.findall(text[: 1 << 16])}
     if "MAJOR" not in found:
         return None
     version = ".".join(found.get(k, "0") for k in ("MAJOR", "MINOR", "PATCHLEVEL"))

@@ -17,7 +17,7 @@ import functools
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 try:
     import tomllib
@@ -35,7 +35,9 @@ _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 # TF's two log formats: "2024-01-01 10:00:00.000000: E path/file.cc:12] msg" (<= 2.16) and
 # absl's "E0000 00:00:1700000000.000000    1234 file.cc:12] msg" (2.17+).
-_GLOG = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) \S+:\d+\]|([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\])")
+_GLOG = re.compile(
+    r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) \S+:\d+\]|([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\])"
+)
 
 MAX_LINE = 4096  # longer lines are cut before matching and storing
 MAX_TEXT = 500  # characters of a line kept in the report
@@ -50,7 +52,7 @@ class LogPatternError(TfcompatError):
 class Pattern:
     id: str
     cls: str  # benign | informative | fatal
-    regex: "re.Pattern[str]"
+    regex: re.Pattern[str]
     why: str
     example: str
     gpu_node: Optional[str] = None  # class on a node with NVIDIA GPUs, where it differs
@@ -63,7 +65,7 @@ def default_path() -> Path:
     return Path(str(resources.files("tfcompat").joinpath("data/tf_log_patterns.toml")))
 
 
-def load_patterns(path: Optional[Path] = None) -> Tuple[Pattern, ...]:
+def load_patterns(path: Optional[Path] = None) -> tuple[Pattern, ...]:
     """Load and validate the table; errors name the file, the entry and the field."""
     path = path or default_path()
     try:
@@ -75,8 +77,8 @@ def load_patterns(path: Optional[Path] = None) -> Tuple[Pattern, ...]:
     entries = data.get("patterns")
     if not isinstance(entries, list) or not entries:
         raise LogPatternError(f"{path}: no 'patterns' list")
-    out: List[Pattern] = []
-    seen: Dict[str, int] = {}
+    out: list[Pattern] = []
+    seen: dict[str, int] = {}
     for i, e in enumerate(entries, 1):
         where = f"{path}: pattern #{i}"
         if not isinstance(e, dict):
@@ -104,8 +106,8 @@ def load_patterns(path: Optional[Path] = None) -> Tuple[Pattern, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
-def patterns() -> Tuple[Pattern, ...]:
+@functools.cache
+def patterns() -> tuple[Pattern, ...]:
     return load_patterns()
 
 
@@ -113,7 +115,7 @@ def pattern(pattern_id: str) -> Optional[Pattern]:
     return next((p for p in patterns() if p.id == pattern_id), None)
 
 
-def classify(line: str, table: Optional[Tuple[Pattern, ...]] = None) -> Optional[Pattern]:
+def classify(line: str, table: Optional[tuple[Pattern, ...]] = None) -> Optional[Pattern]:
     """The first pattern that matches `line`, or None."""
     line = line[:MAX_LINE]
     for p in table if table is not None else patterns():
@@ -157,9 +159,9 @@ class LineClassifier:
     """Accumulates classified lines: one LogLine per pattern (first text, count), plus TF error
     lines (E/F) that no pattern knows, as 'unclassified', so a new message shows up to be added."""
 
-    def __init__(self, table: Optional[Tuple[Pattern, ...]] = None):
+    def __init__(self, table: Optional[tuple[Pattern, ...]] = None):
         self.table = table if table is not None else patterns()
-        self._found: Dict[str, List[Any]] = {}  # key -> [pattern id, class, text, count, why]
+        self._found: dict[str, list[Any]] = {}  # key -> [pattern id, class, text, count, why]
 
     def feed(self, line: str) -> None:
         line = line.rstrip("\r\n")[:MAX_LINE]
@@ -175,12 +177,18 @@ class LineClassifier:
             key = "unclassified:" + strip_prefix(text)
             if key not in self._found and sum(k.startswith("unclassified:") for k in self._found) >= MAX_UNCLASSIFIED:
                 return
-            entry = self._found.setdefault(key, ["unclassified", UNCLASSIFIED, text, 0,
-                                                 "a TensorFlow error line no pattern knows (add it to "
-                                                 "data/tf_log_patterns.toml)"])
+            entry = self._found.setdefault(
+                key,
+                [
+                    "unclassified",
+                    UNCLASSIFIED,
+                    text,
+                    0,
+                    "a TensorFlow error line no pattern knows (add it to data/tf_log_patterns.toml)",
+                ],
+            )
             entry[3] += 1
 
-    def lines(self) -> Tuple[LogLine, ...]:
+    def lines(self) -> tuple[LogLine, ...]:
         found = sorted(self._found.values(), key=lambda e: CLASS_ORDER[e[1]])  # stable: first seen first
-        return tuple(LogLine(pattern=e[0], classification=e[1], text=e[2], count=e[3], explanation=e[4])
-                     for e in found)
+        return tuple(LogLine(pattern=e[0], classification=e[1], text=e[2], count=e[3], explanation=e[4]) for e in found)

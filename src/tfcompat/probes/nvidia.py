@@ -7,7 +7,8 @@ import os
 import re
 import subprocess
 import sys
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from tfcompat.model import (
     Driver,
@@ -26,7 +27,7 @@ _MODULE_RE = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)"
 NVML_TIMEOUT = 10.0
 
 # NVML return codes (nvml.h) -> what a person should read.
-NVML_REASONS: Dict[int, str] = {
+NVML_REASONS: dict[int, str] = {
     1: "NVML was not initialized",
     2: "NVML rejected an argument",
     3: "the driver does not support this NVML query",
@@ -48,7 +49,7 @@ def parse_proc_version(text: str) -> Optional[str]:
 
 
 # The NVML error names rules act on (nvml.h).
-NVML_NAMES: Dict[int, str] = {
+NVML_NAMES: dict[int, str] = {
     4: "NVML_ERROR_NO_PERMISSION",
     9: "NVML_ERROR_DRIVER_NOT_LOADED",
     12: "NVML_ERROR_LIBRARY_NOT_FOUND",
@@ -59,15 +60,17 @@ NVML_NAMES: Dict[int, str] = {
 }
 
 
-def run_nvml_child(python: str = sys.executable, env: Optional[Mapping[str, str]] = None,
-                   timeout: float = NVML_TIMEOUT) -> Tuple[Optional[dict], Optional[str]]:
+def run_nvml_child(
+    python: str = sys.executable, env: Optional[Mapping[str, str]] = None, timeout: float = NVML_TIMEOUT
+) -> tuple[Optional[dict], Optional[str]]:
     """(answer, None) or (None, reason). The child is killed if it exceeds `timeout`."""
     answer, reason, _ = _nvml_child(python, env, timeout)
     return answer, reason
 
 
-def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
-                ) -> Tuple[Optional[dict], Optional[str], Optional[int]]:
+def _nvml_child(
+    python: str, env: Optional[Mapping[str, str]], timeout: float
+) -> tuple[Optional[dict], Optional[str], Optional[int]]:
     """(answer, reason, NVML error code): the code is set when NVML itself answered with an error."""
     import tfcompat
 
@@ -80,7 +83,10 @@ def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
     try:
         proc = subprocess.run(
             [python, "-m", "tfcompat.probes.nvml_child"],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
             env=child_env,
             cwd="/",  # `-m` puts the cwd first on sys.path: a pynvml.py there must not shadow the real one
         )
@@ -105,36 +111,55 @@ def _nvml_child(python: str, env: Optional[Mapping[str, str]], timeout: float
     return answer, None, None
 
 
-def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, str]] = None,
-                 proc_version: str = PROC_VERSION, environ: Optional[Mapping[str, str]] = None,
-                 loader_config: Optional[LoaderConfig] = None, driver_sonames: Optional[Sequence[str]] = None,
-                 budget: Budget = UNLIMITED) -> Tuple[Optional[Driver], Tuple[Gpu, ...], List[Unknown]]:
+def probe_nvidia(
+    root: Root,
+    nvml: bool = True,
+    nvml_env: Optional[Mapping[str, str]] = None,
+    proc_version: str = PROC_VERSION,
+    environ: Optional[Mapping[str, str]] = None,
+    loader_config: Optional[LoaderConfig] = None,
+    driver_sonames: Optional[Sequence[str]] = None,
+    budget: Budget = UNLIMITED,
+) -> tuple[Optional[Driver], tuple[Gpu, ...], list[Unknown]]:
     """`proc_version` and `nvml_env` exist so tests can stand in for the kernel and NVML; `loader_config`
     is the scan's loader model of the target (built once, shared with the other probes). The NVML child
     gets what is left of `budget` when that is less than its own timeout; stopped by the budget, it is
     "not finished", not a hung driver."""
-    unknowns: List[Unknown] = []
+    unknowns: list[Unknown] = []
     module_version = None
     try:
         module_version = parse_proc_version(root.read_text(proc_version, kind="proc"))
     except OSError:
         pass
     if root.root is not None:
-        reason = (f"not queried: --root {root.root} is an image; the driver and GPUs belong to the node "
-                  "that runs it (check the node without --root)")
+        reason = (
+            f"not queried: --root {root.root} is an image; the driver and GPUs belong to the node "
+            "that runs it (check the node without --root)"
+        )
         libraries = find_driver_libraries(root, environ, loader_config, driver_sonames)
         if module_version is None:
-            return (Driver(libraries=libraries) if libraries else None), (), [Unknown("driver", reason),
-                                                                              Unknown("gpus", reason)]
-        return Driver(kernel_module_version=module_version, kernel_module_source=root.path(proc_version),
-                      libraries=libraries), (), [Unknown("gpus", reason)]
+            return (
+                (Driver(libraries=libraries) if libraries else None),
+                (),
+                [Unknown("driver", reason), Unknown("gpus", reason)],
+            )
+        return (
+            Driver(
+                kernel_module_version=module_version, kernel_module_source=root.path(proc_version), libraries=libraries
+            ),
+            (),
+            [Unknown("gpus", reason)],
+        )
     if module_version is None and not os.path.exists(proc_version):
         reason = f"no NVIDIA driver on this node ({proc_version} not found: the kernel module is not loaded)"
         return None, (), [Unknown("driver", reason), Unknown("gpus", reason)]
     libraries = find_driver_libraries(root, environ, loader_config, driver_sonames)
     if not nvml:
-        return (Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
-                (), [Unknown("gpus", "NVML not queried (--no-nvml)")])
+        return (
+            Driver(kernel_module_version=module_version, kernel_module_source=proc_version, libraries=libraries),
+            (),
+            [Unknown("gpus", "NVML not queried (--no-nvml)")],
+        )
     timeout = budget.cap(NVML_TIMEOUT)
     answer: Optional[dict]
     nvml_reason: Optional[str]
@@ -146,10 +171,16 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         if answer is None and timeout < NVML_TIMEOUT and budget.expired():
             nvml_reason, code = f"NVML did not answer in the {timeout:.1f} s left: {budget.reason}", None
     if answer is None:
-        failed: Optional[Driver] = Driver(
-            kernel_module_version=module_version, kernel_module_source=proc_version,
-            nvml_error=NVML_NAMES.get(code) if code is not None else None, libraries=libraries,
-        ) if module_version else None
+        failed: Optional[Driver] = (
+            Driver(
+                kernel_module_version=module_version,
+                kernel_module_source=proc_version,
+                nvml_error=NVML_NAMES.get(code) if code is not None else None,
+                libraries=libraries,
+            )
+            if module_version
+            else None
+        )
         if failed is None:
             unknowns.append(Unknown("driver", nvml_reason or "unknown"))
         unknowns.append(Unknown("gpus", nvml_reason or "unknown"))
@@ -160,8 +191,11 @@ def probe_nvidia(root: Root, nvml: bool = True, nvml_env: Optional[Mapping[str, 
         nvml_driver_version=answer.get("driver_version"),
         cuda_driver_version=answer.get("cuda_driver_version"),
         libraries=libraries,
-        gpu_errors=tuple(f"GPU {e.get('index')}: {NVML_NAMES.get(e.get('error'), 'NVML error ' + str(e.get('error')))}"
-                         f" ({e.get('detail')})" for e in answer.get("gpu_errors") or ()),
+        gpu_errors=tuple(
+            f"GPU {e.get('index')}: {NVML_NAMES.get(e.get('error'), 'NVML error ' + str(e.get('error')))}"
+            f" ({e.get('detail')})"
+            for e in answer.get("gpu_errors") or ()
+        ),
     )
     try:
         gpus = tuple(gpu_from_nvml(g) for g in answer.get("gpus", []))
@@ -182,9 +216,12 @@ _EXTRA_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl
 _VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
-def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = None,
-                          loader_config: Optional[LoaderConfig] = None,
-                          sonames: Optional[Sequence[str]] = None) -> Tuple[DriverLibrary, ...]:
+def find_driver_libraries(
+    root: Root,
+    environ: Optional[Mapping[str, str]] = None,
+    loader_config: Optional[LoaderConfig] = None,
+    sonames: Optional[Sequence[str]] = None,
+) -> tuple[DriverLibrary, ...]:
     """libcuda.so.1 and libnvidia-ml.so.1 as the dynamic loader would pick them (LD_LIBRARY_PATH on the
     host only, ld.so.cache, the default dirs), then the places container runtimes inject them. The
     version is in the real file's name (libcuda.so.550.54.15). The loader model is the target's own
@@ -203,7 +240,7 @@ def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = Non
 
         sonames = shipped_facts().driver_sonames
     for soname in sonames:
-        copies: List[str] = []
+        copies: list[str] = []
         if loader is not None:
             lk = loader.lookup(soname)
             copies += [c.host_path for c in lk.copies if c.usable]
@@ -219,11 +256,13 @@ def find_driver_libraries(root: Root, environ: Optional[Mapping[str, str]] = Non
         if not copies:
             continue
         m = _VERSIONED.search(os.path.basename(copies[0]))
-        out.append(DriverLibrary(
-            soname=soname,
-            path=copies[0],
-            version=m.group(1) if m else None,
-            forward_compat="/compat/" in copies[0] or "cuda-compat" in copies[0],
-            shadowed=tuple(copies[1:]),
-        ))
+        out.append(
+            DriverLibrary(
+                soname=soname,
+                path=copies[0],
+                version=m.group(1) if m else None,
+                forward_compat="/compat/" in copies[0] or "cuda-compat" in copies[0],
+                shadowed=tuple(copies[1:]),
+            )
+        )
     return tuple(out)

@@ -41,9 +41,14 @@ def _health(pynvml, handle) -> dict:
     mem = q("nvmlDeviceGetMemoryInfo")
     out["memory_used_mib"] = int(mem.used) // (1024 * 1024) if mem is not None else None
     procs = q("nvmlDeviceGetComputeRunningProcesses") or []
-    out["processes"] = [{"pid": int(p.pid), "name": _comm(int(p.pid)),
-                         "used_mib": int(p.usedGpuMemory) // (1024 * 1024) if getattr(p, "usedGpuMemory", None)
-                         else None} for p in procs]
+    out["processes"] = [
+        {
+            "pid": int(p.pid),
+            "name": _comm(int(p.pid)),
+            "used_mib": int(p.usedGpuMemory) // (1024 * 1024) if getattr(p, "usedGpuMemory", None) else None,
+        }
+        for p in procs
+    ]
     ecc = q("nvmlDeviceGetEccMode")
     out["ecc_enabled"] = bool(ecc[0]) if ecc else None
     unc = getattr(pynvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
@@ -52,7 +57,9 @@ def _health(pynvml, handle) -> dict:
     pending = q("nvmlDeviceGetRetiredPagesPendingStatus")
     out["retired_pages_pending"] = bool(pending) if pending is not None else None
     retired = [q("nvmlDeviceGetRetiredPages", cause) for cause in (0, 1)]
-    out["retired_pages"] = sum(len(r) for r in retired if r is not None) if any(r is not None for r in retired) else None
+    out["retired_pages"] = (
+        sum(len(r) for r in retired if r is not None) if any(r is not None for r in retired) else None
+    )
     remap = q("nvmlDeviceGetRemappedRows")
     out["remap_pending"] = bool(remap[2]) if remap else None
     out["remap_failure"] = bool(remap[3]) if remap else None

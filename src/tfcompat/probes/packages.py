@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Callable, Optional
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -22,11 +23,11 @@ from tfcompat.probes.rootfs import CAPS, Root
 _HEADER_LIMIT = CAPS["metadata"]
 
 
-def parse_headers(data: bytes) -> Dict[str, List[str]]:
+def parse_headers(data: bytes) -> dict[str, list[str]]:
     """RFC 822 headers of METADATA / PKG-INFO bytes (stops at the first blank line or at the cap)."""
     if len(data) >= _HEADER_LIMIT:  # cut at the cap: drop the partial last line
         data = data[: data.rfind(b"\n") + 1]
-    headers: Dict[str, List[str]] = {}
+    headers: dict[str, list[str]] = {}
     last: Optional[str] = None
     for line in io.StringIO(data.decode("utf-8", "replace"), newline=None):
         if line in ("\n", "\r\n"):
@@ -42,15 +43,15 @@ def parse_headers(data: bytes) -> Dict[str, List[str]]:
     return headers
 
 
-def read_headers(path: str, root: Optional[Root] = None) -> Dict[str, List[str]]:
+def read_headers(path: str, root: Optional[Root] = None) -> dict[str, list[str]]:
     """Headers of the METADATA / PKG-INFO file at the real path `path` (OSError if unreadable or refused)."""
     root = root or Root(None)
     return parse_headers(root.read_bytes(root.inside(path), "metadata", truncate=True))
 
 
-def _egg_requires(root: Root, egg_info: str) -> Tuple[str, ...]:
+def _egg_requires(root: Root, egg_info: str) -> tuple[str, ...]:
     """requires.txt of an .egg-info dir: base requirements and `[:marker]` sections; extras skipped."""
-    out: List[str] = []
+    out: list[str] = []
     try:
         text = root.read_bytes(egg_info + "/requires.txt", "requires").decode("utf-8", "replace")
     except OSError:
@@ -70,7 +71,7 @@ def _egg_requires(root: Root, egg_info: str) -> Tuple[str, ...]:
     return tuple(out)
 
 
-def _read(location: str, entry: str, root: Root) -> Tuple[Optional[Package], Optional[str]]:
+def _read(location: str, entry: str, root: Root) -> tuple[Optional[Package], Optional[str]]:
     """(package, None), or (None, why it cannot be read); (None, None) when it is simply not a distribution."""
     path = os.path.join(location, entry)
     inside = root.inside(location).rstrip("/") + "/" + entry
@@ -111,12 +112,12 @@ def read_distribution(location: str, entry: str, root: Optional[Root] = None) ->
 
 def scan_distributions(
     search_path: Iterable[str], root: Optional[Root] = None
-) -> Tuple[Tuple[Package, ...], Tuple[Package, ...], List[Unknown]]:
+) -> tuple[tuple[Package, ...], tuple[Package, ...], list[Unknown]]:
     """(effective packages, shadowed copies, unreadable ones) in import order: the first copy of a name wins."""
     root = root or Root(None)
-    seen: Dict[str, Package] = {}
-    shadowed: List[Package] = []
-    unknowns: List[Unknown] = []
+    seen: dict[str, Package] = {}
+    shadowed: list[Package] = []
+    unknowns: list[Unknown] = []
     for location in search_path:
         try:
             entries = sorted(root.listdir(root.inside(location)))
@@ -127,8 +128,12 @@ def scan_distributions(
                 continue
             pkg, why = _read(location, entry, root)
             if why is not None:
-                unknowns.append(Unknown(f"packages.{entry}", f"cannot read {root.display(location)}/{entry}: "
-                                        f"{why}; that distribution is left out"))
+                unknowns.append(
+                    Unknown(
+                        f"packages.{entry}",
+                        f"cannot read {root.display(location)}/{entry}: {why}; that distribution is left out",
+                    )
+                )
             if pkg is None:
                 continue
             if pkg.name in seen:
@@ -140,7 +145,7 @@ def scan_distributions(
 
 def scan_packages(
     search_path: Iterable[str], root: Optional[Root] = None
-) -> Tuple[Tuple[Package, ...], Tuple[Package, ...]]:
+) -> tuple[tuple[Package, ...], tuple[Package, ...]]:
     """(effective packages, shadowed copies) in import order: the first copy of a name wins."""
     packages, shadowed, _unknowns = scan_distributions(search_path, root)
     return packages, shadowed
@@ -149,8 +154,9 @@ def scan_packages(
 _MAX_RECORD_LINE = 4096  # a RECORD row is a path (PATH_MAX), a hash and a size
 
 
-def record_files(pkg: Package, root: Optional[Root] = None,
-                 keep: Optional[Callable[[str], bool]] = None) -> Tuple[List[str], Optional[str]]:
+def record_files(
+    pkg: Package, root: Optional[Root] = None, keep: Optional[Callable[[str], bool]] = None
+) -> tuple[list[str], Optional[str]]:
     """(real paths of the files `pkg` installed, None) from RECORD (dist-info) or installed-files.txt (egg-info),
     or ([], why) when neither can be read.
 
@@ -170,7 +176,7 @@ def record_files(pkg: Package, root: Optional[Root] = None,
         except OSError as exc:
             why = str(exc.strerror or exc)
             continue
-        out: List[str] = []
+        out: list[str] = []
         for line in text.splitlines():
             if not line.strip() or len(line) > _MAX_RECORD_LINE:
                 continue

@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import struct
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from tfcompat.model import Platform, Unknown
 from tfcompat.probes.native.elf import MACHINES
@@ -28,7 +28,7 @@ _BANNER_WINDOW = 1024  # real banners put "version X.Y" ~60 bytes after it, on t
 _VERSION = re.compile(rb"version (\d+\.\d+)")
 
 
-def _os_release(root: Root) -> Tuple[Optional[str], Optional[str]]:
+def _os_release(root: Root) -> tuple[Optional[str], Optional[str]]:
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
             text = root.read_text(path, kind="os_release")
@@ -100,7 +100,7 @@ def find_banner_version(data) -> Optional[str]:
     return None
 
 
-def _cpu(root: Root) -> Tuple[Optional[str], Tuple[str, ...]]:
+def _cpu(root: Root) -> tuple[Optional[str], tuple[str, ...]]:
     try:
         text = root.read_text("/proc/cpuinfo", limit=1 << 16)  # the first processor's block is enough
     except OSError:
@@ -118,8 +118,8 @@ def _cpu(root: Root) -> Tuple[Optional[str], Tuple[str, ...]]:
     return model, flags
 
 
-def probe_platform(root: Root) -> Tuple[Platform, List[Unknown]]:
-    unknowns: List[Unknown] = []
+def probe_platform(root: Root) -> tuple[Platform, list[Unknown]]:
+    unknowns: list[Unknown] = []
     pretty, release_path = _os_release(root)
     if pretty is None:
         unknowns.append(Unknown("platform.os_release", "no /etc/os-release or /usr/lib/os-release"))
@@ -130,15 +130,22 @@ def probe_platform(root: Root) -> Tuple[Platform, List[Unknown]]:
         arch = os.uname().machine
     if glibc is None:
         where = "in " + ", ".join(LIB_DIRS)
-        reason = f"cannot read the glibc version of {root.display(libc)}" if libc else f"no libc.so.6 {where} (musl or not Linux?)"
+        reason = (
+            f"cannot read the glibc version of {root.display(libc)}"
+            if libc
+            else f"no libc.so.6 {where} (musl or not Linux?)"
+        )
         unknowns.append(Unknown("platform.glibc", reason))
     kernel = os.uname().release if root.is_host else None
     model, flags = _cpu(root)
     if not flags:
-        unknowns.append(Unknown(
-            "platform.cpu_flags",
-            "no /proc/cpuinfo" + (" inside --root (an image has no CPU; check the node itself)" if root.root else ""),
-        ))
+        unknowns.append(
+            Unknown(
+                "platform.cpu_flags",
+                "no /proc/cpuinfo"
+                + (" inside --root (an image has no CPU; check the node itself)" if root.root else ""),
+            )
+        )
     return (
         Platform(
             os_release=pretty,

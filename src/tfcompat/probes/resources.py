@@ -8,7 +8,8 @@ variables belong to a process, so they are only read for the live system.
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Callable, Optional
 
 from tfcompat.model import Resources, Unknown
 from tfcompat.probes.rootfs import Root
@@ -52,7 +53,7 @@ def shm_from_mounts(mounts: str) -> Optional[int]:
     return None
 
 
-def _shm(root: Root) -> Tuple[Optional[int], Optional[int], Optional[str], Optional[str]]:
+def _shm(root: Root) -> tuple[Optional[int], Optional[int], Optional[str], Optional[str]]:
     """(size, free, source, reason-if-unknown)."""
     path = root.path("/dev/shm") if root.root else "/dev/shm"
     if root.is_host and os.path.isdir(path):
@@ -68,7 +69,7 @@ def _shm(root: Root) -> Tuple[Optional[int], Optional[int], Optional[str], Optio
     return None, None, None, "no /dev/shm mount found" + (f" inside --root {root.root}" if root.root else "")
 
 
-def parse_meminfo(text: str) -> Dict[str, int]:
+def parse_meminfo(text: str) -> dict[str, int]:
     out = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
@@ -78,7 +79,7 @@ def parse_meminfo(text: str) -> Dict[str, int]:
     return out
 
 
-def _cgroup_value(text: Optional[str]) -> Tuple[bool, Optional[int]]:
+def _cgroup_value(text: Optional[str]) -> tuple[bool, Optional[int]]:
     """(readable, value) where value None means 'max' (no limit)."""
     if text is None:
         return False, None
@@ -93,7 +94,7 @@ def _cgroup_value(text: Optional[str]) -> Tuple[bool, Optional[int]]:
     return True, (None if v >= 1 << 62 else v)
 
 
-def cgroup_memory(root: Root) -> Tuple[Optional[int], Optional[int], Optional[int], Optional[str], Optional[str]]:
+def cgroup_memory(root: Root) -> tuple[Optional[int], Optional[int], Optional[int], Optional[str], Optional[str]]:
     """(version, limit, current, source, reason-if-unknown) for this process's memory cgroup.
 
     v2: the smallest memory.max on the path from our cgroup up to the root (limits nest).
@@ -147,38 +148,60 @@ def cgroup_memory(root: Root) -> Tuple[Optional[int], Optional[int], Optional[in
     return None, None, None, None, "no memory cgroup in /proc/self/cgroup"
 
 
-def probe_resources(root: Root, environ: Optional[Mapping[str, str]] = None,
-                    getrlimit: Optional[Callable[[int], Tuple[int, int]]] = None) -> Tuple[Resources, List[Unknown]]:
-    unknowns: List[Unknown] = []
+def probe_resources(
+    root: Root,
+    environ: Optional[Mapping[str, str]] = None,
+    getrlimit: Optional[Callable[[int], tuple[int, int]]] = None,
+) -> tuple[Resources, list[Unknown]]:
+    unknowns: list[Unknown] = []
     shm, shm_free, shm_source, shm_reason = _shm(root)
     if shm_reason:
         unknowns.append(Unknown("resources.shm", shm_reason))
-    limits: Dict[str, Optional[int]] = {}
+    limits: dict[str, Optional[int]] = {}
     rlimit_source = None
     if root.is_host:
         import resource
 
         get = getrlimit or resource.getrlimit
-        for name, res in (("memlock", resource.RLIMIT_MEMLOCK), ("stack", resource.RLIMIT_STACK),
-                          ("nofile", resource.RLIMIT_NOFILE)):
+        for name, res in (
+            ("memlock", resource.RLIMIT_MEMLOCK),
+            ("stack", resource.RLIMIT_STACK),
+            ("nofile", resource.RLIMIT_NOFILE),
+        ):
             soft, hard = get(res)
             limits[name + "_soft"], limits[name + "_hard"] = _rlimit_value(soft), _rlimit_value(hard)
-        rlimit_source = "getrlimit() of the checking process (a job started from the same shell, container or " \
-                        "Slurm step inherits them)"
+        rlimit_source = (
+            "getrlimit() of the checking process (a job started from the same shell, container or "
+            "Slurm step inherits them)"
+        )
     else:
-        unknowns.append(Unknown("resources.rlimits", f"process limits are not part of --root {root.root}; run the "
-                                                      "check inside the container or job step"))
+        unknowns.append(
+            Unknown(
+                "resources.rlimits",
+                f"process limits are not part of --root {root.root}; run the check inside the container or job step",
+            )
+        )
     version, limit, current, cg_source, cg_reason = cgroup_memory(root)
     if cg_reason:
         unknowns.append(Unknown("resources.cgroup", cg_reason))
     meminfo = parse_meminfo(_read(root, "/proc/meminfo") or "")
     env = (os.environ if environ is None else environ) if root.is_host else {}
     return Resources(
-        shm_bytes=shm, shm_free_bytes=shm_free, shm_source=shm_source,
-        memlock_soft=limits.get("memlock_soft"), memlock_hard=limits.get("memlock_hard"),
-        stack_soft=limits.get("stack_soft"), nofile_soft=limits.get("nofile_soft"),
-        nofile_hard=limits.get("nofile_hard"), rlimit_source=rlimit_source,
-        cgroup_version=version, cgroup_memory_limit=limit, cgroup_memory_current=current, cgroup_source=cg_source,
-        mem_total=meminfo.get("MemTotal"), mem_available=meminfo.get("MemAvailable"),
-        cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"), nvidia_visible_devices=env.get("NVIDIA_VISIBLE_DEVICES"),
+        shm_bytes=shm,
+        shm_free_bytes=shm_free,
+        shm_source=shm_source,
+        memlock_soft=limits.get("memlock_soft"),
+        memlock_hard=limits.get("memlock_hard"),
+        stack_soft=limits.get("stack_soft"),
+        nofile_soft=limits.get("nofile_soft"),
+        nofile_hard=limits.get("nofile_hard"),
+        rlimit_source=rlimit_source,
+        cgroup_version=version,
+        cgroup_memory_limit=limit,
+        cgroup_memory_current=current,
+        cgroup_source=cg_source,
+        mem_total=meminfo.get("MemTotal"),
+        mem_available=meminfo.get("MemAvailable"),
+        cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
+        nvidia_visible_devices=env.get("NVIDIA_VISIBLE_DEVICES"),
     ), unknowns

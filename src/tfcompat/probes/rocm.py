@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from tfcompat.model import AmdGpu, Rocm, Unknown
 from tfcompat.probes.rootfs import Root
@@ -21,7 +21,7 @@ def gfx_name(target_version: int) -> Optional[str]:
     return f"gfx{major}{minor:x}{step:x}"
 
 
-def _rocm_version(root: Root) -> Tuple[Optional[str], Optional[str]]:
+def _rocm_version(root: Root) -> tuple[Optional[str], Optional[str]]:
     for path in ROCM_VERSION_FILES:
         try:
             text = root.read_text(path, limit=256).strip()  # bounded, regular files only
@@ -37,10 +37,10 @@ def _node_number(name: str) -> int:
     return int(name) if name.isascii() and name.isdigit() else -1  # '²'.isdigit() is True; int('²') fails
 
 
-def _kfd_gpus(root: Root) -> List[AmdGpu]:
+def _kfd_gpus(root: Root) -> list[AmdGpu]:
     """Each KFD topology node's gfx target; nodes are listed and read through the root (a link in an image
     stays inside it; a FIFO, device or oversized file is skipped)."""
-    gpus: List[AmdGpu] = []
+    gpus: list[AmdGpu] = []
     try:
         base = root.path(KFD_NODES)
         names = root.listdir(KFD_NODES)
@@ -66,12 +66,13 @@ def _kfd_gpus(root: Root) -> List[AmdGpu]:
     return gpus
 
 
-def probe_rocm(root: Root) -> Tuple[Optional[Rocm], List[Unknown]]:
+def probe_rocm(root: Root) -> tuple[Optional[Rocm], list[Unknown]]:
     version, source = _rocm_version(root)
     gpus = _kfd_gpus(root)
     if version is None and not gpus:
-        return None, [Unknown("rocm", "no ROCm installed (/opt/rocm/.info/version not found) and no AMD GPU in "
-                                      f"{KFD_NODES}")]
+        return None, [
+            Unknown("rocm", f"no ROCm installed (/opt/rocm/.info/version not found) and no AMD GPU in {KFD_NODES}")
+        ]
     unknowns = []
     if version is None:
         unknowns.append(Unknown("rocm.version", "AMD GPUs present but /opt/rocm/.info/version not found"))

@@ -6,7 +6,7 @@ import errno
 import os
 import stat
 from pathlib import PurePosixPath
-from typing import BinaryIO, Dict, List, Optional
+from typing import BinaryIO, Optional
 
 _MAX_LINKS = 40  # same bound as the kernel's ELOOP
 _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)  # Linux: a handle that opens nothing (no FIFO/device side effect)
@@ -15,7 +15,7 @@ _READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY
 
 # The most we read of each kind of file. Real files are far smaller (a TF METADATA is ~4 KiB, its RECORD
 # ~2 MiB, build_info.py ~2 KiB); the caps only stop /dev/zero-like or crafted files from eating memory.
-CAPS: Dict[str, int] = {
+CAPS: dict[str, int] = {
     "metadata": 256 << 10,  # METADATA / PKG-INFO: the headers are all we parse
     "wheel": 64 << 10,
     "record": 64 << 20,
@@ -91,7 +91,7 @@ class Root:
         if self.root == "/":
             return real
         if self.root and (real == self.root or real.startswith(self.root + "/")):
-            return real[len(self.root):] or "/"
+            return real[len(self.root) :] or "/"
         return real
 
     def exists(self, abspath: str) -> bool:
@@ -111,7 +111,7 @@ class Root:
         cap = CAPS[kind]
         fd = self._open_regular(abspath)
         try:
-            chunks: List[bytes] = []
+            chunks: list[bytes] = []
             got = 0
             while got <= cap:
                 chunk = os.read(fd, min(1 << 20, cap + 1 - got))
@@ -144,7 +144,7 @@ class Root:
         """A binary file object on the regular file `abspath` (for mmap: ELF objects, libc); no size cap."""
         return os.fdopen(self._open_regular(abspath), "rb")
 
-    def listdir(self, abspath: str) -> List[str]:
+    def listdir(self, abspath: str) -> list[str]:
         """Names in the directory `abspath`, walked inside the root. Open the entries through this Root
         again: a link among them is then resolved inside the root, never followed out of it."""
         fd = self._walk(abspath, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
@@ -219,8 +219,9 @@ class Root:
                 if stat.S_ISLNK(st.st_mode):
                     links += 1
                     if links > _MAX_LINKS:
-                        raise OSError(errno.ELOOP, f"too many levels of symbolic links resolving {abspath} "
-                                                   f"in {self.root}")
+                        raise OSError(
+                            errno.ELOOP, f"too many levels of symbolic links resolving {abspath} in {self.root}"
+                        )
                     target = os.readlink(part, dir_fd=stack[-1])
                     if target.startswith("/"):
                         while len(stack) > 1:
@@ -230,8 +231,9 @@ class Root:
                 if parts:
                     if not stat.S_ISDIR(st.st_mode):
                         raise OSError(errno.ENOTDIR, f"{abspath}: not a directory")
-                    stack.append(os.open(part, _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                         dir_fd=stack[-1]))
+                    stack.append(
+                        os.open(part, _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
+                    )
                     continue
                 if check:
                     _check_regular(abspath, st.st_mode)  # before opening: a device is never opened
@@ -248,12 +250,18 @@ class UnsafeFile(OSError):
     """A file we refuse to read: not a regular file, over its size cap, or outside the root."""
 
 
-def _split(path: str) -> List[str]:
+def _split(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symbolic link",
+}
 
 
 def _check_regular(path: str, mode: int) -> None:
@@ -262,7 +270,7 @@ def _check_regular(path: str, mode: int) -> None:
 
 
 def _read_upto(fd: int, limit: int) -> bytes:
-    chunks: List[bytes] = []
+    chunks: list[bytes] = []
     got = 0
     while got < limit:
         chunk = os.read(fd, min(1 << 20, limit - got))

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model import PythonInfo, Unknown
@@ -28,15 +28,15 @@ class TargetError(TfcompatError):
 @dataclasses.dataclass(frozen=True)
 class TargetSpec:
     python: Optional[str] = None
-    site_packages: Tuple[str, ...] = ()
+    site_packages: tuple[str, ...] = ()
     root: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
 class ResolvedTarget:
     python: PythonInfo
-    search_path: Tuple[str, ...]  # real directories, in import order
-    unknowns: Tuple[Unknown, ...] = ()
+    search_path: tuple[str, ...]  # real directories, in import order
+    unknowns: tuple[Unknown, ...] = ()
 
 
 # Runs inside the target interpreter under `-I -S`: no site, no user site, no .pth, no sitecustomize, no
@@ -131,7 +131,7 @@ def _site_dir(root: Root, d: str) -> str:
     return real
 
 
-def _ask_interpreter(python: str) -> Tuple[PythonInfo, Tuple[str, ...]]:
+def _ask_interpreter(python: str) -> tuple[PythonInfo, tuple[str, ...]]:
     if not os.path.exists(python):
         raise TargetError(f"--python {python}: no such file")
     if not os.access(python, os.X_OK) or os.path.isdir(python):
@@ -143,8 +143,9 @@ def _ask_interpreter(python: str) -> Tuple[PythonInfo, Tuple[str, ...]]:
     except OSError as exc:
         raise TargetError(f"--python {python}: cannot run it: {exc.strerror or exc}") from None
     if len(out) > PYTHON_PROBE_OUTPUT_CAP:
-        raise TargetError(f"--python {python}: answered more than {PYTHON_PROBE_OUTPUT_CAP >> 20} MiB; "
-                          "not a Python interpreter")
+        raise TargetError(
+            f"--python {python}: answered more than {PYTHON_PROBE_OUTPUT_CAP >> 20} MiB; not a Python interpreter"
+        )
     try:
         data = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
         path = [p for p in data["path"] if isinstance(p, str)]
@@ -171,12 +172,20 @@ def _child_env() -> dict:
     return env
 
 
-def run_isolated(argv: List[str], timeout: float, cap: int) -> Tuple[int, bytes, bytes]:
+def run_isolated(argv: list[str], timeout: float, cap: int) -> tuple[int, bytes, bytes]:
     """Run `argv` in its own session (cwd /, minimal environment, no stdin) and read at most `cap`+1 bytes of
     stdout (64 KiB of stderr). The whole process group is killed when the child exits, when the time is up
     (then TimeoutExpired) or when the output passes the cap: no grandchild outlives the question."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd="/", env=_child_env(), start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd="/",
+        env=_child_env(),
+        start_new_session=True,
+        close_fds=True,
+    )
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
@@ -223,9 +232,9 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTarget:
+def _in_root(root: Root, spec: TargetSpec, extra: tuple[str, ...]) -> ResolvedTarget:
     """An image cannot be run: find its site-packages on disk and read the version from paths."""
-    dirs: List[str] = list(extra)
+    dirs: list[str] = list(extra)
     executable = None
     if spec.python is not None:
         if not os.path.exists(root.path(spec.python)):
@@ -241,28 +250,31 @@ def _in_root(root: Root, spec: TargetSpec, extra: Tuple[str, ...]) -> ResolvedTa
     elif not extra:
         for base in ("/usr/local", "/usr", "/opt/conda", "/opt/venv", "/venv"):
             dirs += _site_dirs_under(root, base)
-    dirs = [d for d in _dedupe(dirs)]
-    unknowns: Tuple[Unknown, ...] = ()
+    dirs = list(_dedupe(dirs))
+    unknowns: tuple[Unknown, ...] = ()
     if not dirs:
         unknowns = (
-            Unknown("python", f"no site-packages or dist-packages directory found inside {spec.root}; "
-                    "name one with --site-packages"),
+            Unknown(
+                "python",
+                f"no site-packages or dist-packages directory found inside {spec.root}; name one with --site-packages",
+            ),
         )
     info = _python_from_dirs(tuple(dirs), executable, root)
     return ResolvedTarget(info, tuple(dirs), unknowns)
 
 
-def _site_dirs_under(root: Root, prefix: str) -> List[str]:
+def _site_dirs_under(root: Root, prefix: str) -> list[str]:
     """site-/dist-packages dirs under `prefix` (a path inside the root), each resolved inside the root.
 
     Listed step by step rather than globbed, so that a symlink in the image is followed inside the
     root, never on the host.
     """
-    found: List[str] = []
+    found: list[str] = []
     for lib in ("lib", "lib64"):
         try:
-            names = sorted((n for n in root.listdir(f"{prefix.rstrip('/')}/{lib}") if fnmatch.fnmatch(n, "python3*")),
-                           reverse=True)
+            names = sorted(
+                (n for n in root.listdir(f"{prefix.rstrip('/')}/{lib}") if fnmatch.fnmatch(n, "python3*")), reverse=True
+            )
         except OSError:
             continue
         for name in names:
@@ -277,9 +289,9 @@ def _site_dirs_under(root: Root, prefix: str) -> List[str]:
     return found
 
 
-def _pyvenv_cfg(root: Root, path: str) -> Dict[str, str]:
+def _pyvenv_cfg(root: Root, path: str) -> dict[str, str]:
     """key = value pairs of a pyvenv.cfg (a path inside the root); {} when it is missing or unreadable."""
-    cfg: Dict[str, str] = {}
+    cfg: dict[str, str] = {}
     try:
         text = root.read_bytes(path, "pyvenv_cfg").decode("utf-8", "replace")
     except OSError:
@@ -291,8 +303,9 @@ def _pyvenv_cfg(root: Root, path: str) -> Dict[str, str]:
     return cfg
 
 
-def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None,
-                      root: Optional[Root] = None) -> PythonInfo:
+def _python_from_dirs(
+    dirs: tuple[str, ...], executable: Optional[str] = None, root: Optional[Root] = None
+) -> PythonInfo:
     """Python version from a venv's pyvenv.cfg or from `lib/pythonX.Y/` in a site dir path."""
     for d in dirs:
         m = _PY_DIR.search(d)
@@ -312,11 +325,11 @@ def _python_from_dirs(dirs: Tuple[str, ...], executable: Optional[str] = None,
     return PythonInfo(executable, None, "cpython", dirs, "unknown: no interpreter was run")
 
 
-def _existing_dirs(paths) -> Tuple[str, ...]:
+def _existing_dirs(paths) -> tuple[str, ...]:
     return tuple(os.path.abspath(p) for p in paths if p and os.path.isdir(p))
 
 
-def _dedupe(paths) -> Tuple[str, ...]:
+def _dedupe(paths) -> tuple[str, ...]:
     seen, out = set(), []
     for p in paths:
         key = os.path.realpath(p)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
 
 from tfcompat.model import Package, TensorFlowBuild, Unknown
 from tfcompat.probes.rootfs import Root
@@ -16,14 +17,14 @@ from tfcompat.probes.rootfs import Root
 BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
 
 
-def parse_build_info(source: str) -> Dict[str, Any]:
+def parse_build_info(source: str) -> dict[str, Any]:
     """The build_info mapping from the text of build_info.py.
 
     TF >= 2.4 writes ``build_info = collections.OrderedDict([(k, v), ...])`` (or a dict literal);
     older releases wrote module-level constants (``is_cuda_build = True``, ``cuda_version_number = '10.1'``).
     """
     tree = ast.parse(source)
-    info: Dict[str, Any] = {}
+    info: dict[str, Any] = {}
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
@@ -57,7 +58,7 @@ def _bool(value: Any) -> Optional[bool]:
     return value if isinstance(value, bool) else None
 
 
-def _wheel_tags(dist_info: str, root: Optional[Root] = None) -> Tuple[Optional[str], Tuple[str, ...]]:
+def _wheel_tags(dist_info: str, root: Optional[Root] = None) -> tuple[Optional[str], tuple[str, ...]]:
     root = root or Root(None)
     path = os.path.join(dist_info, "WHEEL")
     try:
@@ -81,25 +82,27 @@ def _is_dir(root: Root, real: str) -> bool:
         return False
 
 
-def read_build(pkg: Package, root: Optional[Root] = None) -> Tuple[TensorFlowBuild, List[Unknown]]:
+def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBuild, list[Unknown]]:
     root = root or Root(None)
-    unknowns: List[Unknown] = []
+    unknowns: list[Unknown] = []
     package_dir: Optional[str] = os.path.join(pkg.location, "tensorflow")
     if not _is_dir(root, os.path.join(pkg.location, "tensorflow")):
         package_dir = None
     build_info_path: Optional[str] = os.path.join(pkg.location, BUILD_INFO)
-    info: Dict[str, Any] = {}
+    info: dict[str, Any] = {}
     try:
         # bounded read (a link to /dev/urandom or a 10 GB file is refused); bad UTF-8 is an unknown, not a crash
         source = root.read_bytes(root.inside(os.path.join(pkg.location, BUILD_INFO)), "build_info").decode("utf-8")
         info = parse_build_info(source)
     except FileNotFoundError:
         build_info_path = None
-        unknowns.append(Unknown(
-            "tensorflow.build",
-            f"{pkg.display_name} {pkg.version} has no {BUILD_INFO} in {pkg.location} "
-            "(a wrapper distribution, or a broken install): its CUDA/cuDNN build is unknown",
-        ))
+        unknowns.append(
+            Unknown(
+                "tensorflow.build",
+                f"{pkg.display_name} {pkg.version} has no {BUILD_INFO} in {pkg.location} "
+                "(a wrapper distribution, or a broken install): its CUDA/cuDNN build is unknown",
+            )
+        )
     except (OSError, SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as exc:
         why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         unknowns.append(Unknown("tensorflow.build", f"cannot read {build_info_path}: {why}"))
@@ -129,9 +132,11 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> Tuple[TensorFlowBui
 
 
 def find_tensorflow(
-    packages: Iterable[Package], search_path: Iterable[str], root: Optional[Root] = None,
+    packages: Iterable[Package],
+    search_path: Iterable[str],
+    root: Optional[Root] = None,
     names: Optional[Sequence[str]] = None,
-) -> Tuple[Tuple[TensorFlowBuild, ...], List[Unknown]]:
+) -> tuple[tuple[TensorFlowBuild, ...], list[Unknown]]:
     """Every TF distribution, the one `import tensorflow` would use first.
 
     The effective one is the distribution installed where the first `tensorflow/` package
@@ -145,14 +150,14 @@ def find_tensorflow(
         names = shipped_facts().tf_distribution_names
     tf_pkgs = [p for p in packages if p.name in names]
     first_dir = next((d for d in search if _is_file(root, os.path.join(d, "tensorflow", "__init__.py"))), None)
-    builds: List[TensorFlowBuild] = []
-    unknowns: List[Unknown] = []
+    builds: list[TensorFlowBuild] = []
+    unknowns: list[Unknown] = []
     for pkg in tf_pkgs:
         build, problems = read_build(pkg, root)
         builds.append(build)
         unknowns += problems
 
-    def order(b: TensorFlowBuild) -> Tuple[int, int]:
+    def order(b: TensorFlowBuild) -> tuple[int, int]:
         in_first = 0 if b.location == first_dir else 1
         has_build = 0 if b.build_info_path else 1
         return (in_first, has_build)
@@ -164,11 +169,13 @@ def find_tensorflow(
         sites = [d for d in search if os.path.basename(d.rstrip("/")) in ("site-packages", "dist-packages")]
         where = ", ".join(sites or search) if search else "(an empty search path)"
         if first_dir is not None:
-            unknowns.append(Unknown(
-                "tensorflow",
-                f"found {os.path.join(first_dir, 'tensorflow')} but no distribution metadata (*.dist-info) "
-                "for it, so its version is unknown; reinstall it with pip",
-            ))
+            unknowns.append(
+                Unknown(
+                    "tensorflow",
+                    f"found {os.path.join(first_dir, 'tensorflow')} but no distribution metadata (*.dist-info) "
+                    "for it, so its version is unknown; reinstall it with pip",
+                )
+            )
         else:
             unknowns.append(Unknown("tensorflow", f"no TensorFlow distribution installed in {where}"))
     return tuple(builds), unknowns

@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json as _json
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
     from tfcompat.engine import Rule
@@ -141,7 +142,7 @@ _GATE = {
     "junit": OutputFormat(_junit),
 }
 
-FORMATS: Dict[str, Dict[str, OutputFormat]] = {
+FORMATS: dict[str, dict[str, OutputFormat]] = {
     "check": {
         "text": OutputFormat(_text),
         "json": OutputFormat(_report_json, error_report_json),

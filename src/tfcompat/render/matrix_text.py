@@ -6,12 +6,13 @@ Renderers return strings; the CLI prints them.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from tfcompat.matrix.answers import minor as _minor
 
 
-def render_answer_json(answer: Dict[str, Any]) -> str:
+def render_answer_json(answer: dict[str, Any]) -> str:
     return json.dumps(answer, indent=2) + "\n"
 
 
@@ -19,7 +20,7 @@ def _span(items: Sequence[str]) -> str:
     """Releases folded by minor: 2.4.0 2.4.1 2.5.0 -> '2.4.0-2.4.1, 2.5.0'; empty -> '(none)'."""
     if not items:
         return "(none)"
-    groups: List[List[str]] = []
+    groups: list[list[str]] = []
     for v in items:
         if groups and _minor(groups[-1][-1]) == _minor(v):
             groups[-1].append(v)
@@ -35,9 +36,12 @@ def _run_span(items: Sequence[str]) -> str:
     return "(none)" if not items else (items[0] if len(items) == 1 else f"{items[0]} ... {items[-1]} ({len(items)})")
 
 
-def render_tensorflow(a: Dict[str, Any]) -> str:
-    lines = [f"TensorFlow {a['version']}" + ("" if a["listed_release"] else " (not a release the matrix lists)")
-             + f"   entry {a['versions']}: {', '.join(a['releases'])}"]
+def render_tensorflow(a: dict[str, Any]) -> str:
+    lines = [
+        f"TensorFlow {a['version']}"
+        + ("" if a["listed_release"] else " (not a release the matrix lists)")
+        + f"   entry {a['versions']}: {', '.join(a['releases'])}"
+    ]
 
     def row(key: str, value: Any) -> None:
         if value is not None:  # a fact the matrix does not state is left out, not printed as "None"
@@ -46,17 +50,24 @@ def render_tensorflow(a: Dict[str, Any]) -> str:
     row("Python", a["python"])
     row("CUDA (build)", a["cuda"])
     row("cuDNN (compiled)", f"{a['cudnn']}  (runtime: same major, minor >= {a['cudnn']})" if a["cudnn"] else None)
-    row("compute capabilities", " ".join(a["compute_capabilities"]) + f"  (SASS {' '.join(a['sass'])}; "
-        f"PTX {' '.join(a['ptx']) or 'none'})")
+    row(
+        "compute capabilities",
+        " ".join(a["compute_capabilities"]) + f"  (SASS {' '.join(a['sass'])}; PTX {' '.join(a['ptx']) or 'none'})",
+    )
     if a["min_driver"]:
-        row("Linux driver", f">= {a['min_driver']} (starts); >= {a['min_driver_full']} for every feature "
-            f"({a['min_driver_cuda']})")
+        row(
+            "Linux driver",
+            f">= {a['min_driver']} (starts); >= {a['min_driver_full']} for every feature ({a['min_driver_cuda']})",
+        )
     row("NumPy ABI", a["numpy_abi"])
     for key in ("numpy", "protobuf", "keras", "ml_dtypes", "h5py"):
         if a[key]:
             row(key, a[key])
     if a["tensorrt"] is not None:
-        row("TensorRT", ("yes" if a["tensorrt"] else "no") + (f" (dlopens {a['tensorrt_lib']})" if a["tensorrt_lib"] else ""))
+        row(
+            "TensorRT",
+            ("yes" if a["tensorrt"] else "no") + (f" (dlopens {a['tensorrt_lib']})" if a["tensorrt_lib"] else ""),
+        )
     row("glibc", f">= {a['glibc']}" + (f", GLIBCXX {a['glibcxx']}, CXXABI {a['cxxabi']}" if a["glibcxx"] else ""))
     row("wheel", f"{a['manylinux']}, _GLIBCXX_USE_CXX11_ABI={a['cxx11_abi']}, {a['compiler']}")
     if a["and_cuda"]:
@@ -76,7 +87,7 @@ def render_tensorflow(a: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_cuda(a: Dict[str, Any]) -> str:
+def render_cuda(a: dict[str, Any]) -> str:
     lines = [f"{a['label']} ({a['cuda']})"]
     row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
     row("Linux driver", f">= {a['min_driver']} (the toolkit's own driver: every feature)")
@@ -84,8 +95,11 @@ def render_cuda(a: Dict[str, Any]) -> str:
         row("Windows driver", f">= {a['min_driver_windows']}")
     row("starts on", f">= {a['min_driver_floor']}")
     if a["minor_version_compatibility"]:
-        row(f"CUDA {a['cuda'].split('.')[0]}.x floor", f">= {a['min_driver_compat']} (minor-version compatibility: "
-            "any toolkit of the major starts, without PTX from a newer toolchain)")
+        row(
+            f"CUDA {a['cuda'].split('.')[0]}.x floor",
+            f">= {a['min_driver_compat']} (minor-version compatibility: "
+            "any toolkit of the major starts, without PTX from a newer toolchain)",
+        )
     else:
         row("minor-version compat", "none before CUDA 11: each toolkit minor needs its own driver")
     row("same minor", ", ".join(f"{t['cuda']} ({t['min_driver']})" for t in a["same_minor"]))
@@ -102,7 +116,7 @@ def render_cuda(a: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_driver(a: Dict[str, Any]) -> str:
+def render_driver(a: dict[str, Any]) -> str:
     lines = [f"NVIDIA driver {a['driver']}"]
     row = lambda k, v: lines.append(f"  {k:<34}{v}")  # noqa: E731
     row("CUDA, every feature", _run_span(a["cuda_full"]))
@@ -120,18 +134,22 @@ def render_driver(a: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_gpu(a: Dict[str, Any]) -> str:
+def render_gpu(a: dict[str, Any]) -> str:
     head = f"Compute capability {a['compute_capability']} ({a['architecture']}" + (
-        f": {a['examples']})" if a["examples"] else ")")
+        f": {a['examples']})" if a["examples"] else ")"
+    )
     lines = [head]
     row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
     built = f"CUDA {a['cuda_first'] or '(any)'} ... {a['cuda_last'] or 'current'}"
     row("CUDA can build for it", built)
     row("TensorFlow native", _span(a["native"]))
-    row("only via PTX JIT", _span(a["ptx_jit"]) + ("  (slow first start; fails under CUDA_FORCE_PTX_JIT=1 "
-                                                   "elsewhere)" if a["ptx_jit"] else ""))
+    row(
+        "only via PTX JIT",
+        _span(a["ptx_jit"])
+        + ("  (slow first start; fails under CUDA_FORCE_PTX_JIT=1 elsewhere)" if a["ptx_jit"] else ""),
+    )
     row("not at all", _span(a["none"]))
-    folded: List[Tuple[Tuple[str, Optional[str]], List[str]]] = []
+    folded: list[tuple[tuple[str, Optional[str]], list[str]]] = []
     for e in a["by_entry"]:
         key = (e["mode"], e["via"])
         if folded and folded[-1][0] == key:
@@ -155,6 +173,6 @@ def render_gpu(a: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_validate(a: Dict[str, Any]) -> str:
+def render_validate(a: dict[str, Any]) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in a["counts"].items())
     return f"{a['path']}: valid {a['kind']} ({counts})\n"

@@ -9,7 +9,7 @@ failing rule ids that fit whole in 63 characters; ``tfcompat.rules-count`` says 
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from tfcompat.model import Report
 
@@ -24,7 +24,7 @@ def label_value(text: Optional[str]) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
 
 
-def rules_value(rules: List[str]) -> str:
+def rules_value(rules: list[str]) -> str:
     """Rule ids joined with '_', as many whole ids as fit in 63 characters: a label never ends in a cut id
     (``TFC30`` is not a rule). ``tfcompat.rules-count`` tells how many there are in all."""
     value = ""
@@ -39,9 +39,9 @@ def rules_value(rules: List[str]) -> str:
     return value
 
 
-def labels(report: Report) -> List[Tuple[str, str]]:
+def labels(report: Report) -> list[tuple[str, str]]:
     env = report.environment
-    out: List[Tuple[str, str]] = [
+    out: list[tuple[str, str]] = [
         ("tfcompat.status", report.status),
         ("tfcompat.compatible", "true" if report.status == "pass" else "false"),
         ("tfcompat.version", report.tool_version),

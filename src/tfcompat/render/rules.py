@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json as _json
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only for the annotations: render never needs the engine at run time
     from tfcompat.engine import Rule
@@ -14,8 +15,10 @@ def render_rules_text(rules: Sequence[Rule]) -> str:
 
 
 def render_rules_json(rules: Sequence[Rule]) -> str:
-    data = [{"rule": r.id, "name": r.name, "severity": r.severity.value, "requires": list(r.requires),
-             "summary": r.summary} for r in rules]
+    data = [
+        {"rule": r.id, "name": r.name, "severity": r.severity.value, "requires": list(r.requires), "summary": r.summary}
+        for r in rules
+    ]
     return _json.dumps(data, indent=2) + "\n"
 
 

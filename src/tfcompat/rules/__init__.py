@@ -6,7 +6,8 @@ Importing this package registers every family with the engine; ``catalog()`` lis
 ``parse_select`` / ``parse_ignores``; the engine itself never imports this package.
 """
 
-from typing import List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import List, Optional
 
 from tfcompat.engine import evaluate as _evaluate
 from tfcompat.engine.registry import Rule, lookup, registered
@@ -29,7 +30,7 @@ from tfcompat.rules import (  # noqa: F401  (each import registers one family)
 )
 
 
-def catalog() -> List[Rule]:
+def catalog() -> list[Rule]:
     """Every shipped rule (environment and fleet scope), by id."""
     return registered()
 
@@ -39,7 +40,12 @@ def find(ident: str) -> Optional[Rule]:
     return lookup(ident, catalog())
 
 
-def evaluate(env: Environment, matrix: Matrix, fail_on: Severity = Severity.ERROR, select: Sequence[str] = (),
-             ignore: Mapping[str, str] = {}) -> Report:
+def evaluate(
+    env: Environment,
+    matrix: Matrix,
+    fail_on: Severity = Severity.ERROR,
+    select: Sequence[str] = (),
+    ignore: Mapping[str, str] = {},
+) -> Report:
     """tfcompat.engine.evaluate with every shipped rule: the verdict `tfcompat check` gives."""
     return _evaluate(env, matrix, catalog(), fail_on=fail_on, select=select, ignore=ignore)

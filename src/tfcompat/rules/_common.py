@@ -3,7 +3,8 @@ matrix facts more than one family judges (NumPy's ABI: TFC103, TFC105 and the pr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Optional
 
 from packaging.markers import (
     InvalidMarker,
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from tfcompat.matrix import Matrix
 
 
-def marker_environment(env: Environment) -> Dict[str, str]:
+def marker_environment(env: Environment) -> dict[str, str]:
     """PEP 508 marker values of the target (its Python and platform), not of tfcompat's own process."""
     values = dict(default_environment())
     py = env.target.python.version
@@ -78,7 +79,7 @@ def tf_label(tf: TensorFlowBuild) -> str:
     return f"{tf.distribution} {tf.version}"
 
 
-def cuda_of(tf: TensorFlowBuild, release) -> Tuple[Optional[str], str]:
+def cuda_of(tf: TensorFlowBuild, release) -> tuple[Optional[str], str]:
     """Build CUDA version and where it came from: build_info.py first, the matrix second."""
     if tf.cuda_version:
         return tf.cuda_version, tf.build_info_path or "build_info.py"
@@ -87,7 +88,7 @@ def cuda_of(tf: TensorFlowBuild, release) -> Tuple[Optional[str], str]:
     return None, ""
 
 
-def numpy_abi_conflict(env: Environment, matrix: "Matrix") -> Optional[Package]:
+def numpy_abi_conflict(env: Environment, matrix: Matrix) -> Optional[Package]:
     """NumPy >= 2 installed while the TF binaries were built against NumPy 1 (matrix fact)."""
     tf = env.tensorflow
     numpy = env.package("numpy")

@@ -7,7 +7,7 @@ The 3xx rules judge what ``probes/libraries.py`` found with its model of glibc's
 from __future__ import annotations
 
 import posixpath
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from tfcompat.engine.registry import NotApplicable
 from tfcompat.matrix import Matrix
@@ -21,15 +21,19 @@ from tfcompat.model import (
 from tfcompat.rules._common import tf_label
 
 OFF_PATH = ("installed, not on the search path", "ld.so.conf dir, not in ld.so.cache")
-TF_OBJECTS = ("libtensorflow_framework.so", "libtensorflow_cc.so", "_pywrap_tensorflow_internal.so",
-               "lib_pywrap_tensorflow_common.so")
+TF_OBJECTS = (
+    "libtensorflow_framework.so",
+    "libtensorflow_cc.so",
+    "_pywrap_tensorflow_internal.so",
+    "lib_pywrap_tensorflow_common.so",
+)
 
 
 def native_of(env: Environment) -> Optional[NativeLibraries]:
     return env.target.native
 
 
-def cuda_libraries(env: Environment) -> Tuple[Optional[NativeLibraries], Optional[NotApplicable]]:
+def cuda_libraries(env: Environment) -> tuple[Optional[NativeLibraries], Optional[NotApplicable]]:
     """The resolved libraries of a CUDA build, or why there is nothing to judge."""
     tf = env.tensorflow
     native = native_of(env)
@@ -45,17 +49,25 @@ def cuda_libraries(env: Environment) -> Tuple[Optional[NativeLibraries], Optiona
     return native, None
 
 
-def gpu_presence(env: Environment) -> Tuple[bool, str, Evidence]:
+def gpu_presence(env: Environment) -> tuple[bool, str, Evidence]:
     """(GPUs present?, how to say it, evidence). A loaded NVIDIA kernel module counts as GPUs present."""
     gpus = env.host.gpus
     if gpus:
         names = ", ".join(sorted({g.name or "unknown model" for g in gpus}))
-        return True, f"this node has {len(gpus)} GPU{'s' if len(gpus) != 1 else ''} ({names})", \
-            Evidence("gpus", f"{len(gpus)} ({names})", "NVML")
+        return (
+            True,
+            f"this node has {len(gpus)} GPU{'s' if len(gpus) != 1 else ''} ({names})",
+            Evidence("gpus", f"{len(gpus)} ({names})", "NVML"),
+        )
     d = env.host.driver
     if d is not None and d.kernel_module_version:
-        return True, f"this node has the NVIDIA driver {d.kernel_module_version} loaded", \
-            Evidence("driver.version", d.kernel_module_version, d.kernel_module_source or "/proc/driver/nvidia/version")
+        return (
+            True,
+            f"this node has the NVIDIA driver {d.kernel_module_version} loaded",
+            Evidence(
+                "driver.version", d.kernel_module_version, d.kernel_module_source or "/proc/driver/nvidia/version"
+            ),
+        )
     reason = env.unknown("gpus") or "NVML lists no GPU"
     if env.target.root or (env.unknown("gpus") and not reason.startswith("no NVIDIA driver")):
         # an image, or NVML not asked / failing: the GPUs are unknown, not absent
@@ -80,19 +92,22 @@ def describe(c: LibraryCopy) -> str:
 
 
 def copy_evidence(lib: LibraryResolution, c: LibraryCopy, fact: Optional[str] = None) -> Evidence:
-    return Evidence(fact or f"library {lib.soname}", f"{c.real_path} ({c.version or 'version unknown'}, "
-                    f"{c.found_via})", c.version_source or c.real_path)
+    return Evidence(
+        fact or f"library {lib.soname}",
+        f"{c.real_path} ({c.version or 'version unknown'}, {c.found_via})",
+        c.version_source or c.real_path,
+    )
 
 
 def is_driver_soname(name: str) -> bool:
     return name.startswith(("libcuda.so", "libnvidia-", "libnvcuvid", "libcudadebugger"))
 
 
-def real_missing_deps(lib: LibraryResolution) -> List[str]:
+def real_missing_deps(lib: LibraryResolution) -> list[str]:
     return [m for m in lib.missing_deps if not is_driver_soname(m.split(" ", 1)[0])]
 
 
-def build_minor(env: Environment, matrix: Matrix, major: int) -> Tuple[Optional[str], str]:
+def build_minor(env: Environment, matrix: Matrix, major: int) -> tuple[Optional[str], str]:
     """The build's cuDNN major.minor: build_info.py states only the major; the matrix adds the minor."""
     tf = env.tensorflow
     release = matrix.tf_release(tf.version) if tf else None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterator, List, Union
+from collections.abc import Iterator
+from typing import Union
 
 from packaging.utils import canonicalize_name
 
@@ -15,36 +16,46 @@ from tfcompat.rules._common import requirements, tf_label, version_of
 Result = Iterator[Union[Hit, NotApplicable]]
 SHOWN = 5  # failing objects named per finding
 
-REBUILD = ("rebuild it against the installed TensorFlow with its own flags: "
-           "g++ -std=c++17 -shared -fPIC op.cc -o op.so $(python -c 'import tensorflow as tf; "
-           "print(\" \".join(tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()))')")
+REBUILD = (
+    "rebuild it against the installed TensorFlow with its own flags: "
+    "g++ -std=c++17 -shared -fPIC op.cc -o op.so $(python -c 'import tensorflow as tf; "
+    'print(" ".join(tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()))\')'
+)
 
 
-def explain(op: CustomOp) -> List[str]:
+def explain(op: CustomOp) -> list[str]:
     """Why `op` fails, in words, where its recorded symbol facts tell."""
     if op.reasons:  # a snapshot of tfcompat <= 0.1.0 recorded its reasons in words, not the facts below
         return list(op.reasons)
     reasons = []
     ns = set(op.namespaces)
     if op.old_string_abi and ns & {"tensorflow", "tsl"}:
-        reasons.append("built with -D_GLIBCXX_USE_CXX11_ABI=0 (pre-C++11 std::string), but TensorFlow >= 2.9 uses "
-                       "the C++11 ABI")
+        reasons.append(
+            "built with -D_GLIBCXX_USE_CXX11_ABI=0 (pre-C++11 std::string), but TensorFlow >= 2.9 uses the C++11 ABI"
+        )
     if op.abseil:
-        reasons.append(f"built against abseil {', '.join(op.abseil)}, which the installed TensorFlow does not "
-                       "contain (another TensorFlow release)")
+        reasons.append(
+            f"built against abseil {', '.join(op.abseil)}, which the installed TensorFlow does not "
+            "contain (another TensorFlow release)"
+        )
     if ns & {"tensorflow", "tsl", "xla"} and not reasons:
-        reasons.append("needs TensorFlow C++ internals that the installed TensorFlow does not define (built against "
-                       "another TensorFlow release)")
+        reasons.append(
+            "needs TensorFlow C++ internals that the installed TensorFlow does not define (built against "
+            "another TensorFlow release)"
+        )
     if op.c_api:
         reasons.append(f"uses C API symbols the installed TensorFlow no longer exports ({', '.join(op.c_api[:3])})")
     if op.missing_versions:
-        reasons.append("needs symbol versions its libraries do not define (built with a newer toolchain: "
-                       + ", ".join(v.split(" ")[0] for v in op.missing_versions[:3]) + ")")
+        reasons.append(
+            "needs symbol versions its libraries do not define (built with a newer toolchain: "
+            + ", ".join(v.split(" ")[0] for v in op.missing_versions[:3])
+            + ")"
+        )
     return reasons
 
 
-def _by_owner(env: Environment, pred) -> Dict[str, List[CustomOp]]:
-    out: Dict[str, List[CustomOp]] = {}
+def _by_owner(env: Environment, pred) -> dict[str, list[CustomOp]]:
+    out: dict[str, list[CustomOp]] = {}
     for op in env.target.custom_ops:
         if pred(op):
             out.setdefault(op.owner, []).append(op)
@@ -54,7 +65,7 @@ def _by_owner(env: Environment, pred) -> Dict[str, List[CustomOp]]:
 def _short(env: Environment, op: CustomOp) -> str:
     for site in env.target.site_packages:
         if op.path.startswith(site.rstrip("/") + "/"):
-            return op.path[len(site.rstrip("/")) + 1:]
+            return op.path[len(site.rstrip("/")) + 1 :]
     return op.path
 
 
@@ -65,32 +76,43 @@ def _owner_label(env: Environment, owner: str) -> str:
     return f"{pkg.display_name} {pkg.version}" if pkg else owner
 
 
-def _pin_evidence(env: Environment, matrix: Matrix, owner: str) -> List[Evidence]:
+def _pin_evidence(env: Environment, matrix: Matrix, owner: str) -> list[Evidence]:
     """The package's own TensorFlow requirement: what it says it was built for."""
     pkg = env.package(owner)
     if pkg is None:
         return []
-    return [Evidence(f"{pkg.name} Requires-Dist", str(r), pkg.metadata_path)
-            for r in requirements(env, pkg) if canonicalize_name(r.name) in matrix.facts.tf_distribution_names]
+    return [
+        Evidence(f"{pkg.name} Requires-Dist", str(r), pkg.metadata_path)
+        for r in requirements(env, pkg)
+        if canonicalize_name(r.name) in matrix.facts.tf_distribution_names
+    ]
 
 
-def _remedy(env: Environment, matrix: Matrix, owner: str, ops: List[CustomOp]) -> str:
+def _remedy(env: Environment, matrix: Matrix, owner: str, ops: list[CustomOp]) -> str:
     tf = env.tensorflow
     if any("CXX11_ABI=0" in r for op in ops for r in explain(op)):
-        return ("Rebuild with -D_GLIBCXX_USE_CXX11_ABI=1 (TensorFlow >= 2.9 is built with the C++11 ABI); best, "
-                + REBUILD + ".")
+        return (
+            "Rebuild with -D_GLIBCXX_USE_CXX11_ABI=1 (TensorFlow >= 2.9 is built with the C++11 ABI); best, "
+            + REBUILD
+            + "."
+        )
     if owner == "--op":
         return REBUILD[0].upper() + REBUILD[1:] + "."
     v = version_of(tf.version) if tf else None
     pkg = env.package(owner)
-    matching = [c for c in (matrix.companions_for(tf.version) if tf and v else [])
-                if canonicalize_name(c.package) == owner]
+    matching = [
+        c for c in (matrix.companions_for(tf.version) if tf and v else []) if canonicalize_name(c.package) == owner
+    ]
     if matching and v is not None:
-        return (f'pip install "{pkg.display_name if pkg else owner}{matching[0].versions}" (the release built for '
-                f"TensorFlow {v.major}.{v.minor}), or the TensorFlow release it was built for.")
+        return (
+            f'pip install "{pkg.display_name if pkg else owner}{matching[0].versions}" (the release built for '
+            f"TensorFlow {v.major}.{v.minor}), or the TensorFlow release it was built for."
+        )
     if v is not None:
-        return (f"Install the {owner} release built for TensorFlow {v.major}.{v.minor}, or the TensorFlow it was "
-                "built for; if none exists, " + REBUILD + ".")
+        return (
+            f"Install the {owner} release built for TensorFlow {v.major}.{v.minor}, or the TensorFlow it was "
+            "built for; if none exists, " + REBUILD + "."
+        )
     return "Install the release of this package built for the installed TensorFlow."
 
 
@@ -134,21 +156,25 @@ def undefined_symbols(env: Environment, matrix: Matrix) -> Result:
         first = ops[0]
         name = first.demangled[0] if first.demangled else (first.undefined[0] if first.undefined else "?")
         reasons = sorted({r for op in ops for r in explain(op)})
-        ev: List[Evidence] = []
+        ev: list[Evidence] = []
         for op in ops[:SHOWN]:
             shown = op.undefined[0] if op.undefined else "?"
             readable = op.demangled[0] if op.demangled and op.demangled[0] != shown else None
-            ev.append(Evidence(f"{_short(env, op)}: {op.undefined_count} undefined", shown + (f" = {readable}" if
-                                                                                              readable else ""),
-                               op.path))
+            ev.append(
+                Evidence(
+                    f"{_short(env, op)}: {op.undefined_count} undefined",
+                    shown + (f" = {readable}" if readable else ""),
+                    op.path,
+                )
+            )
         if len(ops) > SHOWN:
             ev.append(Evidence("more objects", f"{len(ops) - SHOWN} more fail the same way", "ELF .dynsym"))
         ev += _pin_evidence(env, matrix, owner)
         ev.append(Evidence("tensorflow", tf_label(tf), tf.metadata_path or tf.location))
         yield Hit(
             message=f"{_owner_label(env, owner)}: {len(ops)} of {of} objects will fail to load against {tf_label(tf)} "
-                    f"({total} undefined symbols), e.g. {_short(env, first)}: undefined symbol {name}"
-                    + (f"; {'; '.join(reasons)}" if reasons else ""),
+            f"({total} undefined symbols), e.g. {_short(env, first)}: undefined symbol {name}"
+            + (f"; {'; '.join(reasons)}" if reasons else ""),
             evidence=tuple(ev),
             remediation=_remedy(env, matrix, owner, ops),
         )
@@ -176,11 +202,12 @@ def missing_library(env: Environment, matrix: Matrix) -> Result:
         libs = sorted({lib for op in ops for lib in op.missing_libraries})
         yield Hit(
             message=f"{_owner_label(env, owner)}: {len(ops)} object(s) need {', '.join(libs)}, which the loader "
-                    f"cannot find (\"{libs[0]}: cannot open shared object file\"), e.g. {_short(env, ops[0])}",
-            evidence=tuple(Evidence(f"{_short(env, op)} DT_NEEDED", ", ".join(op.missing_libraries), op.path)
-                           for op in ops[:SHOWN]),
+            f'cannot find ("{libs[0]}: cannot open shared object file"), e.g. {_short(env, ops[0])}',
+            evidence=tuple(
+                Evidence(f"{_short(env, op)} DT_NEEDED", ", ".join(op.missing_libraries), op.path) for op in ops[:SHOWN]
+            ),
             remediation=f"Install what provides {', '.join(libs)} where the loader looks (or fix the plugin's "
-                        "RUNPATH), or the plugin release built for this environment.",
+            "RUNPATH), or the plugin release built for this environment.",
         )
 
 
@@ -207,11 +234,13 @@ def symbol_version(env: Environment, matrix: Matrix) -> Result:
         version, _, where = first.partition(" ")
         yield Hit(
             message=f"{_owner_label(env, owner)}: {_short(env, ops[0])} needs version `{version}' not found in "
-                    f"{where.strip('()')}" + (f" (and {len(ops) - 1} more objects)" if len(ops) > 1 else ""),
-            evidence=tuple(Evidence(f"{_short(env, op)} .gnu.version_r", ", ".join(op.missing_versions), op.path)
-                           for op in ops[:SHOWN]),
+            f"{where.strip('()')}" + (f" (and {len(ops) - 1} more objects)" if len(ops) > 1 else ""),
+            evidence=tuple(
+                Evidence(f"{_short(env, op)} .gnu.version_r", ", ".join(op.missing_versions), op.path)
+                for op in ops[:SHOWN]
+            ),
             remediation="Rebuild the plugin with an older toolchain (a manylinux build image) or give the loader a "
-                        f"library that defines {version} (a newer libstdc++/glibc that is not shadowed).",
+            f"library that defines {version} (a newer libstdc++/glibc that is not shadowed).",
         )
 
 
@@ -228,7 +257,9 @@ def unreadable(env: Environment, matrix: Matrix) -> Result:
     """
     for op in env.target.custom_ops:
         if op.problem:
-            yield Hit(message=f"{_owner_label(env, op.owner)}: {os.path.basename(op.path)} could not be checked: "
-                              f"{op.problem}",
-                      evidence=(Evidence("plugin", op.path, "package RECORD"),),
-                      remediation="Reinstall the package for this platform.")
+            yield Hit(
+                message=f"{_owner_label(env, op.owner)}: {os.path.basename(op.path)} could not be checked: "
+                f"{op.problem}",
+                evidence=(Evidence("plugin", op.path, "package RECORD"),),
+                remediation="Reinstall the package for this platform.",
+            )

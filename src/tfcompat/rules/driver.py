@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Union
+from collections.abc import Iterator
+from typing import Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -50,8 +51,14 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
     shown, source = driver.version, driver.version_source
     # A cuda-compat libcuda (forward compatibility) brings a newer user-mode driver: CUDA runs at its
     # level on data-center GPUs (TFC204 judges the GPU class).
-    compat = next((lib for lib in driver.libraries if lib.soname == "libcuda.so.1" and lib.forward_compat
-                   and version_of(lib.version or "") is not None), None)
+    compat = next(
+        (
+            lib
+            for lib in driver.libraries
+            if lib.soname == "libcuda.so.1" and lib.forward_compat and version_of(lib.version or "") is not None
+        ),
+        None,
+    )
     if compat is not None and version_of(compat.version) > have:
         have, shown, source = version_of(compat.version), compat.version, f"forward-compatibility {compat.path}"
     need = matrix.driver_need(cuda)
@@ -64,23 +71,30 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
     floor_fact = f"CUDA {cuda_v.major}.x minimum driver" if mvc else f"CUDA {cuda} driver"
     ev_floor = Evidence(floor_fact, need.floor_text, need.major.source if mvc else need.toolkit.source)
     if have < need.floor:
-        what = (f"the minimum for any CUDA {cuda_v.major} application" if mvc
-                else f"the driver CUDA {cuda} needs (no minor-version compatibility for it)")
+        what = (
+            f"the minimum for any CUDA {cuda_v.major} application"
+            if mvc
+            else f"the driver CUDA {cuda} needs (no minor-version compatibility for it)"
+        )
         yield Hit(
             message=f"NVIDIA driver {shown} is older than {need.floor_text}, {what}; {tf_label(tf)} "
-                    f"(built with CUDA {cuda}) cannot initialise CUDA on this node",
+            f"(built with CUDA {cuda}) cannot initialise CUDA on this node",
             evidence=(ev_driver, ev_cuda, ev_floor),
             remediation=f"Upgrade the NVIDIA driver to >= {need.full_text or need.floor_text} (at least "
-                        f"{need.floor_text}), or use a TensorFlow release built with an older CUDA.",
+            f"{need.floor_text}), or use a TensorFlow release built with an older CUDA.",
         )
     elif need.full is not None and have < need.full:
         yield Hit(
             message=f"NVIDIA driver {shown} is older than {need.full_text}, the driver of CUDA {cuda} that "
-                    f"{tf_label(tf)} was built with: it runs under minor-version compatibility, but PTX from "
-                    "the newer toolchain cannot be JIT-compiled (XLA disables parallel compilation; GPUs "
-                    "without SASS in the build fail)",
-            evidence=(ev_driver, ev_cuda, Evidence(f"CUDA {need.toolkit.version} driver", need.full_text,
-                                                   need.toolkit.source), ev_floor),
+            f"{tf_label(tf)} was built with: it runs under minor-version compatibility, but PTX from "
+            "the newer toolchain cannot be JIT-compiled (XLA disables parallel compilation; GPUs "
+            "without SASS in the build fail)",
+            evidence=(
+                ev_driver,
+                ev_cuda,
+                Evidence(f"CUDA {need.toolkit.version} driver", need.full_text, need.toolkit.source),
+                ev_floor,
+            ),
             remediation=f"Upgrade the NVIDIA driver to >= {need.full_text}.",
             severity=Severity.WARNING,
         )
@@ -105,7 +119,9 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
     d = env.host.driver
     assert d is not None
     kernel = d.kernel_module_version
-    ev_kernel = Evidence("driver.kernel_module_version", kernel or "?", d.kernel_module_source or "/proc/driver/nvidia/version")
+    ev_kernel = Evidence(
+        "driver.kernel_module_version", kernel or "?", d.kernel_module_source or "/proc/driver/nvidia/version"
+    )
     if d.nvml_error == "NVML_ERROR_LIB_RM_VERSION_MISMATCH":
         nvml_lib = next((lib for lib in d.libraries if lib.soname == "libnvidia-ml.so.1"), None)
         ev = [ev_kernel, Evidence("NVML", "NVML_ERROR_LIB_RM_VERSION_MISMATCH", "nvmlInit (child process)")]
@@ -113,11 +129,11 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
             ev.append(Evidence("libnvidia-ml.so.1", nvml_lib.version or "?", nvml_lib.path))
         yield Hit(
             message=f"NVML reports a driver/library version mismatch: kernel module {kernel or '?'}"
-                    + (f", libnvidia-ml {nvml_lib.version}" if nvml_lib and nvml_lib.version else "")
-                    + "; CUDA cannot initialise until the node is rebooted or the module reloaded",
+            + (f", libnvidia-ml {nvml_lib.version}" if nvml_lib and nvml_lib.version else "")
+            + "; CUDA cannot initialise until the node is rebooted or the module reloaded",
             evidence=tuple(ev),
             remediation="Reboot the node (or reload the nvidia kernel modules) so the kernel module matches the "
-                        "installed driver libraries; drain it until then.",
+            "installed driver libraries; drain it until then.",
         )
         return
     if not kernel:
@@ -128,10 +144,10 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
             continue
         yield Hit(
             message=f"{lib.soname} is version {lib.version} ({lib.path}) but the loaded kernel module is {kernel}: "
-                    "CUDA fails with \"driver/library version mismatch\" (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)",
+            'CUDA fails with "driver/library version mismatch" (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)',
             evidence=(ev_kernel, Evidence(lib.soname, lib.version, lib.path)),
             remediation="Reboot the node (or reload the nvidia kernel modules); if the image ships its own "
-                        f"{lib.soname}, remove it and let the NVIDIA container toolkit inject the host's.",
+            f"{lib.soname}, remove it and let the NVIDIA container toolkit inject the host's.",
         )
 
 
@@ -166,12 +182,12 @@ def forward_compat_unsupported(env: Environment, matrix: Matrix) -> Result:
     names = "; ".join(f"GPU {g.index} {g.name} ({g.uuid or '?'})" for g in bad)
     yield Hit(
         message=f"libcuda.so.1 comes from a forward-compatibility package ({compat.path}, {compat.version or '?'}) "
-                f"but forward compatibility is not supported on {names}: cuInit fails with error 804",
+        f"but forward compatibility is not supported on {names}: cuInit fails with error 804",
         evidence=(Evidence("libcuda.so.1", compat.version or "?", compat.path),)
         + tuple(Evidence(f"gpu[{g.index}].name", g.name or "?", "NVML nvmlDeviceGetName") for g in bad)
         + (Evidence("forward compatibility", "data-center GPUs only", FORWARD_COMPAT_SOURCE),),
         remediation="Take the cuda-compat directory out of the library path on these nodes and upgrade the host "
-                    "driver instead, or schedule the image on data-center GPUs only.",
+        "driver instead, or schedule the image on data-center GPUs only.",
     )
 
 
@@ -199,5 +215,5 @@ def gpu_lost(env: Environment, matrix: Matrix) -> Result:
             message="NVML cannot query " + "; ".join(problems) + ": jobs on this node fail or hang on that GPU",
             evidence=tuple(Evidence("NVML", p, "NVML child process (nvmlInit / per-GPU queries)") for p in problems),
             remediation="Drain the node, then reset the GPU (nvidia-smi -r) or reboot; check dmesg for Xid 79; "
-                        "RMA the GPU if it recurs.",
+            "RMA the GPU if it recurs.",
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Union
+from collections.abc import Iterator
+from typing import Optional, Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -11,6 +12,7 @@ from tfcompat.model import Environment, Evidence, Gpu, Severity
 from tfcompat.rules._common import cuda_of, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
+
 
 def gpu_name(g: Gpu) -> str:
     return f"GPU {g.index} ({g.name or 'unknown model'}, {g.uuid or 'no UUID'})"
@@ -27,8 +29,11 @@ def _gpu_evidence(g: Gpu) -> Evidence:
 
 def _build_evidence(env: Environment) -> Evidence:
     tf = env.tensorflow
-    return Evidence("tensorflow build compute capabilities", " ".join(tf.compute_capabilities),
-                    tf.build_info_path or "build_info.py")
+    return Evidence(
+        "tensorflow build compute capabilities",
+        " ".join(tf.compute_capabilities),
+        tf.build_info_path or "build_info.py",
+    )
 
 
 def _arch_precheck(env: Environment) -> Optional[str]:
@@ -84,9 +89,15 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
         arch = matrix.compute_capability(g.compute_capability)
         arch_kit = matrix.cuda_toolkit(str(arch.first_cuda)) if arch and arch.first_cuda else None
         if arch_kit is not None:
-            needs.append((arch_kit.min_driver, arch_kit.min_driver_text,
-                          f"CUDA {arch.first_cuda}, the first with compute capability {g.compute_capability} "
-                          f"({arch.architecture})", arch_kit.source))
+            needs.append(
+                (
+                    arch_kit.min_driver,
+                    arch_kit.min_driver_text,
+                    f"CUDA {arch.first_cuda}, the first with compute capability {g.compute_capability} "
+                    f"({arch.architecture})",
+                    arch_kit.source,
+                )
+            )
         short = [n for n in needs if have is not None and have < n[0]]
         if short:
             best = max(short, key=lambda n: n[0])
@@ -94,21 +105,21 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
             ev += [Evidence(f"driver of {why}", text, src) for _, text, why, src in short]
             yield Hit(
                 message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no SASS in {tf_label(tf)} "
-                        f"and needs PTX JIT from {cov.via}, but driver {driver.version} is older than "
-                        f"{best[1]} ({best[2]}) and cannot JIT that PTX for it: kernels fail to load",
+                f"and needs PTX JIT from {cov.via}, but driver {driver.version} is older than "
+                f"{best[1]} ({best[2]}) and cannot JIT that PTX for it: kernels fail to load",
                 evidence=tuple(ev),
                 remediation=f"Upgrade the NVIDIA driver to >= {best[1]}, or use a TensorFlow build with SASS for "
-                            f"sm_{cc[0]}{cc[1]}.",
+                f"sm_{cc[0]}{cc[1]}.",
                 severity=Severity.ERROR,
             )
             continue
         yield Hit(
             message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no SASS in {tf_label(tf)} "
-                    f"({' '.join(tf.compute_capabilities)}): kernels are JIT-compiled from {cov.via} PTX at "
-                    "first use (slow first start, minutes to tens of minutes)",
+            f"({' '.join(tf.compute_capabilities)}): kernels are JIT-compiled from {cov.via} PTX at "
+            "first use (slow first start, minutes to tens of minutes)",
             evidence=tuple(ev),
             remediation=f"Use a TensorFlow build with SASS for sm_{cc[0]}{cc[1]}, or keep the PTX JIT cache warm "
-                        "(CUDA_CACHE_MAXSIZE=4294967296, a persistent CUDA_CACHE_PATH).",
+            "(CUDA_CACHE_MAXSIZE=4294967296, a persistent CUDA_CACHE_PATH).",
         )
 
 
@@ -138,14 +149,18 @@ def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
         if cc is None or coverage(cc, tf.compute_capabilities).kind != "none":
             continue
         # UUIDs, not indices: CUDA numbers GPUs fastest-first by default, NVML by PCI bus
-        others = [o.uuid or str(o.index) for o in env.host.gpus if o.index != g.index and
-                  parse_cc(o.compute_capability) and
-                  coverage(parse_cc(o.compute_capability), tf.compute_capabilities).kind != "none"]
+        others = [
+            o.uuid or str(o.index)
+            for o in env.host.gpus
+            if o.index != g.index
+            and parse_cc(o.compute_capability)
+            and coverage(parse_cc(o.compute_capability), tf.compute_capabilities).kind != "none"
+        ]
         hide = f" or hide it (CUDA_VISIBLE_DEVICES={','.join(others)})" if others else ""
         yield Hit(
             message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no kernels in {tf_label(tf)} "
-                    f"({' '.join(tf.compute_capabilities)}): the first GPU op fails with "
-                    "\"no kernel image is available for execution on the device\"",
+            f"({' '.join(tf.compute_capabilities)}): the first GPU op fails with "
+            '"no kernel image is available for execution on the device"',
             evidence=(_gpu_evidence(g), _build_evidence(env)),
             remediation=f"Use a TensorFlow release built for sm_{cc[0]}{cc[1]}{hide}.",
         )
@@ -168,8 +183,10 @@ def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
     for g in env.host.gpus:
         models.setdefault((g.name, g.compute_capability), []).append(g.index)
     if len(models) > 1:
-        parts = [f"{name or '?'} (compute capability {cc or '?'}) on GPU {', '.join(map(str, idx))}"
-                 for (name, cc), idx in sorted(models.items(), key=lambda kv: kv[1][0])]
+        parts = [
+            f"{name or '?'} (compute capability {cc or '?'}) on GPU {', '.join(map(str, idx))}"
+            for (name, cc), idx in sorted(models.items(), key=lambda kv: kv[1][0])
+        ]
         yield Hit(
             message=f"{len(models)} kinds of GPU on this node: " + "; ".join(parts),
             evidence=tuple(_gpu_evidence(g) for g in env.host.gpus),
@@ -189,12 +206,21 @@ def _cudnn_entry(matrix: Matrix, version: str, cuda_major: int):
     exact = [e for e in entries if e.versions.contains(v, prereleases=True)]
     if exact:
         return True, exact[0]
-    older = [e for e in entries if any(s.operator in ("==", ">=") and version_of(s.version.rstrip(".*")) is not None
-                                       and version_of(s.version.rstrip(".*")) <= v for s in e.versions)]
+    older = [
+        e
+        for e in entries
+        if any(
+            s.operator in ("==", ">=")
+            and version_of(s.version.rstrip(".*")) is not None
+            and version_of(s.version.rstrip(".*")) <= v
+            for s in e.versions
+        )
+    ]
     if not older:
         return False, None
-    return False, max(older, key=lambda e: max(version_of(s.version.rstrip(".*")) for s in e.versions
-                                             if s.operator in ("==", ">=")))
+    return False, max(
+        older, key=lambda e: max(version_of(s.version.rstrip(".*")) for s in e.versions if s.operator in ("==", ">="))
+    )
 
 
 @rule("TFC208", "cudnn-gpu-unsupported", Severity.ERROR, requires=("tensorflow", "gpus"))
@@ -232,11 +258,13 @@ def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
         basis = "" if exact else f" (already missing from the support matrix of {entry.label}, an older release)"
         yield Hit(
             message=f"{gpu_name(g)}, compute capability {g.compute_capability}, is not supported by cuDNN "
-                    f"{cudnn.found.version} ({cudnn.found.real_path}){basis}: cuDNN calls fail with "
-                    "CUDNN_STATUS_ARCH_MISMATCH",
-            evidence=(_gpu_evidence(g), Evidence("cudnn.version", cudnn.found.version,
-                                                 cudnn.found.version_source or cudnn.found.real_path),
-                      Evidence("cuDNN support matrix", entry.label, ", ".join(entry.source))),
+            f"{cudnn.found.version} ({cudnn.found.real_path}){basis}: cuDNN calls fail with "
+            "CUDNN_STATUS_ARCH_MISMATCH",
+            evidence=(
+                _gpu_evidence(g),
+                Evidence("cudnn.version", cudnn.found.version, cudnn.found.version_source or cudnn.found.real_path),
+                Evidence("cuDNN support matrix", entry.label, ", ".join(entry.source)),
+            ),
             remediation=f"Pin a cuDNN that supports compute capability {g.compute_capability} "
-                        "(e.g. pip install \"nvidia-cudnn-cu12<9.11\" for Pascal/Volta), or use newer GPUs.",
+            '(e.g. pip install "nvidia-cudnn-cu12<9.11" for Pascal/Volta), or use newer GPUs.',
         )

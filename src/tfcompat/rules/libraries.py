@@ -8,7 +8,8 @@ loader picks (TFC304, TFC305): library_copies.py; the ABI they meet (TFC306, TFC
 from __future__ import annotations
 
 import posixpath
-from typing import Iterator, List, Tuple, Union
+from collections.abc import Iterator
+from typing import Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -62,8 +63,8 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
     tf = env.tensorflow
     has_gpus, gpus_text, gpus_ev = gpu_presence(env)
     cudnn_found = any(lib.name == "cudnn" and lib.found and not lib.found.problem for lib in native.libraries)
-    broken: List[Tuple[LibraryResolution, str]] = []
-    optional: List[LibraryResolution] = []
+    broken: list[tuple[LibraryResolution, str]] = []
+    optional: list[LibraryResolution] = []
     for lib in native.libraries:
         if lib.role in ("driver", "optional"):
             continue  # the driver rules (2xx) judge libcuda.so.1; "optional" ones TF does not install
@@ -83,7 +84,7 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
         caller = native.caller or "TensorFlow"
         names = ", ".join(lib.soname for lib, _ in broken)
         evidence = []
-        off_path_dirs: List[str] = []
+        off_path_dirs: list[str] = []
         for lib, why in broken:
             off = [c for c in lib.others if c.found_via in OFF_PATH]
             detail = why
@@ -94,44 +95,67 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
                 detail += "; other versions: " + ", ".join(lib.other_sonames[:3])
             evidence.append(Evidence(f"library {lib.soname}", detail, f"search path of {lib.requested_by or caller}"))
         evidence.append(gpus_ev)
-        tail = ("TensorFlow logs \"Cannot dlopen some GPU libraries\" and registers no GPU: the job runs on the CPU "
-                "or fails at its first GPU op") if has_gpus else \
-            "on a node with GPUs TensorFlow would register no GPU (\"Cannot dlopen some GPU libraries\")"
-        message = (f"{len(broken)} librar{'ies' if len(broken) != 1 else 'y'} that {tf_label(tf)} loads for its GPUs "
-                   f"cannot be loaded from {short_path(caller)}: {names}; {gpus_text}: {tail}")
+        tail = (
+            (
+                'TensorFlow logs "Cannot dlopen some GPU libraries" and registers no GPU: the job runs on the CPU '
+                "or fails at its first GPU op"
+            )
+            if has_gpus
+            else 'on a node with GPUs TensorFlow would register no GPU ("Cannot dlopen some GPU libraries")'
+        )
+        message = (
+            f"{len(broken)} librar{'ies' if len(broken) != 1 else 'y'} that {tf_label(tf)} loads for its GPUs "
+            f"cannot be loaded from {short_path(caller)}: {names}; {gpus_text}: {tail}"
+        )
         dirs = list(dict.fromkeys(off_path_dirs))
         if dirs:
-            fix = (f"Put the installed copies on the loader's path: export LD_LIBRARY_PATH={':'.join(dirs)}"
-                   "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} (or list the directories in /etc/ld.so.conf.d/ and run "
-                   "ldconfig).")
+            fix = (
+                f"Put the installed copies on the loader's path: export LD_LIBRARY_PATH={':'.join(dirs)}"
+                "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} (or list the directories in /etc/ld.so.conf.d/ and run "
+                "ldconfig)."
+            )
         elif has_extra(env, "and-cuda"):
             fix = f'pip install "{tf.distribution}[and-cuda]=={tf.version}" (the nvidia-* wheels TF\'s RUNPATH points at).'
         else:
-            fix = (f"Install the CUDA {tf.cuda_version or '?'} libraries and cuDNN {tf.cudnn_version or '?'} that "
-                   f"{tf_label(tf)} was built for and add their directory to LD_LIBRARY_PATH or /etc/ld.so.conf.d/.")
+            fix = (
+                f"Install the CUDA {tf.cuda_version or '?'} libraries and cuDNN {tf.cudnn_version or '?'} that "
+                f"{tf_label(tf)} was built for and add their directory to LD_LIBRARY_PATH or /etc/ld.so.conf.d/."
+            )
         missing_deps = [d for lib, _ in broken for d in real_missing_deps(lib)]
         if missing_deps and not dirs:
             fix += " Missing dependencies: " + ", ".join(missing_deps) + "."
         # A copy that is installed (a pip wheel's directory) but not on the dlopen caller's search path
         # is a prediction of TF's loader code not yet confirmed on a GPU node (see issue 4's note, e.g.
         # libcusolver.so.11 in TF 2.21 [and-cuda]): a warning with the way to confirm it, not a gate failure.
-        unconfirmed = all(any(c.found_via == "installed, not on the search path" for c in lib.others)
-                          for lib, _ in broken)
+        unconfirmed = all(
+            any(c.found_via == "installed, not on the search path" for c in lib.others) for lib, _ in broken
+        )
         if has_gpus and unconfirmed:
-            message += (" (predicted from where the copies lie; confirm on the node with "
-                        "TF_CPP_VMODULE=dso_loader=1: 'Could not load dynamic library')")
-        yield Hit(message=message, evidence=tuple(evidence), remediation=fix,
-                  severity=Severity.ERROR if has_gpus and not unconfirmed else Severity.WARNING)
+            message += (
+                " (predicted from where the copies lie; confirm on the node with "
+                "TF_CPP_VMODULE=dso_loader=1: 'Could not load dynamic library')"
+            )
+        yield Hit(
+            message=message,
+            evidence=tuple(evidence),
+            remediation=fix,
+            severity=Severity.ERROR if has_gpus and not unconfirmed else Severity.WARNING,
+        )
     if optional:
         yield Hit(
             message=f"optional libraries {tf_label(tf)} can load are missing: "
-                    + ", ".join(f"{lib.soname} ({lib.purpose})" for lib in optional)
-                    + "; only the features that use them fail",
-            evidence=tuple(Evidence(f"library {lib.soname}", "not found" if lib.found is None else
-                                    f"{lib.found.real_path} {lib.found.problem}",
-                                    f"search path of {lib.requested_by or '?'}") for lib in optional),
+            + ", ".join(f"{lib.soname} ({lib.purpose})" for lib in optional)
+            + "; only the features that use them fail",
+            evidence=tuple(
+                Evidence(
+                    f"library {lib.soname}",
+                    "not found" if lib.found is None else f"{lib.found.real_path} {lib.found.problem}",
+                    f"search path of {lib.requested_by or '?'}",
+                )
+                for lib in optional
+            ),
             remediation="Install them only if the job uses these features (multi-GPU NCCL all-reduce, the profiler, "
-                        "TF-TRT).",
+            "TF-TRT).",
             severity=Severity.INFO,
         )
 
@@ -171,8 +195,10 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
         return
     have = version_of(lib.found.version)
     if have is None:
-        yield NotApplicable(f"the version of {lib.found.real_path} is unknown (no wheel metadata, versioned file name "
-                            "or cudnn_version.h)")
+        yield NotApplicable(
+            f"the version of {lib.found.real_path} is unknown (no wheel metadata, versioned file name "
+            "or cudnn_version.h)"
+        )
         return
     want_major = int(lib.soname.rsplit(".", 1)[-1])
     build_src = tf.build_info_path or "build_info.py"
@@ -180,17 +206,19 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     if have.release[0] != want_major:
         yield Hit(
             message=f"{lib.soname} resolves to cuDNN {lib.found.version} ({describe(lib.found)}), but {tf_label(tf)} "
-                    f"was built with cuDNN {tf.cudnn_version or want_major}: another major version",
+            f"was built with cuDNN {tf.cudnn_version or want_major}: another major version",
             evidence=(ev_have, Evidence("tensorflow build cuDNN", str(tf.cudnn_version or want_major), build_src)),
             remediation=f"Remove or re-point {lib.found.path} and install cuDNN {want_major}.x "
-                        f"(pip install \"nvidia-cudnn-cu12>={want_major},<{want_major + 1}\" for CUDA 12 wheels).",
+            f'(pip install "nvidia-cudnn-cu12>={want_major},<{want_major + 1}" for CUDA 12 wheels).',
         )
         return
     build, build_source = build_minor(env, matrix, want_major)
     build_v = version_of(build)
     if build_v is None:
-        yield NotApplicable(f"the cuDNN minor version {tf_label(tf)} was built with is not in the matrix "
-                            f"(build_info.py says only {tf.cudnn_version})")
+        yield NotApplicable(
+            f"the cuDNN minor version {tf_label(tf)} was built with is not in the matrix "
+            f"(build_info.py says only {tf.cudnn_version})"
+        )
         return
     # the runtime rule as the matrix states it (same major, minor >= the compiled one), with that fallback
     if len(have.release) < 2:
@@ -201,12 +229,15 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     if not compatible:
         yield Hit(
             message=f"cuDNN {lib.found.version} ({describe(lib.found)}) is older than cuDNN {build}, which "
-                    f"{tf_label(tf)} was built with: TensorFlow rejects it at the first cuDNN call (\"CuDNN library "
-                    "needs to have matching major version and equal or higher minor version\")",
-            evidence=(ev_have, Evidence("tensorflow build cuDNN", build, build_source),
-                      Evidence("tensorflow build cuDNN major", str(tf.cudnn_version), build_src)),
-            remediation=f"Install cuDNN >= {build}, < {want_major + 1} (pip install \"nvidia-cudnn-cu12>={build},"
-                        f"<{want_major + 1}\") or remove the older copy that wins.",
+            f'{tf_label(tf)} was built with: TensorFlow rejects it at the first cuDNN call ("CuDNN library '
+            'needs to have matching major version and equal or higher minor version")',
+            evidence=(
+                ev_have,
+                Evidence("tensorflow build cuDNN", build, build_source),
+                Evidence("tensorflow build cuDNN major", str(tf.cudnn_version), build_src),
+            ),
+            remediation=f'Install cuDNN >= {build}, < {want_major + 1} (pip install "nvidia-cudnn-cu12>={build},'
+            f'<{want_major + 1}") or remove the older copy that wins.',
         )
 
 
@@ -245,7 +276,10 @@ def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
         return
     build_ev = Evidence("tensorflow build CUDA", tf.cuda_version, tf.build_info_path or "build_info.py")
     judged = 0
-    for name, label, major_severity in (("cudart", "CUDA runtime", Severity.ERROR), ("cupti", "CUPTI", Severity.WARNING)):
+    for name, label, major_severity in (
+        ("cudart", "CUDA runtime", Severity.ERROR),
+        ("cupti", "CUPTI", Severity.WARNING),
+    ):
         lib = next((x for x in native.libraries if x.name == name), None)
         if lib is None or lib.found is None or lib.found.problem:
             continue
@@ -255,28 +289,34 @@ def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
         judged += 1
         ev = (copy_evidence(lib, lib.found, f"{label} loaded"), build_ev)
         asked = posixpath.basename(lib.found.path)
-        as_name = f" (found as {asked})" if asked != lib.soname and asked != posixpath.basename(lib.found.real_path) \
-            else ""
+        as_name = (
+            f" (found as {asked})" if asked != lib.soname and asked != posixpath.basename(lib.found.real_path) else ""
+        )
         if have.release[0] != build.release[0]:
             yield Hit(
                 message=f"{lib.soname} resolves to {label} {lib.found.version}{as_name}, {describe(lib.found)}, but "
-                        f"{tf_label(tf)} was built with CUDA {tf.cuda_version}: another CUDA major"
-                        + ("" if name == "cudart" else "; only the profiler uses it"),
+                f"{tf_label(tf)} was built with CUDA {tf.cuda_version}: another CUDA major"
+                + ("" if name == "cudart" else "; only the profiler uses it"),
                 evidence=ev,
-                remediation=(f"Remove or re-point {lib.found.path} and install the CUDA {build.release[0]} runtime "
-                             f"(pip install \"nvidia-cuda-runtime-cu{build.release[0]}\").") if name == "cudart" else
-                            (f"pip install \"nvidia-cuda-cupti-cu{build.release[0]}\" (TF's RUNPATH finds it first), or "
-                             f"remove {posixpath.dirname(lib.found.path)} from the loader's path."),
+                remediation=(
+                    f"Remove or re-point {lib.found.path} and install the CUDA {build.release[0]} runtime "
+                    f'(pip install "nvidia-cuda-runtime-cu{build.release[0]}").'
+                )
+                if name == "cudart"
+                else (
+                    f'pip install "nvidia-cuda-cupti-cu{build.release[0]}" (TF\'s RUNPATH finds it first), or '
+                    f"remove {posixpath.dirname(lib.found.path)} from the loader's path."
+                ),
                 severity=major_severity,
             )
         elif name == "cudart" and len(have.release) >= 2 and have.release[:2] < build.release[:2]:
             yield Hit(
                 message=f"CUDA runtime {lib.found.version} ({describe(lib.found)}) is older than CUDA {tf.cuda_version}, "
-                        f"which {tf_label(tf)} was built with: runtime functions the build uses may be missing",
+                f"which {tf_label(tf)} was built with: runtime functions the build uses may be missing",
                 evidence=ev,
                 remediation=f"Install a CUDA {build.release[0]} runtime >= {build.release[0]}.{build.release[1]} "
-                            f"(pip install \"nvidia-cuda-runtime-cu{build.release[0]}>={build.release[0]}."
-                            f"{build.release[1]}\").",
+                f'(pip install "nvidia-cuda-runtime-cu{build.release[0]}>={build.release[0]}.'
+                f'{build.release[1]}").',
                 severity=Severity.WARNING,
             )
     if not judged:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Dict, Iterator, List, Tuple, Union
+from collections.abc import Iterator
+from typing import Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -48,7 +49,7 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
     if na:
         yield na
         return
-    disagree: List[Tuple[LibraryResolution, List[LibraryCopy]]] = []
+    disagree: list[tuple[LibraryResolution, list[LibraryCopy]]] = []
     for lib in native.libraries:
         if lib.role == "driver" or lib.found is None or lib.found.problem:
             continue
@@ -60,11 +61,16 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
             intended = wheel[0]
             yield Hit(
                 message=f"{lib.soname}: {describe(lib.found)} shadows {describe(intended)}, the copy "
-                        "this environment installed for TensorFlow",
-                evidence=(copy_evidence(lib, lib.found, f"{lib.soname} loaded"),
-                          copy_evidence(lib, intended, f"{lib.soname} installed")) +
-                         ((Evidence("LD_LIBRARY_PATH", native.ld_library_path, "environment"),)
-                          if lib.found.found_via == "LD_LIBRARY_PATH" and native.ld_library_path else ()),
+                "this environment installed for TensorFlow",
+                evidence=(
+                    copy_evidence(lib, lib.found, f"{lib.soname} loaded"),
+                    copy_evidence(lib, intended, f"{lib.soname} installed"),
+                )
+                + (
+                    (Evidence("LD_LIBRARY_PATH", native.ld_library_path, "environment"),)
+                    if lib.found.found_via == "LD_LIBRARY_PATH" and native.ld_library_path
+                    else ()
+                ),
                 remediation=_shadow_fix(lib.found),
             )
             continue
@@ -74,12 +80,14 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
     if disagree:
         yield Hit(
             message="other versions of libraries TensorFlow loads are on the search path (the right copy wins, but "
-                    "another caller can load the other one): "
-                    + "; ".join(f"{lib.soname}: {lib.found.version} wins, also {', '.join(describe(c) for c in cs)}"
-                                for lib, cs in disagree),
+            "another caller can load the other one): "
+            + "; ".join(
+                f"{lib.soname}: {lib.found.version} wins, also {', '.join(describe(c) for c in cs)}"
+                for lib, cs in disagree
+            ),
             evidence=tuple(copy_evidence(lib, c, f"{lib.soname} other copy") for lib, cs in disagree for c in cs),
             remediation="Remove the copies you do not use (or their directory from LD_LIBRARY_PATH / ld.so.conf) so "
-                        "that every caller gets the same library.",
+            "that every caller gets the same library.",
             severity=Severity.INFO,
         )
 
@@ -122,7 +130,7 @@ def cudnn_sublibrary_mixed(env: Environment, matrix: Matrix) -> Result:
     if front is None or front.found is None or front.found.problem or not subs:
         yield NotApplicable("no cuDNN with sub-libraries is loaded")
         return
-    by_version: Dict[str, List[LibraryResolution]] = {}
+    by_version: dict[str, list[LibraryResolution]] = {}
     for lib in [front] + subs:
         by_version.setdefault(lib.found.version or "unknown", []).append(lib)
     known = [v for v in by_version if v != "unknown"]
@@ -131,8 +139,7 @@ def cudnn_sublibrary_mixed(env: Environment, matrix: Matrix) -> Result:
         odd = [lib for v, libs in by_version.items() if v != main for lib in libs]
         yield Hit(
             message=f"cuDNN sub-libraries of mixed versions: {front.soname} is {main} ({front.found.real_path}), but "
-                    + ", ".join(f"{lib.soname} is {lib.found.version or 'unknown'} ({describe(lib.found)})"
-                                for lib in odd),
+            + ", ".join(f"{lib.soname} is {lib.found.version or 'unknown'} ({describe(lib.found)})" for lib in odd),
             evidence=tuple(copy_evidence(lib, lib.found) for lib in [front] + odd),
             remediation=_shadow_fix(odd[0].found) if odd else "Install one cuDNN.",
         )
@@ -141,7 +148,7 @@ def cudnn_sublibrary_mixed(env: Environment, matrix: Matrix) -> Result:
     if "unknown" in by_version and len(dirs) > 1:
         yield Hit(
             message=f"cuDNN sub-libraries come from {len(dirs)} directories ({', '.join(sorted(dirs))}) and their "
-                    "versions cannot all be read: they may be of mixed versions",
+            "versions cannot all be read: they may be of mixed versions",
             evidence=tuple(copy_evidence(lib, lib.found) for lib in [front] + subs),
             remediation="Keep one cuDNN installation visible to the loader.",
             severity=Severity.WARNING,

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from collections.abc import Iterator
+from typing import Optional, Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -51,7 +52,7 @@ def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
     if not native.abi:
         yield NotApplicable("no symbol-version needs were read")
         return
-    groups: Dict[Tuple[str, Optional[str]], List] = {}
+    groups: dict[tuple[str, Optional[str]], list] = {}
     for c in problems:
         if is_driver_soname(c.library):
             continue
@@ -60,25 +61,35 @@ def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
         own = [c for c in checks if posixpath.basename(c.object).startswith(TF_OBJECTS)]
         objects = ", ".join(posixpath.basename(c.object) for c in checks)
         if provider is None:
-            message = (f"{library}, needed by {objects}, is not found by the loader: "
-                       f"{'import tensorflow' if own else 'loading it'} fails with \"{library}: cannot open shared "
-                       "object file\"")
+            message = (
+                f"{library}, needed by {objects}, is not found by the loader: "
+                f'{"import tensorflow" if own else "loading it"} fails with "{library}: cannot open shared '
+                'object file"'
+            )
             evidence = tuple(Evidence(f"{posixpath.basename(c.object)} needs", library, c.object) for c in checks)
             fix = f"Install the package that provides {library} in the environment (or image)."
         else:
             missing = sorted({v for c in checks for v in c.missing})
             highest = sorted({h for c in checks for h in c.provider_highest})
-            message = (f"{objects} need{'s' if len(checks) == 1 else ''} {', '.join(missing)} from {library}, but the "
-                       f"{library} the loader picks, {provider} (via {checks[0].provider_found_via}), defines only up "
-                       f"to {', '.join(highest) or 'none of them'}: "
-                       + (f"import tensorflow fails (\"version `{missing[0]}' not found\")" if own else
-                          f"loading it fails at the first GPU op (\"version `{missing[0]}' not found\")"))
-            evidence = tuple(Evidence(f"{posixpath.basename(c.object)} needs", ", ".join(c.missing), c.object)
-                             for c in checks) + (Evidence(f"{library} defines up to", ", ".join(highest), provider),)
-            fix = (f"Make the loader find a {library} that defines {', '.join(missing)}: remove the directory of "
-                   f"{provider} from LD_LIBRARY_PATH if it is not the system one, or upgrade it "
-                   "(conda install -c conda-forge libstdcxx-ng for libstdc++), or use a TensorFlow built for this "
-                   "system.")
+            message = (
+                f"{objects} need{'s' if len(checks) == 1 else ''} {', '.join(missing)} from {library}, but the "
+                f"{library} the loader picks, {provider} (via {checks[0].provider_found_via}), defines only up "
+                f"to {', '.join(highest) or 'none of them'}: "
+                + (
+                    f'import tensorflow fails ("version `{missing[0]}\' not found")'
+                    if own
+                    else f'loading it fails at the first GPU op ("version `{missing[0]}\' not found")'
+                )
+            )
+            evidence = tuple(
+                Evidence(f"{posixpath.basename(c.object)} needs", ", ".join(c.missing), c.object) for c in checks
+            ) + (Evidence(f"{library} defines up to", ", ".join(highest), provider),)
+            fix = (
+                f"Make the loader find a {library} that defines {', '.join(missing)}: remove the directory of "
+                f"{provider} from LD_LIBRARY_PATH if it is not the system one, or upgrade it "
+                "(conda install -c conda-forge libstdcxx-ng for libstdc++), or use a TensorFlow built for this "
+                "system."
+            )
         severity = Severity.ERROR if own or has_gpus else Severity.WARNING
         if not own:
             evidence = evidence + (gpus_ev,)
@@ -88,8 +99,7 @@ def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
 # -- TFC307 --------------------------------------------------------------------------------------------
 
 
-@rule("TFC307", "cpu-instructions-missing", Severity.ERROR,
-      requires=("tensorflow", "libraries", "platform.cpu_flags"))
+@rule("TFC307", "cpu-instructions-missing", Severity.ERROR, requires=("tensorflow", "libraries", "platform.cpu_flags"))
 def cpu_instructions_missing(env: Environment, matrix: Matrix) -> Result:
     """The CPU lacks instructions the TensorFlow build was compiled to use (AVX, AVX2, AVX-512).
 
@@ -120,12 +130,17 @@ def cpu_instructions_missing(env: Environment, matrix: Matrix) -> Result:
         model = env.host.platform.cpu_model or "model unknown"
         yield Hit(
             message=f"{tf_label(tf)} was compiled to use {names}, but this CPU ({model}) does not have "
-                    f"{'it' if len(missing) == 1 else 'them'}: `import tensorflow` aborts "
-                    f"(\"The TensorFlow library was compiled to use {missing[0].upper()} instructions, but these aren't "
-                    "available on your machine\")",
-            evidence=(Evidence("tensorflow build CPU instructions", ", ".join(native.cpu_instructions),
-                               native.cpu_instructions_source),
-                      Evidence("platform.cpu_flags", f"no {', '.join(missing)}", "/proc/cpuinfo")),
+            f"{'it' if len(missing) == 1 else 'them'}: `import tensorflow` aborts "
+            f"(\"The TensorFlow library was compiled to use {missing[0].upper()} instructions, but these aren't "
+            'available on your machine")',
+            evidence=(
+                Evidence(
+                    "tensorflow build CPU instructions",
+                    ", ".join(native.cpu_instructions),
+                    native.cpu_instructions_source,
+                ),
+                Evidence("platform.cpu_flags", f"no {', '.join(missing)}", "/proc/cpuinfo"),
+            ),
             remediation="Run on a CPU with " + names + " (in a VM, pass the host CPU through: `-cpu host`), or build "
-                        "TensorFlow from source without -mavx.",
+            "TensorFlow from source without -mavx.",
         )

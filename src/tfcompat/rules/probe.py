@@ -9,7 +9,8 @@ loaded against what the static model predicted) is in probe_libraries.py.
 
 from __future__ import annotations
 
-from typing import Iterator, Union
+from collections.abc import Iterator
+from typing import Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -63,17 +64,20 @@ def import_crashed(env: Environment, matrix: Matrix) -> Result:
         return
     if probe.outcome == "not-started":
         # asked for and not run: say so (as an info), never a silent pass
-        yield Hit(message=f"the import probe could not start: {probe.error or 'unknown reason'}",
-                  evidence=tuple(outcome_evidence(probe)),
-                  remediation="Check that the target interpreter runs (--python PATH), then re-run with --probe.",
-                  severity=Severity.WARNING)
+        yield Hit(
+            message=f"the import probe could not start: {probe.error or 'unknown reason'}",
+            evidence=tuple(outcome_evidence(probe)),
+            remediation="Check that the target interpreter runs (--python PATH), then re-run with --probe.",
+            severity=Severity.WARNING,
+        )
         return
     if probe.outcome not in ("crash", "exit"):
         return
     step = probe.failing_step
     module = module_of(step)
-    what = f"`{step}`" if step and step.startswith("import ") else (f"the step '{step}'" if step else
-                                                                     "the child process")
+    what = (
+        f"`{step}`" if step and step.startswith("import ") else (f"the step '{step}'" if step else "the child process")
+    )
     if probe.signal:
         meaning = SIGNALS.get(probe.signal, "")
         message = f"{what} killed the process with {probe.signal}" + (f" ({meaning.split(':')[0]})" if meaning else "")
@@ -90,10 +94,13 @@ def import_crashed(env: Environment, matrix: Matrix) -> Result:
     message += suffix or ""
     if fix is None:
         dist = matrix.facts.companion_distribution(module)
-        fix = (f"Reinstall {dist} for the installed TensorFlow release (pip install \"{dist}==<TF major.minor>.*\"), "
-               "or uninstall it" if dist else
-               "Read faulthandler's stack (JSON: environment.probe.traceback) for the native module that "
-               "crashed; reinstall TensorFlow and its companions from one consistent set of wheels")
+        fix = (
+            f'Reinstall {dist} for the installed TensorFlow release (pip install "{dist}==<TF major.minor>.*"), '
+            "or uninstall it"
+            if dist
+            else "Read faulthandler's stack (JSON: environment.probe.traceback) for the native module that "
+            "crashed; reinstall TensorFlow and its companions from one consistent set of wheels"
+        )
     ev += line_evidence(probe, lines)
     yield Hit(message=message, evidence=tuple(ev), remediation=fix)
 
@@ -128,8 +135,10 @@ def import_failed(env: Environment, matrix: Matrix) -> Result:
     suffix, fix = tie(env, matrix, probe, module, lines, ev)
     message += suffix or ""
     if fix is None:
-        fix = ("Read the traceback (JSON: environment.probe.traceback): it names the module that failed; "
-               "reinstall it for this TensorFlow and Python")
+        fix = (
+            "Read the traceback (JSON: environment.probe.traceback): it names the module that failed; "
+            "reinstall it for this TensorFlow and Python"
+        )
     ev += line_evidence(probe, lines)
     yield Hit(message=message, evidence=tuple(ev), remediation=fix)
 
@@ -164,9 +173,12 @@ def import_timed_out(env: Environment, matrix: Matrix) -> Result:
         message += f"; it was in {frames}"
         ev.append(Evidence("faulthandler", cut(probe.traceback or "", 300), probe_source(probe)))
     ev += line_evidence(probe, fatal_lines(env, probe))
-    yield Hit(message=message, evidence=tuple(ev),
-              remediation="Check the GPUs (nvidia-smi, `dmesg | grep -i xid`) and the filesystems on the import "
-                          "path; if the node is only slow, raise --probe-timeout.")
+    yield Hit(
+        message=message,
+        evidence=tuple(ev),
+        remediation="Check the GPUs (nvidia-smi, `dmesg | grep -i xid`) and the filesystems on the import "
+        "path; if the node is only slow, raise --probe-timeout.",
+    )
 
 
 @rule("TFC704", "gpu-unusable", Severity.ERROR)
@@ -197,24 +209,29 @@ def gpu_unusable(env: Environment, matrix: Matrix) -> Result:
     listed = step_named(probe, "list physical devices")
     if listed is None or listed.status != "ok":
         if probe.outcome in ("ok", "error") and listed is not None:
-            yield Hit(message=f"TensorFlow could not list its devices: {listed.error or listed.status}",
-                      evidence=tuple(outcome_evidence(probe)) + line_evidence(probe, fatal_lines(env, probe)),
-                      remediation="See the error; the 3xx findings name the libraries the loader picks.")
+            yield Hit(
+                message=f"TensorFlow could not list its devices: {listed.error or listed.status}",
+                evidence=tuple(outcome_evidence(probe)) + line_evidence(probe, fatal_lines(env, probe)),
+                remediation="See the error; the 3xx findings name the libraries the loader picks.",
+            )
         return
     lines = fatal_lines(env, probe)
     tf_gpus = [d for d in probe.devices if d.device_type == "GPU"]
-    node = f"{len(env.host.gpus)} GPU{'s' if len(env.host.gpus) != 1 else ''}" if env.host.gpus else \
-        "an NVIDIA driver loaded"
+    node = (
+        f"{len(env.host.gpus)} GPU{'s' if len(env.host.gpus) != 1 else ''}"
+        if env.host.gpus
+        else "an NVIDIA driver loaded"
+    )
     if not tf_gpus:
         yield Hit(
             message=f"TensorFlow lists no GPU although this node has {node}: it will run on the CPU only"
-                    + (f" ({line_why(lines[0])})" if lines else ""),
+            + (f" ({line_why(lines[0])})" if lines else ""),
             evidence=tuple(outcome_evidence(probe))
             + (Evidence("probe.devices", ", ".join(d.name for d in probe.devices) or "none", probe_source(probe)),)
             + line_evidence(probe, lines),
             remediation="Make the driver and the CUDA libraries visible to the job (the lines in the evidence "
-                        "name the one missing); `pip install \"tensorflow[and-cuda]\"` brings the CUDA libraries; "
-                        "check CUDA_VISIBLE_DEVICES and the container runtime's GPU options.",
+            'name the one missing); `pip install "tensorflow[and-cuda]"` brings the CUDA libraries; '
+            "check CUDA_VISIBLE_DEVICES and the container runtime's GPU options.",
         )
         return
     for s in probe.steps:
@@ -223,7 +240,7 @@ def gpu_unusable(env: Environment, matrix: Matrix) -> Result:
                 message=f"the tiny {s.name} (matmul, conv2d) failed: {cut(s.error or s.status, 300)}",
                 evidence=tuple(outcome_evidence(probe)) + line_evidence(probe, lines),
                 remediation="The lines in the evidence name the failing library (cuBLAS, cuDNN); compare it "
-                            "with the build's CUDA/cuDNN (the 3xx findings).",
+                "with the build's CUDA/cuDNN (the 3xx findings).",
             )
 
 

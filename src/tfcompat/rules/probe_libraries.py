@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, List, Optional, Tuple, Union
+from collections.abc import Iterator
+from typing import Optional, Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -18,23 +19,26 @@ def _norm(path: Optional[str]) -> Optional[str]:
     return os.path.normpath(path) if path else None
 
 
-def _predictions(env: Environment) -> List[Tuple[str, Optional[str], str]]:
+def _predictions(env: Environment) -> list[tuple[str, Optional[str], str]]:
     """(soname, predicted real path or None for 'not found', who predicted) from the static model.
 
     Read defensively: the loader model (issue 4) may be absent from older snapshots.
     """
-    out: List[Tuple[str, Optional[str], str]] = []
+    out: list[tuple[str, Optional[str], str]] = []
     native = getattr(env.target, "native", None)
     for lib in tuple(getattr(native, "libraries", ()) or ()):
         soname = getattr(lib, "soname", None)
         if not soname:
             continue
         found = getattr(lib, "found", None)
-        path = getattr(found, "real_path", None) or getattr(found, "path", None) if found is not None else \
-            getattr(lib, "real_path", None) or getattr(lib, "path", None)
+        path = (
+            getattr(found, "real_path", None) or getattr(found, "path", None)
+            if found is not None
+            else getattr(lib, "real_path", None) or getattr(lib, "path", None)
+        )
         out.append((soname, _norm(path), "the loader model (static)"))
     d = env.host.driver
-    for lib in (d.libraries if d is not None else ()):
+    for lib in d.libraries if d is not None else ():
         out.append((lib.soname, _norm(lib.path), "the driver library search (static)"))
     return out
 
@@ -72,18 +76,22 @@ def loaded_libraries_disagree(env: Environment, matrix: Matrix) -> Result:
         if _norm(tf.package_dir) != imported_dir:
             yield Hit(
                 message=f"the import loaded TensorFlow from {imported_dir}, the static scan found {tf_label(tf)} "
-                        f"in {tf.package_dir}: the job does not import the TensorFlow tfcompat judged",
-                evidence=(Evidence("probe tensorflow.__file__", probe.tensorflow_path, src),
-                          Evidence("tensorflow package", tf.package_dir, tf.metadata_path or tf.location)),
+                f"in {tf.package_dir}: the job does not import the TensorFlow tfcompat judged",
+                evidence=(
+                    Evidence("probe tensorflow.__file__", probe.tensorflow_path, src),
+                    Evidence("tensorflow package", tf.package_dir, tf.metadata_path or tf.location),
+                ),
                 remediation="Find what puts the other copy first (PYTHONPATH, a .pth file, the working directory) "
-                            "and remove it, or point tfcompat at the environment that owns it.",
+                "and remove it, or point tfcompat at the environment that owns it.",
             )
         elif probe.tensorflow_version and version_of(probe.tensorflow_version) != version_of(tf.version):
             yield Hit(
                 message=f"the imported TensorFlow says it is {probe.tensorflow_version}, its metadata says "
-                        f"{tf.version}: files of two releases are mixed in {tf.package_dir}",
-                evidence=(Evidence("probe tf.__version__", probe.tensorflow_version, src),
-                          Evidence("tensorflow", f"{tf.distribution} {tf.version}", tf.metadata_path or tf.location)),
+                f"{tf.version}: files of two releases are mixed in {tf.package_dir}",
+                evidence=(
+                    Evidence("probe tf.__version__", probe.tensorflow_version, src),
+                    Evidence("tensorflow", f"{tf.distribution} {tf.version}", tf.metadata_path or tf.location),
+                ),
                 remediation=f"pip uninstall every TensorFlow distribution, then install {tf.distribution} once.",
             )
     if probe.outcome not in ("ok", "error") or not probe.libraries:
@@ -94,8 +102,11 @@ def loaded_libraries_disagree(env: Environment, matrix: Matrix) -> Result:
         if soname in seen:
             continue
         seen.add(soname)
-        same = [path for path, name in loaded if name == soname or name.startswith(_stem(soname) + ".")
-                or name == _stem(soname)]
+        same = [
+            path
+            for path, name in loaded
+            if name == soname or name.startswith(_stem(soname) + ".") or name == _stem(soname)
+        ]
         if not same:
             continue  # not loaded: without a GPU, TF only tries libcudart and libcuda (not a disagreement)
         if predicted is not None and predicted in same:
@@ -106,8 +117,10 @@ def loaded_libraries_disagree(env: Environment, matrix: Matrix) -> Result:
             msg = f"{soname}: {who} predicted {predicted}, but the import loaded {same[0]}"
         yield Hit(
             message=msg,
-            evidence=(Evidence(f"loaded {soname}", same[0], f"{src} ({probe.libraries_source})"),
-                      Evidence(f"predicted {soname}", predicted or "not found", who)),
+            evidence=(
+                Evidence(f"loaded {soname}", same[0], f"{src} ({probe.libraries_source})"),
+                Evidence(f"predicted {soname}", predicted or "not found", who),
+            ),
             remediation="Check LD_LIBRARY_PATH, LD_PRELOAD and the RUNPATH of TensorFlow's libraries: the copy "
-                        "the job loads is not the one the static checks judged.",
+            "the job loads is not the one the static checks judged.",
         )

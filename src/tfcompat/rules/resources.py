@@ -7,7 +7,8 @@ and a matrix overlay may carry a `thresholds` table with the same keys (see READ
 from __future__ import annotations
 
 import functools
-from typing import Dict, Iterator, List, Tuple, Union
+from collections.abc import Iterator
+from typing import Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -23,21 +24,21 @@ SOURCE_DEFAULT = "tfcompat default threshold"
 
 
 @functools.lru_cache(maxsize=1)
-def _shipped_defaults() -> Dict[str, int]:
+def _shipped_defaults() -> dict[str, int]:
     # a --matrix file without [[threshold]] entries falls back to the shipped matrix's defaults
     from tfcompat.matrix import load_matrix
 
     return dict(load_matrix().facts.thresholds)
 
 
-def __getattr__(name: str) -> Dict[str, int]:
+def __getattr__(name: str) -> dict[str, int]:
     """DEFAULT_THRESHOLDS, read on first use from the matrix's [[threshold]] table (data, not code)."""
     if name == "DEFAULT_THRESHOLDS":
         return _shipped_defaults()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def threshold(matrix: Matrix, key: str) -> Tuple[int, str]:
+def threshold(matrix: Matrix, key: str) -> tuple[int, str]:
     """(value, where it came from): the site's overlay wins over the matrix's default."""
     site = getattr(matrix, "thresholds", None) or {}
     if key in site:
@@ -76,27 +77,30 @@ def shm_too_small(env: Environment, matrix: Matrix) -> Result:
         # a node with a driver whose GPUs could not be counted: say so rather than assume one GPU
         yield Hit(
             message=f"/dev/shm is {human(res.shm_bytes)}, below the {human(multi)} a multi-GPU node needs; the GPU "
-                    f"count is unknown ({gpus_unknown})",
+            f"count is unknown ({gpus_unknown})",
             evidence=tuple(ev + [Evidence("minimum (several GPUs)", human(multi), multi_src)]),
             remediation="Docker: --shm-size=1g (or --ipc=host); Kubernetes: an emptyDir with medium: Memory and "
-                        "sizeLimit: 1Gi at /dev/shm.",
+            "sizeLimit: 1Gi at /dev/shm.",
             severity=Severity.WARNING,
         )
     elif n_gpus >= 2 and res.shm_bytes < multi:
-        ev += [Evidence("gpus", str(n_gpus), "NVML nvmlDeviceGetCount"), Evidence("minimum", human(multi), multi_src),
-               Evidence("recommendation", "--shm-size=1g", NGC_GUIDE)]
+        ev += [
+            Evidence("gpus", str(n_gpus), "NVML nvmlDeviceGetCount"),
+            Evidence("minimum", human(multi), multi_src),
+            Evidence("recommendation", "--shm-size=1g", NGC_GUIDE),
+        ]
         yield Hit(
             message=f"/dev/shm is {human(res.shm_bytes)} on a node with {n_gpus} GPUs (minimum {human(multi)}): "
-                    "NCCL's shared-memory transport and input pipelines die with SIGBUS when it fills",
+            "NCCL's shared-memory transport and input pipelines die with SIGBUS when it fills",
             evidence=tuple(ev),
             remediation="Docker: --shm-size=1g (or --ipc=host); Kubernetes: mount an emptyDir with medium: Memory "
-                        "and sizeLimit: 1Gi at /dev/shm; bare metal: mount -o remount,size=1G /dev/shm.",
+            "and sizeLimit: 1Gi at /dev/shm; bare metal: mount -o remount,size=1G /dev/shm.",
         )
     elif res.shm_bytes < single:
         ev.append(Evidence("minimum", human(single), single_src))
         yield Hit(
             message=f"/dev/shm is only {human(res.shm_bytes)} (minimum {human(single)}): multi-process input "
-                    "pipelines and NCCL fail with SIGBUS when it fills",
+            "pipelines and NCCL fail with SIGBUS when it fills",
             evidence=tuple(ev),
             remediation="Docker: --shm-size=1g; Kubernetes: an emptyDir with medium: Memory at /dev/shm.",
             severity=Severity.WARNING,
@@ -124,21 +128,26 @@ def memlock_too_low(env: Environment, matrix: Matrix) -> Result:
     assert res is not None
     if not env.host.gpus:
         unknown = env.unknown("gpus")
-        yield NotApplicable(f"gpus unknown: {unknown}" if unknown and env.host.driver is not None
-                            else "no GPUs on this node: pinned memory and GPUDirect RDMA are not used")
+        yield NotApplicable(
+            f"gpus unknown: {unknown}"
+            if unknown and env.host.driver is not None
+            else "no GPUs on this node: pinned memory and GPUDirect RDMA are not used"
+        )
         return
     minimum, src = threshold(matrix, "memlock_min_bytes")
     if res.memlock_soft is None or res.memlock_soft >= minimum:
         return
     yield Hit(
         message=f"locked-memory limit is {human(res.memlock_soft)} (hard {human(res.memlock_hard)}), below "
-                f"{human(minimum)}: pinned host memory and RDMA registration fail with out-of-memory errors",
-        evidence=(Evidence("RLIMIT_MEMLOCK soft", human(res.memlock_soft), res.rlimit_source or "getrlimit"),
-                  Evidence("RLIMIT_MEMLOCK hard", human(res.memlock_hard), res.rlimit_source or "getrlimit"),
-                  Evidence("minimum", human(minimum), src),
-                  Evidence("recommendation", "--ulimit memlock=-1", NGC_GUIDE)),
+        f"{human(minimum)}: pinned host memory and RDMA registration fail with out-of-memory errors",
+        evidence=(
+            Evidence("RLIMIT_MEMLOCK soft", human(res.memlock_soft), res.rlimit_source or "getrlimit"),
+            Evidence("RLIMIT_MEMLOCK hard", human(res.memlock_hard), res.rlimit_source or "getrlimit"),
+            Evidence("minimum", human(minimum), src),
+            Evidence("recommendation", "--ulimit memlock=-1", NGC_GUIDE),
+        ),
         remediation="ulimit -l unlimited (shell); LimitMEMLOCK=infinity (systemd unit, e.g. slurmd); "
-                    "docker run --ulimit memlock=-1; raise the container runtime's default memlock for Kubernetes.",
+        "docker run --ulimit memlock=-1; raise the container runtime's default memlock for Kubernetes.",
     )
 
 
@@ -162,28 +171,39 @@ def cgroup_memory_low(env: Environment, matrix: Matrix) -> Result:
         return
     n_gpus = len(env.host.gpus)
     per_gpu, src = threshold(matrix, "cgroup_memory_per_gpu_bytes")
-    ev = [Evidence(f"cgroup v{res.cgroup_version} memory limit", human(res.cgroup_memory_limit),
-                   res.cgroup_source or "/sys/fs/cgroup")]
+    ev = [
+        Evidence(
+            f"cgroup v{res.cgroup_version} memory limit",
+            human(res.cgroup_memory_limit),
+            res.cgroup_source or "/sys/fs/cgroup",
+        )
+    ]
     if n_gpus and res.cgroup_memory_limit < per_gpu * n_gpus:
         yield Hit(
             message=f"the memory cgroup allows {human(res.cgroup_memory_limit)} for {n_gpus} GPU"
-                    f"{'s' if n_gpus > 1 else ''} (floor {human(per_gpu)} per GPU): the OOM killer ends the job "
-                    "with SIGKILL when input pipelines grow",
+            f"{'s' if n_gpus > 1 else ''} (floor {human(per_gpu)} per GPU): the OOM killer ends the job "
+            "with SIGKILL when input pipelines grow",
             evidence=tuple(ev + [Evidence("floor per GPU", human(per_gpu), src)]),
             remediation="Raise the limit: docker run --memory, Kubernetes resources.limits.memory, Slurm "
-                        "--mem-per-gpu; or run fewer GPUs per process.",
+            "--mem-per-gpu; or run fewer GPUs per process.",
         )
     pct, pct_src = threshold(matrix, "cgroup_memory_used_percent")
     if res.cgroup_memory_current is not None and res.cgroup_memory_current * 100 >= res.cgroup_memory_limit * pct:
         yield Hit(
             message=f"{human(res.cgroup_memory_current)} of the {human(res.cgroup_memory_limit)} cgroup limit is "
-                    f"already charged (>= {pct} %, page cache included): a job in it may be OOM-killed if that "
-                    "memory cannot be reclaimed",
-            evidence=tuple(ev + [Evidence("cgroup memory in use", human(res.cgroup_memory_current),
-                                          res.cgroup_source or "/sys/fs/cgroup"),
-                                 Evidence("threshold", f"{pct} %", pct_src)]),
+            f"already charged (>= {pct} %, page cache included): a job in it may be OOM-killed if that "
+            "memory cannot be reclaimed",
+            evidence=tuple(
+                ev
+                + [
+                    Evidence(
+                        "cgroup memory in use", human(res.cgroup_memory_current), res.cgroup_source or "/sys/fs/cgroup"
+                    ),
+                    Evidence("threshold", f"{pct} %", pct_src),
+                ]
+            ),
             remediation="Find what holds the memory in this cgroup (another process or a leaked tmpfs file) "
-                        "before starting the job.",
+            "before starting the job.",
         )
 
 
@@ -214,19 +234,25 @@ def gpu_memory_in_use(env: Environment, matrix: Matrix) -> Result:
         busy = bool(g.processes) or (used is not None and used > floor)
         if not busy:
             continue
-        procs = ", ".join(f"PID {p.pid}" + (f" {p.name}" if p.name else "") + (f" ({p.used_mib} MiB)" if p.used_mib
-                                                                                 else "") for p in g.processes)
-        ev = [_gpu_ev(g, "memory_used_mib", str(used) if used is not None else "?"),
-              Evidence("threshold", f"{floor} MiB", src)]
+        procs = ", ".join(
+            f"PID {p.pid}" + (f" {p.name}" if p.name else "") + (f" ({p.used_mib} MiB)" if p.used_mib else "")
+            for p in g.processes
+        )
+        ev = [
+            _gpu_ev(g, "memory_used_mib", str(used) if used is not None else "?"),
+            Evidence("threshold", f"{floor} MiB", src),
+        ]
         ev += [_gpu_ev(g, "process", f"{p.pid} {p.name or ''}".strip()) for p in g.processes]
         heavy = used is not None and g.memory_total_mib and used * 100 >= g.memory_total_mib * err_pct
         yield Hit(
             message=f"{gpu_name(g)} already has {used if used is not None else '?'} MiB"
-                    + (f" of {g.memory_total_mib} MiB" if g.memory_total_mib else "") + " in use"
-                    + (f" by {procs}" if procs else "") + ": TensorFlow's allocation there can fail with out-of-memory",
+            + (f" of {g.memory_total_mib} MiB" if g.memory_total_mib else "")
+            + " in use"
+            + (f" by {procs}" if procs else "")
+            + ": TensorFlow's allocation there can fail with out-of-memory",
             evidence=tuple(ev),
             remediation="Stop the leftover process (nvidia-smi on the host shows it), hide this GPU with "
-                        "CUDA_VISIBLE_DEVICES, or drain the node until it is free.",
+            "CUDA_VISIBLE_DEVICES, or drain the node until it is free.",
             severity=Severity.ERROR if heavy else None,
         )
 
@@ -246,8 +272,8 @@ def gpu_ecc_errors(env: Environment, matrix: Matrix) -> Result:
     remapping takes effect; a remap failure or repeated errors mean the GPU needs an RMA.
     """
     for g in env.host.gpus:
-        problems: List[str] = []
-        ev: List[Evidence] = []
+        problems: list[str] = []
+        ev: list[Evidence] = []
         if g.ecc_uncorrected_volatile:
             problems.append(f"{g.ecc_uncorrected_volatile} uncorrectable ECC error(s) since the driver loaded")
             ev.append(_gpu_ev(g, "ecc_uncorrected_volatile", str(g.ecc_uncorrected_volatile)))
@@ -265,9 +291,12 @@ def gpu_ecc_errors(env: Environment, matrix: Matrix) -> Result:
         yield Hit(
             message=f"{gpu_name(g)} has " + "; ".join(problems) + ": jobs on it fail at random",
             evidence=tuple(ev),
-            remediation=("Drain the node and RMA the GPU." if g.remap_failure else
-                         "Drain the node, then reset the GPU (nvidia-smi -r -i %d) or reboot so the retirement/remap "
-                         "takes effect; if errors recur, RMA it." % g.index),
+            remediation=(
+                "Drain the node and RMA the GPU."
+                if g.remap_failure
+                else "Drain the node, then reset the GPU (nvidia-smi -r -i %d) or reboot so the retirement/remap "
+                "takes effect; if errors recur, RMA it." % g.index
+            ),
         )
 
 
@@ -289,7 +318,7 @@ def persistence_off(env: Environment, matrix: Matrix) -> Result:
     if off:
         yield Hit(
             message=f"persistence mode is off on GPU {', '.join(str(g.index) for g in off)} of "
-                    f"{len(env.host.gpus)}: every job start re-initialises them",
+            f"{len(env.host.gpus)}: every job start re-initialises them",
             evidence=tuple(_gpu_ev(g, "persistence_mode", "false") for g in off),
             remediation="systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1).",
         )
@@ -313,12 +342,17 @@ def visible_devices(env: Environment, matrix: Matrix) -> Result:
     if res is None or res.cuda_visible_devices is None:
         return
     raw = res.cuda_visible_devices
-    ev = (Evidence("CUDA_VISIBLE_DEVICES", repr(raw), "environment of the checking process"),
-          Evidence("gpus", str(len(env.host.gpus)), "NVML nvmlDeviceGetCount"))
+    ev = (
+        Evidence("CUDA_VISIBLE_DEVICES", repr(raw), "environment of the checking process"),
+        Evidence("gpus", str(len(env.host.gpus)), "NVML nvmlDeviceGetCount"),
+    )
     items = [x.strip() for x in raw.split(",")] if raw.strip() else []
     if not items or items[0] in ("-1", "NoDevFiles"):
-        yield Hit(message=f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU: TensorFlow runs on the CPU",
-                  evidence=ev, remediation="Unset CUDA_VISIBLE_DEVICES or list the GPUs the job should use.")
+        yield Hit(
+            message=f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU: TensorFlow runs on the CPU",
+            evidence=ev,
+            remediation="Unset CUDA_VISIBLE_DEVICES or list the GPUs the job should use.",
+        )
         return
     uuids = {g.uuid for g in env.host.gpus if g.uuid}
     seen, problems = set(), []
@@ -329,13 +363,18 @@ def visible_devices(env: Environment, matrix: Matrix) -> Result:
             valid = any(u.startswith(item) for u in uuids) or item.startswith("MIG-")
             key = item
         if not valid:
-            lost = items[pos + 1:]
-            problems.append(f"{item!r} is not a GPU on this node" + (f" (so {', '.join(lost)} after it are ignored)"
-                                                                     if lost else ""))
+            lost = items[pos + 1 :]
+            problems.append(
+                f"{item!r} is not a GPU on this node"
+                + (f" (so {', '.join(lost)} after it are ignored)" if lost else "")
+            )
             break
         if key in seen:
             problems.append(f"{item!r} is listed twice")
         seen.add(key)
     if problems:
-        yield Hit(message=f"CUDA_VISIBLE_DEVICES={raw!r}: " + "; ".join(problems),
-                  evidence=ev, remediation="List valid, distinct GPU indices or UUIDs (nvidia-smi -L), or unset it.")
+        yield Hit(
+            message=f"CUDA_VISIBLE_DEVICES={raw!r}: " + "; ".join(problems),
+            evidence=ev,
+            remediation="List valid, distinct GPU indices or UUIDs (nvidia-smi -L), or unset it.",
+        )

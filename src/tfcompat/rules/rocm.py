@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, Optional, Union
+from collections.abc import Iterator
+from typing import Optional, Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -12,8 +13,9 @@ from tfcompat.rules._common import tf_evidence, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
-ROCM_NAMING_SOURCE = ("https://rocm.docs.amd.com/projects/install-on-linux/en/docs-6.0.2/reference/"
-                      "3rd-party-support-matrix.html")
+ROCM_NAMING_SOURCE = (
+    "https://rocm.docs.amd.com/projects/install-on-linux/en/docs-6.0.2/reference/3rd-party-support-matrix.html"
+)
 
 
 def rocm_of_tf_version(version: str) -> Optional[str]:
@@ -61,10 +63,12 @@ def rocm_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     severity = Severity.ERROR if b.major != have.major else Severity.WARNING
     yield Hit(
         message=f"{tf_label(tf)} is built for ROCm {built}, but ROCm {rocm.version} is installed"
-                + (" (another major: its libamdhip64.so.{} will not be found)".format(b.major)
-                   if b.major != have.major else ""),
-        evidence=(tf_evidence(tf), Evidence("rocm.version", rocm.version, rocm.version_source or "/opt/rocm/.info/version"),
-                  Evidence("tensorflow-rocm version scheme", "<TF version>.<ROCm without dots>", ROCM_NAMING_SOURCE)),
+        + (f" (another major: its libamdhip64.so.{b.major} will not be found)" if b.major != have.major else ""),
+        evidence=(
+            tf_evidence(tf),
+            Evidence("rocm.version", rocm.version, rocm.version_source or "/opt/rocm/.info/version"),
+            Evidence("tensorflow-rocm version scheme", "<TF version>.<ROCm without dots>", ROCM_NAMING_SOURCE),
+        ),
         remediation=f"Install the tensorflow-rocm build for ROCm {have.major}.{have.minor}, or ROCm {built}.",
         severity=severity,
     )
@@ -100,9 +104,11 @@ def rocm_gfx_unsupported(env: Environment, matrix: Matrix) -> Result:
             continue
         yield Hit(
             message=f"AMD GPU (KFD node {g.node}) is {g.gfx_target}, but {tf_label(tf)} carries code only for "
-                    f"{', '.join(entry.gfx)}: TensorFlow ignores it or fails with hipErrorNoBinaryForGpu",
-            evidence=(Evidence(f"kfd node {g.node} gfx_target_version", g.gfx_target, g.source),
-                      Evidence("build gfx targets", " ".join(entry.gfx), ", ".join(entry.source))),
+            f"{', '.join(entry.gfx)}: TensorFlow ignores it or fails with hipErrorNoBinaryForGpu",
+            evidence=(
+                Evidence(f"kfd node {g.node} gfx_target_version", g.gfx_target, g.source),
+                Evidence("build gfx targets", " ".join(entry.gfx), ", ".join(entry.source)),
+            ),
             remediation=f"Use a tensorflow-rocm build with {g.gfx_target} code (AMD's wheels for a newer ROCm), "
-                        "or run on a GPU it supports.",
+            "or run on a GPU it supports.",
         )

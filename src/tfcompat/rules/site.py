@@ -5,7 +5,8 @@ Waivers in an overlay need no rule: the CLI hands them to the engine like ``--ig
 
 from __future__ import annotations
 
-from typing import Iterator, Union
+from collections.abc import Iterator
+from typing import Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix, spec_text
@@ -39,9 +40,11 @@ def driver_known_bad(env: Environment, matrix: Matrix) -> Result:
         spec = spec_text(bad.versions) or ""
         yield Hit(
             message=f"NVIDIA driver {version} is in the known-bad range {spec} ({bad.origin}): {bad.reason}",
-            evidence=(Evidence("driver.version", version, driver.version_source),
-                      Evidence("known-bad driver range", spec, ", ".join(bad.source))),
+            evidence=(
+                Evidence("driver.version", version, driver.version_source),
+                Evidence("known-bad driver range", spec, ", ".join(bad.source)),
+            ),
             remediation=f"Install an NVIDIA driver outside {spec} (see {bad.source[0]}), or drain the node "
-                        "until it is upgraded.",
+            "until it is upgraded.",
             severity=Severity(bad.severity),
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, List, Union
+from collections.abc import Iterator
+from typing import Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -83,13 +84,14 @@ def conflicting_distributions(env: Environment, matrix: Matrix) -> Result:
     """
     pkgs = {p.name: p for p in env.target.packages if p.name in matrix.facts.tf_distribution_names}
     names = sorted(pkgs)
-    independent = [n for n in names if not any(_wraps(env, pkgs[o], n) or _wraps(env, pkgs[n], o)
-                                               for o in names if o != n)]
+    independent = [
+        n for n in names if not any(_wraps(env, pkgs[o], n) or _wraps(env, pkgs[n], o) for o in names if o != n)
+    ]
     if len(independent) > 1:
         found = ", ".join(f"{n} {pkgs[n].version}" for n in independent)
         yield Hit(
             message=f"{len(independent)} TensorFlow distributions are installed together: {found}; "
-                    "they overwrite each other's files in tensorflow/",
+            "they overwrite each other's files in tensorflow/",
             evidence=tuple(pkg_evidence(pkgs[n], "distribution") for n in independent),
             remediation=f"pip uninstall -y {' '.join(independent)}; then install exactly one of them.",
         )
@@ -98,10 +100,10 @@ def conflicting_distributions(env: Environment, matrix: Matrix) -> Result:
             winner = pkgs[shadow.name]
             yield Hit(
                 message=f"{winner.display_name} {winner.version} in {winner.location} shadows another copy, "
-                        f"{shadow.version} in {shadow.location}: only the first is imported",
+                f"{shadow.version} in {shadow.location}: only the first is imported",
                 evidence=(pkg_evidence(winner, "imported copy"), pkg_evidence(shadow, "shadowed copy")),
                 remediation=f"Remove the copy you do not want (e.g. `pip uninstall {winner.name}` in the "
-                            f"environment that owns {winner.location}), or fix the order of sys.path.",
+                f"environment that owns {winner.location}), or fix the order of sys.path.",
                 severity=Severity.WARNING,
             )
 
@@ -137,10 +139,10 @@ def python_unsupported(env: Environment, matrix: Matrix) -> Result:
         built = ", ".join(sorted(f"{a}.{b}" for a, b in cp_tags))
         yield Hit(
             message=f"{tf_label(tf)} is a wheel built for CPython {built}, but the target runs Python {py}: "
-                    "its native modules will not load",
+            "its native modules will not load",
             evidence=(py_ev, Evidence("wheel tags", ", ".join(tf.wheel_tags), tf.wheel_path or "WHEEL")),
             remediation=f"Reinstall TensorFlow with this interpreter (`{env.target.python.executable or 'python'} "
-                        "-m pip install --force-reinstall tensorflow==...`), or use Python " + built + ".",
+            "-m pip install --force-reinstall tensorflow==...`), or use Python " + built + ".",
         )
         return
     pkg = env.package(tf.distribution)
@@ -154,14 +156,14 @@ def python_unsupported(env: Environment, matrix: Matrix) -> Result:
                 message=f"{tf_label(tf)} requires Python {pkg.requires_python}, the target runs Python {py}",
                 evidence=(py_ev, Evidence("Requires-Python", pkg.requires_python, pkg.metadata_path)),
                 remediation="Use a Python version inside Requires-Python, or a TensorFlow release that supports "
-                            f"Python {mm[0]}.{mm[1]}.",
+                f"Python {mm[0]}.{mm[1]}.",
             )
             return
     release = matrix.tf_release(tf.version)
     if release is not None and not release.python.contains(version_of(f"{mm[0]}.{mm[1]}"), prereleases=True):
         yield Hit(
             message=f"Python {py} is outside the range TensorFlow {tf.version} was built and tested for "
-                    f"({release.python})",
+            f"({release.python})",
             evidence=(py_ev, Evidence("matrix python", str(release.python), ", ".join(release.source))),
             remediation=f"Use Python in {release.python} for TensorFlow {tf.version}.",
             severity=Severity.WARNING,
@@ -203,15 +205,16 @@ def requirement_unmet(env: Environment, matrix: Matrix) -> Result:
     for pkg, req, have in _unmet(env, crash_relevant=True):
         if conflict is not None and canonicalize_name(req.name) == "numpy":
             continue  # TFC105 explains this one better
-        ev: List[Evidence] = [Evidence(f"{pkg.name} Requires-Dist", str(req), pkg.metadata_path)]
+        ev: list[Evidence] = [Evidence(f"{pkg.name} Requires-Dist", str(req), pkg.metadata_path)]
         if have is None:
             msg = f"{tf_label(tf)} requires {req}, which is not installed"
         else:
             ev.append(pkg_evidence(have))
             msg = f"{tf_label(tf)} requires {req}, but {have.display_name} {have.version} is installed"
         spec = str(req.specifier) or ""
-        yield Hit(message=msg, evidence=tuple(ev),
-                  remediation=f'pip install "{req.name}{spec}"  (in the target environment)')
+        yield Hit(
+            message=msg, evidence=tuple(ev), remediation=f'pip install "{req.name}{spec}"  (in the target environment)'
+        )
 
 
 @rule("TFC104", "companion-package-mismatch", Severity.ERROR, requires=("tensorflow",))
@@ -246,11 +249,14 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
                 continue
             yield Hit(
                 message=f"{pkg.display_name} {pkg.version} requires {req}, but {tf_label(tf)} is installed",
-                evidence=(pkg_evidence(pkg), Evidence(f"{pkg.name} Requires-Dist", str(req), pkg.metadata_path),
-                          tf_evidence(tf)),
+                evidence=(
+                    pkg_evidence(pkg),
+                    Evidence(f"{pkg.name} Requires-Dist", str(req), pkg.metadata_path),
+                    tf_evidence(tf),
+                ),
                 remediation=f"Install the {pkg.display_name} release made for TensorFlow "
-                            f"{tf_v.major}.{tf_v.minor} (pip install \"{pkg.name}=={tf_v.major}.{tf_v.minor}.*\" "
-                            "where the package follows TF's numbering), or the TensorFlow it pins.",
+                f'{tf_v.major}.{tf_v.minor} (pip install "{pkg.name}=={tf_v.major}.{tf_v.minor}.*" '
+                "where the package follows TF's numbering), or the TensorFlow it pins.",
             )
 
 
@@ -278,9 +284,8 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
         return
     yield Hit(
         message=f"NumPy {numpy.version} is installed, but {tf_label(tf)} was built against NumPy 1: "
-                "`import tensorflow` fails (\"A module that was compiled using NumPy 1.x cannot be run in NumPy 2\")",
-        evidence=(pkg_evidence(numpy), tf_evidence(tf),
-                  Evidence("matrix numpy_abi", "1", ", ".join(release.source))),
+        '`import tensorflow` fails ("A module that was compiled using NumPy 1.x cannot be run in NumPy 2")',
+        evidence=(pkg_evidence(numpy), tf_evidence(tf), Evidence("matrix numpy_abi", "1", ", ".join(release.source))),
         remediation='pip install "numpy<2"  (or upgrade to TensorFlow >= 2.18, built for NumPy 2)',
     )
 
@@ -328,7 +333,7 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
     if release is None:
         yield Hit(
             message=f"the matrix ({matrix.path}, updated {matrix.updated}) has no entry for {tf_label(tf)}; "
-                    "judging from its own build_info.py and Requires-Dist only",
+            "judging from its own build_info.py and Requires-Dist only",
             evidence=(tf_evidence(tf),),
             remediation="Upgrade tfcompat or add this release to the matrix (README: Adding a matrix entry).",
         )
@@ -337,10 +342,12 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
     if release.cudnn is not None and built_cudnn is not None and built_cudnn.major != release.cudnn.major:
         yield Hit(
             message=f"{tf_label(tf)} says it was built with cuDNN {tf.cudnn_version}, the matrix says cuDNN "
-                    f"{release.cudnn} for this release: a non-official build, or a stale matrix; tfcompat uses the "
-                    "build's own value",
-            evidence=(Evidence("build_info cudnn_version", tf.cudnn_version, tf.build_info_path or ""),
-                      Evidence("matrix cudnn", str(release.cudnn), ", ".join(release.source))),
+            f"{release.cudnn} for this release: a non-official build, or a stale matrix; tfcompat uses the "
+            "build's own value",
+            evidence=(
+                Evidence("build_info cudnn_version", tf.cudnn_version, tf.build_info_path or ""),
+                Evidence("matrix cudnn", str(release.cudnn), ", ".join(release.source)),
+            ),
             remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
         )
     if release.cuda is not None and tf.cuda_version and version_of(tf.cuda_version) is not None:
@@ -348,9 +355,11 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
         if built.release[:2] != release.cuda.release[:2]:
             yield Hit(
                 message=f"{tf_label(tf)} says it was built with CUDA {tf.cuda_version}, the matrix says CUDA "
-                        f"{release.cuda} for this release: a non-official build, or a stale matrix; "
-                        "tfcompat uses the build's own value",
-                evidence=(Evidence("build_info cuda_version", tf.cuda_version, tf.build_info_path or ""),
-                          Evidence("matrix cuda", str(release.cuda), ", ".join(release.source))),
+                f"{release.cuda} for this release: a non-official build, or a stale matrix; "
+                "tfcompat uses the build's own value",
+                evidence=(
+                    Evidence("build_info cuda_version", tf.cuda_version, tf.build_info_path or ""),
+                    Evidence("matrix cuda", str(release.cuda), ", ".join(release.source)),
+                ),
                 remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
             )

@@ -38,8 +38,16 @@ def pyelftools_view(path):
     """The same facts, read by pyelftools (slow, eager: fine for tiny files)."""
     with open(path, "rb") as fh:
         f = ELFFile(fh)
-        out = {"class": f.elfclass, "machine": f["e_machine"], "needed": [], "soname": None, "rpath": None,
-               "runpath": None, "verneed": {}, "verdef": []}
+        out = {
+            "class": f.elfclass,
+            "machine": f["e_machine"],
+            "needed": [],
+            "soname": None,
+            "rpath": None,
+            "runpath": None,
+            "verneed": {},
+            "verdef": [],
+        }
         for sec in f.iter_sections():
             if isinstance(sec, DynamicSection):
                 for tag in sec.iter_tags():
@@ -79,10 +87,16 @@ def assert_same_as_pyelftools(path):
 
 @pytest.mark.parametrize("elf_class,little,machine", [(64, True, EM_X86_64), (32, True, 3), (64, False, EM_AARCH64)])
 def test_written_so_reads_like_pyelftools(tmp_path, elf_class, little, machine):
-    path = write_so(tmp_path / "libfoo.so.1", needed=("libc.so.6", "libstdc++.so.6"), runpath="$ORIGIN/../lib:/opt/x",
-                    elf_class=elf_class, little=little, machine=machine,
-                    version_needs={"libc.so.6": ("GLIBC_2.17", "GLIBC_2.27"), "libstdc++.so.6": ("GLIBCXX_3.4.22",)},
-                    version_defs=("FOO_1.0", "FOO_2.0"))
+    path = write_so(
+        tmp_path / "libfoo.so.1",
+        needed=("libc.so.6", "libstdc++.so.6"),
+        runpath="$ORIGIN/../lib:/opt/x",
+        elf_class=elf_class,
+        little=little,
+        machine=machine,
+        version_needs={"libc.so.6": ("GLIBC_2.17", "GLIBC_2.27"), "libstdc++.so.6": ("GLIBCXX_3.4.22",)},
+        version_defs=("FOO_1.0", "FOO_2.0"),
+    )
     info = assert_same_as_pyelftools(path)
     assert info.elf_class == elf_class and info.little_endian is little and info.machine == machine
     assert info.soname == "libfoo.so.1"
@@ -145,8 +159,13 @@ VERSION_SCRIPT = "FOO_1.0 { global: visible; uses; foo; local: *; };\nFOO_2.0 { 
 @needs_gcc
 @pytest.mark.parametrize("hash_style", ["gnu", "sysv", "both"])
 def test_gcc_library_and_symbol_lookup(tmp_path, hash_style):
-    path = gcc_so(tmp_path / "libfoo.so.1", LIB_SRC, soname="libfoo.so.1", version_script=VERSION_SCRIPT,
-                  flags=[f"-Wl,--hash-style={hash_style}", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags"])
+    path = gcc_so(
+        tmp_path / "libfoo.so.1",
+        LIB_SRC,
+        soname="libfoo.so.1",
+        version_script=VERSION_SCRIPT,
+        flags=[f"-Wl,--hash-style={hash_style}", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags"],
+    )
     info = assert_same_as_pyelftools(path)
     assert info.soname == "libfoo.so.1"
     assert info.runpath == ("$ORIGIN/../lib",) and info.rpath is None
@@ -166,7 +185,9 @@ def test_gcc_library_and_symbol_lookup(tmp_path, hash_style):
 
 @needs_gcc
 def test_gcc_rpath_vs_runpath(tmp_path):
-    old = read_elf(gcc_so(tmp_path / "libold.so", "int x;", flags=["-Wl,-rpath,/opt/a:/opt/b", "-Wl,--disable-new-dtags"]))
+    old = read_elf(
+        gcc_so(tmp_path / "libold.so", "int x;", flags=["-Wl,-rpath,/opt/a:/opt/b", "-Wl,--disable-new-dtags"])
+    )
     new = read_elf(gcc_so(tmp_path / "libnew.so", "int x;", flags=["-Wl,-rpath,/opt/a", "-Wl,--enable-new-dtags"]))
     assert old.rpath == ("/opt/a", "/opt/b") and old.runpath is None
     assert new.runpath == ("/opt/a",) and new.rpath is None
@@ -174,8 +195,10 @@ def test_gcc_rpath_vs_runpath(tmp_path):
 
 @needs_gxx
 def test_gxx_needs_glibcxx_versions(tmp_path):
-    src = '#include <string>\n#include <stdexcept>\nstd::string f(int n) { if (n < 0) throw std::runtime_error("x"); ' \
-          'return std::to_string(n); }\n'
+    src = (
+        '#include <string>\n#include <stdexcept>\nstd::string f(int n) { if (n < 0) throw std::runtime_error("x"); '
+        "return std::to_string(n); }\n"
+    )
     path = gcc_so(tmp_path / "libcxx.so", src, cxx=True)
     info = assert_same_as_pyelftools(path)
     assert "libstdc++.so.6" in info.needed
@@ -189,8 +212,12 @@ def test_gxx_needs_glibcxx_versions(tmp_path):
 
 
 def test_system_libc_and_libstdcxx_agree_with_pyelftools():
-    for path in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6",
-                 "/usr/lib64/libc.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"):
+    for path in (
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "/usr/lib64/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+    ):
         if os.path.exists(path):
             info = assert_same_as_pyelftools(os.path.realpath(path))
             assert info.version_defs

@@ -195,9 +195,8 @@ def test_pt_note_offset_at_the_top(base_so, tmp_path):
         struct.pack_into("<Q", data, at + 8, 2**64 - 1)
     path = _write(tmp_path, data)
     assert read_elf(path).soname == "libbase.so"  # the object is still readable
-    with ElfFile(path) as elf:
-        with pytest.raises(ElfError, match="PT_NOTE"):
-            elf.build_id()
+    with ElfFile(path) as elf, pytest.raises(ElfError, match="PT_NOTE"):
+        elf.build_id()
 
 
 def test_pt_interp_past_the_end(base_so, tmp_path):

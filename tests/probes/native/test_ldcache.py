@@ -68,7 +68,9 @@ def new_cache_body(entries, hwcaps=(), generator="test-generator"):
 
 
 def test_old_format():
-    data = old_cache([(X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1"), (0x0003, "libfoo.so.1", "/usr/lib32/libfoo.so.1")])
+    data = old_cache(
+        [(X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1"), (0x0003, "libfoo.so.1", "/usr/lib32/libfoo.so.1")]
+    )
     c = parse_ld_cache(data)
     assert c.format == "old" and c.generator is None
     assert c.lookup("libfoo.so.1", X86_64).path == "/usr/lib/libfoo.so.1"
@@ -77,11 +79,14 @@ def test_old_format():
 
 
 def test_new_format_with_hwcaps():
-    data = new_cache_body([
-        (X86_64, "libfoo.so.1", "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1", 1),
-        (X86_64, "libfoo.so.1", "/usr/lib/glibc-hwcaps/x86-64-v2/libfoo.so.1", 0),
-        (X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1", None),
-    ], hwcaps=("x86-64-v2", "x86-64-v3"))
+    data = new_cache_body(
+        [
+            (X86_64, "libfoo.so.1", "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1", 1),
+            (X86_64, "libfoo.so.1", "/usr/lib/glibc-hwcaps/x86-64-v2/libfoo.so.1", 0),
+            (X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1", None),
+        ],
+        hwcaps=("x86-64-v2", "x86-64-v3"),
+    )
     c = parse_ld_cache(data)
     assert c.format == "new" and c.generator == "test-generator"
     assert [e.hwcaps for e in c.entries] == ["x86-64-v3", "x86-64-v2", None]
@@ -103,13 +108,16 @@ def test_compat_format_uses_the_new_part():
     assert [e.soname for e in c.entries] == ["libnew.so.1"]
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"garbage", "not an ld.so.cache"),
-    (b"ld.so-1.7.0\0\xff\xff\xff\x00", "do not fit"),
-    (b"glibc-ld.so.cache1.1" + b"\0" * 10, "truncated"),
-    (b"glibc-ld.so.cache1.1" + struct.pack("<IIB3xI12x", 1000, 0, 2, 0), "do not fit"),
-    (b"glibc-ld.so.cache1.1" + struct.pack("<IIB3xI12x", 0, 0, 1, 0), "invalid"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"garbage", "not an ld.so.cache"),
+        (b"ld.so-1.7.0\0\xff\xff\xff\x00", "do not fit"),
+        (b"glibc-ld.so.cache1.1" + b"\0" * 10, "truncated"),
+        (b"glibc-ld.so.cache1.1" + struct.pack("<IIB3xI12x", 1000, 0, 2, 0), "do not fit"),
+        (b"glibc-ld.so.cache1.1" + struct.pack("<IIB3xI12x", 0, 0, 1, 0), "invalid"),
+    ],
+)
 def test_corrupt_caches(data, match):
     with pytest.raises(LdCacheError, match=match):
         parse_ld_cache(data)
@@ -161,8 +169,10 @@ def test_real_ldconfig_caches(tmp_path, fmt):
     assert plain is not None
     if fmt != "old":
         assert plain.path == "/usr/lib/libfoo.so.1"
-        assert c.lookup("libfoo.so.1", X86_64, ("x86-64-v3", "x86-64-v2")).path == \
-            "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1"
+        assert (
+            c.lookup("libfoo.so.1", X86_64, ("x86-64-v3", "x86-64-v2")).path
+            == "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1"
+        )
         assert c.generator and "ldconfig" in c.generator
 
 
@@ -179,8 +189,8 @@ def test_our_new_format_bytes_match_ldconfig(tmp_path):
     assert real[28] == ours[28]  # endianness flag
     # same entry layout: flags, then key/value string offsets counted from the header
     flags, key, value, _osv, _hwcap = struct.unpack_from("<iIIIQ", real, 48)
-    assert flags == X86_64 and real[key:real.index(b"\0", key)] == b"libfoo.so.1"
-    assert real[value:real.index(b"\0", value)] == b"/usr/lib/libfoo.so.1"
+    assert flags == X86_64 and real[key : real.index(b"\0", key)] == b"libfoo.so.1"
+    assert real[value : real.index(b"\0", value)] == b"/usr/lib/libfoo.so.1"
     assert parse_ld_cache(real).entries == parse_ld_cache(ours).entries
 
 
@@ -192,7 +202,8 @@ def test_ld_so_conf_includes_inside_root(tmp_path):
     (root / "etc/ld.so.conf.d").mkdir(parents=True)
     (root / "etc/ld.so.conf").write_text(
         "# comment\n/usr/local/lib\ninclude /etc/ld.so.conf.d/*.conf\ninclude rel.d/*.conf\nhwcap 0 nosegneg\n"
-        "/opt/a:/opt/b,/opt/c\t/opt/d=libc6\n")
+        "/opt/a:/opt/b,/opt/c\t/opt/d=libc6\n"
+    )
     (root / "etc/ld.so.conf.d/cuda.conf").write_text("/usr/local/cuda/lib64\n/usr/local/cuda/lib64\n")
     (root / "etc/ld.so.conf.d/a.conf").write_text("/first  # trailing comment\n")
     (root / "etc/ld.so.conf.d/ignored.txt").write_text("/never\n")
@@ -204,8 +215,17 @@ def test_ld_so_conf_includes_inside_root(tmp_path):
     link(root / "etc/linked.d", "/etc/more")
     (root / "etc/ld.so.conf").write_text((root / "etc/ld.so.conf").read_text() + "include /etc/linked.d/*.conf\n")
     dirs = read_ld_so_conf(Root(str(root)))
-    assert dirs == ["/usr/local/lib", "/first", "/usr/local/cuda/lib64", "/relative/include", "/opt/a", "/opt/b",
-                    "/opt/c", "/opt/d", "/from/the/image"]
+    assert dirs == [
+        "/usr/local/lib",
+        "/first",
+        "/usr/local/cuda/lib64",
+        "/relative/include",
+        "/opt/a",
+        "/opt/b",
+        "/opt/c",
+        "/opt/d",
+        "/from/the/image",
+    ]
 
 
 def test_ld_so_conf_include_loop_and_missing(tmp_path):

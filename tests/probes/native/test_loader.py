@@ -58,8 +58,11 @@ def test_cache_before_default_and_missing_cache_file(tmp_path):
     write_so(tmp_path / "opt/x/libfoo.so.1")
     write_so(tmp_path / "usr/lib/libfoo.so.1")
     write_so(tmp_path / "lib/libgone.so.1")
-    cache = parse_ld_cache(new_cache_body([(X86_64, "libfoo.so.1", "/opt/x/libfoo.so.1", None),
-                                           (X86_64, "libgone.so.1", "/opt/x/libgone.so.1", None)]))
+    cache = parse_ld_cache(
+        new_cache_body(
+            [(X86_64, "libfoo.so.1", "/opt/x/libfoo.so.1", None), (X86_64, "libgone.so.1", "/opt/x/libgone.so.1", None)]
+        )
+    )
     loader = sysroot_loader(tmp_path, cache=cache)
     lk = loader.lookup("libfoo.so.1")
     assert lk.winner.step == STEP_CACHE and lk.winner.path == "/opt/x/libfoo.so.1"
@@ -112,7 +115,11 @@ def test_rpath_is_inherited_runpath_is_not(tmp_path):
     child = parent.deps["libchild.so"]
     assert child is not None and child.parent is parent
     lk = loader.lookup("libdep.so.1", child)
-    assert lk.winner.path == "/p/libdep.so.1" and lk.winner.step == STEP_RPATH and lk.winner.owner == "/x/libparent_rpath.so"
+    assert (
+        lk.winner.path == "/p/libdep.so.1"
+        and lk.winner.step == STEP_RPATH
+        and lk.winner.owner == "/x/libparent_rpath.so"
+    )
     loader2 = sysroot_loader(tmp_path)
     parent2 = loader2.load_path("/x/libparent_runpath.so")
     child2 = parent2.deps["libchild.so"]
@@ -139,8 +146,9 @@ def test_ld_library_path_between_rpath_and_runpath(tmp_path, monkeypatch):
         write_so(tmp_path / d / "libdep.so.1")
     write_so(tmp_path / "c/librunpath.so", runpath=f"{base}/run")
     write_so(tmp_path / "c/librpath.so", rpath=f"{base}/rp")
-    cfg = LoaderConfig(root=Root(None), ld_library_path=(f"{base}/nothing", f"{base}/llp"), default_dirs=(),
-                       cwd=f"{base}/cwd")
+    cfg = LoaderConfig(
+        root=Root(None), ld_library_path=(f"{base}/nothing", f"{base}/llp"), default_dirs=(), cwd=f"{base}/cwd"
+    )
     loader = Loader(cfg)
     lk = loader.lookup("libdep.so.1", caller(loader, f"{base}/c/librunpath.so"))
     assert lk.winner.step == STEP_LD_LIBRARY_PATH and lk.winner.path == f"{base}/llp/libdep.so.1"
@@ -282,8 +290,11 @@ def test_nodeflib_skips_default_dirs_and_their_cache_entries(tmp_path):
 
 
 def test_needed_closure_and_missing_dependencies(tmp_path):
-    write_so(tmp_path / "nv/cusolver/lib/libcusolver.so.11", needed=("libnvJitLink.so.12", "libcublas.so.12"),
-             runpath="$ORIGIN:$ORIGIN/../../cublas/lib")
+    write_so(
+        tmp_path / "nv/cusolver/lib/libcusolver.so.11",
+        needed=("libnvJitLink.so.12", "libcublas.so.12"),
+        runpath="$ORIGIN:$ORIGIN/../../cublas/lib",
+    )
     write_so(tmp_path / "nv/cublas/lib/libcublas.so.12", needed=("libcublasLt.so.12",), runpath="$ORIGIN")
     write_so(tmp_path / "nv/cublas/lib/libcublasLt.so.12")
     write_so(tmp_path / "tf/libtf.so", runpath="$ORIGIN/../nv/cusolver/lib")
@@ -340,8 +351,15 @@ def test_ld_library_path_origin_in_braces_is_the_executables_dir(tmp_path):
     write_so(tmp_path / "app/bin/python", soname=None, e_type=2)
     write_so(tmp_path / "app/lib/libdep.so.1")
     for element in ("$ORIGIN/../lib", "${ORIGIN}/../lib"):
-        loader = Loader(LoaderConfig(root=Root(None), ld_library_path=(element,), default_dirs=(),
-                                     executable=f"{base}/app/bin/python", cwd=base))
+        loader = Loader(
+            LoaderConfig(
+                root=Root(None),
+                ld_library_path=(element,),
+                default_dirs=(),
+                executable=f"{base}/app/bin/python",
+                cwd=base,
+            )
+        )
         loader.load_executable()
         lk = loader.lookup("libdep.so.1", loader.executable)
         assert lk.winner is not None and lk.winner.path.endswith("/app/bin/../lib/libdep.so.1"), element

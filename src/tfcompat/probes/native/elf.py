@@ -19,7 +19,7 @@ import mmap
 import os
 import stat
 import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 # The definitions live in elfdefs; they are re-exported here, the reader's one public face.
 from tfcompat.probes.native.elfdefs import (  # noqa: F401
@@ -65,14 +65,14 @@ from tfcompat.probes.native.elfdefs import (  # noqa: F401
 )
 from tfcompat.probes.native.symbols import SymbolTable, undefined_symbols  # noqa: F401  (re-exported)
 
-_CACHE: Dict[Tuple[int, int, int, int], ElfInfo] = {}
+_CACHE: dict[tuple[int, int, int, int], ElfInfo] = {}
 
 
 def clear_cache() -> None:
     _CACHE.clear()
 
 
-def cache_key(path: str) -> Tuple[int, int, int, int]:
+def cache_key(path: str) -> tuple[int, int, int, int]:
     st = os.stat(path)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -145,7 +145,7 @@ class ElfFile(SymbolTable):
         finally:
             self._fh.close()
 
-    def __enter__(self) -> "ElfFile":
+    def __enter__(self) -> ElfFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -211,17 +211,30 @@ class ElfFile(SymbolTable):
             self._dyn = struct.Struct(e + "iI")
             self._sym = struct.Struct(e + "IIIBBH")  # name value size info other shndx
         self._e, self._w = e, w
-        (e_type, e_machine, _version, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize, e_phnum,
-         e_shentsize, e_shnum, e_shstrndx) = self._unpack(ehdr, 16)
+        (
+            e_type,
+            e_machine,
+            _version,
+            _entry,
+            e_phoff,
+            e_shoff,
+            _flags,
+            _ehsize,
+            e_phentsize,
+            e_phnum,
+            e_shentsize,
+            e_shnum,
+            e_shstrndx,
+        ) = self._unpack(ehdr, 16)
         self.elf_type, self.machine = e_type, e_machine
         self._shoff, self._shentsize, self._shnum = e_shoff, e_shentsize, e_shnum
         if e_phnum and e_phentsize < self._phdr.size:
             raise ElfError(f"{self.path}: program header entries of {e_phentsize} bytes are too small")
-        self._loads: List[Tuple[int, int, int]] = []
-        self._offsets: Dict[int, int] = {}
-        self._notes: List[Tuple[int, int]] = []
+        self._loads: list[tuple[int, int, int]] = []
+        self._offsets: dict[int, int] = {}
+        self._notes: list[tuple[int, int]] = []
         self._str_budget = _STR_BUDGET
-        dynamic: Optional[Tuple[int, int]] = None
+        dynamic: Optional[tuple[int, int]] = None
         interp: Optional[str] = None
         if e_phnum and e_phoff + e_phnum * e_phentsize > self.size:
             raise ElfError(f"{self.path}: program headers ({e_phnum} at offset {e_phoff}) run past the end of the file")
@@ -240,12 +253,12 @@ class ElfFile(SymbolTable):
                     raise ElfError(f"{self.path}: PT_INTERP at offset {p_offset} runs past the end of the file")
                 stop = p_offset + min(p_filesz, _MAX_STR)
                 end = mm.find(b"\0", p_offset, stop)
-                interp = mm[p_offset:end if end >= 0 else stop].decode("utf-8", "surrogateescape")
+                interp = mm[p_offset : end if end >= 0 else stop].decode("utf-8", "surrogateescape")
             elif p_type == PT_NOTE:
                 self._notes.append((p_offset, p_filesz))
         self.interpreter = interp
-        tags: Dict[int, int] = {}
-        needed_offs: List[int] = []
+        tags: dict[int, int] = {}
+        needed_offs: list[int] = []
         self._strtab: Optional[int] = None
         self._strsz = 0
         if dynamic is not None:
@@ -275,36 +288,49 @@ class ElfFile(SymbolTable):
         if self.runpath == ("",):
             self.runpath = ()
         self.flags_1 = tags.get(DT_FLAGS_1, 0)
-        self._verdef_index: Optional[Dict[int, str]] = None
-        self._verneed_index: Optional[Dict[int, str]] = None
+        self._verdef_index: Optional[dict[int, str]] = None
+        self._verneed_index: Optional[dict[int, str]] = None
         self.version_needs = self._read_verneed()
         self.version_defs = tuple(name for _ndx, flags, name in self._read_verdef() if not flags & VER_FLG_BASE)
         self.info = ElfInfo(
-            path=self.path, elf_class=self.elf_class, little_endian=self.little_endian, machine=self.machine,
-            elf_type=self.elf_type, interpreter=self.interpreter, soname=self.soname, needed=self.needed,
-            rpath=self.rpath, runpath=self.runpath, flags_1=self.flags_1, version_needs=self.version_needs,
-            version_defs=self.version_defs, has_gnu_hash=DT_GNU_HASH in tags, has_sysv_hash=DT_HASH in tags,
+            path=self.path,
+            elf_class=self.elf_class,
+            little_endian=self.little_endian,
+            machine=self.machine,
+            elf_type=self.elf_type,
+            interpreter=self.interpreter,
+            soname=self.soname,
+            needed=self.needed,
+            rpath=self.rpath,
+            runpath=self.runpath,
+            flags_1=self.flags_1,
+            version_needs=self.version_needs,
+            version_defs=self.version_defs,
+            has_gnu_hash=DT_GNU_HASH in tags,
+            has_sysv_hash=DT_HASH in tags,
         )
 
-    def _read_verneed(self) -> Tuple[VersionNeed, ...]:
+    def _read_verneed(self) -> tuple[VersionNeed, ...]:
         if DT_VERNEED not in self._tags:
             return ()
         vn = struct.Struct(self._e + "HHIII")  # version cnt file aux next
         vna = struct.Struct(self._e + "IHHII")  # hash flags other name next
-        out: List[VersionNeed] = []
-        index: Dict[int, str] = {}
+        out: list[VersionNeed] = []
+        index: dict[int, str] = {}
         pos = self._offset(self._tags[DT_VERNEED])
         seen_aux: set = set()  # each Elf_Vernaux belongs to one chain: a shared or looping chain is malformed
         for count in range(self._tags.get(DT_VERNEEDNUM, _MAX_ENTRIES)):
             if count >= _MAX_ENTRIES:
                 raise ElfError(f"{self.path}: more than {_MAX_ENTRIES} version-need entries")
             _ver, cnt, file_off, aux, nxt = self._unpack(vn, pos)
-            names: List[str] = []
+            names: list[str] = []
             apos = pos + aux
             for _j in range(cnt):
                 if apos in seen_aux or len(seen_aux) >= _MAX_ENTRIES:
-                    raise ElfError(f"{self.path}: malformed .gnu.version_r (version-need aux entries shared, "
-                                   f"looping or over {_MAX_ENTRIES})")
+                    raise ElfError(
+                        f"{self.path}: malformed .gnu.version_r (version-need aux entries shared, "
+                        f"looping or over {_MAX_ENTRIES})"
+                    )
                 seen_aux.add(apos)
                 _hash, _flags, other, name_off, anext = self._unpack(vna, apos)
                 name = self._str(name_off)
@@ -320,13 +346,13 @@ class ElfFile(SymbolTable):
         self._verneed_index = index
         return tuple(out)
 
-    def _read_verdef(self) -> List[Tuple[int, int, str]]:
+    def _read_verdef(self) -> list[tuple[int, int, str]]:
         if DT_VERDEF not in self._tags:
             self._verdef_index = {}
             return []
         vd = struct.Struct(self._e + "HHHHIII")  # version flags ndx cnt hash aux next
         vda = struct.Struct(self._e + "II")  # name next
-        out: List[Tuple[int, int, str]] = []
+        out: list[tuple[int, int, str]] = []
         pos = self._offset(self._tags[DT_VERDEF])
         for count in range(self._tags.get(DT_VERDEFNUM, _MAX_ENTRIES)):
             if count >= _MAX_ENTRIES:
@@ -351,13 +377,13 @@ class ElfFile(SymbolTable):
             while pos + 12 <= end:
                 namesz, descsz, ntype = self._unpack(u32x3, pos)
                 name_end = pos + 12 + ((namesz + 3) & ~3)
-                if ntype == 3 and namesz == 4 and self._mm[pos + 12:pos + 16] == b"GNU\0":
-                    return self._mm[name_end:min(name_end + descsz, end, name_end + 64)].hex()
+                if ntype == 3 and namesz == 4 and self._mm[pos + 12 : pos + 16] == b"GNU\0":
+                    return self._mm[name_end : min(name_end + descsz, end, name_end + 64)].hex()
                 pos = name_end + ((descsz + 3) & ~3)
         return None
 
 
-def lookup_symbols(path: str, names) -> Dict[str, Tuple[Symbol, ...]]:
+def lookup_symbols(path: str, names) -> dict[str, tuple[Symbol, ...]]:
     """{name: definitions and references found} for each wanted name, by hash lookup in one open of `path`."""
     with ElfFile(path) as elf:
         return {n: elf.lookup(n) for n in names}

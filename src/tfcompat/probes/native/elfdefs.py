@@ -8,7 +8,7 @@ symbol hash functions.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 from tfcompat.errors import TfcompatError
 
@@ -17,14 +17,27 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
 DT_NULL, DT_NEEDED, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_SYMENT = 0, 1, 4, 5, 6, 10, 11
 DT_SONAME, DT_RPATH, DT_RUNPATH, DT_FLAGS = 14, 15, 29, 30
 DT_GNU_HASH = 0x6FFFFEF5
-DT_VERSYM, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
+DT_VERSYM, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = (
+    0x6FFFFFF0,
+    0x6FFFFFFC,
+    0x6FFFFFFD,
+    0x6FFFFFFE,
+    0x6FFFFFFF,
+)
 DT_FLAGS_1 = 0x6FFFFFFB
 DF_1_NODEFLIB = 0x800
 VER_FLG_BASE = 0x1
 SHN_UNDEF = 0
 
 MACHINES = {
-    3: "i386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "x86_64", 183: "aarch64",
+    3: "i386",
+    8: "mips",
+    20: "ppc",
+    21: "ppc64",
+    22: "s390x",
+    40: "arm",
+    62: "x86_64",
+    183: "aarch64",
     243: "riscv64",
 }
 _BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "GNU_UNIQUE"}
@@ -40,7 +53,7 @@ class VersionNeed:
     """One ``.gnu.version_r`` entry: the versions an object needs from one of its DT_NEEDED files."""
 
     file: str  # "libstdc++.so.6"
-    versions: Tuple[str, ...]  # ("GLIBCXX_3.4.22", "CXXABI_1.3.11", ...)
+    versions: tuple[str, ...]  # ("GLIBCXX_3.4.22", "CXXABI_1.3.11", ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +67,12 @@ class ElfInfo:
     elf_type: int  # ET_DYN, ET_EXEC, ...
     interpreter: Optional[str]
     soname: Optional[str]
-    needed: Tuple[str, ...]
-    rpath: Optional[Tuple[str, ...]]  # None: no DT_RPATH (an empty DT_RPATH is ())
-    runpath: Optional[Tuple[str, ...]]  # None: no DT_RUNPATH; its mere presence disables DT_RPATH
+    needed: tuple[str, ...]
+    rpath: Optional[tuple[str, ...]]  # None: no DT_RPATH (an empty DT_RPATH is ())
+    runpath: Optional[tuple[str, ...]]  # None: no DT_RUNPATH; its mere presence disables DT_RPATH
     flags_1: int
-    version_needs: Tuple[VersionNeed, ...]
-    version_defs: Tuple[str, ...]  # names defined in .gnu.version_d, the base (file) entry excluded
+    version_needs: tuple[VersionNeed, ...]
+    version_defs: tuple[str, ...]  # names defined in .gnu.version_d, the base (file) entry excluded
     has_gnu_hash: bool
     has_sysv_hash: bool
 
@@ -71,7 +84,7 @@ class ElfInfo:
     def nodeflib(self) -> bool:
         return bool(self.flags_1 & DF_1_NODEFLIB)
 
-    def needs_from(self, file: str) -> Tuple[str, ...]:
+    def needs_from(self, file: str) -> tuple[str, ...]:
         for need in self.version_needs:
             if need.file == file:
                 return need.versions

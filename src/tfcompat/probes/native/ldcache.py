@@ -24,7 +24,8 @@ import fnmatch
 import os
 import posixpath
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
 from tfcompat.errors import TfcompatError
 from tfcompat.probes.rootfs import Root
@@ -66,7 +67,7 @@ class CacheEntry:
 class LdCache:
     path: str  # inside-root path of the cache file
     format: str  # "old", "new", "compat"
-    entries: Tuple[CacheEntry, ...]  # file order (ldconfig sorts them; best first for one soname)
+    entries: tuple[CacheEntry, ...]  # file order (ldconfig sorts them; best first for one soname)
     generator: Optional[str] = None  # "ldconfig (Debian GLIBC 2.36-9) release version 2.36"
 
     def lookup(self, soname: str, flags: Optional[int], hwcaps: Sequence[str] = ()) -> Optional[CacheEntry]:
@@ -90,7 +91,7 @@ class LdCache:
                 best, best_rank = e, len(hwcaps)
         return best
 
-    def by_soname(self, soname: str, flags: Optional[int]) -> List[CacheEntry]:
+    def by_soname(self, soname: str, flags: Optional[int]) -> list[CacheEntry]:
         return [e for e in self.entries if e.soname == soname and (flags is None or e.flags == flags)]
 
 
@@ -120,7 +121,7 @@ def parse_ld_cache(data: bytes, path: str = "/etc/ld.so.cache") -> LdCache:
     if nlibs > 0xFFFFFF or 16 + 12 * nlibs > len(data):
         raise LdCacheError(f"{path}: {nlibs} entries do not fit in {len(data)} bytes")
     new_at = (16 + 12 * nlibs + 7) & ~7
-    if data[new_at:new_at + len(NEW_MAGIC)] == NEW_MAGIC:
+    if data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
         entries, generator = _parse_new(data, new_at)
         return LdCache(path, "compat", entries, generator)
     strings = 16 + 12 * nlibs
@@ -131,7 +132,7 @@ def parse_ld_cache(data: bytes, path: str = "/etc/ld.so.cache") -> LdCache:
     return LdCache(path, "old", tuple(out))
 
 
-def _parse_new(data: bytes, base: int) -> Tuple[Tuple[CacheEntry, ...], Optional[str]]:
+def _parse_new(data: bytes, base: int) -> tuple[tuple[CacheEntry, ...], Optional[str]]:
     if len(data) < base + 48:
         raise LdCacheError("truncated new-format header")
     endian_flag = data[base + 28] & 3
@@ -158,13 +159,13 @@ def _parse_new(data: bytes, base: int) -> Tuple[Tuple[CacheEntry, ...], Optional
     return tuple(out), generator
 
 
-def _extension_sections(data: bytes, ext_off: int, e: str) -> Dict[int, Tuple[int, int]]:
+def _extension_sections(data: bytes, ext_off: int, e: str) -> dict[int, tuple[int, int]]:
     if not ext_off or ext_off % 4 or ext_off + 8 > len(data):
         return {}
     magic, count = struct.unpack_from(e + "II", data, ext_off)
     if magic != EXTENSION_MAGIC or ext_off + 8 + 16 * count > len(data):
         return {}
-    sections: Dict[int, Tuple[int, int]] = {}
+    sections: dict[int, tuple[int, int]] = {}
     for i in range(count):
         tag, _flags, off, size = struct.unpack_from(e + "IIII", data, ext_off + 8 + 16 * i)
         if off + size <= len(data):
@@ -172,7 +173,7 @@ def _extension_sections(data: bytes, ext_off: int, e: str) -> Dict[int, Tuple[in
     return sections
 
 
-def _hwcaps_names(data: bytes, base: int, ext_off: int, e: str) -> List[str]:
+def _hwcaps_names(data: bytes, base: int, ext_off: int, e: str) -> list[str]:
     sec = _extension_sections(data, ext_off, e).get(EXT_TAG_GLIBC_HWCAPS)
     if not sec or sec[1] % 4:
         return []
@@ -185,7 +186,7 @@ def _generator(data: bytes, ext_off: int, e: str) -> Optional[str]:
     if not sec:
         return None
     off, size = sec
-    return data[off:off + size].decode("utf-8", "replace")
+    return data[off : off + size].decode("utf-8", "replace")
 
 
 def read_ld_cache(root: Root, path: str = "/etc/ld.so.cache") -> Optional[LdCache]:
@@ -203,8 +204,9 @@ def read_ld_cache(root: Root, path: str = "/etc/ld.so.cache") -> Optional[LdCach
 # -- ld.so.conf ----------------------------------------------------------------------------------
 
 
-def read_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _depth: int = 0,
-                    _seen: Optional[set] = None) -> List[str]:
+def read_ld_so_conf(
+    root: Root, path: str = "/etc/ld.so.conf", _depth: int = 0, _seen: Optional[set] = None
+) -> list[str]:
     """The directories ldconfig indexes, in order: `path` and its `include` globs, resolved inside `root`.
 
     Like ldconfig: `#` starts a comment, directories are separated by whitespace, `:` or `,`; a legacy
@@ -219,7 +221,7 @@ def read_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _depth: int = 0,
         text = root.read_text(path, kind="ld_so_conf")
     except OSError:
         return []
-    dirs: List[str] = []
+    dirs: list[str] = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -241,7 +243,7 @@ def read_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _depth: int = 0,
     return dirs
 
 
-def _glob_in_root(root: Root, pattern: str) -> List[str]:
+def _glob_in_root(root: Root, pattern: str) -> list[str]:
     """Inside-root paths matching `pattern` (sorted, as glob(3) returns them); the wildcards are in the last
     component, as in ld.so.conf's `include /etc/ld.so.conf.d/*.conf`. The directory is listed through the
     Root (walked inside it); each match is read through it again."""
@@ -253,5 +255,6 @@ def _glob_in_root(root: Root, pattern: str) -> List[str]:
     except OSError:
         return []
     hidden = leaf.startswith(".")  # glob: '*' does not match a leading dot
-    return sorted(posixpath.join(parent, n) for n in names
-                  if fnmatch.fnmatchcase(n, leaf) and (hidden or not n.startswith(".")))
+    return sorted(
+        posixpath.join(parent, n) for n in names if fnmatch.fnmatchcase(n, leaf) and (hidden or not n.startswith("."))
+    )

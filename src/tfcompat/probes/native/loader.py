@@ -8,7 +8,7 @@ Loader models one process; many Loaders may share one :class:`LoaderConfig`.
 from __future__ import annotations
 
 import posixpath
-from typing import List, Optional, Tuple
+from typing import Optional
 
 # The loader's public names, in one place (this module was the whole model before the split).
 from tfcompat.probes.native.config import (  # noqa: F401
@@ -56,8 +56,9 @@ class Loader(Search):
                 self.loaded.setdefault(n, obj)
         return obj
 
-    def load_path(self, path: str, step: str = STEP_PATH, parent: Optional[LoadedObject] = None,
-                  deps: bool = True) -> Optional[LoadedObject]:
+    def load_path(
+        self, path: str, step: str = STEP_PATH, parent: Optional[LoadedObject] = None, deps: bool = True
+    ) -> Optional[LoadedObject]:
         """Load the object at an inside-root `path` (dlopen of a path), with its DT_NEEDED closure."""
         c = self.candidate(posixpath.basename(path), path, step, path)
         if c is None or not c.usable or c.elf is None:  # a usable candidate always has its ELF info
@@ -101,7 +102,7 @@ class Loader(Search):
         if lk.ok and w is not None and w.elf is not None:
             self._register(LoadedObject(entry, w.path, w.real, w.host_path, w.elf, step, self.executable), entry)
 
-    def load(self, name: str, caller: Optional[LoadedObject]) -> Tuple[Lookup, Optional[LoadedObject]]:
+    def load(self, name: str, caller: Optional[LoadedObject]) -> tuple[Lookup, Optional[LoadedObject]]:
         """dlopen(name) from `caller`: the lookup, and the loaded object (with its closure) when it succeeds."""
         lk = self.lookup(name, caller)
         if not lk.ok or lk.winner is None or lk.winner.elf is None:
@@ -140,14 +141,13 @@ class Loader(Search):
                     current.deps[needed] = existing
                     continue
                 assert w.elf is not None
-                dep = self._register(LoadedObject(needed, w.path, w.real, w.host_path, w.elf, w.step, current),
-                                     needed)
+                dep = self._register(LoadedObject(needed, w.path, w.real, w.host_path, w.elf, w.step, current), needed)
                 current.deps[needed] = dep
                 queue.append(dep)
 
-    def missing_deps(self, obj: LoadedObject) -> List[Tuple[str, str]]:
+    def missing_deps(self, obj: LoadedObject) -> list[tuple[str, str]]:
         """(name, needed by) for every DT_NEEDED in `obj`'s closure that the loader cannot find."""
-        out: List[Tuple[str, str]] = []
+        out: list[tuple[str, str]] = []
         seen = set()
         queue = [obj]
         while queue:

@@ -28,7 +28,8 @@ import dataclasses
 import os
 import posixpath
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Optional
 
 from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.native.elf import ET_DYN, ET_EXEC, ElfError, ElfInfo, read_elf
@@ -92,8 +93,8 @@ class LoadedObject:
     host_path: str
     elf: ElfInfo
     step: str  # how it was found
-    parent: Optional["LoadedObject"] = None  # the object that caused it to be loaded (glibc's l_loader)
-    deps: Dict[str, Optional["LoadedObject"]] = dataclasses.field(default_factory=dict)
+    parent: Optional[LoadedObject] = None  # the object that caused it to be loaded (glibc's l_loader)
+    deps: dict[str, Optional[LoadedObject]] = dataclasses.field(default_factory=dict)
 
     @property
     def origin(self) -> str:
@@ -107,14 +108,13 @@ class Lookup:
     name: str
     caller: Optional[str]
     winner: Optional[Candidate]  # the file it uses (possibly unusable: see .problem / .fatal); None: not found
-    copies: Tuple[Candidate, ...]  # every file with that name on the search path, in search order, winner first
-    searched: Tuple[SearchDir, ...]
+    copies: tuple[Candidate, ...]  # every file with that name on the search path, in search order, winner first
+    searched: tuple[SearchDir, ...]
     already_loaded: bool = False
 
     @property
     def ok(self) -> bool:
         return self.winner is not None and self.winner.usable
-
 
 
 class Search:
@@ -125,12 +125,12 @@ class Search:
         self.cfg = config
         self.root = config.root
         self.flags = arch_flags(config.machine, config.elf_class)
-        self.loaded: Dict[str, LoadedObject] = {}  # by every name it was asked for, and by SONAME
-        self.by_real: Dict[str, LoadedObject] = {}
+        self.loaded: dict[str, LoadedObject] = {}  # by every name it was asked for, and by SONAME
+        self.by_real: dict[str, LoadedObject] = {}
         self.executable: Optional[LoadedObject] = None
-        self._listing: Dict[str, Optional[frozenset]] = {}
-        self._real: Dict[str, Optional[str]] = {}
-        self._dirs: Dict[Optional[int], Tuple[Optional[LoadedObject], List[SearchDir]]] = {}
+        self._listing: dict[str, Optional[frozenset]] = {}
+        self._real: dict[str, Optional[str]] = {}
+        self._dirs: dict[Optional[int], tuple[Optional[LoadedObject], list[SearchDir]]] = {}
 
     # -- file system -----------------------------------------------------------------------------
 
@@ -164,22 +164,44 @@ class Search:
 
     # -- candidates ------------------------------------------------------------------------------
 
-    def candidate(self, name: str, path: str, step: str, written: str, owner: Optional[str] = None,
-                  hwcaps: Optional[str] = None) -> Optional[Candidate]:
+    def candidate(
+        self, name: str, path: str, step: str, written: str, owner: Optional[str] = None, hwcaps: Optional[str] = None
+    ) -> Optional[Candidate]:
         """The file at `path` as the loader would judge it; None when nothing can be opened there."""
         host_path = self.host(path)
         if host_path is None or not self.root.is_file(path if not self.root.is_host else host_path):
             return None
         real = self.inside(host_path)
         if not os.access(host_path, os.R_OK):  # glibc notes EACCES and goes on searching
-            return Candidate(name, path, real, host_path, step, written, owner, hwcaps, None,
-                             "not readable (permission denied; skipped)")
+            return Candidate(
+                name,
+                path,
+                real,
+                host_path,
+                step,
+                written,
+                owner,
+                hwcaps,
+                None,
+                "not readable (permission denied; skipped)",
+            )
         try:
             info = read_elf(host_path)
         except ElfError as exc:
             detail = str(exc).split(": ", 1)[-1]
-            return Candidate(name, path, real, host_path, step, written, owner, hwcaps, None,
-                             f"cannot be loaded: {detail}", fatal=True)
+            return Candidate(
+                name,
+                path,
+                real,
+                host_path,
+                step,
+                written,
+                owner,
+                hwcaps,
+                None,
+                f"cannot be loaded: {detail}",
+                fatal=True,
+            )
         problem, fatal = None, False
         if info.elf_class != self.cfg.elf_class:
             problem = f"{info.elf_class}-bit ELF, the process is {self.cfg.elf_class}-bit (skipped)"
@@ -189,10 +211,9 @@ class Search:
             problem, fatal = f"ELF type {info.elf_type} is not loadable", True
         return Candidate(name, path, real, host_path, step, written, owner, hwcaps, info, problem, fatal)
 
-    def _in_dir(self, name: str, directory: str, step: str, written: str,
-                owner: Optional[str]) -> List[Candidate]:
+    def _in_dir(self, name: str, directory: str, step: str, written: str, owner: Optional[str]) -> list[Candidate]:
         """Files for `name` in `directory` and its supported glibc-hwcaps subdirectories, in search order."""
-        out: List[Candidate] = []
+        out: list[Candidate] = []
         entries = self.listing(directory)
         if not entries:
             return out
@@ -211,14 +232,14 @@ class Search:
 
     # -- search path -----------------------------------------------------------------------------
 
-    def expand(self, element: str, obj: Optional[LoadedObject]) -> Tuple[Optional[str], Optional[str]]:
+    def expand(self, element: str, obj: Optional[LoadedObject]) -> tuple[Optional[str], Optional[str]]:
         """(inside-root directory, note) for one DT_RPATH/DT_RUNPATH/LD_LIBRARY_PATH element."""
         if element == "":
             if self.cfg.cwd is None:
                 return None, "empty element (the working directory): unknown under --root"
             return self.cfg.cwd, "empty element: the working directory"
 
-        def sub(m: "re.Match") -> str:
+        def sub(m: re.Match) -> str:
             token = m.group(2) or m.group(3)
             if token == "ORIGIN":
                 if obj is None:
@@ -244,7 +265,7 @@ class Search:
             yield obj
             obj = obj.parent
 
-    def search_dirs(self, caller: Optional[LoadedObject]) -> List[SearchDir]:
+    def search_dirs(self, caller: Optional[LoadedObject]) -> list[SearchDir]:
         """The directory steps for `caller`, in glibc's order (the cache is one pseudo-entry).
 
         Within one step a directory named twice is searched once (TF's RUNPATH names 18 directories in
@@ -265,8 +286,8 @@ class Search:
         self._dirs[key] = (caller, unique)
         return unique
 
-    def _search_dirs(self, caller: Optional[LoadedObject]) -> List[SearchDir]:
-        dirs: List[SearchDir] = []
+    def _search_dirs(self, caller: Optional[LoadedObject]) -> list[SearchDir]:
+        dirs: list[SearchDir] = []
         exe = self.executable
         if caller is None or caller.elf.runpath is None:
             did_exe = False
@@ -289,29 +310,46 @@ class Search:
                 path, note = self.expand(el, caller)
                 dirs.append(SearchDir(STEP_RUNPATH, el, path, caller.path, note))
         nodeflib = bool(caller is not None and caller.elf.nodeflib)
-        dirs.append(SearchDir(STEP_CACHE, self.cfg.cache.path if self.cfg.cache else "/etc/ld.so.cache", None,
-                              None, self.cfg.cache_problem))
+        dirs.append(
+            SearchDir(
+                STEP_CACHE,
+                self.cfg.cache.path if self.cfg.cache else "/etc/ld.so.cache",
+                None,
+                None,
+                self.cfg.cache_problem,
+            )
+        )
         if not nodeflib:
             for d in self.cfg.default_dirs:
                 dirs.append(SearchDir(STEP_DEFAULT, d, d))
         else:
-            dirs.append(SearchDir(STEP_DEFAULT, "(none)", None, caller.path if caller else None,
-                                  "the caller has DF_1_NODEFLIB"))
+            dirs.append(
+                SearchDir(STEP_DEFAULT, "(none)", None, caller.path if caller else None, "the caller has DF_1_NODEFLIB")
+            )
         return dirs
 
     def lookup(self, name: str, caller: Optional[LoadedObject] = None, all_copies: bool = True) -> Lookup:
         """Which file `name` resolves to for `caller`, and (`all_copies`) every other copy on its search path."""
         if not all_copies and "/" not in name and name in self.loaded:
             obj = self.loaded[name]
-            w = Candidate(name, obj.path, obj.real, obj.host_path, STEP_LOADED, f"already loaded (found via {obj.step})",
-                          None, None, obj.elf)
+            w = Candidate(
+                name,
+                obj.path,
+                obj.real,
+                obj.host_path,
+                STEP_LOADED,
+                f"already loaded (found via {obj.step})",
+                None,
+                None,
+                obj.elf,
+            )
             return Lookup(name, caller.path if caller else None, w, (w,), (), already_loaded=True)
         if "/" in name:
             path = name if name.startswith("/") else posixpath.join(self.cfg.cwd or "/", name)
             c = self.candidate(name, path, STEP_PATH, name)
             return Lookup(name, caller.path if caller else None, c, (c,) if c else (), ())
         dirs = self.search_dirs(caller)
-        copies: List[Candidate] = []
+        copies: list[Candidate] = []
         seen_paths = set()
         nodeflib = bool(caller is not None and caller.elf.nodeflib)
         for sd in dirs:
@@ -338,22 +376,32 @@ class Search:
                 break
         loaded = self.loaded.get(name)
         if loaded is not None:
-            winner = Candidate(name, loaded.path, loaded.real, loaded.host_path, STEP_LOADED,
-                               f"already loaded (found via {loaded.step})", None, None, loaded.elf)
+            winner = Candidate(
+                name,
+                loaded.path,
+                loaded.real,
+                loaded.host_path,
+                STEP_LOADED,
+                f"already loaded (found via {loaded.step})",
+                None,
+                None,
+                loaded.elf,
+            )
             copies = [winner] + [c for c in copies if c.real != loaded.real]
         elif winner is not None:
             copies = [winner] + [c for c in copies if c is not winner]
         # one entry per real file: the same file reached twice is one copy
-        unique: List[Candidate] = []
+        unique: list[Candidate] = []
         reals = set()
         for c in copies:
             if c.real not in reals:
                 reals.add(c.real)
                 unique.append(c)
-        return Lookup(name, caller.path if caller else None, winner, tuple(unique), tuple(dirs),
-                      already_loaded=loaded is not None)
+        return Lookup(
+            name, caller.path if caller else None, winner, tuple(unique), tuple(dirs), already_loaded=loaded is not None
+        )
 
-    def _from_cache(self, name: str, nodeflib: bool) -> List[Candidate]:
+    def _from_cache(self, name: str, nodeflib: bool) -> list[Candidate]:
         cache = self.cfg.cache
         if cache is None:
             return []
@@ -372,7 +420,7 @@ class Search:
                 out.append(c)
         return out
 
-    def copies_elsewhere(self, name: str, dirs: Sequence[str], step: str) -> List[Candidate]:
+    def copies_elsewhere(self, name: str, dirs: Sequence[str], step: str) -> list[Candidate]:
         """Files named `name` in `dirs` (not on the search path), for reporting."""
         out = []
         for d in dirs:

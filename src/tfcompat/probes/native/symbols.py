@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import mmap
 import struct
-from typing import Dict, Iterator, List, Optional, Tuple
+from collections.abc import Iterator
+from typing import Optional
 
 from tfcompat.probes.native.elfdefs import (
     _BINDINGS,
@@ -37,11 +38,11 @@ class SymbolTable:
     _e: str
     _w: str
     _sym: struct.Struct
-    _tags: Dict[int, int]
+    _tags: dict[int, int]
     _strtab: Optional[int]
     _strsz: int
-    _verdef_index: Optional[Dict[int, str]]
-    _verneed_index: Optional[Dict[int, str]]
+    _verdef_index: Optional[dict[int, str]]
+    _verneed_index: Optional[dict[int, str]]
 
     def _unpack(self, fmt: struct.Struct, off: int) -> tuple:
         raise NotImplementedError
@@ -49,7 +50,7 @@ class SymbolTable:
     def _offset(self, vaddr: int) -> int:
         raise NotImplementedError
 
-    def _symbol(self, index: int) -> Tuple[int, int, int, int, int, int]:
+    def _symbol(self, index: int) -> tuple[int, int, int, int, int, int]:
         """(st_name, st_value, st_size, bind, type, shndx) of dynamic symbol `index`."""
         base = self._offset(self._tags[DT_SYMTAB])
         entsize = self._tags.get(DT_SYMENT, self._sym.size)
@@ -62,7 +63,7 @@ class SymbolTable:
             st_name, value, size, st_info, _other, shndx = fields
         return st_name, value, size, st_info >> 4, st_info & 0xF, shndx
 
-    def _version_of(self, index: int) -> Tuple[Optional[str], bool]:
+    def _version_of(self, index: int) -> tuple[Optional[str], bool]:
         if DT_VERSYM not in self._tags:
             return None, False
         (ver,) = self._unpack(struct.Struct(self._e + "H"), self._offset(self._tags[DT_VERSYM]) + 2 * index)
@@ -76,10 +77,18 @@ class SymbolTable:
     def _make_symbol(self, index: int, name: str) -> Symbol:
         _n, value, size, bind, typ, shndx = self._symbol(index)
         version, hidden = self._version_of(index)
-        return Symbol(name, value, size, _BINDINGS.get(bind, str(bind)), _TYPES.get(typ, str(typ)),
-                      shndx != SHN_UNDEF, version, hidden)
+        return Symbol(
+            name,
+            value,
+            size,
+            _BINDINGS.get(bind, str(bind)),
+            _TYPES.get(typ, str(typ)),
+            shndx != SHN_UNDEF,
+            version,
+            hidden,
+        )
 
-    def lookup(self, name: str) -> Tuple[Symbol, ...]:
+    def lookup(self, name: str) -> tuple[Symbol, ...]:
         """Every dynamic symbol named `name` (several when versioned: memcpy@GLIBC_2.2.5, memcpy@@GLIBC_2.14).
 
         Uses DT_GNU_HASH, else DT_HASH: a few page reads whatever the size of the table. Undefined
@@ -142,8 +151,10 @@ class SymbolTable:
         seen: set = set()
         while index:
             if index >= nchain or index in seen or len(seen) >= _MAX_ENTRIES:
-                raise ElfError(f"{self.path}: malformed DT_HASH chain (index {index}: out of range, a loop, "
-                               f"or over {_MAX_ENTRIES} steps)")
+                raise ElfError(
+                    f"{self.path}: malformed DT_HASH chain (index {index}: out of range, a loop, "
+                    f"or over {_MAX_ENTRIES} steps)"
+                )
             seen.add(index)
             if self._name_at(self._symbol(index)[0]) == want:
                 yield index
@@ -169,7 +180,7 @@ class SymbolTable:
             if buckets + 4 * nbuckets > self.size:
                 raise ElfError(f"{self.path}: DT_GNU_HASH ({nbuckets} buckets) runs past the end of the file")
             u32 = struct.Struct(self._e + "I")
-            table = memoryview(self._mm)[buckets:buckets + 4 * nbuckets]
+            table = memoryview(self._mm)[buckets : buckets + 4 * nbuckets]
             try:
                 last = max((b for (b,) in u32.iter_unpack(table)), default=0)
             finally:
@@ -193,7 +204,7 @@ class SymbolTable:
             yield self._make_symbol(i, self._name_at(st_name).decode("utf-8", "surrogateescape"))
 
 
-def undefined_symbols(elf: SymbolTable) -> List[Symbol]:
+def undefined_symbols(elf: SymbolTable) -> list[Symbol]:
     """The non-weak undefined dynamic symbols of `elf` (what a plugin needs from others).
 
     One pass over the symbol table with struct.iter_unpack, names and versions read only for the
@@ -206,8 +217,8 @@ def undefined_symbols(elf: SymbolTable) -> List[Symbol]:
     entsize = elf._tags.get(DT_SYMENT, elf._sym.size)
     if count <= 1 or entsize != elf._sym.size or base + count * entsize > elf.size:
         return [s for s in elf.dynamic_symbols() if not s.defined and s.binding != "WEAK"]
-    table = memoryview(elf._mm)[base:base + count * entsize]
-    out: List[Symbol] = []
+    table = memoryview(elf._mm)[base : base + count * entsize]
+    out: list[Symbol] = []
     try:
         for i, fields in enumerate(elf._sym.iter_unpack(table)):
             if elf.elf_class == 64:
