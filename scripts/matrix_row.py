@@ -222,10 +222,15 @@ def derive_row(
             if low is not None:
                 row["cudnn"] = f"{low.major}.{low.minor}"
                 comments["cudnn"] = f"compiled-with minor from the [and-cuda] pin nvidia-cudnn {cudnn_pin}"
-        if "cudnn" not in row and previous and previous.get("cudnn") and cudnn_major:
-            if str(previous["cudnn"]).split(".")[0] == cudnn_major:
-                row["cudnn"] = previous["cudnn"]
-                comments["cudnn"] = f"CHECK: build_info says cuDNN {cudnn_major}; minor copied from the previous entry"
+        if (
+            "cudnn" not in row
+            and previous
+            and previous.get("cudnn")
+            and cudnn_major
+            and str(previous["cudnn"]).split(".")[0] == cudnn_major
+        ):
+            row["cudnn"] = previous["cudnn"]
+            comments["cudnn"] = f"CHECK: build_info says cuDNN {cudnn_major}; minor copied from the previous entry"
         ccs = build_info.get("cuda_compute_capabilities")
         if ccs:
             row["compute_capabilities"] = [str(c) for c in ccs]

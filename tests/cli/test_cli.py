@@ -238,7 +238,7 @@ def test_python_option_against_a_real_interpreter(capsys, tf_site, tmp_path):
     site = next((venv / "lib").glob("python3.*/site-packages"))
     (site / "tf.pth").write_text(str(tf_site) + "\n")
     py = venv / "bin" / "python"
-    code, out, err = run(capsys, "check", "--python", str(py), "--no-nvml", "-f", "json")
+    _code, out, _err = run(capsys, "check", "--python", str(py), "--no-nvml", "-f", "json")
     report = json.loads(out)
     assert report["environment"]["target"]["python"]["executable"] == str(py)
     assert report["environment"]["target"]["tensorflow"][0]["version"] == "2.21.0"
@@ -268,7 +268,7 @@ def test_console_script_and_module_entry_points(tf_site):
     ],
 )
 def test_typos_do_not_pass_a_gate(capsys, tf_site, argv, message):
-    code, out, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", *argv)
+    code, _out, err = run(capsys, "check", "--site-packages", str(tf_site), "--no-nvml", *argv)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"tfcompat: error: {message}")
 
@@ -300,7 +300,7 @@ def test_output_is_a_directory(capsys, tf_site, tmp_path):
 def test_undecided_says_why_in_text_and_on_stderr(capsys, tmp_path):
     site = tmp_path / "lib" / "python3.11" / "site-packages"
     site.mkdir(parents=True)
-    code, out, err = run(capsys, "check", "--site-packages", str(site), "--no-nvml")
+    code, _out, err = run(capsys, "check", "--site-packages", str(site), "--no-nvml")
     assert code == 2 and err.startswith("tfcompat: error: TensorFlow is not installed")
 
 

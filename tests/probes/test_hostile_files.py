@@ -191,7 +191,7 @@ def test_platform_files_as_fifos(tmp_path):
     os.makedirs(root / "lib/x86_64-linux-gnu")
     os.mkfifo(root / "lib/x86_64-linux-gnu/libc.so.6")
     start = time.monotonic()
-    platform, unknowns = probe_platform(Root(str(root)))
+    platform, _unknowns = probe_platform(Root(str(root)))
     assert time.monotonic() - start < 5
     assert platform.os_release == "Fallback"
     assert platform.glibc is None

@@ -312,7 +312,7 @@ def test_check_from_a_fifo_is_one_line_exit_2(tmp_path, capsys):
     os.mkfifo(tmp_path / "snap.json")
     with pytest.raises(SystemExit) as exc:
         main(["check", "--from", str(tmp_path / "snap.json")])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert exc.value.code == 2
     assert err.strip().count("\n") == 0 and "FIFO" in err
 

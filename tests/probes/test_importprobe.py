@@ -448,7 +448,7 @@ def test_scan_with_probe_records_it_and_rules_judge_it(venv, matrix):
     from tfcompat.rules import evaluate
     from tfcompat.scan import scan
 
-    python, site = venv
+    python, _site = venv
     env = scan(TargetSpec(python=str(python)), node_name="n1", nvml=False, probe=True, probe_timeout=60)
     assert env.probe is not None and env.probe.python == str(python)
     assert env.probe.signal == "SIGSEGV" and env.probe.failing_step == "import tensorflow_text"

@@ -410,5 +410,5 @@ def test_version_header_behind_a_symlink_stays_inside_the_root(tmp_path):
     (lib / "libcudnn.so.9").write_bytes(b"\x7fELF")
     os.symlink(str(host_dir), root / "venv/site/nvidia/cudnn/include")  # absolute: the host's path
     v = _Versions(Root(str(root)), [], [str(root / "venv/site")])
-    version, source, _ = v.of("cudnn", "libcudnn.so.9", str(lib / "libcudnn.so.9"))
+    version, _source, _ = v.of("cudnn", "libcudnn.so.9", str(lib / "libcudnn.so.9"))
     assert version != "9.99.7"

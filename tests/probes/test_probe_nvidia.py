@@ -169,7 +169,7 @@ def test_four_h100(tmp_path, proc):
 def test_gpu_health_from_nvml(tmp_path, proc):
     """Processes holding memory, ECC counts and pending retirement come through the child."""
     fake_v100 = nvml_env(make_fake_nvml(tmp_path / "n", sick=True, model="V100"))  # page retirement is pre-Ampere
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake_v100, proc_version=proc)
+    _driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake_v100, proc_version=proc)
     assert unknowns == []
     (p,) = gpus[1].processes
     assert p.pid == 4242 and p.used_mib == 40 * 1024
@@ -207,7 +207,7 @@ def test_nvml_init_errors(tmp_path, proc, code, words):
 
 def test_nvml_error_without_module_version(tmp_path):
     proc = write(tmp_path / "version", "something unexpected\n")  # exists, but unparsable
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, init_error=18), proc_version=proc)
+    driver, _gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, init_error=18), proc_version=proc)
     assert driver is None
     assert facts(unknowns) == ["driver", "gpus"]
     assert all("Driver/library version mismatch" in u.reason for u in unknowns)
@@ -254,7 +254,7 @@ def test_child_cannot_start(tmp_path):
 
 
 def test_mig_not_supported_on_one_gpu(tmp_path, proc):
-    driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, mig_unsupported=2), proc_version=proc)
+    _driver, gpus, unknowns = probe_nvidia(Root(None), nvml_env=fake(tmp_path, mig_unsupported=2), proc_version=proc)
     assert unknowns == []
     assert len(gpus) == 4
     assert [g.mig_mode for g in gpus] == [False, False, None, False]
@@ -264,7 +264,7 @@ def test_mig_not_supported_on_one_gpu(tmp_path, proc):
 
 
 def test_one_lost_gpu_does_not_hide_the_others(tmp_path, proc, matrix):
-    driver, gpus, unknowns = probe_nvidia(
+    driver, gpus, _unknowns = probe_nvidia(
         Root(None), nvml_env=nvml_env(make_fake_nvml(tmp_path / "n", lost=2)), proc_version=proc
     )
     assert [g.index for g in gpus] == [0, 1, 3]

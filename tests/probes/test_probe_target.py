@@ -11,8 +11,8 @@ from probe_helpers import make_dist, symlink, write
 from tfcompat.probes.packages import scan_packages
 from tfcompat.probes.target import TargetError, TargetSpec, resolve_target
 
-PY_XY = "python%d.%d" % sys.version_info[:2]
-PY_XYZ = "%d.%d.%d" % sys.version_info[:3]
+PY_XY = "python{}.{}".format(*sys.version_info[:2])
+PY_XYZ = "{}.{}.{}".format(*sys.version_info[:3])
 
 
 def real(paths):
@@ -167,14 +167,14 @@ def test_root_finds_both_site_dirs(image):
 
 
 def test_root_with_site_packages_inside_root(image):
-    root, sys_site, local_dist = image
+    root, sys_site, _local_dist = image
     target = resolve_target(TargetSpec(root=str(root), site_packages=("/usr/lib/python3.11/site-packages",)))
     assert target.search_path == (str(sys_site),)
     assert target.python.version == "3.11"
 
 
 def test_root_site_packages_is_resolved_in_root_not_on_host(image):
-    root, sys_site, _ = image
+    root, _sys_site, _ = image
     # a path that exists on the host (the dev venv's lib) but not in the image
     host_only = os.path.dirname(os.__file__)
     assert os.path.isdir(host_only)

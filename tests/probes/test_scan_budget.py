@@ -191,7 +191,7 @@ def test_nvml_gets_what_is_left_and_is_not_called_hung(clock, monkeypatch, tmp_p
     clock.now += 7
     from tfcompat.probes.rootfs import Root
 
-    driver, gpus, unknowns = nvidia_mod.probe_nvidia(
+    _driver, _gpus, unknowns = nvidia_mod.probe_nvidia(
         Root(None), proc_version=str(proc), budget=budget, driver_sonames=()
     )
     assert seen["timeout"] == pytest.approx(3)

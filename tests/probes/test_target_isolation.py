@@ -12,7 +12,7 @@ from probe_helpers import make_dist, write
 from tfcompat.probes import target
 from tfcompat.probes.target import TargetError, TargetSpec, resolve_target
 
-PY_XY = "python%d.%d" % sys.version_info[:2]
+PY_XY = "python{}.{}".format(*sys.version_info[:2])
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def hostile_venv(tmp_path):
 
 
 def test_pth_and_sitecustomize_never_run(hostile_venv, tmp_path):
-    env, site, pwned = hostile_venv
+    env, site, _pwned = hostile_venv
     t = resolve_target(TargetSpec(python=str(env / "bin" / "python")))
     leftovers = [p for p in os.listdir(tmp_path) if p.startswith("pwned")]
     assert leftovers == []
@@ -45,7 +45,7 @@ def test_pth_and_sitecustomize_never_run(hostile_venv, tmp_path):
 
 
 def test_cli_check_does_not_run_the_pth(hostile_venv, tmp_path):
-    env, _site, pwned = hostile_venv
+    env, _site, _pwned = hostile_venv
     subprocess.run(
         [sys.executable, "-m", "tfcompat", "check", "--python", str(env / "bin" / "python")],
         capture_output=True,

@@ -39,7 +39,7 @@ def assert_valid_invocation(tokens, where):
     cmd = COMMAND.commands[tokens[0]]
     try:
         cmd.make_context(tokens[0], list(tokens[1:]))
-    except Exception as exc:  # click's usage errors
+    except Exception as exc:  # noqa: BLE001 - click's usage errors, of several classes
         pytest.fail(f"{where}: `tfcompat {' '.join(tokens)}` does not parse: {exc}")
 
 

@@ -65,7 +65,7 @@ def test_npd_cli_exit_codes_and_error_line(capsys, tmp_path):
         assert exc.value.code == want and out.count("\n") == 1
     with pytest.raises(SystemExit) as exc:
         main(["check", "--from", str(tmp_path / "absent.json"), "-f", "npd"])
-    out, err = capsys.readouterr()
+    out, _err = capsys.readouterr()
     assert exc.value.code == 2  # NPD: Unknown
     assert out.startswith("tfcompat could not run: ") and out.count("\n") == 1 and len(out) <= MAX_LEN + 1
 

@@ -85,7 +85,7 @@ def test_probe_under_root_reads_files_but_not_process_limits(tmp_path):
 
 def test_probe_live_host_reports_real_limits():
     res, unknowns = probe_resources(Root(None), environ={"CUDA_VISIBLE_DEVICES": "1,0"})
-    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     assert res.memlock_soft == (None if soft == resource.RLIM_INFINITY else soft)
     assert res.cuda_visible_devices == "1,0"
     if os.path.isdir("/dev/shm"):

@@ -10,7 +10,7 @@ Exit codes (the same in every format): 0 nothing at or above --fail-on; 1 findin
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Optional
 
 import typer
 

@@ -73,7 +73,9 @@ def gate(
     colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
-    """Merge node reports into one verdict: completeness, per-node verdicts, drift; exit 0 pass / 1 fail / 2 incomplete."""
+    """Merge node reports into one verdict: completeness, per-node verdicts, drift.
+
+    Exit 0 pass, 1 fail, 2 incomplete (a node missing, stale or unreadable)."""
     with Run(output, verbose, render_error=_error("gate", fmt.value)):
         from tfcompat.fleet.gate import read_inputs, run_gate
         from tfcompat.matrix import load_matrix

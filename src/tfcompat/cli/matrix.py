@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from tfcompat.errors import TfcompatError
 from tfcompat.matrix import Matrix, load_matrix, parse_matrix
 from tfcompat.matrix.answers import (
     QueryError,
@@ -62,14 +63,14 @@ OverlayOpt = typer.Option(None, "--matrix-overlay", help="Add a site overlay (kn
 def _answer(fmt: Format, build: Callable[[], dict[str, Any]], render: Callable[[dict[str, Any]], str]) -> None:
     try:
         answer = build()
-    except ValueError as exc:  # MatrixError, QueryError: bad input, one line
+    except TfcompatError as exc:  # MatrixError, QueryError: bad input, one line
         message = str(exc).replace("\n", " ")
         # JSON: every command's one error shape
         from tfcompat.render.formats import render_error
 
         sys.stdout.write(render_error("matrix", fmt.value, message) or "")
         print(f"tfcompat: error: {message}", file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     sys.stdout.write(render_answer_json(answer) if fmt is Format.json else render(answer))
 
 

@@ -50,7 +50,9 @@ class Matrix:
     waivers: tuple[Waiver, ...] = ()
     thresholds: Mapping[str, int] = dataclasses.field(default_factory=dict)
     overlays: tuple[str, ...] = ()
-    facts: WorldFacts = WorldFacts()  # sonames, TensorRT, cuDNN sub-libraries, CPU needs, distributions, thresholds
+    facts: WorldFacts = dataclasses.field(
+        default_factory=WorldFacts
+    )  # sonames, TensorRT, cuDNN sub-libraries, CPU needs, distributions, thresholds
 
     # -- TensorFlow
     def tf_release(self, version: str) -> Optional[TFRelease]:

@@ -1,4 +1,5 @@
-"""Runs INSIDE the target interpreter, started by importprobe.py as ``python -X faulthandler -c <this text> FD[:ACK] [JSON]``.
+"""Runs INSIDE the target interpreter, started by importprobe.py as
+``python -X faulthandler -c <this text> FD[:ACK] [JSON]``.
 
 It imports TensorFlow, then the installed companion packages with native code, lists the physical
 devices, runs one tiny op on each GPU, and reports the shared objects mapped in the process.
@@ -194,7 +195,7 @@ def run(channel, companions=COMPANIONS):
             out = [{"name": str(d.name), "type": str(d.device_type)} for d in devices]
             return {"devices": out}, devices
 
-        ok_dev, devices = _step(channel, "list physical devices", list_devices)
+        _ok_dev, devices = _step(channel, "list physical devices", list_devices)
         gpus = [d for d in devices or () if d.device_type == "GPU"]
         for index, _gpu in enumerate(gpus):
 

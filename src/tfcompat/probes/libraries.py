@@ -105,7 +105,9 @@ def _dlopen_caller(loader: Loader, objects: Sequence[str]) -> tuple[Optional[str
 def _demangle(sym: str) -> str:
     return {
         "_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv": "tsl::internal::LoadDynamicLibrary(char const*, void**)",
-        "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv": "tensorflow::internal::LoadDynamicLibrary(char const*, void**)",
+        "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv": (
+            "tensorflow::internal::LoadDynamicLibrary(char const*, void**)"
+        ),
     }.get(sym, sym)
 
 

@@ -1,4 +1,5 @@
-"""The version of one library file: its nvidia-* wheel, its real file name, cudnn_version.h, a toolkit's version.json."""
+"""The version of one library file: its nvidia-* wheel, its real file name, cudnn_version.h, a toolkit's
+version.json."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ NVML_REASONS: dict[int, str] = {
     13: "the NVML library is too old for this query",
     15: "a GPU has fallen off the bus or is otherwise lost (GPU is lost)",
     17: "NVML reported an operating-system error",
-    18: "Driver/library version mismatch: the kernel module and libnvidia-ml.so differ (driver upgraded without a reboot?)",
+    18: "Driver/library version mismatch: the kernel module and libnvidia-ml.so differ "
+    "(driver upgraded without a reboot?)",
     999: "NVML reported an unknown error",
 }
 

@@ -107,7 +107,7 @@ def _cpu(root: Root) -> tuple[Optional[str], tuple[str, ...]]:
         return None, ()
     model, flags = None, ()
     for line in text.splitlines():
-        key, sep, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         key = key.strip()
         if key == "model name" and model is None:
             model = value.strip()

@@ -110,7 +110,7 @@ def resolve_target(spec: TargetSpec) -> ResolvedTarget:
         return ResolvedTarget(_python_from_dirs(extra), _dedupe(extra))
     info = PythonInfo(
         executable=sys.executable,
-        version="%d.%d.%d" % sys.version_info[:3],
+        version=".".join(map(str, sys.version_info[:3])),
         implementation=sys.implementation.name,
         sys_path=tuple(sys.path),
         source="the running interpreter (tfcompat's own); use --python to check another",

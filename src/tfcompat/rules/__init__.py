@@ -7,7 +7,7 @@ Importing this package registers every family with the engine; ``catalog()`` lis
 """
 
 from collections.abc import Mapping, Sequence
-from typing import List, Optional
+from typing import Optional
 
 from tfcompat.engine import evaluate as _evaluate
 from tfcompat.engine.registry import Rule, lookup, registered

@@ -190,7 +190,8 @@ def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
         yield Hit(
             message=f"{len(models)} kinds of GPU on this node: " + "; ".join(parts),
             evidence=tuple(_gpu_evidence(g) for g in env.host.gpus),
-            remediation="Pin multi-GPU jobs to one kind of GPU with CUDA_VISIBLE_DEVICES, or label and schedule by GPU model.",
+            remediation="Pin multi-GPU jobs to one kind of GPU with CUDA_VISIBLE_DEVICES, or label and schedule "
+            "by GPU model.",
         )
 
 

@@ -115,7 +115,10 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
                 "ldconfig)."
             )
         elif has_extra(env, "and-cuda"):
-            fix = f'pip install "{tf.distribution}[and-cuda]=={tf.version}" (the nvidia-* wheels TF\'s RUNPATH points at).'
+            fix = (
+                f'pip install "{tf.distribution}[and-cuda]=={tf.version}" '
+                "(the nvidia-* wheels TF's RUNPATH points at)."
+            )
         else:
             fix = (
                 f"Install the CUDA {tf.cuda_version or '?'} libraries and cuDNN {tf.cudnn_version or '?'} that "
@@ -311,8 +314,9 @@ def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
             )
         elif name == "cudart" and len(have.release) >= 2 and have.release[:2] < build.release[:2]:
             yield Hit(
-                message=f"CUDA runtime {lib.found.version} ({describe(lib.found)}) is older than CUDA {tf.cuda_version}, "
-                f"which {tf_label(tf)} was built with: runtime functions the build uses may be missing",
+                message=f"CUDA runtime {lib.found.version} ({describe(lib.found)}) is older than CUDA "
+                f"{tf.cuda_version}, which {tf_label(tf)} was built with: runtime functions the build uses "
+                "may be missing",
                 evidence=ev,
                 remediation=f"Install a CUDA {build.release[0]} runtime >= {build.release[0]}.{build.release[1]} "
                 f'(pip install "nvidia-cuda-runtime-cu{build.release[0]}>={build.release[0]}.'

@@ -47,7 +47,7 @@ def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
     if native is None:
         yield NotApplicable("the libraries TensorFlow loads were not resolved (no snapshot data)")
         return
-    has_gpus, gpus_text, gpus_ev = gpu_presence(env)
+    has_gpus, _gpus_text, gpus_ev = gpu_presence(env)
     problems = [c for c in native.abi if c.missing or c.provider is None]
     if not native.abi:
         yield NotApplicable("no symbol-version needs were read")

@@ -294,8 +294,8 @@ def gpu_ecc_errors(env: Environment, matrix: Matrix) -> Result:
             remediation=(
                 "Drain the node and RMA the GPU."
                 if g.remap_failure
-                else "Drain the node, then reset the GPU (nvidia-smi -r -i %d) or reboot so the retirement/remap "
-                "takes effect; if errors recur, RMA it." % g.index
+                else f"Drain the node, then reset the GPU (nvidia-smi -r -i {g.index}) or reboot so the "
+                "retirement/remap takes effect; if errors recur, RMA it."
             ),
         )
 

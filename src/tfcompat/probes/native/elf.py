@@ -224,7 +224,7 @@ class ElfFile(SymbolTable):
             e_phnum,
             e_shentsize,
             e_shnum,
-            e_shstrndx,
+            _e_shstrndx,
         ) = self._unpack(ehdr, 16)
         self.elf_type, self.machine = e_type, e_machine
         self._shoff, self._shentsize, self._shnum = e_shoff, e_shentsize, e_shnum
