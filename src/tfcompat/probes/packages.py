@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable
 from typing import Callable, Optional
 
+from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -24,23 +26,37 @@ _HEADER_LIMIT = CAPS["metadata"]
 
 
 def parse_headers(data: bytes) -> dict[str, list[str]]:
-    """RFC 822 headers of METADATA / PKG-INFO bytes (stops at the first blank line or at the cap)."""
+    """The headers of METADATA / PKG-INFO bytes, by lower-case field name (`requires-dist`), each a list of
+    values; the body (the long description) is never parsed, and a file cut at the cap loses its partial line.
+
+    packaging.metadata reads them (RFC 822 continuation lines, encodings, multiple-use fields) rather than a
+    parser of our own: 3.5 ms for the 33 distributions of a TF 2.21 venv against 0.6 ms by hand (2 cores,
+    headers only), small next to a whole check."""
     if len(data) >= _HEADER_LIMIT:  # cut at the cap: drop the partial last line
         data = data[: data.rfind(b"\n") + 1]
+    end = _BLANK_LINE.search(data)
+    raw, unparsed = parse_email(data[: end.start() + 1] if end else data)
     headers: dict[str, list[str]] = {}
-    last: Optional[str] = None
-    for line in io.StringIO(data.decode("utf-8", "replace"), newline=None):
-        if line in ("\n", "\r\n"):
-            break
-        if line[:1] in (" ", "\t") and last is not None:
-            headers[last][-1] += " " + line.strip()
+    for key, value in raw.items():
+        if key == "description":  # nothing of it is a header: what follows the first blank line
             continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            continue
-        last = key.strip().lower()
-        headers.setdefault(last, []).append(value.strip())
+        if isinstance(value, str):
+            values = [_one_line(value)]
+        elif isinstance(value, dict):  # project_urls
+            values = [f"{label}, {url}" for label, url in value.items()]
+        else:
+            values = [_one_line(v) for v in value]
+        headers[key.replace("_", "-")] = values
+    for key, bad in unparsed.items():  # fields packaging does not know, or values it could not decode
+        headers.setdefault(key.lower(), []).extend(_one_line(v) for v in bad if isinstance(v, str))
     return headers
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
 
 
 def read_headers(path: str, root: Optional[Root] = None) -> dict[str, list[str]]:
