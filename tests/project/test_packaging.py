@@ -60,7 +60,7 @@ def test_wheel_carries_license_matrix_and_metadata(dist):
         meta = zf.read(meta_name).decode()
         license_name = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
         license_text = zf.read(license_name).decode()
-    assert "tfcompat/data/compat_matrix.toml" in names
+    assert {"tfcompat/data/compat_matrix.toml", "tfcompat/data/tf_log_patterns.toml"} <= set(names)
     assert "License-Expression: Apache-2.0" in meta and "License-File: LICENSE" in meta
     assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
     with open(os.path.join(ROOT, "LICENSE"), encoding="utf-8") as fh:
@@ -77,6 +77,7 @@ def test_sdist_carries_license_changelog_and_tests(dist):
         "README.md",
         "pyproject.toml",
         "data/compat_matrix.toml",
+        "data/tf_log_patterns.toml",
         "src/tfcompat/__init__.py",
         "tests/conftest.py",
     ):

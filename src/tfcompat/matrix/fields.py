@@ -21,6 +21,7 @@ from typing import (
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from tfcompat.datafiles import data_file
 from tfcompat.errors import TfcompatError
 
 if sys.version_info >= (3, 11):
@@ -245,8 +246,4 @@ def read_text(path: Path, what: str) -> str:
 
 def default_matrix_path() -> Path:
     """The matrix shipped in the wheel; in a source checkout, the repository's data/ file."""
-    package = Path(__file__).resolve().parent.parent  # src/tfcompat (this module is src/tfcompat/matrix/fields.py)
-    packaged = package / "data" / "compat_matrix.toml"
-    if packaged.is_file():
-        return packaged
-    return package.parent.parent / "data" / "compat_matrix.toml"
+    return data_file("compat_matrix.toml")

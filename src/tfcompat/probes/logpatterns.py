@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
+from tfcompat.datafiles import data_file
 from tfcompat.errors import TfcompatError
 from tfcompat.model import Environment, LogLine
 
@@ -62,7 +62,7 @@ class Pattern:
 
 
 def default_path() -> Path:
-    return Path(str(resources.files("tfcompat").joinpath("data/tf_log_patterns.toml")))
+    return data_file("tf_log_patterns.toml")
 
 
 def load_patterns(path: Optional[Path] = None) -> tuple[Pattern, ...]:
