@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # pragma: no cover - Python < 3.11
+else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 from tfcompat.errors import TfcompatError

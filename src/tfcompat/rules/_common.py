@@ -19,7 +19,7 @@ from tfcompat.model import Driver, Environment, Evidence, Package, TensorFlowBui
 if TYPE_CHECKING:
     from tfcompat.matrix import Matrix
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class RequiredFactMissing(RuntimeError):
@@ -27,7 +27,7 @@ class RequiredFactMissing(RuntimeError):
     whose required facts are unknown (``engine.evaluate.missing_fact``), so this is a tfcompat bug."""
 
 
-def required(value: Optional[T], fact: str) -> T:
+def required(value: Optional[_T], fact: str) -> _T:
     """`value`, a fact the calling rule declares in ``requires=(...)``; the engine guarantees it is known."""
     if value is None:
         raise RequiredFactMissing(f"{fact} is required by the rule but absent (the engine checks it first)")
