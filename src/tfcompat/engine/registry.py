@@ -11,8 +11,10 @@ import inspect
 from collections.abc import Iterable, Sequence
 from typing import (
     TYPE_CHECKING,
+    Any,
     Callable,
     Optional,
+    TypeVar,
     Union,
 )
 
@@ -42,6 +44,9 @@ class NotApplicable:
 
 
 RuleFunc = Callable[[Environment, "Matrix"], Iterable[Union[Hit, NotApplicable]]]
+# The function @rule decorates, returned unchanged: an environment rule is a RuleFunc, a fleet rule takes what
+# the fleet layer passes (fleet.drift.FleetRuleFunc), so the decorator keeps each function's own signature.
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +77,10 @@ def rule(
     requires: Sequence[str] = (),
     blocks_verdict: bool = False,
     scope: str = "environment",
-):
+) -> Callable[[_F], _F]:
     """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
 
-    def register(func: RuleFunc) -> RuleFunc:
+    def register(func: _F) -> _F:
         if id in RULES:
             raise ValueError(f"rule id {id} registered twice")  # programmer error
         if scope not in ("environment", "fleet"):

@@ -203,7 +203,8 @@ def single(path: str, doc: dict[str, Any], table: str) -> Optional[Ctx]:
 
 def load_toml(text: str, path: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        doc: dict[str, Any] = tomllib.loads(text)  # tomli (Python < 3.11) is untyped where it is not installed
+        return doc
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: not valid TOML: {exc}") from None
 

@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 import typing
-from typing import Any, Callable, get_type_hints
+from typing import Any, Callable, TypeVar, get_type_hints
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model.environment import SNAPSHOT_VERSION, Environment
@@ -29,13 +29,17 @@ def to_json_dict(obj: Any) -> Any:
     return obj
 
 
-def from_json_dict(cls: Any, data: Any, where: str = "$", lenient: bool = False) -> Any:
+_T = TypeVar("_T")
+
+
+def from_json_dict(cls: type[_T], data: Any, where: str = "$", lenient: bool = False) -> _T:
     """Build `cls` from JSON data, with an error that names the offending field. `lenient`: skip fields this
     tfcompat does not know (a report of a newer release: additive changes within a schema_version)."""
     try:
-        return _decoder(cls)(data, lenient)
+        decoded: _T = _decoder(cls)(data, lenient)  # the decoder built from cls's type hints builds a cls
     except _Bad as exc:
         raise SnapshotError(f"{where}{''.join(reversed(exc.path))}: {exc.args[0]}") from None
+    return decoded
 
 
 class _Bad(Exception):

@@ -212,6 +212,8 @@ def build_result(
     running = [s for s in c.steps if s.status == "running"]
     errors = [s for s in c.steps if s.status == "error"]
     sig = signal_name(-returncode) if returncode is not None and returncode < 0 else None
+    error: Optional[str]  # what went wrong, None when the child finished every step
+    tb: Optional[str]
     if timed_out:
         outcome = "timeout"
         for s in running:

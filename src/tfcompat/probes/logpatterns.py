@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # pragma: no cover - Python < 3.11
+else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 from tfcompat.datafiles import data_file

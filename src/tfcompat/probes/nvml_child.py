@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 
 def _text(value):
@@ -37,7 +38,7 @@ def _comm(pid: int):
 def _health(pynvml, handle) -> dict:
     """Memory in use, the processes holding it, ECC and page-retirement / row-remapping state."""
     q = lambda name, *a: _optional(getattr(pynvml, name, None), handle, *a)  # noqa: E731
-    out = {}
+    out: dict[str, Any] = {}  # JSON for the parent: counts, flags, and a list of process records
     mem = q("nvmlDeviceGetMemoryInfo")
     out["memory_used_mib"] = int(mem.used) // (1024 * 1024) if mem is not None else None
     procs = q("nvmlDeviceGetComputeRunningProcesses") or []

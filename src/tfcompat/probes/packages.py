@@ -116,7 +116,7 @@ def _read(location: str, entry: str, root: Root) -> tuple[Optional[Package], Opt
         location=location,
         metadata_path=meta,
         requires=requires,
-        requires_python=(headers.get("requires-python") or [None])[0],
+        requires_python=next(iter(headers.get("requires-python") or ()), None),
         display_name=name,
     ), None
 

@@ -105,7 +105,8 @@ def _cpu(root: Root) -> tuple[Optional[str], tuple[str, ...]]:
         text = root.read_text("/proc/cpuinfo", limit=1 << 16)  # the first processor's block is enough
     except OSError:
         return None, ()
-    model, flags = None, ()
+    model: Optional[str] = None
+    flags: tuple[str, ...] = ()
     for line in text.splitlines():
         key, _sep, value = line.partition(":")
         key = key.strip()

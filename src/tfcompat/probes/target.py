@@ -317,9 +317,9 @@ def _python_from_dirs(
             except OSError:
                 cfg = {}
             version = cfg.get("version_info") or cfg.get("version")
-            if version and re.match(r"^\d+\.\d+(\.\d+)?", version):
-                ver = re.match(r"^\d+\.\d+(\.\d+)?", version).group(0)
-                return PythonInfo(executable, ver, "cpython", dirs, f"{prefix}/pyvenv.cfg")
+            vm = re.match(r"^\d+\.\d+(\.\d+)?", version) if version else None
+            if vm:
+                return PythonInfo(executable, vm.group(0), "cpython", dirs, f"{prefix}/pyvenv.cfg")
         if m:
             return PythonInfo(executable, f"{m.group(1)}.{m.group(2)}", "cpython", dirs, f"directory name {d}")
     return PythonInfo(executable, None, "cpython", dirs, "unknown: no interpreter was run")

@@ -107,7 +107,8 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
         why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         unknowns.append(Unknown("tensorflow.build", f"cannot read {build_info_path}: {why}"))
         build_info_path = None
-    wheel_path, tags = (None, ())
+    wheel_path: Optional[str] = None
+    tags: tuple[str, ...] = ()
     if pkg.metadata_path.endswith("METADATA"):
         wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path), root)
     ccs = info.get("cuda_compute_capabilities") or ()

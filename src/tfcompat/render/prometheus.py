@@ -47,7 +47,7 @@ def _escape(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _series(name: str, labels: Sequence[tuple[str, object]], value: object) -> str:
+def _series(name: str, labels: Sequence[tuple[str, object]], value: float) -> str:  # an int is a float to mypy
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels if v is not None)
     number = repr(float(value)) if isinstance(value, float) else str(int(value))
     return f"{name}{{{inner}}} {number}"

@@ -4,7 +4,7 @@ matrix facts more than one family judges (NumPy's ABI: TFC103, TFC105 and the pr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 from packaging.markers import (
     InvalidMarker,
@@ -14,15 +14,39 @@ from packaging.markers import (
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from tfcompat.model import Environment, Evidence, Package, TensorFlowBuild
+from tfcompat.model import Driver, Environment, Evidence, Package, TensorFlowBuild
 
 if TYPE_CHECKING:
     from tfcompat.matrix import Matrix
 
+_T = TypeVar("_T")
+
+
+class RequiredFactMissing(RuntimeError):
+    """A rule read a fact it declares in ``requires=(...)`` and found it absent: the engine skips a rule
+    whose required facts are unknown (``engine.evaluate.missing_fact``), so this is a tfcompat bug."""
+
+
+def required(value: Optional[_T], fact: str) -> _T:
+    """`value`, a fact the calling rule declares in ``requires=(...)``; the engine guarantees it is known."""
+    if value is None:
+        raise RequiredFactMissing(f"{fact} is required by the rule but absent (the engine checks it first)")
+    return value
+
+
+def required_tf(env: Environment) -> TensorFlowBuild:
+    """The TensorFlow build, for a rule that requires "tensorflow"."""
+    return required(env.tensorflow, "tensorflow")
+
+
+def required_driver(env: Environment) -> Driver:
+    """The NVIDIA driver, for a rule that requires "driver"."""
+    return required(env.host.driver, "driver")
+
 
 def marker_environment(env: Environment) -> dict[str, str]:
     """PEP 508 marker values of the target (its Python and platform), not of tfcompat's own process."""
-    values = dict(default_environment())
+    values = {k: str(v) for k, v in default_environment().items()}  # all str; typed as a TypedDict
     py = env.target.python.version
     if py:
         parts = py.split(".")

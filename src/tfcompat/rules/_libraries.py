@@ -7,7 +7,7 @@ The 3xx rules judge what ``probes/libraries.py`` found with its model of glibc's
 from __future__ import annotations
 
 import posixpath
-from typing import Optional
+from typing import Optional, Union
 
 from tfcompat.engine.registry import NotApplicable
 from tfcompat.matrix import Matrix
@@ -18,7 +18,7 @@ from tfcompat.model import (
     LibraryResolution,
     NativeLibraries,
 )
-from tfcompat.rules._common import tf_label
+from tfcompat.rules._common import required_tf, tf_label
 
 OFF_PATH = ("installed, not on the search path", "ld.so.conf dir, not in ld.so.cache")
 TF_OBJECTS = (
@@ -33,20 +33,20 @@ def native_of(env: Environment) -> Optional[NativeLibraries]:
     return env.target.native
 
 
-def cuda_libraries(env: Environment) -> tuple[Optional[NativeLibraries], Optional[NotApplicable]]:
-    """The resolved libraries of a CUDA build, or why there is nothing to judge."""
-    tf = env.tensorflow
+def cuda_libraries(env: Environment) -> Union[NativeLibraries, NotApplicable]:
+    """The resolved libraries of a CUDA build, or why there is nothing to judge (for rules that require
+    "tensorflow")."""
+    tf = required_tf(env)
     native = native_of(env)
-    assert tf is not None
     if native is None:
-        return None, NotApplicable("the libraries TensorFlow loads were not resolved (no snapshot data)")
+        return NotApplicable("the libraries TensorFlow loads were not resolved (no snapshot data)")
     if tf.is_rocm_build:
-        return None, NotApplicable(f"{tf_label(tf)} is a ROCm build: it loads no CUDA library (4xx rules)")
+        return NotApplicable(f"{tf_label(tf)} is a ROCm build: it loads no CUDA library (4xx rules)")
     if tf.is_cuda_build is False:
-        return None, NotApplicable(f"{tf_label(tf)} is a CPU-only build: it loads no CUDA library")
+        return NotApplicable(f"{tf_label(tf)} is a CPU-only build: it loads no CUDA library")
     if not native.libraries:
-        return None, NotApplicable(f"no CUDA library list for {tf_label(tf)}")
-    return native, None
+        return NotApplicable(f"no CUDA library list for {tf_label(tf)}")
+    return native
 
 
 def gpu_presence(env: Environment) -> tuple[bool, str, Evidence]:

@@ -8,7 +8,7 @@ from typing import Union
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Severity
-from tfcompat.rules._common import cuda_of, tf_label, version_of
+from tfcompat.rules._common import cuda_of, required_driver, required_tf, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -32,23 +32,22 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
     only, install the cuda-compat forward-compatibility package), or use a TensorFlow built with an
     older CUDA.
     """
-    tf = env.tensorflow
-    driver = env.host.driver
-    assert tf is not None and driver is not None
+    tf = required_tf(env)
+    driver = required_driver(env)
     if tf.is_cuda_build is False:
         yield NotApplicable(f"{tf_label(tf)} is not a CUDA build")
         return
     release = matrix.tf_release(tf.version)
     cuda, cuda_source = cuda_of(tf, release)
     cuda_v = version_of(cuda)
-    if cuda_v is None:
+    if cuda is None or cuda_v is None:
         yield NotApplicable(f"the CUDA version of {tf_label(tf)} is unknown (no build_info.py, not in the matrix)")
         return
-    have = version_of(driver.version)
-    if have is None:
+    shown, source = driver.version, driver.version_source
+    have = version_of(shown)
+    if shown is None or have is None:
         yield NotApplicable(f"driver version {driver.version!r} is not a version")
         return
-    shown, source = driver.version, driver.version_source
     # A cuda-compat libcuda (forward compatibility) brings a newer user-mode driver: CUDA runs at its
     # level on data-center GPUs (TFC204 judges the GPU class).
     compat = next(
@@ -59,17 +58,22 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
         ),
         None,
     )
-    if compat is not None and version_of(compat.version) > have:
-        have, shown, source = version_of(compat.version), compat.version, f"forward-compatibility {compat.path}"
+    compat_v = version_of(compat.version) if compat is not None else None
+    if compat is not None and compat.version is not None and compat_v is not None and compat_v > have:
+        have, shown, source = compat_v, compat.version, f"forward-compatibility {compat.path}"
     need = matrix.driver_need(cuda)
-    if need.floor is None:
+    if need.floor is None or need.floor_text is None:  # set together by driver_need
         yield NotApplicable(f"the matrix has no driver facts for CUDA {cuda}")
         return
     ev_driver = Evidence("driver.version", shown, source)
     ev_cuda = Evidence("tensorflow build CUDA", cuda, cuda_source)
-    mvc = need.major is not None and need.major.min_driver is not None and need.floor == need.major.min_driver
-    floor_fact = f"CUDA {cuda_v.major}.x minimum driver" if mvc else f"CUDA {cuda} driver"
-    ev_floor = Evidence(floor_fact, need.floor_text, need.major.source if mvc else need.toolkit.source)
+    if need.major is not None and need.major.min_driver is not None and need.floor == need.major.min_driver:
+        mvc, floor_fact, floor_source = True, f"CUDA {cuda_v.major}.x minimum driver", need.major.source
+    else:
+        # a floor that is not the major's minor-version-compatibility floor is the toolkit's own driver
+        assert need.toolkit is not None, "driver_need: a floor without the major's comes from the toolkit"
+        mvc, floor_fact, floor_source = False, f"CUDA {cuda} driver", need.toolkit.source
+    ev_floor = Evidence(floor_fact, need.floor_text, floor_source)
     if have < need.floor:
         what = (
             f"the minimum for any CUDA {cuda_v.major} application"
@@ -83,7 +87,7 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
             remediation=f"Upgrade the NVIDIA driver to >= {need.full_text or need.floor_text} (at least "
             f"{need.floor_text}), or use a TensorFlow release built with an older CUDA.",
         )
-    elif need.full is not None and have < need.full:
+    elif need.toolkit is not None and need.full is not None and have < need.full:  # full: the toolkit's driver
         yield Hit(
             message=f"NVIDIA driver {shown} is older than {need.full_text}, the driver of CUDA {cuda} that "
             f"{tf_label(tf)} was built with: it runs under minor-version compatibility, but PTX from "
@@ -92,7 +96,7 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
             evidence=(
                 ev_driver,
                 ev_cuda,
-                Evidence(f"CUDA {need.toolkit.version} driver", need.full_text, need.toolkit.source),
+                Evidence(f"CUDA {need.toolkit.version} driver", need.toolkit.min_driver_text, need.toolkit.source),
                 ev_floor,
             ),
             remediation=f"Upgrade the NVIDIA driver to >= {need.full_text}.",
@@ -116,8 +120,7 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
     the host's libraries instead of shipping them in the image. A cuda-compat libcuda is the
     exception: it is meant to be newer (see TFC204).
     """
-    d = env.host.driver
-    assert d is not None
+    d = required_driver(env)
     kernel = d.kernel_module_version
     ev_kernel = Evidence(
         "driver.kernel_module_version", kernel or "?", d.kernel_module_source or "/proc/driver/nvidia/version"
@@ -171,8 +174,7 @@ def forward_compat_unsupported(env: Environment, matrix: Matrix) -> Result:
     How to fix: remove the cuda-compat directory from LD_LIBRARY_PATH / ld.so.conf on these nodes and
     upgrade the host driver instead, or run the image only on data-center GPUs.
     """
-    d = env.host.driver
-    assert d is not None
+    d = required_driver(env)
     compat = next((lib for lib in d.libraries if lib.soname == "libcuda.so.1" and lib.forward_compat), None)
     if compat is None:
         return
@@ -205,8 +207,7 @@ def gpu_lost(env: Environment, matrix: Matrix) -> Result:
     How to fix: drain the node; reset the GPU (`nvidia-smi -r`) or reboot; check `dmesg` for Xid 79
     and the PCIe link; RMA the GPU if it recurs.
     """
-    d = env.host.driver
-    assert d is not None
+    d = required_driver(env)
     problems = list(d.gpu_errors)
     if d.nvml_error == "NVML_ERROR_GPU_IS_LOST":
         problems.insert(0, "nvmlInit: NVML_ERROR_GPU_IS_LOST")

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Optional, Union
 
+from packaging.version import Version
+
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.matrix.arch import coverage, parse_cc
+from tfcompat.matrix.entries import CudnnRelease
 from tfcompat.model import Environment, Evidence, Gpu, Severity
-from tfcompat.rules._common import cuda_of, tf_label, version_of
+from tfcompat.rules._common import cuda_of, required_tf, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -28,7 +31,7 @@ def _gpu_evidence(g: Gpu) -> Evidence:
 
 
 def _build_evidence(env: Environment) -> Evidence:
-    tf = env.tensorflow
+    tf = required_tf(env)
     return Evidence(
         "tensorflow build compute capabilities",
         " ".join(tf.compute_capabilities),
@@ -37,7 +40,7 @@ def _build_evidence(env: Environment) -> Evidence:
 
 
 def _arch_precheck(env: Environment) -> Optional[str]:
-    tf = env.tensorflow
+    tf = required_tf(env)
     if tf.is_cuda_build is False:
         return f"{tf_label(tf)} is not a CUDA build"
     if not tf.compute_capabilities:
@@ -70,7 +73,7 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
     if skip:
         yield NotApplicable(skip)
         return
-    tf = env.tensorflow
+    tf = required_tf(env)
     release = matrix.tf_release(tf.version)
     cuda, _ = cuda_of(tf, release)
     toolkit = matrix.cuda_toolkit(cuda) if cuda and version_of(cuda) else None
@@ -78,7 +81,7 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
     have = version_of(driver.version) if driver and driver.version else None
     for g in env.host.gpus:
         cc = parse_cc(g.compute_capability)
-        if cc is None:
+        if cc is None or g.compute_capability is None:  # a parsed capability has its text
             continue
         cov = coverage(cc, tf.compute_capabilities)
         if cov.kind != "ptx":
@@ -88,7 +91,7 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
         needs = [(toolkit.min_driver, toolkit.min_driver_text, f"CUDA {cuda}", toolkit.source)] if toolkit else []
         arch = matrix.compute_capability(g.compute_capability)
         arch_kit = matrix.cuda_toolkit(str(arch.first_cuda)) if arch and arch.first_cuda else None
-        if arch_kit is not None:
+        if arch is not None and arch_kit is not None:
             needs.append(
                 (
                     arch_kit.min_driver,
@@ -99,7 +102,7 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
                 )
             )
         short = [n for n in needs if have is not None and have < n[0]]
-        if short:
+        if short and driver is not None and driver.version is not None:  # a known `have` is driver.version
             best = max(short, key=lambda n: n[0])
             ev += [Evidence("driver.version", driver.version, driver.version_source)]
             ev += [Evidence(f"driver of {why}", text, src) for _, text, why, src in short]
@@ -143,7 +146,7 @@ def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
     if skip:
         yield NotApplicable(skip)
         return
-    tf = env.tensorflow
+    tf = required_tf(env)
     for g in env.host.gpus:
         cc = parse_cc(g.compute_capability)
         if cc is None or coverage(cc, tf.compute_capabilities).kind != "none":
@@ -152,9 +155,8 @@ def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
         others = [
             o.uuid or str(o.index)
             for o in env.host.gpus
-            if o.index != g.index
-            and parse_cc(o.compute_capability)
-            and coverage(parse_cc(o.compute_capability), tf.compute_capabilities).kind != "none"
+            for o_cc in [parse_cc(o.compute_capability)]
+            if o.index != g.index and o_cc and coverage(o_cc, tf.compute_capabilities).kind != "none"
         ]
         hide = f" or hide it (CUDA_VISIBLE_DEVICES={','.join(others)})" if others else ""
         yield Hit(
@@ -179,7 +181,7 @@ def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
     How to fix: schedule multi-GPU jobs on uniform GPUs (CUDA_VISIBLE_DEVICES, node labels), or
     accept it knowingly (--ignore TFC207).
     """
-    models = {}
+    models: dict[tuple[Optional[str], Optional[str]], list[int]] = {}  # (name, cc) -> GPU indices
     for g in env.host.gpus:
         models.setdefault((g.name, g.compute_capability), []).append(g.index)
     if len(models) > 1:
@@ -195,7 +197,12 @@ def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
         )
 
 
-def _cudnn_entry(matrix: Matrix, version: str, cuda_major: int):
+def _lower_bounds(e: CudnnRelease) -> list[Optional[Version]]:
+    """The versions an entry's == and >= specifiers name (None where one does not parse)."""
+    return [version_of(s.version.rstrip(".*")) for s in e.versions if s.operator in ("==", ">=")]
+
+
+def _cudnn_entry(matrix: Matrix, version: str, cuda_major: int) -> tuple[bool, Optional[CudnnRelease]]:
     """The support-matrix entry for this cuDNN release, else the newest documented one before it.
 
     (exact?, entry): architectures are only ever dropped, so an older release that lacks one proves
@@ -207,21 +214,11 @@ def _cudnn_entry(matrix: Matrix, version: str, cuda_major: int):
     exact = [e for e in entries if e.versions.contains(v, prereleases=True)]
     if exact:
         return True, exact[0]
-    older = [
-        e
-        for e in entries
-        if any(
-            s.operator in ("==", ">=")
-            and version_of(s.version.rstrip(".*")) is not None
-            and version_of(s.version.rstrip(".*")) <= v
-            for s in e.versions
-        )
-    ]
+    older = [e for e in entries if any(b is not None and b <= v for b in _lower_bounds(e))]
     if not older:
         return False, None
-    return False, max(
-        older, key=lambda e: max(version_of(s.version.rstrip(".*")) for s in e.versions if s.operator in ("==", ">="))
-    )
+    # every entry of `older` has a parsed bound (the filter above), so each key is a max over a non-empty list
+    return False, max(older, key=lambda e: max(b for b in _lower_bounds(e) if b is not None))
 
 
 @rule("TFC208", "cudnn-gpu-unsupported", Severity.ERROR, requires=("tensorflow", "gpus"))
@@ -239,7 +236,7 @@ def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
     How to fix: pin the cuDNN wheel to a release that supports the GPU (e.g. `pip install
     "nvidia-cudnn-cu12<9.11"` for Pascal), or run on newer GPUs.
     """
-    tf = env.tensorflow
+    tf = required_tf(env)
     native = getattr(env.target, "native", None)
     cudnn = next((lib for lib in (native.libraries if native else ()) if lib.name == "cudnn"), None)
     if cudnn is None or cudnn.found is None or not cudnn.found.version:

@@ -14,7 +14,7 @@ from typing import Union
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, LibraryResolution, Severity
-from tfcompat.rules._common import tf_label, version_of
+from tfcompat.rules._common import required_tf, tf_label, version_of
 from tfcompat.rules._libraries import (
     OFF_PATH,
     build_minor,
@@ -56,11 +56,11 @@ def gpu_library_missing(env: Environment, matrix: Matrix) -> Result:
     TF >= 2.14), or put the directory that holds them on LD_LIBRARY_PATH (or in /etc/ld.so.conf.d/ and
     run ldconfig). The message names the directories of copies that are installed but not found.
     """
-    native, na = cuda_libraries(env)
-    if na:
-        yield na
+    native = cuda_libraries(env)
+    if isinstance(native, NotApplicable):
+        yield native
         return
-    tf = env.tensorflow
+    tf = required_tf(env)
     has_gpus, gpus_text, gpus_ev = gpu_presence(env)
     cudnn_found = any(lib.name == "cudnn" and lib.found and not lib.found.problem for lib in native.libraries)
     broken: list[tuple[LibraryResolution, str]] = []
@@ -184,11 +184,11 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     (`pip install "nvidia-cudnn-cu12>=9.3,<10"` for a 9.3 build), and remove the copy or the symlink
     that wins instead.
     """
-    native, na = cuda_libraries(env)
-    if na:
-        yield na
+    native = cuda_libraries(env)
+    if isinstance(native, NotApplicable):
+        yield native
         return
-    tf = env.tensorflow
+    tf = required_tf(env)
     lib = next((x for x in native.libraries if x.name == "cudnn"), None)
     if lib is None:
         yield NotApplicable(f"{tf_label(tf)} loads no cuDNN")
@@ -197,7 +197,7 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
         yield NotApplicable(f"{lib.soname} is not found (TFC301 reports it)")
         return
     have = version_of(lib.found.version)
-    if have is None:
+    if have is None or lib.found.version is None:  # one implies the other; mypy sees two Optionals
         yield NotApplicable(
             f"the version of {lib.found.real_path} is unknown (no wheel metadata, versioned file name "
             "or cudnn_version.h)"
@@ -217,7 +217,7 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
         return
     build, build_source = build_minor(env, matrix, want_major)
     build_v = version_of(build)
-    if build_v is None:
+    if build is None or build_v is None:
         yield NotApplicable(
             f"the cuDNN minor version {tf_label(tf)} was built with is not in the matrix "
             f"(build_info.py says only {tf.cudnn_version})"
@@ -268,13 +268,13 @@ def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
     (`pip install "nvidia-cuda-runtime-cu12>=12.5" nvidia-cuda-cupti-cu12` for a 12.5 build), and remove
     the mismatching copy, symlink or toolkit directory that wins.
     """
-    native, na = cuda_libraries(env)
-    if na:
-        yield na
+    native = cuda_libraries(env)
+    if isinstance(native, NotApplicable):
+        yield native
         return
-    tf = env.tensorflow
+    tf = required_tf(env)
     build = version_of(tf.cuda_version)
-    if build is None:
+    if build is None or tf.cuda_version is None:
         yield NotApplicable(f"the CUDA version of {tf_label(tf)} is unknown")
         return
     build_ev = Evidence("tensorflow build CUDA", tf.cuda_version, tf.build_info_path or "build_info.py")

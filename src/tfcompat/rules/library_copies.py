@@ -45,11 +45,11 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
     How to fix: remove the directory of the shadowing copy from LD_LIBRARY_PATH (or LD_PRELOAD), or
     uninstall the copy you do not want; keep exactly one copy of each CUDA library visible.
     """
-    native, na = cuda_libraries(env)
-    if na:
-        yield na
+    native = cuda_libraries(env)
+    if isinstance(native, NotApplicable):
+        yield native
         return
-    disagree: list[tuple[LibraryResolution, list[LibraryCopy]]] = []
+    disagree: list[tuple[LibraryResolution, LibraryCopy, list[LibraryCopy]]] = []  # (lib, winner, others)
     for lib in native.libraries:
         if lib.role == "driver" or lib.found is None or lib.found.problem:
             continue
@@ -76,16 +76,16 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
             continue
         versions = {c.version for c in on_path if c.version} - {lib.found.version}
         if versions:
-            disagree.append((lib, [c for c in on_path if c.version in versions]))
+            disagree.append((lib, lib.found, [c for c in on_path if c.version in versions]))
     if disagree:
         yield Hit(
             message="other versions of libraries TensorFlow loads are on the search path (the right copy wins, but "
             "another caller can load the other one): "
             + "; ".join(
-                f"{lib.soname}: {lib.found.version} wins, also {', '.join(describe(c) for c in cs)}"
-                for lib, cs in disagree
+                f"{lib.soname}: {found.version} wins, also {', '.join(describe(c) for c in cs)}"
+                for lib, found, cs in disagree
             ),
-            evidence=tuple(copy_evidence(lib, c, f"{lib.soname} other copy") for lib, cs in disagree for c in cs),
+            evidence=tuple(copy_evidence(lib, c, f"{lib.soname} other copy") for lib, _, cs in disagree for c in cs),
             remediation="Remove the copies you do not use (or their directory from LD_LIBRARY_PATH / ld.so.conf) so "
             "that every caller gets the same library.",
             severity=Severity.INFO,
@@ -121,35 +121,38 @@ def cudnn_sublibrary_mixed(env: Environment, matrix: Matrix) -> Result:
     How to fix: make one cuDNN installation visible: remove the other cuDNN's directory from
     LD_LIBRARY_PATH / ld.so.conf, or reinstall the wheel (`pip install --force-reinstall nvidia-cudnn-cu12`).
     """
-    native, na = cuda_libraries(env)
-    if na:
-        yield na
+    native = cuda_libraries(env)
+    if isinstance(native, NotApplicable):
+        yield native
         return
     front = next((x for x in native.libraries if x.name == "cudnn"), None)
-    subs = [x for x in native.libraries if x.role == "cudnn-sublibrary" and x.found and not x.found.problem]
+    # (library, the copy the loader picks) pairs, so the found copy is typed as present
+    subs = [(x, x.found) for x in native.libraries if x.role == "cudnn-sublibrary" and x.found and not x.found.problem]
     if front is None or front.found is None or front.found.problem or not subs:
         yield NotApplicable("no cuDNN with sub-libraries is loaded")
         return
-    by_version: dict[str, list[LibraryResolution]] = {}
-    for lib in [front] + subs:
-        by_version.setdefault(lib.found.version or "unknown", []).append(lib)
+    front_copy = front.found
+    loaded = [(front, front_copy)] + subs
+    by_version: dict[str, list[tuple[LibraryResolution, LibraryCopy]]] = {}
+    for lib, found in loaded:
+        by_version.setdefault(found.version or "unknown", []).append((lib, found))
     known = [v for v in by_version if v != "unknown"]
     if len(known) > 1:
-        main = front.found.version or "unknown"
-        odd = [lib for v, libs in by_version.items() if v != main for lib in libs]
+        main = front_copy.version or "unknown"
+        odd = [pair for v, pairs in by_version.items() if v != main for pair in pairs]
         yield Hit(
-            message=f"cuDNN sub-libraries of mixed versions: {front.soname} is {main} ({front.found.real_path}), but "
-            + ", ".join(f"{lib.soname} is {lib.found.version or 'unknown'} ({describe(lib.found)})" for lib in odd),
-            evidence=tuple(copy_evidence(lib, lib.found) for lib in [front] + odd),
-            remediation=_shadow_fix(odd[0].found) if odd else "Install one cuDNN.",
+            message=f"cuDNN sub-libraries of mixed versions: {front.soname} is {main} ({front_copy.real_path}), but "
+            + ", ".join(f"{lib.soname} is {c.version or 'unknown'} ({describe(c)})" for lib, c in odd),
+            evidence=tuple(copy_evidence(lib, c) for lib, c in [(front, front_copy)] + odd),
+            remediation=_shadow_fix(odd[0][1]) if odd else "Install one cuDNN.",
         )
         return
-    dirs = {posixpath.dirname(lib.found.real_path) for lib in [front] + subs}
+    dirs = {posixpath.dirname(c.real_path) for _, c in loaded}
     if "unknown" in by_version and len(dirs) > 1:
         yield Hit(
             message=f"cuDNN sub-libraries come from {len(dirs)} directories ({', '.join(sorted(dirs))}) and their "
             "versions cannot all be read: they may be of mixed versions",
-            evidence=tuple(copy_evidence(lib, lib.found) for lib in [front] + subs),
+            evidence=tuple(copy_evidence(lib, c) for lib, c in loaded),
             remediation="Keep one cuDNN installation visible to the loader.",
             severity=Severity.WARNING,
         )

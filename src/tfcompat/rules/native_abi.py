@@ -10,7 +10,7 @@ from typing import Optional, Union
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Severity
-from tfcompat.rules._common import tf_label
+from tfcompat.rules._common import required_tf, tf_label
 from tfcompat.rules._libraries import (
     TF_OBJECTS,
     gpu_presence,
@@ -125,7 +125,7 @@ def cpu_instructions_missing(env: Environment, matrix: Matrix) -> Result:
     flags = set(env.host.platform.cpu_flags)
     missing = [f for f in native.cpu_instructions if f not in flags]
     if missing:
-        tf = env.tensorflow
+        tf = required_tf(env)
         names = ", ".join(m.upper() for m in missing)
         model = env.host.platform.cpu_model or "model unknown"
         yield Hit(

@@ -355,8 +355,10 @@ def visible_devices(env: Environment, matrix: Matrix) -> Result:
         )
         return
     uuids = {g.uuid for g in env.host.gpus if g.uuid}
-    seen, problems = set(), []
+    seen: set[Union[int, str]] = set()  # an index, or a UUID (prefix) / MIG name
+    problems: list[str] = []
     for pos, item in enumerate(items):
+        key: Union[int, str]
         if item.isdigit():
             valid, key = int(item) < len(env.host.gpus), int(item)
         else:

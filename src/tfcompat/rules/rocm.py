@@ -9,7 +9,7 @@ from typing import Optional, Union
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Severity, TensorFlowBuild
-from tfcompat.rules._common import tf_evidence, tf_label, version_of
+from tfcompat.rules._common import required, required_tf, tf_evidence, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -47,9 +47,9 @@ def rocm_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     How to fix: install the tensorflow-rocm build for the installed ROCm (the suffix matches), or the
     ROCm release the wheel was built for.
     """
-    tf = env.tensorflow
-    rocm = env.host.rocm
-    assert tf is not None and rocm is not None and rocm.version is not None
+    tf = required_tf(env)
+    rocm = required(env.host.rocm, "rocm")
+    rocm_version = required(rocm.version, "rocm.version")
     if not _is_rocm(tf):
         yield NotApplicable(f"{tf_label(tf)} is not a ROCm build")
         return
@@ -57,16 +57,16 @@ def rocm_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     if built is None:
         yield NotApplicable(f"{tf_label(tf)} does not name its ROCm release in its version")
         return
-    b, have = version_of(built), version_of(rocm.version)
+    b, have = version_of(built), version_of(rocm_version)
     if b is None or have is None or b.release[:2] == have.release[:2]:
         return
     severity = Severity.ERROR if b.major != have.major else Severity.WARNING
     yield Hit(
-        message=f"{tf_label(tf)} is built for ROCm {built}, but ROCm {rocm.version} is installed"
+        message=f"{tf_label(tf)} is built for ROCm {built}, but ROCm {rocm_version} is installed"
         + (f" (another major: its libamdhip64.so.{b.major} will not be found)" if b.major != have.major else ""),
         evidence=(
             tf_evidence(tf),
-            Evidence("rocm.version", rocm.version, rocm.version_source or "/opt/rocm/.info/version"),
+            Evidence("rocm.version", rocm_version, rocm.version_source or "/opt/rocm/.info/version"),
             Evidence("tensorflow-rocm version scheme", "<TF version>.<ROCm without dots>", ROCM_NAMING_SOURCE),
         ),
         remediation=f"Install the tensorflow-rocm build for ROCm {have.major}.{have.minor}, or ROCm {built}.",
@@ -89,9 +89,8 @@ def rocm_gfx_unsupported(env: Environment, matrix: Matrix) -> Result:
     How to fix: use a tensorflow-rocm build for this GPU's target (AMD's repo.radeon.com wheels for
     newer ROCm releases), or run on GPUs whose target the build lists.
     """
-    tf = env.tensorflow
-    rocm = env.host.rocm
-    assert tf is not None and rocm is not None
+    tf = required_tf(env)
+    rocm = required(env.host.rocm, "rocm")
     if not _is_rocm(tf):
         yield NotApplicable(f"{tf_label(tf)} is not a ROCm build")
         return

@@ -11,6 +11,7 @@ from typing import Union
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix, spec_text
 from tfcompat.model import Environment, Evidence, Severity
+from tfcompat.rules._common import required_driver
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -30,8 +31,7 @@ def driver_known_bad(env: Environment, matrix: Matrix) -> Result:
     How to fix: install a driver outside the range (the entry's source says which one is good), drain
     the node until then, or remove the entry from the overlay once the problem is fixed.
     """
-    driver = env.host.driver
-    assert driver is not None
+    driver = required_driver(env)
     version = driver.version
     if not version:
         yield NotApplicable("the driver version is unknown")

@@ -8,6 +8,7 @@ from typing import Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -15,6 +16,7 @@ from tfcompat.model import Environment, Evidence, Package, Severity
 from tfcompat.rules._common import (
     numpy_abi_conflict,
     pkg_evidence,
+    required_tf,
     requirements,
     satisfies,
     tf_evidence,
@@ -125,8 +127,7 @@ def python_unsupported(env: Environment, matrix: Matrix) -> Result:
     How to fix: use a Python version the release supports (see `tfcompat explain` output and the
     matrix), or install the TensorFlow release built for this Python.
     """
-    tf = env.tensorflow
-    assert tf is not None
+    tf = required_tf(env)
     py = env.target.python.version or ""
     py_v = version_of(py)
     if py_v is None:
@@ -160,7 +161,7 @@ def python_unsupported(env: Environment, matrix: Matrix) -> Result:
             )
             return
     release = matrix.tf_release(tf.version)
-    if release is not None and not release.python.contains(version_of(f"{mm[0]}.{mm[1]}"), prereleases=True):
+    if release is not None and not release.python.contains(Version(f"{mm[0]}.{mm[1]}"), prereleases=True):
         yield Hit(
             message=f"Python {py} is outside the range TensorFlow {tf.version} was built and tested for "
             f"({release.python})",
@@ -171,8 +172,7 @@ def python_unsupported(env: Environment, matrix: Matrix) -> Result:
 
 
 def _unmet(env: Environment, crash_relevant: bool) -> Iterator[tuple]:
-    tf = env.tensorflow
-    assert tf is not None
+    tf = required_tf(env)
     pkg = env.package(tf.distribution)
     if pkg is None:
         return
@@ -200,7 +200,7 @@ def requirement_unmet(env: Environment, matrix: Matrix) -> Result:
     How to fix: install the version TF declares, e.g. `pip install "protobuf<5"`; `pip check` lists
     the same conflicts.
     """
-    tf = env.tensorflow
+    tf = required_tf(env)
     conflict = numpy_abi_conflict(env, matrix)
     for pkg, req, have in _unmet(env, crash_relevant=True):
         if conflict is not None and canonicalize_name(req.name) == "numpy":
@@ -232,8 +232,7 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
     How to fix: install the companion release that matches the installed TensorFlow minor (e.g.
     tensorflow-text 2.21.x for TF 2.21), or the TF release the companion pins.
     """
-    tf = env.tensorflow
-    assert tf is not None
+    tf = required_tf(env)
     tf_v = version_of(tf.version)
     if tf_v is None:
         yield NotApplicable(f"TensorFlow version {tf.version!r} is not a version")
@@ -273,8 +272,7 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
     How to fix: `pip install "numpy<2"`, or upgrade to TensorFlow 2.18 or newer, the first releases
     built against NumPy 2.
     """
-    tf = env.tensorflow
-    assert tf is not None
+    tf = required_tf(env)
     release = matrix.tf_release(tf.version)
     if release is None or release.numpy_abi is None:
         yield NotApplicable(f"the matrix states no NumPy ABI for TensorFlow {tf.version}")
@@ -302,7 +300,7 @@ def requirement_unmet_minor(env: Environment, matrix: Matrix) -> Result:
 
     How to fix: `pip install` the declared range in the target environment.
     """
-    tf = env.tensorflow
+    tf = required_tf(env)
     for pkg, req, have in _unmet(env, crash_relevant=False):
         found = f"{have.display_name} {have.version} is installed" if have else "it is not installed"
         yield Hit(
@@ -327,8 +325,7 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
     How to fix: upgrade tfcompat, or add the release to the matrix (`--matrix FILE`; see README,
     "Adding a matrix entry").
     """
-    tf = env.tensorflow
-    assert tf is not None
+    tf = required_tf(env)
     release = matrix.tf_release(tf.version)
     if release is None:
         yield Hit(
@@ -338,8 +335,13 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
             remediation="Upgrade tfcompat or add this release to the matrix (README: Adding a matrix entry).",
         )
         return
-    built_cudnn = version_of(tf.cudnn_version or "")
-    if release.cudnn is not None and built_cudnn is not None and built_cudnn.major != release.cudnn.major:
+    built_cudnn = version_of(tf.cudnn_version)
+    if (
+        release.cudnn is not None
+        and tf.cudnn_version is not None  # implied by built_cudnn; narrows it for the evidence
+        and built_cudnn is not None
+        and built_cudnn.major != release.cudnn.major
+    ):
         yield Hit(
             message=f"{tf_label(tf)} says it was built with cuDNN {tf.cudnn_version}, the matrix says cuDNN "
             f"{release.cudnn} for this release: a non-official build, or a stale matrix; tfcompat uses the "
@@ -350,16 +352,20 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
             ),
             remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
         )
-    if release.cuda is not None and tf.cuda_version and version_of(tf.cuda_version) is not None:
-        built = version_of(tf.cuda_version)
-        if built.release[:2] != release.cuda.release[:2]:
-            yield Hit(
-                message=f"{tf_label(tf)} says it was built with CUDA {tf.cuda_version}, the matrix says CUDA "
-                f"{release.cuda} for this release: a non-official build, or a stale matrix; "
-                "tfcompat uses the build's own value",
-                evidence=(
-                    Evidence("build_info cuda_version", tf.cuda_version, tf.build_info_path or ""),
-                    Evidence("matrix cuda", str(release.cuda), ", ".join(release.source)),
-                ),
-                remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
-            )
+    built = version_of(tf.cuda_version)
+    if (
+        release.cuda is not None
+        and tf.cuda_version
+        and built is not None
+        and built.release[:2] != release.cuda.release[:2]
+    ):
+        yield Hit(
+            message=f"{tf_label(tf)} says it was built with CUDA {tf.cuda_version}, the matrix says CUDA "
+            f"{release.cuda} for this release: a non-official build, or a stale matrix; "
+            "tfcompat uses the build's own value",
+            evidence=(
+                Evidence("build_info cuda_version", tf.cuda_version, tf.build_info_path or ""),
+                Evidence("matrix cuda", str(release.cuda), ", ".join(release.source)),
+            ),
+            remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
+        )

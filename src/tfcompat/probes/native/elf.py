@@ -151,7 +151,8 @@ class ElfFile(SymbolTable):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _unpack(self, fmt: struct.Struct, off: int) -> tuple:
+    def _unpack(self, fmt: struct.Struct, off: int) -> tuple[int, ...]:
+        """`fmt` at file offset `off`; every ELF struct this reader unpacks has integer fields only."""
         if off < 0 or off + fmt.size > self.size:
             raise ElfError(f"{self.path}: truncated (wanted {fmt.size} bytes at offset {off}, file has {self.size})")
         return fmt.unpack_from(self._mm, off)

@@ -44,7 +44,8 @@ class SymbolTable:
     _verdef_index: Optional[dict[int, str]]
     _verneed_index: Optional[dict[int, str]]
 
-    def _unpack(self, fmt: struct.Struct, off: int) -> tuple:
+    def _unpack(self, fmt: struct.Struct, off: int) -> tuple[int, ...]:
+        """`fmt` at file offset `off`; every ELF struct this reader unpacks has integer fields only."""
         raise NotImplementedError
 
     def _offset(self, vaddr: int) -> int:
