@@ -6,6 +6,12 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # helper modules (envs.py, probe_helpers.py) sit beside the tests
+# Some test modules build fixtures others reuse (test_ldcache.new_cache_body, test_libraries.make_image):
+# every layer's folder is on the path, so they import by name whichever folder is run alone.
+for _dirpath, _dirs, _files in sorted(os.walk(HERE)):
+    _dirs[:] = [d for d in _dirs if d not in ("fixtures", "__pycache__")]
+    if _dirpath != HERE:
+        sys.path.append(_dirpath)
 
 
 def in_ci() -> bool:
