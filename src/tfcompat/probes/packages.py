@@ -44,8 +44,10 @@ def parse_headers(data: bytes) -> dict[str, list[str]]:
             values = [_one_line(value)]
         elif isinstance(value, dict):  # project_urls
             values = [f"{label}, {url}" for label, url in value.items()]
+        elif isinstance(value, list):  # multiple-use fields: requires_dist, classifiers, ...
+            values = [_one_line(str(v)) for v in value]
         else:
-            values = [_one_line(v) for v in value]
+            continue
         headers[key.replace("_", "-")] = values
     for key, bad in unparsed.items():  # fields packaging does not know, or values it could not decode
         headers.setdefault(key.lower(), []).extend(_one_line(v) for v in bad if isinstance(v, str))
