@@ -1,0 +1,415 @@
+"""The parsers of data/compat_matrix.toml's tables, one per table: each checks its keys and fields and
+builds the entry (errors name the file, the entry and the field). `load` runs them over a file."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from tfcompat.matrix.arch import is_build_cc, is_cc
+from tfcompat.matrix.entries import (
+    Companion,
+    ComputeCapability,
+    CudaMajor,
+    CudaToolkit,
+    CudnnRelease,
+    CudnnRuntime,
+    ForwardCompatibility,
+    RocmRelease,
+    TFRelease,
+    TFRocmRelease,
+)
+from tfcompat.matrix.fields import (
+    GFX_RE,
+    PKG_RE,
+    Ctx,
+    common_tail,
+    is_version,
+)
+
+_TF_KEYS = {
+    "versions": True,
+    "releases": False,
+    "python": True,
+    "cuda": False,
+    "cudnn": False,
+    "compute_capabilities": False,
+    "numpy_abi": False,
+    "tensorrt": False,
+    "tensorrt_lib": False,
+    "numpy": False,
+    "protobuf": False,
+    "keras": False,
+    "ml_dtypes": False,
+    "h5py": False,
+    "glibc": False,
+    "glibcxx": False,
+    "cxxabi": False,
+    "manylinux": False,
+    "cxx11_abi": False,
+    "compiler": False,
+    "and_cuda": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+    "confirmed": False,
+}
+
+
+def tf_release(ctx: Ctx) -> TFRelease:
+    ctx.check_keys(_TF_KEYS)
+    ccs = ctx.entry.get("compute_capabilities", [])
+    if not isinstance(ccs, list) or not all(isinstance(c, str) and is_build_cc(c) for c in ccs):
+        raise ctx.fail("compute_capabilities", f"{ccs!r} must be a list like ['sm_80', 'compute_90']")
+    numpy_abi = ctx.integer("numpy_abi", allowed=(1, 2))
+    versions = ctx.specifier("versions")
+    python = ctx.specifier("python")
+    assert versions is not None and python is not None  # required keys
+    releases = ctx.strings("releases", is_version, "a version")
+    for r in releases:
+        if not versions.contains(Version(r), prereleases=True):
+            raise ctx.fail("releases", f"{r!r} is not matched by versions {str(versions)!r}")
+    and_cuda = ctx.entry.get("and_cuda", {})
+    if not isinstance(and_cuda, dict):
+        raise ctx.fail("and_cuda", "must be a table of package = specifier")
+    pins: list[tuple[str, SpecifierSet]] = []
+    for name, spec in and_cuda.items():
+        if not PKG_RE.match(name):
+            raise ctx.fail(f"and_cuda.{name}", "is not a package name")
+        pin = ctx.specifier(f"and_cuda.{name}", spec)
+        assert pin is not None  # a value is present
+        pins.append((name, pin))
+    manylinux = ctx.string("manylinux")
+    if manylinux is not None and not all(p.startswith("manylinux") for p in manylinux.split(".")):
+        raise ctx.fail("manylinux", f"{manylinux!r} is not a manylinux platform tag")
+    source, checked, note, confirmed = common_tail(ctx)
+    return TFRelease(
+        versions=versions,
+        python=python,
+        cuda=ctx.version("cuda"),
+        cudnn=ctx.version("cudnn"),
+        compute_capabilities=tuple(ccs),
+        numpy_abi=numpy_abi,
+        numpy=ctx.specifier("numpy"),
+        protobuf=ctx.specifier("protobuf"),
+        keras=ctx.specifier("keras"),
+        ml_dtypes=ctx.specifier("ml_dtypes"),
+        glibc=ctx.version("glibc"),
+        source=source,
+        checked=checked,
+        label=ctx.label,
+        releases=releases,
+        tensorrt=ctx.boolean("tensorrt"),
+        tensorrt_lib=ctx.string("tensorrt_lib"),
+        h5py=ctx.specifier("h5py"),
+        glibcxx=ctx.version("glibcxx"),
+        cxxabi=ctx.version("cxxabi"),
+        manylinux=manylinux,
+        cxx11_abi=ctx.integer("cxx11_abi", allowed=(0, 1)),
+        compiler=ctx.string("compiler"),
+        and_cuda=tuple(pins),
+        note=note,
+        confirmed=confirmed,
+    )
+
+
+_CUDA_KEYS = {
+    "version": True,
+    "update": False,
+    "label": False,
+    "min_driver": True,
+    "min_driver_windows": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
+_UPDATE_RE = re.compile(r"^(GA|RC|Update \d+)$")
+
+
+def cuda_toolkit(ctx: Ctx) -> CudaToolkit:
+    ctx.check_keys(_CUDA_KEYS)
+    version = ctx.version("version")
+    driver, driver_text = ctx.driver("min_driver")
+    win, win_text = ctx.driver("min_driver_windows")
+    update = ctx.string("update") or "GA"
+    if not _UPDATE_RE.match(update):
+        raise ctx.fail("update", f"{update!r} must be 'GA', 'RC' or 'Update N'")
+    assert version is not None and driver is not None and driver_text is not None
+    return CudaToolkit(
+        version,
+        driver,
+        driver_text,
+        ctx.sources()[0],
+        ctx.date(),
+        update=update,
+        label=ctx.string("label") or "",
+        min_driver_windows=win,
+        min_driver_windows_text=win_text,
+        note=ctx.string("note"),
+    )
+
+
+_MAJOR_KEYS = {
+    "major": True,
+    "min_driver": False,
+    "min_driver_windows": False,
+    "minor_version_compatibility": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
+
+
+def cuda_major(ctx: Ctx) -> CudaMajor:
+    ctx.check_keys(_MAJOR_KEYS)
+    major = ctx.entry["major"]
+    if not isinstance(major, int) or isinstance(major, bool) or major <= 0:
+        raise ctx.fail("major", f"{major!r} is not a positive integer")
+    mvc = ctx.boolean("minor_version_compatibility", True)
+    driver, text = ctx.driver("min_driver")
+    if mvc and driver is None:
+        raise ctx.fail("min_driver", "is required unless minor_version_compatibility = false")
+    if not mvc and driver is not None:
+        raise ctx.fail("min_driver", "makes no sense with minor_version_compatibility = false")
+    sources = ctx.sources()
+    _, win_text = ctx.driver("min_driver_windows")
+    return CudaMajor(
+        major,
+        driver,
+        text,
+        sources[0],
+        ctx.date(),
+        minor_version_compatibility=bool(mvc),
+        min_driver_windows_text=win_text,
+        note=ctx.string("note"),
+        sources=sources,
+    )
+
+
+_FC_KEYS = {
+    "since_cuda": True,
+    "package": True,
+    "gpus": True,
+    "consumer_gpus": True,
+    "statement": True,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
+
+
+def forward_compat(ctx: Ctx) -> ForwardCompatibility:
+    ctx.check_keys(_FC_KEYS)
+    since = ctx.version("since_cuda")
+    assert since is not None
+    return ForwardCompatibility(
+        since,
+        ctx.string("package") or "",
+        ctx.strings("gpus"),
+        bool(ctx.boolean("consumer_gpus")),
+        ctx.string("statement") or "",
+        ctx.sources(),
+        ctx.date(),
+        ctx.string("note"),
+    )
+
+
+_CC_KEYS = {
+    "capabilities": True,
+    "architecture": True,
+    "examples": False,
+    "first_cuda": False,
+    "last_cuda": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
+
+
+def compute_capability(ctx: Ctx) -> ComputeCapability:
+    ctx.check_keys(_CC_KEYS)
+    caps = ctx.strings("capabilities", is_cc, "a compute capability like '8.6'")
+    first, last = ctx.version("first_cuda"), ctx.version("last_cuda")
+    if first is not None and last is not None and last < first:
+        raise ctx.fail("last_cuda", f"{last} is older than first_cuda {first}")
+    return ComputeCapability(
+        caps,
+        ctx.string("architecture") or "",
+        first,
+        last,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        ctx.string("examples"),
+        ctx.string("note"),
+    )
+
+
+_CUDNN_KEYS = {
+    "versions": True,
+    "cuda_major": True,
+    "cuda": True,
+    "min_driver": False,
+    "min_driver_windows": False,
+    "driver_branch": False,
+    "compute_capabilities": False,
+    "min_compute_capability": False,
+    "max_compute_capability": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
+
+
+def cudnn_release(ctx: Ctx) -> CudnnRelease:
+    ctx.check_keys(_CUDNN_KEYS)
+    versions, cuda = ctx.specifier("versions"), ctx.specifier("cuda")
+    major = ctx.integer("cuda_major", minimum=1)
+    assert versions is not None and cuda is not None and major is not None
+    driver, text = ctx.driver("min_driver")
+    _, win_text = ctx.driver("min_driver_windows")
+    ccs = ctx.strings("compute_capabilities", is_cc, "a compute capability like '8.6'")
+    low, high = ctx.string("min_compute_capability"), ctx.string("max_compute_capability")
+    for field, value in (("min_compute_capability", low), ("max_compute_capability", high)):
+        if value is not None and not is_cc(value):
+            raise ctx.fail(field, f"{value!r} is not a compute capability like '8.6'")
+    if not ccs and low is None:
+        raise ctx.fail("compute_capabilities", "or min_compute_capability is required")
+    if driver is None and ctx.string("driver_branch") is None:
+        raise ctx.fail("min_driver", "or driver_branch is required")
+    return CudnnRelease(
+        versions,
+        major,
+        cuda,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        driver,
+        text,
+        win_text,
+        ctx.string("driver_branch"),
+        ccs,
+        low,
+        high,
+        ctx.string("note"),
+    )
+
+
+_CUDNN_RT_KEYS = {
+    "same_major": True,
+    "minor_at_least_compiled": True,
+    "patch_ignored": True,
+    "error": True,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
+
+
+def cudnn_runtime(ctx: Ctx) -> CudnnRuntime:
+    ctx.check_keys(_CUDNN_RT_KEYS)
+    return CudnnRuntime(
+        bool(ctx.boolean("same_major")),
+        bool(ctx.boolean("minor_at_least_compiled")),
+        bool(ctx.boolean("patch_ignored")),
+        ctx.string("error") or "",
+        ctx.sources(),
+        ctx.date(),
+        ctx.string("note"),
+    )
+
+
+_TF_ROCM_KEYS = {"releases": True, "rocm": True, "gfx": False, "source": True, "checked": True, "note": False}
+
+
+def tf_rocm_release(ctx: Ctx) -> TFRocmRelease:
+    ctx.check_keys(_TF_ROCM_KEYS)
+    rocm = ctx.version("rocm")
+    assert rocm is not None
+    return TFRocmRelease(
+        ctx.strings("releases", is_version, "a version"),
+        rocm,
+        ctx.sources(),
+        ctx.date(),
+        ctx.label,
+        ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
+        ctx.string("note"),
+    )
+
+
+_ROCM_KEYS = {
+    "rocm": True,
+    "tensorflow": True,
+    "gfx": False,
+    "source": True,
+    "checked": True,
+    "confirmed": False,
+    "note": False,
+}
+
+
+def rocm_release(ctx: Ctx) -> RocmRelease:
+    ctx.check_keys(_ROCM_KEYS)
+    rocm = ctx.specifier("rocm")
+    assert rocm is not None
+    source, checked, note, confirmed = common_tail(ctx)
+    return RocmRelease(
+        rocm,
+        ctx.strings("tensorflow", is_version, "a version"),
+        source,
+        checked,
+        ctx.label,
+        ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
+        confirmed,
+        note,
+    )
+
+
+_COMPANION_KEYS = {
+    "package": True,
+    "versions": True,
+    "tensorflow": False,
+    "abi_tensorflow": False,
+    "native": True,
+    "python": False,
+    "requires": False,
+    "requires_same_version": False,
+    "source": True,
+    "checked": True,
+    "confirmed": False,
+    "note": False,
+}
+
+
+def companion(ctx: Ctx) -> Companion:
+    ctx.check_keys(_COMPANION_KEYS)
+    package = ctx.string("package")
+    if package is None or not PKG_RE.match(package):
+        raise ctx.fail("package", f"{package!r} is not a package name")
+    versions = ctx.specifier("versions")
+    assert versions is not None
+    requires = ctx.strings("requires")
+    for r in requires:
+        try:
+            Requirement(r)
+        except InvalidRequirement:
+            raise ctx.fail("requires", f"{r!r} is not a PEP 508 requirement") from None
+    source, checked, note, confirmed = common_tail(ctx)
+    return Companion(
+        package,
+        versions,
+        ctx.specifier("tensorflow"),
+        bool(ctx.boolean("native")),
+        source,
+        checked,
+        f"{ctx.label} {package}",
+        ctx.specifier("abi_tensorflow"),
+        ctx.specifier("python"),
+        requires,
+        ctx.strings("requires_same_version", lambda s: bool(PKG_RE.match(s)), "a package name"),
+        confirmed,
+        note,
+    )
