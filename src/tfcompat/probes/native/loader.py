@@ -20,7 +20,7 @@ from tfcompat.probes.native.config import (  # noqa: F401
     glibc_hwcaps,
     target_arch,
 )
-from tfcompat.probes.native.search import (  # noqa: F401
+from tfcompat.probes.native.results import (  # noqa: F401  (the loader model's public face)
     STEP_CACHE,
     STEP_CONF_ONLY,
     STEP_DEFAULT,
@@ -37,8 +37,10 @@ from tfcompat.probes.native.search import (  # noqa: F401
     Candidate,
     LoadedObject,
     Lookup,
-    Search,
     SearchDir,
+)
+from tfcompat.probes.native.search import (
+    Search,
 )
 
 
