@@ -32,9 +32,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from tfcompat import __version__
 from tfcompat.fleet.drift import drift, fleet_rules
 from tfcompat.fleet.expect import (
+    CLOCK_SKEW_SECONDS,
     Expectation,
     age_status,
     format_age,
+    from_the_future,
     parse_duration,
     parse_expect,
     pick_newest,
@@ -160,8 +162,11 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
             except BadReport as exc:
                 unreadable.append(Unreadable(item.source, str(exc)))
                 continue
+            except RecursionError:  # read, but nested too deeply for what judges it: this report only
+                unreadable.append(Unreadable(item.source, "not readable: JSON nested too deeply to judge"))
+                continue
             by_node[j.node].append(j)
-    chosen, duplicates = pick_newest(by_node)
+    chosen, duplicates = pick_newest(by_node, now)
 
     expected_set = set(options.expect.nodes) if options.expect else None
     verdicts: List[NodeVerdict] = []
@@ -211,8 +216,12 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
     if missing:
         reasons.append(f"{_n(len(missing), 'node')} missing: {abbreviate(fold(missing))}")
     if stale:
+        ahead = any(from_the_future(chosen[node].created, now) for node in stale)
         reasons.append(f"{_n(len(stale), 'report')} stale (older than --max-age "
-                       f"{format_age(options.max_age_seconds)} or undated): {abbreviate(fold(stale))}")
+                       f"{format_age(options.max_age_seconds)}"
+                       + (f", undated, or dated more than {format_age(CLOCK_SKEW_SECONDS)} ahead (clock-skew "
+                          "allowance)" if ahead else " or undated")
+                       + f"): {abbreviate(fold(stale))}")
     if undecided:
         reasons.append(f"{_n(len(undecided), 'node')} undecided (the check could not decide): "
                        f"{abbreviate(fold(undecided))}{_undecided_why(v for v in scoped if v.status == 'error')}")

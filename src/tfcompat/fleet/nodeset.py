@@ -12,6 +12,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from tfcompat.errors import TfcompatError
 
 MAX_NODES = 1_000_000  # a typo like gpu-[1-99999999] must not eat the memory
+MAX_DIGITS = 18  # a run of more digits is not a number to fold or count with (int() refuses 4,300 and more)
 
 
 class NodeSetError(TfcompatError):
@@ -42,7 +43,7 @@ def _split_top(text: str) -> List[str]:
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
-def _expand_brackets(body: str, whole: str) -> List[str]:
+def _expand_brackets(body: str, whole: str, limit: int) -> List[str]:
     out: List[str] = []
     for item in body.split(","):
         item = item.strip()
@@ -53,17 +54,24 @@ def _expand_brackets(body: str, whole: str) -> List[str]:
         if hi_s is None:
             out.append(lo_s)
             continue
+        if max(len(lo_s), len(hi_s)) > MAX_DIGITS:
+            raise NodeSetError(f"node set {_cut(whole)!r}: a range bound has more than {MAX_DIGITS} digits")
         lo, hi = int(lo_s), int(hi_s)
         if hi < lo:
             raise NodeSetError(f"node set {whole!r}: range {item!r} runs backwards")
-        if hi - lo + 1 > MAX_NODES:
-            raise NodeSetError(f"node set {whole!r}: range {item!r} has more than {MAX_NODES} names")
+        if hi - lo + 1 > limit:
+            raise NodeSetError(f"node set {whole!r}: range {item!r} has more than {limit} names"
+                               + (f" (at most {MAX_NODES} in all)" if limit < MAX_NODES else ""))
         width = len(lo_s) if lo_s.startswith("0") and len(lo_s) > 1 else 0
         out.extend(str(n).zfill(width) for n in range(lo, hi + 1))
     return out
 
 
-def _expand_one(pattern: str, whole: str) -> List[str]:
+def _cut(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _expand_one(pattern: str, whole: str, limit: int) -> List[str]:
     m = re.search(r"\[([^\]]*)\]", pattern)
     if not m:
         if "]" in pattern or "[" in pattern:
@@ -71,26 +79,31 @@ def _expand_one(pattern: str, whole: str) -> List[str]:
         return [pattern]
     head, tail = pattern[: m.start()], pattern[m.end():]
     names: List[str] = []
-    for value in _expand_brackets(m.group(1), whole):
-        for rest in _expand_one(tail, whole):
+    for value in _expand_brackets(m.group(1), whole, limit):
+        for rest in _expand_one(tail, whole, limit):
             names.append(head + value + rest)
-            if len(names) > MAX_NODES:
-                raise NodeSetError(f"node set {whole!r} has more than {MAX_NODES} names")
+            if len(names) > limit:
+                raise NodeSetError(f"node set {whole!r} has more than {limit} names"
+                                   + (f" (at most {MAX_NODES} in all)" if limit < MAX_NODES else ""))
     return names
 
 
-def expand(nodeset: str) -> List[str]:
+def expand(nodeset: str, limit: int = MAX_NODES) -> List[str]:
     """``'gpu-[001-003,007],login1'`` -> ``['gpu-001', 'gpu-002', 'gpu-003', 'gpu-007', 'login1']``.
 
     Several brackets in one name multiply out (``r[1-2]n[1-2]`` is four names); duplicates are dropped,
-    first occurrence kept.
+    first occurrence kept. More than `limit` names in all is an error, found before they are made (a caller
+    that expands several sets passes what is left of its total).
     """
     seen: Dict[str, None] = {}
     for part in _split_top(nodeset.strip()):
         if any(c.isspace() for c in part):
             raise NodeSetError(f"node set {nodeset!r}: {part!r} contains white space")
-        for name in _expand_one(part, nodeset):
+        for name in _expand_one(part, nodeset, limit - len(seen)):
             seen.setdefault(name, None)
+        if len(seen) > limit:
+            raise NodeSetError(f"node set {_cut(nodeset)!r} has more than {limit} names"
+                               + (f" (at most {MAX_NODES} in all)" if limit < MAX_NODES else ""))
     return list(seen)
 
 
@@ -98,8 +111,11 @@ _LAST_DIGITS = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
 def _split_name(name: str) -> Optional[Tuple[str, str, str]]:
+    """(prefix, last run of digits, suffix), or None for a name kept whole: no digits, or too many to count with."""
     m = _LAST_DIGITS.match(name)
-    return (m.group(1), m.group(2), m.group(3)) if m else None
+    if m is None or len(m.group(2)) > MAX_DIGITS:
+        return None
+    return m.group(1), m.group(2), m.group(3)
 
 
 def _ranges(numbers: List[int]) -> List[Tuple[int, int]]:

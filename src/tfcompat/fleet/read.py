@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
 
 from tfcompat.errors import TfcompatError
@@ -33,6 +34,17 @@ class Loaded:
 
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _too_much(exc: Exception) -> str:
+    """The one-line reason for what json refuses beyond its syntax errors: nesting deeper than Python's recursion
+    limit (RecursionError) or an integer longer than int()'s digit limit (ValueError, Python >= 3.11)."""
+    if isinstance(exc, RecursionError):
+        return "not readable: JSON nested deeper than this Python's recursion limit"
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if "integer string conversion" in str(exc) and limit:
+        return f"not readable: a JSON number of more than {limit} digits"
+    return f"not readable: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
 
 
 _NEXT_VALUE = re.compile(r"\n[\[{]")  # a line that starts a JSON object or array: where a value may start
@@ -63,16 +75,24 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
         try:
             value, end = decoder.raw_decode(window)
             end += pos
-        except json.JSONDecodeError as exc:
-            error: Optional[str] = exc.msg
+        except (RecursionError, ValueError) as exc:
+            if not isinstance(exc, json.JSONDecodeError):  # too deep, or too long a number: this value only
+                yield Loaded(f"{source}:{line}", None, _too_much(exc))
+                if nxt is None:
+                    return
+                pos = stop + 1
+                continue
+            error: Optional[str] = f"not valid JSON: {exc.msg}"
             if stop < n and exc.pos >= len(window.rstrip()):  # cut short, not malformed: try the whole value
                 try:
                     value, end = decoder.raw_decode(text, pos)
                     error = None
                 except json.JSONDecodeError as exc2:
-                    error = exc2.msg
+                    error = f"not valid JSON: {exc2.msg}"
+                except (RecursionError, ValueError) as exc2:
+                    error = _too_much(exc2)
             if error is not None:
-                yield Loaded(f"{source}:{line}", None, f"not valid JSON: {error}")
+                yield Loaded(f"{source}:{line}", None, error)
                 # Resume at the next value that starts a line: the next JSON Lines record, or the next
                 # top-level object of concatenated pretty-printed files.
                 if nxt is None:
@@ -112,6 +132,8 @@ def _read_file(path: str) -> List[Loaded]:
         if not text.strip():
             return [Loaded(path, None, "empty file", hint)]
         return [Loaded(path, None, f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}", hint)]
+    except (RecursionError, ValueError) as exc:
+        return [Loaded(path, None, _too_much(exc), hint)]
     if isinstance(value, list):
         return [_as_loaded(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return [_as_loaded(value, path, hint)]

@@ -63,7 +63,12 @@ def render_gate_text(report: FleetReport, colour: bool = False) -> str:
     if by_status["stale"]:
         lines += ["", f"Stale ({len(by_status['stale'])}): {abbreviate(c.stale_nodeset)}"]
         for v in by_status["stale"][:MAX_NODE_LINES]:
-            when = f"report from {v.created}, {format_age(v.age_seconds)} old" if v.created else "undated report"
+            if not v.created:
+                when = "undated report"
+            elif v.age_seconds is not None and v.age_seconds < 0:
+                when = f"report from {v.created}, {format_age(-v.age_seconds)} in the future"
+            else:
+                when = f"report from {v.created}, {format_age(v.age_seconds)} old"
             lines.append(f"  {v.node}  {when}; its verdict then: {v.verdict}  ({v.source})")
     if c.duplicates:
         lines += ["", f"Duplicate ({len(c.duplicates)}): {abbreviate(fold(d.node for d in c.duplicates))}"]

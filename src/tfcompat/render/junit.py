@@ -66,9 +66,12 @@ def render_junit(report: FleetReport) -> str:
         ET.SubElement(ET.SubElement(suite.element, "properties"), "property", name="source", value=v.source)
         case = suite.case(cls, "report")
         if v.status == "stale":
+            ahead = v.age_seconds is not None and v.age_seconds < 0
             ET.SubElement(case, "error", type="stale",
                           message=f"report from {v.created or 'an unknown time'} "
-                                  f"({format_age(v.age_seconds)} old) is older than --max-age").text = \
+                                  + (f"({format_age(-(v.age_seconds or 0))} in the future) is dated beyond the "
+                                     "clock-skew allowance" if ahead else
+                                     f"({format_age(v.age_seconds)} old) is older than --max-age")).text = \
                 "\n".join(v.notes)
         elif v.node in duplicates:
             d = duplicates[v.node]
