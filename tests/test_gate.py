@@ -632,7 +632,7 @@ def test_report_directory_contract_both_halves(tmp_path, matrix):
     )
 
     assert node_file("gpu-001") == "gpu-001.json" and node_of_file("/d/gpu-001.json") == "gpu-001"
-    assert node_file("../.x/y z") == "_.x_y_z.json" and node_file("...") == "unnamed-node.json"
+    assert node_file("../.x/y z") == "%2E.%2F.x%2Fy%20z.json" and node_file("...") == "%2E...json"
     path = write_node_report(str(tmp_path), "n1", json.dumps(report(matrix, "n1")))
     assert path == str(tmp_path / "n1.json") and json.loads((tmp_path / "n1.json").read_text())["status"]
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []  # the temp file was renamed away

@@ -18,6 +18,7 @@ from tfcompat.engine.registry import (
 )
 from tfcompat.engine.select import (
     SelectionError,
+    check_waivers,
     known_prefix,
     matches,
     parse_ignores,
@@ -26,6 +27,6 @@ from tfcompat.engine.select import (
 
 __all__ = [
     "DOC_SECTIONS", "FACTS", "RULES", "Hit", "NotApplicable", "Rule", "RuleFunc", "SelectionError",
-    "error_report", "evaluate", "known_prefix", "lookup", "matches", "missing_fact", "parse_ignores",
-    "parse_select", "registered", "rule",
+    "check_waivers", "error_report", "evaluate", "known_prefix", "lookup", "matches", "missing_fact",
+    "parse_ignores", "parse_select", "registered", "rule",
 ]

@@ -3,7 +3,7 @@ that evaluate() uses too (by id prefix, any case, or by exact rule name)."""
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from tfcompat.engine.registry import Rule
 from tfcompat.errors import TfcompatError
@@ -50,3 +50,10 @@ def parse_ignores(values: Optional[Iterable[str]], rules: Sequence[Rule]) -> Dic
                 raise SelectionError(f"--ignore {v!r}: expected RULE-PREFIX[,RULE-PREFIX...][=reason]")
             out[known_prefix("--ignore", key.strip(), rules)] = reason.strip()
     return out
+
+
+def check_waivers(waivers: Mapping[str, str], rules: Sequence[Rule]) -> None:
+    """Site overlay waivers (rule prefix -> the overlay file that states it) are checked as --ignore is: a waiver
+    that matches no rule (a typo, a retired id) or only fleet rules is an error naming the overlay, not a no-op."""
+    for prefix, origin in waivers.items():
+        known_prefix(f"site overlay {origin}: [[waiver]] rule", prefix, rules)

@@ -9,6 +9,7 @@ from tfcompat.fleet.expect import format_age
 from tfcompat.fleet.nodeset import abbreviate, fold
 from tfcompat.fleet.report import FleetReport, NodeVerdict
 from tfcompat.model import Severity
+from tfcompat.render.escape import visible
 
 _COLOURS = {"fail": "\033[1;31m", "incomplete": "\033[1;33m", "pass": "\033[1;32m"}
 _RESET = "\033[0m"
@@ -110,5 +111,8 @@ def render_gate_text(report: FleetReport, colour: bool = False) -> str:
     if report.reasons:
         lines.append("Why:")
         lines += [f"  - {r}" for r in report.reasons]
+    # Every line above may hold strings from the reports (node names, sources, messages, values): one line each,
+    # control characters shown as escapes. The result line is the renderer's own (and the only one in colour).
+    lines = [visible(line) for line in lines]
     lines.append(f"Result: {verdict} ({summary}; exit {report.exit_code})")
     return "\n".join(lines) + "\n"

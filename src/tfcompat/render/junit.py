@@ -13,8 +13,9 @@ from typing import Dict, List, Set, Tuple
 
 from tfcompat.fleet.expect import format_age
 from tfcompat.fleet.report import FleetReport, NodeFinding
+from tfcompat.render.escape import xml_safe
 
-FLEET_SUITE = "tfcompat fleet"  # node names never contain a space
+FLEET_SUITE = "tfcompat fleet"  # a node of that name gets "tfcompat fleet #2" (suite names stay unique)
 
 
 class _Suite:
@@ -53,6 +54,31 @@ def _finish(s: _Suite) -> Tuple[int, int, int, int]:
     return counts
 
 
+def _xml_safe(root: ET.Element) -> None:
+    """Node names, sources, messages and values come from the reports: characters XML 1.0 does not allow (ESC,
+    NUL, lone surrogates...) are shown as escapes, so that the document is always well-formed."""
+    for element in root.iter():
+        if element.text:
+            element.text = xml_safe(element.text)
+        for key, value in element.attrib.items():
+            safe = xml_safe(value)
+            if safe is not value:
+                element.set(key, safe)
+
+
+def _suite_names(names: List[str]) -> List[str]:
+    """Suite names, unique: node names come from the reports and may be anything (even ``tfcompat fleet``)."""
+    taken: Set[str] = {FLEET_SUITE}
+    out = []
+    for name in names:
+        unique, k = name, 2
+        while unique in taken:
+            unique, k = f"{name} #{k}", k + 1
+        taken.add(unique)
+        out.append(unique)
+    return out
+
+
 def render_junit(report: FleetReport) -> str:
     root = ET.Element("testsuites", name="tfcompat gate")
     ts = report.created
@@ -60,8 +86,9 @@ def render_junit(report: FleetReport) -> str:
     c = report.completeness
     duplicates = {d.node: d for d in c.duplicates}
 
-    for v in report.nodes:
-        suite = _Suite(root, v.node, ts)
+    suite_names = _suite_names([v.node for v in report.nodes] + list(c.missing))
+    for v, suite_name in zip(report.nodes, suite_names):
+        suite = _Suite(root, suite_name, ts)
         cls = f"tfcompat.node.{v.node}"
         ET.SubElement(ET.SubElement(suite.element, "properties"), "property", name="source", value=v.source)
         case = suite.case(cls, "report")
@@ -108,8 +135,8 @@ def render_junit(report: FleetReport) -> str:
                 ET.SubElement(case, "system-out").text = text
         _finish(suite)
 
-    for node in c.missing:
-        suite = _Suite(root, node, ts)
+    for node, suite_name in zip(c.missing, suite_names[len(report.nodes):]):
+        suite = _Suite(root, suite_name, ts)
         case = suite.case(f"tfcompat.node.{node}", "report")
         ET.SubElement(case, "error", type="missing", message="no report from this node")
         _finish(suite)
@@ -155,5 +182,6 @@ def render_junit(report: FleetReport) -> str:
             totals[i] += int(element.get(key, "0"))
     for i, key in enumerate(("tests", "failures", "errors", "skipped")):
         root.set(key, str(totals[i]))
+    _xml_safe(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 from tfcompat.model import Environment, Finding, Report, Severity
+from tfcompat.render.escape import visible
 from tfcompat.render.probe_text import probe_section
 from tfcompat.units import human, short_path
 
@@ -151,10 +152,8 @@ def _library_row(lib) -> tuple:
     return lib.soname, f.version or "?", f.found_via, short_path(f.real_path), extra
 
 
-def _finding(f: Finding, colour: bool) -> List[str]:
-    label = f.severity.value.upper()
-    if colour:
-        label = _COLOURS[f.severity] + label + _RESET
+def _finding(f: Finding) -> List[str]:
+    label = f.severity.value.upper()  # coloured by render_text, after escaping
     waived = f" [waived: {f.waived}]" if f.waived else ""
     out = [f"{label} {f.rule} {f.name}{waived}", f"  {f.message}"]
     for e in f.evidence:
@@ -171,9 +170,11 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
         lines += probe_section(report.environment, verbose)
     active = [f for f in report.findings if not f.waived]
     waived = [f for f in report.findings if f.waived]
+    labels: Dict[int, Severity] = {}  # line index -> the severity whose label starts it (coloured last)
     for f in active:
         lines.append("")
-        lines += _finding(f, colour)
+        labels[len(lines)] = f.severity
+        lines += _finding(f)
     if waived:
         lines.append("")
         lines.append(f"Waived ({len(waived)}):")
@@ -199,4 +200,11 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
     verdict = {"pass": "PASS", "fail": "FAIL", "error": "UNDECIDED"}[report.status]
     lines.append("")
     lines.append(f"Result: {verdict} ({summary}; fail-on {report.fail_on.value}; exit {report.exit_code})")
+    # Paths, sonames, symbols, versions and messages come from the scanned environment (or a snapshot): one
+    # line each, control characters shown as escapes; then the renderer's own colour.
+    lines = [visible(line) for line in lines]
+    if colour:
+        for i, severity in labels.items():
+            label = severity.value.upper()
+            lines[i] = _COLOURS[severity] + label + _RESET + lines[i][len(label):]
     return "\n".join(lines) + "\n"
