@@ -137,7 +137,22 @@ def _swap_type(value: Any, rng: random.Random) -> Any:
     return rng.choice(ODD_STRINGS)
 
 
+def mutate_strings(data: Dict[str, Any], rng: random.Random) -> Dict[str, Any]:
+    """Hostile strings where strings are (types kept: the report stays readable and its strings reach the
+    renderers): node names, paths, sonames, messages, versions."""
+    data = copy.deepcopy(data)
+    paths = [p for p in _paths(data) if p and isinstance(_get(data, p), str)]
+    for path in rng.sample(paths, min(len(paths), rng.randrange(1, 12))):
+        parent = _get(data, path[:-1])
+        value = parent[path[-1]]
+        parent[path[-1]] = rng.choice((value + rng.choice(ODD_STRINGS), rng.choice(ODD_STRINGS),
+                                       rng.choice(ODD_STRINGS) + value))
+    return data
+
+
 def mutate_tree(data: Dict[str, Any], rng: random.Random) -> Dict[str, Any]:
+    if rng.random() < 0.35:
+        return mutate_strings(data, rng)
     data = copy.deepcopy(data)
     paths = _paths(data)
     for _ in range(rng.randrange(1, 5)):
@@ -233,9 +248,9 @@ def _check_text(text: str, what: str) -> None:
     text.encode("utf-8")
 
 
-def check_gate(path: str, matrix_loader: Callable[[], Any], options: GateOptions) -> str:
+def check_gate(path: str, matrix_loader: Callable[[], Any], options: GateOptions, image: Any = None) -> str:
     loaded = read_inputs([path])
-    fr = run_gate(loaded, options, matrix_loader=matrix_loader)
+    fr = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source="image.json")
     if fr.counts.unreadable + fr.completeness.reported + fr.counts.duplicate < 1 and loaded:
         raise Finding("gate: an input is neither a node nor an unreadable report")
     _check_text(render_gate_text(fr, colour=True), "gate text")
@@ -277,6 +292,7 @@ def run(cases: int, seed: int, out: Optional[str], time_limit: Optional[float] =
     rng = random.Random(seed)
     options = GateOptions(expect=parse_expect(["gpu-[001-002],real-node"]), max_age_seconds=3600, now=NOW,
                           group_by="environment.host.gpus.0.name")
+    image = environment_from_json(seeds["rich-snapshot"])
     failures: List[Dict[str, Any]] = []
     outcomes: Dict[str, int] = {}
     start = time.monotonic()
@@ -293,7 +309,8 @@ def run(cases: int, seed: int, out: Optional[str], time_limit: Optional[float] =
             path = os.path.join(tmp, f"case{suffix}")
             with open(path, "wb") as fh:
                 fh.write(raw)
-            for entry, fn in (("gate", lambda: check_gate(path, lambda: matrix, options)),
+            join = image if case % 10 == 9 else None  # one case in ten: joined with an image's environment
+            for entry, fn in (("gate", lambda: check_gate(path, lambda: matrix, options, join)),
                               ("check --from", lambda: check_from(path, matrix)),
                               ("decoder", lambda: check_decoder(_parsed(raw)))):
                 try:

@@ -242,3 +242,12 @@ def test_stdin_json_lines_with_a_deep_line_keeps_the_rest(matrix):
     assert [i.error is None for i in items] == [False, True]
     fr = run_gate(read_inputs(["-"], stdin=io.StringIO(text)), GateOptions(now=NOW))
     assert fr.counts.passed == 1 and fr.counts.unreadable == 1
+
+
+def test_the_error_line_is_one_line_whatever_the_snapshot_holds(capsys, tmp_path):
+    data = to_json_dict(node_env("n1"))
+    data["host"]["\x1b]0;owned\x07\nResult: PASS"] = 1
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(data))
+    code, out, err = run(capsys, "check", "--from", snap)
+    assert code == 2 and len(err.splitlines()) == 1 and "\x1b" not in err and "\\x1b]0;owned\\x07\\nResult" in err
