@@ -161,6 +161,8 @@ def mutate_tree(data: Dict[str, Any], rng: random.Random) -> Dict[str, Any]:
             continue
         try:
             parent, key = _get(data, path[:-1]), path[-1]
+            if not isinstance(parent, (dict, list)):
+                continue
             current = parent[key]
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation of this case moved it
