@@ -60,11 +60,16 @@ def _expand_brackets(body: str, whole: str, limit: int) -> List[str]:
         if hi < lo:
             raise NodeSetError(f"node set {whole!r}: range {item!r} runs backwards")
         if hi - lo + 1 > limit:
-            raise NodeSetError(f"node set {whole!r}: range {item!r} has more than {limit} names"
-                               + (f" (at most {MAX_NODES} in all)" if limit < MAX_NODES else ""))
+            raise _too_many(f"node set {_cut(whole)!r}: range {item!r}", limit)
         width = len(lo_s) if lo_s.startswith("0") and len(lo_s) > 1 else 0
         out.extend(str(n).zfill(width) for n in range(lo, hi + 1))
     return out
+
+
+def _too_many(what: str, limit: int) -> NodeSetError:
+    if limit < MAX_NODES:  # what is left of a caller's total
+        return NodeSetError(f"{what} makes more than {MAX_NODES} names in all")
+    return NodeSetError(f"{what} has more than {limit} names")
 
 
 def _cut(text: str, n: int = 80) -> str:
@@ -83,8 +88,7 @@ def _expand_one(pattern: str, whole: str, limit: int) -> List[str]:
         for rest in _expand_one(tail, whole, limit):
             names.append(head + value + rest)
             if len(names) > limit:
-                raise NodeSetError(f"node set {whole!r} has more than {limit} names"
-                                   + (f" (at most {MAX_NODES} in all)" if limit < MAX_NODES else ""))
+                raise _too_many(f"node set {_cut(whole)!r}", limit)
     return names
 
 
@@ -102,8 +106,7 @@ def expand(nodeset: str, limit: int = MAX_NODES) -> List[str]:
         for name in _expand_one(part, nodeset, limit - len(seen)):
             seen.setdefault(name, None)
         if len(seen) > limit:
-            raise NodeSetError(f"node set {_cut(nodeset)!r} has more than {limit} names"
-                               + (f" (at most {MAX_NODES} in all)" if limit < MAX_NODES else ""))
+            raise _too_many(f"node set {_cut(nodeset)!r}", limit)
     return list(seen)
 
 
