@@ -251,3 +251,23 @@ def test_the_error_line_is_one_line_whatever_the_snapshot_holds(capsys, tmp_path
     snap.write_text(json.dumps(data))
     code, out, err = run(capsys, "check", "--from", snap)
     assert code == 2 and len(err.splitlines()) == 1 and "\x1b" not in err and "\\x1b]0;owned\\x07\\nResult" in err
+
+
+def test_a_fifo_or_device_named_like_a_report_is_refused_not_waited_on(tmp_path, matrix):
+    (tmp_path / "gpu-001.json").write_text(json.dumps(report(matrix, "gpu-001")))
+    os.mkfifo(tmp_path / "gpu-002.json")
+    os.symlink("/dev/zero", tmp_path / "gpu-003.json")
+    start = time.monotonic()
+    fr = run_gate(read_inputs([str(tmp_path), str(tmp_path / "gpu-002.json")]), GateOptions(now=NOW))
+    assert time.monotonic() - start < 10
+    reasons = {os.path.basename(u.source): u.reason for u in fr.completeness.unreadable}
+    assert reasons == {"gpu-002.json": "cannot read: not a regular file", "gpu-003.json": "cannot read: not a regular file"}
+    assert fr.counts.passed == 1
+
+
+def test_crlf_report_files_read_as_before(tmp_path, matrix):
+    (tmp_path / "gpu-001.json").write_text(json.dumps(report(matrix, "gpu-001"), indent=1).replace("\n", "\r\n"))
+    (tmp_path / "bad.json").write_bytes(b'{\r\n"a": 1,\r\n}')
+    fr = run_gate(read_inputs([str(tmp_path)]), GateOptions(now=NOW))
+    assert fr.counts.passed == 1
+    assert fr.completeness.unreadable[0].reason.startswith("line 3, column 1: not valid JSON")

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import stat
 import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
 
@@ -115,14 +116,48 @@ def _as_loaded(value: Any, source: str, name_hint: Optional[str] = None) -> Load
     return Loaded(source, None, f"not a JSON object but {type(value).__name__}")
 
 
+MAX_INPUT_BYTES = 1 << 30  # one input file (JSON Lines of ~100,000 reports); more is not a report file
+
+
+def _read_bytes(path: str) -> bytes:
+    """A regular file's bytes, at most MAX_INPUT_BYTES: a FIFO or a device named ``x.json`` in a report directory
+    is refused (it could block forever, or never end), never waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Refused("not a regular file")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise _Refused(f"larger than {MAX_INPUT_BYTES >> 20} MiB")
+        chunks, got = [], 0
+        while got <= MAX_INPUT_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > MAX_INPUT_BYTES:  # it grew while read
+            raise _Refused(f"larger than {MAX_INPUT_BYTES >> 20} MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+class _Refused(Exception):
+    """An input file not read, and why."""
+
+
 def _read_file(path: str) -> List[Loaded]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = _read_bytes(path).decode("utf-8")
+    except _Refused as exc:
+        return [Loaded(path, None, f"cannot read: {exc}")]
     except OSError as exc:
         return [Loaded(path, None, f"cannot read: {exc.strerror or exc}")]
     except UnicodeDecodeError:
         return [Loaded(path, None, "not UTF-8 text")]
+    if "\r" in text:  # as a text-mode open() reads it: line numbers count \r\n and \r as one line end
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     hint = node_of_file(path)
     if path.endswith((".jsonl", ".ndjson")):
         return list(_iter_json_values(text, path))
