@@ -250,14 +250,17 @@ def _check_text(text: str, what: str) -> None:
     text.encode("utf-8")
 
 
-def check_gate(path: str, matrix_loader: Callable[[], Any], options: GateOptions, image: Any = None) -> str:
+def check_gate(path: str, matrix_loader: Callable[[], Any], options: GateOptions, image: Any = None,
+               validate: Optional[Callable[[Any], None]] = None) -> str:
     loaded = read_inputs([path])
     fr = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source="image.json")
     if fr.counts.unreadable + fr.completeness.reported + fr.counts.duplicate < 1 and loaded:
         raise Finding("gate: an input is neither a node nor an unreadable report")
     _check_text(render_gate_text(fr, colour=True), "gate text")
     ET.fromstring(render_junit(fr).encode("utf-8"))
-    json.loads(render_gate_json(fr))
+    out = json.loads(render_gate_json(fr))
+    if validate is not None:
+        validate(out)
     return "unreadable" if fr.counts.unreadable and not fr.completeness.reported else "judged"
 
 
@@ -295,6 +298,7 @@ def run(cases: int, seed: int, out: Optional[str], time_limit: Optional[float] =
     options = GateOptions(expect=parse_expect(["gpu-[001-002],real-node"]), max_age_seconds=3600, now=NOW,
                           group_by="environment.host.gpus.0.name")
     image = environment_from_json(seeds["rich-snapshot"])
+    validate = _schema_validator()
     failures: List[Dict[str, Any]] = []
     outcomes: Dict[str, int] = {}
     start = time.monotonic()
@@ -312,7 +316,8 @@ def run(cases: int, seed: int, out: Optional[str], time_limit: Optional[float] =
             with open(path, "wb") as fh:
                 fh.write(raw)
             join = image if case % 10 == 9 else None  # one case in ten: joined with an image's environment
-            for entry, fn in (("gate", lambda: check_gate(path, lambda: matrix, options, join)),
+            schema = validate if case % 20 == 0 else None  # one in twenty: the JSON against the gate's schema
+            for entry, fn in (("gate", lambda: check_gate(path, lambda: matrix, options, join, schema)),
                               ("check --from", lambda: check_from(path, matrix)),
                               ("decoder", lambda: check_decoder(_parsed(raw)))):
                 try:
@@ -346,6 +351,17 @@ def is_known(failure: Dict[str, Any]) -> bool:
     apart, so that a new kind of failure stands out."""
     return failure["entry"] == "check --from" and failure["at"].startswith("decoder.py") and \
         failure["error"].startswith(("RecursionError", "ValueError"))
+
+
+def _schema_validator() -> Optional[Callable[[Any], None]]:
+    try:
+        import jsonschema
+    except ImportError:
+        return None
+    from tfcompat.render.gate_json import gate_schema_text
+
+    validator = jsonschema.Draft202012Validator(json.loads(gate_schema_text()))
+    return validator.validate
 
 
 def _parsed(raw: bytes) -> Any:
