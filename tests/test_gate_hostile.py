@@ -261,7 +261,8 @@ def test_a_fifo_or_device_named_like_a_report_is_refused_not_waited_on(tmp_path,
     fr = run_gate(read_inputs([str(tmp_path), str(tmp_path / "gpu-002.json")]), GateOptions(now=NOW))
     assert time.monotonic() - start < 10
     reasons = {os.path.basename(u.source): u.reason for u in fr.completeness.unreadable}
-    assert reasons == {"gpu-002.json": "cannot read: not a regular file", "gpu-003.json": "cannot read: not a regular file"}
+    assert reasons == {"gpu-002.json": "cannot read: not a regular file",
+                       "gpu-003.json": "cannot read: not a regular file"}
     assert fr.counts.passed == 1
 
 
