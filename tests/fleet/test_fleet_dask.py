@@ -35,16 +35,19 @@ def _set_node_name(name):
 
 def snapshot(name, driver="560.35.03", age=datetime.timedelta(minutes=5)):
     env = make_env(driver=driver, gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", f"GPU-{name}", None, "9.0")])
-    env = dataclasses.replace(env, host=dataclasses.replace(env.host, node_name=name),
-                              created=(NOW - age).isoformat())
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, node_name=name), created=(NOW - age).isoformat())
     return to_json_dict(env)
 
 
 @pytest.fixture(scope="module")
 def cluster():
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    with distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=40) as lc, distributed.Client(lc) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=4, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
         client.wait_for_workers(4, timeout=60)
         for i, addr in enumerate(sorted(client.scheduler_info()["workers"]), 1):
             client.run(_set_node_name, f"emu-{i}", workers=[addr])
@@ -55,9 +58,12 @@ def cluster():
 @pytest.fixture(scope="module")
 def snaps(tmp_path_factory):
     d = tmp_path_factory.mktemp("snaps")
-    nodes = {"emu-1": snapshot("emu-1"), "emu-2": snapshot("emu-2"),
-             "emu-3": snapshot("emu-3", driver="470.82.01"),  # an old driver
-             "emu-4": snapshot("emu-4", age=datetime.timedelta(days=30))}  # a stale snapshot
+    nodes = {
+        "emu-1": snapshot("emu-1"),
+        "emu-2": snapshot("emu-2"),
+        "emu-3": snapshot("emu-3", driver="470.82.01"),  # an old driver
+        "emu-4": snapshot("emu-4", age=datetime.timedelta(days=30)),
+    }  # a stale snapshot
     for name, data in nodes.items():
         (d / f"{name}.json").write_text(json.dumps(data))
     return d
@@ -68,8 +74,24 @@ def test_fleet_cli_on_four_emulated_nodes(capsys, cluster, snaps, tmp_path):
     keep = tmp_path / "reports"
     keep.mkdir()
     with pytest.raises(SystemExit) as exc:
-        main(["fleet", "--scheduler", lc.scheduler_address, "--expect", "emu-[1-5]", "--max-age", "1d",
-              "--output-dir", str(keep), "-f", "json", "--", "--from", f"{snaps}/{{node}}.json"])
+        main(
+            [
+                "fleet",
+                "--scheduler",
+                lc.scheduler_address,
+                "--expect",
+                "emu-[1-5]",
+                "--max-age",
+                "1d",
+                "--output-dir",
+                str(keep),
+                "-f",
+                "json",
+                "--",
+                "--from",
+                f"{snaps}/{{node}}.json",
+            ]
+        )
     out, err = capsys.readouterr()
     data = json.loads(out)
     assert exc.value.code == 1 and data["status"] == "fail", err
@@ -127,8 +149,18 @@ def test_fleet_usage_errors(capsys):
 def _instant_check(args, node, timeout):
     """Runs on a worker (pickled by value) instead of a `tfcompat check` subprocess: a passing report at once."""
     snap = snapshot(node)
-    report = {"schema_version": 1, "tool_version": "0.1.0", "status": "pass", "exit_code": 0, "fail_on": "error",
-              "matrix": None, "findings": [], "skipped": [], "errors": [], "environment": snap}
+    report = {
+        "schema_version": 1,
+        "tool_version": "0.1.0",
+        "status": "pass",
+        "exit_code": 0,
+        "fail_on": "error",
+        "matrix": None,
+        "findings": [],
+        "skipped": [],
+        "errors": [],
+        "environment": snap,
+    }
     return {"node": node, "returncode": 0, "stdout": json.dumps(report), "stderr": ""}
 
 
@@ -145,8 +177,9 @@ def test_a_task_that_never_runs_is_undecided_and_cancelled(cluster, monkeypatch)
     # Warm the emu-1 worker first (unpickle _instant_check, import envs and the model there): on a loaded 2-core
     # machine a cold first task took longer than the whole wait once in ~20 runs, and emu-1 came out undecided.
     client.submit(_instant_check, [], "emu-1", 0, workers=real["emu-1"], pure=False).result(timeout=60)
-    monkeypatch.setattr(fleet_dask, "_workers_by_node",
-                        lambda c: {"emu-1": real["emu-1"], "ghost-1": ["tcp://127.0.0.1:9"]})
+    monkeypatch.setattr(
+        fleet_dask, "_workers_by_node", lambda c: {"emu-1": real["emu-1"], "ghost-1": ["tcp://127.0.0.1:9"]}
+    )
     monkeypatch.setattr(fleet_dask, "check_on_node", _instant_check)
     lines = []
     # The ghost never runs, so the wait always lasts timeout + grace (5 s): a warm emu-1 answers in ~0.1 s.
@@ -160,8 +193,9 @@ def test_a_task_that_never_runs_is_undecided_and_cancelled(cluster, monkeypatch)
     assert any("without a result after 5 s, cancelled: ghost-1" in line for line in lines), lines
 
     def ghost_tasks():
-        return client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
-                                                               if "tfcompat-check-ghost-1" in str(k)])
+        return client.run_on_scheduler(
+            lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks if "tfcompat-check-ghost-1" in str(k)]
+        )
 
     # client.cancel() sends its message on the client's batched stream, which run_on_scheduler() may overtake:
     # give the scheduler a moment to act on it (an uncancelled task would stay there for good).
@@ -174,9 +208,11 @@ def test_a_task_that_never_runs_is_undecided_and_cancelled(cluster, monkeypatch)
 def test_a_check_that_crashes_is_undecided_with_its_reason():
     from tfcompat.fleet.dask import _to_loaded
 
-    for result, why in (({"node": "n1", "returncode": None, "stderr": "timed out after 9 s"}, "did not finish"),
-                        ({"node": "n1", "returncode": -11, "stderr": "Segmentation fault"}, "exit -11"),
-                        ({"node": "n1", "returncode": 1, "stdout": "oops"}, "printed no JSON report")):
+    for result, why in (
+        ({"node": "n1", "returncode": None, "stderr": "timed out after 9 s"}, "did not finish"),
+        ({"node": "n1", "returncode": -11, "stderr": "Segmentation fault"}, "exit -11"),
+        ({"node": "n1", "returncode": 1, "stdout": "oops"}, "printed no JSON report"),
+    ):
         fr = run_gate([_to_loaded(result, "dask w (n1)")], GateOptions(now=NOW))
         (v,) = fr.nodes
         assert v.node == "n1" and v.status == "error" and why in v.errors[0] and fr.exit_code == 2

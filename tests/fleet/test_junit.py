@@ -52,8 +52,9 @@ def test_findings_waivers_and_warnings(matrix):
         f["waived"] = "upgrade booked"
     double = rep(matrix, "w3", driver="470.82.01")
     double["findings"].append(dict(double["findings"][0], message="a second hit of the same rule"))
-    suites = parse(run_gate([Loaded(n, d) for n, d in (("a", warn), ("b", waived), ("c", double))],
-                            GateOptions(now=NOW)))
+    suites = parse(
+        run_gate([Loaded(n, d) for n, d in (("a", warn), ("b", waived), ("c", double))], GateOptions(now=NOW))
+    )
     assert outcome(suites["w1"]["TFC201 driver-too-old-for-cuda"]) == "passed"
     assert "WARNING" in suites["w1"]["TFC201 driver-too-old-for-cuda"].find("system-out").text
     assert outcome(suites["w2"]["TFC201 driver-too-old-for-cuda"]) == "skipped"
@@ -65,11 +66,14 @@ def test_findings_waivers_and_warnings(matrix):
 
 
 def test_duplicates_undecided_unexpected_unreadable(matrix):
-    loaded = [Loaded("old/n1.json", rep(matrix, "n1", created=(NOW - datetime.timedelta(days=1)).isoformat())),
-              Loaded("new/n1.json", rep(matrix, "n1")),
-              Loaded("n2.json", rep(matrix, "n2", tf=None)),
-              Loaded("login.json", rep(matrix, "login")),
-              Loaded("x.json", None, "not valid JSON"), Loaded("y.json", None, "empty file")]
+    loaded = [
+        Loaded("old/n1.json", rep(matrix, "n1", created=(NOW - datetime.timedelta(days=1)).isoformat())),
+        Loaded("new/n1.json", rep(matrix, "n1")),
+        Loaded("n2.json", rep(matrix, "n2", tf=None)),
+        Loaded("login.json", rep(matrix, "login")),
+        Loaded("x.json", None, "not valid JSON"),
+        Loaded("y.json", None, "empty file"),
+    ]
     suites = parse(run_gate(loaded, GateOptions(now=NOW, expect=parse_expect(["n[1-2]"]))))
     assert suites["n1"]["report"].find("error").get("type") == "duplicate"
     assert suites["n2"]["verdict"].find("error").get("type") == "undecided"
@@ -81,13 +85,24 @@ def test_duplicates_undecided_unexpected_unreadable(matrix):
 
 def test_drift_testcases_per_group_are_unique(matrix):
     loaded = []
-    for name, gpu, driver in (("a1", "A100", "560.35.03"), ("a2", "A100", "560.35.03"), ("a3", "A100", "550.54.15"),
-                              ("h1", "H100", "560.35.03"), ("h2", "H100", "550.54.15"), ("h3", "H100", "550.54.15")):
+    for name, gpu, driver in (
+        ("a1", "A100", "560.35.03"),
+        ("a2", "A100", "560.35.03"),
+        ("a3", "A100", "550.54.15"),
+        ("h1", "H100", "560.35.03"),
+        ("h2", "H100", "550.54.15"),
+        ("h3", "H100", "550.54.15"),
+    ):
         loaded.append(Loaded(name, rep(matrix, name, driver=driver, gpu=gpu)))
     suites = parse(run_gate(loaded, GateOptions(now=NOW, group_by="environment.host.gpus.0.name")))
     fleet = suites[FLEET_SUITE]
-    assert {"TFC605 NVIDIA driver [A100]", "TFC605 NVIDIA driver [H100]", "consistency [A100]",
-            "consistency [H100]", "completeness"} <= set(fleet)
+    assert {
+        "TFC605 NVIDIA driver [A100]",
+        "TFC605 NVIDIA driver [H100]",
+        "consistency [A100]",
+        "consistency [H100]",
+        "completeness",
+    } <= set(fleet)
     assert outcome(fleet["completeness"]) == "passed"
 
 
@@ -120,6 +135,7 @@ def _calls(func):
 def test_render_is_linear_in_testcases():
     """Unique testcase names are kept per suite as they are added, not recomputed per testcase (quadratic on
     10,000 nodes): twice the unreadable reports (testcases of one suite), about twice the work."""
+
     def fleet(k):
         loaded = [Loaded(f"r{i:05d}.json", None, "not valid JSON") for i in range(k)]
         loaded += [Loaded("same.json", None, "empty file")] * (k // 4)  # the same name again: "#2", "#3", ...
@@ -133,9 +149,18 @@ def test_render_is_linear_in_testcases():
 
 
 def test_undecided_testcase_says_why(matrix):
-    err = {"schema_version": 1, "tool_version": "0.1.0", "status": "error", "exit_code": 2, "fail_on": "error",
-           "matrix": None, "findings": [], "skipped": [], "errors": ["--python /x: no such file"],
-           "environment": None}
+    err = {
+        "schema_version": 1,
+        "tool_version": "0.1.0",
+        "status": "error",
+        "exit_code": 2,
+        "fail_on": "error",
+        "matrix": None,
+        "findings": [],
+        "skipped": [],
+        "errors": ["--python /x: no such file"],
+        "environment": None,
+    }
     suites = parse(run_gate([Loaded("n7.json", err, None, "n7")], GateOptions(now=NOW, max_age_seconds=60)))
     error = suites["n7"]["verdict"].find("error")
     assert error.get("type") == "undecided" and "--python /x: no such file" in error.get("message")

@@ -174,7 +174,7 @@ def test_output_dir_writes_node_json(capsys, tmp_path):
     code, out, _ = run(capsys, "check", "--from", snap, "-f", "npd", "--output-dir", reports)
     assert code == 0 and out.startswith("tfcompat OK")
     (written,) = list(reports.iterdir())
-    assert written.name == "gpu_.._x.json"
+    assert written.name == "gpu%2F..%2Fx.json"  # one file per node: reportdir.node_file
     assert json.loads(written.read_text())["environment"]["host"]["node_name"] == "gpu/../x"
     code, _, err = run(
         capsys, "check", "--from", tmp_path / "nope.json", "--output-dir", reports, "--node-name", "gpu-010"

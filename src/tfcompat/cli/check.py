@@ -146,7 +146,7 @@ def check(
 ) -> None:
     """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
     with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name)):
-        from tfcompat.engine import evaluate, parse_ignores, parse_select
+        from tfcompat.engine import check_waivers, evaluate, parse_ignores, parse_select
         from tfcompat.matrix import load_matrix
         from tfcompat.model import Severity, read_snapshot
         from tfcompat.rules import catalog
@@ -161,6 +161,7 @@ def check(
         rules = catalog()
         ignores = parse_ignores(ignore, rules)
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
+        check_waivers({w.rule: w.origin for w in mtx.waivers}, rules)  # refused as --ignore refuses them
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
         env = (
             read_snapshot(from_)

@@ -16,6 +16,7 @@ import typer
 
 from tfcompat.errors import TfcompatError
 from tfcompat.outputs import emit
+from tfcompat.render.escape import visible
 
 
 class UsageProblem(TfcompatError):
@@ -58,5 +59,5 @@ class Run:
                     emit(text, self.output)
                 except (OSError, ValueError):
                     sys.stdout.write(text)
-        print(f"tfcompat: error: {message}", file=sys.stderr)
+        print(f"tfcompat: error: {visible(message)}", file=sys.stderr)  # one line, whatever a snapshot holds
         raise typer.Exit(2)

@@ -18,6 +18,7 @@ from tfcompat.engine.registry import (
 )
 from tfcompat.engine.select import (
     SelectionError,
+    check_waivers,
     known_prefix,
     matches,
     parse_ignores,
@@ -33,6 +34,7 @@ __all__ = [
     "Rule",
     "RuleFunc",
     "SelectionError",
+    "check_waivers",
     "error_report",
     "evaluate",
     "known_prefix",

@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Callable, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, Optional
 
 from tfcompat.errors import TfcompatError
 from tfcompat.fleet.gate import Loaded
@@ -41,7 +42,7 @@ def identify() -> str:
     return node_identity(None)[0]
 
 
-def check_on_node(args: Sequence[str], node: str, timeout: float) -> Dict[str, object]:
+def check_on_node(args: Sequence[str], node: str, timeout: float) -> dict[str, object]:
     """Runs as a task on a worker: `tfcompat check` in a subprocess; returns what it printed."""
     argv = [sys.executable, "-m", "tfcompat", "check"] + [a.replace("{node}", node) for a in args]
     if "--node-name" not in args and "--from" not in args:
@@ -65,7 +66,7 @@ def undecided(node: str, source: str, reason: str) -> Loaded:
     return Loaded(source, to_json_dict(error_report(reason)), None, node)
 
 
-def _to_loaded(result: Dict[str, object], source: str) -> Loaded:
+def _to_loaded(result: dict[str, object], source: str) -> Loaded:
     node = str(result.get("node"))
     stdout = str(result.get("stdout") or "")
     stderr = " ".join(str(result.get("stderr") or "").split())[-300:]
@@ -76,31 +77,38 @@ def _to_loaded(result: Dict[str, object], source: str) -> Loaded:
     try:
         data = json.loads(stdout)
     except json.JSONDecodeError:
-        return undecided(node, source, f"tfcompat check printed no JSON report (exit {code}): "
-                                       f"{stderr or 'no output'}")
+        return undecided(node, source, f"tfcompat check printed no JSON report (exit {code}): {stderr or 'no output'}")
     if not isinstance(data, dict):
         return undecided(node, source, "tfcompat check printed JSON that is not a report")
     return Loaded(source, data, None, node)
 
 
-def _workers_by_node(client) -> Dict[str, List[str]]:
+def _workers_by_node(client) -> dict[str, list[str]]:
     """node name -> the addresses of its workers (asked of each worker; quick: no subprocess)."""
     nodes_of = client.run(identify)  # worker address -> node name
-    workers_on: Dict[str, List[str]] = {}
+    workers_on: dict[str, list[str]] = {}
     for addr in sorted(nodes_of):
         workers_on.setdefault(str(nodes_of[addr]), []).append(addr)
     return workers_on
 
 
-def run_fleet(check_args: Sequence[str], scheduler: Optional[str] = None, local: Optional[int] = None,
-              timeout: float = 120.0, progress: Callable[[str], None] = lambda line: None,
-              client=None, grace: float = GRACE_S) -> List[Loaded]:
+def run_fleet(
+    check_args: Sequence[str],
+    scheduler: Optional[str] = None,
+    local: Optional[int] = None,
+    timeout: float = 120.0,
+    progress: Callable[[str], None] = lambda line: None,
+    client=None,
+    grace: float = GRACE_S,
+) -> list[Loaded]:
     """One check per distinct node of the cluster; a Loaded per node: its report, or an error report saying why
     there is none (the node is then undecided). Returns within about `timeout` + `grace` seconds of submitting."""
     bad = [a for a in check_args if a.split("=", 1)[0] in FORBIDDEN]
     if bad:
-        raise FleetError(f"check arguments {' '.join(bad)}: the fleet sets the format and collects the reports "
-                         "itself (use `fleet --format/--output/--output-dir`)")
+        raise FleetError(
+            f"check arguments {' '.join(bad)}: the fleet sets the format and collects the reports "
+            "itself (use `fleet --format/--output/--output-dir`)"
+        )
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -112,8 +120,9 @@ def run_fleet(check_args: Sequence[str], scheduler: Optional[str] = None, local:
         if client is None:
             if local is not None:
                 progress(f"tfcompat fleet: starting a LocalCluster of {local} worker processes")
-                cluster = LocalCluster(n_workers=local, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=40)
+                cluster = LocalCluster(
+                    n_workers=local, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+                )
                 client = Client(cluster)
                 client.wait_for_workers(local, timeout=120)
             else:
@@ -125,21 +134,31 @@ def run_fleet(check_args: Sequence[str], scheduler: Optional[str] = None, local:
         if not workers_on:
             raise FleetError("the Dask cluster has no workers")
         n_workers = sum(len(addrs) for addrs in workers_on.values())
-        progress(f"tfcompat fleet: {n_workers} worker{'s' if n_workers != 1 else ''} on "
-                 f"{len(workers_on)} node{'s' if len(workers_on) != 1 else ''}; one check per node")
+        progress(
+            f"tfcompat fleet: {n_workers} worker{'s' if n_workers != 1 else ''} on "
+            f"{len(workers_on)} node{'s' if len(workers_on) != 1 else ''}; one check per node"
+        )
         run_id = uuid.uuid4().hex[:8]
         futures = {}
-        finished: "queue.Queue" = queue.Queue()
+        finished: queue.Queue = queue.Queue()
         for node, addrs in sorted(workers_on.items()):
-            fut = client.submit(check_on_node, list(check_args), node, timeout, workers=[addrs[0]],
-                                allow_other_workers=False, pure=False, key=f"tfcompat-check-{node}-{run_id}")
+            fut = client.submit(
+                check_on_node,
+                list(check_args),
+                node,
+                timeout,
+                workers=[addrs[0]],
+                allow_other_workers=False,
+                pure=False,
+                key=f"tfcompat-check-{node}-{run_id}",
+            )
             futures[fut] = (node, addrs[0])
         for fut in futures:
             fut.add_done_callback(finished.put)  # called from another thread: a Queue, not a list
         wait_s = timeout + grace
         deadline = time.monotonic() + wait_s
         pending = set(futures)
-        out: List[Loaded] = []
+        out: list[Loaded] = []
         while pending:
             try:
                 fut = finished.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -153,21 +172,27 @@ def run_fleet(check_args: Sequence[str], scheduler: Optional[str] = None, local:
             try:
                 out.append(_to_loaded(fut.result(), source))
             except Exception as exc:  # noqa: BLE001 - a lost worker is an undecided node, not a crash
-                out.append(undecided(node, source, f"the check task failed on the worker: {type(exc).__name__}: "
-                                                   f"{exc}"))
+                out.append(undecided(node, source, f"the check task failed on the worker: {type(exc).__name__}: {exc}"))
             progress(f"tfcompat fleet: {len(futures) - len(pending)}/{len(futures)} nodes checked ({node})")
         if pending:
             late = sorted(pending, key=lambda f: futures[f][0])
             client.cancel(late)
             for fut in late:
                 node, addr = futures[fut]
-                out.append(undecided(node, f"dask {addr} ({node})",
-                                     f"no result from the check task within {wait_s:g} s (--timeout {timeout:g} s "
-                                     f"+ {grace:g} s): its worker may be gone or restarted at another address; "
-                                     "task cancelled"))
+                out.append(
+                    undecided(
+                        node,
+                        f"dask {addr} ({node})",
+                        f"no result from the check task within {wait_s:g} s (--timeout {timeout:g} s "
+                        f"+ {grace:g} s): its worker may be gone or restarted at another address; "
+                        "task cancelled",
+                    )
+                )
             names = [futures[f][0] for f in late]
-            progress(f"tfcompat fleet: {len(late)} node{'s' if len(late) != 1 else ''} without a result after "
-                     f"{wait_s:g} s, cancelled: {abbreviate(fold(names))}")
+            progress(
+                f"tfcompat fleet: {len(late)} node{'s' if len(late) != 1 else ''} without a result after "
+                f"{wait_s:g} s, cancelled: {abbreviate(fold(names))}"
+            )
         return sorted(out, key=lambda item: item.name_hint or "")
     finally:
         if own_client and client is not None:

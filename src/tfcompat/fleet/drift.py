@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import collections
 import posixpath
-from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, cast
+from collections.abc import Sequence
+from typing import Callable, Optional, cast
 
 from tfcompat.engine import Rule, registered, rule
 from tfcompat.fleet.facts import library_items, text_of
@@ -20,15 +21,15 @@ from tfcompat.fleet.nodeset import abbreviate, fold
 from tfcompat.fleet.report import Drift, Outlier
 from tfcompat.model import Environment, Gpu, Report, Severity
 
-Facts = Optional[Dict[str, Optional[str]]]
-FleetRuleFunc = Callable[[Report, FrozenSet[str]], Facts]  # what a scope="fleet" rule's function is
+Facts = Optional[dict[str, Optional[str]]]
+FleetRuleFunc = Callable[[Report, frozenset[str]], Facts]  # what a scope="fleet" rule's function is
 ABSENT = "(absent)"
 # Fields whose absence from a report (an older release) means "not collected", where the decoded default (an
 # empty list) would mean "none": the gate records which of them a report lacks, and the rules below honour it.
 LIST_FIELDS = ("host.gpus", "target.custom_ops")
 
 
-def _gpus(env: Optional[Environment], absent: FrozenSet[str]) -> Optional[Tuple[Gpu, ...]]:
+def _gpus(env: Optional[Environment], absent: frozenset[str]) -> Optional[tuple[Gpu, ...]]:
     """The node's GPUs; None where they are unknown (not "no GPUs")."""
     if env is None:
         return None
@@ -40,7 +41,7 @@ def _gpus(env: Optional[Environment], absent: FrozenSet[str]) -> Optional[Tuple[
 
 
 @rule("TFC601", "tensorflow-drift", Severity.ERROR, scope="fleet")
-def tensorflow_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def tensorflow_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The nodes of a group run different TensorFlow distributions or versions.
 
     What: the gate compares the effective TensorFlow (distribution and version: the first one on the
@@ -60,7 +61,7 @@ def tensorflow_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC602", "python-drift", Severity.WARNING, scope="fleet")
-def python_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def python_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The nodes of a group run different Python versions.
 
     What: the gate compares the version of the interpreter the job will use on each node.
@@ -76,7 +77,7 @@ def python_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC603", "tensorflow-build-drift", Severity.WARNING, scope="fleet")
-def tensorflow_build_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def tensorflow_build_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The TensorFlow builds of a group were compiled with different CUDA or cuDNN versions.
 
     What: the gate compares the CUDA and cuDNN versions that each node's TensorFlow build states
@@ -99,7 +100,7 @@ def tensorflow_build_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC604", "cuda-library-drift", Severity.WARNING, scope="fleet")
-def cuda_library_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def cuda_library_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The CUDA libraries that the loader picks for TensorFlow differ between the nodes of a group.
 
     What: for each library TensorFlow loads (CUDA runtime, cuDNN, NCCL, cuBLAS, ...), the gate compares the
@@ -118,7 +119,7 @@ def cuda_library_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC605", "driver-drift", Severity.WARNING, scope="fleet")
-def driver_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def driver_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The nodes of a group run different NVIDIA driver versions.
 
     What: the gate compares each node's driver version (NVML's, else the kernel module's).
@@ -133,7 +134,7 @@ def driver_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC606", "gpu-model-drift", Severity.WARNING, scope="fleet")
-def gpu_model_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def gpu_model_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The nodes of a group have different GPU models.
 
     What: the gate compares the set of GPU model names on each node ("no GPU" where it has none).
@@ -150,7 +151,7 @@ def gpu_model_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC607", "gpu-count-drift", Severity.WARNING, scope="fleet")
-def gpu_count_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def gpu_count_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The nodes of a group see different numbers of GPUs.
 
     What: the gate compares how many GPUs each node reports.
@@ -167,7 +168,7 @@ def gpu_count_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC608", "compute-capability-drift", Severity.WARNING, scope="fleet")
-def compute_capability_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def compute_capability_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The GPUs of a group have different compute capabilities.
 
     What: the gate compares the set of compute capabilities of each node's GPUs.
@@ -184,7 +185,7 @@ def compute_capability_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC609", "mig-mode-drift", Severity.WARNING, scope="fleet")
-def mig_mode_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def mig_mode_drift(report: Report, absent: frozenset[str]) -> Facts:
     """MIG mode differs between the nodes of a group (or between the GPUs of one node: "mixed").
 
     What: the gate compares whether Multi-Instance GPU mode is enabled on each node's GPUs.
@@ -202,7 +203,7 @@ def mig_mode_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC610", "custom-op-drift", Severity.WARNING, scope="fleet")
-def custom_op_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def custom_op_drift(report: Report, absent: frozenset[str]) -> Facts:
     """A custom-op library differs between the nodes of a group, or some nodes lack it.
 
     What: for each plugin that links TensorFlow (keyed by the distribution that installed it and its file
@@ -218,12 +219,14 @@ def custom_op_drift(report: Report, absent: FrozenSet[str]) -> Facts:
     if env is None or "target.custom_ops" in absent:
         return None
     # keyed by owner and file name: venv paths differ between nodes, the plugin does not
-    return {f"custom op {op.owner or '?'}:{posixpath.basename(op.path)}": (text_of(op.build_id) or "present")[:16]
-            for op in env.target.custom_ops}
+    return {
+        f"custom op {op.owner or '?'}:{posixpath.basename(op.path)}": (text_of(op.build_id) or "present")[:16]
+        for op in env.target.custom_ops
+    }
 
 
 @rule("TFC611", "tfcompat-version-drift", Severity.INFO, scope="fleet")
-def tfcompat_version_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def tfcompat_version_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The node reports were written by different tfcompat versions.
 
     What: the gate compares the tfcompat version of each node's report.
@@ -237,7 +240,7 @@ def tfcompat_version_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 
 
 @rule("TFC612", "matrix-drift", Severity.INFO, scope="fleet")
-def matrix_drift(report: Report, absent: FrozenSet[str]) -> Facts:
+def matrix_drift(report: Report, absent: frozenset[str]) -> Facts:
     """The node reports were judged with different compatibility matrices.
 
     What: the gate compares the date (``updated``) of the matrix each node's check used.
@@ -255,22 +258,23 @@ def matrix_drift(report: Report, absent: FrozenSet[str]) -> Facts:
 # Comparing a group
 
 
-def fleet_rules() -> List[Rule]:
+def fleet_rules() -> list[Rule]:
     return [r for r in registered() if r.scope == "fleet"]  # this module registered them
 
 
-def _majority(values: Dict[str, List[str]]) -> List[Tuple[str, List[str]]]:
+def _majority(values: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
     """Values by node count (most first; ties: the value seen on the alphabetically first node)."""
     return sorted(values.items(), key=lambda kv: (-len(kv[1]), min(kv[1]), kv[0]))
 
 
-def drift(group: str, members: Sequence[Tuple[str, Report, FrozenSet[str]]]) -> List[Drift]:
+def drift(group: str, members: Sequence[tuple[str, Report, frozenset[str]]]) -> list[Drift]:
     """The drift within one group: (node, report, fields it lacks) of each member."""
     rules = fleet_rules()
-    per_fact: Dict[Tuple[str, str], Dict[str, List[str]]] = collections.defaultdict(
-        lambda: collections.defaultdict(list))
-    listed: Dict[str, Set[str]] = collections.defaultdict(set)  # rule -> nodes whose report lists its items
-    facts_of: Dict[Tuple[str, str], Set[str]] = collections.defaultdict(set)  # (rule, fact) -> nodes with it
+    per_fact: dict[tuple[str, str], dict[str, list[str]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    listed: dict[str, set[str]] = collections.defaultdict(set)  # rule -> nodes whose report lists its items
+    facts_of: dict[tuple[str, str], set[str]] = collections.defaultdict(set)  # (rule, fact) -> nodes with it
     for node, report, absent in members:
         for r in rules:
             facts = cast(FleetRuleFunc, r.func)(report, absent)
@@ -287,17 +291,31 @@ def drift(group: str, members: Sequence[Tuple[str, Report, FrozenSet[str]]]) -> 
         if lacking:
             values[ABSENT].extend(lacking)
     severity = {r.id: r.severity for r in rules}
-    out: List[Drift] = []
+    out: list[Drift] = []
     for (rule_id, fact), values in sorted(per_fact.items()):
         if len(values) < 2:
             continue
         ranked = _majority(values)
         (major, major_nodes), rest = ranked[0], ranked[1:]
         outliers = tuple(Outlier(v, len(ns), fold(sorted(ns)), tuple(sorted(ns))) for v, ns in rest)
-        out_text = "; ".join(f"{o.value} on {abbreviate(o.nodeset, 80)}" for o in outliers[:5]) + \
-            (f"; {len(outliers) - 5} more values" if len(outliers) > 5 else "")
-        message = f"{fact} differs in group {group}: {major} on {len(major_nodes)} node" \
-                  f"{'s' if len(major_nodes) != 1 else ''}, but {out_text}"
-        out.append(Drift(rule_id, fact, severity[rule_id], group, major, len(major_nodes), fold(sorted(major_nodes)),
-                         outliers, message))
+        out_text = "; ".join(f"{o.value} on {abbreviate(o.nodeset, 80)}" for o in outliers[:5]) + (
+            f"; {len(outliers) - 5} more values" if len(outliers) > 5 else ""
+        )
+        message = (
+            f"{fact} differs in group {group}: {major} on {len(major_nodes)} node"
+            f"{'s' if len(major_nodes) != 1 else ''}, but {out_text}"
+        )
+        out.append(
+            Drift(
+                rule_id,
+                fact,
+                severity[rule_id],
+                group,
+                major,
+                len(major_nodes),
+                fold(sorted(major_nodes)),
+                outliers,
+                message,
+            )
+        )
     return out

@@ -8,27 +8,29 @@ import dataclasses
 import datetime
 import os
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from tfcompat.fleet.judge import Judged
-from tfcompat.fleet.nodeset import NodeSetError, expand
+from tfcompat.fleet.nodeset import MAX_NODES, NodeSetError, expand
 from tfcompat.fleet.read import GateError
 from tfcompat.fleet.report import Duplicate
 
 
 @dataclasses.dataclass(frozen=True)
 class Expectation:
-    nodes: Tuple[str, ...]
+    nodes: tuple[str, ...]
     labels: Mapping[str, Mapping[str, str]]  # node -> label -> value
 
 
 def parse_expect(values: Sequence[str]) -> Optional[Expectation]:
     """Each value is a file (one node set per line, optionally followed by ``key=value`` labels; ``#`` comments)
-    or a folded node set such as ``gpu-[001-128]``."""
+    or a folded node set such as ``gpu-[001-128]``. At most ``MAX_NODES`` names in all, over every value and line
+    (each set is expanded within what is left, so eight ranges of a million names each stop at the second)."""
     if not values:
         return None
-    nodes: Dict[str, None] = {}
-    labels: Dict[str, Dict[str, str]] = {}
+    nodes: dict[str, None] = {}
+    labels: dict[str, dict[str, str]] = {}
     for value in values:
         if os.path.isfile(value):
             try:
@@ -42,7 +44,7 @@ def parse_expect(values: Sequence[str]) -> Optional[Expectation]:
                     continue
                 words = line.split()
                 try:
-                    names = expand(words[0])
+                    names = expand(words[0], MAX_NODES - len(nodes))
                 except NodeSetError as exc:
                     raise GateError(f"--expect {value}:{number}: {exc}") from None
                 node_labels = {}
@@ -59,7 +61,7 @@ def parse_expect(values: Sequence[str]) -> Optional[Expectation]:
             raise GateError(f"--expect {value}: no such file")
         else:
             try:
-                for name in expand(value):
+                for name in expand(value, MAX_NODES - len(nodes)):
                     nodes.setdefault(name, None)
             except NodeSetError as exc:
                 raise GateError(f"--expect: {exc}") from None
@@ -95,15 +97,31 @@ def format_age(seconds: Optional[float]) -> str:
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
+CLOCK_SKEW_SECONDS = 300.0  # how far ahead of the gate's clock a node's clock may be before its report is suspect
 
-def pick_newest(by_node: Mapping[str, Sequence[Judged]]) -> Tuple[Dict[str, Judged], List[Duplicate]]:
+
+def from_the_future(created: Optional[datetime.datetime], now: datetime.datetime) -> bool:
+    """True when a report is dated later than `now` plus the clock-skew allowance: no age can be trusted for it."""
+    return created is not None and (created - now).total_seconds() > CLOCK_SKEW_SECONDS
+
+
+def pick_newest(
+    by_node: Mapping[str, Sequence[Judged]], now: Optional[datetime.datetime] = None
+) -> tuple[dict[str, Judged], list[Duplicate]]:
     """One report per node: the newest (by ``environment.created``; undated counts as oldest, and among equals
-    the first read); the others are listed as duplicates."""
-    chosen: Dict[str, Judged] = {}
-    duplicates: List[Duplicate] = []
+    the first read); the others are listed as duplicates. With `now`, a report dated beyond the clock-skew
+    allowance ahead of it counts as undated: a forged date in 2099 does not outrank the node's real report."""
+    chosen: dict[str, Judged] = {}
+    duplicates: list[Duplicate] = []
+
+    def when(j: Judged) -> datetime.datetime:
+        if j.created is None or (now is not None and from_the_future(j.created, now)):
+            return _EPOCH
+        return j.created
+
     for node, js in by_node.items():
         if len(js) > 1:
-            ordered = sorted(enumerate(js), key=lambda ij: (ij[1].created or _EPOCH, -ij[0]), reverse=True)
+            ordered = sorted(enumerate(js), key=lambda ij: (when(ij[1]), -ij[0]), reverse=True)
             keep = ordered[0][1]
             duplicates.append(Duplicate(node, keep.source, tuple(j.source for _, j in ordered[1:])))
             chosen[node] = keep
@@ -112,18 +130,26 @@ def pick_newest(by_node: Mapping[str, Sequence[Judged]]) -> Tuple[Dict[str, Judg
     return chosen, duplicates
 
 
-def age_status(j: Judged, now: datetime.datetime,
-               max_age_seconds: Optional[float]) -> Tuple[str, Optional[float], Tuple[str, ...]]:
+def age_status(
+    j: Judged, now: datetime.datetime, max_age_seconds: Optional[float]
+) -> tuple[str, Optional[float], tuple[str, ...]]:
     """(status, age in seconds, notes) of one node's report: its verdict, or "stale" when --max-age says so.
 
     A report whose check could not decide (an error report: no environment, no date) stays undecided with its
-    own reason, whatever --max-age says; an old one says how old in a note.
+    own reason, whatever --max-age says; an old one says how old in a note. A report dated ahead of `now` by more
+    than the clock-skew allowance counts as too old: otherwise a date in the future would pass --max-age forever.
     """
     age = (now - j.created).total_seconds() if j.created else None
     status = j.verdict
-    too_old = max_age_seconds is not None and age is not None and age > max_age_seconds
-    notes: Tuple[str, ...] = ()
-    if too_old:
+    future = from_the_future(j.created, now)
+    too_old = max_age_seconds is not None and age is not None and (age > max_age_seconds or future)
+    notes: tuple[str, ...] = ()
+    if future and age is not None:
+        notes = (
+            f"the report is dated {format_age(-age)} in the future, beyond the clock-skew allowance of "
+            f"{format_age(CLOCK_SKEW_SECONDS)}: its age is unknown",
+        )
+    elif too_old:
         notes = (f"the report is {format_age(age)} old, older than --max-age {format_age(max_age_seconds)}",)
     if j.verdict != "error" and max_age_seconds is not None:
         if j.created is None:

@@ -12,7 +12,8 @@ import functools
 import json
 import os
 import re
-from typing import Any, FrozenSet, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from tfcompat.model import Target, to_json_dict
 
@@ -54,13 +55,13 @@ def text_of(value: Any) -> Optional[str]:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def library_items(target: Target) -> Optional[List[Tuple[str, str]]]:
+def library_items(target: Target) -> Optional[list[tuple[str, str]]]:
     """(library, version) for each CUDA library the loader picks for TF, from `target.native.libraries` where a
     report has it (cuDNN sub-libraries and the driver's own libcuda left out: cuDNN and the driver stand for
     them); None when the report carries no loader model."""
     if target.native is None:
         return None
-    items: List[Tuple[str, str]] = []
+    items: list[tuple[str, str]] = []
     for lib in target.native.libraries:
         name = lib.name or lib.soname
         if lib.role in ("driver", "cudnn-sublibrary") or not name:
@@ -94,5 +95,5 @@ _INDEX = re.compile(r"-?[0-9]{1,9}")
 
 
 @functools.cache
-def _field_names(cls: type) -> FrozenSet[str]:
+def _field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls))

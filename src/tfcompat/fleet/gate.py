@@ -27,14 +27,17 @@ import contextlib
 import dataclasses
 import datetime
 import gc
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Callable, Optional
 
 from tfcompat import __version__
 from tfcompat.fleet.drift import drift, fleet_rules
 from tfcompat.fleet.expect import (
+    CLOCK_SKEW_SECONDS,
     Expectation,
     age_status,
     format_age,
+    from_the_future,
     parse_duration,
     parse_expect,
     pick_newest,
@@ -116,7 +119,7 @@ def _group_of(report: Any, node: str, options: GateOptions) -> str:
         return "all"
     if g.startswith("label:"):
         labels = options.expect.labels.get(node, {}) if options.expect else {}
-        return labels.get(g[len("label:"):]) or "(no label)"
+        return labels.get(g[len("label:") :]) or "(no label)"
     return field_text(report, g.split(".")) or "(unknown)"
 
 
@@ -133,23 +136,27 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
-             matrix_loader: Optional[Callable[[], Any]] = None, image: Optional[Environment] = None,
-             image_source: Optional[str] = None) -> FleetReport:
+def run_gate(
+    loaded: Sequence[Loaded],
+    options: GateOptions = GateOptions(),
+    matrix_loader: Optional[Callable[[], Any]] = None,
+    image: Optional[Environment] = None,
+    image_source: Optional[str] = None,
+) -> FleetReport:
     """Merge node reports into one FleetReport. `image` (an Environment) joins every node with one image."""
     now = options.now or datetime.datetime.now(datetime.timezone.utc)
     if matrix_loader is None:
         from tfcompat.matrix import load_matrix
 
-        cache: List[Any] = []
+        cache: list[Any] = []
 
         def matrix_loader() -> Any:
             if not cache:
                 cache.append(load_matrix())
             return cache[0]
 
-    unreadable: List[Unreadable] = []
-    by_node: Dict[str, List[Judged]] = collections.defaultdict(list)
+    unreadable: list[Unreadable] = []
+    by_node: dict[str, list[Judged]] = collections.defaultdict(list)
     with _no_cyclic_gc():
         for item in loaded:
             if item.data is None:
@@ -160,13 +167,16 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
             except BadReport as exc:
                 unreadable.append(Unreadable(item.source, str(exc)))
                 continue
+            except RecursionError:  # read, but nested too deeply for what judges it: this report only
+                unreadable.append(Unreadable(item.source, "not readable: JSON nested too deeply to judge"))
+                continue
             by_node[j.node].append(j)
-    chosen, duplicates = pick_newest(by_node)
+    chosen, duplicates = pick_newest(by_node, now)
 
     expected_set = set(options.expect.nodes) if options.expect else None
-    verdicts: List[NodeVerdict] = []
-    in_scope: List[Judged] = []
-    stale: List[str] = []
+    verdicts: list[NodeVerdict] = []
+    in_scope: list[Judged] = []
+    stale: list[str] = []
     for node in sorted(chosen):
         j = chosen[node]
         status, age, age_notes = age_status(j, now, options.max_age_seconds)
@@ -177,8 +187,21 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
         if not is_expected:
             notes.append("not in --expect: judged, but outside the gate's scope")
         group = _group_of(j.report, node, options)
-        verdicts.append(NodeVerdict(node, status, j.verdict, j.source, j.created_text, age, group, is_expected,
-                                    j.findings, j.errors, tuple(notes)))
+        verdicts.append(
+            NodeVerdict(
+                node,
+                status,
+                j.verdict,
+                j.source,
+                j.created_text,
+                age,
+                group,
+                is_expected,
+                j.findings,
+                j.errors,
+                tuple(notes),
+            )
+        )
         if is_expected and status != "stale":
             in_scope.append(j)
 
@@ -189,12 +212,12 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
     undecided = [v.node for v in scoped if v.status == "error"]
     passed = [v.node for v in scoped if v.status == "pass"]
 
-    groups: List[Group] = []
-    members_by_group: Dict[str, List[Judged]] = collections.defaultdict(list)
+    groups: list[Group] = []
+    members_by_group: dict[str, list[Judged]] = collections.defaultdict(list)
     group_of = {v.node: v.group for v in verdicts}
     for j in in_scope:
         members_by_group[group_of[j.node]].append(j)
-    all_drift: List[Drift] = []
+    all_drift: list[Drift] = []
     for name in sorted(members_by_group):
         members = members_by_group[name]
         found = drift(name, [(j.node, j.report, j.absent) for j in members])
@@ -202,26 +225,43 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
         groups.append(Group(name, len(members), fold(sorted(j.node for j in members)), tuple(found)))
     failing_drift = [d for d in all_drift if d.severity.rank >= options.fail_on.rank]
 
-    reasons: List[str] = []
+    reasons: list[str] = []
     if failed:
-        reasons.append(f"{_n(len(failed), 'node')} fail{'s' if len(failed) == 1 else ''} at fail-on "
-                       f"{options.fail_on.value}: {abbreviate(fold(failed))}")
+        reasons.append(
+            f"{_n(len(failed), 'node')} fail{'s' if len(failed) == 1 else ''} at fail-on "
+            f"{options.fail_on.value}: {abbreviate(fold(failed))}"
+        )
     for d in failing_drift:
         reasons.append(f"{d.rule} {d.message}")
     if missing:
         reasons.append(f"{_n(len(missing), 'node')} missing: {abbreviate(fold(missing))}")
     if stale:
-        reasons.append(f"{_n(len(stale), 'report')} stale (older than --max-age "
-                       f"{format_age(options.max_age_seconds)} or undated): {abbreviate(fold(stale))}")
+        ahead = any(from_the_future(chosen[node].created, now) for node in stale)
+        reasons.append(
+            f"{_n(len(stale), 'report')} stale (older than --max-age "
+            f"{format_age(options.max_age_seconds)}"
+            + (
+                f", undated, or dated more than {format_age(CLOCK_SKEW_SECONDS)} ahead (clock-skew allowance)"
+                if ahead
+                else " or undated"
+            )
+            + f"): {abbreviate(fold(stale))}"
+        )
     if undecided:
-        reasons.append(f"{_n(len(undecided), 'node')} undecided (the check could not decide): "
-                       f"{abbreviate(fold(undecided))}{_undecided_why(v for v in scoped if v.status == 'error')}")
+        reasons.append(
+            f"{_n(len(undecided), 'node')} undecided (the check could not decide): "
+            f"{abbreviate(fold(undecided))}{_undecided_why(v for v in scoped if v.status == 'error')}"
+        )
     if duplicates:
-        reasons.append(f"{_n(len(duplicates), 'node')} reported more than once: "
-                       f"{abbreviate(fold(d.node for d in duplicates))}")
+        reasons.append(
+            f"{_n(len(duplicates), 'node')} reported more than once: {abbreviate(fold(d.node for d in duplicates))}"
+        )
     if unreadable:
-        reasons.append(f"{_n(len(unreadable), 'report')} unreadable: "
-                       + ", ".join(u.source for u in unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""))
+        reasons.append(
+            f"{_n(len(unreadable), 'report')} unreadable: "
+            + ", ".join(u.source for u in unreadable[:5])
+            + (" ..." if len(unreadable) > 5 else "")
+        )
     if not scoped and not missing:
         reasons.append("no node report to judge")
 
@@ -236,27 +276,50 @@ def run_gate(loaded: Sequence[Loaded], options: GateOptions = GateOptions(),
         expected=len(options.expect.nodes) if options.expect else None,
         expected_nodeset=fold(options.expect.nodes) if options.expect else None,
         reported=len(chosen),
-        missing=tuple(missing), missing_nodeset=fold(missing),
-        stale=tuple(stale), stale_nodeset=fold(stale),
-        undecided=tuple(undecided), undecided_nodeset=fold(undecided),
-        duplicates=tuple(duplicates), unreadable=tuple(unreadable),
-        unexpected=tuple(unexpected), unexpected_nodeset=fold(unexpected),
+        missing=tuple(missing),
+        missing_nodeset=fold(missing),
+        stale=tuple(stale),
+        stale_nodeset=fold(stale),
+        undecided=tuple(undecided),
+        undecided_nodeset=fold(undecided),
+        duplicates=tuple(duplicates),
+        unreadable=tuple(unreadable),
+        unexpected=tuple(unexpected),
+        unexpected_nodeset=fold(unexpected),
     )
-    counts = Counts(nodes=len(scoped), passed=len(passed), failed=len(failed), undecided=len(undecided),
-                    stale=len(stale), missing=len(missing), duplicate=len(duplicates), unreadable=len(unreadable),
-                    unexpected=len(unexpected), drift=len(all_drift))
+    counts = Counts(
+        nodes=len(scoped),
+        passed=len(passed),
+        failed=len(failed),
+        undecided=len(undecided),
+        stale=len(stale),
+        missing=len(missing),
+        duplicate=len(duplicates),
+        unreadable=len(unreadable),
+        unexpected=len(unexpected),
+        drift=len(all_drift),
+    )
     return FleetReport(
-        schema_version=GATE_SCHEMA_VERSION, tool_version=__version__, status=status, exit_code=code,
-        fail_on=options.fail_on, created=now.replace(microsecond=0).isoformat(),
-        max_age_seconds=options.max_age_seconds, group_by=options.group_by, environment_source=image_source,
-        reasons=tuple(reasons), counts=counts, completeness=completeness, nodes=tuple(verdicts),
+        schema_version=GATE_SCHEMA_VERSION,
+        tool_version=__version__,
+        status=status,
+        exit_code=code,
+        fail_on=options.fail_on,
+        created=now.replace(microsecond=0).isoformat(),
+        max_age_seconds=options.max_age_seconds,
+        group_by=options.group_by,
+        environment_source=image_source,
+        reasons=tuple(reasons),
+        counts=counts,
+        completeness=completeness,
+        nodes=tuple(verdicts),
         groups=tuple(groups),
     )
 
 
 def _undecided_why(verdicts: Iterable[NodeVerdict], most: int = 3) -> str:
     """' (n7: reason)', or ' (n[1-2]: reason A; n3: reason B; 2 more reasons)': the first error of each node."""
-    by_reason: Dict[str, List[str]] = collections.defaultdict(list)
+    by_reason: dict[str, list[str]] = collections.defaultdict(list)
     for v in verdicts:
         reason = " ".join(v.errors[0].split()) if v.errors else "no reason given"
         by_reason[reason if len(reason) <= 120 else reason[:117] + "..."].append(v.node)

@@ -22,12 +22,24 @@ def join_environment(image: Environment, node: Environment) -> Environment:
     host = node.host
     image_platform = image.host.platform
     merged_platform = dataclasses.replace(
-        host.platform, **{f: getattr(image_platform, f) for f in IMAGE_PLATFORM_FIELDS
-                          if getattr(image_platform, f, None) is not None})
-    unknowns = tuple(u for u in image.unknowns if not _is_host_fact(u.fact)) + \
-        tuple(u for u in node.unknowns if _is_host_fact(u.fact))
+        host.platform,
+        **{
+            f: getattr(image_platform, f) for f in IMAGE_PLATFORM_FIELDS if getattr(image_platform, f, None) is not None
+        },
+    )
+    unknowns = tuple(u for u in image.unknowns if not _is_host_fact(u.fact)) + tuple(
+        u for u in node.unknowns if _is_host_fact(u.fact)
+    )
     if any(getattr(image_platform, f, None) is not None for f in ("os_release", "glibc")):
-        unknowns = tuple(u for u in unknowns if u.fact not in ("platform.os_release", "platform.glibc")
-                         or getattr(image_platform, u.fact.split(".")[1], None) is None)
-    return dataclasses.replace(image, host=dataclasses.replace(host, platform=merged_platform),
-                               unknowns=unknowns, created=node.created or image.created)
+        unknowns = tuple(
+            u
+            for u in unknowns
+            if u.fact not in ("platform.os_release", "platform.glibc")
+            or getattr(image_platform, u.fact.split(".")[1], None) is None
+        )
+    return dataclasses.replace(
+        image,
+        host=dataclasses.replace(host, platform=merged_platform),
+        unknowns=unknowns,
+        created=node.created or image.created,
+    )

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
 
 from tfcompat.fleet.drift import LIST_FIELDS
 from tfcompat.fleet.facts import parse_time
@@ -40,12 +41,12 @@ class Judged:
     source: str
     report: Report  # as read, or as re-evaluated here (snapshots, joins)
     verdict: str  # pass | fail | error
-    findings: Tuple[NodeFinding, ...]
-    errors: Tuple[str, ...]
+    findings: tuple[NodeFinding, ...]
+    errors: tuple[str, ...]
     created: Optional[datetime.datetime]
     created_text: Optional[str]
-    notes: Tuple[str, ...]
-    absent: FrozenSet[str] = frozenset()  # LIST_FIELDS the report does not carry (an older release)
+    notes: tuple[str, ...]
+    absent: frozenset[str] = frozenset()  # LIST_FIELDS the report does not carry (an older release)
 
 
 class BadReport(Exception):
@@ -58,13 +59,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _one_of(data: Dict[str, Any], key: str, allowed: Sequence[str]) -> None:
+def _one_of(data: dict[str, Any], key: str, allowed: Sequence[str]) -> None:
     """data[key] must be one of `allowed` (strings) where present: the words the verdict rests on."""
     if key in data and not (isinstance(data[key], str) and data[key] in allowed):
         raise BadReport(f"$.{key}: expected one of {', '.join(allowed)}, not {_shown(data[key])}")
 
 
-def _decode_report(data: Dict[str, Any]) -> Report:
+def _decode_report(data: dict[str, Any]) -> Report:
     # Checked here rather than by the codec: the codec takes any string for status, and these two reasons are
     # the ones the README shows.
     _one_of(data, "status", STATUSES)
@@ -79,23 +80,28 @@ def _decode_report(data: Dict[str, Any]) -> Report:
     return report
 
 
-def _absent(env_data: Optional[Dict[str, Any]]) -> FrozenSet[str]:
+def _absent(env_data: Optional[dict[str, Any]]) -> frozenset[str]:
     """The LIST_FIELDS missing from a report's environment (an older release): not collected, rather than empty."""
     if env_data is None:
         return frozenset()
-    return frozenset(path for path in LIST_FIELDS for parent, key in [path.split(".")]
-                     if isinstance(env_data.get(parent), dict) and key not in env_data[parent])
+    return frozenset(
+        path
+        for path in LIST_FIELDS
+        for parent, key in [path.split(".")]
+        if isinstance(env_data.get(parent), dict) and key not in env_data[parent]
+    )
 
 
-def _decode_environment(data: Dict[str, Any]) -> Environment:
+def _decode_environment(data: dict[str, Any]) -> Environment:
     try:
         return environment_from_json(data)
     except SnapshotError as exc:
         raise BadReport(str(exc)) from None
 
 
-def judge_report(report: Report, fail_on: Severity) -> Tuple[str, Tuple[NodeFinding, ...], Tuple[str, ...],
-                                                              Tuple[str, ...]]:
+def judge_report(
+    report: Report, fail_on: Severity
+) -> tuple[str, tuple[NodeFinding, ...], tuple[str, ...], tuple[str, ...]]:
     """(verdict, findings, errors, notes) of one report at `fail_on`, from its findings, not its exit code."""
     findings = tuple(NodeFinding(f.rule, f.name, f.severity, f.message, f.waived) for f in report.findings)
     errors = tuple(e for e in report.errors if e.strip())
@@ -103,7 +109,7 @@ def judge_report(report: Report, fail_on: Severity) -> Tuple[str, Tuple[NodeFind
     def verdict_at(level: Severity) -> str:
         return "fail" if any(f.waived is None and f.severity.rank >= level.rank for f in findings) else "pass"
 
-    notes: List[str] = []
+    notes: list[str] = []
     if errors or report.status == "error":
         verdict = "error"
         if not errors:
@@ -112,13 +118,16 @@ def judge_report(report: Report, fail_on: Severity) -> Tuple[str, Tuple[NodeFind
         verdict = verdict_at(fail_on)
         own = verdict_at(report.fail_on)
         if report.status in ("pass", "fail") and own != report.status:
-            notes.append(f"the report says {report.status!r} at fail-on {report.fail_on.value}, but its findings "
-                         f"say {own!r}: judged from the findings")
+            notes.append(
+                f"the report says {report.status!r} at fail-on {report.fail_on.value}, but its findings "
+                f"say {own!r}: judged from the findings"
+            )
     return verdict, findings, errors, tuple(notes)
 
 
-def judge_loaded(item: Loaded, fail_on: Severity, matrix_loader: Callable[[], Any],
-                 image: Optional[Environment] = None) -> Judged:
+def judge_loaded(
+    item: Loaded, fail_on: Severity, matrix_loader: Callable[[], Any], image: Optional[Environment] = None
+) -> Judged:
     """The verdict on one readable input; raises BadReport with the reason when it cannot be used."""
     data = item.data
     assert data is not None
@@ -132,8 +141,8 @@ def judge_loaded(item: Loaded, fail_on: Severity, matrix_loader: Callable[[], An
     env_data = data.get("environment") if is_report else data
     if not (env_data is None or isinstance(env_data, dict)):
         raise BadReport(f"$.environment: expected an object or null, not {_shown(env_data)}")
-    notes: List[str] = []
-    absent: FrozenSet[str] = frozenset()
+    notes: list[str] = []
+    absent: frozenset[str] = frozenset()
     if image is not None or is_snapshot:
         # Re-run the rules: on the image's environment joined with this node's host, or on a bare snapshot.
         from tfcompat.rules import (
@@ -158,5 +167,15 @@ def judge_loaded(item: Loaded, fail_on: Severity, matrix_loader: Callable[[], An
             raise BadReport("the report names no node (environment.host.node_name) and its file name gives none")
     verdict, findings, errors, more = judge_report(report, fail_on)
     created_text = env.created if env is not None and env.created else None
-    return Judged(node, item.source, report, verdict, findings, errors, parse_time(created_text), created_text,
-                  tuple(notes) + more, absent)
+    return Judged(
+        node,
+        item.source,
+        report,
+        verdict,
+        findings,
+        errors,
+        parse_time(created_text),
+        created_text,
+        tuple(notes) + more,
+        absent,
+    )

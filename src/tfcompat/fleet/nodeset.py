@@ -7,18 +7,20 @@ that expands to them (zero padding kept, one bracket per name on its last run of
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Optional
 
 from tfcompat.errors import TfcompatError
 
 MAX_NODES = 1_000_000  # a typo like gpu-[1-99999999] must not eat the memory
+MAX_DIGITS = 18  # a run of more digits is not a number to fold or count with (int() refuses 4,300 and more)
 
 
 class NodeSetError(TfcompatError):
     """A folded node list that cannot be read (unbalanced brackets, bad range)."""
 
 
-def _split_top(text: str) -> List[str]:
+def _split_top(text: str) -> list[str]:
     """Split at commas outside brackets."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
@@ -42,8 +44,8 @@ def _split_top(text: str) -> List[str]:
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
-def _expand_brackets(body: str, whole: str) -> List[str]:
-    out: List[str] = []
+def _expand_brackets(body: str, whole: str, limit: int) -> list[str]:
+    out: list[str] = []
     for item in body.split(","):
         item = item.strip()
         m = _RANGE.match(item)
@@ -53,57 +55,75 @@ def _expand_brackets(body: str, whole: str) -> List[str]:
         if hi_s is None:
             out.append(lo_s)
             continue
+        if max(len(lo_s), len(hi_s)) > MAX_DIGITS:
+            raise NodeSetError(f"node set {_cut(whole)!r}: a range bound has more than {MAX_DIGITS} digits")
         lo, hi = int(lo_s), int(hi_s)
         if hi < lo:
             raise NodeSetError(f"node set {whole!r}: range {item!r} runs backwards")
-        if hi - lo + 1 > MAX_NODES:
-            raise NodeSetError(f"node set {whole!r}: range {item!r} has more than {MAX_NODES} names")
+        if hi - lo + 1 > limit:
+            raise _too_many(f"node set {_cut(whole)!r}: range {item!r}", limit)
         width = len(lo_s) if lo_s.startswith("0") and len(lo_s) > 1 else 0
         out.extend(str(n).zfill(width) for n in range(lo, hi + 1))
     return out
 
 
-def _expand_one(pattern: str, whole: str) -> List[str]:
+def _too_many(what: str, limit: int) -> NodeSetError:
+    if limit < MAX_NODES:  # what is left of a caller's total
+        return NodeSetError(f"{what} makes more than {MAX_NODES} names in all")
+    return NodeSetError(f"{what} has more than {limit} names")
+
+
+def _cut(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _expand_one(pattern: str, whole: str, limit: int) -> list[str]:
     m = re.search(r"\[([^\]]*)\]", pattern)
     if not m:
         if "]" in pattern or "[" in pattern:
             raise NodeSetError(f"node set {whole!r}: unbalanced brackets")
         return [pattern]
-    head, tail = pattern[: m.start()], pattern[m.end():]
-    names: List[str] = []
-    for value in _expand_brackets(m.group(1), whole):
-        for rest in _expand_one(tail, whole):
+    head, tail = pattern[: m.start()], pattern[m.end() :]
+    names: list[str] = []
+    for value in _expand_brackets(m.group(1), whole, limit):
+        for rest in _expand_one(tail, whole, limit):
             names.append(head + value + rest)
-            if len(names) > MAX_NODES:
-                raise NodeSetError(f"node set {whole!r} has more than {MAX_NODES} names")
+            if len(names) > limit:
+                raise _too_many(f"node set {_cut(whole)!r}", limit)
     return names
 
 
-def expand(nodeset: str) -> List[str]:
+def expand(nodeset: str, limit: int = MAX_NODES) -> list[str]:
     """``'gpu-[001-003,007],login1'`` -> ``['gpu-001', 'gpu-002', 'gpu-003', 'gpu-007', 'login1']``.
 
     Several brackets in one name multiply out (``r[1-2]n[1-2]`` is four names); duplicates are dropped,
-    first occurrence kept.
+    first occurrence kept. More than `limit` names in all is an error, found before they are made (a caller
+    that expands several sets passes what is left of its total).
     """
-    seen: Dict[str, None] = {}
+    seen: dict[str, None] = {}
     for part in _split_top(nodeset.strip()):
         if any(c.isspace() for c in part):
             raise NodeSetError(f"node set {nodeset!r}: {part!r} contains white space")
-        for name in _expand_one(part, nodeset):
+        for name in _expand_one(part, nodeset, limit - len(seen)):
             seen.setdefault(name, None)
+        if len(seen) > limit:
+            raise _too_many(f"node set {_cut(nodeset)!r}", limit)
     return list(seen)
 
 
 _LAST_DIGITS = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
-def _split_name(name: str) -> Optional[Tuple[str, str, str]]:
+def _split_name(name: str) -> Optional[tuple[str, str, str]]:
+    """(prefix, last run of digits, suffix), or None for a name kept whole: no digits, or too many to count with."""
     m = _LAST_DIGITS.match(name)
-    return (m.group(1), m.group(2), m.group(3)) if m else None
+    if m is None or len(m.group(2)) > MAX_DIGITS:
+        return None
+    return m.group(1), m.group(2), m.group(3)
 
 
-def _ranges(numbers: List[int]) -> List[Tuple[int, int]]:
-    out: List[Tuple[int, int]] = []
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
     for n in sorted(set(numbers)):
         if out and n == out[-1][1] + 1:
             out[-1] = (out[-1][0], n)
@@ -118,10 +138,10 @@ def fold(names: Iterable[str]) -> str:
     Names are grouped by what stands before and after their last run of digits and by its zero padding:
     ``n01`` and ``n1`` stay apart (they are different names), ``gpu-099`` and ``gpu-100`` join.
     """
-    plain: List[str] = []
+    plain: list[str] = []
     # (prefix, suffix) -> width -> numbers; width 0 = no padding
-    groups: Dict[Tuple[str, str], Dict[int, List[int]]] = {}
-    unpadded: Dict[Tuple[str, str], List[str]] = {}
+    groups: dict[tuple[str, str], dict[int, list[int]]] = {}
+    unpadded: dict[tuple[str, str], list[str]] = {}
     for name in dict.fromkeys(names):
         parts = _split_name(name)
         if parts is None:
@@ -139,14 +159,15 @@ def fold(names: Iterable[str]) -> str:
         for digits in unpadded_digits:
             width = len(digits) if len(digits) in widths else 0
             widths.setdefault(width, []).append(int(digits))
-    items: List[Tuple[Tuple, str]] = [((name, "", -1, -1), name) for name in plain]
+    items: list[tuple[tuple, str]] = [((name, "", -1, -1), name) for name in plain]
     for (prefix, suffix), widths in groups.items():
         for width, numbers in widths.items():
             spans = _ranges(numbers)
             if not spans:
                 continue
-            text = ",".join(str(a).zfill(width) if a == b else f"{str(a).zfill(width)}-{str(b).zfill(width)}"
-                            for a, b in spans)
+            text = ",".join(
+                str(a).zfill(width) if a == b else f"{str(a).zfill(width)}-{str(b).zfill(width)}" for a, b in spans
+            )
             if len(spans) == 1 and spans[0][0] == spans[0][1]:
                 folded = f"{prefix}{text}{suffix}"
             else:

@@ -12,7 +12,10 @@ import glob
 import json
 import os
 import re
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
+import stat
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional, TextIO
 
 from tfcompat.errors import TfcompatError
 from tfcompat.fleet.reportdir import node_of_file, report_files
@@ -27,12 +30,23 @@ class Loaded:
     """One report as read: its parsed JSON, or why it could not be read."""
 
     source: str
-    data: Optional[Dict[str, Any]]
+    data: Optional[dict[str, Any]]
     error: Optional[str] = None
     name_hint: Optional[str] = None  # a node name from the file name (<node>.json), for reports that name none
 
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _too_much(exc: Exception) -> str:
+    """The one-line reason for what json refuses beyond its syntax errors: nesting deeper than Python's recursion
+    limit (RecursionError) or an integer longer than int()'s digit limit (ValueError, Python >= 3.11)."""
+    if isinstance(exc, RecursionError):
+        return "not readable: JSON nested deeper than this Python's recursion limit"
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if "integer string conversion" in str(exc) and limit:
+        return f"not readable: a JSON number of more than {limit} digits"
+    return f"not readable: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
 
 
 _NEXT_VALUE = re.compile(r"\n[\[{]")  # a line that starts a JSON object or array: where a value may start
@@ -63,16 +77,24 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
         try:
             value, end = decoder.raw_decode(window)
             end += pos
-        except json.JSONDecodeError as exc:
-            error: Optional[str] = exc.msg
+        except (RecursionError, ValueError) as exc:
+            if not isinstance(exc, json.JSONDecodeError):  # too deep, or too long a number: this value only
+                yield Loaded(f"{source}:{line}", None, _too_much(exc))
+                if nxt is None:
+                    return
+                pos = stop + 1
+                continue
+            error: Optional[str] = f"not valid JSON: {exc.msg}"
             if stop < n and exc.pos >= len(window.rstrip()):  # cut short, not malformed: try the whole value
                 try:
                     value, end = decoder.raw_decode(text, pos)
                     error = None
                 except json.JSONDecodeError as exc2:
-                    error = exc2.msg
+                    error = f"not valid JSON: {exc2.msg}"
+                except (RecursionError, ValueError) as exc2:
+                    error = _too_much(exc2)
             if error is not None:
-                yield Loaded(f"{source}:{line}", None, f"not valid JSON: {error}")
+                yield Loaded(f"{source}:{line}", None, error)
                 # Resume at the next value that starts a line: the next JSON Lines record, or the next
                 # top-level object of concatenated pretty-printed files.
                 if nxt is None:
@@ -95,14 +117,48 @@ def _as_loaded(value: Any, source: str, name_hint: Optional[str] = None) -> Load
     return Loaded(source, None, f"not a JSON object but {type(value).__name__}")
 
 
-def _read_file(path: str) -> List[Loaded]:
+MAX_INPUT_BYTES = 1 << 30  # one input file (JSON Lines of ~100,000 reports); more is not a report file
+
+
+def _read_bytes(path: str) -> bytes:
+    """A regular file's bytes, at most MAX_INPUT_BYTES: a FIFO or a device named ``x.json`` in a report directory
+    is refused (it could block forever, or never end), never waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Refused("not a regular file")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise _Refused(f"larger than {MAX_INPUT_BYTES >> 20} MiB")
+        chunks, got = [], 0
+        while got <= MAX_INPUT_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > MAX_INPUT_BYTES:  # it grew while read
+            raise _Refused(f"larger than {MAX_INPUT_BYTES >> 20} MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+class _Refused(Exception):
+    """An input file not read, and why."""
+
+
+def _read_file(path: str) -> list[Loaded]:
+    try:
+        text = _read_bytes(path).decode("utf-8")
+    except _Refused as exc:
+        return [Loaded(path, None, f"cannot read: {exc}")]
     except OSError as exc:
         return [Loaded(path, None, f"cannot read: {exc.strerror or exc}")]
     except UnicodeDecodeError:
         return [Loaded(path, None, "not UTF-8 text")]
+    if "\r" in text:  # as a text-mode open() reads it: line numbers count \r\n and \r as one line end
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     hint = node_of_file(path)
     if path.endswith((".jsonl", ".ndjson")):
         return list(_iter_json_values(text, path))
@@ -112,12 +168,14 @@ def _read_file(path: str) -> List[Loaded]:
         if not text.strip():
             return [Loaded(path, None, "empty file", hint)]
         return [Loaded(path, None, f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}", hint)]
+    except (RecursionError, ValueError) as exc:
+        return [Loaded(path, None, _too_much(exc), hint)]
     if isinstance(value, list):
         return [_as_loaded(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return [_as_loaded(value, path, hint)]
 
 
-def read_inputs(inputs: Sequence[str], stdin: Optional[TextIO] = None) -> List[Loaded]:
+def read_inputs(inputs: Sequence[str], stdin: Optional[TextIO] = None) -> list[Loaded]:
     """Files, directories (their ``*.json``/``*.jsonl``, hidden temp files skipped), globs, ``-`` for stdin.
 
     A path that does not exist or a glob that matches nothing is the user's mistake (GateError); a file that
@@ -125,7 +183,7 @@ def read_inputs(inputs: Sequence[str], stdin: Optional[TextIO] = None) -> List[L
     """
     if not inputs:
         raise GateError("no reports given: name files, directories or globs, or '-' for JSON Lines on stdin")
-    out: List[Loaded] = []
+    out: list[Loaded] = []
     seen: set = set()
     for item in inputs:
         if item == "-":

@@ -7,7 +7,7 @@ The JSON of ``tfcompat gate -f json`` is ``to_json_dict`` of a FleetReport (sche
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 from tfcompat.model import Severity
 
@@ -35,9 +35,9 @@ class NodeVerdict:
     age_seconds: Optional[float]
     group: str
     expected: bool  # False: not in --expect (judged and shown, but outside the gate's scope)
-    findings: Tuple[NodeFinding, ...]
-    errors: Tuple[str, ...]
-    notes: Tuple[str, ...] = ()
+    findings: tuple[NodeFinding, ...]
+    errors: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Unreadable:
 class Duplicate:
     node: str
     used: str  # the source whose report counts (the newest)
-    ignored: Tuple[str, ...]
+    ignored: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Outlier:
     value: str
     count: int
     nodeset: str
-    nodes: Tuple[str, ...]
+    nodes: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Drift:
     majority: str
     majority_count: int
     majority_nodeset: str
-    outliers: Tuple[Outlier, ...]
+    outliers: tuple[Outlier, ...]
     message: str
 
 
@@ -79,7 +79,7 @@ class Group:
     name: str
     count: int
     nodeset: str
-    drift: Tuple[Drift, ...]
+    drift: tuple[Drift, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +87,15 @@ class Completeness:
     expected: Optional[int]
     expected_nodeset: Optional[str]
     reported: int  # distinct nodes with a readable report
-    missing: Tuple[str, ...]
+    missing: tuple[str, ...]
     missing_nodeset: str
-    stale: Tuple[str, ...]
+    stale: tuple[str, ...]
     stale_nodeset: str
-    undecided: Tuple[str, ...]
+    undecided: tuple[str, ...]
     undecided_nodeset: str
-    duplicates: Tuple[Duplicate, ...]
-    unreadable: Tuple[Unreadable, ...]
-    unexpected: Tuple[str, ...]
+    duplicates: tuple[Duplicate, ...]
+    unreadable: tuple[Unreadable, ...]
+    unexpected: tuple[str, ...]
     unexpected_nodeset: str
 
 
@@ -126,8 +126,8 @@ class FleetReport:
     max_age_seconds: Optional[float]
     group_by: Optional[str]
     environment_source: Optional[str]  # the image report joined with the host reports, if any
-    reasons: Tuple[str, ...]  # one line per reason for the status
+    reasons: tuple[str, ...]  # one line per reason for the status
     counts: Counts
     completeness: Completeness
-    nodes: Tuple[NodeVerdict, ...]
-    groups: Tuple[Group, ...]
+    nodes: tuple[NodeVerdict, ...]
+    groups: tuple[Group, ...]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import collections
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Set, Tuple
 
 from tfcompat.fleet.expect import format_age
 from tfcompat.fleet.report import FleetReport, NodeFinding
+from tfcompat.render.escape import xml_safe
 
-FLEET_SUITE = "tfcompat fleet"  # node names never contain a space
+FLEET_SUITE = "tfcompat fleet"  # a node of that name gets "tfcompat fleet #2" (suite names stay unique)
 
 
 class _Suite:
@@ -23,8 +23,8 @@ class _Suite:
 
     def __init__(self, parent: ET.Element, name: str, timestamp: str) -> None:
         self.element = ET.SubElement(parent, "testsuite", name=name, timestamp=timestamp)
-        self._taken: Set[str] = set()
-        self._next: Dict[str, int] = {}  # name -> the next " #k" suffix to try
+        self._taken: set[str] = set()
+        self._next: dict[str, int] = {}  # name -> the next " #k" suffix to try
 
     def case(self, classname: str, name: str) -> ET.Element:
         unique = name
@@ -38,19 +38,47 @@ class _Suite:
         return ET.SubElement(self.element, "testcase", classname=classname, name=unique, time="0")
 
 
-def _finish(s: _Suite) -> Tuple[int, int, int, int]:
+def _finish(s: _Suite) -> tuple[int, int, int, int]:
     """Set the suite's counts (once per suite, when all its testcases are in)."""
     suite = s.element
     cases = suite.findall("testcase")
-    counts = (len(cases), sum(1 for c in cases if c.find("failure") is not None),
-              sum(1 for c in cases if c.find("error") is not None),
-              sum(1 for c in cases if c.find("skipped") is not None))
+    counts = (
+        len(cases),
+        sum(1 for c in cases if c.find("failure") is not None),
+        sum(1 for c in cases if c.find("error") is not None),
+        sum(1 for c in cases if c.find("skipped") is not None),
+    )
     suite.set("tests", str(counts[0]))
     suite.set("failures", str(counts[1]))
     suite.set("errors", str(counts[2]))
     suite.set("skipped", str(counts[3]))
     suite.set("time", "0")
     return counts
+
+
+def _xml_safe(root: ET.Element) -> None:
+    """Node names, sources, messages and values come from the reports: characters XML 1.0 does not allow (ESC,
+    NUL, lone surrogates...) are shown as escapes, so that the document is always well-formed."""
+    for element in root.iter():
+        if element.text:
+            element.text = xml_safe(element.text)
+        for key, value in element.attrib.items():
+            safe = xml_safe(value)
+            if safe is not value:
+                element.set(key, safe)
+
+
+def _suite_names(names: list[str]) -> list[str]:
+    """Suite names, unique: node names come from the reports and may be anything (even ``tfcompat fleet``)."""
+    taken: set[str] = {FLEET_SUITE}
+    out = []
+    for name in names:
+        unique, k = name, 2
+        while unique in taken:
+            unique, k = f"{name} #{k}", k + 1
+        taken.add(unique)
+        out.append(unique)
+    return out
 
 
 def render_junit(report: FleetReport) -> str:
@@ -60,35 +88,55 @@ def render_junit(report: FleetReport) -> str:
     c = report.completeness
     duplicates = {d.node: d for d in c.duplicates}
 
-    for v in report.nodes:
-        suite = _Suite(root, v.node, ts)
+    suite_names = _suite_names([v.node for v in report.nodes] + list(c.missing))
+    for v, suite_name in zip(report.nodes, suite_names):
+        suite = _Suite(root, suite_name, ts)
         cls = f"tfcompat.node.{v.node}"
         ET.SubElement(ET.SubElement(suite.element, "properties"), "property", name="source", value=v.source)
         case = suite.case(cls, "report")
         if v.status == "stale":
-            ET.SubElement(case, "error", type="stale",
-                          message=f"report from {v.created or 'an unknown time'} "
-                                  f"({format_age(v.age_seconds)} old) is older than --max-age").text = \
-                "\n".join(v.notes)
+            ahead = v.age_seconds is not None and v.age_seconds < 0
+            ET.SubElement(
+                case,
+                "error",
+                type="stale",
+                message=f"report from {v.created or 'an unknown time'} "
+                + (
+                    f"({format_age(-(v.age_seconds or 0))} in the future) is dated beyond the clock-skew allowance"
+                    if ahead
+                    else f"({format_age(v.age_seconds)} old) is older than --max-age"
+                ),
+            ).text = "\n".join(v.notes)
         elif v.node in duplicates:
             d = duplicates[v.node]
-            ET.SubElement(case, "error", type="duplicate",
-                          message=f"reported more than once: used {d.used}, ignored {', '.join(d.ignored)}")
+            ET.SubElement(
+                case,
+                "error",
+                type="duplicate",
+                message=f"reported more than once: used {d.used}, ignored {', '.join(d.ignored)}",
+            )
         elif not v.expected:
             ET.SubElement(case, "skipped", message="not in --expect: judged, not counted")
         verdict = suite.case(cls, "verdict")
         if v.status == "stale":
             ET.SubElement(verdict, "skipped", message=f"stale report: its verdict then was {v.verdict}, not counted")
         elif v.verdict == "error":
-            ET.SubElement(verdict, "error", type="undecided",
-                          message="the check could not decide" + (f": {v.errors[0]}" if v.errors else "")).text = \
-                "\n".join(v.errors + v.notes)
+            ET.SubElement(
+                verdict,
+                "error",
+                type="undecided",
+                message="the check could not decide" + (f": {v.errors[0]}" if v.errors else ""),
+            ).text = "\n".join(v.errors + v.notes)
         elif v.verdict == "fail":
             counted = [f for f in v.findings if f.waived is None and f.severity.rank >= fail_rank]
-            ET.SubElement(verdict, "failure", type="fail",
-                          message=f"{len(counted)} finding(s) at or above {report.fail_on.value}: "
-                                  + ", ".join(sorted({f.rule for f in counted})))
-        by_rule: Dict[str, List[NodeFinding]] = collections.defaultdict(list)
+            ET.SubElement(
+                verdict,
+                "failure",
+                type="fail",
+                message=f"{len(counted)} finding(s) at or above {report.fail_on.value}: "
+                + ", ".join(sorted({f.rule for f in counted})),
+            )
+        by_rule: dict[str, list[NodeFinding]] = collections.defaultdict(list)
         for f in v.findings:
             by_rule[f.rule].append(f)
         for rule in sorted(by_rule):
@@ -105,8 +153,8 @@ def render_junit(report: FleetReport) -> str:
                 ET.SubElement(case, "system-out").text = text
         _finish(suite)
 
-    for node in c.missing:
-        suite = _Suite(root, node, ts)
+    for node, suite_name in zip(c.missing, suite_names[len(report.nodes) :]):
+        suite = _Suite(root, suite_name, ts)
         case = suite.case(f"tfcompat.node.{node}", "report")
         ET.SubElement(case, "error", type="missing", message="no report from this node")
         _finish(suite)
@@ -152,5 +200,6 @@ def render_junit(report: FleetReport) -> str:
             totals[i] += int(element.get(key, "0"))
     for i, key in enumerate(("tests", "failures", "errors", "skipped")):
         root.set(key, str(totals[i]))
+    _xml_safe(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

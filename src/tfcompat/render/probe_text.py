@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 from tfcompat.model import Environment, ProbeResult
 from tfcompat.probes.logpatterns import CLASS_ORDER, gpu_node, line_class, strip_prefix
 from tfcompat.units import short_path
 
 # Shared objects worth a line of their own (the rest is counted; -v lists them all).
-_NOTABLE = ("libtensorflow", "_pywrap_tensorflow_internal", "lib_pywrap_tensorflow_common", "libcuda.", "libcudart",
-            "libcudnn", "libcublas", "libcufft", "libcurand", "libcusolver", "libcusparse", "libnccl", "libnvJitLink",
-            "libnvinfer", "libnvidia-", "libcupti", "libstdc++", "libamdhip", "librocm", "libMIOpen")
+_NOTABLE = (
+    "libtensorflow",
+    "_pywrap_tensorflow_internal",
+    "lib_pywrap_tensorflow_common",
+    "libcuda.",
+    "libcudart",
+    "libcudnn",
+    "libcublas",
+    "libcufft",
+    "libcurand",
+    "libcusolver",
+    "libcusparse",
+    "libnccl",
+    "libnvJitLink",
+    "libnvinfer",
+    "libnvidia-",
+    "libcupti",
+    "libstdc++",
+    "libamdhip",
+    "librocm",
+    "libMIOpen",
+)
 
 
-def probe_section(env: Environment, verbose: bool = False) -> List[str]:
+def probe_section(env: Environment, verbose: bool = False) -> list[str]:
     p: Optional[ProbeResult] = env.probe
     if p is None:
         reason = env.unknown("probe")
         return [f"Probe       {reason}"] if reason else []
     seconds = p.duration_ms / 1000
-    what = {"ok": "imported TensorFlow", "error": f"FAILED in {p.failing_step}",
-            "crash": f"CRASHED ({p.signal}) in {p.failing_step or 'start-up'}", "exit": f"DIED ({p.error})",
-            "timeout": f"TIMED OUT after {p.timeout_s} s in {p.failing_step or 'start-up'}",
-            "not-started": f"could not start: {p.error}"}.get(p.outcome, p.outcome)
+    what = {
+        "ok": "imported TensorFlow",
+        "error": f"FAILED in {p.failing_step}",
+        "crash": f"CRASHED ({p.signal}) in {p.failing_step or 'start-up'}",
+        "exit": f"DIED ({p.error})",
+        "timeout": f"TIMED OUT after {p.timeout_s} s in {p.failing_step or 'start-up'}",
+        "not-started": f"could not start: {p.error}",
+    }.get(p.outcome, p.outcome)
     out = [f"Probe       {p.python}: {what} ({seconds:.1f} s)"]
     if p.outcome == "error" and p.error:
         out.append(f"  error     {p.error}")
@@ -38,8 +61,10 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
     if p.libraries:
         notable = [lib for lib in p.libraries if lib.name.startswith(_NOTABLE)]
         shown = p.libraries if verbose else notable
-        out.append(f"  loaded    {len(p.libraries)} shared objects ({p.libraries_source})"
-                   + (":" if verbose else (", among them:" if notable else "")))
+        out.append(
+            f"  loaded    {len(p.libraries)} shared objects ({p.libraries_source})"
+            + (":" if verbose else (", among them:" if notable else ""))
+        )
         name_w = max((len(lib.name) for lib in shown), default=0)
         for lib in shown:
             out.append(f"            {lib.name:<{name_w}}  {short_path(lib.path)}")
@@ -54,8 +79,10 @@ def probe_section(env: Environment, verbose: bool = False) -> List[str]:
         if cls == "benign" and not verbose:
             continue
         times = f" (x{ln.count})" if ln.count > 1 else ""
-        out.append(f"  {label:<9} {cls.upper() if cls == 'fatal' else cls:<12} {ln.pattern}{times}: "
-                   f"{_cut(strip_prefix(ln.text))}")
+        out.append(
+            f"  {label:<9} {cls.upper() if cls == 'fatal' else cls:<12} {ln.pattern}{times}: "
+            f"{_cut(strip_prefix(ln.text))}"
+        )
         label = ""
     if benign and not verbose:
         names = ", ".join(ln.pattern + (f" (x{ln.count})" if ln.count > 1 else "") for ln in benign)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import List
-
-from tfcompat.model import Environment, Finding, Report, Severity
+from tfcompat.model import CustomOp, Environment, Finding, Report, Severity
+from tfcompat.render.escape import visible
 from tfcompat.render.probe_text import probe_section
 from tfcompat.units import human, short_path
 
@@ -12,7 +11,7 @@ _COLOURS = {Severity.ERROR: "\033[1;31m", Severity.WARNING: "\033[1;33m", Severi
 _RESET = "\033[0m"
 
 
-def _header(env: Environment) -> List[str]:
+def _header(env: Environment) -> list[str]:
     t, h = env.target, env.host
     py = t.python
     lines = [f"Node        {h.node_name or '?'} ({h.node_name_source or '?'})"]
@@ -25,8 +24,10 @@ def _header(env: Environment) -> List[str]:
         lines.append(f"TensorFlow  not found: {env.unknown('tensorflow') or '?'}")
     else:
         if tf.is_cuda_build:
-            build = f"CUDA {tf.cuda_version or '?'}, cuDNN {tf.cudnn_version or '?'}, " \
-                    f"{' '.join(tf.compute_capabilities) or 'compute capabilities ?'}"
+            build = (
+                f"CUDA {tf.cuda_version or '?'}, cuDNN {tf.cudnn_version or '?'}, "
+                f"{' '.join(tf.compute_capabilities) or 'compute capabilities ?'}"
+            )
         elif tf.is_rocm_build:
             build = "ROCm build"
         elif tf.is_cuda_build is False:
@@ -49,8 +50,9 @@ def _header(env: Environment) -> List[str]:
             lines.append(f"            {lib.soname} {lib.version or '?'}{compat}  {lib.path}")
     if h.gpus:
         for g in h.gpus:
-            lines.append(f"GPU {g.index:<7} {g.name or '?'}, compute capability {g.compute_capability or '?'}, "
-                         f"{g.uuid or '?'}")
+            lines.append(
+                f"GPU {g.index:<7} {g.name or '?'}, compute capability {g.compute_capability or '?'}, {g.uuid or '?'}"
+            )
     elif env.unknown("gpus") and env.unknown("gpus") != env.unknown("driver"):
         lines.append(f"GPUs        unknown: {env.unknown('gpus')}")
     if h.rocm is not None:
@@ -70,11 +72,15 @@ def _header(env: Environment) -> List[str]:
         if parts:
             lines.append(f"Limits      {', '.join(parts)}")
     if t.custom_ops:
-        owners = {}
+        owners: dict[str, list[CustomOp]] = {}
         for op in t.custom_ops:
             owners.setdefault(op.owner, []).append(op)
-        parts = [f"{o} {sum(not op.ok for op in ops)}/{len(ops)} failing" if any(not op.ok for op in ops)
-                 else f"{o} {len(ops)} ok" for o, ops in sorted(owners.items())]
+        parts = [
+            f"{o} {sum(not op.ok for op in ops)}/{len(ops)} failing"
+            if any(not op.ok for op in ops)
+            else f"{o} {len(ops)} ok"
+            for o, ops in sorted(owners.items())
+        ]
         lines.append(f"Custom ops  {len(t.custom_ops)} objects linking TensorFlow checked: {'; '.join(parts)}")
     p = h.platform
     plat = ", ".join(x for x in (p.os_release, p.arch, f"glibc {p.glibc}" if p.glibc else None) if x)
@@ -82,9 +88,7 @@ def _header(env: Environment) -> List[str]:
     return lines
 
 
-
-
-def _libraries(env: Environment, verbose: bool = False) -> List[str]:
+def _libraries(env: Environment, verbose: bool = False) -> list[str]:
     """Compact table of the native libraries TF will load: soname, version, found via, path (issue 4)."""
     native = env.target.native
     tf = env.tensorflow
@@ -105,36 +109,53 @@ def _libraries(env: Environment, verbose: bool = False) -> List[str]:
         out.append(f"            LD_LIBRARY_PATH={native.ld_library_path}")
     rows = []
     subs = [lib for lib in native.libraries if lib.role == "cudnn-sublibrary"]
-    fold = bool(subs) and all(lib.found and not lib.found.problem for lib in subs) and \
-        len({(lib.found.version, lib.found.found_via, lib.found.real_path.rsplit("/", 1)[0]) for lib in subs}) == 1
+    found = [lib.found for lib in subs if lib.found is not None and not lib.found.problem]
+    # the sub-libraries fold onto one row when all are found alike (same version, step and directory)
+    fold = (
+        bool(subs)
+        and len(found) == len(subs)
+        and len({(c.version, c.found_via, c.real_path.rsplit("/", 1)[0]) for c in found}) == 1
+    )
     for lib in native.libraries:
         if fold and lib.role == "cudnn-sublibrary":
             continue
         rows.append(_library_row(lib))
     if fold:
-        f = subs[0].found
+        f = found[0]
         major = subs[0].soname.rsplit(".", 1)[-1]
-        rows.append((f"libcudnn_*.so.{major} ({len(subs)})", f.version or "?", f.found_via,
-                     short_path(f.real_path.rsplit("/", 1)[0]) + "/", ""))
+        rows.append(
+            (
+                f"libcudnn_*.so.{major} ({len(subs)})",
+                f.version or "?",
+                f.found_via,
+                short_path(f.real_path.rsplit("/", 1)[0]) + "/",
+                "",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     for name, version, via, path, extra in rows:
         out.append(f"  {name:<{width}}  {version:<12} {via:<16} {path}{extra}")
         if verbose:
-            lib = next((x for x in native.libraries if x.soname == name), None)
-            for c in (lib.others if lib else ()):
-                out.append(f"  {'':<{width}}  {c.version or '?':<12} {c.found_via:<16} {short_path(c.real_path)}"
-                           f"{'  (' + c.problem + ')' if c.problem else ''}")
+            res = next((x for x in native.libraries if x.soname == name), None)
+            for c in res.others if res else ():
+                out.append(
+                    f"  {'':<{width}}  {c.version or '?':<12} {c.found_via:<16} {short_path(c.real_path)}"
+                    f"{'  (' + c.problem + ')' if c.problem else ''}"
+                )
     return out
 
 
 def _library_row(lib) -> tuple:
     f = lib.found
-    others = [c for c in lib.others]
+    others = list(lib.others)
     extra = f"  (+{len(others)} other cop{'ies' if len(others) != 1 else 'y'})" if others else ""
     if f is None:
         off = [c for c in lib.others if c.found_via == "installed, not on the search path"]
-        where = f"installed off the search path: {short_path(off[0].real_path)}" if off else \
-            ("" if lib.role != "driver" else "installed with the NVIDIA driver")
+        where = (
+            f"installed off the search path: {short_path(off[0].real_path)}"
+            if off
+            else ("" if lib.role != "driver" else "installed with the NVIDIA driver")
+        )
         if lib.missing_deps:
             where = (where + "; " if where else "") + "missing " + lib.missing_deps[0].split(" ", 1)[0]
         if not where and lib.other_sonames:
@@ -151,10 +172,8 @@ def _library_row(lib) -> tuple:
     return lib.soname, f.version or "?", f.found_via, short_path(f.real_path), extra
 
 
-def _finding(f: Finding, colour: bool) -> List[str]:
-    label = f.severity.value.upper()
-    if colour:
-        label = _COLOURS[f.severity] + label + _RESET
+def _finding(f: Finding) -> list[str]:
+    label = f.severity.value.upper()  # coloured by render_text, after escaping
     waived = f" [waived: {f.waived}]" if f.waived else ""
     out = [f"{label} {f.rule} {f.name}{waived}", f"  {f.message}"]
     for e in f.evidence:
@@ -164,16 +183,18 @@ def _finding(f: Finding, colour: bool) -> List[str]:
 
 
 def render_text(report: Report, colour: bool = False, verbose: bool = False) -> str:
-    lines: List[str] = [f"tfcompat {report.tool_version}"]
+    lines: list[str] = [f"tfcompat {report.tool_version}"]
     if report.environment is not None:
         lines += _header(report.environment)
         lines += _libraries(report.environment, verbose)
         lines += probe_section(report.environment, verbose)
     active = [f for f in report.findings if not f.waived]
     waived = [f for f in report.findings if f.waived]
+    labels: dict[int, Severity] = {}  # line index -> the severity whose label starts it (coloured last)
     for f in active:
         lines.append("")
-        lines += _finding(f, colour)
+        labels[len(lines)] = f.severity
+        lines += _finding(f)
     if waived:
         lines.append("")
         lines.append(f"Waived ({len(waived)}):")
@@ -182,7 +203,7 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
     if report.skipped:
         lines.append("")
         # Skips that share a reason (e.g. "no NVIDIA driver") are folded onto one line.
-        by_reason = {}
+        by_reason: dict[str, list[str]] = {}
         for s in report.skipped:
             by_reason.setdefault(s.reason, []).append(s.rule)
         lines.append("Skipped:")
@@ -194,9 +215,18 @@ def render_text(report: Report, colour: bool = False, verbose: bool = False) -> 
         lines.append("")
         lines += [f"error: {e}" for e in errors]
     counts = {s: sum(1 for f in active if f.severity is s) for s in Severity}
-    summary = ", ".join(f"{counts[s]} {s.value}{'s' if counts[s] != 1 and s is not Severity.INFO else ''}"
-                        for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
+    summary = ", ".join(
+        f"{counts[s]} {s.value}{'s' if counts[s] != 1 and s is not Severity.INFO else ''}"
+        for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+    )
     verdict = {"pass": "PASS", "fail": "FAIL", "error": "UNDECIDED"}[report.status]
     lines.append("")
     lines.append(f"Result: {verdict} ({summary}; fail-on {report.fail_on.value}; exit {report.exit_code})")
+    # Paths, sonames, symbols, versions and messages come from the scanned environment (or a snapshot): one
+    # line each, control characters shown as escapes; then the renderer's own colour.
+    lines = [visible(line) for line in lines]
+    if colour:
+        for i, severity in labels.items():
+            label = severity.value.upper()
+            lines[i] = _COLOURS[severity] + label + _RESET + lines[i][len(label) :]
     return "\n".join(lines) + "\n"
