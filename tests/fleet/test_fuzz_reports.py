@@ -6,8 +6,6 @@ import importlib.util
 import os
 import random
 
-import pytest
-
 SCRIPT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "fuzz_reports.py"
 )
@@ -33,11 +31,6 @@ def test_short_fuzz_run_gives_a_verdict_or_the_documented_error():
     assert result["outcomes"].get("check --from: judged", 0) >= 30
 
 
-@pytest.mark.xfail(
-    reason="read_snapshot (model/codec.py) lets json's RecursionError/ValueError through: "
-    "#17 item 6 for check --from, fixed on its own branch",
-    strict=False,
-)
 def test_check_from_deep_or_long_number_snapshot_is_a_snapshot_error():
     assert _short_run()["known_failures"] == 0
 

@@ -190,6 +190,10 @@ def read_snapshot(path: str) -> Environment:
         raise SnapshotError(f"{path}: not a JSON snapshot (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:  # 100,000 '[': json's recursion, not ours
+        raise SnapshotError(f"{path}: not a snapshot: JSON nested deeper than this Python can read") from None
+    except ValueError as exc:  # a number of more digits than int() converts (Python >= 3.11: 4300)
+        raise SnapshotError(f"{path}: not a snapshot: {exc}") from None
     try:
         return environment_from_json(data)
     except SnapshotError as exc:
