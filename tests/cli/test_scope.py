@@ -300,3 +300,15 @@ def test_rdma_devices_probe(tmp_path):
     assert rdma_devices(Root(str(tmp_path / "image"))) is None  # a sysroot without /sys: unknown
     res, _ = probe_resources(Root(str(tmp_path)))
     assert res.rdma_devices == ("mlx5_0", "mlx5_1")
+
+
+def test_gate_joins_an_image_with_a_node_agent_report_as_node(capsys, tmp_path):
+    """gate --environment IMAGE: the joined environment's limits are the node report's, judged with its scope."""
+    _report(tmp_path, capsys, daemonset_snapshot(), "gpu-017")
+    image = write_snapshot(tmp_path / "image.json", dataclasses.replace(daemonset_snapshot(), scope=Scope.JOB))
+    code, out, _ = run(
+        capsys, "gate", tmp_path / "reports", "--expect", "gpu-017", "--environment", image, "-f", "json"
+    )
+    (node,) = json.loads(out)["nodes"]
+    assert code == 0 and node["verdict"] == "pass"
+    assert any("judged as a node agent" in n for n in node["notes"])

@@ -25,6 +25,7 @@ from tfcompat.fleet.read import Loaded
 from tfcompat.fleet.report import SEVERITIES, STATUSES, NodeFinding
 from tfcompat.model import (
     Environment,
+    Finding,
     Report,
     Scope,
     Severity,
@@ -118,7 +119,7 @@ def _as_its_scope(report: Report) -> Report:
     from tfcompat.engine.evaluate import node_scope_finding
     from tfcompat.rules import find  # every shipped rule; only here, where a node-scope report needs it
 
-    def judged(f: Any) -> Any:
+    def judged(f: Finding) -> Finding:
         r = find(f.rule)
         return node_scope_finding(f) if r is not None and r.job_limit and f.severity is not Severity.INFO else f
 
