@@ -33,7 +33,7 @@ read -r -a gate_extra <<< "${TFCOMPAT_GATE_ARGS:-}"
 
 mkdir -p "$REPORTS"
 # --budget: a slow node still writes its report (unfinished probes as unknowns) before timeout(1) kills it.
-check=(check --format npd --output-dir "$REPORTS" --budget "$(( CHECK_TIMEOUT > 20 ? CHECK_TIMEOUT - 10 : (CHECK_TIMEOUT + 1) / 2 ))")
+check=(check --scope job --format npd --output-dir "$REPORTS" --budget "$(( CHECK_TIMEOUT > 20 ? CHECK_TIMEOUT - 10 : (CHECK_TIMEOUT + 1) / 2 ))")
 if [ -n "$TFCOMPAT_PYTHON" ]; then
     check+=(--python "$TFCOMPAT_PYTHON")
 fi

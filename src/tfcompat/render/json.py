@@ -9,7 +9,10 @@ from tfcompat.model import Environment, Report, to_json_dict
 
 
 def render_json(report: Report) -> str:
-    return _json.dumps(to_json_dict(report), indent=2, sort_keys=False) + "\n"
+    data = to_json_dict(report)
+    if report.scope is None:  # an error report: the one error shape every command prints has no scope
+        del data["scope"]
+    return _json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
 def render_environment(env: Environment) -> str:
