@@ -125,6 +125,7 @@ def test_every_launchers_output_reads_as_the_same_reports(matrix):
         "pdsh": "".join(f"{n}: {t}" for n, t in good.items()),
         "srun -l": "".join(f"{i:>2}: {t}" for i, t in enumerate(good.values())),
         "clush -b": "".join(f"---------------\n{n}\n---------------\n{t}" for n, t in good.items()),
+        "pdsh | dshbak": "".join(f"----------------\n{n}\n----------------\n{t}" for n, t in good.items()),
         "ansible": "".join(f"{n} | CHANGED | rc=0 >>\n{t}" for n, t in good.items()),
         "plain": "".join(good.values()),
     }

@@ -57,9 +57,9 @@ _LABEL = re.compile(_LABEL_TEXT + r"(?=\{)")
 # A line that starts a JSON object or array, labelled or not: where a value may start.
 _NEXT_VALUE = re.compile(r"\n(?:[\[{]|" + _LABEL_TEXT + r"\{)")
 # A launcher's header line(s) before a node's output, skipped: clush -b's block (15 dashes, the node set and
-# its count when gathered, 15 dashes) and Ansible ad-hoc's ``host | CHANGED | rc=1 >>`` line.
+# its count when gathered, 15 dashes; pdsh | dshbak's has 16) and Ansible ad-hoc's ``host | CHANGED | rc=1 >>``.
 _HEADER = re.compile(
-    r"-{15}[ \t]*\n[ \t]*(\S+)(?: \(\d+\))?[ \t]*\n[ \t]*-{15}[ \t]*(?:\n|$)"
+    r"-{15,}[ \t]*\n[ \t]*(\S+)(?: \(\d+\))?[ \t]*\n[ \t]*-{15,}[ \t]*(?:\n|$)"
     r"|([A-Za-z0-9][A-Za-z0-9._\-]*) \| [A-Z!]+ \| rc=-?\d+ >>[ \t]*(?:\n|$)"
 )
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*\Z")
