@@ -166,7 +166,7 @@ def test_errors_stay_per_line(matrix):
     assert ok == ["gpu-001", "gpu-003", "gpu-006"]
     bad = [i for i in items if i.data is None]
     assert bad[0].source == "<stdin>:2" and bad[0].name_hint == "gpu-002" and "not valid JSON" in bad[0].error
-    assert "check --format jsonl" in bad[0].error
+    assert "labelled 'gpu-002': a labelled report must be one line, `check -f jsonl`" in bad[0].error
     assert all(i.error for i in bad)
     fr = run_gate(items, GateOptions(expect=parse_expect(["gpu-[001-006]"]), now=NOW))
     assert fr.counts.passed == 3 and fr.counts.unreadable == len(bad) and fr.exit_code == 2
@@ -211,6 +211,7 @@ def test_labelled_json_lines_stay_linear(matrix):
         ("gpu-[001-004]^gpu-002", "'^'"),
         ("@gpu", "'@'"),
         ("gpu 001", "white space"),
+        ("gpu-[001-002] pool=h100", "labels go in an --expect file"),
         ("gpu-00*", "'*'"),
         ("gpu-001;rm", "';'"),
     ],

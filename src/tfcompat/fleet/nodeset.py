@@ -47,6 +47,8 @@ def _check_name_chars(part: str, whole: str) -> None:
             what = f" ({_NOT_SUPPORTED[ch]}, not supported)" if ch in _NOT_SUPPORTED else ""
             shown = "white space" if ch.isspace() else repr(ch)
             extra = "; expand groups and operators first, e.g. `nodeset -f`" if what else ""
+            if ch.isspace():
+                extra = "; key=value labels go in an --expect file, after the node set"
             raise NodeSetError(
                 f"node set {_cut(whole)!r}: {shown}{what} is not valid in a node name ({NAME_HINT}{extra})"
             )

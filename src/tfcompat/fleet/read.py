@@ -132,7 +132,9 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
                     error = _too_much(exc2)
             if error is not None:
                 if label is not None:  # a labelled report over several lines: each line is labelled
-                    error += f" (labelled {label.group(1)!r}; collect `check --format jsonl`: one line per node)"
+                    error += (
+                        f" (line labelled {label.group(1)!r}: a labelled report must be one line, `check -f jsonl`)"
+                    )
                 yield Loaded(where, None, error, hint)
                 # Resume at the next value that starts a line: the next JSON Lines record, or the next
                 # top-level object of concatenated pretty-printed files.
