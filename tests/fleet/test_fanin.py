@@ -127,6 +127,10 @@ def test_every_launchers_output_reads_as_the_same_reports(matrix):
         "clush -b": "".join(f"---------------\n{n}\n---------------\n{t}" for n, t in good.items()),
         "pdsh | dshbak": "".join(f"----------------\n{n}\n----------------\n{t}" for n, t in good.items()),
         "ansible": "".join(f"{n} | CHANGED | rc=0 >>\n{t}" for n, t in good.items()),
+        # Ansible ad-hoc: stdout stripped, then stderr and "non-zero return code" on the same line
+        "ansible rc=1": "".join(
+            f"{n} | FAILED | rc=1 >>\n{t.rstrip()}tfcompat: warning\nnon-zero return code\n" for n, t in good.items()
+        ),
         "plain": "".join(good.values()),
     }
     for launcher, text in outputs.items():
@@ -135,6 +139,19 @@ def test_every_launchers_output_reads_as_the_same_reports(matrix):
         assert [i.data["environment"]["host"]["node_name"] for i in items] == list(good), launcher
         fr = run_gate(items, GateOptions(expect=parse_expect(["gpu-[001-003]"]), now=NOW))
         assert fr.exit_code == 0 and fr.counts.passed == 3, launcher
+
+
+def test_an_unreachable_ansible_host_is_one_unreadable_report(matrix):
+    line = render_json_line(evaluate(node_env("gpu-001"), matrix))
+    unreachable = (
+        '{\n    "changed": false,\n    "msg": "ssh: connect to host gpu-002 port 22",\n    "unreachable": true\n}'
+    )
+    text = f"gpu-002 | UNREACHABLE! => {unreachable}\ngpu-001 | CHANGED | rc=0 >>\n{line.rstrip()}\n"
+    items = list(_iter_json_values(text, "<stdin>"))
+    assert [i.error is None for i in items] == [False, True] and items[0].source == "<stdin>:1"
+    fr = run_gate(items, GateOptions(expect=parse_expect(["gpu-[001-002]"]), now=NOW))
+    assert fr.exit_code == 2 and fr.counts.passed == 1 and fr.counts.unreadable == 1
+    assert fr.completeness.missing == ("gpu-002",)
 
 
 def test_a_label_names_a_report_that_names_no_node(matrix):

@@ -57,11 +57,15 @@ _LABEL = re.compile(_LABEL_TEXT + r"(?=\{)")
 # A line that starts a JSON object or array, labelled or not: where a value may start.
 _NEXT_VALUE = re.compile(r"\n(?:[\[{]|" + _LABEL_TEXT + r"\{)")
 # A launcher's header line(s) before a node's output, skipped: clush -b's block (15 dashes, the node set and
-# its count when gathered, 15 dashes; pdsh | dshbak's has 16) and Ansible ad-hoc's ``host | CHANGED | rc=1 >>``.
+# its count when gathered, 15 dashes; pdsh | dshbak's has 16) and Ansible ad-hoc's ``host | CHANGED | rc=1 >>``
+# (after it come the command's stdout, stripped, then its stderr and "non-zero return code" without a line break:
+# skipped up to the next host's line or a line that starts a value).
 _HEADER = re.compile(
     r"-{15,}[ \t]*\n[ \t]*(\S+)(?: \(\d+\))?[ \t]*\n[ \t]*-{15,}[ \t]*(?:\n|$)"
     r"|([A-Za-z0-9][A-Za-z0-9._\-]*) \| [A-Z!]+ \| rc=-?\d+ >>[ \t]*(?:\n|$)"
 )
+# Where an Ansible ad-hoc host's output ends: the next host's line, or a line that starts a value.
+_ANSIBLE_NEXT = re.compile(r"\n(?=[\[{]|[A-Za-z0-9][A-Za-z0-9._\-]* \| [A-Z!]+(?: \| rc=-?\d+ >>| => |$))", re.M)
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*\Z")
 
 
@@ -90,6 +94,7 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
     pos, n = 0, len(text)
     line, counted = 1, 0  # `line` is the line number of text[counted]
     header: Optional[str] = None  # the node a launcher's header named, for the value after it
+    rest_of_line = False  # Ansible ad-hoc: the command's stderr and "non-zero return code" follow the value
     while True:
         while pos < n and text[pos] in " \t\r\n":
             pos += 1
@@ -98,11 +103,12 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
         head = _HEADER.match(text, pos)
         if head is not None:
             header = head.group(1) or head.group(2)
+            rest_of_line = head.group(2) is not None
             pos = head.end()
             continue
         label = _LABEL.match(text, pos)
         hint = _node_hint(label.group(1) if label is not None else header)
-        header = None
+        skip_rest, header, rest_of_line = rest_of_line, None, False
         if label is not None:
             pos = label.end()
         line += text.count("\n", counted, pos)
@@ -143,6 +149,9 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
                 pos = stop + 1
                 continue
         pos = end
+        if skip_rest:  # Ansible ad-hoc: stdout (stripped), then stderr and its message, up to the next host
+            after = _ANSIBLE_NEXT.search(text, end)
+            pos = n if after is None else after.start()
         if isinstance(value, dict):
             yield Loaded(where, value, None, hint)
         elif isinstance(value, list):
