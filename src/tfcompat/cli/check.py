@@ -129,7 +129,8 @@ def check(
         CheckFormat.text,
         "--format",
         "-f",
-        help="Output format: text, json, prometheus (node_exporter textfile), "
+        help="Output format: text, json, jsonl (the JSON report as one line, for clush/pdsh/srun -l), "
+        "prometheus (node_exporter textfile), "
         "npd (node-problem-detector plugin), nfd (NFD features.d file).",
     ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here (atomically)."),

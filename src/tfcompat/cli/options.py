@@ -17,6 +17,7 @@ class Format(str, Enum):  # rules
 class CheckFormat(str, Enum):
     text = "text"
     json = "json"
+    jsonl = "jsonl"  # the JSON report as one line, for fan-in (clush, pdsh, srun -l, Ansible)
     prometheus = "prometheus"  # node_exporter textfile collector
     npd = "npd"  # node-problem-detector custom plugin: one line, exit 0/1/2
     nfd = "nfd"  # Node Feature Discovery features.d file

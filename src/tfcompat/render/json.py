@@ -15,6 +15,13 @@ def render_json(report: Report) -> str:
     return _json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
+def render_json_line(report: Report) -> str:
+    """The same report as ONE compact line (JSON Lines, for fan-in: ``clush``, ``pdsh``, ``srun -l``, Ansible):
+    no newline inside (json escapes control characters in strings; ensure_ascii also escapes U+2028/U+2029,
+    which some line splitters take for line ends), and a newline at the end."""
+    return _json.dumps(to_json_dict(report), separators=(",", ":")) + "\n"
+
+
 def render_environment(env: Environment) -> str:
     return _json.dumps(to_json_dict(env), indent=2) + "\n"
 
