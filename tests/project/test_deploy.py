@@ -526,33 +526,60 @@ def test_healthcheck_with_the_real_tfcompat(tmp_path, matrix):
     assert fams["tfcompat_exit_code"].samples[0].labels["hostname"] == "gpu-007"
 
 
-def test_srun_gate_script(tmp_path, matrix):
-    """The one-shot gate with a stub srun that runs the task once per emulated node; the real tfcompat."""
+def _fresh_snapshot(env, name):
+    import datetime
+
+    data = to_json_dict(env)
+    data["host"]["node_name"] = name
+    data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return json.dumps(data)
+
+
+@pytest.fixture
+def slurm_gate(tmp_path, matrix):
+    """The one-shot gate against emulated nodes: a stub srun that runs the task once per node (labelling its output
+    with the task number under --label) and, as Slurm does with ConstrainDevices=yes, shows a step the node's GPUs
+    only when the step asked for GPUs (--gpus-per-node, --gres=gpu, --exclusive); the real tfcompat judges each
+    node's snapshot (<node>.json with its GPUs, <node>.nogpu.json as a step without GPUs sees it)."""
     snaps = tmp_path / "snaps"
     snaps.mkdir()
-    for name, driver in (("n1", "560.35.03"), ("n2", "470.82.01"), ("n3", "560.35.03")):
+    for name, driver in (("n1", "560.35.03"), ("n2", "470.82.01"), ("n3", "560.35.03"), ("n4", "560.35.03")):
         env = make_env(driver=driver, gpus=[Gpu(0, "NVIDIA H100 80GB HBM3", f"GPU-{name}", None, "9.0")])
-        data = to_json_dict(env)
-        data["host"]["node_name"] = name
-        import datetime
-
-        data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        (snaps / f"{name}.json").write_text(json.dumps(data))
+        (snaps / f"{name}.json").write_text(_fresh_snapshot(env, name))
+        (snaps / f"{name}.nogpu.json").write_text(_fresh_snapshot(make_env(driver=driver, gpus=[]), name))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _stub(
         bin_dir / "srun",
         f"""\
-        echo "$*" > {tmp_path}/srun.argv
-        while [ "${{1#-}}" != "$1" ]; do shift; done
-        for n in $STUB_NODES; do SLURMD_NODENAME=$n "$@"; done
+        printf '%s\\0' "$@" > {tmp_path}/srun.argv
+        gpus=0 label=0
+        while [ "${{1#-}}" != "$1" ]; do
+            case $1 in --gpus-per-node=* | --gres=gpu* | --exclusive) gpus=1 ;; --label | -l) label=1 ;; esac
+            shift
+        done
+        i=0
+        for n in $STUB_NODES; do
+            if [ "$label" = 1 ]; then
+                SLURMD_NODENAME=$n STUB_STEP_GPUS=$gpus "$@" | sed "s/^/$i: /"
+            else
+                SLURMD_NODENAME=$n STUB_STEP_GPUS=$gpus "$@"
+            fi
+            i=$((i + 1))
+        done
         """,
     )
     _stub(
         bin_dir / "tfc",
         f"""\
         if [ "$1" = check ] && [ "$SLURMD_NODENAME" = "${{STUB_HANG:-}}" ]; then exec sleep 60; fi
-        if [ "$1" = check ]; then shift; exec {sys.executable} -m tfcompat check --from "{snaps}/$SLURMD_NODENAME.json" "$@"; fi
+        if [ "$1" = check ]; then
+            shift
+            snap={snaps}/$SLURMD_NODENAME.json
+            case " ${{STUB_BLIND:-}} " in *" $SLURMD_NODENAME "*) snap={snaps}/$SLURMD_NODENAME.nogpu.json ;; esac
+            if [ "$STUB_STEP_GPUS" != 1 ]; then snap={snaps}/$SLURMD_NODENAME.nogpu.json; fi
+            exec {sys.executable} -m tfcompat check --from "$snap" "$@"
+        fi
         exec {sys.executable} -m tfcompat "$@"
         """,
     )
@@ -568,22 +595,76 @@ def test_srun_gate_script(tmp_path, matrix):
             TFCOMPAT_REPORTS=str(reports),
             **env,
         )
-        return subprocess.run(
+        for key in ("SLURM_GPUS_PER_NODE", "TFCOMPAT_GPUS"):
+            if key not in env:
+                e.pop(key, None)
+        proc = subprocess.run(
             ["bash", str(DEPLOY / "slurm" / "tfcompat-gate.sh")], env=e, capture_output=True, text=True, timeout=120
         )
+        argv = (tmp_path / "srun.argv").read_text().split("\0")[:-1] if (tmp_path / "srun.argv").exists() else []
+        return proc, argv
 
-    proc = gate("n[1-3]", "n1 n2 n3", tmp_path / "r1")
+    return gate
+
+
+def _task_args(srun_argv):
+    """srun's options, and the task's own arguments after `bash -c TASK tfcompat-task`."""
+    i = srun_argv.index("bash")
+    assert srun_argv[i + 1] == "-c" and srun_argv[i + 3] == "tfcompat-task"
+    return srun_argv[:i], srun_argv[i + 4 :]
+
+
+def test_srun_gate_script(slurm_gate, tmp_path):
+    """The one-shot gate with a stub srun that runs the task once per emulated node; the real tfcompat."""
+    proc, srun = slurm_gate("n[1-3]", "n1 n2 n3", tmp_path / "r1", SLURM_GPUS_PER_NODE="8")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Failing (1): n2" in proc.stdout and "Result: FAIL" in proc.stdout
     suites = {s.get("name") for s in ET.parse(tmp_path / "r1" / "gate.junit.xml").getroot()}
     assert {"n1", "n2", "n3"} <= suites
-    proc = gate("n[1,3-4]", "n1 n3", tmp_path / "r2")
+    # labelled output, one line per node, with what the check saw
+    assert "0: n1: pass - GPUs visible: 1" in proc.stdout and "1: n2: fail TFC201 - GPUs visible: 1" in proc.stdout
+    opts, task = _task_args(srun)
+    assert "--label" in opts and "--ntasks-per-node=1" in opts and "--gpus-per-node=8" in opts
+    assert_valid_invocation(task[4:], "tfcompat-gate.sh")  # limit, expect, dir, tfcompat, then the check
+    assert task[3].endswith("/tfc") and task[4] == "check" and task[task.index("--format") + 1] == "prometheus"
+    proc, _ = slurm_gate("n[1,3-4]", "n1 n3", tmp_path / "r2", SLURM_GPUS_PER_NODE="8")
     assert proc.returncode == 2 and "Missing (1): n4" in proc.stdout, proc.stdout + proc.stderr
     # a node whose check hangs is stopped by its task's time limit and comes out missing; the gate still runs
-    proc = gate("n[1,3]", "n1 n3", tmp_path / "r3", STUB_HANG="n3", TFCOMPAT_CHECK_TIMEOUT="1")
+    proc, srun = slurm_gate(
+        "n[1,3]", "n1 n3", tmp_path / "r3", STUB_HANG="n3", TFCOMPAT_CHECK_TIMEOUT="1", TFCOMPAT_GPUS="8"
+    )
     assert proc.returncode == 2 and "Missing (1): n3" in proc.stdout and "Passing (1): n1" in proc.stdout, (
         proc.stdout + proc.stderr
     )
-    srun = (tmp_path / "srun.argv").read_text().split()
-    assert "timeout" in srun and srun[srun.index("timeout") + 1] == "1"  # each task's check, under timeout(1)
-    assert any(a.startswith("--time=") for a in srun)  # and the step itself under a Slurm time limit
+    assert "n3: timed out after 1s" in proc.stdout
+    opts, task = _task_args(srun)
+    assert task[0] == "1"  # each task's check, under timeout(1)
+    assert any(a.startswith("--time=") for a in opts)  # and the step itself under a Slurm time limit
+
+
+def test_srun_gate_asks_for_the_gpus_and_fails_a_node_that_shows_none(slurm_gate, tmp_path):
+    """Where Slurm constrains devices, a step that asks for no GPU sees none and its check would pass without
+    looking at a GPU. The gate's step asks for them (the job's --gpus-per-node, a count, or --exclusive), and a
+    node whose check shows no GPU fails the gate."""
+    # the job asked for no GPU count: the step asks for whole nodes (--exclusive) and every node shows its GPU
+    proc, srun = slurm_gate("n[1,3-4]", "n1 n3 n4", tmp_path / "r1")
+    opts, task = _task_args(srun)
+    assert "--exclusive" in opts and task[1] == "1", opts
+    assert proc.returncode == 0 and "No GPU visible" not in proc.stdout, proc.stdout + proc.stderr
+    # n4's GPUs are not visible to the step (gres.conf wrong, GPU lost): tfcompat alone would pass it; the gate fails
+    proc, srun = slurm_gate("n[1,3-4]", "n1 n3 n4", tmp_path / "r2", TFCOMPAT_GPUS="h100:8", STUB_BLIND="n4")
+    assert "--gpus-per-node=h100:8" in _task_args(srun)[0]
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Passing (3): n[1,3-4]" in proc.stdout  # what tfcompat alone says
+    assert "2: n4: pass - NO GPU VISIBLE" in proc.stdout and "No GPU visible (1): n4" in proc.stdout
+    junit = ET.parse(tmp_path / "r2" / "gpu-visibility.junit.xml").getroot()
+    assert junit.get("failures") == "1" and [t.get("classname") for t in junit] == ["n4"]
+    # the next run starts clean: markers of an earlier run do not fail a node that shows its GPUs now
+    proc, _ = slurm_gate("n[1,3-4]", "n1 n3 n4", tmp_path / "r2", TFCOMPAT_GPUS="8")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ET.parse(tmp_path / "r2" / "gpu-visibility.junit.xml").getroot().get("failures") == "0"
+    # a partition without GPUs: nothing asked for, nothing expected
+    proc, srun = slurm_gate("n[1,3]", "n1 n3", tmp_path / "r3", TFCOMPAT_GPUS="none", SLURM_GPUS_PER_NODE="8")
+    opts, task = _task_args(srun)
+    assert not any("gpu" in o or o == "--exclusive" for o in opts) and task[1] == "0"
+    assert proc.returncode == 0 and "GPUs visible: 0" in proc.stdout, proc.stdout + proc.stderr
