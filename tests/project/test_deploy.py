@@ -103,6 +103,8 @@ def test_every_deploy_file_parses():
         elif path.suffix == ".sh":
             subprocess.run(["bash", "-n", str(path)], check=True)
             assert os.access(path, os.X_OK), f"{path} is not executable"
+        elif path.suffix == ".nhc":  # sourced by NHC's bash, not run
+            subprocess.run(["bash", "-n", str(path)], check=True)
         elif path.suffix != ".conf":
             pytest.fail(f"{path}: no validation for this kind of file")
         if path.suffix in (".sh", ".conf") or path.parent.name == "kubernetes":  # commands, not prose
@@ -116,6 +118,10 @@ def test_every_deploy_file_parses():
 def test_shellcheck():
     proc = subprocess.run(["shellcheck", "-S", "warning", *map(str, files(".sh"))], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+    proc = subprocess.run(
+        ["shellcheck", "-s", "bash", "-S", "warning", *map(str, files(".nhc"))], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and files(".nhc"), proc.stdout
 
 
 def test_the_invocation_finder_finds_and_rejects():
@@ -263,78 +269,121 @@ def _nhc_line():
 
 
 def test_nhc_line():
+    """nhc.conf calls the native check function that tfcompat.nhc defines, with a time limit below NHC's own."""
     line = _nhc_line()
     mask, sep, check = line.strip().partition("||")
     assert mask.strip() == "*" and sep
     assert "\\" not in line and "  " not in check  # NHC reads lines with `read` (no -r) and runs `eval $CHECK`
     tokens = shlex.split(check)
-    assert tokens[0] == "check_cmd_status"
-    opts = dict(zip(tokens[1:5:2], tokens[2:5:2]))
-    assert opts["-r"] == "0" and 0 < int(opts["-t"]) < NHC_TIMEOUT
-    assert tokens[5:7] == ["/bin/sh", "-c"] and len(tokens) == 8
-    script = tokens[7]
-    (call,) = tfcompat_invocations(script)
-    assert_valid_invocation(call, "nhc.conf")
-    assert call[call.index("--format") + 1] == "npd"
-    # tfcompat is stopped before NHC's watchdog for the command (-t) would kill the shell around it
-    inner = re.search(r"\btimeout (\d+) /\S*/tfcompat check\b", script)
-    assert inner and int(inner.group(1)) < int(opts["-t"]), script
+    assert tokens[0] == "check_tfcompat"
+    opts = dict(zip(tokens[1:3:2], tokens[2:3:2]))
+    assert 0 < int(opts["-t"]) < NHC_TIMEOUT
+    nhc = (DEPLOY / "slurm" / "tfcompat.nhc").read_text()
+    assert re.search(r"^function check_tfcompat\(\) \{$", nhc, re.M)
 
 
 NHC_HARNESS = r"""
-# What NHC does with a line of nhc.conf (read without -r, split at the first ||, `eval $CHECK` with globbing off),
-# and check_cmd_status's contract: -t seconds (at most NHC's TIMEOUT) and -r, the one exit status that passes;
-# the command's output is discarded. Written for this test, not NHC's code.
+# What NHC does: source every scripts/*.nhc, read a line of nhc.conf (without -r), split it at the first ||,
+# `eval $CHECK`; die() logs "Health check failed:  MESSAGE", marks the node offline with that message as the
+# reason and exits. Written for this test after NHC's own die(), log() and syslog(), not NHC's code.
 set -f
 TIMEOUT=30
-check_cmd_status() {
-    local OPTIND=1 opt t=5 r=0 ret
-    while getopts ":r:t:" opt; do
-        case $opt in r) r=$OPTARG ;; t) t=$OPTARG ;; *) echo "bad option"; return 1 ;; esac
-    done
-    shift $((OPTIND - 1))
-    if [ "$t" -gt "$TIMEOUT" ]; then echo "DIE: timeout $t exceeds NHC timeout $TIMEOUT"; return 1; fi
-    "$@" </dev/null >/dev/null 2>&1
-    ret=$?
-    if [ "$ret" -ne "$r" ]; then echo "DIE: $ret (expected $r)"; return 1; fi
-    return 0
+die() {
+    local RET=$1
+    shift
+    echo "Health check failed:  $*" > "$OFFLINE"
+    exit "$RET"
 }
+log() { printf '%s\n' "$*" >> "$NHC_LOG"; }
+syslog() { printf '%s\n' "$*" >> "$NHC_SYSLOG"; }
+. "$2"
 read LINE < "$1"
 CHECK="${LINE#*||}"
 eval $CHECK
 """
 
 
-@pytest.mark.parametrize("rc, offline, logged", [(0, False, False), (1, True, True), (2, False, True)])
-def test_nhc_line_takes_the_node_offline_only_when_incompatible(tmp_path, rc, offline, logged):
-    """Exit 1 fails the NHC check (NHC marks the node offline); exit 2 ("could not decide") passes it and is only
-    logged, as for the Slurm health check script."""
+@pytest.mark.parametrize(
+    "rc, extra, offline, logged",
+    [
+        (0, "", False, False),
+        (1, "", True, False),
+        (2, "", False, True),
+        (2, " -u", True, False),
+        ("hang", "", False, True),
+    ],
+)
+def test_nhc_check_takes_the_node_offline_with_the_finding_as_the_reason(tmp_path, rc, extra, offline, logged):
+    """check_tfcompat, run the way NHC runs nhc.conf's line: exit 1 fails the check with die() and the finding's
+    first line (the drain reason NHC gives Slurm); exit 2 or a timeout is logged and passes, unless -u."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    body = "exec sleep 30" if rc == "hang" else f"exit {rc}"
     fake = _stub(
         bin_dir / "tfcompat",
         f"""\
-        echo "$*" > {tmp_path}/argv
-        echo "TFC201 NVIDIA driver 470.82.01 is older than 525.60.13"
-        exit {rc}
+        printf '%s\\n' "$@" > {tmp_path}/argv
+        echo "TFC201 NVIDIA driver 470.82.01 is older than 525.60.13, the minimum for any C..."
+        echo "a second line that is not the finding"
+        {body}
         """,
     )
-    _stub(bin_dir / "logger", f'printf "%s\\n" "$*" >> {tmp_path}/logged\n')
+    line = _nhc_line() + extra
+    if rc == "hang":
+        line = line.replace("-t 20", "-t 2")
     conf = tmp_path / "nhc.conf"
-    conf.write_text(_nhc_line().replace("/opt/tfcompat/bin/tfcompat", str(fake)) + "\n")
+    conf.write_text(line + "\n")
     harness = tmp_path / "harness.sh"
     harness.write_text(NHC_HARNESS)
     proc = subprocess.run(
-        ["bash", str(harness), str(conf)],
+        ["bash", str(harness), str(conf), str(DEPLOY / "slurm" / "tfcompat.nhc")],
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"),
+        env=dict(
+            os.environ,
+            TFCOMPAT_NHC_CMD=str(fake),
+            OFFLINE=str(tmp_path / "offline"),
+            NHC_LOG=str(tmp_path / "log"),
+            NHC_SYSLOG=str(tmp_path / "syslog"),
+        ),
     )
     assert (proc.returncode != 0) == offline, proc.stdout + proc.stderr
-    assert (tmp_path / "argv").read_text().split()[:3] == ["check", "--format", "npd"]
-    log = (tmp_path / "logged").read_text() if (tmp_path / "logged").exists() else ""
-    assert bool(log) == logged and (not logged or (f"exit {rc}" in log and "TFC201" in log)), log
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert_valid_invocation(argv, "tfcompat.nhc")
+    assert argv[:3] == ["check", "--format", "npd"] and argv[argv.index("--python") + 1] == "/opt/venv/bin/python"
+    budget = float(argv[argv.index("--budget") + 1])
+    assert budget < int(re.search(r"-t (\d+)", line).group(1))  # a verdict before timeout(1) stops it
+    reason = (tmp_path / "offline").read_text().strip() if offline else ""
+    if rc == 1:
+        assert reason == (
+            "Health check failed:  check_tfcompat:  TFC201 NVIDIA driver 470.82.01 is older than 525.60.13, "
+            "the minimum for any C..."
+        )
+    elif offline:
+        assert reason.startswith("Health check failed:  check_tfcompat:  tfcompat could not decide (exit 2)")
+    log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
+    assert bool(log) == logged, log
+    if rc == "hang":
+        assert "tfcompat timed out after 2s" in log and (tmp_path / "syslog").read_text().strip()
+    elif logged:
+        assert "could not decide (exit 2): TFC201" in log
+
+
+def test_nhc_check_refuses_a_time_limit_nhc_would_kill(tmp_path):
+    harness = tmp_path / "harness.sh"
+    harness.write_text(NHC_HARNESS)
+    for bad in ("-t 30", "-t 45", "-t x"):
+        conf = tmp_path / "nhc.conf"
+        conf.write_text(_nhc_line().replace("-t 20", bad) + "\n")
+        proc = subprocess.run(
+            ["bash", str(harness), str(conf), str(DEPLOY / "slurm" / "tfcompat.nhc")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, TFCOMPAT_NHC_CMD="/bin/false", OFFLINE=str(tmp_path / "offline")),
+        )
+        assert proc.returncode == 1 and "check_tfcompat:  " in (tmp_path / "offline").read_text(), bad
 
 
 def _stub(path, body):
