@@ -134,8 +134,67 @@ def test_the_invocation_finder_finds_and_rejects():
 # --------------------------------------------------------------------------- Kubernetes
 
 
+def _docs(name):
+    return {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / name).read_text()) if d}
+
+
+def _pod_specs():
+    for path in files(".yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") in ("Job", "DaemonSet", "Deployment", "Pod"):
+                yield path, doc, (doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"])
+
+
+def test_pods_are_hardened_to_the_restricted_level_where_hostpath_allows():
+    """Pod Security Standard `restricted`: seccomp RuntimeDefault, every capability dropped, no privilege
+    escalation, non-root; plus a read-only root file system and no service account token. A pod with hostPath
+    volumes cannot be `restricted` (nor baseline): it may run as root, and its file says why, in a comment."""
+    seen = set()
+    for path, doc, pod in _pod_specs():
+        seen.add(doc["kind"])
+        where = f"{path.name} {doc['kind']}"
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert pod["automountServiceAccountToken"] is False, where
+        for c in pod["containers"] + pod.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), where
+            assert not sc.get("privileged"), where
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{where}: a read-only root needs a writable /tmp"
+        host_paths = [v for v in pod.get("volumes", []) if "hostPath" in v]
+        if host_paths:
+            text = path.read_text()
+            assert "hostPath" in text.split("apiVersion")[0] and "restricted" in text, where  # says why, up top
+        else:
+            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0, where
+        assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC"), where
+    assert seen >= {"Job", "DaemonSet"}
+
+
+def test_no_priority_class_a_managed_cluster_refuses():
+    """system-node-critical/system-cluster-critical are refused outside kube-system on managed clusters: a pod
+    uses none, or a PriorityClass the same file creates, which never preempts a running pod."""
+    created = {}
+    for path in files(".yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "PriorityClass":
+                created[doc["metadata"]["name"]] = doc
+    for path, doc, pod in _pod_specs():
+        name = pod.get("priorityClassName")
+        if name is None:
+            continue
+        assert not name.startswith("system-") or doc["metadata"].get("namespace") == "kube-system", path.name
+        pc = created[name]
+        assert pc["apiVersion"] == "scheduling.k8s.io/v1" and 0 < pc["value"] < 1_000_000_000
+        assert pc["preemptionPolicy"] == "Never" and pc["globalDefault"] is False
+    assert "system-node-critical" not in "".join(
+        line for p in files(".yaml") for line in p.read_text().splitlines(True) if not line.lstrip().startswith("#")
+    )
+
+
 def test_daemonset():
-    (ds,) = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "daemonset.yaml").read_text()))
+    ds = _docs("daemonset.yaml")["DaemonSet"]
     assert ds["apiVersion"] == "apps/v1" and ds["kind"] == "DaemonSet" and ds["metadata"]["name"]
     spec = ds["spec"]
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
@@ -164,10 +223,17 @@ def test_daemonset():
     # the snapshot that the checks replay is the one the scan writes
     scan = next(t for t in calls if t[0] == "scan")
     assert all(t[t.index("--from") + 1] == scan[scan.index("--output") + 1] for t in calls if "--from" in t)
+    # the NFD labels expire twice the refresh interval after the facts were collected
+    assert "export TFCOMPAT_NFD_EXPIRY=$((2 * TFCOMPAT_INTERVAL))" in script
+    assert int(env["TFCOMPAT_INTERVAL"]["value"]) * 2 == 1800  # nfd.DEFAULT_EXPIRY_SECONDS: the default agrees
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
 
 
 def test_preflight_job():
-    (job,) = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "preflight-job.yaml").read_text()))
+    """The pre-flight runs as the training pod would: its image, its GPUs, its /dev/shm (emptyDir of medium Memory
+    with a size), on a tainted GPU pool; no retries."""
+    text = (DEPLOY / "kubernetes" / "preflight-job.yaml").read_text()
+    job = _docs("preflight-job.yaml")["Job"]
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
@@ -175,7 +241,18 @@ def test_preflight_job():
     (c,) = pod["containers"]
     assert c["command"][0] == "tfcompat"
     assert_valid_invocation(c["command"][1:], "preflight-job")
-    assert "nvidia.com/gpu" in c["resources"]["limits"]
+    limits = c["resources"]["limits"]
+    assert int(limits["nvidia.com/gpu"]) >= 1 and limits["memory"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (shm,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    empty = volumes[shm["name"]]["emptyDir"]
+    assert empty["medium"] == "Memory" and re.fullmatch(r"\d+(Mi|Gi)", empty["sizeLimit"])
+    size_gib = int(empty["sizeLimit"][:-2]) / (1024 if empty["sizeLimit"].endswith("Mi") else 1)
+    assert size_gib >= 1  # what TFC801 asks of a multi-GPU node
+    # the image is the workload's, and the file says it is the one to replace
+    image_line = next(line for line in text.splitlines() if line.strip().startswith("image:"))
+    assert c["image"] in image_line and "REPLACE" in image_line and "training job's image" in text
 
 
 def _go_duration(text):
@@ -573,6 +650,11 @@ def test_healthcheck_with_the_real_tfcompat(tmp_path, matrix):
     fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
     assert fams["tfcompat_exit_code"].samples[0].value == 1
     assert fams["tfcompat_exit_code"].samples[0].labels["hostname"] == "gpu-007"
+    # the node-wide failure (TFC201) leaves no GPU compatible, and promtool finds nothing to say about the file
+    assert [x.value for x in fams["tfcompat_gpu_compatible"].samples] == [0]
+    if shutil.which("promtool"):
+        lint = subprocess.run(["promtool", "check", "metrics"], input=prom.read_text(), capture_output=True, text=True)
+        assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
 
 
 def _fresh_snapshot(env, name):
