@@ -57,8 +57,8 @@ mkdir -p "$REPORTS"
 rm -f "$REPORTS"/.no-gpu.*
 # --budget: a slow node still writes its report (unfinished probes as unknowns) before timeout(1) kills it.
 # The check prints the Prometheus textfile (tfcompat's own count of the GPUs it saw: one tfcompat_gpu_info
-# line per GPU) and writes the JSON report for the gate to --output-dir.
-check=(check --format prometheus --output-dir "$REPORTS" --budget "$(( CHECK_TIMEOUT > 20 ? CHECK_TIMEOUT - 10 : (CHECK_TIMEOUT + 1) / 2 ))")
+# line per GPU) and writes the JSON report for the gate to --output-dir. --scope job: this runs inside the job.
+check=(check --scope job --format prometheus --output-dir "$REPORTS" --budget "$(( CHECK_TIMEOUT > 20 ? CHECK_TIMEOUT - 10 : (CHECK_TIMEOUT + 1) / 2 ))")
 if [ -n "$TFCOMPAT_PYTHON" ]; then
     check+=(--python "$TFCOMPAT_PYTHON")
 fi

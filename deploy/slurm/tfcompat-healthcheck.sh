@@ -39,7 +39,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tfcompat-healthcheck.XXXXXX") || { log "cannot
 trap 'rm -rf "$work"' EXIT
 
 # --budget: tfcompat gives its verdict (unfinished probes as unknowns) well before timeout(1) kills it.
-check=(check --node-name "$NODE" --budget "$(( TFCOMPAT_TIMEOUT > 20 ? TFCOMPAT_TIMEOUT - 10 : (TFCOMPAT_TIMEOUT + 1) / 2 ))")
+check=(check --scope node --node-name "$NODE" --budget "$(( TFCOMPAT_TIMEOUT > 20 ? TFCOMPAT_TIMEOUT - 10 : (TFCOMPAT_TIMEOUT + 1) / 2 ))")
 if [ -n "$TFCOMPAT_PYTHON" ]; then
     check+=(--python "$TFCOMPAT_PYTHON")
 fi

@@ -23,6 +23,14 @@ def write_atomic(path: str, text: str) -> None:
         raise OutputError(f"--output {path}: directory {directory} does not exist")
     if target.is_dir():
         raise OutputError(f"--output {path}: is a directory (name a file)")
+    if target.exists() and not target.is_file():
+        # /dev/null, /dev/stdout, a FIFO: write into it; a rename would replace the device node itself
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise OutputError(f"--output {path}: cannot write it: {exc.strerror or exc}") from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(directory))
     except OSError as exc:

@@ -11,7 +11,19 @@ from typing import Optional
 
 from tfcompat import __version__
 from tfcompat.matrix import WorldFacts, shipped_facts
-from tfcompat.model import CustomOp, Driver, Environment, Gpu, Host, Package, Platform, Target, TensorFlowBuild, Unknown
+from tfcompat.model import (
+    CustomOp,
+    Driver,
+    Environment,
+    Gpu,
+    Host,
+    Package,
+    Platform,
+    Scope,
+    Target,
+    TensorFlowBuild,
+    Unknown,
+)
 from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.custom_ops import probe_custom_ops
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
@@ -62,6 +74,7 @@ def scan(
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
     facts: Optional[WorldFacts] = None,
     budget: Optional[Budget] = None,
+    scope: Optional[Scope] = None,
 ) -> Environment:
     """Probe everything. `environ` (default: this process's) supplies LD_LIBRARY_PATH / LD_PRELOAD on the host;
     under --root no host variable is read. `facts`: the matrix's world facts the probes look for (which
@@ -69,7 +82,10 @@ def scan(
 
     `budget` (--budget): the probes run in order and each is started only while the budget lasts; the
     libraries and custom-op probes also stop part way. What did not finish becomes an Unknown with the
-    budget's reason, so the rules that need it are skipped (see probes/budget.py)."""
+    budget's reason, so the rules that need it are skipped (see probes/budget.py).
+
+    `scope` (--scope, default job): recorded in the Environment; a node agent's (Scope.NODE) resource limits are its
+    own, and `check` judges them as information."""
     facts = facts if facts is not None else shipped_facts()
     budget = budget if budget is not None else UNLIMITED
     root = Root(spec.root)
@@ -203,4 +219,5 @@ def scan(
         tool_version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         probe=probe_result,
+        scope=scope if scope is not None else Scope.JOB,
     )

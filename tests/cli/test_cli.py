@@ -338,7 +338,11 @@ def test_format_choices_come_from_the_formats_table():
     from tfcompat.cli.options import CheckFormat, GateFormat
     from tfcompat.render.formats import FORMATS
 
-    assert [f.value for f in CheckFormat] == list(FORMATS["check"]) == ["text", "json", "prometheus", "npd", "nfd"]
+    assert (
+        [f.value for f in CheckFormat]
+        == list(FORMATS["check"])
+        == ["text", "json", "jsonl", "prometheus", "npd", "nfd"]
+    )
     assert [f.value for f in GateFormat] == list(FORMATS["gate"]) == ["text", "json", "junit"]
     for command, formats in FORMATS.items():
         for name, fmt in formats.items():

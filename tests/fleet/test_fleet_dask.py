@@ -138,8 +138,16 @@ def test_fleet_local_cluster_runs_one_check_per_node(capsys, monkeypatch, tmp_pa
     assert "2 workers on 1 node" in err and "Passing (1): solo-1" in out
 
 
-def test_fleet_usage_errors(capsys):
-    for argv in (["fleet"], ["fleet", "--local", "1", "--scheduler", "tcp://127.0.0.1:1"], ["fleet", "--local", "0"]):
+def test_fleet_usage_errors(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    (tmp_path / "file").write_text("")
+    for argv in (
+        ["fleet"],
+        ["fleet", "--local", "1", "--scheduler", "tcp://127.0.0.1:1"],
+        ["fleet", "--scheduler-file", "s.json", "--scheduler", "tcp://127.0.0.1:1"],
+        ["fleet", "--local", "0"],
+        ["fleet", "--local", "1", "--output-dir", str(tmp_path / "file" / "sub")],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         _, err = capsys.readouterr()
@@ -216,3 +224,71 @@ def test_a_check_that_crashes_is_undecided_with_its_reason():
         fr = run_gate([_to_loaded(result, "dask w (n1)")], GateOptions(now=NOW))
         (v,) = fr.nodes
         assert v.node == "n1" and v.status == "error" and why in v.errors[0] and fr.exit_code == 2
+
+
+def test_fleet_scheduler_file_quiet_and_a_new_output_dir(capsys, cluster, snaps, tmp_path):
+    """--scheduler-file as dask-jobqueue/dask-mpi write it (Client.write_scheduler_file, the same JSON);
+    --output-dir is created with its parents; -q: no progress lines."""
+    lc, _ = cluster
+    sched = tmp_path / "scheduler.json"
+    with distributed.Client(lc.scheduler_address, timeout=60) as writer:
+        writer.write_scheduler_file(str(sched))
+    assert json.loads(sched.read_text())["address"] == lc.scheduler_address
+    keep = tmp_path / "new" / "reports"
+    code, out, err = _fleet(
+        capsys,
+        ["--scheduler-file", str(sched), "-q", "--output-dir", str(keep), "--expect", "emu-[1-4]"],
+        ["--from", f"{snaps}/{{node}}.json"],
+    )
+    assert code == 1 and "Failing (1): emu-3" in out, out + err
+    assert "tfcompat fleet" not in err
+    assert sorted(p.name for p in keep.iterdir()) == [f"emu-{i}.json" for i in range(1, 5)]
+
+
+def _fleet(capsys, options, check_args):
+    with pytest.raises(SystemExit) as exc:
+        main(["fleet", *options, "--", *check_args])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_fleet_honours_dask_scheduler_address(capsys, cluster, monkeypatch):
+    import tfcompat.fleet.dask as fleet_dask
+
+    lc, _ = cluster
+    monkeypatch.setattr(fleet_dask, "check_on_node", _instant_check)  # pickled by value: no subprocess
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", lc.scheduler_address)
+    code, out, err = _fleet(capsys, ["--expect", "emu-[1-4]", "--max-age", "1h"], ["--from", "x"])
+    assert code == 0 and "Passing (4): emu-[1-4]" in out, out + err
+    assert f"Dask scheduler {lc.scheduler_address} (from $DASK_SCHEDULER_ADDRESS)" in err
+    # --scheduler wins over the variable; an unreachable one says where its address came from
+    monkeypatch.setattr(fleet_dask, "CONNECT_S", 1.0)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    code, out, err = _fleet(capsys, ["--scheduler", lc.scheduler_address, "-q"], ["--from", "x"])
+    assert code == 0 and err == "", err
+    code, out, err = _fleet(capsys, ["-f", "json"], ["--from", "x"])
+    assert code == 2 and json.loads(out)["status"] == "error"
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1 (from $DASK_SCHEDULER_ADDRESS)" in err
+
+
+def test_scheduler_file_waits_bounded(tmp_path):
+    import threading
+
+    from tfcompat.fleet.dask import read_scheduler_file
+
+    path = tmp_path / "scheduler.json"
+    with pytest.raises(FleetError, match="no such file"):
+        read_scheduler_file(str(path), wait=0.3)
+    path.write_text("{not json")
+    with pytest.raises(FleetError, match="not a JSON scheduler file"):
+        read_scheduler_file(str(path), wait=0.3)
+    path.write_text('{"type": "Scheduler"}')
+    with pytest.raises(FleetError, match="names no scheduler"):
+        read_scheduler_file(str(path), wait=0.3)
+    path.unlink()
+    later = threading.Timer(0.5, lambda: path.write_text('{"address": "tcp://10.0.0.1:8786"}'))
+    later.start()
+    try:
+        assert read_scheduler_file(str(path), wait=30) == "tcp://10.0.0.1:8786"
+    finally:
+        later.cancel()

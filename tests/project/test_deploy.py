@@ -428,7 +428,9 @@ def test_nhc_check_takes_the_node_offline_with_the_finding_as_the_reason(tmp_pat
     assert (proc.returncode != 0) == offline, proc.stdout + proc.stderr
     argv = (tmp_path / "argv").read_text().splitlines()
     assert_valid_invocation(argv, "tfcompat.nhc")
-    assert argv[:3] == ["check", "--format", "npd"] and argv[argv.index("--python") + 1] == "/opt/venv/bin/python"
+    assert argv[0] == "check" and argv[argv.index("--format") + 1] == "npd"
+    assert argv[argv.index("--scope") + 1] == "node"  # a node agent
+    assert argv[argv.index("--python") + 1] == "/opt/venv/bin/python"
     budget = float(argv[argv.index("--budget") + 1])
     assert budget < int(re.search(r"-t (\d+)", line).group(1))  # a verdict before timeout(1) stops it
     reason = (tmp_path / "offline").read_text().strip() if offline else ""
@@ -758,6 +760,7 @@ def test_srun_gate_script(slurm_gate, tmp_path):
     assert "--label" in opts and "--ntasks-per-node=1" in opts and "--gpus-per-node=8" in opts
     assert_valid_invocation(task[4:], "tfcompat-gate.sh")  # limit, expect, dir, tfcompat, then the check
     assert task[3].endswith("/tfc") and task[4] == "check" and task[task.index("--format") + 1] == "prometheus"
+    assert task[task.index("--scope") + 1] == "job"  # inside the job's allocation
     proc, _ = slurm_gate("n[1,3-4]", "n1 n3", tmp_path / "r2", SLURM_GPUS_PER_NODE="8")
     assert proc.returncode == 2 and "Missing (1): n4" in proc.stdout, proc.stdout + proc.stderr
     # a node whose check hangs is stopped by its task's time limit and comes out missing; the gate still runs

@@ -136,10 +136,11 @@ def node(gpus, **res):
 
 
 def test_eight_gpu_container_scenario(matrix):
-    """The issue's scenario: 64 MB /dev/shm, memlock 64 KB, one GPU with a page retirement pending."""
+    """The issue's scenario: 64 MB /dev/shm, memlock 64 KB on a node with an InfiniBand HCA, one GPU with a page
+    retirement pending."""
     gpus = [gpu(i) for i in range(8)]
     gpus[5] = gpu(5, ecc_uncorrected_volatile=1, retired_pages_pending=True)
-    report = evaluate(node(gpus), matrix)
+    report = evaluate(node(gpus, rdma_devices=("mlx5_0",)), matrix)
     assert [(f.rule, f.severity) for f in report.findings] == [
         ("TFC801", Severity.ERROR),
         ("TFC802", Severity.ERROR),

@@ -13,6 +13,7 @@ import typer
 from tfcompat.cli.options import (
     BudgetOpt,
     CheckFormat,
+    CheckScopeOpt,
     ColourOpt,
     FailOn,
     Format,
@@ -23,6 +24,8 @@ from tfcompat.cli.options import (
     ProbeTimeoutOpt,
     PythonOpt,
     RootOpt,
+    ScanScopeOpt,
+    ScopeChoice,
     SiteOpt,
     VerboseOpt,
 )
@@ -33,7 +36,7 @@ from tfcompat.render.formats import RenderContext, render, render_error
 
 if TYPE_CHECKING:
     from tfcompat.matrix import WorldFacts
-    from tfcompat.model import Environment, Report
+    from tfcompat.model import Environment, Report, Scope
 
 
 def scan_environment(
@@ -47,8 +50,10 @@ def scan_environment(
     ops: Optional[Sequence[str]] = (),
     facts: Optional[WorldFacts] = None,
     budget: Optional[float] = None,
+    scope: Optional[Scope] = None,
 ) -> Environment:
-    """Scan with a wall-clock `budget` in seconds (None: DEFAULT_BUDGET, plus `probe_timeout` with --probe)."""
+    """Scan with a wall-clock `budget` in seconds (None: DEFAULT_BUDGET, plus `probe_timeout` with --probe);
+    `scope` (--scope, default job) is recorded in the Environment."""
     from tfcompat.probes.budget import DEFAULT_BUDGET, Budget
     from tfcompat.probes.custom_ops import op_files
     from tfcompat.probes.target import TargetSpec
@@ -74,6 +79,7 @@ def scan_environment(
         ops=tuple(ops or ()),
         facts=facts,
         budget=Budget(budget),
+        scope=scope,
     )
 
 
@@ -123,7 +129,8 @@ def check(
         CheckFormat.text,
         "--format",
         "-f",
-        help="Output format: text, json, prometheus (node_exporter textfile), "
+        help="Output format: text, json, jsonl (the JSON report as one line, for clush/pdsh/srun -l), "
+        "prometheus (node_exporter textfile), "
         "npd (node-problem-detector plugin), nfd (NFD features.d file).",
     ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here (atomically)."),
@@ -141,6 +148,7 @@ def check(
     probe_timeout: float = ProbeTimeoutOpt,
     op: Optional[list[str]] = OpOpt,
     budget: Optional[float] = BudgetOpt,
+    scope: Optional[ScopeChoice] = CheckScopeOpt,
     colour: Optional[bool] = ColourOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
@@ -148,7 +156,7 @@ def check(
     with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name)):
         from tfcompat.engine import check_waivers, evaluate, parse_ignores, parse_select
         from tfcompat.matrix import load_matrix
-        from tfcompat.model import Severity, read_snapshot
+        from tfcompat.model import Scope, Severity, read_snapshot
         from tfcompat.rules import catalog
 
         if from_ and (python or site_packages or root):
@@ -163,15 +171,29 @@ def check(
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
         check_waivers({w.rule: w.origin for w in mtx.waivers}, rules)  # refused as --ignore refuses them
         ignores = {**mtx.waiver_reasons(), **ignores}  # the overlay's waivers act like --ignore
+        wanted = Scope(scope.value) if scope is not None else None
         env = (
             read_snapshot(from_)
             if from_
             else scan_environment(
-                python, site_packages, root, node_name, nvml, probe, probe_timeout, op, mtx.facts, budget
+                python, site_packages, root, node_name, nvml, probe, probe_timeout, op, mtx.facts, budget, wanted
             )
         )
+        if wanted is not None and wanted is not env.scope and fmt.value != "npd":
+            # --scope wins over the snapshot's; the report records both (scope, environment.scope)
+            print(
+                f"tfcompat: --scope {wanted.value}: judging {from_} as {'a job' if wanted is Scope.JOB else 'a node'}"
+                f" (it was recorded with --scope {env.scope.value})",
+                file=sys.stderr,
+            )
         report = evaluate(
-            env, mtx, rules, fail_on=Severity(fail_on.value), select=parse_select(select, rules), ignore=ignores
+            env,
+            mtx,
+            rules,
+            fail_on=Severity(fail_on.value),
+            select=parse_select(select, rules),
+            ignore=ignores,
+            scope=wanted or env.scope,
         )
         if output_dir:
             _to_output_dir(output_dir, report, node_name)
@@ -196,11 +218,25 @@ def scan(
     probe_timeout: float = ProbeTimeoutOpt,
     op: Optional[list[str]] = OpOpt,
     budget: Optional[float] = BudgetOpt,
+    scope: ScopeChoice = ScanScopeOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Collect the facts only and write them as a JSON snapshot (judge it later with `check --from`)."""
+    from tfcompat.model import Scope
+
     with Run(output, verbose):
-        env = scan_environment(python, site_packages, root, node_name, nvml, probe, probe_timeout, op, budget=budget)
+        env = scan_environment(
+            python,
+            site_packages,
+            root,
+            node_name,
+            nvml,
+            probe,
+            probe_timeout,
+            op,
+            budget=budget,
+            scope=Scope(scope.value),
+        )
         emit(render("scan", "json", env), output)
 
 

@@ -103,14 +103,21 @@ def fleet(
         None, help="Arguments for `tfcompat check` on every node, after `--`; {node} becomes the node's name."
     ),
     scheduler: Optional[str] = typer.Option(
-        None, "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786)."
+        None,
+        "--scheduler",
+        help="Address of a running Dask scheduler (tcp://host:8786; default: $DASK_SCHEDULER_ADDRESS).",
+    ),
+    scheduler_file: Optional[str] = typer.Option(
+        None,
+        "--scheduler-file",
+        help="Dask scheduler file (written by dask-jobqueue, dask-mpi, `dask scheduler --scheduler-file`).",
     ),
     local: Optional[int] = typer.Option(
         None, "--local", help="Start a Dask LocalCluster of N worker processes on this machine (demos and tests)."
     ),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds one node's check may take."),
     output_dir: Optional[str] = typer.Option(
-        None, "--output-dir", help="Also keep each node's JSON report as DIR/<node>.json."
+        None, "--output-dir", help="Also keep each node's JSON report as DIR/<node>.json (DIR is created)."
     ),
     expect: Optional[list[str]] = ExpectOpt,
     max_age: Optional[str] = MaxAgeOpt,
@@ -119,6 +126,7 @@ def fleet(
     fmt: GateFormat = GateFmtOpt,
     output: Optional[str] = GateOutputOpt,
     colour: Optional[bool] = ColourOpt,
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
     verbose: bool = VerboseOpt,
 ) -> None:
     """Run `tfcompat check` once on every distinct node of a Dask cluster and gate the results (extra: dask)."""
@@ -127,19 +135,34 @@ def fleet(
         from tfcompat.fleet.facts import dig
         from tfcompat.fleet.gate import run_gate
 
-        if (scheduler is None) == (local is None):
-            raise UsageProblem("name a cluster: --scheduler ADDRESS or --local N (one of them)")
+        scheduler_from = "--scheduler"
+        named = [x for x in (scheduler, scheduler_file, local) if x is not None]
+        if len(named) > 1:
+            raise UsageProblem("name one cluster: --scheduler ADDRESS, --scheduler-file FILE or --local N")
+        if not named:
+            scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+            scheduler_from = "$DASK_SCHEDULER_ADDRESS"
+            if scheduler is None:
+                raise UsageProblem(
+                    "name a cluster: --scheduler ADDRESS, --scheduler-file FILE or --local N "
+                    "(or set DASK_SCHEDULER_ADDRESS)"
+                )
         if local is not None and local < 1:
             raise UsageProblem("--local N: N must be at least 1")
-        if output_dir and not os.path.isdir(output_dir):
-            raise UsageProblem(f"--output-dir {output_dir}: no such directory")
         options = _gate_options(fail_on, expect, max_age, group_by)
+        if output_dir:
+            try:
+                os.makedirs(output_dir, exist_ok=True)
+            except OSError as exc:
+                raise UsageProblem(f"--output-dir {output_dir}: cannot create it: {exc.strerror or exc}") from None
         loaded = run_fleet(
             list(check_args or ()),
             scheduler=scheduler,
             local=local,
             timeout=timeout,
-            progress=lambda line: print(line, file=sys.stderr),
+            progress=(lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr)),
+            scheduler_file=scheduler_file,
+            scheduler_from=scheduler_from,
         )
         if output_dir:
             for item in loaded:

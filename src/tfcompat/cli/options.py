@@ -17,6 +17,7 @@ class Format(str, Enum):  # rules
 class CheckFormat(str, Enum):
     text = "text"
     json = "json"
+    jsonl = "jsonl"  # the JSON report as one line, for fan-in (clush, pdsh, srun -l, Ansible)
     prometheus = "prometheus"  # node_exporter textfile collector
     npd = "npd"  # node-problem-detector custom plugin: one line, exit 0/1/2
     nfd = "nfd"  # Node Feature Discovery features.d file
@@ -26,6 +27,11 @@ class GateFormat(str, Enum):  # gate, fleet
     text = "text"
     json = "json"
     junit = "junit"
+
+
+class ScopeChoice(str, Enum):  # check, scan: --scope (tfcompat.model.Scope)
+    node = "node"
+    job = "job"
 
 
 class FailOn(str, Enum):
@@ -60,6 +66,15 @@ BudgetOpt = typer.Option(
     "by then are reported as unknown with that reason and "
     "the rules that need them are skipped; the rest is "
     "judged.",
+)
+_SCOPE_HELP = (
+    "Whose limits are judged: job (default: run where the job runs, judge everything) or node (a node agent: "
+    "DaemonSet, NPD, Slurm health check, NHC; /dev/shm, memlock, cgroup and CUDA_VISIBLE_DEVICES are the "
+    "checker's own, so TFC801-803 and TFC807 only inform)."
+)
+ScanScopeOpt = typer.Option(ScopeChoice.job, "--scope", help=_SCOPE_HELP + " Recorded in the snapshot.")
+CheckScopeOpt = typer.Option(
+    None, "--scope", help=_SCOPE_HELP + " With --from, it overrides the scope the snapshot was recorded with."
 )
 VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
 ColourOpt = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal).")

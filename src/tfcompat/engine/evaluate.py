@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -11,9 +12,11 @@ from tfcompat.engine.select import matches_any
 from tfcompat.model import (
     REPORT_SCHEMA_VERSION,
     Environment,
+    Evidence,
     Finding,
     MatrixInfo,
     Report,
+    Scope,
     Severity,
     Skip,
 )
@@ -56,7 +59,11 @@ def evaluate(
     fail_on: Severity = Severity.ERROR,
     select: Sequence[str] = (),
     ignore: Mapping[str, str] = {},  # prefix -> reason ("" for none)
+    scope: Optional[Scope] = None,  # --scope; None: the scope the environment was recorded with
 ) -> Report:
+    """The verdict on `env`. Under Scope.NODE (a node agent) the findings of the rules that judge the checking
+    process's own limits (Rule.job_limit) are information, never a node failure (see node_scope_finding)."""
+    scope = scope if scope is not None else env.scope
     findings: list[Finding] = []
     skipped: list[Skip] = []
     errors: list[str] = []
@@ -82,6 +89,8 @@ def evaluate(
             f = Finding(
                 r.id, r.name, result.severity or r.severity, result.message, result.evidence, result.remediation, waiver
             )
+            if scope is Scope.NODE and r.job_limit:
+                f = node_scope_finding(f)
             findings.append(f)
             if r.blocks_verdict and waiver is None:
                 errors.append(f.message)
@@ -104,6 +113,31 @@ def evaluate(
         skipped=tuple(skipped),
         errors=tuple(errors),
         environment=env,
+        scope=scope,
+    )
+
+
+NODE_SCOPE_NOTE = "node scope: the checker's own limit, not the job's"
+
+
+def node_scope_finding(f: Finding) -> Finding:
+    """A job-limit finding of a node agent (--scope node): information that keeps the severity it would have
+    inside the job, never a failure of the node."""
+    if f.severity is Severity.INFO:
+        return f
+    return dataclasses.replace(
+        f,
+        severity=Severity.INFO,
+        message=f"{NODE_SCOPE_NOTE} ({f.severity.value} inside a job): {f.message}",
+        evidence=f.evidence
+        + (
+            Evidence(
+                "scope",
+                "node",
+                "--scope node: a node agent sees its own /dev/shm, rlimits, cgroup and environment; check inside "
+                "the job (--scope job) to judge the job's",
+            ),
+        ),
     )
 
 

@@ -61,6 +61,10 @@ class Rule:
     # "environment": func(Environment, Matrix), judged by `check`; "fleet": judged by `gate` across node
     # reports (its func takes what the fleet layer passes); evaluate() runs environment rules only.
     scope: str = "environment"
+    # True: the rule judges a limit of the checking process (/dev/shm, RLIMIT_MEMLOCK, cgroup memory,
+    # CUDA_VISIBLE_DEVICES): the job's only where the check runs where the job runs. Under `--scope node` (a node
+    # agent) its findings are information (see evaluate).
+    job_limit: bool = False
 
     @property
     def summary(self) -> str:
@@ -77,6 +81,7 @@ def rule(
     requires: Sequence[str] = (),
     blocks_verdict: bool = False,
     scope: str = "environment",
+    job_limit: bool = False,
 ) -> Callable[[_F], _F]:
     """Register a rule. Its docstring is its documentation (first line, then What / Why it crashes / How to fix)."""
 
@@ -85,7 +90,9 @@ def rule(
             raise ValueError(f"rule id {id} registered twice")  # programmer error
         if scope not in ("environment", "fleet"):
             raise ValueError(f"rule {id}: unknown scope {scope!r}")  # programmer error
-        RULES[id] = Rule(id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict, scope)
+        RULES[id] = Rule(
+            id, name, severity, tuple(requires), inspect.getdoc(func) or "", func, blocks_verdict, scope, job_limit
+        )
         return func
 
     return register

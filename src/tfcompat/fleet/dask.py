@@ -1,8 +1,9 @@
 """Fan-out on Dask distributed (extra ``tfcompat[dask]``): one ``tfcompat check`` per distinct node.
 
-The cluster is the operator's (``--scheduler ADDRESS``) or a LocalCluster of worker processes started here
-(``--local N``, for demos and tests). Each worker says which node it is on (the same identity rule as
-``check``: ``$NODE_NAME``, ``$SLURMD_NODENAME``, the host name); one worker per node runs
+The cluster is the operator's (``--scheduler ADDRESS``; ``--scheduler-file FILE`` as dask-jobqueue, dask-mpi and
+``dask scheduler --scheduler-file`` write it; else ``$DASK_SCHEDULER_ADDRESS``) or a LocalCluster of worker
+processes started here (``--local N``, for demos and tests). Each worker says which node it is on (the same
+identity rule as ``check``: ``$NODE_NAME``, ``$SLURMD_NODENAME``, the host name); one worker per node runs
 ``python -m tfcompat check ... -f json`` as a subprocess from a task (the worker's thread pool, never its event
 loop), bounded by ``--timeout``. Results go straight into the gate as parsed reports.
 
@@ -29,6 +30,8 @@ from tfcompat.fleet.nodeset import abbreviate, fold
 
 FORBIDDEN = ("-f", "--format", "-o", "--output", "--output-dir")
 GRACE_S = 30.0  # beyond --timeout: scheduling, the subprocess's start, the result's way back
+CONNECT_S = 30.0  # to reach the scheduler
+SCHEDULER_FILE_WAIT_S = 30.0  # for a scheduler file that is not there yet (dask-mpi started in the same job script)
 
 
 class FleetError(TfcompatError):
@@ -83,6 +86,37 @@ def _to_loaded(result: dict[str, object], source: str) -> Loaded:
     return Loaded(source, data, None, node)
 
 
+def read_scheduler_file(path: str, wait: Optional[float] = None) -> str:
+    """The scheduler's address from a Dask scheduler file (its ``address``). Bounded, where distributed's
+    ``Client(scheduler_file=...)`` waits for ever for a file that never comes: up to `wait` seconds
+    (SCHEDULER_FILE_WAIT_S) for the file to appear, and about a second for one being written to be complete."""
+    wait = SCHEDULER_FILE_WAIT_S if wait is None else wait
+    start = time.monotonic()
+    unreadable_since: Optional[float] = None
+    while True:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            address = data.get("address") if isinstance(data, dict) else None
+            if isinstance(address, str) and address:
+                return address
+            why = 'it names no scheduler (no "address" string)'
+        except FileNotFoundError:
+            if time.monotonic() - start >= wait:
+                raise FleetError(f"--scheduler-file {path}: no such file (waited {wait:g} s for it)") from None
+            time.sleep(0.2)
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FleetError(f"--scheduler-file {path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        except (ValueError, RecursionError):  # being written, or not a scheduler file
+            why = "not a JSON scheduler file"
+        now = time.monotonic()
+        unreadable_since = now if unreadable_since is None else unreadable_since
+        if now - unreadable_since >= 1.0:
+            raise FleetError(f"--scheduler-file {path}: {why}")
+        time.sleep(0.1)
+
+
 def _workers_by_node(client) -> dict[str, list[str]]:
     """node name -> the addresses of its workers (asked of each worker; quick: no subprocess)."""
     nodes_of = client.run(identify)  # worker address -> node name
@@ -100,9 +134,15 @@ def run_fleet(
     progress: Callable[[str], None] = lambda line: None,
     client=None,
     grace: float = GRACE_S,
+    scheduler_file: Optional[str] = None,
+    scheduler_from: str = "--scheduler",
 ) -> list[Loaded]:
     """One check per distinct node of the cluster; a Loaded per node: its report, or an error report saying why
-    there is none (the node is then undecided). Returns within about `timeout` + `grace` seconds of submitting."""
+    there is none (the node is then undecided). Returns within about `timeout` + `grace` seconds of submitting.
+
+    The cluster: `client`, a LocalCluster of `local` workers, the scheduler at `scheduler` (`scheduler_from`
+    says where that address came from, for the messages: ``--scheduler``, ``$DASK_SCHEDULER_ADDRESS``), or the
+    one a `scheduler_file` names."""
     bad = [a for a in check_args if a.split("=", 1)[0] in FORBIDDEN]
     if bad:
         raise FleetError(
@@ -126,10 +166,18 @@ def run_fleet(
                 client = Client(cluster)
                 client.wait_for_workers(local, timeout=120)
             else:
+                if scheduler_file is not None:
+                    scheduler = read_scheduler_file(scheduler_file)
+                    scheduler_from = f"--scheduler-file {scheduler_file}"
+                if not scheduler:
+                    raise FleetError("no Dask scheduler named: --scheduler, --scheduler-file or --local")
+                progress(f"tfcompat fleet: Dask scheduler {scheduler} (from {scheduler_from})")
                 try:
-                    client = Client(scheduler, timeout=30)
+                    client = Client(scheduler, timeout=CONNECT_S)
                 except (OSError, TimeoutError) as exc:
-                    raise FleetError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+                    raise FleetError(
+                        f"cannot reach the Dask scheduler at {scheduler} (from {scheduler_from}): {exc}"
+                    ) from None
         workers_on = _workers_by_node(client)
         if not workers_on:
             raise FleetError("the Dask cluster has no workers")

@@ -25,7 +25,9 @@ from tfcompat.fleet.read import Loaded
 from tfcompat.fleet.report import SEVERITIES, STATUSES, NodeFinding
 from tfcompat.model import (
     Environment,
+    Finding,
     Report,
+    Scope,
     Severity,
     SnapshotError,
     environment_from_json,
@@ -99,6 +101,32 @@ def _decode_environment(data: dict[str, Any]) -> Environment:
         raise BadReport(str(exc)) from None
 
 
+def _report_scope(data: dict[str, Any]) -> Optional[Scope]:
+    value = data.get("scope")
+    if value is None:
+        return None
+    try:
+        return Scope(value)
+    except ValueError:
+        raise BadReport(f"$.scope: expected one of node, job, not {_shown(value)}") from None
+
+
+def _as_its_scope(report: Report) -> Report:
+    """A node-scope report is judged as a node: a job-limit finding above info in it (a hand-made or altered
+    report; tfcompat writes them as info) counts as information, as `check --scope node` would have written it."""
+    if report.judged_as is not Scope.NODE:
+        return report
+    from tfcompat.engine.evaluate import node_scope_finding
+    from tfcompat.rules import find  # every shipped rule; only here, where a node-scope report needs it
+
+    def judged(f: Finding) -> Finding:
+        r = find(f.rule)
+        return node_scope_finding(f) if r is not None and r.job_limit and f.severity is not Severity.INFO else f
+
+    findings = tuple(judged(f) for f in report.findings)
+    return report if findings == report.findings else dataclasses.replace(report, findings=findings)
+
+
 def judge_report(
     report: Report, fail_on: Severity
 ) -> tuple[str, tuple[NodeFinding, ...], tuple[str, ...], tuple[str, ...]]:
@@ -152,13 +180,18 @@ def judge_loaded(
         if env_data is None:
             raise BadReport("the report carries no environment to judge")
         node_env = _decode_environment(env_data)
+        # the scope the node's check said (a report's own, else its environment's): its limits are whose it says
+        scope = _report_scope(data) if is_report else None
+        scope = scope if scope is not None else node_env.scope
         if image is not None:
             node_env = join_environment(image, node_env)
             notes.append("judged on the joined environment: image target + node host")
-        report = evaluate(node_env, matrix_loader(), fail_on=fail_on)
+        report = evaluate(node_env, matrix_loader(), fail_on=fail_on, scope=scope)
     else:
-        report = _decode_report(data)
+        report = _as_its_scope(_decode_report(data))
         absent = _absent(env_data)
+    if report.judged_as is Scope.NODE:
+        notes.append("judged as a node agent (--scope node): the checker's own limits (TFC801-803, TFC807) inform only")
     env = report.environment
     node = env.host.node_name if env is not None else None
     if not node:

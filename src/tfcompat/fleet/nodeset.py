@@ -7,6 +7,7 @@ that expands to them (zero padding kept, one bracket per name on its last run of
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from typing import Optional
 
@@ -18,6 +19,39 @@ MAX_DIGITS = 18  # a run of more digits is not a number to fold or count with (i
 
 class NodeSetError(TfcompatError):
     """A folded node list that cannot be read (unbalanced brackets, bad range)."""
+
+
+NAME_HINT = "node names are host names: letters, digits, '-', '.', '_'; ranges as gpu-[001-128]"
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "-._")
+_NOT_SUPPORTED = {  # what such a character means elsewhere, for the hint
+    "!": "ClusterShell's set difference",
+    "&": "ClusterShell's intersection",
+    "^": "ClusterShell's symmetric difference",
+    "@": "a node group",
+    "*": "a wildcard",
+    "?": "a wildcard",
+}
+
+
+def _check_name_chars(part: str, whole: str) -> None:
+    """Outside brackets, a node set holds host-name characters only (inside, _RANGE checks the numbers): a
+    ClusterShell operator or group (``!``, ``&``, ``^``, ``@``), a space or a wildcard is refused with a hint,
+    not taken as a name that then never reports."""
+    depth = 0
+    for ch in part:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif depth == 0 and ch not in _NAME_CHARS:
+            what = f" ({_NOT_SUPPORTED[ch]}, not supported)" if ch in _NOT_SUPPORTED else ""
+            shown = "white space" if ch.isspace() else repr(ch)
+            extra = "; expand groups and operators first, e.g. `nodeset -f`" if what else ""
+            if ch.isspace():
+                extra = "; key=value labels go in an --expect file, after the node set"
+            raise NodeSetError(
+                f"node set {_cut(whole)!r}: {shown}{what} is not valid in a node name ({NAME_HINT}{extra})"
+            )
 
 
 def _split_top(text: str) -> list[str]:
@@ -102,8 +136,7 @@ def expand(nodeset: str, limit: int = MAX_NODES) -> list[str]:
     """
     seen: dict[str, None] = {}
     for part in _split_top(nodeset.strip()):
-        if any(c.isspace() for c in part):
-            raise NodeSetError(f"node set {nodeset!r}: {part!r} contains white space")
+        _check_name_chars(part, nodeset)
         for name in _expand_one(part, nodeset, limit - len(seen)):
             seen.setdefault(name, None)
         if len(seen) > limit:

@@ -49,28 +49,71 @@ def _too_much(exc: Exception) -> str:
     return f"not readable: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
 
 
-_NEXT_VALUE = re.compile(r"\n[\[{]")  # a line that starts a JSON object or array: where a value may start
+# A launcher's label before a value on its line (``check --format jsonl`` collected from many nodes):
+# ``gpu-001: {...}`` (pdsh, clush without -b), ``  0: {...}`` (srun -l: the task's rank, right-aligned),
+# ``gpu-[001-002]: {...}`` (clush -L, output gathered). Host-name characters (and a folded set's), a colon, a ``{``.
+_LABEL_TEXT = r"[ \t]*([A-Za-z0-9][A-Za-z0-9._\-\[\],]*)[ \t]*:[ \t]*"
+_LABEL = re.compile(_LABEL_TEXT + r"(?=\{)")
+# A line that starts a JSON object or array, labelled or not: where a value may start.
+_NEXT_VALUE = re.compile(r"\n(?:[\[{]|" + _LABEL_TEXT + r"\{)")
+# A launcher's header line(s) before a node's output, skipped: clush -b's block (15 dashes, the node set and
+# its count when gathered, 15 dashes; pdsh | dshbak's has 16) and Ansible ad-hoc's ``host | CHANGED | rc=1 >>``
+# (after it come the command's stdout, stripped, then its stderr and "non-zero return code" without a line break:
+# skipped up to the next host's line or a line that starts a value).
+_HEADER = re.compile(
+    r"-{15,}[ \t]*\n[ \t]*(\S+)(?: \(\d+\))?[ \t]*\n[ \t]*-{15,}[ \t]*(?:\n|$)"
+    r"|([A-Za-z0-9][A-Za-z0-9._\-]*) \| [A-Z!]+ \| rc=-?\d+ >>[ \t]*(?:\n|$)"
+)
+# Where an Ansible ad-hoc host's output ends: the next host's line, or a line that starts a value.
+_ANSIBLE_NEXT = re.compile(r"\n(?=[\[{]|[A-Za-z0-9][A-Za-z0-9._\-]* \| [A-Z!]+(?: \| rc=-?\d+ >>| => |$))", re.M)
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*\Z")
+
+
+def _node_hint(label: Optional[str]) -> Optional[str]:
+    """A launcher's label as a node-name hint (used only when the report names no node): a host name, not a
+    rank (srun -l's ``0``) nor a folded set of several nodes."""
+    if label is None or label.isdigit() or not _HOST_NAME.match(label):
+        return None
+    return label
 
 
 def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
     """JSON Lines, or JSON values one after another (``cat *.json``); a bad line is skipped, not fatal.
 
+    A line may carry a launcher's label before its value (``gpu-001: {...}`` from pdsh or clush, ``0: {...}``
+    from srun -l), and a node's output a launcher's header (clush -b's, Ansible ad-hoc's): both are skipped,
+    and a label or header naming one host is the node-name hint for a report that names no node.
+
     Linear in the input: line numbers (for the sources) are counted incrementally, and each value is decoded
-    within its own stretch of text (up to the next line that starts with ``{`` or ``[``), so that neither
-    counting lines nor json's error position (which counts lines from the start of what it decodes) rescans
-    the input per record. A value cut at such a line (JSON not written by json.dumps) is decoded again from
-    its start to the end of the input.
+    within its own stretch of text (up to the next line that starts with ``{`` or ``[``, labelled or not), so
+    that neither counting lines nor json's error position (which counts lines from the start of what it decodes)
+    rescans the input per record. A value cut at such a line (JSON not written by json.dumps) is decoded again
+    from its start to the end of the input.
     """
     decoder = json.JSONDecoder()
     pos, n = 0, len(text)
     line, counted = 1, 0  # `line` is the line number of text[counted]
+    header: Optional[str] = None  # the node a launcher's header named, for the value after it
+    rest_of_line = False  # Ansible ad-hoc: the command's stderr and "non-zero return code" follow the value
     while True:
         while pos < n and text[pos] in " \t\r\n":
             pos += 1
         if pos >= n:
             return
+        head = _HEADER.match(text, pos)
+        if head is not None:
+            header = head.group(1) or head.group(2)
+            rest_of_line = head.group(2) is not None
+            pos = head.end()
+            continue
+        label = _LABEL.match(text, pos)
+        hint = _node_hint(label.group(1) if label is not None else header)
+        skip_rest, header, rest_of_line = rest_of_line, None, False
+        if label is not None:
+            pos = label.end()
         line += text.count("\n", counted, pos)
         counted = pos
+        where = f"{source}:{line}"
         nxt = _NEXT_VALUE.search(text, pos)
         stop = nxt.start() if nxt is not None else n
         window = text[pos:stop]
@@ -79,7 +122,7 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
             end += pos
         except (RecursionError, ValueError) as exc:
             if not isinstance(exc, json.JSONDecodeError):  # too deep, or too long a number: this value only
-                yield Loaded(f"{source}:{line}", None, _too_much(exc))
+                yield Loaded(where, None, _too_much(exc), hint)
                 if nxt is None:
                     return
                 pos = stop + 1
@@ -94,7 +137,11 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
                 except (RecursionError, ValueError) as exc2:
                     error = _too_much(exc2)
             if error is not None:
-                yield Loaded(f"{source}:{line}", None, error)
+                if label is not None:  # a labelled report over several lines: each line is labelled
+                    error += (
+                        f" (line labelled {label.group(1)!r}: a labelled report must be one line, `check -f jsonl`)"
+                    )
+                yield Loaded(where, None, error, hint)
                 # Resume at the next value that starts a line: the next JSON Lines record, or the next
                 # top-level object of concatenated pretty-printed files.
                 if nxt is None:
@@ -102,13 +149,16 @@ def _iter_json_values(text: str, source: str) -> Iterator[Loaded]:
                 pos = stop + 1
                 continue
         pos = end
+        if skip_rest:  # Ansible ad-hoc: stdout (stripped), then stderr and its message, up to the next host
+            after = _ANSIBLE_NEXT.search(text, end)
+            pos = n if after is None else after.start()
         if isinstance(value, dict):
-            yield Loaded(f"{source}:{line}", value)
+            yield Loaded(where, value, None, hint)
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                yield _as_loaded(item, f"{source}:{line}[{i}]")
+                yield _as_loaded(item, f"{where}[{i}]")
         else:
-            yield Loaded(f"{source}:{line}", None, f"not a JSON object but {type(value).__name__}")
+            yield Loaded(where, None, f"not a JSON object but {type(value).__name__}", hint)
 
 
 def _as_loaded(value: Any, source: str, name_hint: Optional[str] = None) -> Loaded:

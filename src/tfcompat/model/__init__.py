@@ -13,7 +13,7 @@ from tfcompat.model.codec import (
     read_snapshot,
     to_json_dict,
 )
-from tfcompat.model.environment import SNAPSHOT_VERSION, Environment, Unknown
+from tfcompat.model.environment import SNAPSHOT_VERSION, Environment, Scope, Unknown
 from tfcompat.model.host import (
     AmdGpu,
     Driver,
@@ -81,6 +81,7 @@ __all__ = [
     "Report",
     "Resources",
     "Rocm",
+    "Scope",
     "Severity",
     "Skip",
     "SnapshotError",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Optional
 
 from tfcompat.model.host import Host
@@ -13,6 +14,20 @@ from tfcompat.model.probe import ProbeResult
 from tfcompat.model.target import Package, Target, TensorFlowBuild
 
 SNAPSHOT_VERSION = 1
+
+
+class Scope(str, enum.Enum):
+    """Whose facts a check judges (``--scope``).
+
+    ``job``: a check run where the job runs (its container, its Slurm step, CI on the job's environment) judges
+    everything, the limits it runs under included. ``node``: a node agent (DaemonSet, node-problem-detector, Slurm
+    health check, NHC) judges the node's facts (driver, GPUs, ECC, MIG, persistence, the host's ld.so.cache) and the
+    environment as before, but the limits it sees (/dev/shm, RLIMIT_MEMLOCK, cgroup memory, CUDA_VISIBLE_DEVICES)
+    are its own, not the job's: the rules that judge them report information only.
+    """
+
+    NODE = "node"
+    JOB = "job"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +47,7 @@ class Environment:
     created: str = ""  # ISO 8601 UTC
     snapshot_version: int = SNAPSHOT_VERSION
     probe: Optional[ProbeResult] = None  # `--probe`: TensorFlow imported in a child process
+    scope: Scope = Scope.JOB  # `scan --scope`/`check --scope`: where it ran (absent in older snapshots: job)
 
     def unknown(self, fact: str) -> Optional[str]:
         """The reason `fact` (or a fact it is part of) is unknown, or None if it is known."""

@@ -1,4 +1,5 @@
-"""Facts that belong to the node: platform, NVIDIA driver and GPUs, ROCm, resource limits."""
+"""Facts that belong to the node: platform, NVIDIA driver and GPUs, ROCm; and the resource limits the checking
+process runs under, which are job facts (the job's own only where the check runs where the job runs: --scope)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,12 @@ class Gpu:
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
-    """Limits the job will run under. Limits: None means unlimited; sizes in bytes."""
+    """Limits the job will run under. Limits: None means unlimited; sizes in bytes.
+
+    Job facts: they are read from the checking process (its /dev/shm, getrlimit, cgroup, environment), so they are
+    the job's only when the check runs where the job runs (``--scope job``); a node agent sees its own
+    (``--scope node``: the rules report them as information). ``mem_total`` and ``rdma_devices`` are the node's.
+    """
 
     shm_bytes: Optional[int] = None  # size of /dev/shm
     shm_free_bytes: Optional[int] = None
@@ -67,6 +73,9 @@ class Resources:
     mem_available: Optional[int] = None
     cuda_visible_devices: Optional[str] = None  # None: not set
     nvidia_visible_devices: Optional[str] = None
+    # RDMA devices (InfiniBand/RoCE HCAs) in /sys/class/infiniband: where there are some, NCCL's IB transport
+    # registers memory with ibv_reg_mr, which RLIMIT_MEMLOCK bounds (TFC802). () none; None: not collected.
+    rdma_devices: Optional[tuple[str, ...]] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from typing import Optional
 
-from tfcompat.model.environment import Environment
+from tfcompat.model.environment import Environment, Scope
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -69,3 +69,12 @@ class Report:
     skipped: tuple[Skip, ...]
     errors: tuple[str, ...]  # why tfcompat could not decide (status "error")
     environment: Optional[Environment]
+    # How the findings were judged (`--scope`): node (a node agent: job limits are information) or job. It may
+    # differ from environment.scope, the scope the snapshot was recorded with (`check --from F --scope job`).
+    # None: nothing was judged (an error report: the JSON leaves the key out, one error shape for every command),
+    # or a report of an older release (judged as a job).
+    scope: Optional[Scope] = None
+
+    @property
+    def judged_as(self) -> Scope:
+        return self.scope if self.scope is not None else Scope.JOB

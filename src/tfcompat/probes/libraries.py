@@ -20,8 +20,7 @@ the resolution.
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Optional
 
 from packaging.version import InvalidVersion, Version
@@ -36,9 +35,9 @@ from tfcompat.model import (
     PythonInfo,
     TensorFlowBuild,
     Unknown,
-    VersionNeedCheck,
 )
 from tfcompat.probes.budget import UNLIMITED, Budget
+from tfcompat.probes.library_abi import abi_checks, is_driver_library
 from tfcompat.probes.library_specs import LibrarySpec, tf_library_specs
 from tfcompat.probes.library_versions import LibraryVersions
 from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf
@@ -219,62 +218,6 @@ class _Probe:
         return out[:12]
 
 
-def _abi_checks(loader: Loader, objects: Iterable[LoadedObject], root: Root) -> list[VersionNeedCheck]:
-    out: list[VersionNeedCheck] = []
-    for obj in objects:
-        for need in obj.elf.version_needs:
-            provider = obj.deps.get(need.file)
-            if provider is None and need.file in loader.loaded:
-                provider = loader.loaded[need.file]
-            if provider is not None:
-                defined = set(provider.elf.version_defs)
-                missing = tuple(v for v in need.versions if v not in defined)
-                highest = tuple(_highest(provider.elf.version_defs, v) for v in _families(need.versions))
-                out.append(
-                    VersionNeedCheck(
-                        obj.real,
-                        need.file,
-                        tuple(sorted(need.versions, key=_vkey)),
-                        provider.real,
-                        provider.step,
-                        missing,
-                        tuple(h for h in highest if h),
-                    )
-                )
-            else:
-                out.append(
-                    VersionNeedCheck(
-                        obj.real,
-                        need.file,
-                        tuple(sorted(need.versions, key=_vkey)),
-                        None,
-                        None,
-                        tuple(need.versions),
-                        (),
-                    )
-                )
-    return out
-
-
-def _is_driver_library(soname: str) -> bool:
-    """Installed with the NVIDIA driver, not with TensorFlow: the driver rules judge those."""
-    return soname.startswith(("libcuda.so", "libnvidia-", "libnvcuvid", "libcudadebugger"))
-
-
-def _vkey(v: str) -> tuple:
-    prefix, _, num = v.rpartition("_")
-    return (prefix, tuple(int(x) if x.isdigit() else 0 for x in num.split(".")))
-
-
-def _families(versions: Iterable[str]) -> list[str]:
-    return sorted({v.rpartition("_")[0] for v in versions if "_" in v and v.rpartition("_")[0]})
-
-
-def _highest(defined: Iterable[str], family: str) -> Optional[str]:
-    same = [v for v in defined if v.rpartition("_")[0] == family and re.match(r"^[\d.]+$", v.rpartition("_")[2])]
-    return max(same, key=_vkey) if same else None
-
-
 def _release_of(version: Optional[str]) -> tuple[int, ...]:
     try:
         return Version(version or "").release
@@ -398,11 +341,11 @@ def probe_libraries(
         )
     unknowns += [Unknown("libraries.versions", p) for p in probe.versions.problems]
     # Every need of TF's own objects; for the libraries it loads, only the needs that are not met.
-    abi = _abi_checks(loader, loaded_tf, root)
+    abi = abi_checks(loader, loaded_tf)
     abi += [
         c
-        for c in _abi_checks(loader, [o for o in lib_objects if o not in loaded_tf], root)
-        if c.missing and not _is_driver_library(c.library)
+        for c in abi_checks(loader, [o for o in lib_objects if o not in loaded_tf])
+        if c.missing and not is_driver_library(c.library)
     ]
     cfg = loader.cfg
     cpu = facts.cpu_needs(tf.distribution, machine)

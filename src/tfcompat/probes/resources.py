@@ -148,6 +148,19 @@ def cgroup_memory(root: Root) -> tuple[Optional[int], Optional[int], Optional[in
     return None, None, None, None, "no memory cgroup in /proc/self/cgroup"
 
 
+def rdma_devices(root: Root) -> Optional[tuple[str, ...]]:
+    """The RDMA devices (InfiniBand/RoCE HCAs) the kernel lists in /sys/class/infiniband, by name. () where the
+    directory is absent on the live system (ib_core not loaded: no RDMA); None under --root without it (a sysroot
+    or image has no /sys: unknown)."""
+    try:
+        names = os.listdir(root.path("/sys/class/infiniband"))
+    except FileNotFoundError:
+        return () if root.is_host else None
+    except (OSError, ValueError):
+        return None
+    return tuple(sorted(n for n in names if not n.startswith(".")))
+
+
 def probe_resources(
     root: Root,
     environ: Optional[Mapping[str, str]] = None,
@@ -204,4 +217,5 @@ def probe_resources(
         mem_available=meminfo.get("MemAvailable"),
         cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
         nvidia_visible_devices=env.get("NVIDIA_VISIBLE_DEVICES"),
+        rdma_devices=rdma_devices(root),
     ), unknowns

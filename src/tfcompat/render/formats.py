@@ -9,6 +9,8 @@ Every command that speaks JSON prints an error as the same object, the ``check``
     {"schema_version": 1, "tool_version": "0.1.0", "status": "error", "exit_code": 2, "fail_on": "error",
      "matrix": null, "findings": [], "skipped": [], "errors": ["<one line>"], "environment": null}
 
+``check --format jsonl`` prints the same object (report or error) as one compact line.
+
 A format without an error renderer (text, JUnit) says it on stderr only: ``tfcompat: error: <one line>``.
 """
 
@@ -54,6 +56,14 @@ def error_report_json(message: str, ctx: Optional[RenderContext] = None) -> str:
     return render_json(error_report(message))
 
 
+def error_report_jsonl(message: str, ctx: Optional[RenderContext] = None) -> str:
+    """The one JSON shape of an error as one compact line (``check --format jsonl``)."""
+    from tfcompat.engine import error_report
+    from tfcompat.render.json import render_json_line
+
+    return render_json_line(error_report(message))
+
+
 def _error_report(message: str) -> Report:
     from tfcompat.engine import error_report
 
@@ -70,6 +80,12 @@ def _report_json(report: Report, ctx: RenderContext) -> str:
     from tfcompat.render.json import render_json
 
     return render_json(report)
+
+
+def _report_jsonl(report: Report, ctx: RenderContext) -> str:
+    from tfcompat.render.json import render_json_line
+
+    return render_json_line(report)
 
 
 def _prometheus(report: Report, ctx: RenderContext) -> str:
@@ -146,6 +162,8 @@ FORMATS: dict[str, dict[str, OutputFormat]] = {
     "check": {
         "text": OutputFormat(_text),
         "json": OutputFormat(_report_json, error_report_json),
+        # the same report as one compact line, for fan-in (clush -b, pdsh, srun -l, Ansible)
+        "jsonl": OutputFormat(_report_jsonl, error_report_jsonl),
         # node_exporter textfile collector: an error is a textfile with status "error"
         "prometheus": OutputFormat(_prometheus, lambda m, ctx: _prometheus(_error_report(m), ctx)),
         # node-problem-detector custom plugin: one line, exit 0/1/2

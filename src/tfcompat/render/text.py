@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfcompat.model import CustomOp, Environment, Finding, Report, Severity
+from tfcompat.model import CustomOp, Environment, Finding, Report, Scope, Severity
 from tfcompat.render.escape import visible
 from tfcompat.render.probe_text import probe_section
 from tfcompat.units import human, short_path
@@ -182,10 +182,23 @@ def _finding(f: Finding) -> list[str]:
     return out
 
 
+def _scope_line(report: Report) -> str:
+    """Which limits were judged (--scope), and the scope the snapshot was recorded with where it differs."""
+    if report.judged_as is Scope.NODE:
+        what = "node (a node agent: /dev/shm, memlock, cgroup and CUDA_VISIBLE_DEVICES are its own: information only)"
+    else:
+        what = "job (the limits this check runs under are judged as the job's)"
+    env = report.environment
+    if env is not None and env.scope is not report.judged_as:
+        what += f"; the snapshot was recorded with --scope {env.scope.value}"
+    return f"Scope       {what}"
+
+
 def render_text(report: Report, colour: bool = False, verbose: bool = False) -> str:
     lines: list[str] = [f"tfcompat {report.tool_version}"]
     if report.environment is not None:
         lines += _header(report.environment)
+        lines.insert(2, _scope_line(report))  # under "Node"
         lines += _libraries(report.environment, verbose)
         lines += probe_section(report.environment, verbose)
     active = [f for f in report.findings if not f.waived]

@@ -13,7 +13,7 @@ from tfcompat.engine import evaluate as _evaluate
 from tfcompat.engine.registry import Rule, lookup, registered
 from tfcompat.fleet import drift as fleet_drift  # noqa: F401  (6xx: registered here, judged by `gate` across nodes)
 from tfcompat.matrix import Matrix
-from tfcompat.model import Environment, Report, Severity
+from tfcompat.model import Environment, Report, Scope, Severity
 from tfcompat.rules import (  # noqa: F401  (each import registers one family)
     custom_ops,
     driver,
@@ -46,6 +46,8 @@ def evaluate(
     fail_on: Severity = Severity.ERROR,
     select: Sequence[str] = (),
     ignore: Mapping[str, str] = {},
+    scope: Optional[Scope] = None,
 ) -> Report:
-    """tfcompat.engine.evaluate with every shipped rule: the verdict `tfcompat check` gives."""
-    return _evaluate(env, matrix, catalog(), fail_on=fail_on, select=select, ignore=ignore)
+    """tfcompat.engine.evaluate with every shipped rule: the verdict `tfcompat check` gives (`scope` None: the
+    scope the environment was recorded with)."""
+    return _evaluate(env, matrix, catalog(), fail_on=fail_on, select=select, ignore=ignore, scope=scope)

@@ -1,5 +1,8 @@
 """8xx: resources behind "memory" crashes: shared memory, locked memory, cgroup memory, GPU memory, ECC.
 
+TFC801, TFC802, TFC803 and TFC807 judge the limits of the checking process (job facts, ``job_limit=True``): under
+``--scope node`` (a node agent) their findings are information. TFC804-806 judge the node's GPUs.
+
 Thresholds are defaults a site can tune: the matrix states them ([[threshold]] in data/compat_matrix.toml)
 and a matrix overlay may carry a `thresholds` table with the same keys (see README, "Resource thresholds").
 """
@@ -20,6 +23,7 @@ Result = Iterator[Union[Hit, NotApplicable]]
 
 
 NGC_GUIDE = "https://docs.nvidia.com/deeplearning/frameworks/user-guide/index.html"
+NCCL_MEMORY = "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting/runtime_and_mpi_issues.html"
 SOURCE_DEFAULT = "tfcompat default threshold"
 
 
@@ -48,7 +52,7 @@ def threshold(matrix: Matrix, key: str) -> tuple[int, str]:
     return defaults[key], f"{SOURCE_DEFAULT} {key}"
 
 
-@rule("TFC801", "shm-too-small", Severity.ERROR, requires=("resources.shm",))
+@rule("TFC801", "shm-too-small", Severity.ERROR, requires=("resources.shm",), job_limit=True)
 def shm_too_small(env: Environment, matrix: Matrix) -> Result:
     """/dev/shm is too small for NCCL and multi-process input pipelines.
 
@@ -107,22 +111,44 @@ def shm_too_small(env: Environment, matrix: Matrix) -> Result:
         )
 
 
-@rule("TFC802", "memlock-too-low", Severity.ERROR, requires=("resources.rlimits",))
+# Where RLIMIT_MEMLOCK applies (TFC802), in the kernel's and NVIDIA's own words and code:
+MEMLOCK_SOURCES = (
+    # getrlimit(2): RLIMIT_MEMLOCK bounds mlock(2), mlockall(2), mmap(2) MAP_LOCKED and shmctl(2) SHM_LOCK
+    "https://man7.org/linux/man-pages/man2/getrlimit.2.html",
+    # ib_umem_get() (behind ibv_reg_mr): pinned pages are charged to mm->pinned_vm against RLIMIT_MEMLOCK
+    # unless CAP_IPC_LOCK; over it the registration fails with ENOMEM
+    "torvalds/linux:drivers/infiniband/core/umem.c",
+    # NVIDIA's kernel module pins cudaHostRegister() ranges with get_user_pages() in os_lock_user_pages(),
+    # charging nothing to RLIMIT_MEMLOCK; cudaHostAlloc()/cudaMallocHost() memory is allocated by the driver
+    "NVIDIA/open-gpu-kernel-modules:kernel-open/nvidia/os-mlock.c",
+    # NCCL: "Docker containers default to limited shared and pinned memory resources": --ulimit memlock=-1
+    "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting/runtime_and_mpi_issues.html",
+)
+
+
+@rule("TFC802", "memlock-too-low", Severity.WARNING, requires=("resources.rlimits",), job_limit=True)
 def memlock_too_low(env: Environment, matrix: Matrix) -> Result:
-    """The locked-memory limit (RLIMIT_MEMLOCK) is too low for pinned memory and RDMA.
+    """The locked-memory limit (RLIMIT_MEMLOCK) is too low for RDMA memory registration.
 
     What: the soft `ulimit -l` of the job is below 64 MiB (many distributions default to 64 KiB or
-    8 MiB); NVIDIA's containers run with `--ulimit memlock=-1`.
+    8 MiB; NVIDIA's NCCL guide asks containers for `--ulimit memlock=-1`). An error on a node with
+    RDMA devices (InfiniBand/RoCE HCAs in /sys/class/infiniband), a warning elsewhere.
 
-    Why it crashes: page-locked host buffers and GPUDirect RDMA / InfiniBand memory registration
-    (NCCL over IB: "ibv_reg_mr failed", "Cannot allocate memory") need locked memory; jobs fail at
-    the first collective or host-to-device copy with out-of-memory errors on a machine with plenty
-    of free RAM.
+    Why it crashes: the limit bounds memory a process locks or pins for a device: mlock(2),
+    mmap(MAP_LOCKED) (getrlimit(2)), and the kernel charges every page an RDMA registration pins
+    (ibv_reg_mr -> ib_umem_get, drivers/infiniband/core/umem.c) against it unless the process has
+    CAP_IPC_LOCK. NCCL over InfiniBand/RoCE and GPUDirect RDMA register their buffers that way and
+    fail at the first inter-node collective ("ibv_reg_mr failed", "Cannot allocate memory") on a
+    machine with plenty of free RAM. CUDA's own pinned host memory is not bounded by it:
+    cudaHostAlloc/cudaMallocHost memory is allocated by the NVIDIA driver and cudaHostRegister pins
+    with get_user_pages in the driver's os_lock_user_pages (open-gpu-kernel-modules, os-mlock.c),
+    neither charged to RLIMIT_MEMLOCK; NVIDIA's CUDA runtime documentation names no such limit. So
+    without RDMA a low limit breaks only libraries that mlock (some MPI and UCX transports, io_uring).
 
     How to fix: raise the limit where the job starts: `ulimit -l unlimited` in the shell,
     `LimitMEMLOCK=infinity` for systemd services (slurmd included, whose limit jobs inherit with
     PropagateResourceLimits), `docker run --ulimit memlock=-1`, or the container runtime's default
-    ulimits (containerd/CRI-O) for Kubernetes.
+    ulimits (containerd/CRI-O) for Kubernetes; or grant CAP_IPC_LOCK to the job's container.
     """
     res = env.host.resources
     assert res is not None
@@ -137,21 +163,44 @@ def memlock_too_low(env: Environment, matrix: Matrix) -> Result:
     minimum, src = threshold(matrix, "memlock_min_bytes")
     if res.memlock_soft is None or res.memlock_soft >= minimum:
         return
+    ev = [
+        Evidence("RLIMIT_MEMLOCK soft", human(res.memlock_soft), res.rlimit_source or "getrlimit"),
+        Evidence("RLIMIT_MEMLOCK hard", human(res.memlock_hard), res.rlimit_source or "getrlimit"),
+        Evidence("minimum", human(minimum), src),
+        Evidence("recommendation", "--ulimit memlock=-1", NCCL_MEMORY),
+    ]
+    limit = f"locked-memory limit is {human(res.memlock_soft)} (hard {human(res.memlock_hard)}), below {human(minimum)}"
+    if res.rdma_devices:
+        ev.append(Evidence("RDMA devices", ", ".join(res.rdma_devices), "/sys/class/infiniband"))
+        message = (
+            f"{limit} on a node with RDMA devices ({', '.join(res.rdma_devices)}): NCCL over InfiniBand/RoCE "
+            "and GPUDirect RDMA fail to register memory (ibv_reg_mr: Cannot allocate memory)"
+        )
+        severity = Severity.ERROR
+    else:
+        ev.append(
+            Evidence(
+                "RDMA devices",
+                "none" if res.rdma_devices is not None else "unknown",
+                "/sys/class/infiniband" if res.rdma_devices is not None else "not collected",
+            )
+        )
+        where = "no RDMA devices on this node" if res.rdma_devices is not None else "RDMA devices unknown"
+        message = (
+            f"{limit} ({where}): RDMA registration (NCCL over InfiniBand, GPUDirect RDMA) and libraries that "
+            "mlock() fail; CUDA's pinned host memory (cudaHostAlloc) is not bounded by it"
+        )
+        severity = Severity.WARNING
     yield Hit(
-        message=f"locked-memory limit is {human(res.memlock_soft)} (hard {human(res.memlock_hard)}), below "
-        f"{human(minimum)}: pinned host memory and RDMA registration fail with out-of-memory errors",
-        evidence=(
-            Evidence("RLIMIT_MEMLOCK soft", human(res.memlock_soft), res.rlimit_source or "getrlimit"),
-            Evidence("RLIMIT_MEMLOCK hard", human(res.memlock_hard), res.rlimit_source or "getrlimit"),
-            Evidence("minimum", human(minimum), src),
-            Evidence("recommendation", "--ulimit memlock=-1", NGC_GUIDE),
-        ),
+        message=message,
+        evidence=tuple(ev),
         remediation="ulimit -l unlimited (shell); LimitMEMLOCK=infinity (systemd unit, e.g. slurmd); "
         "docker run --ulimit memlock=-1; raise the container runtime's default memlock for Kubernetes.",
+        severity=severity,
     )
 
 
-@rule("TFC803", "cgroup-memory-low", Severity.WARNING, requires=("resources.cgroup",))
+@rule("TFC803", "cgroup-memory-low", Severity.WARNING, requires=("resources.cgroup",), job_limit=True)
 def cgroup_memory_low(env: Environment, matrix: Matrix) -> Result:
     """The cgroup memory limit is low for the GPUs in view, or already nearly used up.
 
@@ -324,7 +373,7 @@ def persistence_off(env: Environment, matrix: Matrix) -> Result:
         )
 
 
-@rule("TFC807", "visible-devices-mismatch", Severity.WARNING, requires=("gpus",))
+@rule("TFC807", "visible-devices-mismatch", Severity.WARNING, requires=("gpus",), job_limit=True)
 def visible_devices(env: Environment, matrix: Matrix) -> Result:
     """CUDA_VISIBLE_DEVICES hides every GPU, names GPUs that are not there, or names one twice.
 
