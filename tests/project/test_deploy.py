@@ -802,3 +802,64 @@ def test_srun_gate_asks_for_the_gpus_and_fails_a_node_that_shows_none(slurm_gate
     opts, task = _task_args(srun)
     assert not any("gpu" in o or o == "--exclusive" for o in opts) and task[1] == "0"
     assert proc.returncode == 0 and "GPUs visible: 0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def _eight_gpu_node_with_container_limits(name):
+    """The issue's snapshot: an 8-GPU node as seen from a container with Kubernetes' default limits (/dev/shm
+    64 MiB, memlock 8 MiB, a 256 MiB memory cgroup) on a node with InfiniBand HCAs."""
+    import dataclasses
+
+    from tfcompat.model import Resources
+
+    mib, gib = 1 << 20, 1 << 30
+    gpus = [Gpu(i, "NVIDIA H100 80GB HBM3", f"GPU-{name}-{i}", None, "9.0", 81559, False) for i in range(8)]
+    env = make_env(driver="575.57.08", gpus=gpus)
+    res = Resources(
+        shm_bytes=64 * mib,
+        shm_source="/proc/mounts",
+        memlock_soft=8 * mib,
+        memlock_hard=8 * mib,
+        rlimit_source="getrlimit() of the checking process",
+        cgroup_version=2,
+        cgroup_memory_limit=256 * mib,
+        cgroup_memory_current=60 * mib,
+        cgroup_source="/sys/fs/cgroup/memory.max",
+        mem_total=2048 * gib,
+        rdma_devices=("mlx5_0",),
+    )
+    return _fresh_snapshot(dataclasses.replace(env, host=dataclasses.replace(env.host, resources=res)), name)
+
+
+def test_node_agent_passes_container_limits_that_fail_inside_the_job(slurm_gate, tmp_path):
+    """Issue 13, Deliver 5: the same 8-GPU node with a 64 MiB /dev/shm passes the NHC check (a node agent:
+    --scope node, the limits are the checker's) and fails the Slurm gate (inside the job: --scope job, TFC801)."""
+    snap = tmp_path / "n1.json"
+    snap.write_text(_eight_gpu_node_with_container_limits("n1"))
+    # NHC, with the real tfcompat judging the snapshot
+    bin_dir = tmp_path / "nhcbin"
+    bin_dir.mkdir()
+    real = _stub(bin_dir / "tfcompat", f'exec {sys.executable} -m tfcompat "$@" --from "{snap}"\n')
+    conf = tmp_path / "nhc.conf"
+    conf.write_text(_nhc_line() + "\n")
+    harness = tmp_path / "harness.sh"
+    harness.write_text(NHC_HARNESS)
+    proc = subprocess.run(
+        ["bash", str(harness), str(conf), str(DEPLOY / "slurm" / "tfcompat.nhc")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(
+            os.environ,
+            TFCOMPAT_NHC_CMD=str(real),
+            TFCOMPAT_NHC_PYTHON="",
+            OFFLINE=str(tmp_path / "offline"),
+            NHC_LOG=str(tmp_path / "log"),
+            NHC_SYSLOG=str(tmp_path / "syslog"),
+        ),
+    )
+    assert proc.returncode == 0 and not (tmp_path / "offline").exists(), proc.stdout + proc.stderr
+    # the same node inside the job's allocation: the gate fails it on the job's limits
+    (tmp_path / "snaps" / "n1.json").write_text(snap.read_text())
+    proc, _ = slurm_gate("n[1,3]", "n1 n3", tmp_path / "r", TFCOMPAT_GPUS="8")
+    assert proc.returncode == 1 and "Failing (1): n1" in proc.stdout, proc.stdout + proc.stderr
+    assert "0: n1: fail TFC801" in proc.stdout and "GPUs visible: 8" in proc.stdout
