@@ -2,6 +2,9 @@
 # Slurm HealthCheckProgram: drain this node when tfcompat finds that TensorFlow cannot work on it, and resume
 # it once a later check passes (only nodes this script drained: their reason starts with "tfcompat:").
 #
+# A node agent: slurmd runs it outside any job, so it judges the node's facts (driver, GPUs, the job's
+# interpreter); the limits a job runs under are that job's, judged inside it (tfcompat-gate.sh's srun step).
+#
 # slurm.conf:
 #   HealthCheckProgram=/etc/slurm/tfcompat-healthcheck.sh
 #   HealthCheckInterval=600

@@ -10,7 +10,7 @@ from envs import make_env
 from tfcompat.cli import main
 from tfcompat.engine import error_report
 from tfcompat.model import Gpu, to_json_dict
-from tfcompat.render.nfd import LABEL_VALUE, PREFIX, label_value, labels, render_nfd
+from tfcompat.render.nfd import DEFAULT_EXPIRY_SECONDS, LABEL_VALUE, PREFIX, label_value, labels, render_nfd
 from tfcompat.render.npd import MAX_LEN, npd_exit_code, render_npd
 from tfcompat.rules import evaluate
 
@@ -19,6 +19,8 @@ from tfcompat.rules import evaluate
 NAME = re.compile(r"^[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 VALUE = re.compile(r"^(([A-Za-z0-9][-_.A-Za-z0-9]{0,61})?[A-Za-z0-9])?$")
+# NFD's local source: a `# +expiry-time=` directive, parsed with Go's time.RFC3339, applies to the lines after it
+EXPIRY_LINE = re.compile(r"^# \+expiry-time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$")
 
 
 def assert_k8s_label(key, value):
@@ -100,7 +102,8 @@ def test_label_value(raw, want):
 def test_nfd_labels_pass_kubernetes_rules(matrix, env):
     report = evaluate(env, matrix)
     text = render_nfd(report)
-    lines = text.splitlines()
+    head, *lines = text.splitlines()
+    assert EXPIRY_LINE.match(head), head
     assert lines and all(line.startswith(PREFIX) for line in lines)
     keys = []
     for line in lines:
@@ -154,3 +157,38 @@ def test_nfd_rules_label_holds_whole_rule_ids_and_a_count(matrix):
     one = dict(labels(evaluate(node(driver="470.82.01"), matrix)))
     assert one["tfcompat.rules"] == "TFC201" and one["tfcompat.rules-count"] == "1"
     assert "tfcompat.rules" not in dict(labels(evaluate(node(), matrix)))
+
+
+def test_nfd_file_expires_twice_the_daemonset_interval_after_the_facts(matrix, monkeypatch):
+    """A node whose checker died must not keep compatible=true: the file's first line is NFD's expiry directive,
+    the facts' collection time plus TFCOMPAT_NFD_EXPIRY seconds (default 1800, twice the DaemonSet's 900 s)."""
+    import datetime
+
+    monkeypatch.delenv("TFCOMPAT_NFD_EXPIRY", raising=False)
+    report = evaluate(node(), matrix)  # environment.created 2026-11-25T00:00:00Z
+    assert DEFAULT_EXPIRY_SECONDS == 1800
+    assert render_nfd(report).splitlines()[0] == "# +expiry-time=2026-11-25T00:30:00Z"
+    monkeypatch.setenv("TFCOMPAT_NFD_EXPIRY", "7200")
+    assert render_nfd(report).splitlines()[0] == "# +expiry-time=2026-11-25T02:00:00Z"
+    monkeypatch.setenv("TFCOMPAT_NFD_EXPIRY", "0")  # asked for: labels that never expire
+    assert render_nfd(report).startswith(PREFIX)
+    monkeypatch.setenv("TFCOMPAT_NFD_EXPIRY", "soon")  # not a number: the default
+    assert render_nfd(report).splitlines()[0] == "# +expiry-time=2026-11-25T00:30:00Z"
+    # no collection time (could not decide): from the render time
+    now = datetime.datetime(2026, 12, 7, 21, 0, 0, 123, tzinfo=datetime.timezone.utc)
+    assert render_nfd(error_report("x"), expiry=60, now=now).splitlines()[0] == "# +expiry-time=2026-12-07T21:01:00Z"
+    # a created time in another zone is converted; one at the end of time does not overflow
+    late = dataclasses.replace(node(), created="2026-11-25T01:00:00+01:00")
+    assert render_nfd(evaluate(late, matrix), expiry=1800).splitlines()[0] == "# +expiry-time=2026-11-25T00:30:00Z"
+    end = dataclasses.replace(node(), created="9999-12-31T23:59:00Z")
+    assert render_nfd(evaluate(end, matrix), expiry=1800).splitlines()[0] == "# +expiry-time=9999-12-31T23:59:59Z"
+
+
+def test_nfd_cli_writes_the_expiry_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("TFCOMPAT_NFD_EXPIRY", raising=False)
+    snap = tmp_path / "s.json"
+    snap.write_text(json.dumps(to_json_dict(node())))
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--from", str(snap), "-f", "nfd"])
+    out, _ = capsys.readouterr()
+    assert exc.value.code == 0 and EXPIRY_LINE.match(out.splitlines()[0]) and out.splitlines()[1].startswith(PREFIX)

@@ -1,22 +1,29 @@
 """Prometheus text format for node_exporter's textfile collector (``check --format prometheus``).
 
 Conventions: every name starts with ``tfcompat_``; versions are labels of ``_info`` series whose value is 1;
-one series per GPU carries the labels dcgm-exporter puts on its ``DCGM_FI_*`` series, spelled as it spells them
-(``gpu``, ``UUID``, ``pci_bus_id``, ``device``, ``modelName``, ``Hostname``), so that PromQL joins on any of them
-(``UUID`` is the safest); plus ``hostname`` and ``model_name``, the same values in tfcompat's own snake_case
-(what tfcompat's dashboard and the node-level series use; they match nothing in dcgm-exporter). No sample
-timestamps (the textfile collector rejects them); the time of the last run is a gauge of its own. The CLI writes
-the file atomically.
+every label name passes ``promtool check metrics`` (which exits 3 on a camelCase label name such as
+dcgm-exporter's ``modelName``). One series per GPU carries the dcgm-exporter labels that promtool accepts, spelled
+as dcgm-exporter spells them (``gpu``, ``UUID``, ``pci_bus_id``, ``device``, ``Hostname``), so that PromQL joins
+on any of them (``UUID`` is the safest); plus ``hostname`` and ``model_name``, tfcompat's own snake_case (what the
+dashboard and the node-level series use). dcgm-exporter's ``modelName`` is not written: to join on the model,
+copy it with ``label_replace(DCGM_FI_DEV_GPU_UTIL, "model_name", "$1", "modelName", "(.*)")``.
+
+``tfcompat_gpu_compatible`` is 0 for a GPU that a finding at or above fail-on names (its evidence is about
+``gpu[i]`` or that GPU's UUID), and 0 for every GPU when a counted finding names no GPU (a node-wide failure:
+the driver too old, a driver/library mismatch) or the check could not decide; else 1. No sample timestamps
+(the textfile collector rejects them); the time of the last run is a gauge of its own. The CLI writes the file
+atomically.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Sequence
 from typing import Optional
 
 from tfcompat.fleet.facts import library_items, parse_time
-from tfcompat.model import Report, Severity
+from tfcompat.model import Finding, Gpu, Report, Severity
 
 # name -> (help, type); also the list tests and deploy/ alert rules check against.
 METRICS: dict[str, tuple[str, str]] = {
@@ -38,7 +45,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "tfcompat_tensorflow_info": ("TensorFlow in the checked environment: versions as labels (value 1).", "gauge"),
     "tfcompat_driver_info": ("NVIDIA driver of the node: versions as labels (value 1).", "gauge"),
     "tfcompat_gpu_info": ("One series per GPU with dcgm-exporter's join labels (value 1).", "gauge"),
-    "tfcompat_gpu_compatible": ("Per GPU: 1 unless a finding at or above fail-on names this GPU.", "gauge"),
+    "tfcompat_gpu_compatible": (
+        "Per GPU: 0 when a finding at or above fail-on names this GPU or no GPU (node-wide), or the check could"
+        " not decide; else 1.",
+        "gauge",
+    ),
     "tfcompat_library_info": ("CUDA libraries the loader picks for TensorFlow: versions as labels (value 1).", "gauge"),
 }
 
@@ -51,6 +62,43 @@ def _series(name: str, labels: Sequence[tuple[str, object]], value: float) -> st
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels if v is not None)
     number = repr(float(value)) if isinstance(value, float) else str(int(value))
     return f"{name}{{{inner}}} {number}"
+
+
+def _names(text: str, uuid: str) -> bool:
+    """`text` names `uuid` as a whole word (GPU-1 is not named by GPU-10)."""
+    return re.search(rf"(?<![\w-]){re.escape(uuid)}(?![\w-])", text) is not None
+
+
+def gpus_named(finding: Finding, gpus: Sequence[Gpu]) -> set[int]:
+    """The indexes of the GPUs a finding's evidence is about: a fact ``gpu[i]`` or ``gpu[i].x``, or a source that
+    names the GPU's UUID. Empty for a node-wide finding (driver, kernel module, libraries, environment)."""
+    named: set[int] = set()
+    for g in gpus:
+        prefix = f"gpu[{g.index}]"
+        for e in finding.evidence:
+            if e.fact == prefix or e.fact.startswith(prefix + ".") or (g.uuid and _names(e.source, g.uuid)):
+                named.add(g.index)
+                break
+    return named
+
+
+def incompatible_gpus(report: Report) -> set[int]:
+    """The GPUs whose ``tfcompat_gpu_compatible`` is 0: those a counted finding names, or all of them when one
+    names no GPU (a node-wide failure) or the check could not decide."""
+    env = report.environment
+    gpus = env.host.gpus if env is not None else ()
+    every = {g.index for g in gpus}
+    if report.status == "error":
+        return every
+    bad: set[int] = set()
+    for f in report.findings:
+        if f.waived is not None or f.severity.rank < report.fail_on.rank:
+            continue
+        named = gpus_named(f, gpus)
+        if not named:
+            return every
+        bad |= named
+    return bad
 
 
 def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optional[float] = None) -> str:
@@ -138,15 +186,15 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
                     1,
                 )
             )
-        counted = [f for f in report.findings if f.waived is None and f.severity.rank >= report.fail_on.rank]
+        bad = incompatible_gpus(report)
         for g in env.host.gpus:
-            # dcgm-exporter's labels, spelled as it spells them, then tfcompat's snake_case ones
+            # dcgm-exporter's labels that promtool accepts, spelled as it spells them (not its camelCase
+            # modelName), then tfcompat's snake_case ones
             join = [
                 ("gpu", g.index),
                 ("UUID", g.uuid or ""),
                 ("pci_bus_id", g.pci_bus_id or ""),
                 ("device", f"nvidia{g.index}"),
-                ("modelName", g.name or ""),
                 ("Hostname", host),
                 ("hostname", host),
                 ("model_name", g.name or ""),
@@ -159,9 +207,7 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
                     1,
                 )
             )
-            prefix = f"gpu[{g.index}]"
-            bad = any(e.fact.startswith(prefix) or (g.uuid and g.uuid in e.source) for f in counted for e in f.evidence)
-            out["tfcompat_gpu_compatible"].append(_series("tfcompat_gpu_compatible", join, 0 if bad else 1))
+            out["tfcompat_gpu_compatible"].append(_series("tfcompat_gpu_compatible", join, 0 if g.index in bad else 1))
         libs = library_items(env.target)
         for library, version in sorted(libs or ()):
             out["tfcompat_library_info"].append(
