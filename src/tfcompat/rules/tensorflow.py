@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -12,7 +12,7 @@ from packaging.version import Version
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
-from tfcompat.model import Environment, Evidence, Package, Severity
+from tfcompat.model import Environment, Evidence, Package, Severity, TensorFlowBuild
 from tfcompat.rules._common import (
     numpy_abi_conflict,
     pkg_evidence,
@@ -336,36 +336,21 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
         )
         return
     built_cudnn = version_of(tf.cudnn_version)
-    if (
-        release.cudnn is not None
-        and tf.cudnn_version is not None  # implied by built_cudnn; narrows it for the evidence
-        and built_cudnn is not None
-        and built_cudnn.major != release.cudnn.major
-    ):
-        yield Hit(
-            message=f"{tf_label(tf)} says it was built with cuDNN {tf.cudnn_version}, the matrix says cuDNN "
-            f"{release.cudnn} for this release: a non-official build, or a stale matrix; tfcompat uses the "
-            "build's own value",
-            evidence=(
-                Evidence("build_info cudnn_version", tf.cudnn_version, tf.build_info_path or ""),
-                Evidence("matrix cudnn", str(release.cudnn), ", ".join(release.source)),
-            ),
-            remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
-        )
+    if release.cudnn is not None and built_cudnn is not None and built_cudnn.major != release.cudnn.major:
+        yield _build_disagrees(tf, "cuDNN", "cudnn", tf.cudnn_version or "", str(release.cudnn), release.source)
     built = version_of(tf.cuda_version)
-    if (
-        release.cuda is not None
-        and tf.cuda_version
-        and built is not None
-        and built.release[:2] != release.cuda.release[:2]
-    ):
-        yield Hit(
-            message=f"{tf_label(tf)} says it was built with CUDA {tf.cuda_version}, the matrix says CUDA "
-            f"{release.cuda} for this release: a non-official build, or a stale matrix; "
-            "tfcompat uses the build's own value",
-            evidence=(
-                Evidence("build_info cuda_version", tf.cuda_version, tf.build_info_path or ""),
-                Evidence("matrix cuda", str(release.cuda), ", ".join(release.source)),
-            ),
-            remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
-        )
+    if release.cuda is not None and built is not None and built.release[:2] != release.cuda.release[:2]:
+        yield _build_disagrees(tf, "CUDA", "cuda", tf.cuda_version or "", str(release.cuda), release.source)
+
+
+def _build_disagrees(tf: TensorFlowBuild, what: str, key: str, built: str, stated: str, sources: Sequence[str]) -> Hit:
+    """TFC109: the installed build's own build_info disagrees with the matrix about `what` (CUDA, cuDNN)."""
+    return Hit(
+        message=f"{tf_label(tf)} says it was built with {what} {built}, the matrix says {what} {stated} for this "
+        "release: a non-official build, or a stale matrix; tfcompat uses the build's own value",
+        evidence=(
+            Evidence(f"build_info {key}_version", built, tf.build_info_path or ""),
+            Evidence(f"matrix {key}", stated, ", ".join(sources)),
+        ),
+        remediation="Check where this TensorFlow came from; correct the matrix if it is wrong.",
+    )

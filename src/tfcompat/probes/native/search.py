@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import Optional
 
 from tfcompat.probes.native.config import LoaderConfig
-from tfcompat.probes.native.elf import ET_DYN, ET_EXEC, ElfError, read_elf
+from tfcompat.probes.native.elf import ET_DYN, ET_EXEC, ElfError, ElfInfo, read_elf
 from tfcompat.probes.native.ldcache import arch_flags
 from tfcompat.probes.native.results import (
     STEP_CACHE,
@@ -106,44 +106,23 @@ class Search:
         if host_path is None or not self.root.is_file(path if not self.root.is_host else host_path):
             return None
         real = self.inside(host_path)
+
+        def judged(info: Optional[ElfInfo], problem: Optional[str], fatal: bool = False) -> Candidate:
+            return Candidate(name, path, real, host_path, step, written, owner, hwcaps, info, problem, fatal)
+
         if not os.access(host_path, os.R_OK):  # glibc notes EACCES and goes on searching
-            return Candidate(
-                name,
-                path,
-                real,
-                host_path,
-                step,
-                written,
-                owner,
-                hwcaps,
-                None,
-                "not readable (permission denied; skipped)",
-            )
+            return judged(None, "not readable (permission denied; skipped)")
         try:
             info = read_elf(host_path)
         except ElfError as exc:
-            detail = str(exc).split(": ", 1)[-1]
-            return Candidate(
-                name,
-                path,
-                real,
-                host_path,
-                step,
-                written,
-                owner,
-                hwcaps,
-                None,
-                f"cannot be loaded: {detail}",
-                fatal=True,
-            )
-        problem, fatal = None, False
+            return judged(None, f"cannot be loaded: {str(exc).split(': ', 1)[-1]}", fatal=True)
         if info.elf_class != self.cfg.elf_class:
-            problem = f"{info.elf_class}-bit ELF, the process is {self.cfg.elf_class}-bit (skipped)"
-        elif info.machine_name != self.cfg.machine:
-            problem = f"ELF for {info.machine_name}, the process is {self.cfg.machine} (skipped)"
-        elif info.elf_type not in (ET_DYN, ET_EXEC):
-            problem, fatal = f"ELF type {info.elf_type} is not loadable", True
-        return Candidate(name, path, real, host_path, step, written, owner, hwcaps, info, problem, fatal)
+            return judged(info, f"{info.elf_class}-bit ELF, the process is {self.cfg.elf_class}-bit (skipped)")
+        if info.machine_name != self.cfg.machine:
+            return judged(info, f"ELF for {info.machine_name}, the process is {self.cfg.machine} (skipped)")
+        if info.elf_type not in (ET_DYN, ET_EXEC):
+            return judged(info, f"ELF type {info.elf_type} is not loadable", fatal=True)
+        return judged(info, None)
 
     def _in_dir(self, name: str, directory: str, step: str, written: str, owner: Optional[str]) -> list[Candidate]:
         """Files for `name` in `directory` and its supported glibc-hwcaps subdirectories, in search order."""
