@@ -9,7 +9,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from tfcompat.matrix.entries import CC_DROPPED, CC_NATIVE, Companion
-from tfcompat.matrix.lookup import Matrix, _cudnn_low
+from tfcompat.matrix.lookup import Matrix, cudnn_low
 
 
 def _lower(spec: SpecifierSet) -> Optional[Version]:
@@ -113,7 +113,7 @@ def _cudnn_problems(matrix: Matrix) -> list[str]:
     out: list[str] = []
     rows = []
     for e in matrix.cudnn:
-        low = _cudnn_low(e)
+        low = cudnn_low(e)
         if low is None:
             out.append(f"{p}: {e.label}: versions has no lower bound")
             continue

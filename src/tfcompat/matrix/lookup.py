@@ -41,7 +41,7 @@ class CudnnSupport:
     older: tuple[CudnnRelease, ...] = ()
 
 
-def _cudnn_low(e: CudnnRelease) -> Optional[Version]:
+def cudnn_low(e: CudnnRelease) -> Optional[Version]:
     """The lowest version an entry's == / >= / ~= specifiers name."""
     lows = []
     for s in e.versions:
@@ -188,7 +188,7 @@ class Matrix:
         exact = tuple(e for e in rows if e.versions.contains(v, prereleases=True))
         if exact:
             return CudnnSupport(version, "exact", exact)
-        lows = [(e, low) for e in rows for low in [_cudnn_low(e)] if low is not None]
+        lows = [(e, low) for e in rows for low in [cudnn_low(e)] if low is not None]
         same = [(e, low) for e, low in lows if low.release[:2] == v.release[:2]]
         if same:
             # the nearest documented release of the same minor (older ones first on a tie)
