@@ -119,8 +119,24 @@ class ComputeCapability:
         return (self.first_cuda is None or mm >= self.first_cuda) and (self.last_cuda is None or mm <= self.last_cuda)
 
 
+# How one cuDNN release stands to one compute capability (CudnnRelease.cc_status).
+CC_NATIVE = "native"  # the support matrix lists it (a listed X.Y covers X.Z, Z >= Y)
+CC_DROPPED = "dropped"  # older than every architecture it lists, or named in `dropped_compute_capabilities`
+CC_NEWER = "newer"  # newer than every architecture it lists: forward compatibility at best
+CC_UNLISTED = "unlisted"  # between listed architectures but not listed (e.g. 11.0 beside 10.0 and 12.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class CudnnRelease:
+    """One row of a cuDNN support matrix: the releases `versions` built for CUDA `cuda_major`.
+
+    Architectures come and go: `compute_capabilities` (or `min_`/`max_compute_capability`) is what this
+    release supports natively, so an entry can add an architecture (Blackwell in 9.10.2) as well as
+    drop one (Pascal gone from 9.17.0); `dropped_compute_capabilities` names architectures a source
+    says this release dropped where the full list is not known. `forward_compatible`: NVIDIA's
+    hardware forward compatibility (cuDNN >= 9.0 built with CUDA >= 12) runs a subset of graphs on
+    GPUs newer than the list through PTX JIT."""
+
     versions: SpecifierSet
     cuda_major: int
     cuda: SpecifierSet
@@ -135,17 +151,35 @@ class CudnnRelease:
     min_compute_capability: Optional[str] = None
     max_compute_capability: Optional[str] = None
     note: Optional[str] = None
+    dropped_compute_capabilities: tuple[str, ...] = ()
+    forward_compatible: bool = False
+    confirmed: bool = True
 
-    def supports_cc(self, cc: str) -> bool:
-        """Whether the support matrix covers compute capability `cc` (a listed X.Y covers X.Z, Z >= Y)."""
+    def cc_status(self, cc: str) -> str:
+        """CC_NATIVE, CC_DROPPED, CC_NEWER or CC_UNLISTED for compute capability `cc`."""
         want = cc_tuple(cc)
+        if any(d[0] == want[0] and d[1] <= want[1] for d in map(cc_tuple, self.dropped_compute_capabilities)):
+            return CC_DROPPED
         if self.compute_capabilities:
-            return any(c[0] == want[0] and c[1] <= want[1] for c in map(cc_tuple, self.compute_capabilities))
-        low = cc_tuple(self.min_compute_capability) if self.min_compute_capability else (0, 0)
+            listed = [cc_tuple(c) for c in self.compute_capabilities]
+            if any(c[0] == want[0] and c[1] <= want[1] for c in listed):
+                return CC_NATIVE
+            if want < min(listed):
+                return CC_DROPPED
+            return CC_NEWER if want > max(listed) else CC_UNLISTED
+        if self.min_compute_capability is None:  # only `dropped_compute_capabilities` is known
+            return CC_UNLISTED
+        low = cc_tuple(self.min_compute_capability)
         high = cc_tuple(self.max_compute_capability) if self.max_compute_capability else None
         if want < low:
-            return False
-        return high is None or want[0] <= high[0]  # "5.0 ... 9.0" covers every 9.x
+            return CC_DROPPED
+        if high is not None and want[0] > high[0]:  # "5.0 ... 9.0" covers every 9.x
+            return CC_NEWER
+        return CC_NATIVE
+
+    def supports_cc(self, cc: str) -> bool:
+        """Whether the support matrix lists compute capability `cc` (natively; see cc_status)."""
+        return self.cc_status(cc) == CC_NATIVE
 
 
 @dataclasses.dataclass(frozen=True)

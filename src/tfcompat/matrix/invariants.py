@@ -8,8 +8,8 @@ from typing import Optional
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tfcompat.matrix.entries import Companion
-from tfcompat.matrix.lookup import Matrix
+from tfcompat.matrix.entries import CC_DROPPED, CC_NATIVE, Companion
+from tfcompat.matrix.lookup import Matrix, cudnn_low
 
 
 def _lower(spec: SpecifierSet) -> Optional[Version]:
@@ -68,6 +68,7 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
                     low_b is not None and ca.versions.contains(low_b, prereleases=True)
                 ):
                     out.append(f"{p}: {cb.label}: versions {cb.versions} overlaps {ca.label}")
+    out += _cudnn_problems(matrix)
     dated: list[tuple[str, datetime.date]] = [(e.label, e.checked) for e in matrix.tensorflow]
     dated += [(f"[[cuda]] {t.version}", t.checked) for t in matrix.cuda]
     dated += [(f"[[cuda_major]] {m.major}", m.checked) for m in matrix.cuda_majors]
@@ -101,4 +102,31 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
     for label, date in dated:
         if date > today:
             out.append(f"{p}: {label}: checked {date} is in the future")
+    return out
+
+
+def _cudnn_problems(matrix: Matrix) -> list[str]:
+    """[[cudnn]]: every row has a lower bound; hardware forward compatibility only where NVIDIA documents it
+    (cuDNN >= 9.0 built with CUDA >= 12); an architecture a confirmed row dropped is not native again in a
+    later confirmed row of the same CUDA major (NVIDIA has not re-added a dropped architecture)."""
+    p = matrix.path
+    out: list[str] = []
+    rows = []
+    for e in matrix.cudnn:
+        low = cudnn_low(e)
+        if low is None:
+            out.append(f"{p}: {e.label}: versions has no lower bound")
+            continue
+        rows.append((low, e))
+        if e.forward_compatible and (low.major < 9 or e.cuda_major < 12):
+            out.append(f"{p}: {e.label}: forward_compatible needs cuDNN >= 9.0 built with CUDA >= 12")
+    for low_a, a in rows:
+        if not a.confirmed:
+            continue
+        for low_b, b in rows:
+            if b is a or not b.confirmed or b.cuda_major != a.cuda_major or low_b <= low_a:
+                continue
+            for cc in b.compute_capabilities:
+                if a.cc_status(cc) == CC_DROPPED and b.cc_status(cc) == CC_NATIVE:
+                    out.append(f"{p}: {b.label}: lists compute capability {cc}, which the older {a.label} dropped")
     return out

@@ -27,6 +27,32 @@ from tfcompat.matrix.facts import WorldFacts
 from tfcompat.matrix.overlay import KnownBadDriver, Overlay, Waiver
 
 
+@dataclasses.dataclass(frozen=True)
+class CudnnSupport:
+    """What the matrix documents for one installed cuDNN release (Matrix.cudnn_support).
+
+    `basis`: "exact" (entries whose versions match it), "same_minor" (none match, but entries of the
+    same major.minor do: 9.10.1 -> the 9.10.2 rows), "gap" (no entry of its major.minor: the release is
+    unknown, `older` is the newest documented release before it, for context only) or "none"."""
+
+    version: str
+    basis: str
+    entries: tuple[CudnnRelease, ...] = ()
+    older: tuple[CudnnRelease, ...] = ()
+
+
+def cudnn_low(e: CudnnRelease) -> Optional[Version]:
+    """The lowest version an entry's == / >= / ~= specifiers name."""
+    lows = []
+    for s in e.versions:
+        if s.operator in ("==", ">=", "~="):
+            try:
+                lows.append(Version(s.version.rstrip(".*")))
+            except InvalidVersion:
+                continue
+    return min(lows) if lows else None
+
+
 def _pad(v: Version) -> Version:
     parts = list(v.release) + [0] * (3 - len(v.release))
     return Version(".".join(str(p) for p in parts))
@@ -149,6 +175,30 @@ class Matrix:
             if want in entry.capabilities:
                 return entry
         return None
+
+    def cudnn_support(self, version: str, cuda_major: int) -> CudnnSupport:
+        """The support-matrix rows for cuDNN `version` built for CUDA `cuda_major`: the rows that match it,
+        else the rows of the same major.minor (nearest first), else a gap: architectures are added as well
+        as dropped, so a release the matrix does not describe inherits no verdict from an older one."""
+        try:
+            v = Version(version)
+        except InvalidVersion:
+            return CudnnSupport(version, "none")
+        rows = [e for e in self.cudnn if e.cuda_major == cuda_major]
+        exact = tuple(e for e in rows if e.versions.contains(v, prereleases=True))
+        if exact:
+            return CudnnSupport(version, "exact", exact)
+        lows = [(e, low) for e in rows for low in [cudnn_low(e)] if low is not None]
+        same = [(e, low) for e, low in lows if low.release[:2] == v.release[:2]]
+        if same:
+            # the nearest documented release of the same minor (older ones first on a tie)
+            best = min(same, key=lambda el: (abs(_pad(el[1]).release[2] - _pad(v).release[2]), el[1] > v))[1]
+            return CudnnSupport(version, "same_minor", tuple(e for e, low in same if low == best))
+        older = [(e, low) for e, low in lows if low < v]
+        if not older:
+            return CudnnSupport(version, "none")
+        newest = max(low for _, low in older)
+        return CudnnSupport(version, "gap", older=tuple(e for e, low in older if low == newest))
 
     def cudnn_compatible(self, loaded: str, compiled: str) -> Optional[bool]:
         """The cuDNN runtime rule TF enforces; None when the matrix states no rule or a version is bad."""

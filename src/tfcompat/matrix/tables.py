@@ -258,8 +258,11 @@ _CUDNN_KEYS = {
     "compute_capabilities": False,
     "min_compute_capability": False,
     "max_compute_capability": False,
+    "dropped_compute_capabilities": False,
+    "forward_compatible": False,
     "source": True,
     "checked": True,
+    "confirmed": False,
     "note": False,
 }
 
@@ -276,16 +279,23 @@ def cudnn_release(ctx: Ctx) -> CudnnRelease:
     for field, value in (("min_compute_capability", low), ("max_compute_capability", high)):
         if value is not None and not is_cc(value):
             raise ctx.fail(field, f"{value!r} is not a compute capability like '8.6'")
-    if not ccs and low is None:
-        raise ctx.fail("compute_capabilities", "or min_compute_capability is required")
+    dropped = ctx.strings("dropped_compute_capabilities", is_cc, "a compute capability like '6.0'")
+    if not ccs and low is None and not dropped:
+        raise ctx.fail("compute_capabilities", "or min_compute_capability or dropped_compute_capabilities is required")
+    if ccs and (low is not None or high is not None):
+        raise ctx.fail("compute_capabilities", "and min/max_compute_capability are two ways to say one thing: use one")
+    both = set(ccs) & set(dropped)
+    if both:
+        raise ctx.fail("dropped_compute_capabilities", f"{sorted(both)} are also in compute_capabilities")
     if driver is None and ctx.string("driver_branch") is None:
         raise ctx.fail("min_driver", "or driver_branch is required")
+    source, checked, note, confirmed = common_tail(ctx)
     return CudnnRelease(
         versions,
         major,
         cuda,
-        ctx.sources(),
-        ctx.date(),
+        source,
+        checked,
         ctx.label,
         driver,
         text,
@@ -294,7 +304,10 @@ def cudnn_release(ctx: Ctx) -> CudnnRelease:
         ccs,
         low,
         high,
-        ctx.string("note"),
+        note,
+        dropped,
+        bool(ctx.boolean("forward_compatible", False)),
+        confirmed,
     )
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Optional, Union
 
-from packaging.version import Version
-
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.matrix.arch import coverage, parse_cc
-from tfcompat.matrix.entries import CudnnRelease
+from tfcompat.matrix.entries import CC_DROPPED, CC_NATIVE, CC_NEWER, CC_UNLISTED, CudnnRelease, spec_text
+from tfcompat.matrix.lookup import CudnnSupport
 from tfcompat.model import Environment, Evidence, Gpu, Severity
 from tfcompat.rules._common import cuda_of, required_tf, tf_label, version_of
 
@@ -197,44 +196,42 @@ def mixed_gpus(env: Environment, matrix: Matrix) -> Result:
         )
 
 
-def _lower_bounds(e: CudnnRelease) -> list[Optional[Version]]:
-    """The versions an entry's == and >= specifiers name (None where one does not parse)."""
-    return [version_of(s.version.rstrip(".*")) for s in e.versions if s.operator in ("==", ">=")]
+def _cudnn_status(entries: tuple[CudnnRelease, ...], cc: str) -> tuple[str, CudnnRelease]:
+    """The best standing of `cc` over the rows of one release (the builds of one release differ: 9.10.2 for
+    CUDA 12.8/12.9 lists Blackwell, its build for CUDA 12.0-12.9 does not; which one is installed is not
+    known), preferring confirmed rows: native, then unlisted, newer, dropped."""
+    order = [CC_NATIVE, CC_UNLISTED, CC_NEWER, CC_DROPPED]
+    ranked = sorted(((order.index(e.cc_status(cc)), not e.confirmed, i) for i, e in enumerate(entries)))
+    rank, _, i = ranked[0]
+    return order[rank], entries[i]
 
 
-def _cudnn_entry(matrix: Matrix, version: str, cuda_major: int) -> tuple[bool, Optional[CudnnRelease]]:
-    """The support-matrix entry for this cuDNN release, else the newest documented one before it.
+def _sources(entries: tuple[CudnnRelease, ...]) -> str:
+    return ", ".join(dict.fromkeys(s for e in entries for s in e.source))
 
-    (exact?, entry): architectures are only ever dropped, so an older release that lacks one proves
-    the newer lacks it too; an older one that has it proves nothing."""
-    v = version_of(version)
-    entries = [e for e in getattr(matrix, "cudnn", ()) if e.cuda_major == cuda_major]
-    if v is None or not entries:
-        return False, None
-    exact = [e for e in entries if e.versions.contains(v, prereleases=True)]
-    if exact:
-        return True, exact[0]
-    older = [e for e in entries if any(b is not None and b <= v for b in _lower_bounds(e))]
-    if not older:
-        return False, None
-    # every entry of `older` has a parsed bound (the filter above), so each key is a max over a non-empty list
-    return False, max(older, key=lambda e: max(b for b in _lower_bounds(e) if b is not None))
+
+def _cudnn_version_label(e: CudnnRelease) -> str:
+    return f"cuDNN {spec_text(e.versions)} for CUDA {e.cuda_major}"
 
 
 @rule("TFC208", "cudnn-gpu-unsupported", Severity.ERROR, requires=("tensorflow", "gpus"))
 def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
     """The cuDNN the loader picks does not support a GPU's architecture.
 
-    What: NVIDIA's cuDNN support matrix lists the compute capabilities each release supports; cuDNN 9
-    dropped Maxwell, Pascal and Volta during the 9.1x series (9.17 lists 7.5 and newer only). With
+    What: NVIDIA's cuDNN support matrix lists the compute capabilities each release supports, and
+    architectures come and go: cuDNN 9 dropped Maxwell, Pascal and Volta during the 9.1x series
+    (9.17.0 lists 7.5 and newer only) and added Blackwell (10.0, 12.0; listed by 9.10.2). With
     `tensorflow[and-cuda]` >= 2.20 the cuDNN wheel is a range, so pip installs the newest 9.x.
 
-    Why it crashes: cuDNN calls fail on that GPU (CUDNN_STATUS_ARCH_MISMATCH, "DNN library
-    initialization failed"): convolutions and RNNs abort although TensorFlow itself has kernels
-    for the GPU.
+    Why it crashes: on an architecture the release dropped, cuDNN calls fail
+    (CUDNN_STATUS_ARCH_MISMATCH, "DNN library initialization failed"): convolutions and RNNs abort
+    although TensorFlow itself has kernels for the GPU. A GPU newer than the release documents is not
+    an error: cuDNN >= 9.0 built with CUDA >= 12 runs a subset of graphs there in forward-compatibility
+    mode (PTX JIT), which is reported as a warning or information. A release the matrix does not
+    describe (no row of its major.minor) is "unknown for this release", not judged by an older one.
 
     How to fix: pin the cuDNN wheel to a release that supports the GPU (e.g. `pip install
-    "nvidia-cudnn-cu12<9.11"` for Pascal), or run on newer GPUs.
+    "nvidia-cudnn-cu12<9.11"` for Pascal), or a newer one that lists a new GPU, or run on newer GPUs.
     """
     tf = required_tf(env)
     native = getattr(env.target, "native", None)
@@ -246,23 +243,111 @@ def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
     if build_cuda is None:
         yield NotApplicable(f"the CUDA major of {tf_label(tf)} is unknown")
         return
-    exact, entry = _cudnn_entry(matrix, cudnn.found.version, build_cuda.major)
-    if entry is None:
-        yield NotApplicable(f"the matrix has no cuDNN support entry at or before {cudnn.found.version}")
+    found = cudnn.found
+    support = matrix.cudnn_support(found.version, build_cuda.major)
+    if support.basis == "none":
+        yield NotApplicable(f"the matrix has no cuDNN support entry at or before {found.version}")
         return
+    lib_ev = Evidence("cudnn.version", found.version, found.version_source or found.real_path)
+    name = f"cuDNN {found.version} ({found.real_path})"
     for g in env.host.gpus:
-        if not g.compute_capability or entry.supports_cc(g.compute_capability):
+        cc = g.compute_capability
+        if not cc or parse_cc(cc) is None:
             continue
-        basis = "" if exact else f" (already missing from the support matrix of {entry.label}, an older release)"
+        if support.basis == "gap":
+            yield from _gap_hit(g, cc, name, support, lib_ev)
+            continue
+        status, entry = _cudnn_status(support.entries, cc)
+        basis = "" if support.basis == "exact" else f" (judged from {entry.label}, a release of the same minor)"
+        ev = (_gpu_evidence(g), lib_ev, Evidence("cuDNN support matrix", entry.label, _sources(support.entries)))
+        if status == CC_DROPPED:
+            if entry.confirmed:
+                yield Hit(
+                    message=f"{gpu_name(g)}, compute capability {cc}, is not supported by {name}{basis}: "
+                    "the support matrix no longer lists this architecture; cuDNN calls fail with "
+                    "CUDNN_STATUS_ARCH_MISMATCH",
+                    evidence=ev,
+                    remediation=f"Pin a cuDNN that supports compute capability {cc} "
+                    '(e.g. pip install "nvidia-cudnn-cu12<9.11" for Maxwell/Pascal/Volta), or use newer GPUs.',
+                )
+            else:
+                yield Hit(
+                    message=f"{gpu_name(g)}, compute capability {cc}, is reported dropped by {name}{basis} "
+                    f"(UNCONFIRMED: {entry.note or 'no primary source read'}); if so, cuDNN calls fail with "
+                    "CUDNN_STATUS_ARCH_MISMATCH",
+                    evidence=ev,
+                    remediation=f'Pin a cuDNN that lists compute capability {cc} (e.g. "nvidia-cudnn-cu12<9.11"), '
+                    "or check NVIDIA's support matrix of this release.",
+                    severity=Severity.WARNING,
+                )
+        elif status == CC_NEWER:
+            yield _newer_hit(g, cc, name, entry, ev, basis)
+        elif status == CC_UNLISTED and entry.compute_capabilities:  # a row of drops alone says nothing else
+            yield Hit(
+                message=f"{gpu_name(g)}, compute capability {cc}: the support matrix of {name}{basis} neither "
+                "lists nor drops it: unknown for this release",
+                evidence=ev,
+                remediation="Check NVIDIA's cuDNN support matrix for this release and GPU.",
+                severity=Severity.INFO,
+            )
+
+
+_FC_CAVEAT = (
+    "cuDNN >= 9.0 built with CUDA >= 12 runs only a subset of operation graphs on GPUs newer than its list, "
+    "in forward-compatibility mode (PTX JIT; CUDNN_LIB_CONFIG=FULL); others fail with CUDNN_STATUS_NOT_SUPPORTED"
+)
+
+
+def _newer_hit(g: Gpu, cc: str, name: str, entry: CudnnRelease, ev: tuple[Evidence, ...], basis: str) -> Hit:
+    listed = (
+        ", ".join(entry.compute_capabilities) or f"{entry.min_compute_capability} ... {entry.max_compute_capability}"
+    )
+    if entry.forward_compatible:
+        return Hit(
+            message=f"{gpu_name(g)}, compute capability {cc}, is newer than every architecture the support matrix "
+            f"of {name}{basis} lists ({listed}): {_FC_CAVEAT}",
+            evidence=ev,
+            remediation=f"Use a cuDNN release that lists compute capability {cc} natively (cuDNN 9.10.2 for CUDA "
+            "12.8/12.9 lists 10.0 and 12.0).",
+            severity=Severity.INFO,
+        )
+    return Hit(
+        message=f"{gpu_name(g)}, compute capability {cc}, is newer than every architecture the support matrix of "
+        f"{name}{basis} lists ({listed}), and this build has no hardware forward compatibility (cuDNN < 9.0 or "
+        "CUDA < 12): unknown for this release, cuDNN calls may fail",
+        evidence=ev,
+        remediation=f"Use a cuDNN release that lists compute capability {cc}.",
+        severity=Severity.WARNING,
+    )
+
+
+def _gap_hit(g: Gpu, cc: str, name: str, support: CudnnSupport, lib_ev: Evidence) -> Iterator[Hit]:
+    """A release the matrix does not describe: say what is unknown, with the newest older release for context."""
+    status, older = _cudnn_status(support.older, cc)
+    ev = (
+        _gpu_evidence(g),
+        lib_ev,
+        Evidence("cuDNN support matrix (newest older release)", older.label, _sources(support.older)),
+    )
+    head = (
+        f"{gpu_name(g)}, compute capability {cc}: the matrix has no support entry for {name} "
+        f"(none of its major.minor): unknown for this release"
+    )
+    if status == CC_DROPPED and older.confirmed:
         yield Hit(
-            message=f"{gpu_name(g)}, compute capability {g.compute_capability}, is not supported by cuDNN "
-            f"{cudnn.found.version} ({cudnn.found.real_path}){basis}: cuDNN calls fail with "
-            "CUDNN_STATUS_ARCH_MISMATCH",
-            evidence=(
-                _gpu_evidence(g),
-                Evidence("cudnn.version", cudnn.found.version, cudnn.found.version_source or cudnn.found.real_path),
-                Evidence("cuDNN support matrix", entry.label, ", ".join(entry.source)),
-            ),
-            remediation=f"Pin a cuDNN that supports compute capability {g.compute_capability} "
-            '(e.g. pip install "nvidia-cudnn-cu12<9.11" for Pascal/Volta), or use newer GPUs.',
+            message=f"{head}; {_cudnn_version_label(older)}, an older release, already dropped this architecture, "
+            "so cuDNN calls most likely fail with CUDNN_STATUS_ARCH_MISMATCH",
+            evidence=ev,
+            remediation=f"Pin a cuDNN that supports compute capability {cc} "
+            '(e.g. pip install "nvidia-cudnn-cu12<9.11" for Maxwell/Pascal/Volta), or use newer GPUs.',
+            severity=Severity.WARNING,
+        )
+    elif status == CC_NEWER:
+        caveat = f"; {_FC_CAVEAT}" if older.forward_compatible else ""
+        yield Hit(
+            message=f"{head}; it is newer than every architecture {_cudnn_version_label(older)}, an older "
+            f"release, lists{caveat}",
+            evidence=ev,
+            remediation=f"Use a cuDNN release whose support matrix lists compute capability {cc}.",
+            severity=Severity.INFO,
         )
