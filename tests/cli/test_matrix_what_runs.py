@@ -128,7 +128,8 @@ def test_snapshot_without_a_driver(tmp_path, capsys):
     snap = tmp_path / "snap.json"
     snap.write_text(json.dumps(to_json_dict(make_env(driver=None))), encoding="utf-8")
     code, _, err = run(capsys, "--from", str(snap))
-    assert code == 2 and "no NVIDIA driver version" in err
+    assert code == 2 and f"{snap}: the snapshot has no NVIDIA driver version (host.driver): give --driver" in err
+    assert ask(capsys, "--from", str(snap), "--driver", "560.35.03", "--gpu", "9.0")["tensorflow"] is not None
 
 
 def test_no_gpu_given_is_a_note(matrix):

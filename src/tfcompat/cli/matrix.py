@@ -160,6 +160,10 @@ def what_runs_cmd(
         if snapshot is not None:
             snap_driver, snap_ccs, where = host_from_snapshot(snapshot)
             if driver is None:
+                if snap_driver is None:
+                    raise QueryError(
+                        f"{snapshot}: the snapshot has no NVIDIA driver version (host.driver): give --driver"
+                    )
                 version, source = snap_driver, where
             if not gpu:
                 ccs = snap_ccs
