@@ -311,7 +311,7 @@ def check_companions(matrix: Any, source: Any) -> tuple[list[str], list[str]]:
             )
         entry = next((c for c in entries if c.versions.contains(latest, prereleases=True)), None)
         if tf_req and entry is not None:
-            said = SpecifierSet(str(Requirement(tf_req).specifier))
+            said = SpecifierSet(str(Requirement(tf_req.split(" [")[0]).specifier))
             if entry.tensorflow is None or said != entry.tensorflow:
                 from tfcompat.matrix import spec_text
 
@@ -330,14 +330,23 @@ def check_companions(matrix: Any, source: Any) -> tuple[list[str], list[str]]:
 
 
 def _tf_requirement(requires_dist: Sequence[str]) -> Optional[str]:
+    """`tensorflow<spec>` as the metadata requires it: unconditionally, else under an extra
+    (tensorflow-probability: `tensorflow>=2.16; extra == "tf"` -> `tensorflow>=2.16 [tf]`)."""
+    under_extra: Optional[str] = None
     for line in requires_dist:
         try:
             req = Requirement(line)
         except InvalidRequirement:
             continue
-        if canonicalize_name(req.name) == "tensorflow" and (req.marker is None or "extra" not in str(req.marker)):
+        if canonicalize_name(req.name) != "tensorflow":
+            continue
+        marker = str(req.marker) if req.marker is not None else ""
+        if "extra" not in marker:
             return f"tensorflow{mr.format_spec(req.specifier)}"
-    return None
+        if under_extra is None:
+            extra = marker.split("extra ==", 1)[1].strip().strip("\"'") if "extra ==" in marker else "extra"
+            under_extra = f"tensorflow{mr.format_spec(req.specifier)} [{extra}]"
+    return under_extra
 
 
 def check_cudnn(matrix: Any, source: Any) -> tuple[list[str], list[str]]:

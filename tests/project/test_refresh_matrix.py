@@ -162,7 +162,11 @@ def test_online_reads_pypi_json_and_pep658_metadata(rm, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc in (0, 1) and "against PyPI" in out.splitlines()[0]
     # what --record writes is what --offline reads: the same answer
-    assert sorted(os.listdir(record)) == sorted(os.listdir(FIX))
+    # (the fixtures also hold tensorflow-probability, recorded for the companion rows issue 15 adds)
+    assert set(os.listdir(record)) <= set(os.listdir(FIX)) and "pypi-tensorflow.json" in os.listdir(record)
+    for name in os.listdir(record):
+        with open(os.path.join(FIX, name), encoding="utf-8") as a, open(record / name, encoding="utf-8") as b:
+            assert a.read() == b.read(), name
     assert rm.main(["--offline", str(record)]) == rc
     assert capsys.readouterr().out.splitlines()[1:] == out.splitlines()[1:]
 
@@ -224,3 +228,25 @@ def test_newest_cudnn_wheel_recorded_has_an_entry(rm, major, package):
     entries = [c for c in matrix.cudnn if c.cuda_major == major]
     top = max(rm._lower(c.versions) for c in entries)
     assert newest.release[:2] <= top.release[:2], f"{package} {newest} is newer than the newest entry {top}"
+
+
+def test_a_companion_requiring_tensorflow_under_an_extra(rm, tmp_path, capsys):
+    """tensorflow-probability states `tensorflow>=2.16; extra == "tf"`; an entry saying 0.25 needs >= 2.18
+    (issue 15) is narrower than that: a note, and its releases are checked like every companion's."""
+    text = default_matrix_path().read_text(encoding="utf-8")
+    if 'package = "tensorflow-probability"' not in text:
+        text += (
+            '\n[[companion]]\npackage = "tensorflow-probability"\nversions = ">=0.25.0,<0.26.0"\n'
+            'tensorflow = ">=2.18,<2.20"\nnative = false\nsource = "https://pypi.org/project/tensorflow-probability/"\n'
+            'checked = "2026-12-07"\n'
+        )
+    path = tmp_path / "m.toml"
+    path.write_text(text, encoding="utf-8")
+    rm.main(["--offline", FIX, "--matrix", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    (head,) = [line for line in lines if line.startswith("tensorflow-probability: ")]
+    assert head.startswith("tensorflow-probability: PyPI newest 0.25.0 (requires tensorflow>=2.16 [tf]); ")
+    assert not [line for line in lines if line.startswith("behind: tensorflow-probability")]
+    assert any(
+        line.startswith("  note: tensorflow-probability 0.25.0: requires tensorflow>=2.16 [tf]") for line in lines
+    )
