@@ -217,8 +217,12 @@ def _safe(text: str) -> Optional[Version]:
         return None
 
 
-def check_tensorflow(matrix: Any, source: Any, matrix_path: Optional[str]) -> tuple[list[str], list[str]]:
-    """(report lines, differences)."""
+def check_tensorflow(
+    matrix: Any, source: Any, matrix_path: Optional[str], new_releases: Optional[list[str]] = None
+) -> tuple[list[str], list[str]]:
+    """(report lines, differences); `new_releases` gets the releases no entry matches."""
+    if new_releases is None:
+        new_releases = []
     project = source.project("tensorflow")
     known = set(matrix.tf_releases())
     oldest = min((low for rel in matrix.tensorflow for low in [_lower(rel.versions)] if low), default=Version("0"))
@@ -232,12 +236,14 @@ def check_tensorflow(matrix: Any, source: Any, matrix_path: Optional[str]) -> tu
         f"the matrix lists {len(known)} ({matrix.tf_releases()[0]} ... {matrix.tf_releases()[-1]})"
     )
     to_read: dict[str, Any] = {}  # release -> matrix entry (raw TOML) to compare its Requires-Dist with
+    new_releases.clear()
     for v in on_pypi:
         text = _release_text(project, v)
         if text in known:
             continue
         entry = mr.own_entry(text, matrix_path)
         if entry is None:
+            new_releases.append(text)
             diffs.append(
                 f"tensorflow {text}: on PyPI, no [[tensorflow]] entry matches it (new row: "
                 f"python scripts/matrix_row.py {text})"
@@ -386,6 +392,12 @@ def main(argv: Optional[Sequence[str]] = None, opener: Callable[..., Any] = urll
     parser.add_argument("--offline", metavar="DIR", help="read recorded PyPI files from DIR instead of PyPI")
     parser.add_argument("--record", metavar="DIR", help="online, and write what was read (trimmed) to DIR")
     parser.add_argument("--matrix", help="matrix file (default: the shipped data/compat_matrix.toml)")
+    parser.add_argument(
+        "--rows",
+        action="store_true",
+        help="also print a derived [[tensorflow]] row (scripts/matrix_row.py: METADATA and the wheel's "
+        "build_info.py, by HTTP range requests) for every release no entry matches; online only",
+    )
     args = parser.parse_args(argv)
     from tfcompat.errors import TfcompatError
     from tfcompat.matrix import load_matrix
@@ -393,6 +405,8 @@ def main(argv: Optional[Sequence[str]] = None, opener: Callable[..., Any] = urll
     try:
         if args.offline and args.record:
             raise RefreshError("--offline and --record exclude each other")
+        if args.offline and args.rows:
+            raise RefreshError("--rows reads the wheels' build_info.py from PyPI: not with --offline")
         if args.record:
             os.makedirs(args.record, exist_ok=True)
         source: Any = Recorded(args.offline) if args.offline else PyPI(opener, args.record)
@@ -401,14 +415,16 @@ def main(argv: Optional[Sequence[str]] = None, opener: Callable[..., Any] = urll
         matrix = load_matrix(Path(args.matrix) if args.matrix else None)
         lines: list[str] = []
         diffs: list[str] = []
+        new_releases: list[str] = []
         for check in (
-            lambda: check_tensorflow(matrix, source, args.matrix),
+            lambda: check_tensorflow(matrix, source, args.matrix, new_releases),
             lambda: check_companions(matrix, source),
             lambda: check_cudnn(matrix, source),
         ):
             more_lines, more_diffs = check()
             lines += more_lines
             diffs += more_diffs
+        rows = [derived_row(v, args.matrix, opener) for v in new_releases] if args.rows else []
     except (RefreshError, TfcompatError, OSError) as exc:
         print(f"refresh_matrix: error: {exc}", file=sys.stderr)
         return 2
@@ -419,7 +435,23 @@ def main(argv: Optional[Sequence[str]] = None, opener: Callable[..., Any] = urll
     for d in diffs:
         print(f"behind: {d}")
     print(f"{len(diffs)} difference(s)" + (": the matrix is behind" if diffs else ": the matrix is current"))
+    for row in rows:
+        print()
+        sys.stdout.write(row)
     return 1 if diffs else 0
+
+
+def derived_row(version: str, matrix_path: Optional[str], opener: Callable[..., Any]) -> str:
+    """The [[tensorflow]] row scripts/matrix_row.py derives for `version` (fields no file states: # CHECK)."""
+    from tfcompat.probes.tensorflow import parse_build_info
+
+    try:
+        metadata, build_text, tag = mr.fetch_release(version, lambda req: opener(req, timeout=TIMEOUT_S))
+        build = parse_build_info(build_text) if build_text is not None else None
+        row, comments = mr.derive_row(version, metadata, build, tag, mr.previous_entry(version, matrix_path))
+    except (OSError, ValueError) as exc:
+        raise RefreshError(f"tensorflow {version}: cannot derive its row: {exc}") from None
+    return f"# derived by scripts/matrix_row.py {version}: review the # CHECK fields\n" + mr.render_row(row, comments)
 
 
 if __name__ == "__main__":

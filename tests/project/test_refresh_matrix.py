@@ -136,16 +136,24 @@ def test_errors_are_one_line_exit_2(rm, tmp_path, capsys, setup, message):
     assert out == "" and err.startswith("refresh_matrix: error: ") and message in err and err.count("\n") == 1
 
 
-def test_online_reads_pypi_json_and_pep658_metadata(rm, tmp_path, capsys):
-    """The online path through a fake PyPI serving the recorded files (a release's wheel URL + .metadata)."""
+def fake_pypi(rm, extra=None):
+    """An opener serving the recorded files like PyPI: pypi.org/pypi/NAME/json, the wheels' .metadata;
+    `extra`: releases to add to tensorflow's listing ({version: METADATA text})."""
     import io
     import urllib.error
+
+    extra = extra or {}
 
     def opener(req, timeout=None):
         assert timeout == rm.TIMEOUT_S
         url = req.full_url
         if url.startswith("https://pypi.org/pypi/") and url.endswith("/json"):
-            data = recorded(url.split("/")[-2])
+            name = url.split("/")[-2]
+            data = recorded(name)
+            if name == "tensorflow":
+                for version in extra:
+                    wheel = f"tensorflow-{version}-cp311-cp311-manylinux_2_27_x86_64.whl"
+                    data["releases"][version] = [{"filename": wheel, "yanked": False}]
             for files in data["releases"].values():
                 for f in files:
                     if "filename" in f:
@@ -153,10 +161,18 @@ def test_online_reads_pypi_json_and_pep658_metadata(rm, tmp_path, capsys):
             return io.BytesIO(json.dumps(data).encode())
         if url.startswith("https://pypi.org/packages/") and url.endswith(".whl.metadata"):
             version = url.rsplit("/", 1)[1].split("-")[1]
+            if version in extra:
+                return io.BytesIO(extra[version].encode())
             with open(os.path.join(FIX, f"tensorflow-{version}.METADATA"), "rb") as fh:
                 return io.BytesIO(fh.read())
         raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
 
+    return opener
+
+
+def test_online_reads_pypi_json_and_pep658_metadata(rm, tmp_path, capsys):
+    """The online path through a fake PyPI serving the recorded files (a release's wheel URL + .metadata)."""
+    opener = fake_pypi(rm)
     record = tmp_path / "rec"
     rc = rm.main(["--record", str(record)], opener=opener)
     out = capsys.readouterr().out
@@ -250,3 +266,28 @@ def test_a_companion_requiring_tensorflow_under_an_extra(rm, tmp_path, capsys):
     assert any(
         line.startswith("  note: tensorflow-probability 0.25.0: requires tensorflow>=2.16 [tf]") for line in lines
     )
+
+
+def test_rows_for_new_releases(rm, capsys, monkeypatch):
+    """--rows: a derived row for a release no entry matches (scripts/matrix_row.py's reading; here its
+    recorded 2.21.0 files stand in for a "2.22.0" wheel)."""
+    row_fix = os.path.join(TESTS, "fixtures", "matrix_row")
+    with open(os.path.join(row_fix, "tensorflow-2.21.0.METADATA"), encoding="utf-8") as fh:
+        meta = fh.read().replace("Version: 2.21.0", "Version: 2.22.0")
+    with open(os.path.join(row_fix, "tensorflow-2.21.0.build_info.py"), encoding="utf-8") as fh:
+        build_info = fh.read()
+    seen = []
+
+    def fetch_release(version, opener):
+        seen.append(version)
+        return meta, build_info, "cp311-cp311-manylinux_2_27_x86_64"
+
+    monkeypatch.setattr(rm.mr, "fetch_release", fetch_release)
+    assert rm.main(["--rows"], opener=fake_pypi(rm, {"2.22.0": meta})) == 1
+    out = capsys.readouterr().out
+    assert seen == ["2.22.0"]
+    assert "behind: tensorflow 2.22.0: on PyPI, no [[tensorflow]] entry matches it" in out
+    row = out.split("# derived by scripts/matrix_row.py 2.22.0: review the # CHECK fields\n", 1)[1]
+    assert row.startswith('[[tensorflow]]\nversions = ">=2.22.0,<2.23.0"') and 'cuda = "12.5.1"' in row
+    assert rm.main(["--rows", "--offline", FIX]) == 2
+    assert "--rows reads the wheels' build_info.py from PyPI" in capsys.readouterr().err

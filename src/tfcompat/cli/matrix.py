@@ -53,8 +53,8 @@ matrix_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="Ask the compatibility matrix: what a TensorFlow release needs, what a driver or GPU can run; "
-    "validate a matrix or site-overlay file.",
+    help="Ask the compatibility matrix: what a TensorFlow release needs, what a driver or GPU can run, "
+    "what runs here (driver + GPUs); validate a matrix or site-overlay file.",
 )
 
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
