@@ -1,4 +1,4 @@
-"""The answers of `tfcompat matrix tensorflow|cuda|driver|gpu|validate`, each a plain dict.
+"""The answers of `tfcompat matrix tensorflow|cuda|driver|gpu|validate|what-runs`, each a plain dict.
 
 The dict is the JSON output; render/matrix_text.py renders the same dict as text. A question about
 something the matrix does not know is a `QueryError`: one line, exit 2.
