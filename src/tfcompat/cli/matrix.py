@@ -5,6 +5,8 @@
     tfcompat matrix driver 535.54.03     which CUDA toolkits and TensorFlow releases a driver runs
     tfcompat matrix gpu 8.6              which TensorFlow releases run on a compute capability
     tfcompat matrix validate FILE        check a matrix or site-overlay file (exit 0 valid, 2 not)
+    tfcompat matrix what-runs --driver 535.104.05 --gpu 8.0 --gpu 9.0    (or --from SNAPSHOT)
+                                         what may I run here: the newest TensorFlow, cuDNN and CUDA, the pip line
 
 Wiring only: the answers are built as plain dicts by tfcompat.matrix.answers (the JSON output) and
 rendered by tfcompat.render.matrix_text. Unknown versions are a one-line error and exit 2.
@@ -26,8 +28,10 @@ from tfcompat.matrix.answers import (
     cuda_answer,
     driver_answer,
     gpu_answer,
+    host_from_snapshot,
     tensorflow_answer,
     validate_answer,
+    what_runs_answer,
 )
 from tfcompat.render.matrix_text import (
     render_answer_json,
@@ -36,6 +40,7 @@ from tfcompat.render.matrix_text import (
     render_gpu,
     render_tensorflow,
     render_validate,
+    render_what_runs,
 )
 
 
@@ -48,8 +53,8 @@ matrix_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="Ask the compatibility matrix: what a TensorFlow release needs, what a driver or GPU can run; "
-    "validate a matrix or site-overlay file.",
+    help="Ask the compatibility matrix: what a TensorFlow release needs, what a driver or GPU can run, "
+    "what runs here (driver + GPUs); validate a matrix or site-overlay file.",
 )
 
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
@@ -131,6 +136,42 @@ def validate_cmd(
     _answer(fmt, lambda: validate_answer(path), render_validate)
 
 
+@matrix_app.command("what-runs")
+def what_runs_cmd(
+    driver: Optional[str] = typer.Option(None, "--driver", help="NVIDIA driver version, e.g. 535.104.05"),
+    gpu: Optional[list[str]] = typer.Option(
+        None, "--gpu", help="a GPU's compute capability, e.g. 8.0 or sm_90; repeatable (one per GPU model)"
+    ),
+    snapshot: Optional[str] = typer.Option(
+        None,
+        "--from",
+        help="a snapshot written by `tfcompat scan` (or a report): its host.driver and host.gpus; "
+        "--driver / --gpu override",
+    ),
+    fmt: Format = FormatOpt,
+    matrix: Optional[str] = MatrixOpt,
+    overlay: Optional[list[str]] = OverlayOpt,
+) -> None:
+    """What may I run here: the newest TensorFlow whose CUDA the driver runs and whose kernels (and cuDNN) cover
+    every GPU, the newest cuDNN and CUDA that work, and the pip line."""
+
+    def build() -> dict[str, Any]:
+        version, ccs, source = driver, list(gpu or ()), "--driver"
+        if snapshot is not None:
+            snap_driver, snap_ccs, where = host_from_snapshot(snapshot)
+            if driver is None:
+                if snap_driver is None:
+                    raise QueryError(
+                        f"{snapshot}: the snapshot has no NVIDIA driver version (host.driver): give --driver"
+                    )
+                version, source = snap_driver, where
+            if not gpu:
+                ccs = snap_ccs
+        return what_runs_answer(_load(matrix, overlay), version, ccs, source)
+
+    _answer(fmt, build, render_what_runs)
+
+
 __all__ = [
     "QueryError",
     "cuda_answer",
@@ -140,4 +181,5 @@ __all__ = [
     "parse_matrix",
     "tensorflow_answer",
     "validate_answer",
+    "what_runs_answer",
 ]

@@ -176,3 +176,59 @@ def render_gpu(a: dict[str, Any]) -> str:
 def render_validate(a: dict[str, Any]) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in a["counts"].items())
     return f"{a['path']}: valid {a['kind']} ({counts})\n"
+
+
+def render_what_runs(a: dict[str, Any]) -> str:
+    gpus = ", ".join(f"{g['compute_capability']} ({g['architecture']})" for g in a["gpus"]) or "(none given)"
+    source = "" if a["driver_source"] == "--driver" else f"  (from {a['driver_source']})"
+    lines = [f"What runs here: NVIDIA driver {a['driver']}{source}; GPUs {gpus}"]
+    row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
+
+    def tf_line(t: dict[str, Any]) -> str:
+        how = (
+            f"every feature: driver >= {t['min_driver_full']}"
+            if t["driver"] == "full"
+            else f"minor-version compatibility: driver >= {t['min_driver']}; "
+            f"every feature needs >= {t['min_driver_full']}"
+        )
+        return f"{t['version']}  (CUDA {t['cuda']}, cuDNN {t['cudnn']}; {how})"
+
+    tf = a["tensorflow"]
+    if tf is None:
+        row("TensorFlow", "(none in the matrix runs here)")
+    else:
+        row("TensorFlow", tf_line(tf))
+        row(
+            "kernels",
+            "; ".join(f"{k['compute_capability']} {k['mode']} via {k['via']}" for k in tf["kernels"])
+            or "(not checked)",
+        )
+        row("Python", tf["python"])
+        row("pip", tf["pip"])
+        here = tf["cudnn_here"]
+        row(
+            "cuDNN for it",
+            f"{here['versions']} (CUDA {here['cuda_major']} build)" if here else "(not judged by the matrix)",
+        )
+        if tf["cudnn_pin"]:
+            row("[and-cuda] cuDNN", tf["cudnn_pin"])
+    full = a["tensorflow_full"]
+    if full is not None and (tf is None or full["version"] != tf["version"]):
+        row("with every feature", tf_line(full))
+    blocked = a["newer_blocked"]
+    if blocked is not None:
+        row(f"not {blocked['version']}", blocked["why"][0])
+        lines.extend(f"  {'':<22}{w}" for w in blocked["why"][1:])
+    cudnn = a["cudnn"]
+    row("newest cuDNN here", f"{cudnn['versions']} (CUDA {cudnn['cuda_major']} build)" if cudnn else "(none)")
+    row(
+        "newest CUDA here",
+        f"{a['cuda_full'] or '(none)'} every feature; {a['cuda_compat'] or '(none)'} minor-version compat",
+    )
+    for bad in a["known_bad"]:
+        row(f"KNOWN BAD ({bad['severity']})", f"{bad['versions']}: {bad['reason']} ({bad['overlay']})")
+    for note in a["notes"]:
+        row("note", note)
+    lines.append("  sources:")
+    lines.extend(f"    {s}" for s in a["sources"])
+    return "\n".join(lines) + "\n"
