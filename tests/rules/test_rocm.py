@@ -96,3 +96,16 @@ def test_gfx942_not_in_the_pypi_wheel(matrix):
 def test_gfx_rule_skips_without_matrix_targets(matrix):
     findings, (skip,) = run_rule(rocm_env("2.13.0.570", "5.7.1"), matrix, "TFC402")
     assert findings == [] and "no gfx targets" in skip.reason
+
+
+def test_rocm_release_is_no_cuda_release(matrix):
+    # 2.14.0.600 sorts inside 2.14.0's range, but it is a ROCm build: no CUDA row judges it
+    assert matrix.tf_release("2.14.0.600") is None
+    assert matrix.tf_release("2.13.1.600") is None
+    assert matrix.tf_release("2.14.0") is not None
+    assert str(matrix.tf_rocm_release("2.14.0.600").rocm) == "6.0.0"
+
+
+def test_matrix_stale_is_quiet_for_a_listed_rocm_release(matrix):
+    findings, (skip,) = run_rule(rocm_env("2.14.0.600", "6.0.2"), matrix, "TFC109")
+    assert findings == [] and "tensorflow-rocm release" in skip.reason

@@ -56,12 +56,28 @@ class Matrix:
 
     # -- TensorFlow
     def tf_release(self, version: str) -> Optional[TFRelease]:
+        """The [[tensorflow]] entry (official CUDA/CPU wheels) of `version`. A tensorflow-rocm version
+        (`<TF>.<ROCm without dots>`, "2.14.0.600") is none of them, though it sorts inside 2.14.0's range:
+        no TensorFlow release has a fourth release segment. `tf_rocm_release` answers for those."""
         try:
-            Version(version)
+            v = Version(version)
         except InvalidVersion:
+            return None
+        if len(v.release) > 3 or self.tf_rocm_release(version) is not None:
             return None
         for rel in self.tensorflow:
             if rel.matches(version):
+                return rel
+        return None
+
+    def tf_rocm_release(self, version: str) -> Optional[TFRocmRelease]:
+        """The [[tensorflow_rocm]] entry that lists `version` ("2.14.0.600")."""
+        try:
+            v = Version(version)
+        except InvalidVersion:
+            return None
+        for rel in self.tensorflow_rocm:
+            if any(Version(r) == v for r in rel.releases):
                 return rel
         return None
 
