@@ -336,7 +336,7 @@ def test_rocm_release_answers_for_rocm_not_cuda(capsys):
     assert a["distribution"] == "tensorflow-rocm" and a["tensorflow"] == "2.14.0" and a["rocm"] == "6.0.0"
     assert a["gfx"] == ["gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100"]
     assert a["manylinux"] == "manylinux2014_x86_64" and a["glibc"] == "2.17"  # read from the wheel itself
-    assert a["cuda"] is None and a["and_cuda"] is None
+    assert a["cuda"] is None and a["and_cuda"] is None and a["numpy_abi"] == 1
     assert [r["rocm"] for r in a["rocm_lines"]] == ["==6.0.*", "==6.1.*"]
     code, out, _err = run(capsys, "matrix", "tensorflow", "2.14.0.600")
     assert code == 0 and "CUDA 11.8" not in out and "and-cuda" not in out and "nvidia-" not in out

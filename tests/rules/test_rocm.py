@@ -109,3 +109,17 @@ def test_rocm_release_is_no_cuda_release(matrix):
 def test_matrix_stale_is_quiet_for_a_listed_rocm_release(matrix):
     findings, (skip,) = run_rule(rocm_env("2.14.0.600", "6.0.2"), matrix, "TFC109")
     assert findings == [] and "tensorflow-rocm release" in skip.reason
+
+
+def test_numpy2_under_the_numpy1_rocm_wheel_is_still_an_error(matrix):
+    import dataclasses
+
+    from envs import pkg
+
+    env = rocm_env("2.14.0.600", "6.0.2")
+    target = dataclasses.replace(
+        env.target, packages=tuple(p for p in env.target.packages if p.name != "numpy") + (pkg("numpy", "2.1.0"),)
+    )
+    (f,), _ = run_rule(dataclasses.replace(env, target=target), matrix, "TFC105")
+    assert "NumPy 2.1.0" in f.message and "tensorflow-rocm 2.14.0.600" in f.message
+    assert any("tensorflow-rocm/2.14.0.600" in e.source for e in f.evidence)

@@ -173,6 +173,7 @@ def tensorflow_rocm_answer(matrix: Matrix, query: str) -> dict[str, Any]:
         "python": _spec(rel.python),
         "manylinux": rel.manylinux,
         "glibc": _ver(rel.glibc),
+        "numpy_abi": rel.numpy_abi,
         "cuda": None,
         "and_cuda": None,
         "rocm_lines": [{"rocm": spec_text(r.rocm), "gfx": list(r.gfx), "confirmed": r.confirmed} for r in lines],

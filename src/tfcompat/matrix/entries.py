@@ -180,6 +180,7 @@ class TFRocmRelease:
     python: Optional[SpecifierSet] = None  # Requires-Python of the wheel
     manylinux: Optional[str] = None  # platform tag of the Linux x86-64 wheel's file name
     glibc: Optional[Version] = None  # highest GLIBC_ symbol version over its shared objects
+    numpy_abi: Optional[int] = None  # NumPy C-ABI major its extension modules were built against
 
     def tf_version(self, release: str) -> str:
         """The TensorFlow version a release names: `<TF>.<ROCm without dots>` ("2.14.0.600" -> "2.14.0")."""

@@ -81,6 +81,14 @@ class Matrix:
                 return rel
         return None
 
+    def numpy_abi(self, version: str) -> tuple[Optional[int], tuple[str, ...]]:
+        """The NumPy C-ABI major release `version` was built against, from its [[tensorflow]] or
+        [[tensorflow_rocm]] entry, and that entry's sources; (None, ()) when neither states it."""
+        for rel in (self.tf_release(version), self.tf_rocm_release(version)):
+            if rel is not None and rel.numpy_abi is not None:
+                return rel.numpy_abi, rel.source
+        return None, ()
+
     def newest_known_tf(self) -> Optional[Version]:
         """The newest release line the matrix describes (upper bound of the last entry)."""
         best: Optional[Version] = None

@@ -331,6 +331,7 @@ _TF_ROCM_KEYS = {
     "python": False,
     "manylinux": False,
     "glibc": False,
+    "numpy_abi": False,
     "source": True,
     "checked": True,
     "note": False,
@@ -352,6 +353,7 @@ def tf_rocm_release(ctx: Ctx) -> TFRocmRelease:
         python=ctx.specifier("python"),
         manylinux=ctx.string("manylinux"),
         glibc=ctx.version("glibc"),
+        numpy_abi=ctx.integer("numpy_abi", allowed=(1, 2)),
     )
 
 

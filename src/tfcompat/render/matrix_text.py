@@ -43,6 +43,7 @@ def render_tensorflow_rocm(a: dict[str, Any]) -> str:
         ("gfx targets", " ".join(a["gfx"]) or None),
         ("Python", a["python"]),
         ("glibc", f">= {a['glibc']}" if a["glibc"] else None),
+        ("NumPy ABI", a["numpy_abi"]),
         ("wheel", a["manylinux"]),
         ("ROCm lines for it", ", ".join(r["rocm"] for r in a["rocm_lines"]) or None),
         ("note", a["note"]),

@@ -324,8 +324,8 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
     built against NumPy 2.
     """
     tf = required_tf(env)
-    release = matrix.tf_release(tf.version)
-    if release is None or release.numpy_abi is None:
+    abi, abi_sources = matrix.numpy_abi(tf.version)
+    if abi is None:
         yield NotApplicable(f"the matrix states no NumPy ABI for TensorFlow {tf.version}")
         return
     numpy = numpy_abi_conflict(env, matrix)
@@ -334,7 +334,7 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
     yield Hit(
         message=f"NumPy {numpy.version} is installed, but {tf_label(tf)} was built against NumPy 1: "
         '`import tensorflow` fails ("A module that was compiled using NumPy 1.x cannot be run in NumPy 2")',
-        evidence=(pkg_evidence(numpy), tf_evidence(tf), Evidence("matrix numpy_abi", "1", ", ".join(release.source))),
+        evidence=(pkg_evidence(numpy), tf_evidence(tf), Evidence("matrix numpy_abi", "1", ", ".join(abi_sources))),
         remediation='pip install "numpy<2"  (or upgrade to TensorFlow >= 2.18, built for NumPy 2)',
     )
 
