@@ -148,6 +148,11 @@ def test_driver_with_overlay_reports_known_bad(capsys, tmp_path):
         (("cuda", "11.0"), "starts on             >= 450.51.05"),
         (("driver", "535.54.03"), "TensorFlow, minor-version compat  2.16.1 ... 2.21.0 (10 releases)"),
         (("gpu", "12.0"), "2.16.1 ... 2.21.0            ptx_jit via compute_90"),
+        (("tensorflow", "2.16.1"), "[and-cuda] driver     >= 545.23.08 for every feature"),
+        (
+            ("tensorflow", "2.14.0.600"),
+            "tensorflow-rocm 2.14.0.600 (TensorFlow 2.14.0 for ROCm 6.0.0; not a CUDA build)",
+        ),
     ],
 )
 def test_text_output(capsys, argv, text):
@@ -324,3 +329,22 @@ def test_check_broken_overlay_is_exit_2_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "check", "--from", str(snap), "--matrix-overlay", str(overlay))
     assert code == 2
     assert err == (f"tfcompat: error: {overlay}: [[known_bad_driver]] #1 '>=550.54.14,<550.90': unknown key 'reson'\n")
+
+
+def test_rocm_release_answers_for_rocm_not_cuda(capsys):
+    a = ask(capsys, "tensorflow", "2.14.0.600")
+    assert a["distribution"] == "tensorflow-rocm" and a["tensorflow"] == "2.14.0" and a["rocm"] == "6.0.0"
+    assert a["gfx"] == ["gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100"]
+    assert a["manylinux"] == "manylinux2014_x86_64" and a["glibc"] == "2.17"  # read from the wheel itself
+    assert a["cuda"] is None and a["and_cuda"] is None and a["numpy_abi"] == 1
+    assert [r["rocm"] for r in a["rocm_lines"]] == ["==6.0.*", "==6.1.*"]
+    code, out, _err = run(capsys, "matrix", "tensorflow", "2.14.0.600")
+    assert code == 0 and "CUDA 11.8" not in out and "and-cuda" not in out and "nvidia-" not in out
+    assert ask(capsys, "tensorflow", "2.14.0")["cuda"] == "11.8"  # the CUDA release itself is unchanged
+
+
+def test_tf_216_and_cuda_driver(capsys):
+    a = ask(capsys, "tensorflow", "2.16.1")
+    assert a["and_cuda_cuda"] == "12.3.2" and a["and_cuda_min_driver"] == "545.23.08"
+    assert a["min_driver"] == "525.60.13" and a["min_driver_full"] == "545.23.06"
+    assert ask(capsys, "tensorflow", "2.15.1")["and_cuda_min_driver"] is None

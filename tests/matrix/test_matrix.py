@@ -170,6 +170,7 @@ def test_companion_ranges_disjoint_per_package(matrix):
         "tensorflow-decision-forests",
         "tensorflow-recommenders-addons",
         "tf-keras",
+        "tensorflow-probability",
     }
     probes = [f"0.{a}.{b}" for a in range(10, 40) for b in range(3)] + [
         f"1.{a}.{b}" for a in range(13) for b in range(3)
@@ -612,3 +613,43 @@ def test_and_cuda_pins_of_every_release(matrix, version):
     assert low(cudnn_spec).release[:2] == rel.cudnn.release[:2]
     runtime = next(s for k, s in pins.items() if k.startswith("nvidia-cuda-runtime-"))
     assert low(runtime).release[:2] == rel.cuda.release[:2]
+
+
+# ---------------------------------------------------------------------------------------------- issue 15 rows
+
+
+def test_rocm_versions_do_not_match_cuda_rows(matrix):
+    for rel in matrix.tensorflow_rocm:
+        for r in rel.releases:
+            assert matrix.tf_release(r) is None, r
+            assert matrix.tf_rocm_release(r) is rel
+    rocm = matrix.tf_rocm_release("2.14.0.600")
+    assert rocm.manylinux == "manylinux2014_x86_64" and str(rocm.glibc) == "2.17"
+    assert rocm.tf_version("2.14.0.600") == "2.14.0"
+
+
+def test_tf_216_217_and_cuda_libraries_need_the_123_update_driver(matrix):
+    for v in ("2.16.1", "2.16.2", "2.17.0", "2.17.1"):
+        rel = matrix.tf_release(v)
+        assert str(rel.and_cuda_cuda) == "12.3.2"
+        need = matrix.driver_need(str(rel.and_cuda_cuda))
+        assert need.full_text == "545.23.08" and need.floor_text == "525.60.13"
+        assert matrix.driver_need(str(rel.cuda)).full_text == "545.23.06"  # the build's own: 12.3 GA
+    assert matrix.tf_release("2.18.0").and_cuda_cuda is None
+
+
+@pytest.mark.parametrize(
+    "tfp, tf_min, tf_keras",
+    [("0.25.0", "2.18", True), ("0.24.0", "2.16", True), ("0.23.0", "2.15", False), ("0.12.2", "2.4", False)],
+)
+def test_tfp_rows(matrix, tfp, tf_min, tf_keras):
+    (row,) = [c for c in matrix.companions if c.package == "tensorflow-probability" and c.versions.contains(tfp)]
+    assert str(row.tensorflow) == f">={tf_min}" and row.native is False
+    assert bool(row.requires) is tf_keras
+
+
+def test_tf_keras_215_rows(matrix):
+    (r0,) = [c for c in matrix.companions if c.package == "tf-keras" and c.versions.contains("2.15.0")]
+    (r1,) = [c for c in matrix.companions if c.package == "tf-keras" and c.versions.contains("2.15.1")]
+    assert str(r0.python) == ">=3.8" and r0.tensorflow is None
+    assert str(r1.python) == ">=3.8" and r1.tensorflow.contains("2.15.1") and not r1.tensorflow.contains("2.16.1")

@@ -96,3 +96,30 @@ def test_gfx942_not_in_the_pypi_wheel(matrix):
 def test_gfx_rule_skips_without_matrix_targets(matrix):
     findings, (skip,) = run_rule(rocm_env("2.13.0.570", "5.7.1"), matrix, "TFC402")
     assert findings == [] and "no gfx targets" in skip.reason
+
+
+def test_rocm_release_is_no_cuda_release(matrix):
+    # 2.14.0.600 sorts inside 2.14.0's range, but it is a ROCm build: no CUDA row judges it
+    assert matrix.tf_release("2.14.0.600") is None
+    assert matrix.tf_release("2.13.1.600") is None
+    assert matrix.tf_release("2.14.0") is not None
+    assert str(matrix.tf_rocm_release("2.14.0.600").rocm) == "6.0.0"
+
+
+def test_matrix_stale_is_quiet_for_a_listed_rocm_release(matrix):
+    findings, (skip,) = run_rule(rocm_env("2.14.0.600", "6.0.2"), matrix, "TFC109")
+    assert findings == [] and "tensorflow-rocm release" in skip.reason
+
+
+def test_numpy2_under_the_numpy1_rocm_wheel_is_still_an_error(matrix):
+    import dataclasses
+
+    from envs import pkg
+
+    env = rocm_env("2.14.0.600", "6.0.2")
+    target = dataclasses.replace(
+        env.target, packages=tuple(p for p in env.target.packages if p.name != "numpy") + (pkg("numpy", "2.1.0"),)
+    )
+    (f,), _ = run_rule(dataclasses.replace(env, target=target), matrix, "TFC105")
+    assert "NumPy 2.1.0" in f.message and "tensorflow-rocm 2.14.0.600" in f.message
+    assert any("tensorflow-rocm/2.14.0.600" in e.source for e in f.evidence)

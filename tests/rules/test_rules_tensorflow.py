@@ -169,3 +169,52 @@ def test_matrix_disagrees_on_cudnn_major(matrix):
     b = dataclasses.replace(tf_build("2.21.0"), cudnn_version="8")
     (f,), _ = run_rule(make_env(tf_builds=[b]), matrix, "TFC109")
     assert "cuDNN 8" in f.message and "9.3" in f.message
+
+
+# tensorflow-probability: its import checks the TF version (0.25: >= 2.18) and imports tf_keras, but its
+# Requires-Dist (the `tf` extra) says only tensorflow>=2.16: the matrix's [[companion]] rows judge it.
+TFP_025 = ('tensorflow>=2.16; extra == "tf"', 'tf-keras>=2.16; extra == "tf"', "numpy>=1.13.3")
+
+
+def test_tfp_025_on_tf_217_is_an_error(matrix):
+    tfp = pkg("tensorflow-probability", "0.25.0", TFP_025)
+    tfk = pkg("tf-keras", "2.17.0", ["tensorflow<2.18,>=2.17"])
+    (f,), _ = run_rule(make_env(tf_builds=[tf_build("2.17.1")], extra=[tfp, tfk]), matrix, "TFC104")
+    assert f.severity is Severity.ERROR
+    assert "tensorflow-probability 0.25.0 needs TensorFlow >=2.18" in f.message and "2.17.1" in f.message
+    assert any("tensorflow-probability/0.25.0" in e.source for e in f.evidence)
+
+
+def test_tfp_025_on_tf_218_with_tf_keras_is_clean(matrix):
+    from tfcompat.rules import evaluate
+
+    tfp = pkg("tensorflow-probability", "0.25.0", TFP_025)
+    tfk = pkg("tf-keras", "2.18.0", ["tensorflow<2.19,>=2.18"])
+    env = make_env(tf_builds=[tf_build("2.18.1")], extra=[tfp, tfk])
+    assert run_rule(env, matrix, "TFC104")[0] == []
+    report = evaluate(env, matrix)
+    assert [f for f in report.findings if f.severity is Severity.ERROR] == []
+
+
+def test_tfp_025_without_tf_keras_is_an_error(matrix):
+    tfp = pkg("tensorflow-probability", "0.25.0", TFP_025)
+    (f,), _ = run_rule(make_env(tf_builds=[tf_build("2.18.1")], extra=[tfp]), matrix, "TFC104")
+    assert "imports tf-keras" in f.message and "not installed" in f.message
+    assert "2.18.*" in f.remediation
+
+
+def test_tfp_023_on_tf_215_is_clean(matrix):
+    tfp = pkg("tensorflow-probability", "0.23.0", ["numpy>=1.13.3"])
+    assert run_rule(make_env("2.15.1", extra=[tfp]), matrix, "TFC104")[0] == []
+
+
+def test_tf_keras_2150_on_python_38_is_clean(matrix):
+    from tfcompat.rules import evaluate
+
+    # tf-keras 2.15.0 says Requires-Python >=3.8 (its wheel) and no TF requirement; TF 2.13 supports 3.8
+    tfk = pkg("tf-keras", "2.15.0", requires_python=">=3.8")
+    env = make_env(tf_builds=[tf_build("2.13.1")], extra=[tfk], python="3.8.18")
+    report = evaluate(env, matrix)
+    assert [f for f in report.findings if "tf-keras" in f.message] == []
+    (row,) = [c for c in matrix.companions if c.package == "tf-keras" and c.versions.contains("2.15.0")]
+    assert row.python is not None and row.python.contains("3.8") and row.tensorflow is None

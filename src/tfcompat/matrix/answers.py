@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from tfcompat.errors import TfcompatError
 from tfcompat.matrix.arch import cc_tuple, coverage, parse_cc
-from tfcompat.matrix.entries import TFRelease, spec_text
+from tfcompat.matrix.entries import Companion, TFRelease, spec_text
 from tfcompat.matrix.fields import MatrixError
 from tfcompat.matrix.invariants import invariant_problems
 from tfcompat.matrix.load import file_kind, load_matrix
@@ -71,8 +71,10 @@ def minor(v: str) -> str:
 
 
 def tensorflow_answer(matrix: Matrix, query: str) -> dict[str, Any]:
-    """What TensorFlow `query` (2.15, 2.15.1, 2.15.0.post1) needs."""
+    """What TensorFlow `query` (2.15, 2.15.1, 2.15.0.post1; a tensorflow-rocm 2.14.0.600) needs."""
     want = _parse_version(query, "TensorFlow version")
+    if matrix.tf_rocm_release(query) is not None:
+        return tensorflow_rocm_answer(matrix, query)
     version = matrix.resolve_tf(query)
     listed = version is not None
     if version is None:
@@ -108,6 +110,10 @@ def tensorflow_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     out["min_driver"] = need.floor_text if need else None
     out["min_driver_full"] = need.full_text if need else None
     out["min_driver_cuda"] = need.toolkit.name if need and need.toolkit else None
+    pip_need = matrix.driver_need(str(rel.and_cuda_cuda)) if rel.and_cuda_cuda is not None else None
+    out["and_cuda_cuda"] = _ver(rel.and_cuda_cuda)
+    out["and_cuda_driver_row"] = pip_need.toolkit.name if pip_need and pip_need.toolkit else None
+    out["and_cuda_min_driver"] = pip_need.full_text if pip_need else None  # every feature of the pip libraries
     out["companions"] = [
         {
             "package": c.package,
@@ -115,7 +121,7 @@ def tensorflow_answer(matrix: Matrix, query: str) -> dict[str, Any]:
             "tensorflow": spec_text(c.tensorflow),
             "native": c.native,
         }
-        for c in matrix.companions_for(version)
+        for c in _newest_per_package(matrix.companions_for(version))
     ]
     siblings = [
         r
@@ -130,8 +136,51 @@ def tensorflow_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     out["note"] = rel.note
     out["confirmed"] = rel.confirmed
     out["checked"] = rel.checked.isoformat()
-    out["sources"] = list(dict.fromkeys(list(rel.source) + (list(need.sources) if need else [])))
+    out["sources"] = list(dict.fromkeys(list(rel.source) + [s for n in (need, pip_need) if n for s in n.sources]))
     return out
+
+
+def _newest_per_package(rows: list[Companion]) -> list[Companion]:
+    """Pure-Python companions: only the newest row admitting the release (every older
+    tensorflow-probability admits a newer TF too). Native ones: every row (Python-op range vs ABI)."""
+    newest: dict[str, Companion] = {}
+    for c in rows:
+        if not c.native and (c.package not in newest or _lowest(c.versions) > _lowest(newest[c.package].versions)):
+            newest[c.package] = c
+    return [c for c in rows if c.native or newest[c.package] is c]
+
+
+def _lowest(spec: Any) -> Version:
+    bounds = [Version(s.version) for s in spec if s.operator in (">=", "==", "~=") and not s.version.endswith("*")]
+    return min(bounds) if bounds else Version("0")
+
+
+def tensorflow_rocm_answer(matrix: Matrix, query: str) -> dict[str, Any]:
+    """What tensorflow-rocm `query` (2.14.0.600 = TF 2.14.0 for ROCm 6.0) needs: ROCm, not CUDA."""
+    rel = matrix.tf_rocm_release(query)
+    if rel is None:
+        raise QueryError(f"tensorflow-rocm {query} is not in the matrix {matrix.path}")
+    tf = rel.tf_version(query)
+    lines = [r for r in matrix.rocm if tf in r.tensorflow or minor(tf) in r.tensorflow]
+    return {
+        "query": query,
+        "version": query,
+        "distribution": "tensorflow-rocm",
+        "tensorflow": tf,
+        "rocm": str(rel.rocm),
+        "releases": list(rel.releases),
+        "gfx": list(rel.gfx),
+        "python": _spec(rel.python),
+        "manylinux": rel.manylinux,
+        "glibc": _ver(rel.glibc),
+        "numpy_abi": rel.numpy_abi,
+        "cuda": None,
+        "and_cuda": None,
+        "rocm_lines": [{"rocm": spec_text(r.rocm), "gfx": list(r.gfx), "confirmed": r.confirmed} for r in lines],
+        "note": rel.note,
+        "checked": rel.checked.isoformat(),
+        "sources": list(dict.fromkeys(list(rel.source) + [s for r in lines for s in r.source])),
+    }
 
 
 def _find_cuda(matrix: Matrix, query: str):

@@ -42,6 +42,7 @@ class TFRelease:
     cxx11_abi: Optional[int] = None
     compiler: Optional[str] = None
     and_cuda: tuple[tuple[str, SpecifierSet], ...] = ()
+    and_cuda_cuda: Optional[Version] = None  # the CUDA release the [and-cuda] pins' components come from
     note: Optional[str] = None
     confirmed: bool = True
 
@@ -210,6 +211,14 @@ class TFRocmRelease:
     label: str
     gfx: tuple[str, ...] = ()
     note: Optional[str] = None
+    python: Optional[SpecifierSet] = None  # Requires-Python of the wheel
+    manylinux: Optional[str] = None  # platform tag of the Linux x86-64 wheel's file name
+    glibc: Optional[Version] = None  # highest GLIBC_ symbol version over its shared objects
+    numpy_abi: Optional[int] = None  # NumPy C-ABI major its extension modules were built against
+
+    def tf_version(self, release: str) -> str:
+        """The TensorFlow version a release names: `<TF>.<ROCm without dots>` ("2.14.0.600" -> "2.14.0")."""
+        return ".".join(str(p) for p in Version(release).release[:3])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,14 +82,38 @@ class Matrix:
 
     # -- TensorFlow
     def tf_release(self, version: str) -> Optional[TFRelease]:
+        """The [[tensorflow]] entry (official CUDA/CPU wheels) of `version`. A tensorflow-rocm version
+        (`<TF>.<ROCm without dots>`, "2.14.0.600") is none of them, though it sorts inside 2.14.0's range:
+        no TensorFlow release has a fourth release segment. `tf_rocm_release` answers for those."""
         try:
-            Version(version)
+            v = Version(version)
         except InvalidVersion:
+            return None
+        if len(v.release) > 3 or self.tf_rocm_release(version) is not None:
             return None
         for rel in self.tensorflow:
             if rel.matches(version):
                 return rel
         return None
+
+    def tf_rocm_release(self, version: str) -> Optional[TFRocmRelease]:
+        """The [[tensorflow_rocm]] entry that lists `version` ("2.14.0.600")."""
+        try:
+            v = Version(version)
+        except InvalidVersion:
+            return None
+        for rel in self.tensorflow_rocm:
+            if any(Version(r) == v for r in rel.releases):
+                return rel
+        return None
+
+    def numpy_abi(self, version: str) -> tuple[Optional[int], tuple[str, ...]]:
+        """The NumPy C-ABI major release `version` was built against, from its [[tensorflow]] or
+        [[tensorflow_rocm]] entry, and that entry's sources; (None, ()) when neither states it."""
+        for rel in (self.tf_release(version), self.tf_rocm_release(version)):
+            if rel is not None and rel.numpy_abi is not None:
+                return rel.numpy_abi, rel.source
+        return None, ()
 
     def newest_known_tf(self) -> Optional[Version]:
         """The newest release line the matrix describes (upper bound of the last entry)."""

@@ -52,6 +52,7 @@ _TF_KEYS = {
     "cxx11_abi": False,
     "compiler": False,
     "and_cuda": False,
+    "and_cuda_cuda": False,
     "source": True,
     "checked": True,
     "note": False,
@@ -111,6 +112,7 @@ def tf_release(ctx: Ctx) -> TFRelease:
         cxx11_abi=ctx.integer("cxx11_abi", allowed=(0, 1)),
         compiler=ctx.string("compiler"),
         and_cuda=tuple(pins),
+        and_cuda_cuda=ctx.version("and_cuda_cuda"),
         note=note,
         confirmed=confirmed,
     )
@@ -335,7 +337,18 @@ def cudnn_runtime(ctx: Ctx) -> CudnnRuntime:
     )
 
 
-_TF_ROCM_KEYS = {"releases": True, "rocm": True, "gfx": False, "source": True, "checked": True, "note": False}
+_TF_ROCM_KEYS = {
+    "releases": True,
+    "rocm": True,
+    "gfx": False,
+    "python": False,
+    "manylinux": False,
+    "glibc": False,
+    "numpy_abi": False,
+    "source": True,
+    "checked": True,
+    "note": False,
+}
 
 
 def tf_rocm_release(ctx: Ctx) -> TFRocmRelease:
@@ -350,6 +363,10 @@ def tf_rocm_release(ctx: Ctx) -> TFRocmRelease:
         ctx.label,
         ctx.strings("gfx", lambda s: bool(GFX_RE.match(s)), "a gfx target like 'gfx90a'"),
         ctx.string("note"),
+        python=ctx.specifier("python"),
+        manylinux=ctx.string("manylinux"),
+        glibc=ctx.version("glibc"),
+        numpy_abi=ctx.integer("numpy_abi", allowed=(1, 2)),
     )
 
 

@@ -36,7 +36,28 @@ def _run_span(items: Sequence[str]) -> str:
     return "(none)" if not items else (items[0] if len(items) == 1 else f"{items[0]} ... {items[-1]} ({len(items)})")
 
 
+def render_tensorflow_rocm(a: dict[str, Any]) -> str:
+    lines = [f"tensorflow-rocm {a['version']} (TensorFlow {a['tensorflow']} for ROCm {a['rocm']}; not a CUDA build)"]
+    facts = (
+        ("ROCm (build)", a["rocm"]),
+        ("gfx targets", " ".join(a["gfx"]) or None),
+        ("Python", a["python"]),
+        ("glibc", f">= {a['glibc']}" if a["glibc"] else None),
+        ("NumPy ABI", a["numpy_abi"]),
+        ("wheel", a["manylinux"]),
+        ("ROCm lines for it", ", ".join(r["rocm"] for r in a["rocm_lines"]) or None),
+        ("note", a["note"]),
+        ("checked", a["checked"]),
+    )
+    lines.extend(f"  {k:<22}{v}" for k, v in facts if v is not None)
+    lines.append("  sources:")
+    lines.extend(f"    {s}" for s in a["sources"])
+    return "\n".join(lines) + "\n"
+
+
 def render_tensorflow(a: dict[str, Any]) -> str:
+    if a.get("distribution") == "tensorflow-rocm":
+        return render_tensorflow_rocm(a)
     lines = [
         f"TensorFlow {a['version']}"
         + ("" if a["listed_release"] else " (not a release the matrix lists)")
@@ -74,6 +95,12 @@ def render_tensorflow(a: dict[str, Any]) -> str:
         pins = [f"{k}{v}" for k, v in a["and_cuda"].items()]
         row("[and-cuda]", pins[0])
         lines.extend(f"  {'':<22}{p}" for p in pins[1:])
+    if a.get("and_cuda_min_driver"):
+        row(
+            "[and-cuda] driver",
+            f">= {a['and_cuda_min_driver']} for every feature of its CUDA {a['and_cuda_cuda']} libraries "
+            f"({a['and_cuda_driver_row']})",
+        )
     if a["companions"]:
         row("companions", ", ".join(f"{c['package']} {c['versions']}" for c in a["companions"]))
     for other in a["other_entries"]:

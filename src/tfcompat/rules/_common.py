@@ -116,8 +116,8 @@ def numpy_abi_conflict(env: Environment, matrix: Matrix) -> Optional[Package]:
     """NumPy >= 2 installed while the TF binaries were built against NumPy 1 (matrix fact)."""
     tf = env.tensorflow
     numpy = env.package("numpy")
-    release = matrix.tf_release(tf.version) if tf else None
+    abi = matrix.numpy_abi(tf.version)[0] if tf else None  # a tensorflow-rocm release's own entry too
     v = version_of(numpy.version) if numpy else None
-    if release is not None and release.numpy_abi == 1 and v is not None and v.major >= 2:
+    if abi == 1 and v is not None and v.major >= 2:
         return numpy
     return None

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Union
 
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -223,11 +224,14 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
 
     What: an installed distribution (tf-keras, tensorflow-text, tensorflow-decision-forests,
     tensorflow-probability, ...) declares a TensorFlow requirement that the installed TensorFlow
-    version does not satisfy.
+    version does not satisfy; or a pure-Python companion the matrix describes needs a TensorFlow (or
+    a package) its Requires-Dist does not state: tensorflow-probability 0.25 checks for TF >= 2.18
+    and imports tf_keras, while its metadata says only tensorflow>=2.16, in an extra.
 
     Why it crashes: companion packages with native ops are compiled against one TF minor; loaded
     next to another they fail with "undefined symbol" or abort. tf-keras of another minor breaks
-    `tf.keras` imports.
+    `tf.keras` imports. tensorflow-probability raises ImportError ("This version of TensorFlow
+    Probability requires TensorFlow version >= ...") below its TF, and without tf_keras.
 
     How to fix: install the companion release that matches the installed TensorFlow minor (e.g.
     tensorflow-text 2.21.x for TF 2.21), or the TF release the companion pins.
@@ -238,6 +242,7 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
         yield NotApplicable(f"TensorFlow version {tf.version!r} is not a version")
         return
     tf_names = matrix.facts.tf_distribution_names
+    flagged: set[str] = set()
     for pkg in env.target.packages:
         if pkg.name in tf_names:
             continue
@@ -246,6 +251,7 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
                 continue
             if req.specifier.contains(tf_v, prereleases=True):
                 continue
+            flagged.add(pkg.name)
             yield Hit(
                 message=f"{pkg.display_name} {pkg.version} requires {req}, but {tf_label(tf)} is installed",
                 evidence=(
@@ -256,6 +262,51 @@ def companion_mismatch(env: Environment, matrix: Matrix) -> Result:
                 remediation=f"Install the {pkg.display_name} release made for TensorFlow "
                 f'{tf_v.major}.{tf_v.minor} (pip install "{pkg.name}=={tf_v.major}.{tf_v.minor}.*" '
                 "where the package follows TF's numbering), or the TensorFlow it pins.",
+            )
+    yield from _companion_rows(env, matrix, tf_v, flagged)
+
+
+def _companion_rows(env: Environment, matrix: Matrix, tf_v: Version, flagged: set[str]) -> Result:
+    """What the matrix's pure-Python [[companion]] rows state beyond the package's own Requires-Dist:
+    the TensorFlow its import checks for, and the packages it imports. Native companions are judged by
+    their Requires-Dist above and by their symbols (TFC5xx)."""
+    tf = required_tf(env)
+    for pkg in env.target.packages:
+        have_v = version_of(pkg.version)
+        if pkg.name in flagged or have_v is None:
+            continue
+        row = next(
+            (
+                c
+                for c in matrix.companions
+                if not c.native
+                and canonicalize_name(c.package) == pkg.name
+                and c.versions.contains(have_v, prereleases=True)
+            ),
+            None,
+        )
+        if row is None:
+            continue
+        row_ev = Evidence(f"matrix {row.package} {row.versions}", row.note or "", ", ".join(row.source))
+        if row.tensorflow is not None and not row.tensorflow.contains(tf_v, prereleases=True):
+            yield Hit(
+                message=f"{pkg.display_name} {pkg.version} needs TensorFlow {row.tensorflow}, but {tf_label(tf)} "
+                "is installed: its import fails (a requirement its Requires-Dist does not state)",
+                evidence=(pkg_evidence(pkg), tf_evidence(tf), row_ev),
+                remediation=f'Install TensorFlow {row.tensorflow} (pip install "tensorflow{row.tensorflow}"), or an '
+                f"older {pkg.display_name} made for TensorFlow {tf_v.major}.{tf_v.minor}.",
+            )
+        for text in row.requires:
+            req = Requirement(text)
+            have = env.package(canonicalize_name(req.name))
+            if have is not None and satisfies(have, req):
+                continue
+            found = f"{have.display_name} {have.version} is installed" if have else "it is not installed"
+            yield Hit(
+                message=f"{pkg.display_name} {pkg.version} imports {req.name} ({req}), but {found}",
+                evidence=(pkg_evidence(pkg), row_ev) + ((pkg_evidence(have),) if have else ()),
+                remediation=f'pip install "{req.name}=={tf_v.major}.{tf_v.minor}.*"  (the release made for '
+                f"TensorFlow {tf_v.major}.{tf_v.minor}; it must also satisfy {req})",
             )
 
 
@@ -273,8 +324,8 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
     built against NumPy 2.
     """
     tf = required_tf(env)
-    release = matrix.tf_release(tf.version)
-    if release is None or release.numpy_abi is None:
+    abi, abi_sources = matrix.numpy_abi(tf.version)
+    if abi is None:
         yield NotApplicable(f"the matrix states no NumPy ABI for TensorFlow {tf.version}")
         return
     numpy = numpy_abi_conflict(env, matrix)
@@ -283,7 +334,7 @@ def numpy_abi(env: Environment, matrix: Matrix) -> Result:
     yield Hit(
         message=f"NumPy {numpy.version} is installed, but {tf_label(tf)} was built against NumPy 1: "
         '`import tensorflow` fails ("A module that was compiled using NumPy 1.x cannot be run in NumPy 2")',
-        evidence=(pkg_evidence(numpy), tf_evidence(tf), Evidence("matrix numpy_abi", "1", ", ".join(release.source))),
+        evidence=(pkg_evidence(numpy), tf_evidence(tf), Evidence("matrix numpy_abi", "1", ", ".join(abi_sources))),
         remediation='pip install "numpy<2"  (or upgrade to TensorFlow >= 2.18, built for NumPy 2)',
     )
 
@@ -327,6 +378,9 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
     """
     tf = required_tf(env)
     release = matrix.tf_release(tf.version)
+    if release is None and matrix.tf_rocm_release(tf.version) is not None:
+        yield NotApplicable(f"{tf_label(tf)} is a tensorflow-rocm release: [[tensorflow_rocm]] describes it")
+        return
     if release is None:
         yield Hit(
             message=f"the matrix ({matrix.path}, updated {matrix.updated}) has no entry for {tf_label(tf)}; "
