@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from tfcompat.errors import TfcompatError
 from tfcompat.matrix.arch import cc_tuple, coverage, parse_cc
-from tfcompat.matrix.entries import Companion, TFRelease, spec_text
+from tfcompat.matrix.entries import Companion, TFPlatformBuild, TFRelease, spec_text
 from tfcompat.matrix.fields import MatrixError
 from tfcompat.matrix.invariants import invariant_problems
 from tfcompat.matrix.load import file_kind, load_matrix
@@ -133,11 +133,48 @@ def tensorflow_answer(matrix: Matrix, query: str) -> dict[str, Any]:
         differs = {k: read(sib) for k, read in _TF_FIELDS if read(sib) != read(rel)}
         others.append({"versions": spec_text(sib.versions), "releases": list(sib.releases), "differs": differs})
     out["other_entries"] = others
+    platforms = matrix.tf_platform_builds(version)
+    out["platforms"] = [_platform_out(p) for p in platforms]
     out["note"] = rel.note
     out["confirmed"] = rel.confirmed
     out["checked"] = rel.checked.isoformat()
-    out["sources"] = list(dict.fromkeys(list(rel.source) + [s for n in (need, pip_need) if n for s in n.sources]))
+    out["sources"] = list(
+        dict.fromkeys(
+            list(rel.source)
+            + [s for n in (need, pip_need) if n for s in n.sources]
+            + [s for p in platforms for s in p.source]
+        )
+    )
     return out
+
+
+def _platform_out(p: TFPlatformBuild) -> dict[str, Any]:
+    return {
+        "package": p.package,
+        "platform": p.platform,
+        "versions": spec_text(p.versions),
+        "manylinux": p.manylinux,
+        "glibc": _ver(p.glibc),
+        "cuda_build": p.cuda_build,
+        "wrapper": p.wrapper,
+        "confirmed": p.confirmed,
+        "note": p.note,
+    }
+
+
+def driver_branch_out(matrix: Matrix, driver: str) -> Optional[dict[str, Any]]:
+    """The driver's branch and its end of life ([[driver_branch]]), or None where the matrix has no row."""
+    b = matrix.driver_branch(driver)
+    if b is None:
+        return None
+    return {
+        "branch": f"R{b.branch}",
+        "designation": b.designation,
+        "end_of_life": b.end_of_life,
+        "confirmed": b.confirmed,
+        "note": b.note,
+        "source": list(b.source),
+    }
 
 
 def _newest_per_package(rows: list[Companion]) -> list[Companion]:
@@ -288,6 +325,9 @@ def driver_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     sources += [s for m in majors.values() for s in (m.sources or (m.source,))]
     if fc is not None and newer_majors:
         sources += list(fc.source)
+    branch = driver_branch_out(matrix, query)
+    if branch is not None:
+        sources += branch["source"]
     return {
         "driver": query,
         "cuda_full": full,
@@ -302,6 +342,7 @@ def driver_answer(matrix: Matrix, query: str) -> dict[str, Any]:
         if fc is not None and newer_majors
         else None,
         "known_bad": bad,
+        "branch": branch,
         "sources": list(dict.fromkeys(sources)),
     }
 
@@ -411,6 +452,8 @@ def validate_answer(path: str) -> dict[str, Any]:
             "cudnn": len(m.cudnn),
             "tensorflow_rocm": len(m.tensorflow_rocm),
             "rocm": len(m.rocm),
+            "tensorflow_platform": len(m.tensorflow_platforms),
+            "driver_branch": len(m.driver_branches),
             "companion": len(m.companions),
             "known_bad_driver": len(m.known_bad_drivers),
         },
@@ -635,6 +678,9 @@ def what_runs_answer(
     for cd in (best["cudnn"] if best else None, cudnn_here[-1] if cudnn_here else None):
         if cd is not None:
             sources += list(cd.source)
+    branch = driver_branch_out(matrix, driver)
+    if branch is not None:
+        sources += branch["source"]
     return {
         "driver": driver,
         "driver_source": driver_source,
@@ -651,6 +697,7 @@ def what_runs_answer(
             {"versions": spec_text(k.versions), "reason": k.reason, "severity": k.severity, "overlay": k.origin}
             for k in matrix.known_bad(driver)
         ],
+        "driver_branch": branch,
         "notes": notes,
         "sources": list(dict.fromkeys(sources)),
     }

@@ -222,6 +222,43 @@ class TFRocmRelease:
 
 
 @dataclasses.dataclass(frozen=True)
+class TFPlatformBuild:
+    """[[tensorflow_platform]]: what PyPI ships of a TensorFlow distribution for a platform other than
+    Linux x86-64 (today: Linux aarch64), as the wheels' file names, WHEEL and build_info.py state it."""
+
+    package: str  # the distribution: tensorflow, tensorflow-cpu-aws
+    platform: str  # the machine: aarch64
+    versions: SpecifierSet
+    releases: tuple[str, ...]
+    source: tuple[str, ...]
+    checked: datetime.date
+    label: str
+    manylinux: Optional[str] = None  # platform tag of the wheels' file names
+    glibc: Optional[Version] = None  # the glibc floor the manylinux tag states
+    cuda_build: Optional[bool] = None  # build_info is_cuda_build of the wheels read
+    wrapper: bool = False  # a ~2 KB wheel with no TensorFlow in it (it only depends on another distribution)
+    confirmed: bool = True
+    note: Optional[str] = None
+
+    def matches(self, version: str) -> bool:
+        return version in self.releases or self.versions.contains(version, prereleases=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverBranch:
+    """[[driver_branch]]: an NVIDIA data-center driver branch (R580) and its end of life."""
+
+    branch: int  # 580
+    designation: str  # "lts" (Long Term Support Branch), "production", "new-feature"
+    source: tuple[str, ...]
+    checked: datetime.date
+    label: str
+    end_of_life: Optional[str] = None  # "YYYY-MM" as NVIDIA states it (month only)
+    confirmed: bool = True
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class RocmRelease:
     rocm: SpecifierSet
     tensorflow: tuple[str, ...]

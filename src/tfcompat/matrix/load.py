@@ -10,12 +10,13 @@ import functools
 import heapq
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from tfcompat.matrix.entries import (
+    DriverBranch,
     TFRelease,
 )
 from tfcompat.matrix.facts import WorldFacts
@@ -39,8 +40,10 @@ from tfcompat.matrix.tables import (
     cuda_toolkit,
     cudnn_release,
     cudnn_runtime,
+    driver_branch,
     forward_compat,
     rocm_release,
+    tf_platform_build,
     tf_release,
     tf_rocm_release,
 )
@@ -56,6 +59,8 @@ MATRIX_TABLES = (
     "cudnn_runtime",
     "tensorflow_rocm",
     "rocm",
+    "tensorflow_platform",
+    "driver_branch",
     "companion",
     "known_bad_driver",
 ) + FACT_TABLES
@@ -92,10 +97,18 @@ def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
         cudnn_runtime=cudnn_runtime(rt_ctx) if rt_ctx else None,
         tensorflow_rocm=table_list(path, doc, "tensorflow_rocm", "releases", tf_rocm_release),
         rocm=table_list(path, doc, "rocm", "rocm", rocm_release),
+        tensorflow_platforms=table_list(path, doc, "tensorflow_platform", "package", tf_platform_build),
+        driver_branches=_driver_branches(path, doc),
         companions=table_list(path, doc, "companion", "package", companion),
         known_bad_drivers=table_list(path, doc, "known_bad_driver", "versions", known_bad_driver),
         facts=parse_facts(path, doc),
     )
+
+
+def _driver_branches(path: str, doc: dict[str, Any]) -> tuple[DriverBranch, ...]:
+    branches: tuple[DriverBranch, ...] = table_list(path, doc, "driver_branch", "branch", driver_branch)
+    unique(path, "driver_branch", [(str(b.branch), b) for b in branches])
+    return branches
 
 
 def _no_release_twice(path: str, tf: Sequence[TFRelease]) -> None:

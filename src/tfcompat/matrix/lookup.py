@@ -17,9 +17,11 @@ from tfcompat.matrix.entries import (
     CudaToolkit,
     CudnnRelease,
     CudnnRuntime,
+    DriverBranch,
     DriverNeed,
     ForwardCompatibility,
     RocmRelease,
+    TFPlatformBuild,
     TFRelease,
     TFRocmRelease,
 )
@@ -71,6 +73,8 @@ class Matrix:
     cudnn_runtime: Optional[CudnnRuntime] = None
     tensorflow_rocm: tuple[TFRocmRelease, ...] = ()
     rocm: tuple[RocmRelease, ...] = ()
+    tensorflow_platforms: tuple[TFPlatformBuild, ...] = ()
+    driver_branches: tuple[DriverBranch, ...] = ()
     companions: tuple[Companion, ...] = ()
     known_bad_drivers: tuple[KnownBadDriver, ...] = ()
     waivers: tuple[Waiver, ...] = ()
@@ -95,6 +99,18 @@ class Matrix:
             if rel.matches(version):
                 return rel
         return None
+
+    def tf_platform_builds(self, version: str) -> list[TFPlatformBuild]:
+        """The [[tensorflow_platform]] entries (Linux aarch64 wheels) that cover TensorFlow `version`."""
+        return [p for p in self.tensorflow_platforms if p.matches(version)]
+
+    def driver_branch(self, driver: str) -> Optional[DriverBranch]:
+        """The [[driver_branch]] entry of driver `driver` (580.95.05 -> R580), if the matrix has one."""
+        try:
+            major = Version(driver).release[0]
+        except (InvalidVersion, IndexError):
+            return None
+        return next((b for b in self.driver_branches if b.branch == major), None)
 
     def tf_rocm_release(self, version: str) -> Optional[TFRocmRelease]:
         """The [[tensorflow_rocm]] entry that lists `version` ("2.14.0.600")."""

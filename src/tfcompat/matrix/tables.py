@@ -17,8 +17,10 @@ from tfcompat.matrix.entries import (
     CudaToolkit,
     CudnnRelease,
     CudnnRuntime,
+    DriverBranch,
     ForwardCompatibility,
     RocmRelease,
+    TFPlatformBuild,
     TFRelease,
     TFRocmRelease,
 )
@@ -396,6 +398,82 @@ def rocm_release(ctx: Ctx) -> RocmRelease:
         confirmed,
         note,
     )
+
+
+_TF_PLATFORM_KEYS = {
+    "package": True,
+    "platform": True,
+    "versions": True,
+    "releases": True,
+    "manylinux": False,
+    "glibc": False,
+    "cuda_build": False,
+    "wrapper": False,
+    "source": True,
+    "checked": True,
+    "confirmed": False,
+    "note": False,
+}
+TF_PLATFORMS = ("aarch64",)
+
+
+def tf_platform_build(ctx: Ctx) -> TFPlatformBuild:
+    ctx.check_keys(_TF_PLATFORM_KEYS)
+    package = ctx.string("package") or ""
+    if not PKG_RE.match(package):
+        raise ctx.fail("package", f"{package!r} is not a distribution name")
+    platform = ctx.string("platform") or ""
+    if platform not in TF_PLATFORMS:
+        raise ctx.fail("platform", f"{platform!r} is none of {', '.join(TF_PLATFORMS)}")
+    versions = ctx.specifier("versions")
+    assert versions is not None
+    releases = ctx.strings("releases", is_version, "a version")
+    outside = [r for r in releases if not versions.contains(r, prereleases=True)]
+    if outside:
+        raise ctx.fail("releases", f"{outside[0]} is outside versions {versions}")
+    source, checked, note, confirmed = common_tail(ctx)
+    return TFPlatformBuild(
+        package,
+        platform,
+        versions,
+        releases,
+        source,
+        checked,
+        ctx.label,
+        manylinux=ctx.string("manylinux"),
+        glibc=ctx.version("glibc"),
+        cuda_build=ctx.boolean("cuda_build"),
+        wrapper=bool(ctx.boolean("wrapper", False)),
+        confirmed=confirmed,
+        note=note,
+    )
+
+
+_DRIVER_BRANCH_KEYS = {
+    "branch": True,
+    "designation": True,
+    "end_of_life": False,
+    "source": True,
+    "checked": True,
+    "confirmed": False,
+    "note": False,
+}
+DRIVER_BRANCH_DESIGNATIONS = ("lts", "production", "new-feature")
+_MONTH_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+def driver_branch(ctx: Ctx) -> DriverBranch:
+    ctx.check_keys(_DRIVER_BRANCH_KEYS)
+    branch = ctx.integer("branch")
+    assert branch is not None
+    designation = ctx.string("designation") or ""
+    if designation not in DRIVER_BRANCH_DESIGNATIONS:
+        raise ctx.fail("designation", f"{designation!r} is none of {', '.join(DRIVER_BRANCH_DESIGNATIONS)}")
+    eol = ctx.string("end_of_life")
+    if eol is not None and not _MONTH_RE.match(eol):
+        raise ctx.fail("end_of_life", f"{eol!r} is not a month like '2028-06'")
+    source, checked, note, confirmed = common_tail(ctx)
+    return DriverBranch(branch, designation, source, checked, ctx.label, eol, confirmed, note)
 
 
 _COMPANION_KEYS = {

@@ -106,12 +106,27 @@ def render_tensorflow(a: dict[str, Any]) -> str:
     for other in a["other_entries"]:
         diff = "; ".join(f"{k} {v if not isinstance(v, dict) else '(other pins)'}" for k, v in other["differs"].items())
         row("other releases", f"{', '.join(other['releases'])}: {diff or 'same facts'}")
+    for p in a.get("platforms", []):
+        row(f"Linux {p['platform']}", _platform_text(p))
     if a["note"]:
         row("note", a["note"])
     row("checked", a["checked"] + ("" if a["confirmed"] else "  (UNCONFIRMED)"))
     lines.append("  sources:")
     lines.extend(f"    {s}" for s in a["sources"])
     return "\n".join(lines) + "\n"
+
+
+def _platform_text(p: dict[str, Any]) -> str:
+    """One [[tensorflow_platform]] entry: `tensorflow` aarch64 wheels (manylinux2014, CPU only)."""
+    if p["wrapper"]:
+        what = f"{p['package']} {p['versions']}: a wrapper wheel only (no TensorFlow in it)"
+    else:
+        kind = {True: "CUDA build", False: "CPU only (build_info is_cuda_build False)", None: None}[p["cuda_build"]]
+        glibc = f"glibc >= {p['glibc']}" if p["glibc"] else None
+        what = f"{p['package']} {p['versions']}: " + ", ".join(x for x in (p["manylinux"], glibc, kind) if x)
+    if p["note"]:
+        what += f"; {p['note']}"
+    return what + ("" if p["confirmed"] else "  (UNCONFIRMED)")
 
 
 def render_cuda(a: dict[str, Any]) -> str:
@@ -143,6 +158,19 @@ def render_cuda(a: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DESIGNATION = {
+    "lts": "Long Term Support Branch",
+    "production": "Production Branch",
+    "new-feature": "New Feature Branch",
+}
+
+
+def _branch_text(b: dict[str, Any]) -> str:
+    """R580, Long Term Support Branch, end of life 2028-06 (NVIDIA's data-center driver lifecycle)."""
+    eol = f"end of life {b['end_of_life']}" if b["end_of_life"] else "no end-of-life date stated"
+    return f"{b['branch']}, {_DESIGNATION[b['designation']]}, {eol}" + ("" if b["confirmed"] else " (UNCONFIRMED)")
+
+
 def render_driver(a: dict[str, Any]) -> str:
     lines = [f"NVIDIA driver {a['driver']}"]
     row = lambda k, v: lines.append(f"  {k:<34}{v}")  # noqa: E731
@@ -156,6 +184,8 @@ def render_driver(a: dict[str, Any]) -> str:
         row("newer CUDA", a["forward_compatibility"])
     for bad in a["known_bad"]:
         row(f"KNOWN BAD ({bad['severity']})", f"{bad['versions']}: {bad['reason']} ({bad['overlay']})")
+    if a.get("branch"):
+        row("branch (info)", _branch_text(a["branch"]))
     lines.append("  sources:")
     lines.extend(f"    {s}" for s in a["sources"])
     return "\n".join(lines) + "\n"
@@ -254,6 +284,8 @@ def render_what_runs(a: dict[str, Any]) -> str:
     )
     for bad in a["known_bad"]:
         row(f"KNOWN BAD ({bad['severity']})", f"{bad['versions']}: {bad['reason']} ({bad['overlay']})")
+    if a.get("driver_branch"):
+        row("driver branch (info)", _branch_text(a["driver_branch"]))
     for note in a["notes"]:
         row("note", note)
     lines.append("  sources:")
