@@ -123,3 +123,27 @@ def test_loader_rejects_bad_rows(old, new, message):
     assert old in _SHIPPED
     with pytest.raises(MatrixError, match=message):
         parse_matrix(_SHIPPED.replace(old, new, 1), "m.toml")
+
+
+@pytest.mark.parametrize(
+    ("rocm", "tensorflow", "gfx950"),
+    [
+        ("6.4.0", ("2.18.1", "2.17.1", "2.16.2"), False),
+        ("6.4.3", ("2.18.1", "2.17.1", "2.16.2"), False),
+        ("7.0.0", ("2.19.1", "2.18.1"), True),
+        ("7.0.2", ("2.19.1", "2.18.1", "2.17.1"), True),
+        ("7.1.1", ("2.20.0", "2.19.1", "2.18.1"), True),
+    ],
+)
+def test_rocm_6_4_and_newer_rows_are_unconfirmed(rocm, tensorflow, gfx950):
+    """ROCm >= 6.4 from stored copies of AMD's compatibility-matrix.rst whose repository the index does not
+    name: the facts are in, marked confirmed = false until the published page is read."""
+    rows = [r for r in _m().rocm if r.rocm.contains(rocm)]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.tensorflow == tensorflow and ("gfx950" in row.gfx) is gfx950
+    assert row.confirmed is False and row.note
+
+
+def test_no_rocm_row_for_unread_patch_releases():
+    assert not [r for r in _m().rocm if r.rocm.contains("6.4.1") or r.rocm.contains("7.0.1")]
