@@ -119,7 +119,7 @@ def render_tensorflow(a: dict[str, Any]) -> str:
 def _platform_text(p: dict[str, Any]) -> str:
     """One [[tensorflow_platform]] entry: `tensorflow` aarch64 wheels (manylinux2014, CPU only)."""
     if p["wrapper"]:
-        what = f"{p['package']} {p['versions']}: a wrapper wheel only (no TensorFlow in it)"
+        what = f"{p['package']} {p['versions']}: a ~2 KB wrapper wheel (no TensorFlow in it)"
     else:
         kind = {True: "CUDA build", False: "CPU only (build_info is_cuda_build False)", None: None}[p["cuda_build"]]
         glibc = f"glibc >= {p['glibc']}" if p["glibc"] else None
