@@ -78,6 +78,9 @@ def test_sdist_carries_license_changelog_and_tests(dist):
         "pyproject.toml",
         "data/compat_matrix.toml",
         "data/tf_log_patterns.toml",
+        "examples/README.md",
+        "examples/compose.py",
+        "examples/fleet/gpu-001.json",
         "src/tfcompat/__init__.py",
         "tests/conftest.py",
     ):
@@ -91,3 +94,23 @@ def test_changelog_has_an_unreleased_section_and_the_current_release():
         text = fh.read()
     assert "## [Unreleased]" in text
     assert f"## [{__version__}] - " in text
+
+
+def test_wheel_carries_the_example_fleet_where_tfcompat_examples_finds_it(dist, tmp_path):
+    """The wheel has examples/fleet and its README under tfcompat/data/examples (not the composing script), and
+    `python -m tfcompat.examples` run from the unpacked wheel prints that folder, not the checkout's."""
+    wheel, _ = dist
+    shipped = sorted(os.listdir(os.path.join(ROOT, "examples", "fleet")))
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path / "wheel")
+    fleet = {n.rsplit("/", 1)[1] for n in names if n.startswith("tfcompat/data/examples/fleet/")}
+    assert sorted(fleet) == shipped and "gpu-007.json" not in fleet and len(fleet) == 7
+    assert "tfcompat/data/examples/README.md" in names
+    assert not any(n.endswith("compose.py") for n in names)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "wheel"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfcompat.examples"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(tmp_path / "wheel" / "tfcompat" / "data" / "examples" / "fleet")

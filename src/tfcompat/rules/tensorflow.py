@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tfcompat.engine import Hit, NotApplicable, rule
+from tfcompat.examples import gate_command
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Package, Severity, TensorFlowBuild
 from tfcompat.rules._common import (
@@ -44,7 +45,9 @@ def tensorflow_not_found(env: Environment, matrix: Matrix) -> Result:
     at the wrong environment (its own, not the job's), so it cannot judge anything: the exit code is 2.
 
     How to fix: point tfcompat at the environment your jobs use: `--python /path/to/venv/bin/python`,
-    `--site-packages DIR`, or `--root DIR` for an unpacked container image. Or install TensorFlow there.
+    `--site-packages DIR`, `--root DIR` for an unpacked container image, or `--from FILE` for a snapshot
+    taken on a GPU node. Or install TensorFlow there. The remediation also names the example fleet tfcompat
+    ships (`tfcompat gate "$(python -m tfcompat.examples)" --expect 'gpu-[001-008]'`), to show what it reports.
     """
     if env.target.tensorflow:
         return
@@ -58,8 +61,10 @@ def tensorflow_not_found(env: Environment, matrix: Matrix) -> Result:
             Evidence("search path", ", ".join(env.target.site_packages) or "(empty)", "target"),
         ),
         remediation=(
-            "Point tfcompat at the environment your jobs use: --python /path/to/venv/bin/python, "
-            "--site-packages DIR, or --root DIR for an unpacked image; or `pip install tensorflow` there."
+            "Point tfcompat at the environment your jobs use: --python /path/to/venv/bin/python (a venv's or "
+            "conda env's interpreter), --site-packages DIR, --root DIR for an unpacked container image, or "
+            "--from FILE for a snapshot taken on a GPU node (`tfcompat scan --python ... -o FILE`); or `pip install "
+            f"tensorflow` there. To see what tfcompat reports, try the example fleet it ships: {gate_command()}"
         ),
     )
 
