@@ -15,7 +15,7 @@ import typer
 from envs import make_env
 
 import tfcompat
-from tfcompat.cli import app, main
+from tfcompat.cli import app, classes, main
 from tfcompat.model import to_json_dict
 from tfcompat.outputs import colour_wanted
 
@@ -299,7 +299,7 @@ def test_gate_warns_about_color_with_json(capsys, snapshot):
 HEAVY = ("tfcompat.matrix", "tfcompat.fleet.gate", "tfcompat.probes", "tfcompat.rules", "pydantic", "dask")
 
 
-def imported(*argv):
+def imported(*argv, codes=(0,)):
     """The modules a fresh `python -m tfcompat ARGV` imports (python -X importtime)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("_TFCOMPAT")}
     src = os.path.dirname(os.path.dirname(tfcompat.__file__))  # the tfcompat this test imported
@@ -311,7 +311,7 @@ def imported(*argv):
         env=env,
         timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode in codes, proc.stderr
     return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
 
 
@@ -323,3 +323,40 @@ def test_version_and_help_import_nothing_heavy(argv):
     assert "typer" in modules and "tfcompat.cli" in modules
     heavy = sorted(m for m in modules if m.startswith(HEAVY))
     assert heavy == [], f"tfcompat {' '.join(argv)} imports {heavy}"
+
+
+def test_a_whole_check_does_not_import_pydantic(snapshot):
+    """typer would coerce every option through a pydantic adapter; the plain ones are answered without it."""
+    argv = ["check", "--from", snapshot, "-f", "json", "--select", "TFC1", "--fail-on", "warning", "--budget", "30"]
+    modules = imported(*argv, codes=(1,))
+    assert "tfcompat.rules" in modules and not any(m.startswith("pydantic") for m in modules)
+
+
+SAMPLES = [None, "x", "", ("a", "b"), (), "json", "JSON", "node", "warning", "5", "0.5", "30", "1e3", "abc", "-1"]
+
+
+@pytest.mark.skipif(not classes._LEAN, reason="this typer has no pydantic adapters")
+@pytest.mark.parametrize("path", [p for p in PATHS if p], ids=" ".join)
+def test_lean_coercion_answers_as_typer_does(path):
+    from typer._coercion import build_runtime_param
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    ctx = command.make_context("tfcompat", ["--help"], resilient_parsing=True)
+    for param in command.get_params(ctx):
+        desc = param.type_descriptor
+        lean = classes._Lean(parameter_info=desc.parameter_info, annotation=desc.annotation, descriptor=desc)
+        for value in [*SAMPLES, param.default]:
+            if desc.annotation is bool and isinstance(value, bool):
+                continue  # typer passes bools through uncoerced
+            answers = []
+            for runtime in (build_runtime_param(desc), lean):
+                param._runtime_param = None
+                try:
+                    answers.append(("ok", runtime.coerce(value, param=param, ctx=ctx)))
+                except Exception as exc:  # noqa: BLE001 - both must refuse, with the same words
+                    answers.append(("error", str(exc)))
+            typer_answer, lean_answer = answers
+            assert lean_answer == typer_answer, f"{' '.join(path)} {param.name} {value!r}"
+            assert type(lean_answer[1]) is type(typer_answer[1])

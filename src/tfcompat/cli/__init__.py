@@ -1,12 +1,13 @@
 """Command line: wiring and exit codes only. Probes, rules and renderers do the work.
 
 One module per command family (check: check, scan, rules, explain, schema; gate: gate, fleet; matrix:
-cli.matrix), the options they share (options), the error -> exit 2 handling (run). `tfcompat completion SHELL`
-prints a shell's completion script.
+cli.matrix), the options they share (options), typer's command and group classes with tfcompat's help and a
+coercion without pydantic (classes), the error -> exit 2 handling (run). `tfcompat completion SHELL` prints a
+shell's completion script.
 
 Start-up stays light: `tfcompat --version` and `tfcompat <command> --help` import typer and the command modules
 only; the matrix, the probes, the rules, the gate, Dask and the renderers are imported inside the commands that
-use them (tests/cli/test_habits.py keeps it so).
+use them, and pydantic (typer's coercion) not at all for plain values (tests/cli/test_habits.py keeps it so).
 
 Exit codes (the same in every format): 0 nothing at or above --fail-on; 1 findings at or above it;
 2 tfcompat could not run or could not decide (bad input, unreadable snapshot, no TensorFlow, internal error).
@@ -29,8 +30,9 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from tfcompat import __version__
 from tfcompat.cli import check as _check
 from tfcompat.cli import gate as _gate
+from tfcompat.cli.classes import Command, Group
 from tfcompat.cli.matrix import matrix_app
-from tfcompat.cli.options import CONTEXT_SETTINGS, Command, Group
+from tfcompat.cli.options import CONTEXT_SETTINGS
 from tfcompat.cli.run import UsageProblem
 from tfcompat.outputs import write_atomic
 

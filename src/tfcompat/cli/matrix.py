@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from tfcompat.cli.options import Command, Group
+from tfcompat.cli.classes import Command, Group
 from tfcompat.errors import TfcompatError
 
 if TYPE_CHECKING:

@@ -3,52 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
 # Every command and subcommand answers -h as well as --help (subcommands inherit it from the root's context).
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
-
-
-class Group(TyperGroup):
-    """A command group whose help flag defaults to False rather than None.
-
-    typer coerces a parameter whose value is None through a pydantic TypeAdapter (importing pydantic, ~60 ms),
-    but passes a bool through as it is: with False, `tfcompat check --help` and `tfcompat matrix ... -h` never
-    import pydantic. Running a command still does, for its own options."""
-
-    def get_help_option(self, ctx: Any) -> Optional[Any]:
-        option = super().get_help_option(ctx)
-        if option is not None and option.default is None:
-            option.default = False
-        return option
-
-
-class Command(TyperCommand):
-    """A command whose Arguments section shows an argument's metavar alone (`RULE`, `REPORT...`), not followed
-    by typer's type label (`<str>`, `<list[str]>`); options with a metavar never show it."""
-
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        args, opts = [], []
-        for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
-            if record is None:
-                continue
-            if param.param_type_name == "argument":
-                if param.metavar:
-                    record = (param.metavar + ("..." if param.nargs != 1 else ""), record[1])
-                args.append(record)
-            elif param.param_type_name == "option":
-                opts.append(record)
-        if args:
-            with formatter.section("Arguments"):
-                formatter.write_dl(args)
-        if opts:
-            with formatter.section("Options"):
-                formatter.write_dl(opts)
-
 
 # --format choices: the names of the formats table (render/formats.py); a test keeps them equal.
 
