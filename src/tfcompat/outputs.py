@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
@@ -61,8 +62,37 @@ def emit(text: str, output: Optional[str]) -> None:
         sys.stdout.flush()
 
 
-def colour_wanted(colour: Optional[bool], output: Optional[str]) -> bool:
-    """--color/--no-color as given; by default only on a terminal, never into a file, never under NO_COLOR."""
+def colour_wanted(
+    colour: Optional[bool],
+    output: Optional[str],
+    environ: Optional[Mapping[str, str]] = None,
+    tty: Optional[bool] = None,
+) -> bool:
+    """Whether text output is coloured, first rule that applies:
+
+    1. --color / --no-color, as given;
+    2. never into an --output file;
+    3. NO_COLOR set and not empty: no colour (no-color.org: an empty NO_COLOR is ignored);
+    4. FORCE_COLOR set and not empty: colour, even on a dumb terminal or a pipe;
+    5. TERM=dumb: no colour;
+    6. colour only if stdout is a terminal.
+
+    NO_COLOR before FORCE_COLOR, as CPython 3.13 orders them. `environ` and `tty` default to os.environ and
+    stdout.isatty() (tests pass their own)."""
     if colour is not None:
         return colour
-    return output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    if output is not None:
+        return False
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    if env.get("TERM") == "dumb":
+        return False
+    if tty is None:
+        try:
+            tty = sys.stdout.isatty()
+        except (AttributeError, ValueError):  # replaced or closed stdout
+            tty = False
+    return tty

@@ -1,7 +1,13 @@
 """Command line: wiring and exit codes only. Probes, rules and renderers do the work.
 
 One module per command family (check: check, scan, rules, explain, schema; gate: gate, fleet; matrix:
-cli.matrix), the options they share (options), the error -> exit 2 handling (run).
+cli.matrix), the options they share (options), typer's command and group classes with tfcompat's help and a
+coercion without pydantic (classes), the error -> exit 2 handling (run). `tfcompat completion SHELL` prints a
+shell's completion script.
+
+Start-up stays light: `tfcompat --version` and `tfcompat <command> --help` import typer and the command modules
+only; the matrix, the probes, the rules, the gate, Dask and the renderers are imported inside the commands that
+use them, and pydantic (typer's coercion) not at all for plain values (tests/cli/test_habits.py keeps it so).
 
 Exit codes (the same in every format): 0 nothing at or above --fail-on; 1 findings at or above it;
 2 tfcompat could not run or could not decide (bad input, unreadable snapshot, no TensorFlow, internal error).
@@ -9,7 +15,9 @@ Exit codes (the same in every format): 0 nothing at or above --fail-on; 1 findin
 
 from __future__ import annotations
 
+import os
 import sys
+from enum import Enum
 from typing import Optional
 
 import typer
@@ -22,12 +30,19 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from tfcompat import __version__
 from tfcompat.cli import check as _check
 from tfcompat.cli import gate as _gate
+from tfcompat.cli.classes import Command, Group
 from tfcompat.cli.matrix import matrix_app
+from tfcompat.cli.options import CONTEXT_SETTINGS
 from tfcompat.cli.run import UsageProblem
 from tfcompat.outputs import write_atomic
 
+# The environment variable a shell's completion function sets when it asks tfcompat for completions.
+COMPLETE_VAR = "_TFCOMPAT_COMPLETE"
+
 app = typer.Typer(
-    add_completion=False,
+    cls=Group,
+    context_settings=CONTEXT_SETTINGS,
+    add_completion=False,  # --install-completion edits rc files; `tfcompat completion SHELL` prints the script
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -50,20 +65,46 @@ def _main(
     """tfcompat: check a TensorFlow environment against the driver, GPUs and libraries it will meet."""
 
 
-app.command()(_check.check)
-app.command()(_check.scan)
-app.command("rules")(_check.list_rules)
-app.command()(_check.explain)
-app.command()(_check.schema)
-app.command()(_gate.gate)
-app.command()(_gate.fleet)
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+    powershell = "powershell"
+    pwsh = "pwsh"
+
+
+def completion(
+    shell: Shell = typer.Argument(..., metavar="SHELL", help="bash, zsh, fish, powershell or pwsh."),
+) -> None:
+    """Print the shell completion script for SHELL (it installs nothing).
+
+    bash: eval "$(tfcompat completion bash)" in ~/.bashrc, or save it as
+    ~/.local/share/bash-completion/completions/tfcompat. zsh: save it as _tfcompat in a directory on $fpath.
+    fish: save it as ~/.config/fish/completions/tfcompat.fish."""
+    from typer._completion_shared import get_completion_script
+
+    sys.stdout.write(get_completion_script(prog_name="tfcompat", complete_var=COMPLETE_VAR, shell=shell.value) + "\n")
+
+
+app.command(cls=Command)(_check.check)
+app.command(cls=Command)(_check.scan)
+app.command("rules", cls=Command)(_check.list_rules)
+app.command(cls=Command)(_check.explain)
+app.command(cls=Command)(_check.schema)
+app.command(cls=Command)(_gate.gate)
+app.command(cls=Command)(_gate.fleet)
 app.add_typer(matrix_app, name="matrix")
+app.command(cls=Command)(completion)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point. Usage errors become one line and exit 2 (click's code for them)."""
+    if os.environ.get(COMPLETE_VAR):  # a shell asks for completions (the script `tfcompat completion` prints)
+        from typer._completion_classes import completion_init
+
+        completion_init()  # typer registers its shells only with add_completion; do it here, when needed
     try:
-        code = app(args=argv, standalone_mode=False, prog_name="tfcompat")
+        code = app(args=argv, standalone_mode=False, prog_name="tfcompat", complete_var=COMPLETE_VAR)
     except typer.Exit as exc:
         code = exc.exit_code
     except _ClickException as exc:  # usage errors: unknown option, bad choice, missing argument

@@ -23,16 +23,15 @@ from tfcompat.cli.options import (
     ProbeOpt,
     ProbeTimeoutOpt,
     PythonOpt,
+    QuietOpt,
     RootOpt,
     ScanScopeOpt,
     ScopeChoice,
     SiteOpt,
     VerboseOpt,
 )
-from tfcompat.cli.run import Run, UsageProblem
-from tfcompat.fleet.reportdir import write_node_report
+from tfcompat.cli.run import Run, UsageProblem, warn
 from tfcompat.outputs import colour_wanted, emit
-from tfcompat.render.formats import RenderContext, render, render_error
 
 if TYPE_CHECKING:
     from tfcompat.matrix import WorldFacts
@@ -51,6 +50,7 @@ def scan_environment(
     facts: Optional[WorldFacts] = None,
     budget: Optional[float] = None,
     scope: Optional[Scope] = None,
+    quiet: bool = False,
 ) -> Environment:
     """Scan with a wall-clock `budget` in seconds (None: DEFAULT_BUDGET, plus `probe_timeout` with --probe);
     `scope` (--scope, default job) is recorded in the Environment."""
@@ -63,7 +63,7 @@ def scan_environment(
         if not op_files(pattern):
             raise UsageProblem(f"--op {pattern}: no such file")
     spec = TargetSpec(python=python, site_packages=tuple(site_packages or ()), root=root)
-    if probe and sys.stderr.isatty():
+    if probe and not quiet and sys.stderr.isatty():
         print(
             f"tfcompat: --probe: importing TensorFlow in a child process (at most {probe_timeout:.0f} s)...",
             file=sys.stderr,
@@ -90,6 +90,7 @@ def _hostname(node_name: Optional[str]) -> str:
 
 
 def _to_output_dir(output_dir: str, report: Report, node_name: Optional[str]) -> str:
+    from tfcompat.fleet.reportdir import write_node_report
     from tfcompat.render.json import render_json
 
     env = report.environment
@@ -102,6 +103,7 @@ def _check_error(fmt: str, output_dir: Optional[str], node_name: Optional[str]) 
 
     def on_error(message: str) -> Optional[str]:
         from tfcompat.engine import error_report
+        from tfcompat.render.formats import RenderContext, render_error
 
         if output_dir and os.path.isdir(output_dir):
             try:
@@ -114,16 +116,53 @@ def _check_error(fmt: str, output_dir: Optional[str], node_name: Optional[str]) 
     return on_error
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option `name` (on the command line or through its environment variable)."""
+    source = ctx.get_parameter_source(name)  # by name: typer vendors click's ParameterSource in some releases
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _warn_ignored(ctx: typer.Context, from_: Optional[str], probe: bool, fmt: str, colour: Optional[bool]) -> None:
+    """One warning line for each option that was given but has no effect with the others."""
+    ignored = []
+    if from_:
+        why = "with --from: it only affects a scan, and the snapshot is judged as it was recorded"
+        ignored += [(n, why) for n in ("node_name", "nvml", "op", "budget") if _given(ctx, n)]
+    if not probe and _given(ctx, "probe_timeout"):
+        ignored.append(("probe_timeout", "without --probe: it is the time limit of the --probe child"))
+    if colour and fmt != "text":
+        ignored.append(("colour", f"with --format {fmt}: only text output is coloured"))
+    for name, why in ignored:
+        warn(f"{_option_name(ctx, name)} is ignored {why}")
+
+
+def _option_name(ctx: typer.Context, name: str) -> str:
+    """The option as the user wrote it: --nvml or --no-nvml, --color or --no-color."""
+    for param in ctx.command.params:
+        if param.name == name:
+            value = ctx.params.get(name)
+            opts = param.secondary_opts if value is False and param.secondary_opts else param.opts
+            return max(opts, key=len)
+    return name  # pragma: no cover - every name above is an option of check and scan
+
+
 def check(
+    ctx: typer.Context,
     python: Optional[str] = PythonOpt,
     site_packages: Optional[list[str]] = SiteOpt,
     root: Optional[str] = RootOpt,
     from_: Optional[str] = typer.Option(
-        None, "--from", help="Judge a snapshot written by `tfcompat scan` (or a JSON report) instead of scanning."
+        None,
+        "--from",
+        metavar="SNAPSHOT",
+        help="Judge a snapshot written by `tfcompat scan` (or a JSON report) instead of scanning.",
     ),
-    matrix: Optional[str] = typer.Option(None, "--matrix", help="Use this compatibility matrix file."),
+    matrix: Optional[str] = typer.Option(None, "--matrix", metavar="FILE", help="Use this compatibility matrix file."),
     matrix_overlay: Optional[list[str]] = typer.Option(
-        None, "--matrix-overlay", help="Add a site overlay (known-bad drivers, waivers, thresholds); repeatable."
+        None,
+        "--matrix-overlay",
+        metavar="FILE",
+        help="Add a site overlay (known-bad drivers, waivers, thresholds); repeatable.",
     ),
     fmt: CheckFormat = typer.Option(
         CheckFormat.text,
@@ -133,14 +172,21 @@ def check(
         "prometheus (node_exporter textfile), "
         "npd (node-problem-detector plugin), nfd (NFD features.d file).",
     ),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here (atomically)."),
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write the report here (atomically)."
+    ),
     output_dir: Optional[str] = typer.Option(
-        None, "--output-dir", help="Also write the JSON report to DIR/<node>.json (atomically), for `tfcompat gate`."
+        None,
+        "--output-dir",
+        metavar="DIR",
+        help="Also write the JSON report to DIR/<node>.json (atomically), for `tfcompat gate`.",
     ),
     fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails (exit 1)."),
-    select: Optional[list[str]] = typer.Option(None, "--select", help="Only rules with these id prefixes."),
+    select: Optional[list[str]] = typer.Option(
+        None, "--select", metavar="PREFIX", help="Only rules with these id prefixes (repeatable or comma-separated)."
+    ),
     ignore: Optional[list[str]] = typer.Option(
-        None, "--ignore", help="Waive rules by id prefix: TFC201 or 'TFC201=reason'."
+        None, "--ignore", metavar="PREFIX[=REASON]", help="Waive rules by id prefix: TFC201 or 'TFC201=reason'."
     ),
     node_name: Optional[str] = NodeOpt,
     nvml: bool = NvmlOpt,
@@ -150,13 +196,15 @@ def check(
     budget: Optional[float] = BudgetOpt,
     scope: Optional[ScopeChoice] = CheckScopeOpt,
     colour: Optional[bool] = ColourOpt,
+    quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
-    with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name)):
+    with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name), quiet=quiet):
         from tfcompat.engine import check_waivers, evaluate, parse_ignores, parse_select
         from tfcompat.matrix import load_matrix
         from tfcompat.model import Scope, Severity, read_snapshot
+        from tfcompat.render.formats import RenderContext, render
         from tfcompat.rules import catalog
 
         if from_ and (python or site_packages or root):
@@ -166,6 +214,8 @@ def check(
                 "--probe imports TensorFlow on this node: it cannot be combined with --from "
                 "(record it with `tfcompat scan --probe` on the node)"
             )
+        if fmt.value != "npd":  # an NPD plugin's output is its one line
+            _warn_ignored(ctx, from_, probe, fmt.value, colour)
         rules = catalog()
         ignores = parse_ignores(ignore, rules)
         mtx = load_matrix(Path(matrix) if matrix else None, [Path(o) for o in matrix_overlay or ()])
@@ -176,10 +226,21 @@ def check(
             read_snapshot(from_)
             if from_
             else scan_environment(
-                python, site_packages, root, node_name, nvml, probe, probe_timeout, op, mtx.facts, budget, wanted
+                python,
+                site_packages,
+                root,
+                node_name,
+                nvml,
+                probe,
+                probe_timeout,
+                op,
+                mtx.facts,
+                budget,
+                wanted,
+                quiet=quiet,
             )
         )
-        if wanted is not None and wanted is not env.scope and fmt.value != "npd":
+        if wanted is not None and wanted is not env.scope and fmt.value != "npd" and not quiet:
             # --scope wins over the snapshot's; the report records both (scope, environment.scope)
             print(
                 f"tfcompat: --scope {wanted.value}: judging {from_} as {'a job' if wanted is Scope.JOB else 'a node'}"
@@ -197,10 +258,11 @@ def check(
         )
         if output_dir:
             _to_output_dir(output_dir, report, node_name)
-        ctx = RenderContext(
+        rctx = RenderContext(
             colour=colour_wanted(colour, output), hostname=_hostname(node_name) if fmt.value == "prometheus" else ""
         )
-        emit(render("check", fmt.value, report, ctx), output)
+        if output or not quiet:
+            emit(render("check", fmt.value, report, rctx), output)
     if report.status == "error" and fmt.value != "npd":
         # "could not decide" also gets its one line on stderr, as every exit 2 does
         print(f"tfcompat: error: {report.errors[0] if report.errors else 'could not decide'}", file=sys.stderr)
@@ -208,10 +270,13 @@ def check(
 
 
 def scan(
+    ctx: typer.Context,
     python: Optional[str] = PythonOpt,
     site_packages: Optional[list[str]] = SiteOpt,
     root: Optional[str] = RootOpt,
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the snapshot here (atomically)."),
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write the snapshot here (atomically)."
+    ),
     node_name: Optional[str] = NodeOpt,
     nvml: bool = NvmlOpt,
     probe: bool = ProbeOpt,
@@ -223,8 +288,10 @@ def scan(
 ) -> None:
     """Collect the facts only and write them as a JSON snapshot (judge it later with `check --from`)."""
     from tfcompat.model import Scope
+    from tfcompat.render.formats import render
 
     with Run(output, verbose):
+        _warn_ignored(ctx, None, probe, "json", None)
         env = scan_environment(
             python,
             site_packages,
@@ -242,12 +309,13 @@ def scan(
 
 def list_rules(fmt: Format = typer.Option(Format.text, "--format", "-f", help="Output format.")) -> None:
     """List every rule: id, default severity, name and what it checks."""
+    from tfcompat.render.formats import render
     from tfcompat.rules import catalog
 
     sys.stdout.write(render("rules", fmt.value, catalog()))
 
 
-def explain(rule: str = typer.Argument(..., help="Rule id (TFC201) or name.")) -> None:
+def explain(rule: str = typer.Argument(..., metavar="RULE", help="Rule id (TFC201) or name.")) -> None:
     """Print a rule's documentation: what it checks, why it crashes, how to fix it."""
     from tfcompat.render.rules import render_explain
     from tfcompat.rules import find

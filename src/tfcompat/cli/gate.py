@@ -20,20 +20,35 @@ from tfcompat.cli.options import (
     GateOutputOpt,
     GroupByOpt,
     MaxAgeOpt,
+    QuietOpt,
     VerboseOpt,
 )
-from tfcompat.cli.run import Run, UsageProblem
-from tfcompat.fleet.reportdir import write_node_report
+from tfcompat.cli.run import Run, UsageProblem, warn
 from tfcompat.outputs import colour_wanted, emit
-from tfcompat.render.formats import RenderContext, render, render_error
 
 if TYPE_CHECKING:
     from tfcompat.fleet.gate import GateOptions
+    from tfcompat.fleet.report import FleetReport
     from tfcompat.matrix import Matrix
 
 
 def _error(command: str, fmt: str) -> Callable[[str], Optional[str]]:
-    return lambda message: render_error(command, fmt, message)
+    def on_error(message: str) -> Optional[str]:
+        from tfcompat.render.formats import render_error
+
+        return render_error(command, fmt, message)
+
+    return on_error
+
+
+def _emit_verdict(
+    command: str, fmt: GateFormat, report: FleetReport, colour: Optional[bool], output: Optional[str]
+) -> None:
+    from tfcompat.render.formats import RenderContext, render
+
+    if colour and fmt is not GateFormat.text:
+        warn(f"--color is ignored with --format {fmt.value}: only text output is coloured")
+    emit(render(command, fmt.value, report, RenderContext(colour=colour_wanted(colour, output))), output)
 
 
 def _gate_options(
@@ -56,6 +71,7 @@ def _gate_options(
 def gate(
     inputs: Optional[list[str]] = typer.Argument(
         None,
+        metavar="REPORT",
         help="Node reports (`check -f json`) or snapshots: files, directories, globs, or '-' for JSON Lines on stdin.",
     ),
     expect: Optional[list[str]] = ExpectOpt,
@@ -65,18 +81,22 @@ def gate(
     environment: Optional[str] = typer.Option(
         None,
         "--environment",
+        metavar="REPORT",
         help="One environment report or snapshot (an image checked with --root) to join with each node's host facts.",
     ),
-    matrix: Optional[str] = typer.Option(None, "--matrix", help="Matrix for re-judging snapshots and joins."),
+    matrix: Optional[str] = typer.Option(
+        None, "--matrix", metavar="FILE", help="Matrix for re-judging snapshots and joins."
+    ),
     fmt: GateFormat = GateFmtOpt,
     output: Optional[str] = GateOutputOpt,
     colour: Optional[bool] = ColourOpt,
+    quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Merge node reports into one verdict: completeness, per-node verdicts, drift.
 
     Exit 0 pass, 1 fail, 2 incomplete (a node missing, stale or unreadable)."""
-    with Run(output, verbose, render_error=_error("gate", fmt.value)):
+    with Run(output, verbose, render_error=_error("gate", fmt.value), quiet=quiet):
         from tfcompat.fleet.gate import read_inputs, run_gate
         from tfcompat.matrix import load_matrix
         from tfcompat.model import read_snapshot
@@ -94,30 +114,41 @@ def gate(
         if image is not None or matrix:
             matrix_loader()  # a broken --matrix is an error before any node is judged
         fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source=environment)
-        emit(render("gate", fmt.value, fleet_report, RenderContext(colour=colour_wanted(colour, output))), output)
+        if output or not quiet:
+            _emit_verdict("gate", fmt, fleet_report, colour, output)
     raise typer.Exit(fleet_report.exit_code)
 
 
 def fleet(
     check_args: Optional[list[str]] = typer.Argument(
-        None, help="Arguments for `tfcompat check` on every node, after `--`; {node} becomes the node's name."
+        None,
+        metavar="CHECK_ARGS",
+        help="Arguments for `tfcompat check` on every node, after `--`; {node} becomes the node's name.",
     ),
     scheduler: Optional[str] = typer.Option(
         None,
         "--scheduler",
+        metavar="ADDRESS",
         help="Address of a running Dask scheduler (tcp://host:8786; default: $DASK_SCHEDULER_ADDRESS).",
     ),
     scheduler_file: Optional[str] = typer.Option(
         None,
         "--scheduler-file",
+        metavar="FILE",
         help="Dask scheduler file (written by dask-jobqueue, dask-mpi, `dask scheduler --scheduler-file`).",
     ),
     local: Optional[int] = typer.Option(
-        None, "--local", help="Start a Dask LocalCluster of N worker processes on this machine (demos and tests)."
+        None,
+        "--local",
+        metavar="N",
+        help="Start a Dask LocalCluster of N worker processes on this machine (demos and tests).",
     ),
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds one node's check may take."),
+    timeout: float = typer.Option(120.0, "--timeout", metavar="SECONDS", help="Seconds one node's check may take."),
     output_dir: Optional[str] = typer.Option(
-        None, "--output-dir", help="Also keep each node's JSON report as DIR/<node>.json (DIR is created)."
+        None,
+        "--output-dir",
+        metavar="DIR",
+        help="Also keep each node's JSON report as DIR/<node>.json (DIR is created).",
     ),
     expect: Optional[list[str]] = ExpectOpt,
     max_age: Optional[str] = MaxAgeOpt,
@@ -126,7 +157,9 @@ def fleet(
     fmt: GateFormat = GateFmtOpt,
     output: Optional[str] = GateOutputOpt,
     colour: Optional[bool] = ColourOpt,
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress lines on stderr."),
+    quiet: bool = typer.Option(
+        False, "-q", "--quiet", help="No progress lines on stderr (the verdict still comes out: see `gate -q`)."
+    ),
     verbose: bool = VerboseOpt,
 ) -> None:
     """Run `tfcompat check` once on every distinct node of a Dask cluster and gate the results (extra: dask)."""
@@ -134,6 +167,7 @@ def fleet(
         from tfcompat.fleet.dask import run_fleet
         from tfcompat.fleet.facts import dig
         from tfcompat.fleet.gate import run_gate
+        from tfcompat.fleet.reportdir import write_node_report
 
         scheduler_from = "--scheduler"
         named = [x for x in (scheduler, scheduler_file, local) if x is not None]
@@ -170,5 +204,5 @@ def fleet(
                 if item.data is not None and node:
                     write_node_report(output_dir, str(node), json.dumps(item.data, indent=2) + "\n")
         fleet_report = run_gate(loaded, options)
-        emit(render("fleet", fmt.value, fleet_report, RenderContext(colour=colour_wanted(colour, output))), output)
+        _emit_verdict("fleet", fmt, fleet_report, colour, output)
     raise typer.Exit(fleet_report.exit_code)

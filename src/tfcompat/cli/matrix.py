@@ -17,31 +17,18 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
+from tfcompat.cli.classes import Command, Group
 from tfcompat.errors import TfcompatError
-from tfcompat.matrix import Matrix, load_matrix, parse_matrix
-from tfcompat.matrix.answers import (
-    QueryError,
-    cuda_answer,
-    driver_answer,
-    gpu_answer,
-    host_from_snapshot,
-    tensorflow_answer,
-    validate_answer,
-    what_runs_answer,
-)
-from tfcompat.render.matrix_text import (
-    render_answer_json,
-    render_cuda,
-    render_driver,
-    render_gpu,
-    render_tensorflow,
-    render_validate,
-    render_what_runs,
-)
+
+if TYPE_CHECKING:
+    from tfcompat.matrix import Matrix
+
+# The matrix, its answers and their renderers are imported inside the commands: `tfcompat --version` and
+# `tfcompat check --help` do not load them.
 
 
 class Format(str, Enum):
@@ -50,6 +37,7 @@ class Format(str, Enum):
 
 
 matrix_app = typer.Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -58,8 +46,10 @@ matrix_app = typer.Typer(
 )
 
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
-MatrixOpt = typer.Option(None, "--matrix", help="Use this compatibility matrix file.")
-OverlayOpt = typer.Option(None, "--matrix-overlay", help="Add a site overlay (known-bad drivers, waivers); repeatable.")
+MatrixOpt = typer.Option(None, "--matrix", metavar="FILE", help="Use this compatibility matrix file.")
+OverlayOpt = typer.Option(
+    None, "--matrix-overlay", metavar="FILE", help="Add a site overlay (known-bad drivers, waivers); repeatable."
+)
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -76,75 +66,100 @@ def _answer(fmt: Format, build: Callable[[], dict[str, Any]], render: Callable[[
         sys.stdout.write(render_error("matrix", fmt.value, message) or "")
         print(f"tfcompat: error: {message}", file=sys.stderr)
         raise typer.Exit(2) from None
+    from tfcompat.render.matrix_text import render_answer_json
+
     sys.stdout.write(render_answer_json(answer) if fmt is Format.json else render(answer))
 
 
 def _load(matrix: Optional[str], overlays: Optional[list[str]]) -> Matrix:
+    from tfcompat.matrix import load_matrix
+
     return load_matrix(Path(matrix) if matrix else None, [Path(o) for o in overlays or ()])
 
 
-@matrix_app.command("tensorflow")
+@matrix_app.command("tensorflow", cls=Command)
 def tensorflow_cmd(
-    version: str = typer.Argument(..., help="2.15 (newest 2.15 release), 2.15.1, 2.15.0.post1"),
+    version: str = typer.Argument(..., metavar="VERSION", help="2.15 (newest 2.15 release), 2.15.1, 2.15.0.post1"),
     fmt: Format = FormatOpt,
     matrix: Optional[str] = MatrixOpt,
     overlay: Optional[list[str]] = OverlayOpt,
 ) -> None:
     """What a TensorFlow release needs: Python, CUDA, cuDNN, GPUs, driver, packages, glibc."""
+    from tfcompat.matrix.answers import tensorflow_answer
+    from tfcompat.render.matrix_text import render_tensorflow
+
     _answer(fmt, lambda: tensorflow_answer(_load(matrix, overlay), version), render_tensorflow)
 
 
-@matrix_app.command("cuda")
+@matrix_app.command("cuda", cls=Command)
 def cuda_cmd(
-    version: str = typer.Argument(..., help="12.4 (GA) or 12.4.1 (Update 1)"),
+    version: str = typer.Argument(..., metavar="VERSION", help="12.4 (GA) or 12.4.1 (Update 1)"),
     fmt: Format = FormatOpt,
     matrix: Optional[str] = MatrixOpt,
     overlay: Optional[list[str]] = OverlayOpt,
 ) -> None:
     """The Linux driver a CUDA toolkit needs: its own, and the minor-version-compatibility floor."""
+    from tfcompat.matrix.answers import cuda_answer
+    from tfcompat.render.matrix_text import render_cuda
+
     _answer(fmt, lambda: cuda_answer(_load(matrix, overlay), version), render_cuda)
 
 
-@matrix_app.command("driver")
+@matrix_app.command("driver", cls=Command)
 def driver_cmd(
-    version: str = typer.Argument(..., help="NVIDIA driver version, e.g. 535.54.03"),
+    version: str = typer.Argument(..., metavar="VERSION", help="NVIDIA driver version, e.g. 535.54.03"),
     fmt: Format = FormatOpt,
     matrix: Optional[str] = MatrixOpt,
     overlay: Optional[list[str]] = OverlayOpt,
 ) -> None:
     """Which CUDA toolkits and TensorFlow releases a driver runs, fully or under minor-version compatibility."""
+    from tfcompat.matrix.answers import driver_answer
+    from tfcompat.render.matrix_text import render_driver
+
     _answer(fmt, lambda: driver_answer(_load(matrix, overlay), version), render_driver)
 
 
-@matrix_app.command("gpu")
+@matrix_app.command("gpu", cls=Command)
 def gpu_cmd(
-    cc: str = typer.Argument(..., help="compute capability, e.g. 8.6 or sm_86"),
+    cc: str = typer.Argument(..., metavar="CC", help="compute capability, e.g. 8.6 or sm_86"),
     fmt: Format = FormatOpt,
     matrix: Optional[str] = MatrixOpt,
     overlay: Optional[list[str]] = OverlayOpt,
 ) -> None:
     """Which TensorFlow releases run on a GPU of this compute capability: natively, by PTX JIT, or not."""
+    from tfcompat.matrix.answers import gpu_answer
+    from tfcompat.render.matrix_text import render_gpu
+
     _answer(fmt, lambda: gpu_answer(_load(matrix, overlay), cc), render_gpu)
 
 
-@matrix_app.command("validate")
+@matrix_app.command("validate", cls=Command)
 def validate_cmd(
-    path: str = typer.Argument(..., help="a matrix file or a site overlay ([meta] kind = 'overlay')"),
+    path: str = typer.Argument(..., metavar="FILE", help="a matrix file or a site overlay ([meta] kind = 'overlay')"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Check a matrix or site-overlay file: exit 0 if valid, 2 with a one-line error naming entry and field."""
+    from tfcompat.matrix.answers import validate_answer
+    from tfcompat.render.matrix_text import render_validate
+
     _answer(fmt, lambda: validate_answer(path), render_validate)
 
 
-@matrix_app.command("what-runs")
+@matrix_app.command("what-runs", cls=Command)
 def what_runs_cmd(
-    driver: Optional[str] = typer.Option(None, "--driver", help="NVIDIA driver version, e.g. 535.104.05"),
+    driver: Optional[str] = typer.Option(
+        None, "--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 535.104.05"
+    ),
     gpu: Optional[list[str]] = typer.Option(
-        None, "--gpu", help="a GPU's compute capability, e.g. 8.0 or sm_90; repeatable (one per GPU model)"
+        None,
+        "--gpu",
+        metavar="CC",
+        help="a GPU's compute capability, e.g. 8.0 or sm_90; repeatable (one per GPU model)",
     ),
     snapshot: Optional[str] = typer.Option(
         None,
         "--from",
+        metavar="SNAPSHOT",
         help="a snapshot written by `tfcompat scan` (or a report): its host.driver and host.gpus; "
         "--driver / --gpu override",
     ),
@@ -154,6 +169,8 @@ def what_runs_cmd(
 ) -> None:
     """What may I run here: the newest TensorFlow whose CUDA the driver runs and whose kernels (and cuDNN) cover
     every GPU, the newest cuDNN and CUDA that work, and the pip line."""
+    from tfcompat.matrix.answers import QueryError, host_from_snapshot, what_runs_answer
+    from tfcompat.render.matrix_text import render_what_runs
 
     def build() -> dict[str, Any]:
         version, ccs, source = driver, list(gpu or ()), "--driver"
@@ -172,14 +189,4 @@ def what_runs_cmd(
     _answer(fmt, build, render_what_runs)
 
 
-__all__ = [
-    "QueryError",
-    "cuda_answer",
-    "driver_answer",
-    "gpu_answer",
-    "matrix_app",
-    "parse_matrix",
-    "tensorflow_answer",
-    "validate_answer",
-    "what_runs_answer",
-]
+__all__ = ["matrix_app"]

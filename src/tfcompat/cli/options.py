@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 import typer
+
+# Every command and subcommand answers -h as well as --help (subcommands inherit it from the root's context).
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
 # --format choices: the names of the formats table (render/formats.py); a test keeps them equal.
 
@@ -40,11 +44,18 @@ class FailOn(str, Enum):
     error = "error"
 
 
-PythonOpt = typer.Option(None, "--python", help="Interpreter of the environment to check (e.g. a venv's bin/python).")
-SiteOpt = typer.Option(None, "--site-packages", help="A site-packages directory to check (repeatable).")
-RootOpt = typer.Option(None, "--root", help="A sysroot or unpacked container image; every path resolves inside it.")
+PythonOpt = typer.Option(
+    None, "--python", metavar="PATH", help="Interpreter of the environment to check (e.g. a venv's bin/python)."
+)
+SiteOpt = typer.Option(None, "--site-packages", metavar="DIR", help="A site-packages directory to check (repeatable).")
+RootOpt = typer.Option(
+    None, "--root", metavar="DIR", help="A sysroot or unpacked container image; every path resolves inside it."
+)
 NodeOpt = typer.Option(
-    None, "--node-name", help="Node name for the report (default: $NODE_NAME, $SLURMD_NODENAME, host name)."
+    None,
+    "--node-name",
+    metavar="NAME",
+    help="Node name for the report (default: $NODE_NAME, $SLURMD_NODENAME, host name).",
 )
 NvmlOpt = typer.Option(True, "--nvml/--no-nvml", help="Query NVML (in a child process) for driver and GPUs.")
 ProbeOpt = typer.Option(
@@ -55,12 +66,17 @@ ProbeOpt = typer.Option(
     "loaded, classified log lines). Off by default.",
 )
 ProbeTimeoutOpt = typer.Option(
-    120.0, "--probe-timeout", min=1.0, help="Seconds the --probe child may take before its process group is killed."
+    120.0,
+    "--probe-timeout",
+    min=1.0,
+    metavar="SECONDS",
+    help="Seconds the --probe child may take before its process group is killed.",
 )
 BudgetOpt = typer.Option(
     None,
     "--budget",
     min=1.0,
+    metavar="SECONDS",
     help="Wall-clock seconds for the whole scan (default 60; with "
     "--probe, 60 plus --probe-timeout). Probes not finished "
     "by then are reported as unknown with that reason and "
@@ -77,27 +93,42 @@ CheckScopeOpt = typer.Option(
     None, "--scope", help=_SCOPE_HELP + " With --from, it overrides the scope the snapshot was recorded with."
 )
 VerboseOpt = typer.Option(False, "-v", "--verbose", help="Show tracebacks for errors.")
-ColourOpt = typer.Option(None, "--color/--no-color", help="Colour (default: on a terminal).")
+ColourOpt = typer.Option(
+    None,
+    "--color/--no-color",
+    help="Colour the text output, or not, whatever the environment says (default: only on a terminal, never "
+    "into --output; NO_COLOR turns it off, FORCE_COLOR on, TERM=dumb off).",
+)
+QuietOpt = typer.Option(
+    False,
+    "-q",
+    "--quiet",
+    help="Nothing on stdout (an --output file is still written) and no notes on stderr: the exit code, "
+    "warnings and errors only.",
+)
 OpOpt = typer.Option(
     None,
     "--op",
+    metavar="FILE",
     help="An in-house custom-op library to check against the installed TensorFlow (repeatable; globs allowed).",
 )
 
 # gate and fleet
 GateFailOnOpt = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails a node or a drift.")
-GateOutputOpt = typer.Option(None, "--output", "-o", help="Write the verdict here (atomically).")
+GateOutputOpt = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the verdict here (atomically).")
 ExpectOpt = typer.Option(
     None,
     "--expect",
+    metavar="NODESET|FILE",
     help="Nodes that must report: a file (one node set per line, "
     "optionally with key=value labels) or a folded node set such as "
     "'gpu-[001-128]' (repeatable).",
 )
-MaxAgeOpt = typer.Option(None, "--max-age", help="Reports older than this are stale: 30m, 24h, 7d.")
+MaxAgeOpt = typer.Option(None, "--max-age", metavar="AGE", help="Reports older than this are stale: 30m, 24h, 7d.")
 GroupByOpt = typer.Option(
     None,
     "--group-by",
+    metavar="FIELD",
     help="Compare nodes within groups: a dotted report field "
     "(environment.host.gpus.0.name) or label:KEY from --expect.",
 )
