@@ -134,3 +134,13 @@ def test_no_tensorflow_says_where_to_point_and_how_to_try_the_examples(capsys, t
     for option in ("--python", "--site-packages", "--root", "--from"):
         assert option in f["remediation"], option
     assert examples.gate_command() in f["remediation"]
+
+
+def test_the_examples_command_prints_the_fleet_folder():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tfcompat", "examples"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+    assert os.path.isfile(os.path.join(out, "gpu-001.json")) and not os.path.exists(os.path.join(out, "gpu-007.json"))

@@ -332,3 +332,12 @@ def schema() -> None:
     from tfcompat.render.json import schema_text
 
     sys.stdout.write(schema_text())
+
+
+def examples() -> None:
+    """Print the folder of the shipped example fleet.
+
+    Gate it: tfcompat gate "$(tfcompat examples)" --expect 'gpu-[001-008]'"""
+    from tfcompat.examples import fleet_dir
+
+    print(fleet_dir())
