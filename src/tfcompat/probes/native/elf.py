@@ -59,6 +59,7 @@ from tfcompat.probes.native.elfdefs import (  # noqa: F401
     ElfError,
     ElfInfo,
     Symbol,
+    SymbolName,
     VersionNeed,
     gnu_hash,
     sysv_hash,
