@@ -28,7 +28,7 @@ from typing import Optional
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
 from tfcompat.probes.budget import UNLIMITED, Budget
-from tfcompat.probes.native.elf import ElfError, ElfFile, SymbolName, read_elf, undefined_symbols
+from tfcompat.probes.native.elf import ElfError, ElfFile, SymbolName, read_elf, undefined_refs
 from tfcompat.probes.native.loader import LoadedObject, Loader, LoaderConfig
 from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
@@ -291,7 +291,7 @@ class CustomOpChecker:
         lacking = {v.split(" ")[0] for v in version_missing}
         tf_like = re.compile(r"^(TF_|_ZN?K?\d*(10tensorflow|3tsl|3xla|4absl))")
         with ElfFile(plugin.host_path) as elf:
-            symbols = undefined_symbols(elf)
+            refs = undefined_refs(elf)  # (name, version asked for)
             try:
                 plugin_build_id = elf.build_id()
             except ElfError:
@@ -300,28 +300,28 @@ class CustomOpChecker:
         # Plugins with the same candidates (most of one distribution) share their answers, name by name.
         by_version: dict[Optional[str], tuple[list[LoadedObject], list[LoadedObject], dict]] = {}
         defines = self.providers.defines
-        for sym in symbols:
-            if self.assume_python and _PYTHON_API.match(sym.name):
+        for name, version in refs:
+            if self.assume_python and _PYTHON_API.match(name):
                 continue
-            known = by_version.get(sym.version)
+            known = by_version.get(version)
             if known is None:
-                first = version_files.get(sym.version, []) if sym.version else []
+                first = version_files.get(version, []) if version else []
                 named = {id(o) for o in first}
                 candidates = first + [o for o in others if id(o) not in named]
-                known = by_version[sym.version] = (first, candidates, self.providers.answers(candidates))
+                known = by_version[version] = (first, candidates, self.providers.answers(candidates))
             first, candidates, answers = known
-            found = answers.get((sym.name, sym.version))
+            found = answers.get((name, version))
             if found is None:
-                found = answers[sym.name, sym.version] = any(defines(o, sym.name, sym.version) for o in candidates)
+                found = answers[name, version] = any(defines(o, name, version) for o in candidates)
             if found:
                 continue
-            if sym.version and (not first or sym.version in lacking):
+            if version and (not first or version in lacking):
                 continue  # its library or its version is missing: reported as such
-            if missing_libs and not tf_like.match(sym.name):
+            if missing_libs and not tf_like.match(name):
                 continue  # a missing library may define it; TF names cannot come from there
             count += 1
             if len(undefined) < 200:
-                undefined.append(sym.name)
+                undefined.append(name)
         absl = sorted({m.group(2) for n in undefined for m in [_ABSL.search(n)] if m})
         shown = _interesting_first(undefined)[:MAX_NAMES]
         names = demangle(shown) if self.demangle else {}
@@ -338,7 +338,7 @@ class CustomOpChecker:
             build_id=plugin_build_id,
             namespaces=namespaces(undefined),
             c_api=c_api_names(undefined),
-            old_string_abi=uses_old_string_abi([s.name for s in symbols]),
+            old_string_abi=uses_old_string_abi([name for name, _version in refs]),
         )
 
     def close(self) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Iterator
-from itertools import compress
-from operator import not_
 from typing import Optional, Union
 
 from tfcompat.probes.native.elfdefs import (
@@ -33,6 +31,7 @@ _U16 = {e: struct.Struct(e + "H") for e in "<>"}
 _U32 = {e: struct.Struct(e + "I") for e in "<>"}
 _GNU_HEADER = {e: struct.Struct(e + "IIII") for e in "<>"}
 _BLOOM = {(e, w): struct.Struct(e + w) for e in "<>" for w in "IQ"}
+_CHUNK = 1 << 16  # table entries read at once by the whole-table passes
 
 
 class SymbolTable:
@@ -202,20 +201,19 @@ class SymbolTable:
 
     def _symbol_count(self) -> int:
         if DT_HASH in self._tags:
-            return self._unpack(struct.Struct(self._e + "I"), self._offset(self._tags[DT_HASH]) + 4)[0]
+            return self._unpack(_U32[self._e], self._offset(self._tags[DT_HASH]) + 4)[0]
         if DT_GNU_HASH in self._tags:
             base = self._offset(self._tags[DT_GNU_HASH])
-            nbuckets, symoffset, bloom_size, _shift = self._unpack(struct.Struct(self._e + "IIII"), base)
+            nbuckets, symoffset, bloom_size, _shift = self._unpack(_GNU_HEADER[self._e], base)
             word = 8 if self.elf_class == 64 else 4
             buckets = base + 16 + word * bloom_size
             if buckets + 4 * nbuckets > self.size:
                 raise ElfError(f"{self.path}: DT_GNU_HASH ({nbuckets} buckets) runs past the end of the file")
-            u32 = struct.Struct(self._e + "I")
-            table = memoryview(self._mm)[buckets : buckets + 4 * nbuckets]
-            try:
-                last = max((b for (b,) in u32.iter_unpack(table)), default=0)
-            finally:
-                table.release()
+            u32 = _U32[self._e]
+            last = 0
+            for start in range(0, nbuckets, _CHUNK):  # a chunk at a time: bounded memory whatever nbuckets says
+                n = min(_CHUNK, nbuckets - start)
+                last = max(last, *struct.unpack_from(f"{self._e}{n}I", self._mm, buckets + 4 * start))
             if last < symoffset:
                 return symoffset
             chains = buckets + 4 * nbuckets
@@ -236,12 +234,49 @@ class SymbolTable:
 
 
 def undefined_symbols(elf: SymbolTable) -> list[Symbol]:
-    """The non-weak undefined dynamic symbols of `elf` (what a plugin needs from others).
+    """The non-weak undefined dynamic symbols of `elf` (what a plugin needs from others), in table order."""
+    return [
+        s if isinstance(s, Symbol) else Symbol(s[0], s[1], s[2], _binding(s[3]), _type(s[3]), False, s[4], s[5])
+        for s in _undefined(elf)
+    ]
 
-    The st_shndx column of the whole table is read in one C-level pass (a strided memoryview), and only the
-    undefined entries are unpacked, named and versioned: a plugin exporting 10,000 symbols costs well
-    under a millisecond, not a second.
-    """
+
+def undefined_refs(elf: SymbolTable) -> list[tuple[str, Optional[str]]]:
+    """(name, version asked for) of each of undefined_symbols(elf), without building Symbols."""
+    return [(s.name, s.version) if isinstance(s, Symbol) else (s[0], s[4]) for s in _undefined(elf)]
+
+
+def _binding(st_info: int) -> str:
+    return _BINDINGS.get(st_info >> 4, str(st_info >> 4))
+
+
+def _type(st_info: int) -> str:
+    return _TYPES.get(st_info & 0xF, str(st_info & 0xF))
+
+
+def _zero_words(data: bytes) -> list[int]:
+    """Indices of the 16-bit words of `data` that are 0 (bytes.find does the scanning)."""
+    out: list[int] = []
+    find = data.find
+    pos = find(b"\0\0")
+    while pos >= 0:
+        if pos & 1:  # straddles two words
+            pos = find(b"\0\0", pos + 1)
+            continue
+        out.append(pos >> 1)
+        pos = find(b"\0\0", pos + 2)
+    return out
+
+
+_Entry = tuple[str, int, int, int, Optional[str], bool]  # name, value, size, st_info, version, hidden
+
+
+def _undefined(elf: SymbolTable) -> Union[list[Symbol], list[_Entry]]:
+    """The non-weak undefined dynamic symbols, as Symbols from the linear walk when the table is odd, else
+    as entries read the fast way: the st_shndx column of the whole table is copied out in one C-level pass
+    (a strided memoryview) and searched for zeros, and only the undefined entries are unpacked, named and
+    versioned (the same fields, bounds and errors as _make_symbol): a plugin exporting 10,000 symbols
+    costs well under a millisecond, not a second."""
     if DT_SYMTAB not in elf._tags or elf._strtab is None:
         return []
     count = elf.symbol_count()
@@ -251,22 +286,23 @@ def undefined_symbols(elf: SymbolTable) -> list[Symbol]:
         return [s for s in elf.dynamic_symbols() if not s.defined and s.binding != "WEAK"]
     shndx_at = 6 if elf.elf_class == 64 else 14  # byte offset of st_shndx (a 16-bit word) in Elf64_Sym / Elf32_Sym
     end = base + count * entsize
+    undefined: list[int] = []
     with (
         memoryview(elf._mm) as mv,
         mv[base:end] as table,
         table.cast("H") as u16s,
         u16s[shndx_at // 2 :: entsize // 2] as col,
     ):
-        shndx = col.tolist()  # 0 (SHN_UNDEF) reads the same in either byte order
-    # What _make_symbol reads, inlined (thousands of entries per plugin): the same fields, bounds and errors.
-    undefined = list(compress(range(count), map(not_, shndx)))
+        for start in range(0, count, _CHUNK):  # a chunk at a time: bounded memory whatever the count
+            with col[start : start + _CHUNK] as part:
+                undefined += [start + i for i in _zero_words(part.tobytes())]  # SHN_UNDEF is 0 in either byte order
     versym_tag = elf._tags.get(DT_VERSYM)
     versym: Optional[int] = None  # its file offset, on first use (as _version_of finds it)
-    versions: Optional[tuple[int, ...]] = None  # the .gnu.version words up to the last undefined entry
+    in_file = False  # whether .gnu.version holds a word for every entry up to the last undefined one
     u16 = _U16[elf._e]
     defs, needs = elf._verdef_index or {}, elf._verneed_index or {}
     wide = elf.elf_class == 64
-    out: list[Symbol] = []
+    out: list[_Entry] = []
     for i in undefined:
         fields = elf._sym.unpack_from(elf._mm, base + i * entsize)
         if wide:
@@ -281,16 +317,11 @@ def undefined_symbols(elf: SymbolTable) -> list[Symbol]:
         if versym_tag is not None:
             if versym is None:
                 versym = elf._offset(versym_tag)
-                last = undefined[-1] + 1
-                if versym + 2 * last <= elf.size:  # else one word at a time, each bounds-checked
-                    versions = struct.unpack_from(f"{elf._e}{last}H", elf._mm, versym)
-            ver = versions[i] if versions is not None else elf._unpack(u16, versym + 2 * i)[0]
+                in_file = versym + 2 * (undefined[-1] + 1) <= elf.size  # else each word bounds-checked
+            ver = u16.unpack_from(elf._mm, versym + 2 * i)[0] if in_file else elf._unpack(u16, versym + 2 * i)[0]
             hidden = bool(ver & 0x8000)
             ver &= 0x7FFF
             if ver not in (0, 1):  # local / global (unversioned)
                 version = defs.get(ver) or needs.get(ver)
-        bind, typ = st_info >> 4, st_info & 0xF
-        out.append(
-            Symbol(name, value, size, _BINDINGS.get(bind, str(bind)), _TYPES.get(typ, str(typ)), False, version, hidden)
-        )
+        out.append((name, value, size, st_info, version, hidden))
     return out
