@@ -35,8 +35,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # elf_fixtures
 from tfcompat.probes.native.elf import (  # noqa: E402
     ElfError,
     ElfFile,
+    SymbolName,
     clear_cache,
     read_elf,
+    undefined_refs,
     undefined_symbols,
 )
 from tfcompat.probes.native.ldcache import LdCacheError, parse_ld_cache  # noqa: E402
@@ -232,6 +234,23 @@ def mutate(rng: random.Random, data: bytes, hot: list[int]) -> bytes:
 # -- targets ---------------------------------------------------------------------------------------------------
 
 
+def _outcome(fn):
+    """What `fn` returns, or the ElfError message it raises (the reader's only error on a bad file)."""
+    try:
+        return ("ok", fn())
+    except ElfError as exc:
+        return ("error", str(exc))
+
+
+def _same_as_lookup(elf: ElfFile, name: str, version: Optional[str]) -> None:
+    """defines() answers, and fails, as the lookup() it stands for in custom_ops."""
+
+    def by_lookup() -> bool:
+        return any(s.defined and (version is None or s.version in (None, version)) for s in elf.lookup(name))
+
+    assert _outcome(lambda: elf.defines(SymbolName(name), version)) == _outcome(by_lookup), (name, version)
+
+
 def run_elf(path: str) -> None:
     clear_cache()
     try:
@@ -245,6 +264,11 @@ def run_elf(path: str) -> None:
                     elf.lookup(name)
                 except ElfError:
                     pass
+                for version in (None, "GLIBC_2.2.5"):
+                    _same_as_lookup(elf, name, version)
+            assert _outcome(lambda: [(s.name, s.version) for s in undefined_symbols(elf)]) == _outcome(
+                lambda: undefined_refs(elf)
+            )
             for fn in (
                 elf.symbol_count,
                 getattr(elf, "build_id", lambda: None),

@@ -367,3 +367,42 @@ def test_build_id_matches_readelf(tree):
         assert [got] == expected
     assert got is None or len(got) >= 16
     assert build_id(tree["plugins"]["old"]) != got or got is None
+
+
+def test_probe_demangles_every_plugin_in_one_cxxfilt_and_matches_one_by_one(tree, monkeypatch):
+    """probe_custom_ops batches c++filt and shares lookups between plugins: the same CustomOps as checking
+    each plugin alone with its own c++filt."""
+    import tfcompat.probes.custom_ops as mod
+
+    names = ["old", "oldabi", "capi", "good", "version", "needsbar"]
+    paths = [tree["plugins"][n] for n in names]
+    alone = []
+    for path in paths:
+        c = CustomOpChecker(Root(None), tf_build(tree), sys.executable)
+        try:
+            alone.append(c.check("--op", path))
+        finally:
+            c.close()
+    calls = []
+    real_run = mod.subprocess.run
+
+    def run(cmd, *a, **kw):
+        calls.append(cmd)
+        return real_run(cmd, *a, **kw)
+
+    monkeypatch.setattr(mod.subprocess, "run", run)
+    ops, _unknowns = probe_custom_ops(Root(None), tf_build(tree), [], ["tensorflow"], sys.executable, ops=paths)
+    assert list(ops) == alone
+    assert sum(1 for op in ops if op.undefined) >= 3
+    assert len(calls) == (1 if shutil.which("c++filt") else 0)
+
+
+def test_demangle_all_keeps_a_plugin_with_an_unsplittable_name_mangled():
+    from tfcompat.probes.custom_ops import demangle_all
+
+    odd = CustomOp("x", "/a.so", ok=False, undefined=("_ZN3foo\n3barEv", "_ZN10tensorflow3fooEv"))
+    fine = CustomOp("x", "/b.so", ok=False, undefined=("_ZN10tensorflow3fooEv",))
+    out = demangle_all([odd, fine, CustomOp("x", "/c.so", ok=True)])
+    assert out[0] is odd and out[2].demangled == ()
+    if shutil.which("c++filt"):
+        assert out[1].demangled == ("tensorflow::foo()",)

@@ -17,6 +17,7 @@ name, whatever the size of libtensorflow_cc.so.2.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Optional
 
 from tfcompat.model import CustomOp, Package, TensorFlowBuild, Unknown
 from tfcompat.probes.budget import UNLIMITED, Budget
-from tfcompat.probes.native.elf import ElfError, ElfFile, read_elf, undefined_symbols
+from tfcompat.probes.native.elf import ElfError, ElfFile, SymbolName, read_elf, undefined_refs
 from tfcompat.probes.native.loader import LoadedObject, Loader, LoaderConfig
 from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
@@ -142,10 +143,14 @@ def demangle(names: Sequence[str]) -> dict[str, str]:
 
 
 class _Providers:
-    """Open ElfFiles of the objects in scope, kept open across plugins (hash lookups only)."""
+    """Open ElfFiles of the objects in scope, kept open across plugins (hash lookups only), and what each
+    was asked: most plugins of a distribution need the same names, looked up once per file and version."""
 
     def __init__(self):
         self._open: dict[str, Optional[ElfFile]] = {}
+        self._answers: dict[tuple[str, str, Optional[str]], bool] = {}
+        self._names: dict[str, SymbolName] = {}
+        self._scopes: dict[tuple[str, ...], dict[tuple[str, Optional[str]], bool]] = {}
 
     def get(self, obj: LoadedObject) -> Optional[ElfFile]:
         if obj.host_path not in self._open:
@@ -155,11 +160,33 @@ class _Providers:
                 self._open[obj.host_path] = None
         return self._open[obj.host_path]
 
+    def name(self, name: str) -> SymbolName:
+        """`name` with its hashes, computed once per check whatever the number of files it is looked up in."""
+        key = self._names.get(name)
+        if key is None:
+            key = self._names[name] = SymbolName(name)
+        return key
+
+    def defines(self, obj: LoadedObject, name: str, version: Optional[str]) -> bool:
+        """Whether `obj` defines `name` for a reference asking for `version` (remembered; an error is not)."""
+        memo = (obj.host_path, name, version)
+        known = self._answers.get(memo)
+        if known is None:
+            known = self._answers[memo] = _defined(self.get(obj), self.name(name), version)
+        return known
+
+    def answers(self, candidates: Sequence[LoadedObject]) -> dict[tuple[str, Optional[str]], bool]:
+        """{(name, version): whether one of `candidates` defines it}, shared by the plugins with those candidates
+        (the same files in the same order: the same answer, found the same way)."""
+        return self._scopes.setdefault(tuple(o.host_path for o in candidates), {})
+
     def close(self) -> None:
         for f in self._open.values():
             if f is not None:
                 f.close()
         self._open.clear()
+        self._answers.clear()
+        self._scopes.clear()
 
 
 def _closure(obj: LoadedObject) -> list[LoadedObject]:
@@ -175,15 +202,9 @@ def _closure(obj: LoadedObject) -> list[LoadedObject]:
     return out
 
 
-def _defined(elf: Optional[ElfFile], name: str, version: Optional[str]) -> bool:
-    if elf is None:
-        return False
-    for sym in elf.lookup(name):
-        if not sym.defined:
-            continue
-        if version is None or sym.version is None or sym.version == version:
-            return True
-    return False
+def _defined(elf: Optional[ElfFile], name: SymbolName, version: Optional[str]) -> bool:
+    """A defined `name` in `elf` that a reference to `version` binds to (an unversioned definition binds any)."""
+    return elf is not None and elf.defines(name, version)
 
 
 class CustomOpChecker:
@@ -232,14 +253,18 @@ class CustomOpChecker:
                     self.global_scope.append(o)
         self.core_paths = tuple(o.host_path for o in core)
         self.providers = _Providers()
+        self.demangle = True  # one c++filt per plugin; probe_custom_ops batches them instead
 
     def check(self, owner: str, path: str) -> CustomOp:
+        """`path` dlopen()ed into the modelled process. With .demangle False the names shown stay mangled
+        (in .demangled too), for :func:`demangle_all` to demangle those of many plugins in one c++filt."""
         plugin = self.loader.load_path(self.root.display(path))
         if plugin is None:
             return CustomOp(owner, path, ok=False, problem="not a loadable ELF object for this machine")
         missing_libs = tuple(sorted({name for name, _by in self.loader.missing_deps(plugin)}))
         own = _closure(plugin)
-        scope = self.global_scope + [o for o in own if o not in self.global_scope]
+        in_global = {id(o) for o in self.global_scope}  # one object per real file: identity is equality
+        scope = self.global_scope + [o for o in own if id(o) not in in_global]
         by_soname: dict[str, LoadedObject] = {}
         for o in scope:
             by_soname.setdefault(o.elf.soname or os.path.basename(o.path), o)
@@ -266,28 +291,40 @@ class CustomOpChecker:
         lacking = {v.split(" ")[0] for v in version_missing}
         tf_like = re.compile(r"^(TF_|_ZN?K?\d*(10tensorflow|3tsl|3xla|4absl))")
         with ElfFile(plugin.host_path) as elf:
-            symbols = undefined_symbols(elf)
+            refs = undefined_refs(elf)  # (name, version asked for)
             try:
                 plugin_build_id = elf.build_id()
             except ElfError:
                 plugin_build_id = None
-        for sym in symbols:
-            if self.assume_python and _PYTHON_API.match(sym.name):
+        # The candidates depend on the version asked for only: built once per version, not once per name.
+        # Plugins with the same candidates (most of one distribution) share their answers, name by name.
+        by_version: dict[Optional[str], tuple[list[LoadedObject], list[LoadedObject], dict]] = {}
+        defines = self.providers.defines
+        for name, version in refs:
+            if self.assume_python and _PYTHON_API.match(name):
                 continue
-            first = version_files.get(sym.version, []) if sym.version else []
-            candidates = first + [o for o in others if o not in first]
-            if any(_defined(self.providers.get(o), sym.name, sym.version) for o in candidates):
+            known = by_version.get(version)
+            if known is None:
+                first = version_files.get(version, []) if version else []
+                named = {id(o) for o in first}
+                candidates = first + [o for o in others if id(o) not in named]
+                known = by_version[version] = (first, candidates, self.providers.answers(candidates))
+            first, candidates, answers = known
+            found = answers.get((name, version))
+            if found is None:
+                found = answers[name, version] = any(defines(o, name, version) for o in candidates)
+            if found:
                 continue
-            if sym.version and (not first or sym.version in lacking):
+            if version and (not first or version in lacking):
                 continue  # its library or its version is missing: reported as such
-            if missing_libs and not tf_like.match(sym.name):
+            if missing_libs and not tf_like.match(name):
                 continue  # a missing library may define it; TF names cannot come from there
             count += 1
             if len(undefined) < 200:
-                undefined.append(sym.name)
+                undefined.append(name)
         absl = sorted({m.group(2) for n in undefined for m in [_ABSL.search(n)] if m})
         shown = _interesting_first(undefined)[:MAX_NAMES]
-        names = demangle(shown)
+        names = demangle(shown) if self.demangle else {}
         return CustomOp(
             owner=owner,
             path=path,
@@ -301,11 +338,27 @@ class CustomOpChecker:
             build_id=plugin_build_id,
             namespaces=namespaces(undefined),
             c_api=c_api_names(undefined),
-            old_string_abi=uses_old_string_abi([s.name for s in symbols]),
+            old_string_abi=uses_old_string_abi([name for name, _version in refs]),
         )
 
     def close(self) -> None:
         self.providers.close()
+
+
+def demangle_all(ops: Sequence[CustomOp]) -> list[CustomOp]:
+    """`ops` with the names they show demangled, in one c++filt for all (checked with .demangle False).
+
+    c++filt answers a line per name: a mangled name with a line break would shift every answer after it,
+    so its plugin stays out of the batch and keeps its names mangled (as its own c++filt call answered)."""
+    split = {id(op) for op in ops if any(n.startswith("_Z") and n.splitlines() != [n] for n in op.undefined)}
+    batch = sorted({n for op in ops if id(op) not in split for n in op.undefined})
+    names = demangle(batch) if batch else {}
+    return [
+        dataclasses.replace(op, demangled=tuple(names.get(n, n) for n in op.undefined))
+        if op.undefined and id(op) not in split
+        else op
+        for op in ops
+    ]
 
 
 def _interesting_first(names: list[str]) -> list[str]:
@@ -360,6 +413,7 @@ def probe_custom_ops(
     if budget.expired():
         return (), unknowns + [Unknown("custom_ops", f"{budget.reason}: {len(found)} plugins found, none checked")]
     checker = CustomOpChecker(root, tf, python_executable, cpu_flags, environ, loader_config)
+    checker.demangle = False  # demangle_all() below: one c++filt for every plugin
     results: list[CustomOp] = []
     try:
         for n, (owner, path) in enumerate(found):
@@ -378,4 +432,4 @@ def probe_custom_ops(
                 results.append(CustomOp(owner, path, ok=False, problem=str(exc)))
     finally:
         checker.close()
-    return tuple(results), unknowns + checker.unknowns
+    return tuple(demangle_all(results)), unknowns + checker.unknowns

@@ -1,6 +1,8 @@
 """probes/elf.py: the struct-over-mmap ELF reader, checked against pyelftools and gcc's output."""
 
 import os
+import shutil
+import subprocess
 
 import pytest
 from elf_fixtures import (
@@ -20,6 +22,7 @@ from tfcompat.probes.native import elf
 from tfcompat.probes.native.elf import (
     ElfError,
     ElfFile,
+    SymbolName,
     clear_cache,
     gnu_hash,
     read_elf,
@@ -229,3 +232,87 @@ def test_defines_helper(tmp_path):
     path = write_so(tmp_path / "libno.so")
     assert elf.defines(path, "anything") is False
     assert elf.defines(str(tmp_path / "missing.so"), "x") is False
+
+
+# -- lookups with names hashed once (custom_ops asks many files the same names) --------------------------
+
+
+def _defined_by_lookup(f, name, version):
+    """The answer custom_ops used to compute from lookup(): the reference for ElfFile.defines()."""
+    return any(s.defined and (version is None or s.version is None or s.version == version) for s in f.lookup(name))
+
+
+def test_symbol_name_hashes_once():
+    key = SymbolName("printf")
+    assert key.raw == b"printf" and key.gnu == gnu_hash(b"printf") and key.sysv == sysv_hash(b"printf")
+    assert SymbolName("caf\udce9").raw == b"caf\xe9"  # surrogateescape, as lookup() encodes
+
+
+@needs_gcc
+@pytest.mark.parametrize("hash_style", ["gnu", "sysv", "both"])
+def test_defines_and_undefined_symbols_agree_with_the_reference(tmp_path, hash_style):
+    src = LIB_SRC + "extern int ext(void); extern int weak_ext(void) __attribute__((weak));\n"
+    src += "int calls(void) { return ext() + (weak_ext ? weak_ext() : 0); }\n"
+    path = gcc_so(
+        tmp_path / "libfoo.so.1",
+        src,
+        soname="libfoo.so.1",
+        version_script=VERSION_SCRIPT.replace("uses;", "uses; calls;"),
+        flags=[f"-Wl,--hash-style={hash_style}"],
+    )
+    with ElfFile(path) as f:
+        syms = list(f.dynamic_symbols())
+        names = {s.name for s in syms} | {"nope", "hidden_static", "", "foo@FOO_1.0"}
+        for name in sorted(names):
+            key = SymbolName(name)
+            for version in (None, "FOO_1.0", "FOO_2.0", "GLIBC_2.2.5", "NOPE_9"):
+                assert f.defines(key, version) == _defined_by_lookup(f, name, version), (name, version)
+            assert f.lookup(key) == f.lookup(name)
+        assert f.defines(SymbolName("foo"), "FOO_2.0") and not f.defines(SymbolName("ext"))
+        reference = [s for s in syms if not s.defined and s.binding != "WEAK"]
+        assert elf.undefined_symbols(f) == reference
+        assert "ext" in {s.name for s in reference} and "weak_ext" not in {s.name for s in reference}
+        with open(path, "rb") as fh:
+            want = {
+                (s.name, s.entry["st_info"]["type"])
+                for s in ELFFile(fh).get_section_by_name(".dynsym").iter_symbols()
+                if s.entry["st_shndx"] == "SHN_UNDEF" and s.name and s.entry["st_info"]["bind"] != "STB_WEAK"
+            }
+        assert {(s.name, "STT_" + s.type) for s in reference} == want
+
+
+def test_defines_agrees_with_lookup_on_system_libraries():
+    for path in ("/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"):
+        if os.path.exists(path):
+            break
+    else:
+        pytest.skip("no libstdc++ found in the usual places")
+    with ElfFile(os.path.realpath(path)) as f:
+        refs = elf.undefined_symbols(f)
+        assert refs == [s for s in f.dynamic_symbols() if not s.defined and s.binding != "WEAK"]
+        names = [s.name for s in refs][:200] + ["_ZNSt6thread4joinEv", "_ZSt4cout", "_ZNSs4swapERSs", "nope"]
+        for name in names:
+            for version in (None, "GLIBCXX_3.4", "GLIBCXX_3.4.21", "GLIBC_2.2.5"):
+                assert f.defines(SymbolName(name), version) == _defined_by_lookup(f, name, version)
+
+
+@needs_gcc
+def test_undefined_symbols_of_a_32_bit_object(tmp_path):
+    """Elf32_Sym puts st_shndx at another offset: the column read must follow it."""
+    src = tmp_path / "m32.c"
+    src.write_text(
+        "extern int ext(void); extern int w(void) __attribute__((weak));\nint f(void) { return ext() + w(); }\n"
+    )
+    out = str(tmp_path / "libm32.so")
+    proc = subprocess.run(
+        [shutil.which("gcc") or "gcc", "-m32", "-shared", "-fPIC", "-nostdlib", "-o", out, str(src)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"gcc -m32 cannot build here: {proc.stderr.strip()[:200]}")
+    with ElfFile(out) as f:
+        assert f.elf_class == 32
+        reference = [s for s in f.dynamic_symbols() if not s.defined and s.binding != "WEAK"]
+        assert elf.undefined_symbols(f) == reference and [s.name for s in reference] == ["ext"]
+        assert f.defines(SymbolName("f")) and not f.defines(SymbolName("ext"))

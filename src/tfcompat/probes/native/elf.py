@@ -59,11 +59,12 @@ from tfcompat.probes.native.elfdefs import (  # noqa: F401
     ElfError,
     ElfInfo,
     Symbol,
+    SymbolName,
     VersionNeed,
     gnu_hash,
     sysv_hash,
 )
-from tfcompat.probes.native.symbols import SymbolTable, undefined_symbols  # noqa: F401  (re-exported)
+from tfcompat.probes.native.symbols import SymbolTable, undefined_refs, undefined_symbols  # noqa: F401  (re-exported)
 
 _CACHE: dict[tuple[int, int, int, int], ElfInfo] = {}
 

@@ -121,6 +121,24 @@ def sysv_hash(name: bytes) -> int:
     return h
 
 
+class SymbolName:
+    """A name to look up in many objects: encoded once, its GNU hash computed once, its SysV hash on first use."""
+
+    __slots__ = ("_sysv", "gnu", "name", "raw")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.raw = name.encode("utf-8", "surrogateescape")
+        self.gnu = gnu_hash(self.raw)
+        self._sysv: Optional[int] = None
+
+    @property
+    def sysv(self) -> int:
+        if self._sysv is None:
+            self._sysv = sysv_hash(self.raw)
+        return self._sysv
+
+
 # Bounds on what one object may make us do (#17: crafted files must cost bounded time and memory). Real
 # objects are far below them: libtensorflow_cc has ~40 dynamic entries, ~200 version needs, chains of < 50.
 _MAX_ENTRIES = 1 << 16  # dynamic entries, version needs/defs, their aux entries, hash chain steps
