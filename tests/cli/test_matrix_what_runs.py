@@ -8,7 +8,8 @@ from envs import make_env
 
 from tfcompat.cli import main
 from tfcompat.matrix import load_matrix
-from tfcompat.matrix.answers import QueryError, what_runs_answer
+from tfcompat.matrix.answers import QueryError
+from tfcompat.matrix.what_runs import what_runs_answer
 from tfcompat.model import Gpu
 from tfcompat.model.codec import to_json_dict
 

@@ -113,7 +113,7 @@ def driver_cmd(
     overlay: Optional[list[str]] = OverlayOpt,
 ) -> None:
     """Which CUDA toolkits and TensorFlow releases a driver runs, fully or under minor-version compatibility."""
-    from tfcompat.matrix.answers import driver_answer
+    from tfcompat.matrix.answers_host import driver_answer
     from tfcompat.render.matrix_text import render_driver
 
     _answer(fmt, lambda: driver_answer(_load(matrix, overlay), version), render_driver)
@@ -127,7 +127,7 @@ def gpu_cmd(
     overlay: Optional[list[str]] = OverlayOpt,
 ) -> None:
     """Which TensorFlow releases run on a GPU of this compute capability: natively, by PTX JIT, or not."""
-    from tfcompat.matrix.answers import gpu_answer
+    from tfcompat.matrix.answers_host import gpu_answer
     from tfcompat.render.matrix_text import render_gpu
 
     _answer(fmt, lambda: gpu_answer(_load(matrix, overlay), cc), render_gpu)
@@ -139,7 +139,7 @@ def validate_cmd(
     fmt: Format = FormatOpt,
 ) -> None:
     """Check a matrix or site-overlay file: exit 0 if valid, 2 with a one-line error naming entry and field."""
-    from tfcompat.matrix.answers import validate_answer
+    from tfcompat.matrix.answers_host import validate_answer
     from tfcompat.render.matrix_text import render_validate
 
     _answer(fmt, lambda: validate_answer(path), render_validate)
@@ -169,7 +169,8 @@ def what_runs_cmd(
 ) -> None:
     """What may I run here: the newest TensorFlow whose CUDA the driver runs and whose kernels (and cuDNN) cover
     every GPU, the newest cuDNN and CUDA that work, and the pip line."""
-    from tfcompat.matrix.answers import QueryError, host_from_snapshot, what_runs_answer
+    from tfcompat.matrix.answers import QueryError
+    from tfcompat.matrix.what_runs import host_from_snapshot, what_runs_answer
     from tfcompat.render.matrix_text import render_what_runs
 
     def build() -> dict[str, Any]:

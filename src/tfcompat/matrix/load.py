@@ -33,20 +33,16 @@ from tfcompat.matrix.fields import (
 )
 from tfcompat.matrix.lookup import Matrix
 from tfcompat.matrix.overlay import known_bad_driver, load_overlay
-from tfcompat.matrix.tables import (
+from tfcompat.matrix.stack_tables import (
     companion,
-    compute_capability,
-    cuda_major,
-    cuda_toolkit,
     cudnn_release,
     cudnn_runtime,
     driver_branch,
-    forward_compat,
     rocm_release,
     tf_platform_build,
-    tf_release,
     tf_rocm_release,
 )
+from tfcompat.matrix.tables import compute_capability, cuda_major, cuda_toolkit, forward_compat, tf_release
 
 MATRIX_TABLES = (
     "meta",
