@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import posixpath
@@ -34,7 +35,7 @@ from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_distributions
 from tfcompat.probes.platform import probe_platform
 from tfcompat.probes.resources import probe_resources
-from tfcompat.probes.rocm import probe_rocm
+from tfcompat.probes.rocm import probe_rocm, probe_rocm_objects
 from tfcompat.probes.rootfs import Root
 from tfcompat.probes.target import TargetSpec, resolve_target
 from tfcompat.probes.tensorflow import find_tensorflow
@@ -173,6 +174,14 @@ def scan(
     if not late("rocm"):
         rocm, rocm_unknowns = probe_rocm(root)
         unknowns += rocm_unknowns
+    if tf is not None and not late("tensorflow.rocm_objects"):
+        # TF's own ROCm-linked objects (nothing for a CUDA or CPU build): recorded on the effective TF build
+        rocm_objects, rocm_object_unknowns = probe_rocm_objects(
+            root, tf, resolved.python.executable, platform.cpu_flags, env_vars, loader_config
+        )
+        unknowns += rocm_object_unknowns
+        if rocm_objects:
+            tf_builds = (dataclasses.replace(tf, rocm_objects=rocm_objects),) + tf_builds[1:]
     resources = None
     if not late("resources"):
         resources, resource_unknowns = probe_resources(root, environ=env_vars)

@@ -271,6 +271,20 @@ class RocmRelease:
 
 
 @dataclasses.dataclass(frozen=True)
+class RocmSoname:
+    """[[rocm_soname]]: a ROCm library's DT_NEEDED name and the ROCm releases that ship it (issue 14): an object
+    that needs libamdhip64.so.5 was built against ROCm 5.x and finds no such file under ROCm 6."""
+
+    soname: str  # "libamdhip64.so.5"
+    rocm: SpecifierSet  # "==5.*"
+    source: tuple[str, ...]
+    checked: datetime.date
+    label: str
+    confirmed: bool = True
+    note: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Companion:
     package: str
     versions: SpecifierSet

@@ -78,6 +78,7 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
         matrix.cudnn,
         matrix.tensorflow_rocm,
         matrix.rocm,
+        matrix.rocm_sonames,
         matrix.companions,
         matrix.known_bad_drivers,
         matrix.waivers,

@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from tfcompat.matrix.entries import (
     DriverBranch,
+    RocmSoname,
     TFRelease,
 )
 from tfcompat.matrix.facts import WorldFacts
@@ -39,6 +40,7 @@ from tfcompat.matrix.stack_tables import (
     cudnn_runtime,
     driver_branch,
     rocm_release,
+    rocm_soname,
     tf_platform_build,
     tf_rocm_release,
 )
@@ -55,6 +57,7 @@ MATRIX_TABLES = (
     "cudnn_runtime",
     "tensorflow_rocm",
     "rocm",
+    "rocm_soname",
     "tensorflow_platform",
     "driver_branch",
     "companion",
@@ -98,7 +101,14 @@ def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
         companions=table_list(path, doc, "companion", "package", companion),
         known_bad_drivers=table_list(path, doc, "known_bad_driver", "versions", known_bad_driver),
         facts=parse_facts(path, doc),
+        rocm_sonames=_rocm_sonames(path, doc),
     )
+
+
+def _rocm_sonames(path: str, doc: dict[str, Any]) -> tuple[RocmSoname, ...]:
+    sonames: tuple[RocmSoname, ...] = table_list(path, doc, "rocm_soname", "soname", rocm_soname)
+    unique(path, "rocm_soname", [(s.soname, s) for s in sonames])
+    return sonames
 
 
 def _driver_branches(path: str, doc: dict[str, Any]) -> tuple[DriverBranch, ...]:

@@ -21,6 +21,7 @@ from tfcompat.matrix.entries import (
     DriverNeed,
     ForwardCompatibility,
     RocmRelease,
+    RocmSoname,
     TFPlatformBuild,
     TFRelease,
     TFRocmRelease,
@@ -83,6 +84,7 @@ class Matrix:
     facts: WorldFacts = dataclasses.field(
         default_factory=WorldFacts
     )  # sonames, TensorRT, cuDNN sub-libraries, CPU needs, distributions, thresholds
+    rocm_sonames: tuple[RocmSoname, ...] = ()  # [[rocm_soname]]: ROCm library sonames -> the ROCm releases with them
 
     # -- TensorFlow
     def tf_release(self, version: str) -> Optional[TFRelease]:
@@ -122,6 +124,10 @@ class Matrix:
             if any(Version(r) == v for r in rel.releases):
                 return rel
         return None
+
+    def rocm_soname(self, soname: str) -> Optional[RocmSoname]:
+        """The [[rocm_soname]] entry of a ROCm library's DT_NEEDED name ("libamdhip64.so.5")."""
+        return next((s for s in self.rocm_sonames if s.soname == soname), None)
 
     def numpy_abi(self, version: str) -> tuple[Optional[int], tuple[str, ...]]:
         """The NumPy C-ABI major release `version` was built against, from its [[tensorflow]] or

@@ -15,6 +15,7 @@ from tfcompat.matrix.entries import (
     CudnnRuntime,
     DriverBranch,
     RocmRelease,
+    RocmSoname,
     TFPlatformBuild,
     TFRocmRelease,
 )
@@ -172,6 +173,21 @@ def rocm_release(ctx: Ctx) -> RocmRelease:
         confirmed,
         note,
     )
+
+
+_ROCM_SONAME_KEYS = {"soname": True, "rocm": True, "source": True, "checked": True, "confirmed": False, "note": False}
+_SONAME_RE = re.compile(r"^lib[A-Za-z0-9_+-]+\.so(\.\d+)*$")
+
+
+def rocm_soname(ctx: Ctx) -> RocmSoname:
+    ctx.check_keys(_ROCM_SONAME_KEYS)
+    soname = ctx.string("soname")
+    if soname is None or not _SONAME_RE.match(soname):
+        raise ctx.fail("soname", "is not a library soname like 'libamdhip64.so.5'")
+    rocm = ctx.specifier("rocm")
+    assert rocm is not None
+    source, checked, note, confirmed = common_tail(ctx)
+    return RocmSoname(soname, rocm, source, checked, ctx.label, confirmed, note)
 
 
 _TF_PLATFORM_KEYS = {

@@ -46,6 +46,8 @@ class TensorFlowBuild:
     wheel_tags: tuple[str, ...] = ()
     wheel_path: Optional[str] = None
     metadata_path: Optional[str] = None
+    # -- ROCm binary facts (issue 14): TF's own ROCm-linked objects, read from the files ----------------
+    rocm_objects: tuple[RocmObject, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,3 +145,25 @@ class Target:
     tensorflow: tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
     native: Optional[NativeLibraries] = None  # CUDA/cuDNN/... libraries TF will load (issue 4)
     custom_ops: tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
+
+
+@dataclasses.dataclass(frozen=True)
+class RocmObject:
+    """One of TensorFlow's own objects that links ROCm: what it needs and what GPU code it carries (issue 14)."""
+
+    path: str  # inside --root
+    rocm_needed: tuple[str, ...] = ()  # its DT_NEEDED ROCm libraries: "libamdhip64.so.5", "librccl.so.1"
+    rocm_resolved: tuple[str, ...] = ()  # the file the loader picks for each found: "libamdhip64.so.5 -> /opt/..."
+    build_rocm: tuple[str, ...] = ()  # RUNPATH/RPATH entries naming the build machine's ROCm: "/opt/rocm-3.5.0/lib"
+    offload_section: Optional[int] = None  # bytes of its .hip_fatbin section; None: it has none
+    offload_bundles: int = 0  # clang offload bundles read there
+    offload_compressed: int = 0  # compressed bundles whose targets could not be read
+    offload_ids: tuple[str, ...] = ()  # distinct bundle entry IDs: "hipv4-amdgcn-amd-amdhsa--gfx90a"
+    gfx_targets: tuple[str, ...] = ()  # the GPU processors of those entries: "gfx90a"
+    offload_problems: tuple[str, ...] = ()  # why (part of) the section could not be read
+    checked: bool = False  # resolved against the loader model (libraries and symbols)
+    missing_libraries: tuple[str, ...] = ()  # DT_NEEDED entries (of it or its closure) the loader finds nowhere
+    missing_versions: tuple[str, ...] = ()  # "hip_6.0 (libamdhip64.so.6: /opt/rocm-6.0.0/lib/libamdhip64.so.6)"
+    undefined_count: int = 0  # undefined symbols nothing in scope defines
+    undefined: tuple[str, ...] = ()  # the first few
+    problem: Optional[str] = None  # why it could not be read or checked

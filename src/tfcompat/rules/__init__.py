@@ -26,6 +26,7 @@ from tfcompat.rules import (  # noqa: F401  (each import registers one family)
     probe_libraries,
     resources,
     rocm,
+    rocm_binaries,
     site,
     tensorflow,
 )
