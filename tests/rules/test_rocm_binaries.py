@@ -1,0 +1,238 @@
+"""ROCm from the binaries, end to end through `scan --root`: a minimal tensorflow-rocm tree whose gcc-built objects
+need the HIP runtime by soname (libamdhip64.so.N) and carry a .hip_fatbin section of clang offload bundles, and a
+ROCm install under /opt/rocm-X.Y.Z/lib with gcc-built stubs that define some HIP symbols."""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tfcompat.model import AmdGpu, Rocm, RocmObject, Severity
+from tfcompat.probes.target import TargetSpec
+from tfcompat.rules import evaluate
+from tfcompat.scan import scan
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures", "offload"))
+import build_offload_fixtures as fx
+from envs import make_env, run_rule, tf_build
+
+pytestmark = pytest.mark.needs_tool("gcc", "objcopy")
+
+SITE = "/usr/local/lib/python3.8/dist-packages"
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
+HIP_USED = ("hipGetDeviceCount", "hipModuleGetGlobal", "hipMallocAsync")
+
+
+def gcc(out, source, *flags):
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    src = out + ".c"
+    with open(src, "w") as fh:
+        fh.write(source)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", out, src, *flags], check=True, capture_output=True)
+    os.unlink(src)
+    return out
+
+
+def hip_stub(out, soname, defines):
+    return gcc(out, "".join(f"int {name}(void) {{ return 0; }}\n" for name in defines), f"-Wl,-soname,{soname}")
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def rocm_tree(
+    tmp_path,
+    *,
+    version="2.3.3",
+    hip_soname="libamdhip64.so.5",
+    runpath="/opt/rocm/lib",
+    uses=HIP_USED,
+    targets=("gfx900", "gfx906", "gfx908"),
+    rocm="5.3.0",
+    rocm_soname="libamdhip64.so.5",
+    rocm_defines=HIP_USED,
+    gpus=(90006,),
+):
+    """A --root image: tensorflow-rocm `version` whose objects need `hip_soname` (RUNPATH `runpath`) and call
+    `uses`, with code for `targets`; ROCm `rocm` installed in /opt/rocm-<rocm>/lib with `rocm_soname` defining
+    `rocm_defines`; KFD nodes with the given gfx_target_versions."""
+    root = str(tmp_path / "img")
+    build = str(tmp_path / "build")  # the build machine's ROCm: only what the linker needed
+    hip_stub(f"{build}/{hip_soname}", hip_soname, uses)
+    os.makedirs(os.path.dirname(root + LIBC), exist_ok=True)
+    shutil.copy(LIBC, root + LIBC)  # the objects need libc: without it the loader would skip symbol checks
+    pkg = f"{root}{SITE}/tensorflow"
+    calls = "".join(f"int {n}(void);\n" for n in uses) + "int tf_framework_init(void) { return 0"
+    calls += "".join(f" + {n}()" for n in uses) + "; }\n"
+    link = [f"-L{build}", f"-l:{hip_soname}", f"-Wl,-rpath,{runpath}", "-Wl,--enable-new-dtags"]
+    gcc(f"{pkg}/libtensorflow_framework.so.2", calls, "-Wl,-soname,libtensorflow_framework.so.2", *link)
+    pywrap = f"{tmp_path}/pywrap.so"
+    gcc(
+        pywrap,
+        "int tf_framework_init(void); int hipGetDeviceCount(void);\n"
+        "int pywrap_init(void) { return tf_framework_init() + hipGetDeviceCount(); }\n",
+        f"-L{pkg}",
+        "-l:libtensorflow_framework.so.2",
+        *link,
+    )
+    bundles = fx.section([fx.bundle([f"hipv4-amdgcn-amd-amdhsa--{t}" for t in targets])])
+    blob = f"{tmp_path}/fatbin.bin"
+    with open(blob, "wb") as fh:
+        fh.write(bundles)
+    os.makedirs(f"{pkg}/python/platform", exist_ok=True)
+    subprocess.run(
+        ["objcopy", "--add-section", f".hip_fatbin={blob}", pywrap, f"{pkg}/python/_pywrap_tensorflow_internal.so"],
+        check=True,
+    )
+    write(f"{pkg}/__init__.py", f'__version__ = "{version}"\n')
+    write(f"{pkg}/python/platform/build_info.py", "is_rocm_build = True\nis_cuda_build = False\n")
+    write(
+        f"{root}{SITE}/tensorflow_rocm-{version}.dist-info/METADATA",
+        f"Metadata-Version: 2.1\nName: tensorflow-rocm\nVersion: {version}\n",
+    )
+    lib = f"{root}/opt/rocm-{rocm}/lib"
+    hip_stub(f"{lib}/{rocm_soname}", rocm_soname, rocm_defines)
+    write(f"{root}/opt/rocm-{rocm}/.info/version", f"{rocm}-72\n")
+    os.symlink(f"/opt/rocm-{rocm}", f"{root}/opt/rocm")
+    for node, target in enumerate(gpus, start=1):
+        write(f"{root}/sys/class/kfd/kfd/topology/nodes/{node}/properties", f"gfx_target_version {target}\n")
+    return root
+
+
+def check(root, matrix, select="TFC4"):
+    env = scan(TargetSpec(root=root), nvml=False)
+    return env, evaluate(env, matrix, select=[select])
+
+
+def by_rule(report):
+    out = {}
+    for f in report.findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+def test_healthy_rocm_build_gives_nothing(tmp_path, matrix):
+    env, report = check(rocm_tree(tmp_path), matrix)
+    tf = env.tensorflow
+    names = {os.path.basename(o.path): o for o in tf.rocm_objects}
+    assert set(names) == {"_pywrap_tensorflow_internal.so", "libtensorflow_framework.so.2"}
+    pywrap = names["_pywrap_tensorflow_internal.so"]
+    assert pywrap.rocm_needed == ("libamdhip64.so.5",) and pywrap.checked
+    assert pywrap.gfx_targets == ("gfx900", "gfx906", "gfx908") and pywrap.offload_bundles == 1
+    assert pywrap.rocm_resolved == ("libamdhip64.so.5 -> /opt/rocm/lib/libamdhip64.so.5",)
+    assert names["libtensorflow_framework.so.2"].offload_section is None
+    assert report.findings == ()
+
+
+def test_rocm_major_mismatch_libamdhip64_missing(tmp_path, matrix):
+    """https://github.com/ROCm/tensorflow-upstream/issues/1207: tensorflow-rocm 2.3.3 on ROCm 4.0.0,
+    "ImportError: libamdhip64.so.3: cannot open shared object file: No such file or directory". The wheel was
+    built for ROCm 3.x (its objects need libamdhip64.so.3); ROCm 4.0.0 ships libamdhip64.so.4."""
+    root = rocm_tree(tmp_path, hip_soname="libamdhip64.so.3", rocm="4.0.0", rocm_soname="libamdhip64.so.4")
+    _env, report = check(root, matrix)
+    found = by_rule(report)
+    assert set(found) == {"TFC401", "TFC403"}
+    missing = found["TFC403"]
+    assert {os.path.basename(f.message.split(" needs ")[0]) for f in missing} == {
+        "libtensorflow_framework.so.2",
+        "_pywrap_tensorflow_internal.so",
+    }
+    f = missing[0]
+    assert f.severity is Severity.ERROR and "libamdhip64.so.3" in f.message and "ROCm 4.0.0 is installed" in f.message
+    assert "libamdhip64.so.3 comes with ROCm ==3.*" in f.message and "cannot open shared object file" in f.message
+    (v,) = found["TFC401"]
+    assert "built for ROCm 3.*" in v.message and "ROCm 4.0.0 is installed" in v.message
+    assert any(e.value == "libamdhip64.so.3" for e in v.evidence)
+
+
+def test_undefined_hip_symbol_in_tf_own_library(tmp_path, matrix):
+    """https://github.com/ROCm/legacy-rocm-build/issues/764: after a ROCm change, `import tensorflow` fails with
+    "libtensorflow_framework.so: undefined symbol: hipModuleGetGlobal": TF's own library needs a HIP symbol the
+    installed runtime does not define (same soname, other release)."""
+    root = rocm_tree(tmp_path, rocm="5.0.0", rocm_defines=("hipGetDeviceCount",))
+    _env, report = check(root, matrix)
+    (f,) = by_rule(report)["TFC403"]
+    assert f.message.startswith(f"{SITE}/tensorflow/libtensorflow_framework.so.2 needs 2 undefined symbols")
+    assert "hipModuleGetGlobal" in f.message and "hipMallocAsync" in f.message and "ROCm 5.0.0" in f.message
+    assert any("libamdhip64.so.5 -> /opt/rocm/lib/libamdhip64.so.5" in e.value for e in f.evidence)
+
+
+def test_build_rocm_from_runpath_before_2_10(tmp_path, matrix):
+    """tensorflow-rocm 2.2.0's objects name their build's ROCm in RUNPATH (/opt/rocm-3.5.0/lib, read from the
+    PyPI wheel): on ROCm 5.3 the libraries are not found and TFC401 names ROCm 3.5.0 as the build's."""
+    root = rocm_tree(
+        tmp_path, version="2.2.0", hip_soname="libamdhip64.so.3", runpath="/opt/rocm-3.5.0/lib:/opt/rocm/lib"
+    )
+    _env, report = check(root, matrix)
+    (v,) = by_rule(report)["TFC401"]
+    assert v.severity is Severity.ERROR and "built for ROCm 3.5.0" in v.message and "5.3.0" in v.message
+    assert any(e.value == "/opt/rocm-3.5.0/lib" for e in v.evidence)
+
+
+def test_gpu_not_in_the_binaries_and_matrix_disagreement(tmp_path, matrix):
+    """gfx90a (MI200, gfx_target_version 90010) on tensorflow-rocm 2.2.0, whose code objects are gfx803-gfx908
+    only (read from the wheel): TFC402 judges by the binaries and says so."""
+    root = rocm_tree(
+        tmp_path,
+        version="2.2.0",
+        hip_soname="libamdhip64.so.3",
+        runpath="/opt/rocm/lib",
+        targets=("gfx803", "gfx900", "gfx906", "gfx908"),
+        rocm="3.5.0",
+        rocm_soname="libamdhip64.so.3",
+        gpus=(90010, 90006),
+    )
+    _env, report = check(root, matrix)
+    found = by_rule(report)
+    assert set(found) == {"TFC402"}
+    (f,) = found["TFC402"]
+    assert "gfx90a" in f.message and "KFD node 1" in f.message and ".hip_fatbin code objects" in f.message
+    assert any(e.source.endswith("_pywrap_tensorflow_internal.so") for e in f.evidence)
+
+
+def _env_with_objects(matrix, version, objects, gpus=()):
+    b = dataclasses.replace(
+        tf_build("2.21.0", distribution="tensorflow-rocm", is_cuda=False),
+        version=version,
+        is_rocm_build=True,
+        rocm_objects=objects,
+    )
+    env = make_env(tf_builds=[b])
+    return dataclasses.replace(
+        env, host=dataclasses.replace(env.host, rocm=Rocm("6.0.2", "/opt/rocm/.info/version", gpus))
+    )
+
+
+def test_table_disagreement_is_information(matrix):
+    obj = RocmObject("/t/libtensorflow_cc.so.2", offload_section=10, gfx_targets=("gfx90a", "gfx942"))
+    (f,), _ = run_rule(_env_with_objects(matrix, "2.14.0.600", (obj,)), matrix, "TFC404")
+    assert f.severity is Severity.INFO and "not in the matrix: gfx942" in f.message and "gfx1100" in f.message
+    same = RocmObject(
+        "/t/x.so", offload_section=10, gfx_targets=("gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100")
+    )
+    assert run_rule(_env_with_objects(matrix, "2.14.0.600", (same,)), matrix, "TFC404")[0] == []
+
+
+def test_compressed_bundles_fall_back_to_the_matrix(matrix):
+    """Targets not all readable (a zstd bundle): the binary list could be short, so TFC402 uses the matrix."""
+    obj = RocmObject("/t/x.so", offload_section=10, offload_compressed=1, gfx_targets=("gfx900",))
+    gpus = (AmdGpu(1, "gfx90a", "/sys/class/kfd/kfd/topology/nodes/1/properties"),)
+    findings, _ = run_rule(_env_with_objects(matrix, "2.14.0.600", (obj,), gpus), matrix, "TFC402")
+    assert findings == []  # gfx90a is in the matrix's list for 2.14.0.600
+    (skip,) = run_rule(_env_with_objects(matrix, "2.14.0.600", (obj,), gpus), matrix, "TFC404")[1]
+    assert "not known from both" in skip.reason
+
+
+def test_matrix_rocm_soname_table(matrix):
+    assert str(matrix.rocm_soname("libamdhip64.so.6").rocm) == "==6.*"
+    assert matrix.rocm_soname("libamdhip64.so.3").confirmed
+    assert not matrix.rocm_soname("libamdhip64.so.5").confirmed
+    assert matrix.rocm_soname("libcudart.so.12") is None
+    # 2.2.0 is also a [[tensorflow]] release: no [[tensorflow_rocm]] row may claim it (the binaries say its ROCm)
+    assert matrix.tf_rocm_release("2.2.0") is None
