@@ -74,7 +74,7 @@ def test_probes_after_a_slow_one_become_unknowns_and_their_rules_are_skipped(tmp
     assert called == []  # not started
     assert env.tensorflow is not None and env.tensorflow.version == "2.21.0"  # finished before: kept
     late = {u.fact: u.reason for u in env.unknowns if u.reason == REASON}
-    assert set(late) == {"libraries", "custom_ops", "driver", "gpus", "rocm", "resources"}
+    assert set(late) == {"libraries", "custom_ops", "driver", "gpus", "rocm", "tensorflow.rocm_objects", "resources"}
     assert env.target.native is None and env.host.driver is None and env.host.resources is None
     from tfcompat.rules import catalog
 
