@@ -1,6 +1,8 @@
-"""ROCm from the binaries, on real tensorflow-rocm wheels from PyPI. Opt-in (the wheels are 290-430 MB):
+"""ROCm from the binaries, on real tensorflow-rocm wheels from PyPI. Opt-in (the wheels are 290-430 MB each):
 
     pip download --no-deps --only-binary=:all: --python-version 3.8 tensorflow-rocm==2.2.0 -d /tmp/rocm-wheels
+    pip download --no-deps --only-binary=:all: --python-version 3.8 tensorflow-rocm==2.4.0 -d /tmp/rocm-wheels
+    pip download --no-deps --only-binary=:all: --python-version 3.9 tensorflow-rocm==2.9.1 -d /tmp/rocm-wheels
     pip download --no-deps --only-binary=:all: --python-version 3.9 tensorflow-rocm==2.14.0.600 -d /tmp/rocm-wheels
     TFCOMPAT_ROCM_WHEELS=/tmp/rocm-wheels python -m pytest -m realwheel tests/project/test_realwheel_rocm.py
 
@@ -27,6 +29,18 @@ CASES = {
         "needed": {"libamdhip64.so.3", "libhsa-runtime64.so.1"},
         "runpath": "/opt/rocm-3.5.0/lib",
         "gfx": ("gfx803", "gfx900", "gfx906", "gfx908"),
+        "objects": OBJECTS,
+    },
+    "2.4.0": {
+        "needed": {"libamdhip64.so.4", "libhsa-runtime64.so.1"},
+        "runpath": "/opt/rocm-4.0.0/lib",
+        "gfx": ("gfx803", "gfx900", "gfx906", "gfx908"),
+        "objects": OBJECTS,
+    },
+    "2.9.1": {
+        "needed": {"libamdhip64.so.5", "libhsa-runtime64.so.1"},
+        "runpath": "/opt/rocm-5.1.3/lib",
+        "gfx": ("gfx1030", "gfx900", "gfx906", "gfx908", "gfx90a"),
         "objects": OBJECTS,
     },
     "2.14.0.600": {

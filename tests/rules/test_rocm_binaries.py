@@ -232,7 +232,8 @@ def test_compressed_bundles_fall_back_to_the_matrix(matrix):
 def test_matrix_rocm_soname_table(matrix):
     assert str(matrix.rocm_soname("libamdhip64.so.6").rocm) == "==6.*"
     assert matrix.rocm_soname("libamdhip64.so.3").confirmed
-    assert not matrix.rocm_soname("libamdhip64.so.5").confirmed
+    assert matrix.rocm_soname("libamdhip64.so.5").confirmed  # read from tensorflow-rocm 2.9.1
+    assert not matrix.rocm_soname("libamdhip64.so.7").confirmed  # from the CMake rule only
     assert matrix.rocm_soname("libcudart.so.12") is None
     # 2.2.0 is also a [[tensorflow]] release: no [[tensorflow_rocm]] row may claim it (the binaries say its ROCm)
     assert matrix.tf_rocm_release("2.2.0") is None
