@@ -36,8 +36,9 @@ def gcc(out, source, *flags):
     return out
 
 
-def hip_stub(out, soname, defines):
-    return gcc(out, "".join(f"int {name}(void) {{ return 0; }}\n" for name in defines), f"-Wl,-soname,{soname}")
+def hip_stub(out, soname, defines, *flags):
+    source = "".join(f"int {name}(void) {{ return 0; }}\n" for name in defines)
+    return gcc(out, source, f"-Wl,-soname,{soname}", *flags)
 
 
 def write(path, text):
@@ -64,7 +65,8 @@ def rocm_tree(
     `rocm_defines`; KFD nodes with the given gfx_target_versions."""
     root = str(tmp_path / "img")
     build = str(tmp_path / "build")  # the build machine's ROCm: only what the linker needed
-    hip_stub(f"{build}/{hip_soname}", hip_soname, uses)
+    if not os.path.exists(f"{build}/{hip_soname}"):  # a test may have built its own (with symbol versions)
+        hip_stub(f"{build}/{hip_soname}", hip_soname, uses)
     os.makedirs(os.path.dirname(root + LIBC), exist_ok=True)
     shutil.copy(LIBC, root + LIBC)  # the objects need libc: without it the loader would skip symbol checks
     pkg = f"{root}{SITE}/tensorflow"
@@ -96,10 +98,10 @@ def rocm_tree(
         f"{root}{SITE}/tensorflow_rocm-{version}.dist-info/METADATA",
         f"Metadata-Version: 2.1\nName: tensorflow-rocm\nVersion: {version}\n",
     )
-    lib = f"{root}/opt/rocm-{rocm}/lib"
-    hip_stub(f"{lib}/{rocm_soname}", rocm_soname, rocm_defines)
-    write(f"{root}/opt/rocm-{rocm}/.info/version", f"{rocm}-72\n")
-    os.symlink(f"/opt/rocm-{rocm}", f"{root}/opt/rocm")
+    if rocm is not None:  # None: the test installs its own ROCm
+        hip_stub(f"{root}/opt/rocm-{rocm}/lib/{rocm_soname}", rocm_soname, rocm_defines)
+        write(f"{root}/opt/rocm-{rocm}/.info/version", f"{rocm}-72\n")
+        os.symlink(f"/opt/rocm-{rocm}", f"{root}/opt/rocm")
     for node, target in enumerate(gpus, start=1):
         write(f"{root}/sys/class/kfd/kfd/topology/nodes/{node}/properties", f"gfx_target_version {target}\n")
     return root
@@ -145,9 +147,9 @@ def test_rocm_major_mismatch_libamdhip64_missing(tmp_path, matrix):
     }
     f = missing[0]
     assert f.severity is Severity.ERROR and "libamdhip64.so.3" in f.message and "ROCm 4.0.0 is installed" in f.message
-    assert "libamdhip64.so.3 comes with ROCm ==3.*" in f.message and "cannot open shared object file" in f.message
+    assert "libamdhip64.so.3 comes with ROCm 3.x" in f.message and "cannot open shared object file" in f.message
     (v,) = found["TFC401"]
-    assert "built for ROCm 3.*" in v.message and "ROCm 4.0.0 is installed" in v.message
+    assert "built for ROCm 3.x" in v.message and "ROCm 4.0.0 is installed" in v.message
     assert any(e.value == "libamdhip64.so.3" for e in v.evidence)
 
 
@@ -237,3 +239,30 @@ def test_matrix_rocm_soname_table(matrix):
     assert matrix.rocm_soname("libcudart.so.12") is None
     # 2.2.0 is also a [[tensorflow]] release: no [[tensorflow_rocm]] row may claim it (the binaries say its ROCm)
     assert matrix.tf_rocm_release("2.2.0") is None
+
+
+def test_hip_symbol_version_missing_from_an_older_runtime(tmp_path, matrix):
+    """A libamdhip64.so.6 reference to hipMallocAsync@hip_6.0 (as tensorflow-rocm 2.14.0.600's objects need
+    hip_4.2 and hip_6.0, read from the wheel) against a runtime whose version script defines hip_4.2 only: the
+    loader stops with "version `hip_6.0' not found (required by .../libtensorflow_framework.so.2)"."""
+    build, root = str(tmp_path / "build"), str(tmp_path / "img")
+    both = "hip_4.2 { global: hipGetDeviceCount; local: *; };\nhip_6.0 { global: hipMallocAsync; } hip_4.2;\n"
+    old = "hip_4.2 { global: hipGetDeviceCount; hipMallocAsync; local: *; };\n"
+    for where, script in ((build, both), (f"{root}/opt/rocm-6.0.0/lib", old)):
+        write(f"{where}/hip.map", script)
+        hip_stub(
+            f"{where}/libamdhip64.so.6", "libamdhip64.so.6", HIP_USED[::2], f"-Wl,--version-script,{where}/hip.map"
+        )
+        os.unlink(f"{where}/hip.map")
+    targets = ("gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100")  # as the matrix lists (no TFC404)
+    tree = rocm_tree(
+        tmp_path, version="2.14.0.600", hip_soname="libamdhip64.so.6", uses=HIP_USED[::2], targets=targets, rocm=None
+    )
+    assert tree == root
+    write(f"{root}/opt/rocm-6.0.0/.info/version", "6.0.0-91\n")
+    os.symlink("/opt/rocm-6.0.0", f"{root}/opt/rocm")
+    _env, report = check(root, matrix)
+    found = by_rule(report)
+    assert set(found) == {"TFC403"}
+    f = found["TFC403"][0]
+    assert "symbol versions hip_6.0 (libamdhip64.so.6: /opt/rocm-6.0.0/lib/libamdhip64.so.6)" in f.message

@@ -92,6 +92,12 @@ def rocm_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     )
 
 
+def rocm_range(spec: SpecifierSet) -> str:
+    """'==5.*' -> '5.x'; any other specifier as written."""
+    m = re.fullmatch(r"==(\d+(?:\.\d+)*)\.\*", str(spec))
+    return f"{m.group(1)}.x" if m else str(spec)
+
+
 def binary_rocm(tf: TensorFlowBuild, matrix: Matrix) -> Optional[tuple[str, Evidence, Optional[SpecifierSet]]]:
     """The ROCm TF's own objects were built for: (version, evidence, None) from a RUNPATH that names the build
     machine's /opt/rocm-X.Y.Z; else (the range, evidence, its specifier) from a ROCm soname the matrix knows."""
@@ -104,8 +110,9 @@ def binary_rocm(tf: TensorFlowBuild, matrix: Matrix) -> Optional[tuple[str, Evid
         for name in obj.rocm_needed:
             known = matrix.rocm_soname(name)
             if known is not None:
-                fact = f"DT_NEEDED of {obj.path} (ROCm {known.rocm}" + (")" if known.confirmed else ", unconfirmed)")
-                return str(known.rocm).lstrip("="), Evidence(fact, name, ", ".join(known.source)), known.rocm
+                rng = rocm_range(known.rocm)
+                fact = f"DT_NEEDED of {obj.path} (ROCm {rng}" + (")" if known.confirmed else ", unconfirmed)")
+                return rng, Evidence(fact, name, ", ".join(known.source)), known.rocm
     return None
 
 

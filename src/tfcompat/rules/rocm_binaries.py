@@ -9,7 +9,7 @@ from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, RocmObject, Severity
 from tfcompat.rules._common import required_tf, tf_evidence, tf_label
-from tfcompat.rules.rocm import binary_gfx
+from tfcompat.rules.rocm import binary_gfx, rocm_range
 
 Result = Iterator[Union[Hit, NotApplicable]]
 # ROCm's library families by name (HIP, HSA, RCCL, roc*/hip* math libraries, MIOpen): what this rule judges.
@@ -64,9 +64,11 @@ def _unresolved(env: Environment, matrix: Matrix, obj: RocmObject) -> Optional[_
     picked = Evidence("ROCm libraries the loader picks", "; ".join(obj.rocm_resolved) or "none", obj.path)
     if rocm_missing:
         known = [matrix.rocm_soname(n) for n in rocm_missing]
-        ships = [f"{n} comes with ROCm {k.rocm}" for n, k in zip(rocm_missing, known) if k is not None]
+        ships = [f"{n} comes with ROCm {rocm_range(k.rocm)}" for n, k in zip(rocm_missing, known) if k is not None]
         evidence = tuple(Evidence(f"DT_NEEDED of {obj.path}", n, "loader model: found nowhere") for n in rocm_missing)
-        evidence += tuple(Evidence("[[rocm_soname]]", str(k.rocm), ", ".join(k.source)) for k in known if k)
+        evidence += tuple(
+            Evidence(f"[[rocm_soname]] {k.soname}", rocm_range(k.rocm), ", ".join(k.source)) for k in known if k
+        )
         return (
             f"{obj.path} needs {', '.join(rocm_missing)}, which the loader finds nowhere ({installed} is "
             f"installed{'; ' + '; '.join(ships) if ships else ''}): import tensorflow fails with "
