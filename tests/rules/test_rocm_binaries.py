@@ -266,3 +266,20 @@ def test_hip_symbol_version_missing_from_an_older_runtime(tmp_path, matrix):
     assert set(found) == {"TFC403"}
     f = found["TFC403"][0]
     assert "symbol versions hip_6.0 (libamdhip64.so.6: /opt/rocm-6.0.0/lib/libamdhip64.so.6)" in f.message
+
+
+def test_rocm_objects_round_trip_and_validate_against_the_report_schema(tmp_path, matrix):
+    """The new snapshot fields survive `scan` -> JSON -> `check --from`, and the JSON report validates."""
+    import json
+
+    import jsonschema
+
+    from tfcompat.model import environment_from_json, to_json_dict
+    from tfcompat.render.json import schema_text
+
+    root = rocm_tree(tmp_path, hip_soname="libamdhip64.so.3", rocm="4.0.0", rocm_soname="libamdhip64.so.4")
+    env, report = check(root, matrix)
+    assert env.tensorflow.rocm_objects and environment_from_json(json.loads(json.dumps(to_json_dict(env)))) == env
+    doc = json.loads(json.dumps(to_json_dict(report)))
+    jsonschema.Draft202012Validator(json.loads(schema_text())).validate(doc)
+    assert doc["environment"]["target"]["tensorflow"][0]["rocm_objects"][0]["rocm_needed"] == ["libamdhip64.so.3"]
