@@ -47,6 +47,15 @@ TOOLKIT_11_2 = [
     ("libcusparse.so.11.4.0.135", "libcusparse.so.11"),
     ("libcupti.so.11.2.152", "libcupti.so.11.2"),
 ]
+TOOLKIT_11_8 = [
+    ("libcudart.so.11.8.89", "libcudart.so.11.0"),
+    ("libcublas.so.11.11.3.6", "libcublas.so.11"),
+    ("libcublasLt.so.11.11.3.6", "libcublasLt.so.11"),
+    ("libcufft.so.10.9.0.58", "libcufft.so.10"),
+    ("libcurand.so.10.3.0.86", "libcurand.so.10"),
+    ("libcusolver.so.11.4.1.48", "libcusolver.so.11"),
+    ("libcusparse.so.11.7.5.86", "libcusparse.so.11"),
+]
 TOOLKIT_10_1 = [
     ("libcudart.so.10.1.243", "libcudart.so.10.1"),
     ("libcublas.so.10.2.1.243", "libcublas.so.10"),

@@ -8,13 +8,16 @@ gives a wheel's file the wheel's.
 
 import pytest
 from conda_fixtures import (
+    BUILD_INFO_2_5,
+    CUDNN8_SUBS,
     PREFIX,
     SITE,
     TOOLKIT_10_1,
+    TOOLKIT_11_8,
     conda_env,
 )
 from elf_fixtures import link, needs_gcc, write_so
-from probe_helpers import write
+from probe_helpers import make_dist, write
 
 from tfcompat.model import Severity
 from tfcompat.probes.native.elf import clear_cache
@@ -182,3 +185,34 @@ def test_conda_forge_tf_rpath_is_searched_before_ld_library_path(tmp_path, matri
     assert cudnn.found_via == "DT_RPATH" and cudnn.distribution == "conda-forge::cudnn"
     assert not hits(report, "TFC302")
     assert [h.severity for h in hits(report, "TFC304")] == [Severity.INFO]
+
+
+@needs_gcc
+def test_conda_cudnn_ahead_of_the_pip_cudnn_wheel_in_ld_library_path(tmp_path, matrix):
+    """TF's pip guide for 2.12 (conda cudatoolkit=11.8 + pip nvidia-cudnn-cu11==8.6.0.163, then
+    LD_LIBRARY_PATH=$CONDA_PREFIX/lib/:$CUDNN_PATH/lib) with an older conda cudnn left in the env: "Loaded runtime
+    CuDNN library: 8.1.0 but source was compiled with: 8.6.0" because <env>/lib comes first
+    (https://github.com/tensorflow/docs/pull/2251). TFC302 names the conda package that wins; TFC304 notes the
+    wheel's 8.6 further down the path."""
+    conda_env(
+        tmp_path,
+        toolkit_version="11.8.0",
+        toolkit_libs=TOOLKIT_11_8,
+        tf_kw=dict(PIP_TF, version="2.12.0", build_info=BUILD_INFO_2_5.replace("'11.2'", "'11.8'")),
+    )
+    site = str(tmp_path) + SITE
+    wheel_lib = site + "/nvidia/cudnn/lib"
+    files = ["libcudnn.so.8"] + [f"libcudnn_{s}.so.8" for s in CUDNN8_SUBS]
+    for name in files:
+        write_so(f"{wheel_lib}/{name}")
+    info = make_dist(site, "nvidia-cudnn-cu11", "8.6.0.163")
+    write(info + "/RECORD", "".join(f"nvidia/cudnn/lib/{n},sha256=x,1\n" for n in files))
+    llp = f"{tmp_path}{PREFIX}/lib:{wheel_lib}"
+    _, report = judge(matrix, tmp_path, {"LD_LIBRARY_PATH": llp}, host=True)
+    (old,) = hits(report, "TFC302")
+    assert old.severity == Severity.ERROR
+    assert f"cuDNN 8.1.0.77 ({tmp_path}{PREFIX}/lib/libcudnn.so.8.1.0 (conda-forge::cudnn 8.1.0.77" in old.message
+    assert "older than cuDNN 8.6" in old.message
+    (note,) = hits(report, "TFC304")
+    assert note.severity == Severity.INFO
+    assert f"libcudnn.so.8: 8.1.0.77 wins, also {wheel_lib}/libcudnn.so.8 (nvidia-cudnn-cu11 8.6.0.163" in note.message
