@@ -59,7 +59,7 @@ class LibraryCopy:
     owner: Optional[str] = None  # the object whose DT_RPATH/DT_RUNPATH named that element
     version: Optional[str] = None
     version_source: Optional[str] = None  # wheel METADATA, "file name ...", cudnn_version.h, version.json
-    distribution: Optional[str] = None  # the nvidia-* wheel that installed it
+    distribution: Optional[str] = None  # the nvidia-* wheel that installed it, or a conda package: "conda-forge::cudnn"
     problem: Optional[str] = None  # why the loader cannot use it (not ELF, another ELF class, ...)
 
 
