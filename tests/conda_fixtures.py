@@ -2,7 +2,8 @@
 
 No conda channel is reachable from the test machines, so the records are written by hand in the format
 conda documents for an installed package (conda/conda ``conda/models/records.py``, PrefixRecord; the
-``info/index.json`` fields of https://docs.conda.io/projects/conda/en/latest/user-guide/concepts/pkg-specs.html):
+``info/index.json`` fields of https://docs.conda.io/projects/conda/en/latest/user-guide/concepts/pkg-specs.html;
+real records as rattler writes them: conda/rattler ``test-data/conda-meta/*.json``):
 ``<prefix>/conda-meta/<name>-<version>-<build>.json`` with name, version, build, build_number, channel
 (the channel URL with its subdir, as conda writes it), subdir, url, depends, files (relative to the
 prefix) and paths_data. The libraries are real ELF files with the sonames the real packages ship

@@ -96,6 +96,10 @@ def test_prefix_from_site_packages_from_the_interpreter_and_none_without_conda_m
     os.makedirs(str(tmp_path) + SITE)
     assert conda_prefixes(root, [str(tmp_path) + SITE]) == [PREFIX]
     assert conda_prefixes(root, [], PREFIX + "/bin/python3.9") == [PREFIX]
+    # a venv made from the conda env's python: its own prefix has no conda-meta/, the interpreter's has
+    os.makedirs(str(tmp_path) + "/venv/bin")
+    os.symlink(PREFIX + "/bin/python3.9", str(tmp_path) + "/venv/bin/python")
+    assert conda_prefixes(root, [], "/venv/bin/python") == [PREFIX]
     # a plain venv: no conda-meta/ beside its lib/
     os.makedirs(str(tmp_path) + "/venv/lib/python3.11/site-packages")
     assert conda_prefixes(root, [str(tmp_path) + "/venv/lib/python3.11/site-packages"]) == []
@@ -121,6 +125,8 @@ def test_named_environment_under_envs(tmp_path):
     "data, want",
     [
         ({"channel": "https://conda.anaconda.org/conda-forge/linux-64"}, "conda-forge"),
+        # rattler/pixi write the channel without its subdir (conda/rattler test-data/conda-meta/*.json)
+        ({"channel": "https://conda.anaconda.org/conda-forge/"}, "conda-forge"),
         ({"channel": "https://conda.anaconda.org/nvidia/label/cuda-11.8.0/linux-64"}, "nvidia/label/cuda-11.8.0"),
         ({"channel": "https://repo.anaconda.com/pkgs/main/linux-64"}, "pkgs/main"),
         ({"channel": "conda-forge"}, "conda-forge"),

@@ -52,10 +52,17 @@ def conda_prefixes(root: Root, site_dirs: Sequence[str], executable: Optional[st
         if m:
             candidates.append(m.group(1))
     if executable:
-        exe = root.display(executable) if root.is_host else executable
-        bindir = posixpath.dirname(exe)
-        if posixpath.basename(bindir) == "bin":
-            candidates.append(posixpath.dirname(bindir))
+        exe = root.display(executable)
+        # a venv made from a conda python: its bin/python links into the conda env, whose lib/ the
+        # interpreter's DT_RPATH $ORIGIN/../lib still puts on the loader's path
+        try:
+            real = root.resolve(exe)
+        except OSError:
+            real = exe
+        for path in (exe, real):
+            bindir = posixpath.dirname(path)
+            if posixpath.basename(bindir) == "bin":
+                candidates.append(posixpath.dirname(bindir))
     out: list[str] = []
     for prefix in candidates:
         prefix = prefix or "/"
