@@ -48,6 +48,15 @@ TOOLKIT_11_2 = [
     ("libcusparse.so.11.4.0.135", "libcusparse.so.11"),
     ("libcupti.so.11.2.152", "libcupti.so.11.2"),
 ]
+TOOLKIT_11_1 = [
+    ("libcudart.so.11.1.74", "libcudart.so.11.0"),
+    ("libcublas.so.11.3.0.106", "libcublas.so.11"),
+    ("libcublasLt.so.11.3.0.106", "libcublasLt.so.11"),
+    ("libcufft.so.10.3.0.74", "libcufft.so.10"),
+    ("libcurand.so.10.2.2.74", "libcurand.so.10"),
+    ("libcusolver.so.11.0.1.74", "libcusolver.so.11"),
+    ("libcusparse.so.11.3.0.10", "libcusparse.so.11"),
+]
 TOOLKIT_11_8 = [
     ("libcudart.so.11.8.89", "libcudart.so.11.0"),
     ("libcublas.so.11.11.3.6", "libcublas.so.11"),

@@ -13,11 +13,12 @@ from conda_fixtures import (
     PREFIX,
     SITE,
     TOOLKIT_10_1,
+    TOOLKIT_11_1,
     TOOLKIT_11_8,
     conda_env,
 )
 from elf_fixtures import link, needs_gcc, write_so
-from probe_helpers import make_dist, write
+from probe_helpers import BUILD_INFO_2_4_4, make_dist, write
 
 from tfcompat.model import Severity
 from tfcompat.probes.native.elf import clear_cache
@@ -216,3 +217,23 @@ def test_conda_cudnn_ahead_of_the_pip_cudnn_wheel_in_ld_library_path(tmp_path, m
     (note,) = hits(report, "TFC304")
     assert note.severity == Severity.INFO
     assert f"libcudnn.so.8: 8.1.0.77 wins, also {wheel_lib}/libcudnn.so.8 (nvidia-cudnn-cu11 8.6.0.163" in note.message
+
+
+@needs_gcc
+def test_tf_2_4_with_conda_cudatoolkit_11_1_lacks_cusolver_10(tmp_path, matrix):
+    """TF 2.4 (CUDA 11.0) asks for libcusolver.so.10, which CUDA 11.1+ no longer ships ("Could not load dynamic
+    library 'libcusolver.so.10'", https://github.com/tensorflow/tensorflow/issues/45263,
+    https://github.com/kundajelab/chrombpnet/issues/49): with conda's cudatoolkit 11.1 the rest loads (cudart
+    11.1 is newer than the build's 11.0: no TFC303), cuSOLVER does not, and TFC301 names the .so.11 conda has."""
+    conda_env(
+        tmp_path,
+        toolkit_version="11.1.74",
+        toolkit_libs=TOOLKIT_11_1,
+        cudnn_version="8.0.5.39",
+        tf_kw={"version": "2.4.1", "build_info": BUILD_INFO_2_4_4, "conda_build": None},
+    )
+    _, report = judge(matrix, tmp_path)
+    (hit,) = hits(report, "TFC301")
+    assert "cannot be loaded" in hit.message and ": libcusolver.so.10;" in hit.message
+    assert any("libcusolver.so.11 in /opt/conda/lib" in e.value for e in hit.evidence)
+    assert not hits(report, "TFC303") and not hits(report, "TFC302")
