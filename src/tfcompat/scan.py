@@ -12,6 +12,7 @@ from typing import Optional
 from tfcompat import __version__
 from tfcompat.matrix import WorldFacts, shipped_facts
 from tfcompat.model import (
+    CondaPackage,
     CustomOp,
     Driver,
     Environment,
@@ -25,6 +26,7 @@ from tfcompat.model import (
     Unknown,
 )
 from tfcompat.probes.budget import UNLIMITED, Budget
+from tfcompat.probes.conda import probe_conda
 from tfcompat.probes.custom_ops import probe_custom_ops
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
 from tfcompat.probes.importprobe import probe_import
@@ -115,6 +117,10 @@ def scan(
     if not late("tensorflow"):
         tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root, facts.tf_distribution_names)
         unknowns += tf_unknowns
+    conda: tuple[CondaPackage, ...] = ()
+    if not late("conda"):  # a conda environment's CUDA library packages: the libraries probe versions their files
+        conda, conda_unknowns = probe_conda(root, resolved.search_path, resolved.python.executable)
+        unknowns += conda_unknowns
     platform = Platform()
     if not late("platform"):
         platform, platform_unknowns = probe_platform(root)
@@ -139,6 +145,7 @@ def scan(
             loader_config=loader_config,
             facts=facts,
             budget=budget,
+            conda=conda,
         )
         unknowns += native_unknowns
     custom_ops: tuple[CustomOp, ...] = ()
@@ -214,6 +221,7 @@ def scan(
             tensorflow=tf_builds,
             native=native,
             custom_ops=custom_ops,
+            conda_packages=conda,
         ),
         unknowns=tuple(unknowns),
         tool_version=__version__,

@@ -99,6 +99,7 @@ def test_a_budget_spent_before_the_packages_leaves_every_probe_unknown(tmp_path,
     assert late == {
         "packages",
         "tensorflow",
+        "conda",
         "platform",
         "libraries",
         "custom_ops",

@@ -42,6 +42,7 @@ from tfcompat.model.report import (
     Skip,
 )
 from tfcompat.model.target import (
+    CondaPackage,
     CustomOp,
     LibraryCopy,
     LibraryResolution,
@@ -57,6 +58,7 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "SNAPSHOT_VERSION",
     "AmdGpu",
+    "CondaPackage",
     "CustomOp",
     "Driver",
     "DriverLibrary",

@@ -59,7 +59,7 @@ class LibraryCopy:
     owner: Optional[str] = None  # the object whose DT_RPATH/DT_RUNPATH named that element
     version: Optional[str] = None
     version_source: Optional[str] = None  # wheel METADATA, "file name ...", cudnn_version.h, version.json
-    distribution: Optional[str] = None  # the nvidia-* wheel that installed it
+    distribution: Optional[str] = None  # the nvidia-* wheel that installed it, or a conda package: "conda-forge::cudnn"
     problem: Optional[str] = None  # why the loader cannot use it (not ELF, another ELF class, ...)
 
 
@@ -132,6 +132,21 @@ class CustomOp:
 
 
 @dataclasses.dataclass(frozen=True)
+class CondaPackage:
+    """A CUDA library (or TensorFlow) package a conda environment installed: its conda-meta/*.json record."""
+
+    name: str  # "cudnn", "cudatoolkit", "cuda-cudart", "tensorflow-base"
+    version: str  # as conda states it: "8.1.0.77"
+    build: str  # build string: "h90431f1_0"; conda-forge TF builds name their CUDA in it ("cuda112py39h...")
+    channel: str  # "conda-forge", "pkgs/main", or the channel URL when it names no known host
+    prefix: str  # the environment (the directory that holds conda-meta/), inside --root
+    record_path: str  # <prefix>/conda-meta/<name>-<version>-<build>.json, inside --root
+    build_number: Optional[int] = None
+    subdir: Optional[str] = None  # "linux-64"
+    libraries: tuple[str, ...] = ()  # the shared objects its `files` list (lib/lib*.so*), inside --root
+
+
+@dataclasses.dataclass(frozen=True)
 class Target:
     """The Python environment the job will use (a venv, a conda env, an image)."""
 
@@ -143,3 +158,5 @@ class Target:
     tensorflow: tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
     native: Optional[NativeLibraries] = None  # CUDA/cuDNN/... libraries TF will load (issue 4)
     custom_ops: tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
+    # conda environments (issue 14): the conda-meta records of CUDA libraries and TensorFlow, in prefix order
+    conda_packages: tuple[CondaPackage, ...] = ()
