@@ -280,3 +280,41 @@ def merge(scans: Iterable[FatbinScan]) -> FatbinScan:
 def describe(scan: FatbinScan) -> str:
     """``sm_60 x812, sm_70 x812, compute_90 x804`` (entry counts per architecture)."""
     return ", ".join(f"{a} x{n}" for a, n in scan.counts) or "no fatbin entries"
+
+
+# TF's own CUDA objects: 2.x keeps its kernels in these two libraries (the pywrap module links them), 1.15 and
+# 2.0/2.1 keep them under tensorflow_core/, TF 1.x names the framework library .so.1.
+TF_OBJECTS = (
+    "libtensorflow_framework.so.2",
+    "libtensorflow_framework.so.1",
+    "libtensorflow_framework.so",
+    "libtensorflow_cc.so.2",
+    "python/_pywrap_tensorflow_internal.so",
+)
+
+
+def tensorflow_objects(location: str, root: Optional[Root] = None) -> list[str]:
+    """TF's CUDA objects installed in `location` (a site-packages dir), each file once (links resolved)."""
+    root = root or Root(None)
+    out: list[str] = []
+    seen: set = set()
+    for package in ("tensorflow", "tensorflow_core"):
+        for name in TF_OBJECTS:
+            path = f"{location.rstrip('/')}/{package}/{name}"
+            try:
+                inside = root.inside(path)
+                if not root.is_file(inside):
+                    continue
+                st = root.stat(inside)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                out.append(path)
+    return out
+
+
+def read_tensorflow_binaries(location: str, root: Optional[Root] = None) -> tuple[FatbinScan, list[str]]:
+    """The merged fatbin entries of TF's CUDA objects in `location`, and the objects read."""
+    objects = tensorflow_objects(location, root)
+    return merge(read_fatbins(p, root) for p in objects), objects
