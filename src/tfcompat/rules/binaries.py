@@ -79,7 +79,7 @@ def build_info_disagrees(env: Environment, matrix: Matrix) -> Result:
         return
     files = tf.binary_capabilities_source or "TF's CUDA objects"
     ev: list[Evidence] = [
-        Evidence("tensorflow build compute capabilities", " ".join(tf.compute_capabilities), tf.build_info_path or "build_info.py"),
+        Evidence("tensorflow build compute capabilities", " ".join(tf.compute_capabilities), tf.build_info_path or "?"),
         Evidence(
             "tensorflow binary compute capabilities",
             " ".join(tf.binary_capabilities),

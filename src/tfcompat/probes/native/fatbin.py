@@ -224,9 +224,9 @@ def find_section(elf: ElfFile, name: str = SECTION) -> Optional[tuple[int, int, 
     mm = elf._mm
     for i in range(1, shnum):
         sh_name, sh_type, off, size, _link = header(i)
-        if sh_name < str_size and str_off + sh_name + len(want) <= elf.size:
-            if mm[str_off + sh_name : str_off + sh_name + len(want)] == want:
-                return off, size, sh_type
+        start = str_off + sh_name
+        if sh_name < str_size and start + len(want) <= elf.size and mm[start : start + len(want)] == want:
+            return off, size, sh_type
     return None
 
 
