@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from tfcompat.probes.native.fatbin import describe, read_fatbins  # noqa: E402
+from tfcompat.probes.native.fatbin import describe, read_fatbins
 
 
 def main(argv: list[str] | None = None) -> int:

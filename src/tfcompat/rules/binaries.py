@@ -15,7 +15,7 @@ from tfcompat.rules.gpus import binary_coverage, gpu_name
 Result = Iterator[Union[Hit, NotApplicable]]
 
 
-def _stated(entries: Sequence[str]) -> set[str]:
+def stated_entries(entries: Sequence[str]) -> set[str]:
     """build_info's list as code: in TF's build rules every entry gives SASS and compute_XY adds PTX."""
     out: set[str] = set()
     for e in entries:
@@ -29,7 +29,7 @@ def _stated(entries: Sequence[str]) -> set[str]:
     return out
 
 
-def _carried(entries: Sequence[str]) -> set[str]:
+def carried_entries(entries: Sequence[str]) -> set[str]:
     return {e for e in entries if e.startswith(("sm_", "compute_")) and parse_arch(e) is not None}
 
 
@@ -73,7 +73,7 @@ def build_info_disagrees(env: Environment, matrix: Matrix) -> Result:
             else "the SASS/PTX entries of TF's CUDA objects were not read (a pip-installed wheel) or hold none"
         )
         return
-    stated, carried = _stated(tf.compute_capabilities), _carried(tf.binary_capabilities)
+    stated, carried = stated_entries(tf.compute_capabilities), carried_entries(tf.binary_capabilities)
     missing, extra = stated - carried, carried - stated
     if not missing and not extra:
         return

@@ -247,7 +247,8 @@ def test_damaged_elf_sections_are_problems(tmp_path):
     assert "SHT_NOBITS" in nobits.problems[0]
     past = read_fatbins(write(tmp_path, elf_with_section(data, size=1 << 40), "past.so"))
     assert "runs past the end of the file" in past.problems[0] and dict(past.counts) == {"sm_52": 1}
-    whole = open(fixture("libaxpy_sm75_sm90.so"), "rb").read()
+    with open(fixture("libaxpy_sm75_sm90.so"), "rb") as fh:
+        whole = fh.read()
     for cut in range(0, len(whole), 997):  # every truncation of a real library: a problem at worst
         read_fatbins(write(tmp_path, whole[:cut], "cut.so"))
     assert "neither an ELF object nor a fatbin" in read_fatbins(write(tmp_path, b"hello", "t.txt")).problems[0]
