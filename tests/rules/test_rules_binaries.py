@@ -104,4 +104,27 @@ def test_binaries_carrying_more_is_information(matrix):
 def test_tfc210_not_applicable_without_binary_entries(matrix):
     env = env_with("2.21.0", ("sm_60", "compute_90"), (), [])
     _, (skip,) = run_rule(env, matrix, "TFC210")
-    assert "were not read" in skip.reason
+    assert "not read for a wheel that pip or uv installed" in skip.reason
+    _, (skip,) = run_rule(env_with("2.2.0", (), TF231_BINARY, []), matrix, "TFC210")
+    assert "states no compute capabilities" in skip.reason
+
+
+def test_binary_fields_round_trip_and_validate(matrix):
+    """The two TensorFlowBuild fields survive a snapshot and the report schema accepts them (an old snapshot,
+    without them, still decodes: they have defaults)."""
+    import json
+
+    import jsonschema
+
+    from tfcompat.model import environment_from_json, to_json_dict
+    from tfcompat.render.json import schema_text
+    from tfcompat.rules import evaluate
+
+    env = env_with("2.3.1", (), TF231_BINARY, [gpu(0, "GeForce GTX 960M", "5.0")])
+    data = json.loads(json.dumps(to_json_dict(env)))
+    assert environment_from_json(data) == env
+    report = to_json_dict(evaluate(env, matrix))
+    jsonschema.validate(report, json.loads(schema_text()))
+    for tf in data["target"]["tensorflow"]:
+        del tf["binary_capabilities"], tf["binary_capabilities_source"]
+    assert environment_from_json(data).tensorflow.binary_capabilities == ()

@@ -66,11 +66,14 @@ def build_info_disagrees(env: Environment, matrix: Matrix) -> Result:
     and the libraries come from one build.
     """
     tf = required_tf(env)
-    if not tf.compute_capabilities or not tf.binary_capabilities:
+    if not tf.compute_capabilities:
+        yield NotApplicable(f"build_info.py of {tf_label(tf)} states no compute capabilities")
+        return
+    if not tf.binary_capabilities:
         yield NotApplicable(
-            "build_info.py states no compute capabilities"
-            if not tf.compute_capabilities
-            else "the SASS/PTX entries of TF's CUDA objects were not read (a pip-installed wheel) or hold none"
+            f"no SASS/PTX entries in {tf.binary_capabilities_source}"
+            if tf.binary_capabilities_source
+            else "TF's CUDA objects are not read for a wheel that pip or uv installed (its build_info.py is trusted)"
         )
         return
     stated, carried = stated_entries(tf.compute_capabilities), carried_entries(tf.binary_capabilities)
