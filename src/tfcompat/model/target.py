@@ -46,6 +46,10 @@ class TensorFlowBuild:
     wheel_tags: tuple[str, ...] = ()
     wheel_path: Optional[str] = None
     metadata_path: Optional[str] = None
+    # What TF's own CUDA objects carry, from the SASS/PTX entries of their .nv_fatbin sections: read when
+    # build_info lists no compute capabilities or the build is not a pip-installed wheel (probes/native/fatbin).
+    binary_capabilities: tuple[str, ...] = ()  # "sm_60" ... SASS, "compute_90" ... PTX, in architecture order
+    binary_capabilities_source: Optional[str] = None  # the objects read, comma-separated; None: not read
 
 
 @dataclasses.dataclass(frozen=True)
