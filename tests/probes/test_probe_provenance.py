@@ -85,20 +85,28 @@ def test_top_level_from_top_level_txt_and_from_record_for_tensorflow_names(tmp_p
     assert _one(tmp_path, "numpy").top_level == ()
 
 
-def test_real_tensorflow_text_venv_facts():
-    """Opt-in check against the real TF 2.21 + tensorflow-text venv, when present: pip installed both, from an
-    index (no direct_url.json), and tensorflow-text's wheel ships .so files (the matrix's `native = true`)."""
-    site = "/tmp/tftext/lib/python3.11/site-packages"
-    if not os.path.isdir(site):
-        pytest.skip("no /tmp/tftext venv on this machine")
-    text = _one(site, "tensorflow-text")
-    tf = _one(site, "tensorflow")
-    assert (text.installer, text.origin, text.top_level) == ("pip", None, ("tensorflow_text",))
-    assert (tf.installer, tf.origin, tf.top_level) == ("pip", None, ("tensorflow",))
+@pytest.mark.realwheel
+@pytest.mark.skipif(not os.environ.get("TFCOMPAT_TF_PYTHON"), reason="set TFCOMPAT_TF_PYTHON (a TF venv's python)")
+def test_real_venv_provenance_facts(matrix):
+    """Opt-in, on a real venv (`pip install tensorflow==2.21.0 tensorflow-text`, e.g. /tmp/tftext):
+    TFCOMPAT_TF_PYTHON=/tmp/tftext/bin/python python -m pytest -m realwheel tests/probes/test_probe_provenance.py.
+    pip installed both from an index (INSTALLER pip, no direct_url.json), TF is a PyPI wheel (manylinux tag), and
+    tensorflow-text's wheel ships .so files: the matrix's `native = true` for it is the wheel's content."""
     from tfcompat.probes.packages import record_files
+    from tfcompat.probes.target import TargetSpec
+    from tfcompat.rules.provenance import tf_origin
+    from tfcompat.scan import scan
 
+    env = scan(TargetSpec(python=os.environ["TFCOMPAT_TF_PYTHON"]), nvml=False)
+    tf = env.package(env.tensorflow.distribution)
+    assert (tf.installer, tf.origin, tf.top_level) == ("pip", None, ("tensorflow",))
+    assert tf_origin(env, matrix).label == "a PyPI wheel (pip)"
+    text = env.package("tensorflow-text")
+    if text is None:
+        pytest.skip("no tensorflow-text in that venv")
+    assert (text.installer, text.origin, text.top_level) == ("pip", None, ("tensorflow_text",))
     files, _ = record_files(text, keep=lambda rel: rel.endswith(".so"))
-    assert len(files) > 10
+    assert len(files) > 10 and any(c.native for c in matrix.companions if c.package == "tensorflow-text")
 
 
 def test_ngc_release_from_the_host_environment(tmp_path):
