@@ -9,6 +9,7 @@ wheel's tags, build_info, an NGC image's release, conda-meta/); the rules only r
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from typing import Optional, Union
 
@@ -46,6 +47,10 @@ class Origin:
         return _LABELS[self.kind]
 
 
+def _installer_file(pkg: Package) -> str:
+    return os.path.join(os.path.dirname(pkg.metadata_path), "INSTALLER")
+
+
 def _platforms(tf: TensorFlowBuild) -> list[str]:
     """The platform tags of the build's wheel (`cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64`)."""
     out: list[str] = []
@@ -81,23 +86,31 @@ def tf_origin(env: Environment, matrix: Matrix) -> Optional[Origin]:
     label = _nvidia_label(tf, matrix)
     pypi_like = any(p.startswith(_PYPI_PLATFORMS) for p in platforms) and tf.distribution != "nvidia-tensorflow"
     if tf.distribution == "nvidia-tensorflow" or label:
-        return Origin(NGC, (tf_evidence(tf), Evidence("NVIDIA build", f"+{label}" if label else tf.distribution, "")))
+        return Origin(
+            NGC,
+            (
+                tf_evidence(tf),
+                Evidence("NVIDIA build", f"+{label}" if label else tf.distribution, "matrix nvidia-tensorflow"),
+            ),
+        )
     if prov is not None and prov.ngc_version and not pypi_like:
         ngc = Evidence("NVIDIA_TENSORFLOW_VERSION", prov.ngc_version, prov.ngc_source or "environment")
         return Origin(NGC, (tf_evidence(tf), ngc))
     installer = pkg.installer if pkg is not None else None
     meta = pkg.metadata_path if pkg is not None else tf.location
+    installer_ev = Evidence("INSTALLER", installer or "", _installer_file(pkg) if pkg is not None else meta)
     conda_meta = prov.conda_meta if prov is not None else None
     if installer == "conda" or (installer is None and conda_meta):
-        ev = Evidence("INSTALLER", installer, meta) if installer else Evidence("conda-meta", conda_meta or "", "")
+        ev = installer_ev if installer else Evidence("conda-meta", conda_meta or "", "conda environment")
         return Origin(CONDA, (tf_evidence(tf), ev), installer)
     if pkg is not None and pkg.origin in ("dir", "editable", "vcs"):
-        url = Evidence("direct_url.json", f"{pkg.origin}: {pkg.direct_url}", meta)
+        url_file = os.path.join(os.path.dirname(meta), "direct_url.json")
+        url = Evidence("direct_url.json", f"{pkg.origin}: {pkg.direct_url}", url_file)
         return Origin(SOURCE, (tf_evidence(tf), url), installer)
     if any(p.startswith("linux_") for p in platforms) or (meta.endswith("METADATA") and tf.wheel_path is None):
         return Origin(SOURCE, (tf_evidence(tf), wheel_ev), installer)
     if pypi_like:
-        pypi_ev = (tf_evidence(tf), wheel_ev) + ((Evidence("INSTALLER", installer, meta),) if installer else ())
+        pypi_ev = (tf_evidence(tf), wheel_ev) + ((installer_ev,) if installer else ())
         return Origin(PYPI, pypi_ev, installer)
     return None
 
@@ -165,7 +178,7 @@ def native_companion_foreign(env: Environment, matrix: Matrix) -> Result:
             f"{pkg.installer} from an index, but {tf_label(tf)} is {origin.label}: PyPI's companions are compiled "
             "against PyPI's TensorFlow (its C++ ABI, compiler flags, abseil and protobuf), so even at the same "
             "version its ops may fail to load (undefined symbol) or crash",
-            evidence=(pkg_evidence(pkg), Evidence(f"{pkg.name} INSTALLER", pkg.installer or "", pkg.metadata_path))
+            evidence=(pkg_evidence(pkg), Evidence(f"{pkg.name} INSTALLER", pkg.installer or "", _installer_file(pkg)))
             + origin.evidence,
             remediation=fix[0].upper() + fix[1:] + ".",
         )
@@ -207,7 +220,8 @@ def companion_other_distribution(env: Environment, matrix: Matrix) -> Result:
                 else f"and {tf.version} would not satisfy {req.specifier} either (TFC104)"
             )
             yield Hit(
-                message=f"{pkg.display_name} {pkg.version} requires the distribution {req}, which is not installed: "
+                message=f"{pkg.display_name} {pkg.version} requires the distribution {req.name}{req.specifier}, which "
+                "is not installed: "
                 f"the `tensorflow` module comes from {tf_label(tf)}, which pip does not count as {wanted}, so the "
                 f"next install that resolves {pkg.name} pulls {wanted} on top of it; {verdict}",
                 evidence=(Evidence(f"{pkg.name} Requires-Dist", str(req), pkg.metadata_path), tf_evidence(tf)),
