@@ -64,7 +64,9 @@ def test_tfc112_healthy_pypi_tensorflow_and_pypi_text(matrix):
 @pytest.mark.parametrize(
     "kwargs, kind",
     [
-        ({"tf_installer": None, "provenance": Provenance(conda_meta="/opt/conda/conda-meta")}, "conda"),
+        # an older conda package: INSTALLER still says pip (pypa/pip#9949), a local tag, in a conda env
+        ({"tags": LOCAL_TAG, "provenance": Provenance(conda_meta="/opt/conda/conda-meta")}, "conda"),
+        ({"tf_installer": "conda"}, "conda"),
         ({"tags": LOCAL_TAG}, "source"),  # a wheel built here: PyPI hosts no linux_x86_64 wheel
         ({"dist": "tensorflow-rocm"}, "rocm"),
         ({"tags": LOCAL_TAG, "provenance": Provenance(ngc_version="24.02-tf2", ngc_source="$X")}, "ngc"),
@@ -84,6 +86,9 @@ def test_tfc112_boundaries_nothing_reported(matrix):
     # NGC's variable alone does not make a PyPI wheel an NVIDIA build (pip install tensorflow inside the image)
     ngc = Provenance(ngc_version="24.02-tf2")
     assert tf_origin(_env(provenance=ngc), matrix).kind == "pypi"
+    # `pip install tensorflow` into a conda env: PyPI's wheel, with PyPI's companions (the usual advice)
+    in_conda = _env(extra=[_text()], provenance=Provenance(conda_meta="/opt/conda/conda-meta"))
+    assert tf_origin(in_conda, matrix).kind == "pypi" and run_rule(in_conda, matrix, "TFC112")[0] == []
     # a locally saved PyPI wheel (archive_info, manylinux tag) is still PyPI's build
     env = _env(extra=[_text()])
     packages = tuple(

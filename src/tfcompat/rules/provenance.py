@@ -100,13 +100,14 @@ def tf_origin(env: Environment, matrix: Matrix) -> Optional[Origin]:
     meta = pkg.metadata_path if pkg is not None else tf.location
     installer_ev = Evidence("INSTALLER", installer or "", _installer_file(pkg) if pkg is not None else meta)
     conda_meta = prov.conda_meta if prov is not None else None
-    if installer == "conda" or (installer is None and conda_meta):
-        ev = installer_ev if installer else Evidence("conda-meta", conda_meta or "", "conda environment")
-        return Origin(CONDA, (tf_evidence(tf), ev), installer)
+    if installer == "conda":  # conda-build writes it (conda/conda-build f914e7b; prefix-dev/rattler-build#206)
+        return Origin(CONDA, (tf_evidence(tf), installer_ev), installer)
     if pkg is not None and pkg.origin in ("dir", "editable", "vcs"):
         url_file = os.path.join(os.path.dirname(meta), "direct_url.json")
         url = Evidence("direct_url.json", f"{pkg.origin}: {pkg.direct_url}", url_file)
         return Origin(SOURCE, (tf_evidence(tf), url), installer)
+    if conda_meta and not pypi_like:  # older conda packages still say INSTALLER pip (pypa/pip#9949)
+        return Origin(CONDA, (tf_evidence(tf), Evidence("conda-meta", conda_meta, "conda environment"), wheel_ev))
     if any(p.startswith("linux_") for p in platforms) or (meta.endswith("METADATA") and tf.wheel_path is None):
         return Origin(SOURCE, (tf_evidence(tf), wheel_ev), installer)
     if pypi_like:
