@@ -18,8 +18,10 @@ from tfcompat.model import (
     Environment,
     Gpu,
     Host,
+    LibraryCopy,
     Package,
     Platform,
+    Provenance,
     Scope,
     Target,
     TensorFlowBuild,
@@ -35,6 +37,7 @@ from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_distributions
 from tfcompat.probes.platform import probe_platform
+from tfcompat.probes.provenance import probe_libtensorflow, probe_provenance
 from tfcompat.probes.resources import probe_resources
 from tfcompat.probes.rocm import probe_rocm
 from tfcompat.probes.rootfs import Root
@@ -163,6 +166,12 @@ def scan(
             budget=budget,
         )
         unknowns += op_unknowns
+    provenance: Optional[Provenance] = None
+    libtensorflow: tuple[LibraryCopy, ...] = ()
+    if not late("provenance", "libtensorflow"):  # NGC release, conda env, the C library (issue 14)
+        provenance, provenance_unknowns = probe_provenance(root, tf, resolved.search_path, env_vars)
+        libtensorflow, libtensorflow_unknowns = probe_libtensorflow(root, loader_config)
+        unknowns += provenance_unknowns + libtensorflow_unknowns
     driver: Optional[Driver] = None
     gpus: tuple[Gpu, ...] = ()
     if not late("driver", "gpus"):
@@ -222,6 +231,8 @@ def scan(
             native=native,
             custom_ops=custom_ops,
             conda_packages=conda,
+            provenance=provenance,
+            libtensorflow=libtensorflow,
         ),
         unknowns=tuple(unknowns),
         tool_version=__version__,

@@ -74,7 +74,16 @@ def test_probes_after_a_slow_one_become_unknowns_and_their_rules_are_skipped(tmp
     assert called == []  # not started
     assert env.tensorflow is not None and env.tensorflow.version == "2.21.0"  # finished before: kept
     late = {u.fact: u.reason for u in env.unknowns if u.reason == REASON}
-    assert set(late) == {"libraries", "custom_ops", "driver", "gpus", "rocm", "resources"}
+    assert set(late) == {
+        "libraries",
+        "custom_ops",
+        "provenance",
+        "libtensorflow",
+        "driver",
+        "gpus",
+        "rocm",
+        "resources",
+    }
     assert env.target.native is None and env.host.driver is None and env.host.resources is None
     from tfcompat.rules import catalog
 
@@ -103,6 +112,8 @@ def test_a_budget_spent_before_the_packages_leaves_every_probe_unknown(tmp_path,
         "platform",
         "libraries",
         "custom_ops",
+        "provenance",
+        "libtensorflow",
         "driver",
         "gpus",
         "rocm",

@@ -25,6 +25,11 @@ class Package:
     requires: tuple[str, ...] = ()  # raw Requires-Dist lines
     requires_python: Optional[str] = None
     display_name: str = ""
+    # provenance (issue 14): who installed it and from where
+    installer: Optional[str] = None  # INSTALLER's first line: "pip", "uv", "conda", ...
+    direct_url: Optional[str] = None  # direct_url.json's "url" (PEP 610): not installed from an index
+    origin: Optional[str] = None  # direct_url.json's kind: "editable", "dir", "vcs", "archive"
+    top_level: tuple[str, ...] = ()  # the import packages it installs (top_level.txt; RECORD for *tensorflow*)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +156,16 @@ class CondaPackage:
 
 
 @dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where the environment's TensorFlow may come from, beyond its own metadata (issue 14)."""
+
+    ngc_version: Optional[str] = None  # NVIDIA_TENSORFLOW_VERSION of an NGC image ("23.03-tf1")
+    ngc_build_id: Optional[str] = None  # NVIDIA_BUILD_ID
+    ngc_source: Optional[str] = None  # where it was read: "$NVIDIA_TENSORFLOW_VERSION", an Apptainer env file
+    conda_meta: Optional[str] = None  # the conda-meta/ directory of the environment holding TensorFlow
+
+
+@dataclasses.dataclass(frozen=True)
 class Target:
     """The Python environment the job will use (a venv, a conda env, an image)."""
 
@@ -164,3 +179,6 @@ class Target:
     custom_ops: tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
     # conda environments (issue 14): the conda-meta records of CUDA libraries and TensorFlow, in prefix order
     conda_packages: tuple[CondaPackage, ...] = ()
+    # provenance (issue 14)
+    provenance: Optional[Provenance] = None
+    libtensorflow: tuple[LibraryCopy, ...] = ()  # the TensorFlow C library (libtensorflow.so.N), the loader's first

@@ -25,6 +25,7 @@ from tfcompat.rules import (  # noqa: F401  (each import registers one family)
     native_abi,
     probe,
     probe_libraries,
+    provenance,
     resources,
     rocm,
     site,
