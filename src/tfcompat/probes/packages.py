@@ -184,7 +184,8 @@ def record_files(
     Each entry is resolved inside the root: an absolute or '../' entry names a file of the image, never of
     the host. `keep`, when given, picks the entries (as written) worth resolving; `contains`, a text every wanted
     row has, rejects the others before csv parses them (TF's RECORD has ~20,000 rows, a few dozen `.so`).
-    Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would otherwise end the read).
+    Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would
+    otherwise end the read).
     """
     root = root or Root(None)
     meta_dir = root.inside(os.path.dirname(pkg.metadata_path))
