@@ -61,7 +61,9 @@ class LibraryVersions:
         if self._owners is None:
             owners: dict[str, Package] = {}
             for p in self.packages:
-                files, why = record_files(p, self.root, keep=lambda rel: ".so" in posixpath.basename(rel))
+                files, why = record_files(
+                    p, self.root, keep=lambda rel: ".so" in posixpath.basename(rel), contains=".so"
+                )
                 if why:
                     self.problems.append(f"cannot list the files {p.name} installed: {why}")
                 for path in files:

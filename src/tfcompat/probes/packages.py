@@ -248,14 +248,19 @@ _MAX_RECORD_LINE = 4096  # a RECORD row is a path (PATH_MAX), a hash and a size
 
 
 def record_files(
-    pkg: Package, root: Optional[Root] = None, keep: Optional[Callable[[str], bool]] = None
+    pkg: Package,
+    root: Optional[Root] = None,
+    keep: Optional[Callable[[str], bool]] = None,
+    contains: Optional[str] = None,
 ) -> tuple[list[str], Optional[str]]:
     """(real paths of the files `pkg` installed, None) from RECORD (dist-info) or installed-files.txt (egg-info),
     or ([], why) when neither can be read.
 
     Each entry is resolved inside the root: an absolute or '../' entry names a file of the image, never of
-    the host. `keep`, when given, picks the entries (as written) worth resolving. Bad UTF-8 is replaced;
-    a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would otherwise end the read).
+    the host. `keep`, when given, picks the entries (as written) worth resolving; `contains`, a text every wanted
+    row has, rejects the others before csv parses them (TF's RECORD has ~20,000 rows, a few dozen `.so`).
+    Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would
+    otherwise end the read).
     """
     root = root or Root(None)
     meta_dir = root.inside(os.path.dirname(pkg.metadata_path))
@@ -271,7 +276,7 @@ def record_files(
             continue
         out: list[str] = []
         for line in text.splitlines():
-            if not line.strip() or len(line) > _MAX_RECORD_LINE:
+            if not line.strip() or len(line) > _MAX_RECORD_LINE or (contains is not None and contains not in line):
                 continue
             if is_csv:
                 try:
