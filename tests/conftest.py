@@ -14,6 +14,11 @@ for _dirpath, _dirs, _files in sorted(os.walk(HERE)):
         sys.path.append(_dirpath)
 
 
+# The matrix cache (tfcompat.matrix.cache) goes to a folder of this run, not the developer's ~/.cache; subprocesses
+# inherit it. tests/matrix/test_matrix_cache.py points it elsewhere where it tests the cache itself.
+os.environ.setdefault("TFCOMPAT_CACHE_DIR", os.path.join(__import__("tempfile").mkdtemp(prefix="tfcompat-cache-")))
+
+
 def in_ci() -> bool:
     """CI=true (GitHub Actions, GitLab, ...): a missing build tool is a broken runner, not a reason to skip."""
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")

@@ -13,19 +13,23 @@ from typing import Optional
 from tfcompat import __version__
 from tfcompat.matrix import WorldFacts, shipped_facts
 from tfcompat.model import (
+    CondaPackage,
     CustomOp,
     Driver,
     Environment,
     Gpu,
     Host,
+    LibraryCopy,
     Package,
     Platform,
+    Provenance,
     Scope,
     Target,
     TensorFlowBuild,
     Unknown,
 )
 from tfcompat.probes.budget import UNLIMITED, Budget
+from tfcompat.probes.conda import probe_conda
 from tfcompat.probes.custom_ops import probe_custom_ops
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
 from tfcompat.probes.importprobe import probe_import
@@ -34,6 +38,7 @@ from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.nvidia import probe_nvidia
 from tfcompat.probes.packages import scan_distributions
 from tfcompat.probes.platform import probe_platform
+from tfcompat.probes.provenance import probe_libtensorflow, probe_provenance
 from tfcompat.probes.resources import probe_resources
 from tfcompat.probes.rocm import probe_rocm, probe_rocm_objects
 from tfcompat.probes.rootfs import Root
@@ -116,6 +121,10 @@ def scan(
     if not late("tensorflow"):
         tf_builds, tf_unknowns = find_tensorflow(packages, resolved.search_path, root, facts.tf_distribution_names)
         unknowns += tf_unknowns
+    conda: tuple[CondaPackage, ...] = ()
+    if not late("conda"):  # a conda environment's CUDA library packages: the libraries probe versions their files
+        conda, conda_unknowns = probe_conda(root, resolved.search_path, resolved.python.executable)
+        unknowns += conda_unknowns
     platform = Platform()
     if not late("platform"):
         platform, platform_unknowns = probe_platform(root)
@@ -140,6 +149,7 @@ def scan(
             loader_config=loader_config,
             facts=facts,
             budget=budget,
+            conda=conda,
         )
         unknowns += native_unknowns
     custom_ops: tuple[CustomOp, ...] = ()
@@ -157,6 +167,12 @@ def scan(
             budget=budget,
         )
         unknowns += op_unknowns
+    provenance: Optional[Provenance] = None
+    libtensorflow: tuple[LibraryCopy, ...] = ()
+    if not late("provenance", "libtensorflow"):  # NGC release, conda env, the C library (issue 14)
+        provenance, provenance_unknowns = probe_provenance(root, tf, resolved.search_path, env_vars)
+        libtensorflow, libtensorflow_unknowns = probe_libtensorflow(root, loader_config)
+        unknowns += provenance_unknowns + libtensorflow_unknowns
     driver: Optional[Driver] = None
     gpus: tuple[Gpu, ...] = ()
     if not late("driver", "gpus"):
@@ -223,6 +239,9 @@ def scan(
             tensorflow=tf_builds,
             native=native,
             custom_ops=custom_ops,
+            conda_packages=conda,
+            provenance=provenance,
+            libtensorflow=libtensorflow,
         ),
         unknowns=tuple(unknowns),
         tool_version=__version__,

@@ -83,6 +83,7 @@ OLD_TF_DISTRIBUTIONS = (
     "tensorflow-aarch64",
     "tensorflow-cpu-aws",
     "tensorflow-directml",
+    "nvidia-tensorflow",  # issue 14
 )
 OLD_PROBE_TF_DISTRIBUTIONS = (
     "tensorflow",

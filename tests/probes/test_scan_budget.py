@@ -74,7 +74,17 @@ def test_probes_after_a_slow_one_become_unknowns_and_their_rules_are_skipped(tmp
     assert called == []  # not started
     assert env.tensorflow is not None and env.tensorflow.version == "2.21.0"  # finished before: kept
     late = {u.fact: u.reason for u in env.unknowns if u.reason == REASON}
-    assert set(late) == {"libraries", "custom_ops", "driver", "gpus", "rocm", "tensorflow.rocm_objects", "resources"}
+    assert set(late) == {
+        "libraries",
+        "custom_ops",
+        "provenance",
+        "libtensorflow",
+        "driver",
+        "gpus",
+        "rocm",
+        "tensorflow.rocm_objects",
+        "resources",
+    }
     assert env.target.native is None and env.host.driver is None and env.host.resources is None
     from tfcompat.rules import catalog
 
@@ -99,9 +109,12 @@ def test_a_budget_spent_before_the_packages_leaves_every_probe_unknown(tmp_path,
     assert late == {
         "packages",
         "tensorflow",
+        "conda",
         "platform",
         "libraries",
         "custom_ops",
+        "provenance",
+        "libtensorflow",
         "driver",
         "gpus",
         "rocm",

@@ -278,3 +278,16 @@ def test_promtool_does_fail_on_a_camel_case_label():
     text = '# HELP x_info x\n# TYPE x_info gauge\nx_info{modelName="H100"} 1\n'
     proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and "camelCase" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_info_series_says_the_scope_the_findings_were_judged_in(matrix):
+    """A dashboard must tell a node agent's run (job limits are information there) from a job's own check."""
+    from tfcompat.model import Scope
+
+    for scope in (Scope.NODE, Scope.JOB):
+        report = dataclasses.replace(evaluate(env_with(), matrix), scope=scope)
+        (info,) = samples(families(render_prometheus(report)), "tfcompat_info")
+        assert info.labels["scope"] == scope.value
+    old = dataclasses.replace(evaluate(env_with(), matrix), scope=None)  # a report of an older release: a job
+    (info,) = samples(families(render_prometheus(old)), "tfcompat_info")
+    assert info.labels["scope"] == "job"

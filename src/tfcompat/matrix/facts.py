@@ -101,6 +101,7 @@ class TFDistribution:
     label: str
     cpu_needs: tuple[str, ...] = ()  # beyond [cpu_needs] default
     note: Optional[str] = None
+    local_version: Optional[str] = None  # the PEP 440 local label its vendor's builds carry ("nv": 1.15.5+nv22.9)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -115,15 +115,18 @@ def _cpu_needs(ctx: Ctx) -> CpuNeeds:
 
 
 def _distribution(ctx: Ctx) -> TFDistribution:
-    ctx.check_keys({"name": True, "gpu": True, "cpu_needs": False, "note": False, **_TAIL})
+    ctx.check_keys({"name": True, "gpu": True, "cpu_needs": False, "local_version": False, "note": False, **_TAIL})
     name = ctx.string("name") or ""
     if not PKG_RE.match(name) or name != name.lower().replace("_", "-").replace(".", "-"):
         raise ctx.fail("name", f"{name!r} is not a canonical distribution name")
     gpu = ctx.string("gpu") or ""
     if gpu not in _GPU_STACKS:
         raise ctx.fail("gpu", f"{gpu!r} must be one of {', '.join(_GPU_STACKS)}")
+    local = ctx.string("local_version")
+    if local is not None and not re.match(r"^[a-z]+$", local):
+        raise ctx.fail("local_version", f"{local!r} is not the letters of a local version label like 'nv'")
     return TFDistribution(
-        name, gpu, ctx.sources(), ctx.date(), ctx.label, _instructions(ctx, "cpu_needs"), ctx.string("note")
+        name, gpu, ctx.sources(), ctx.date(), ctx.label, _instructions(ctx, "cpu_needs"), ctx.string("note"), local
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from tfcompat.matrix import cache
 from tfcompat.matrix.entries import (
     DriverBranch,
     RocmSoname,
@@ -66,7 +67,7 @@ MATRIX_TABLES = (
 
 
 def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
-    doc = load_toml(text, path)
+    doc = cache.parsed(text, lambda t: load_toml(t, path))
     meta = doc.get("meta")
     if isinstance(meta, dict) and meta.get("kind") == "overlay":
         raise MatrixError(f"{path}: is a site overlay ([meta] kind = 'overlay'), not a matrix: use --matrix-overlay")

@@ -25,6 +25,11 @@ class Package:
     requires: tuple[str, ...] = ()  # raw Requires-Dist lines
     requires_python: Optional[str] = None
     display_name: str = ""
+    # provenance (issue 14): who installed it and from where
+    installer: Optional[str] = None  # INSTALLER's first line: "pip", "uv", "conda", ...
+    direct_url: Optional[str] = None  # direct_url.json's "url" (PEP 610): not installed from an index
+    origin: Optional[str] = None  # direct_url.json's kind: "editable", "dir", "vcs", "archive"
+    top_level: tuple[str, ...] = ()  # the import packages it installs (top_level.txt; RECORD for *tensorflow*)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +51,10 @@ class TensorFlowBuild:
     wheel_tags: tuple[str, ...] = ()
     wheel_path: Optional[str] = None
     metadata_path: Optional[str] = None
+    # What TF's own CUDA objects carry, from the SASS/PTX entries of their .nv_fatbin sections: read when
+    # build_info lists no compute capabilities or the build is not a pip-installed wheel (probes/native/fatbin).
+    binary_capabilities: tuple[str, ...] = ()  # "sm_60" ... SASS, "compute_90" ... PTX, in architecture order
+    binary_capabilities_source: Optional[str] = None  # the objects read, comma-separated; None: not read
     # -- ROCm binary facts (issue 14): TF's own ROCm-linked objects, read from the files ----------------
     rocm_objects: tuple[RocmObject, ...] = ()
 
@@ -61,7 +70,7 @@ class LibraryCopy:
     owner: Optional[str] = None  # the object whose DT_RPATH/DT_RUNPATH named that element
     version: Optional[str] = None
     version_source: Optional[str] = None  # wheel METADATA, "file name ...", cudnn_version.h, version.json
-    distribution: Optional[str] = None  # the nvidia-* wheel that installed it
+    distribution: Optional[str] = None  # the nvidia-* wheel that installed it, or a conda package: "conda-forge::cudnn"
     problem: Optional[str] = None  # why the loader cannot use it (not ELF, another ELF class, ...)
 
 
@@ -134,6 +143,31 @@ class CustomOp:
 
 
 @dataclasses.dataclass(frozen=True)
+class CondaPackage:
+    """A CUDA library (or TensorFlow) package a conda environment installed: its conda-meta/*.json record."""
+
+    name: str  # "cudnn", "cudatoolkit", "cuda-cudart", "tensorflow-base"
+    version: str  # as conda states it: "8.1.0.77"
+    build: str  # build string: "h90431f1_0"; conda-forge TF builds name their CUDA in it ("cuda112py39h...")
+    channel: str  # "conda-forge", "pkgs/main", or the channel URL when it names no known host
+    prefix: str  # the environment (the directory that holds conda-meta/), inside --root
+    record_path: str  # <prefix>/conda-meta/<name>-<version>-<build>.json, inside --root
+    build_number: Optional[int] = None
+    subdir: Optional[str] = None  # "linux-64"
+    libraries: tuple[str, ...] = ()  # the shared objects its `files` list (lib/lib*.so*), inside --root
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where the environment's TensorFlow may come from, beyond its own metadata (issue 14)."""
+
+    ngc_version: Optional[str] = None  # NVIDIA_TENSORFLOW_VERSION of an NGC image ("23.03-tf1")
+    ngc_build_id: Optional[str] = None  # NVIDIA_BUILD_ID
+    ngc_source: Optional[str] = None  # where it was read: "$NVIDIA_TENSORFLOW_VERSION", an Apptainer env file
+    conda_meta: Optional[str] = None  # the conda-meta/ directory of the environment holding TensorFlow
+
+
+@dataclasses.dataclass(frozen=True)
 class Target:
     """The Python environment the job will use (a venv, a conda env, an image)."""
 
@@ -145,6 +179,11 @@ class Target:
     tensorflow: tuple[TensorFlowBuild, ...] = ()  # every TF distribution found, effective one first
     native: Optional[NativeLibraries] = None  # CUDA/cuDNN/... libraries TF will load (issue 4)
     custom_ops: tuple[CustomOp, ...] = ()  # plugins that link TensorFlow, checked symbol by symbol
+    # conda environments (issue 14): the conda-meta records of CUDA libraries and TensorFlow, in prefix order
+    conda_packages: tuple[CondaPackage, ...] = ()
+    # provenance (issue 14)
+    provenance: Optional[Provenance] = None
+    libtensorflow: tuple[LibraryCopy, ...] = ()  # the TensorFlow C library (libtensorflow.so.N), the loader's first
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,7 +91,7 @@ def discover(
                 )
             )
             break
-        files, why = record_files(pkg, root, keep=lambda rel: bool(_SO.search(rel)))
+        files, why = record_files(pkg, root, keep=lambda rel: bool(_SO.search(rel)), contains=".so")
         if why:
             unknowns.append(Unknown(f"custom_ops.{pkg.name}", f"cannot list the files {pkg.name} installed: {why}"))
         for path in files:

@@ -7,7 +7,7 @@ On a node without a GPU TF only ever tries ``libcudart`` and ``libcuda``; this p
 statically so that a missing or wrong cuDNN shows before the first GPU op on the production node.
 
 For each library: the file that wins and the search step that found it, its version (the ``nvidia-*``
-wheel that installed it, its real file name, ``cudnn_version.h``, a CUDA toolkit's ``version.json``),
+wheel or conda package that installed it, its real file name, ``cudnn_version.h``, a toolkit's ``version.json``),
 every other copy on the search path, copies installed but not on it, and other sonames of the same library
 (``libcudnn.so.8`` when ``.9`` is wanted). Also: the GLIBC/GLIBCXX/CXXABI versions TF's own objects and
 the winning libraries need against the libc/libstdc++ the loader picks for them, and the CPU instructions
@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 
 from tfcompat.matrix import WorldFacts, shipped_facts
 from tfcompat.model import (
+    CondaPackage,
     LibraryCopy,
     LibraryResolution,
     NativeLibraries,
@@ -126,11 +127,19 @@ def _wheel_lib_dirs(loader: Loader, root: Root, site_dirs: Sequence[str]) -> lis
 
 class _Probe:
     def __init__(
-        self, root: Root, tf: TensorFlowBuild, packages: Sequence[Package], site_dirs: Sequence[str], loader: Loader
+        self,
+        root: Root,
+        tf: TensorFlowBuild,
+        packages: Sequence[Package],
+        site_dirs: Sequence[str],
+        loader: Loader,
+        conda: Sequence[CondaPackage] = (),
     ):
         self.root, self.tf, self.loader = root, tf, loader
-        self.versions = LibraryVersions(root, packages, site_dirs)
-        self.wheel_dirs = _wheel_lib_dirs(loader, root, site_dirs)
+        self.versions = LibraryVersions(root, packages, site_dirs, conda)
+        # where installed copies lie off the search path: the wheels' dirs and the conda packages' lib dirs
+        conda_dirs = [posixpath.dirname(p) for c in conda for p in c.libraries]
+        self.wheel_dirs = list(dict.fromkeys(_wheel_lib_dirs(loader, root, site_dirs) + conda_dirs))
 
     def copy(self, c: Candidate, name: str, soname: str) -> LibraryCopy:
         version, source, dist = self.versions.of(name, soname, c.host_path)
@@ -236,13 +245,15 @@ def probe_libraries(
     loader_config: Optional[LoaderConfig] = None,
     facts: Optional[WorldFacts] = None,
     budget: Budget = UNLIMITED,
+    conda: Sequence[CondaPackage] = (),
 ) -> tuple[Optional[NativeLibraries], list[Unknown]]:
     """The libraries `tf` will load, resolved as glibc would from TF's own objects (see the module docstring).
 
     `loader_config` is the scan's loader model of the target (built once, shared with the other probes);
     `facts` the matrix's world facts (what TF dlopen()s, CPU needs), the shipped matrix's by default.
     `budget`: asked before each library is looked up; when it runs out, the libraries not looked up are
-    left out and an Unknown "libraries" names them (the library rules are then skipped)."""
+    left out and an Unknown "libraries" names them (the library rules are then skipped).
+    `conda`: the target's conda packages (probes/conda.py); a file one of them lists gets its version."""
     facts = facts if facts is not None else shipped_facts()
     if tf is None:
         return None, []  # the tensorflow unknown already says why
@@ -290,7 +301,7 @@ def probe_libraries(
             caller = loader.load_path(caller_path, STEP_PATH, parent=exe)
     specs, spec_unknowns = tf_library_specs(tf, facts)
     unknowns += spec_unknowns
-    probe = _Probe(root, tf, packages, site_dirs, loader)
+    probe = _Probe(root, tf, packages, site_dirs, loader, conda)
     resolutions: list[LibraryResolution] = []
     lib_objects: list[LoadedObject] = []
     cudnn_obj: Optional[LoadedObject] = None

@@ -1,5 +1,5 @@
-"""The version of one library file: its nvidia-* wheel, its real file name, cudnn_version.h, a toolkit's
-version.json."""
+"""The version of one library file: its nvidia-* wheel, its conda package, its real file name, cudnn_version.h,
+a toolkit's version.json."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Optional
 
-from tfcompat.model import Package
+from tfcompat.model import CondaPackage, Package
 from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
 
@@ -31,16 +31,21 @@ _TOOLKIT_KEYS = {
 
 
 class LibraryVersions:
-    """Version of a library file: nvidia-* wheel metadata, real file name, cudnn_version.h, toolkit version.json.
+    """Version of a library file: nvidia-* wheel metadata, the conda-meta record that lists it, real file name,
+    cudnn_version.h, toolkit version.json.
 
     Every file is read through the Root (inside --root, regular files only, capped); a file that is there
     but refused (a FIFO, a device, over its cap) is noted in `problems`, once, for the probe's unknowns."""
 
-    def __init__(self, root: Root, packages: Sequence[Package], site_dirs: Sequence[str]):
+    def __init__(
+        self, root: Root, packages: Sequence[Package], site_dirs: Sequence[str], conda: Sequence[CondaPackage] = ()
+    ):
         self.root = root
         self.site_dirs = [d.rstrip("/") for d in site_dirs]
         self.packages = [p for p in packages if p.name.startswith(("nvidia-", "tensorrt"))]
+        self.conda = [c for c in conda if c.libraries]
         self._owners: Optional[dict[str, Package]] = None
+        self._conda_owners: Optional[dict[str, CondaPackage]] = None
         self._headers: dict[str, Optional[tuple[str, str]]] = {}
         self._toolkit: dict[str, Optional[tuple[dict, str]]] = {}
         self.problems: list[str] = []
@@ -56,7 +61,9 @@ class LibraryVersions:
         if self._owners is None:
             owners: dict[str, Package] = {}
             for p in self.packages:
-                files, why = record_files(p, self.root, keep=lambda rel: ".so" in posixpath.basename(rel))
+                files, why = record_files(
+                    p, self.root, keep=lambda rel: ".so" in posixpath.basename(rel), contains=".so"
+                )
                 if why:
                     self.problems.append(f"cannot list the files {p.name} installed: {why}")
                 for path in files:
@@ -70,11 +77,35 @@ class LibraryVersions:
     def distribution(self, host_path: str) -> Optional[Package]:
         return self._owner_map().get(host_path)
 
+    def conda_package(self, host_path: str) -> Optional[CondaPackage]:
+        """The conda package whose record lists the file at `host_path` (a real path on this machine)."""
+        if self._conda_owners is None:
+            owners: dict[str, CondaPackage] = {}
+            for pkg in self.conda:
+                for inside in pkg.libraries:
+                    # the record lists the link (lib/libcudnn.so.8) and its target; both map to the real file
+                    for key in (self._host(inside, resolve=False), self._host(inside, resolve=True)):
+                        if key:
+                            owners.setdefault(key, pkg)
+            self._conda_owners = owners
+        return self._conda_owners.get(host_path)
+
+    def _host(self, inside: str, resolve: bool) -> Optional[str]:
+        try:
+            if self.root.is_host:
+                return os.path.realpath(inside) if resolve else inside
+            return self.root.path(inside) if resolve else (self.root.root or "").rstrip("/") + inside
+        except OSError:
+            return None
+
     def of(self, name: str, soname: str, host_path: str) -> tuple[Optional[str], Optional[str], Optional[str]]:
         """(version, where it came from, distribution) of the library file at `host_path`."""
         pkg = self.distribution(host_path)
         if pkg is not None:
             return pkg.version, pkg.metadata_path, pkg.name
+        conda = self.conda_package(host_path)
+        if conda is not None:  # like a wheel: the package's version ("channel::name" is conda's own spelling)
+            return conda.version, conda.record_path, f"{conda.channel}::{conda.name}"
         prefix = soname.split(".so", 1)[0] + ".so."
         base = os.path.basename(host_path)
         if base.startswith(prefix) and re.fullmatch(r"\d+(\.\d+){2,}", base[len(prefix) :]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -112,6 +113,12 @@ def _read(location: str, entry: str, root: Root) -> tuple[Optional[Package], Opt
         requires = tuple(headers.get("requires-dist", ()))
     else:
         requires = _egg_requires(root, inside) if is_dir else ()
+    installer = direct_url = origin = None
+    top_level: tuple[str, ...] = ()
+    if is_dir:
+        installer = _installer(root, inside)
+        direct_url, origin = _direct_url(root, inside)
+        top_level = _top_level(root, inside, canonicalize_name(name))
     return Package(
         name=canonicalize_name(name),
         version=version,
@@ -120,7 +127,75 @@ def _read(location: str, entry: str, root: Root) -> tuple[Optional[Package], Opt
         requires=requires,
         requires_python=next(iter(headers.get("requires-python") or ()), None),
         display_name=name,
+        installer=installer,
+        direct_url=direct_url,
+        origin=origin,
+        top_level=top_level,
     ), None
+
+
+# Provenance (issue 14). Each file is small and optional: absent, unreadable or garbage is "not known" (None),
+# never an unknown of the whole distribution and never a crash.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+def _small_text(root: Root, path: str) -> Optional[str]:
+    try:
+        return root.read_bytes(path, "metadata").decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _installer(root: Root, meta_dir: str) -> Optional[str]:
+    """INSTALLER (PEP 376, PyPA's Recording installed projects): the tool's name on the first line."""
+    text = _small_text(root, meta_dir + "/INSTALLER")
+    first = text.strip().splitlines()[0].strip() if text and text.strip() else ""
+    return first if _NAME_RE.match(first) else None
+
+
+def _direct_url(root: Root, meta_dir: str) -> tuple[Optional[str], Optional[str]]:
+    """(url, kind) from direct_url.json (PEP 610), written when pip/uv installed from a URL or a local path
+    rather than an index: kind "editable" / "dir" (dir_info), "vcs" (vcs_info), "archive" (archive_info)."""
+    text = _small_text(root, meta_dir + "/direct_url.json")
+    if text is None:
+        return None, None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        return None, None
+    url = _one_line(data["url"])[:1000]
+    dir_info = data.get("dir_info")
+    if isinstance(dir_info, dict):
+        return url, "editable" if dir_info.get("editable") is True else "dir"
+    for key, kind in (("vcs_info", "vcs"), ("archive_info", "archive")):
+        if isinstance(data.get(key), dict):
+            return url, kind
+    return url, None
+
+
+def _top_level(root: Root, meta_dir: str, name: str) -> tuple[str, ...]:
+    """The import packages a distribution installs: top_level.txt (setuptools writes it); for a `*tensorflow*`
+    or `tf-*` name without one, the first path component of its RECORD rows (a RECORD is read only there: TF's
+    own holds 20,000 rows)."""
+    text = _small_text(root, meta_dir + "/top_level.txt")
+    if text is not None:
+        return tuple(sorted({n.strip() for n in text.splitlines() if _NAME_RE.match(n.strip())}))[:50]
+    if "tensorflow" not in name and not name.startswith("tf-"):
+        return ()
+    try:
+        record = root.read_bytes(meta_dir + "/RECORD", "record").decode("utf-8", "replace")
+    except OSError:
+        return ()
+    tops = set()
+    for line in record.splitlines():
+        first = line.split(",", 1)[0].split("/", 1)
+        if len(first) == 2 and not first[0].endswith((".dist-info", ".data")) and _NAME_RE.match(first[0]):
+            tops.add(first[0])
+        elif first[0].endswith(".py") and "/" not in first[0]:
+            tops.add(first[0][:-3])
+    return tuple(sorted(t for t in tops if t not in ("..", "__pycache__")))[:50]
 
 
 def read_distribution(location: str, entry: str, root: Optional[Root] = None) -> Optional[Package]:
@@ -173,14 +248,19 @@ _MAX_RECORD_LINE = 4096  # a RECORD row is a path (PATH_MAX), a hash and a size
 
 
 def record_files(
-    pkg: Package, root: Optional[Root] = None, keep: Optional[Callable[[str], bool]] = None
+    pkg: Package,
+    root: Optional[Root] = None,
+    keep: Optional[Callable[[str], bool]] = None,
+    contains: Optional[str] = None,
 ) -> tuple[list[str], Optional[str]]:
     """(real paths of the files `pkg` installed, None) from RECORD (dist-info) or installed-files.txt (egg-info),
     or ([], why) when neither can be read.
 
     Each entry is resolved inside the root: an absolute or '../' entry names a file of the image, never of
-    the host. `keep`, when given, picks the entries (as written) worth resolving. Bad UTF-8 is replaced;
-    a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would otherwise end the read).
+    the host. `keep`, when given, picks the entries (as written) worth resolving; `contains`, a text every wanted
+    row has, rejects the others before csv parses them (TF's RECORD has ~20,000 rows, a few dozen `.so`).
+    Bad UTF-8 is replaced; a row over 4 KiB or one csv cannot parse is skipped (csv's own field limit would
+    otherwise end the read).
     """
     root = root or Root(None)
     meta_dir = root.inside(os.path.dirname(pkg.metadata_path))
@@ -196,7 +276,7 @@ def record_files(
             continue
         out: list[str] = []
         for line in text.splitlines():
-            if not line.strip() or len(line) > _MAX_RECORD_LINE:
+            if not line.strip() or len(line) > _MAX_RECORD_LINE or (contains is not None and contains not in line):
                 continue
             if is_csv:
                 try:

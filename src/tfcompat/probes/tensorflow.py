@@ -112,6 +112,7 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
     if pkg.metadata_path.endswith("METADATA"):
         wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path), root)
     ccs = info.get("cuda_compute_capabilities") or ()
+    binary, binary_source = _binary_capabilities(pkg, info, bool(ccs) and wheel_path is not None, root, unknowns)
     build = TensorFlowBuild(
         distribution=pkg.name,
         version=pkg.version,
@@ -128,8 +129,32 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
         wheel_tags=tags,
         wheel_path=wheel_path,
         metadata_path=pkg.metadata_path,
+        binary_capabilities=binary,
+        binary_capabilities_source=binary_source,
     )
     return build, unknowns
+
+
+def _binary_capabilities(
+    pkg: Package, info: dict[str, Any], wheel_with_ccs: bool, root: Root, unknowns: list[Unknown]
+) -> tuple[tuple[str, ...], Optional[str]]:
+    """The SASS/PTX entries of TF's own CUDA objects, read only where build_info may not tell the truth: it
+    lists no compute capabilities (TF < 2.3, source builds), or the build is not a wheel that pip or uv
+    installed (conda, a source tree). A PyPI wheel with its capabilities stated costs nothing here."""
+    if info.get("is_cuda_build") is False or info.get("is_rocm_build") is True:
+        return (), None
+    if wheel_with_ccs:
+        try:
+            installer = root.read_bytes(root.inside(os.path.join(os.path.dirname(pkg.metadata_path), "INSTALLER")))
+        except OSError:
+            installer = b""
+        if installer.decode("utf-8", "replace").strip() in ("pip", "uv"):
+            return (), None
+    from tfcompat.probes.native.fatbin import read_tensorflow_binaries  # only on this slow path
+
+    scan, objects = read_tensorflow_binaries(pkg.location, root)
+    unknowns += [Unknown("tensorflow.binary_capabilities", p) for p in scan.problems[:3]]
+    return scan.archs, (", ".join(objects) or None)
 
 
 def find_tensorflow(

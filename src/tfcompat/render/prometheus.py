@@ -27,7 +27,10 @@ from tfcompat.model import Finding, Gpu, Report, Severity
 
 # name -> (help, type); also the list tests and deploy/ alert rules check against.
 METRICS: dict[str, tuple[str, str]] = {
-    "tfcompat_info": ("tfcompat and compatibility-matrix versions of the last check (value 1).", "gauge"),
+    "tfcompat_info": (
+        "tfcompat and compatibility-matrix versions, fail-on and scope (node or job) of the last check (value 1).",
+        "gauge",
+    ),
     "tfcompat_check_status": (
         "Result of the last check: 1 for its status (pass, fail, error), 0 for the others.",
         "gauge",
@@ -117,6 +120,8 @@ def render_prometheus(report: Report, hostname: Optional[str] = None, now: Optio
                 ("version", report.tool_version),
                 ("matrix_updated", report.matrix.updated if report.matrix else ""),
                 ("fail_on", report.fail_on.value),
+                # node: a node agent's run, whose job-limit findings (TFC801-803, 807) are information only
+                ("scope", report.judged_as.value),
             ],
             1,
         )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Optional, Union
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
-from tfcompat.matrix.arch import coverage, parse_cc
+from tfcompat.matrix.arch import CC, Coverage, coverage, parse_arch, parse_cc
 from tfcompat.matrix.entries import CC_DROPPED, CC_NATIVE, CC_NEWER, CC_UNLISTED, CudnnRelease, spec_text
 from tfcompat.matrix.lookup import CudnnSupport
-from tfcompat.model import Environment, Evidence, Gpu, Severity
+from tfcompat.model import Environment, Evidence, Gpu, Severity, TensorFlowBuild
 from tfcompat.rules._common import cuda_of, required_tf, tf_label, version_of
 
 Result = Iterator[Union[Hit, NotApplicable]]
@@ -29,21 +29,50 @@ def _gpu_evidence(g: Gpu) -> Evidence:
     return gpu_fact(g, "compute_capability", g.compute_capability or "?", "NVML nvmlDeviceGetCudaComputeCapability")
 
 
+def build_archs(tf: TensorFlowBuild) -> tuple[tuple[str, ...], bool]:
+    """The architecture list the GPU rules judge by: build_info's, else the one read from the SASS/PTX entries
+    of TF's CUDA objects (TF < 2.3 states none); True when it is the binaries'."""
+    if tf.compute_capabilities or not tf.binary_capabilities:
+        return tf.compute_capabilities, False
+    return tf.binary_capabilities, True
+
+
+def binary_coverage(cc: CC, archs: Sequence[str]) -> Coverage:
+    """coverage() for entries read from a binary, where compute_XY is PTX alone (in build_info it also means
+    SASS): SASS of the same major at or below the GPU's minor, else the newest PTX at or below it."""
+    native = coverage(cc, [a for a in archs if a.startswith("sm_")])
+    if native.kind == "native":
+        return native
+    ptx = [(p[1:], a) for a in archs for p in [parse_arch(a)] if p and p[0] == "compute" and p[1:] <= cc]
+    if not ptx:
+        return Coverage("none", None, None)
+    best, entry = max(ptx, key=lambda e: e[0])
+    return Coverage("ptx", f"compute_{best[0]}{best[1]}", entry)
+
+
+def tf_coverage(cc: CC, tf: TensorFlowBuild) -> Coverage:
+    archs, from_binary = build_archs(tf)
+    return binary_coverage(cc, archs) if from_binary else coverage(cc, archs)
+
+
 def _build_evidence(env: Environment) -> Evidence:
     tf = required_tf(env)
-    return Evidence(
-        "tensorflow build compute capabilities",
-        " ".join(tf.compute_capabilities),
-        tf.build_info_path or "build_info.py",
-    )
+    archs, from_binary = build_archs(tf)
+    if from_binary:
+        where = f"read from the SASS/PTX entries of {tf.binary_capabilities_source or 'its CUDA objects'}"
+        return Evidence("tensorflow binary compute capabilities", " ".join(archs), where)
+    return Evidence("tensorflow build compute capabilities", " ".join(archs), tf.build_info_path or "build_info.py")
 
 
 def _arch_precheck(env: Environment) -> Optional[str]:
     tf = required_tf(env)
     if tf.is_cuda_build is False:
         return f"{tf_label(tf)} is not a CUDA build"
-    if not tf.compute_capabilities:
-        return f"{tf_label(tf)} states no compute capabilities (no build_info.py)"
+    if not build_archs(tf)[0]:
+        return (
+            f"{tf_label(tf)} states no compute capabilities (no build_info.py, or none in it) and none were read "
+            "from its CUDA objects"
+        )
     if not any(g.compute_capability for g in env.host.gpus):
         return "NVML reported no compute capability for any GPU"
     return None
@@ -64,6 +93,9 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
     that produced the PTX, or loading fails with CUDA_ERROR_UNSUPPORTED_PTX_VERSION ("the provided
     PTX was compiled with an unsupported toolchain"): that case is reported as an error.
 
+    Where build_info.py lists no compute capabilities (TF < 2.3, some source and conda builds), the
+    list judged is the one read from the SASS/PTX entries of TF's own CUDA objects (`.nv_fatbin`).
+
     How to fix: use a TensorFlow build with SASS for this architecture (a newer release, a
     community or NGC build), or accept the slow first start and keep the JIT cache warm
     (CUDA_CACHE_MAXSIZE=4294967296). Upgrade the driver to at least the toolkit's driver.
@@ -82,7 +114,7 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
         cc = parse_cc(g.compute_capability)
         if cc is None or g.compute_capability is None:  # a parsed capability has its text
             continue
-        cov = coverage(cc, tf.compute_capabilities)
+        cov = tf_coverage(cc, tf)
         if cov.kind != "ptx":
             continue
         ev = [_gpu_evidence(g), _build_evidence(env)]
@@ -117,7 +149,7 @@ def gpu_needs_ptx_jit(env: Environment, matrix: Matrix) -> Result:
             continue
         yield Hit(
             message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no SASS in {tf_label(tf)} "
-            f"({' '.join(tf.compute_capabilities)}): kernels are JIT-compiled from {cov.via} PTX at "
+            f"({' '.join(build_archs(tf)[0])}): kernels are JIT-compiled from {cov.via} PTX at "
             "first use (slow first start, minutes to tens of minutes)",
             evidence=tuple(ev),
             remediation=f"Use a TensorFlow build with SASS for sm_{cc[0]}{cc[1]}, or keep the PTX JIT cache warm "
@@ -137,6 +169,9 @@ def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
     kernel launch fails with "no kernel image is available for execution on the device" /
     "device kernel image is invalid".
 
+    Where build_info.py lists none, the architectures are read from the SASS/PTX entries of TF's
+    own CUDA objects (TF 1.x, 2.0-2.2, source builds), and the evidence names those files.
+
     How to fix: use a TensorFlow release whose build lists this architecture (`tfcompat matrix gpu
     X.Y` lists them; TF 2.16 was the last with sm_50, TF 2.14 the last with sm_35), hide this GPU
     from the job (CUDA_VISIBLE_DEVICES), or move the job to a node with supported GPUs.
@@ -148,19 +183,19 @@ def gpu_not_supported(env: Environment, matrix: Matrix) -> Result:
     tf = required_tf(env)
     for g in env.host.gpus:
         cc = parse_cc(g.compute_capability)
-        if cc is None or coverage(cc, tf.compute_capabilities).kind != "none":
+        if cc is None or tf_coverage(cc, tf).kind != "none":
             continue
         # UUIDs, not indices: CUDA numbers GPUs fastest-first by default, NVML by PCI bus
         others = [
             o.uuid or str(o.index)
             for o in env.host.gpus
             for o_cc in [parse_cc(o.compute_capability)]
-            if o.index != g.index and o_cc and coverage(o_cc, tf.compute_capabilities).kind != "none"
+            if o.index != g.index and o_cc and tf_coverage(o_cc, tf).kind != "none"
         ]
         hide = f" or hide it (CUDA_VISIBLE_DEVICES={','.join(others)})" if others else ""
         yield Hit(
             message=f"{gpu_name(g)}, compute capability {g.compute_capability}, has no kernels in {tf_label(tf)} "
-            f"({' '.join(tf.compute_capabilities)}): the first GPU op fails with "
+            f"({' '.join(build_archs(tf)[0])}): the first GPU op fails with "
             '"no kernel image is available for execution on the device"',
             evidence=(_gpu_evidence(g), _build_evidence(env)),
             remediation=f"Use a TensorFlow release built for sm_{cc[0]}{cc[1]}{hide}.",

@@ -33,9 +33,10 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
     """Another copy of a CUDA library wins over the one the environment installed, or copies disagree.
 
     What: for each library TensorFlow loads, lists every copy on the loader's search path. A warning
-    when the environment's own copy (from an nvidia-* wheel) loses to another one, typically a system
-    toolkit in LD_LIBRARY_PATH (searched before TF's DT_RUNPATH) or a copy already loaded by the
-    process; info when several copies of different versions are on the path but the right one wins.
+    when the environment's own copy (from an nvidia-* wheel, or a conda package whose conda-meta record
+    lists the file) loses to another one, typically a system toolkit in LD_LIBRARY_PATH (searched before
+    TF's DT_RUNPATH, and before $CONDA_PREFIX/lib when that comes later in it) or a copy already loaded by
+    the process; info when several copies of different versions are on the path but the right one wins.
 
     Why it crashes: the winning copy is not the version pip resolved against TensorFlow's requirements:
     an older cuBLAS or cuDNN fails TensorFlow's version checks or lacks symbols ("undefined symbol:
@@ -54,8 +55,8 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
         if lib.role == "driver" or lib.found is None or lib.found.problem:
             continue
         on_path = [c for c in lib.others if c.found_via not in OFF_PATH and not c.problem]
-        # only a wheel copy the loader would otherwise reach is shadowed; one off the search path is
-        # not (removing the winner would leave nothing to load): TFC301's hints cover that case
+        # only a wheel's or conda package's copy the loader would otherwise reach is shadowed; one off the
+        # search path is not (removing the winner would leave nothing to load): TFC301's hints cover that case
         wheel = [c for c in on_path if c.distribution]
         if wheel and not lib.found.distribution:
             intended = wheel[0]

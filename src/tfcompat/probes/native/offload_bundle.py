@@ -36,6 +36,7 @@ import zlib
 from typing import Optional
 
 from tfcompat.probes.native.elf import ElfError, ElfFile
+from tfcompat.probes.native.fatbin import find_section
 from tfcompat.probes.rootfs import Root
 
 SECTION = ".hip_fatbin"
@@ -202,52 +203,15 @@ def scan_buffer(buf, start: int, end: int) -> tuple[int, int, set[str], list[str
     return bundles, compressed, ids, problems
 
 
-def _sections(elf: ElfFile) -> dict[str, tuple[int, int]]:
-    """{name: (file offset, size)} of the sections with file data, from the section headers (bounded)."""
-    e, mm, size = elf._e, elf._mm, elf.size
-    wide = elf.elf_class == 64
-    ehdr = struct.Struct(e + ("QIHHHHH" if wide else "IIHHHHH"))  # shoff flags ehsize phentsize phnum shentsize shnum
-    shoff, _flags, _ehsize, _phentsize, _phnum, shentsize, shnum = ehdr.unpack_from(mm, 40 if wide else 32)
-    (shstrndx,) = struct.unpack_from(e + "H", mm, 62 if wide else 50)
-    shdr = struct.Struct(e + ("IIQQQQIIQQ" if wide else "IIIIIIIIII"))
-    if not shoff:
-        return {}
-    if shentsize < shdr.size or shoff + shdr.size > size:
-        raise ElfError(f"{elf.path}: section headers at offset {shoff} are malformed or past the end")
-    first = shdr.unpack_from(mm, shoff)
-    if shnum == 0:
-        shnum = first[5]  # more than 0xff00 sections: the count is in section 0's sh_size
-    if shstrndx == 0xFFFF:
-        shstrndx = first[6]  # SHN_XINDEX: the index is in section 0's sh_link
-    if shnum > 1 << 20 or shoff + shnum * shentsize > size:
-        raise ElfError(f"{elf.path}: {shnum} section headers run past the end of the file")
-    headers = [shdr.unpack_from(mm, shoff + i * shentsize) for i in range(shnum)]
-    if not 0 < shstrndx < shnum:
-        return {}
-    str_off, str_size = headers[shstrndx][4], headers[shstrndx][5]
-    if str_off + str_size > size:
-        raise ElfError(f"{elf.path}: section name table runs past the end of the file")
-    out: dict[str, tuple[int, int]] = {}
-    for h in headers:
-        name_off, sh_type, sh_offset, sh_size = h[0], h[1], h[4], h[5]
-        if sh_type == 8 or name_off >= str_size:  # SHT_NOBITS: no bytes in the file
-            continue
-        stop = mm.find(b"\0", str_off + name_off, str_off + min(str_size, name_off + 256))
-        if stop < 0:
-            continue
-        out.setdefault(mm[str_off + name_off : stop].decode("ascii", "replace"), (sh_offset, sh_size))
-    return out
-
-
 def scan_offload(root: Root, path: str) -> OffloadScan:
     """The ``.hip_fatbin`` bundles of `path` (a path inside `root`). Unreadable is a problem, never raised."""
     try:
         real = root.path(path)
         with ElfFile(real) as elf:
-            section = _sections(elf).get(SECTION)
-            if section is None:
+            section = find_section(elf, SECTION)  # the section-header walk the .nv_fatbin reader uses
+            if section is None or section[2] == 8:  # absent, or SHT_NOBITS (no bytes in the file)
                 return OffloadScan(path, None)
-            off, size = section
+            off, size, _type = section
             if off + size > elf.size:
                 return OffloadScan(path, size, problems=(f"{SECTION} at offset {off} runs past the end of the file",))
             bundles, compressed, ids, problems = scan_buffer(elf._mm, off, off + size)

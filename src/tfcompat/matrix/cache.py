@@ -1,0 +1,107 @@
+"""The matrix's TOML, parsed once per content and kept as JSON in the user's cache directory.
+
+Why: tomllib takes ~14 ms for the shipped matrix on every run, about a twentieth of a whole `check`; the same tree
+as JSON loads in ~0.5 ms. The key is the SHA-256 of the TOML text (and of this module's format), so an edited
+matrix is never read stale, and a cached file is checked against the digest of its own body before it is used.
+Any failure (no home directory, a read-only file system, a full disk, a corrupt or foreign file) falls back to
+parsing, silently: the cache only ever saves time. Only what JSON keeps exactly is cached (a document with TOML
+dates or times is parsed every time). ``TFCOMPAT_NO_CACHE=1`` turns it off; ``TFCOMPAT_CACHE_DIR`` moves it
+(default ``$XDG_CACHE_HOME/tfcompat``, else ``~/.cache/tfcompat``). This is tfcompat's own data: nothing of the
+scanned environment is read or written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+FORMAT = "tfcompat-matrix-cache-1"
+KEEP = 8  # cached matrices kept (several tfcompat releases or --matrix files on one machine)
+
+
+def cache_dir() -> Optional[Path]:
+    if os.environ.get("TFCOMPAT_NO_CACHE", "").strip() not in ("", "0"):
+        return None
+    configured = os.environ.get("TFCOMPAT_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "tfcompat"
+    home = os.environ.get("HOME")
+    return Path(home) / ".cache" / "tfcompat" if home and os.path.isabs(home) else None
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parsed(text: str, parse: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """`parse(text)`, from the cache when this exact text was parsed before."""
+    where = cache_dir()
+    if where is None:
+        return parse(text)
+    key = _digest((FORMAT + "\n" + text).encode("utf-8"))
+    path = where / f"matrix-{key[:32]}.json"
+    doc = _read(path, key)
+    if doc is not None:
+        return doc
+    doc = parse(text)  # errors (bad TOML) propagate as before; nothing is cached for them
+    _write(where, path, key, doc)
+    return doc
+
+
+def _read(path: Path, key: str) -> Optional[dict[str, Any]]:
+    try:
+        with open(path, "rb") as f:
+            header = f.readline()
+            body = f.read(64 << 20)
+        head = json.loads(header)
+        if head.get("key") != key or head.get("body") != _digest(body):
+            return None
+        doc = json.loads(body)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _write(where: Path, path: Path, key: str, doc: dict[str, Any]) -> None:
+    try:
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        if json.loads(body) != doc:  # what JSON would not give back exactly is not cached
+            return
+    except (TypeError, ValueError):  # a TOML date or time
+        return
+    tmp = None
+    try:
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        header = json.dumps({"key": key, "body": _digest(body)}).encode("ascii") + b"\n"
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".matrix-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(header + body)
+        os.replace(tmp, path)
+        tmp = None
+        _prune(where, keep=path)
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _prune(where: Path, keep: Path) -> None:
+    try:
+        olds = sorted(
+            (p for p in where.glob("matrix-*.json") if p != keep), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for p in olds[KEEP - 1 :]:
+            p.unlink()
+    except OSError:
+        pass
