@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 from tfcompat.model import Package, TensorFlowBuild, Unknown
+from tfcompat.probes.build_abi import read_abi_facts
 from tfcompat.probes.rootfs import Root
 
 BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
@@ -112,6 +113,7 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
     if pkg.metadata_path.endswith("METADATA"):
         wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path), root)
     ccs = info.get("cuda_compute_capabilities") or ()
+    abi = read_abi_facts(root, pkg.location)  # two or three files of a few KB: graph_pb2.py, NumPy's config headers
     build = TensorFlowBuild(
         distribution=pkg.name,
         version=pkg.version,
@@ -128,6 +130,12 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
         wheel_tags=tags,
         wheel_path=wheel_path,
         metadata_path=pkg.metadata_path,
+        pb2_path=abi.pb2_path,
+        pb2_gencode=abi.pb2_gencode,
+        pb2_protobuf=abi.pb2_protobuf,
+        numpy_headers_path=abi.numpy_headers_path,
+        numpy_built_with=abi.numpy_built_with,
+        numpy_c_api=abi.numpy_c_api,
     )
     return build, unknowns
 
