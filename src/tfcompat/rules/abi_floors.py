@@ -5,6 +5,7 @@ where they were not read. When TF's Requires-Dist already excludes the installed
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Optional, Union
 
@@ -120,24 +121,60 @@ def protobuf_too_new(env: Environment, matrix: Matrix) -> Result:
     )
 
 
-def _numpy_build(tf: TensorFlowBuild, matrix: Matrix) -> tuple[Optional[tuple[Version, int]], Optional[Evidence], str]:
-    """((NumPy floor, C API it needs), evidence, "NumPy X headers") from the shipped headers, else the matrix."""
+def _below(operator: str, version: str, floor: Version) -> bool:
+    """A lower bound of TF's own that the floor supersedes (`>=1.14.5` under a floor of 1.16)."""
+    return operator in (">=", ">") and (v := version_of(version)) is not None and v <= floor
+
+
+@dataclasses.dataclass(frozen=True)
+class _NumpyBuild:
+    floor: Optional[tuple[Version, int]]  # (oldest NumPy that imports the modules, the C API they need)
+    evidence: Evidence
+    what: str  # "NumPy 1.21 headers"
+    numpy1: bool  # NumPy-1 headers: NumPy 2 fails the other way (TFC105)
+
+    @property
+    def floor_numpy(self) -> Version:
+        return self.floor[0] if self.floor else Version("0")
+
+
+def _numpy_build(tf: TensorFlowBuild, matrix: Matrix) -> Optional[_NumpyBuild]:
+    """What the shipped NumPy headers say (the probe), else the matrix's numpy_built_with; None: neither."""
     built = version_of(tf.numpy_built_with)
     if built is not None or tf.numpy_c_api:
         value = f"NumPy {tf.numpy_built_with or '?'} (NPY_API_VERSION {tf.numpy_c_api or '?'})"
         ev = Evidence("numpy headers", value, tf.numpy_headers_path or "_numpyconfig.h")
         if built is not None:
-            return numpy_floor(built), ev, f"NumPy {built} headers"
+            return _NumpyBuild(numpy_floor(built), ev, f"NumPy {built} headers", built.major < 2)
         api = int(tf.numpy_c_api or "0", 16)
         first = first_numpy_with(api) if api < 0x11 else None  # >= 1.25 headers: the target needs the version
-        return ((first, api) if first is not None else None), ev, f"NumPy C API {api:#x} headers"
+        return _NumpyBuild((first, api) if first else None, ev, f"NumPy C API {api:#x} headers", api < 0x12)
     release = matrix.tf_release(tf.version)
-    if release is not None and release.numpy_built_with is not None:
-        ev = Evidence(
-            f"matrix numpy_built_with ({release.label})", str(release.numpy_built_with), ", ".join(release.source)
+    if release is None or release.numpy_built_with is None:
+        return None
+    built = release.numpy_built_with
+    ev = Evidence(f"matrix numpy_built_with ({release.label})", str(built), ", ".join(release.source))
+    return _NumpyBuild(numpy_floor(built), ev, f"NumPy {built} headers", built.major < 2)
+
+
+_UMATH_SINCE = Version("1.16")  # NumPy >= 1.16 headers' import_array() imports numpy.core._multiarray_umath
+
+
+def _symptom(build: _NumpyBuild, have: Version, api: int) -> str:
+    """What `import tensorflow` prints (numpy/numpy:numpy/core/code_generators/generate_numpy_api.py at the tags)."""
+    if have < _UMATH_SINCE <= build.floor_numpy:
+        return "\"No module named 'numpy.core._multiarray_umath'\", then an ImportError"
+    have_api = c_api(have)
+    running = f"{have_api:#x}" if have_api is not None else "older"
+    if not build.numpy1:
+        return (
+            f'"module was compiled against NumPy C-API version {api:#x} ... but the running NumPy has C-API '
+            f'version {running}"'
         )
-        return numpy_floor(release.numpy_built_with), ev, f"NumPy {release.numpy_built_with} headers"
-    return None, None, ""
+    return (
+        f'"module compiled against API version {api:#x} but this version of numpy is {running}", '
+        'then "numpy.core.multiarray failed to import"'
+    )
 
 
 @rule("TFC111", "numpy-older-than-build", Severity.ERROR, requires=("tensorflow",))
@@ -153,8 +190,9 @@ def numpy_older_than_build(env: Environment, matrix: Matrix) -> Result:
     `numpy_built_with`. TF's metadata does not always state this floor (TF 2.7: `numpy>=1.14.5`, built with 1.19).
 
     Why it crashes: `import tensorflow` prints "RuntimeError: module compiled against API version 0xe but this
-    version of numpy is 0xd", then "ImportError: numpy.core.multiarray failed to import" (or
-    "numpy.core._multiarray_umath failed to import"), and TF aborts or raises.
+    version of numpy is 0xd", then "ImportError: numpy.core.multiarray failed to import", and TF raises or
+    aborts (seen with the real 2.8.0 wheel and NumPy 1.19.5). Below NumPy 1.16 the modules of a build with
+    newer headers fail earlier: "No module named 'numpy.core._multiarray_umath'" (real 2.7.1 wheel, NumPy 1.15.4).
 
     How to fix: `pip install "numpy>=<floor>"` within TensorFlow's own numpy range (for a NumPy-1 build, below 2).
     """
@@ -164,14 +202,14 @@ def numpy_older_than_build(env: Environment, matrix: Matrix) -> Result:
     if numpy is None or have is None:
         yield NotApplicable("NumPy is not installed, or its version is not a version")
         return
-    floor_api, build_ev, what = _numpy_build(tf, matrix)
-    if build_ev is None:
+    build = _numpy_build(tf, matrix)
+    if build is None:
         yield NotApplicable(f"the NumPy {tf_label(tf)} was compiled with is unknown (no headers read, no matrix fact)")
         return
-    if floor_api is None:
-        yield NotApplicable(f"{what}: the C API floor they set is beyond tfcompat's NumPy table")
+    if build.floor is None:
+        yield NotApplicable(f"{build.what}: the C API floor they set is beyond tfcompat's NumPy table")
         return
-    floor, api = floor_api
+    floor, api = build.floor
     if have >= floor:
         return
     req, req_path = _tf_requirement(env, tf, "numpy")
@@ -179,17 +217,14 @@ def numpy_older_than_build(env: Environment, matrix: Matrix) -> Result:
     if skip is not None:
         yield skip
         return
-    have_api = c_api(have)
-    running = f"{have_api:#x}" if have_api is not None else "older"
-    want = SpecifierSet(f">={floor}") & (req.specifier if req is not None else SpecifierSet())
-    built = version_of(tf.numpy_built_with)
-    if (built is not None and built.major < 2) or (built is None and matrix.numpy_abi(tf.version)[0] == 1):
-        want &= SpecifierSet("<2")  # a NumPy-1 build: NumPy 2 fails the other way (TFC105)
+    kept = [str(s) for s in (req.specifier if req is not None else ()) if not _below(s.operator, s.version, floor)]
+    want = SpecifierSet(",".join([f">={floor}", *kept]))
+    if build.numpy1:
+        want &= SpecifierSet("<2")
     yield Hit(
         message=f"NumPy {numpy.version} is installed, but {tf_label(tf)}'s extension modules were compiled with "
-        f'{what} and need NumPy >= {floor}: `import tensorflow` fails ("module compiled against API version '
-        f'{api:#x} but this version of numpy is {running}", then "numpy.core.multiarray failed to import")',
-        evidence=(pkg_evidence(numpy), tf_evidence(tf), build_ev)
+        f"{build.what} and need NumPy >= {floor}: `import tensorflow` fails ({_symptom(build, have, api)})",
+        evidence=(pkg_evidence(numpy), tf_evidence(tf), build.evidence)
         + ((Evidence(f"{tf.distribution} Requires-Dist", str(req), req_path),) if req is not None else ()),
         remediation=f'pip install "numpy{spec_text(want)}"  (in the target environment)',
     )
