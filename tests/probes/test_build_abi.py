@@ -115,3 +115,16 @@ def test_numpy_floor_table():
     for built, (floor, api) in cases.items():
         assert numpy_floor(Version(built)) == (Version(floor), api), built
     assert numpy_floor(Version("2.7")) is None  # beyond the table: the rule skips
+
+
+def test_a_fifo_or_a_link_out_of_the_root_is_not_read(tmp_path):
+    site = tmp_path / "img" / "site-packages"
+    (site / "tensorflow" / "core" / "framework").mkdir(parents=True)
+    os.mkfifo(site / "tensorflow" / "core" / "framework" / "graph_pb2.py")  # never opened: it would block
+    outside = tmp_path / "secret.h"
+    outside.write_text(NPY_CONFIG_PRIVATE)
+    d = site / "tensorflow" / "include" / "external" / "local_config_python" / "numpy_include" / "numpy"
+    d.mkdir(parents=True)
+    (d / "_numpyconfig.h").symlink_to(outside)  # absolute link: resolved inside --root, where it does not exist
+    facts = read_abi_facts(Root(str(tmp_path / "img")), str(site))
+    assert facts.pb2_gencode is None and facts.pb2_path is None and facts.numpy_c_api is None
