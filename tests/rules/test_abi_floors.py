@@ -207,3 +207,51 @@ def test_where_metadata_leaves_the_floor_open(matrix):
     ]
     assert numpy_gap == ["2.7.0", "2.7.3"]
     assert c_api(Version("1.15.4")) == 0xC and SpecifierSet(">=1.14.5").contains("1.15.4")
+
+
+# -- the import probe names the static cause (TFC702's tie) ----------------------------------------------------
+
+
+def _failed_import(error: str, pattern: str):
+    from tfcompat.model import LogLine, ProbeResult, ProbeStep
+
+    return ProbeResult(
+        python="/venv/bin/python",
+        outcome="error",
+        exit_code=1,
+        signal=None,
+        failing_step="import tensorflow",
+        error=error,
+        traceback=f"Traceback ...\n{error}",
+        steps=(ProbeStep("import tensorflow", "error", None, error, 5),),
+        tensorflow_version=None,
+        tensorflow_path=None,
+        devices=(),
+        libraries=(),
+        libraries_source="",
+        log_lines=(LogLine(pattern, "fatal", error, 1, "test"),),
+        output_tail="",
+        output_bytes=0,
+        timeout_s=120,
+        duration_ms=2000,
+    )
+
+
+def test_probe_ties_a_descriptors_failure_to_tfc110(matrix):
+    """The real tensorflow-cpu 2.7.1 + protobuf 4.21.0 import (2026-12-07), as --probe records it."""
+    env = legacy_env("2.7.1", TF_271, {"protobuf": "4.21.0"})
+    error = "TypeError: Descriptors cannot not be created directly."
+    env = dataclasses.replace(env, probe=_failed_import(error, "protobuf-descriptors"))
+    (f,), _ = run_rule(env, matrix, "TFC702")
+    assert "explained by TFC110 protobuf-too-new-for-generated-code" in f.message and "protoc 3.9.2" in f.message
+    assert f.remediation.startswith('pip install "protobuf<3.20"')
+
+
+def test_probe_ties_a_numpy_api_failure_to_tfc111(matrix):
+    """The real tensorflow-cpu 2.7.1 + NumPy 1.15.4 import (2026-12-07): the C API check fails first."""
+    env = legacy_env("2.7.1", TF_271, {"protobuf": "3.20.3", "numpy": "1.15.4"}, python="3.7.16")
+    error = "ModuleNotFoundError: No module named 'numpy.core._multiarray_umath'"
+    env = dataclasses.replace(env, probe=_failed_import(error, "numpy-core-import-failed"))
+    (f,), _ = run_rule(env, matrix, "TFC702")
+    assert "explained by TFC111 numpy-older-than-build" in f.message and "NumPy >= 1.16" in f.message
+    assert f.remediation.startswith('pip install "numpy>=1.16"')

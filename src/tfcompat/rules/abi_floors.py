@@ -228,3 +228,27 @@ def numpy_older_than_build(env: Environment, matrix: Matrix) -> Result:
         + ((Evidence(f"{tf.distribution} Requires-Dist", str(req), req_path),) if req is not None else ()),
         remediation=f'pip install "numpy{spec_text(want)}"  (in the target environment)',
     )
+
+
+# -- for the import probe's ties (TFC701/702 name the static cause of a failed import) -------------------------
+
+
+def protobuf_gencode_conflict(env: Environment, matrix: Matrix) -> Optional[str]:
+    """What generated TF's *_pb2.py code, when the installed protobuf refuses it (TFC110's facts, whatever the
+    metadata says); None otherwise."""
+    tf, protobuf = env.tensorflow, env.package("protobuf")
+    have = version_of(protobuf.version) if protobuf else None
+    if tf is None or have is None or have < PROTOBUF_UPB:
+        return None
+    legacy, _, what = _gencode(tf, matrix)
+    return what if legacy else None
+
+
+def numpy_below_build(env: Environment, matrix: Matrix) -> Optional[Version]:
+    """The oldest NumPy TF's extension modules import under, when the installed one is older (TFC111's facts)."""
+    tf, numpy = env.tensorflow, env.package("numpy")
+    have = version_of(numpy.version) if numpy else None
+    build = _numpy_build(tf, matrix) if tf is not None else None
+    if have is None or build is None or build.floor is None or have >= build.floor_numpy:
+        return None
+    return build.floor_numpy
