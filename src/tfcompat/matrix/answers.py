@@ -48,6 +48,8 @@ _TF_FIELDS: tuple[tuple[str, Callable[[TFRelease], Any]], ...] = (
     ("cxx11_abi", lambda r: r.cxx11_abi),
     ("compiler", lambda r: r.compiler),
     ("and_cuda", lambda r: {k: spec_text(v) for k, v in r.and_cuda} or None),
+    ("protoc", lambda r: _ver(r.protoc)),
+    ("numpy_built_with", lambda r: _ver(r.numpy_built_with)),
 )
 
 

@@ -45,6 +45,8 @@ class TFRelease:
     and_cuda_cuda: Optional[Version] = None  # the CUDA release the [and-cuda] pins' components come from
     note: Optional[str] = None
     confirmed: bool = True
+    protoc: Optional[Version] = None  # the protobuf release whose protoc generated the wheel's *_pb2.py modules
+    numpy_built_with: Optional[Version] = None  # the NumPy whose headers its extension modules were compiled with
 
     def matches(self, version: str) -> bool:
         return self.versions.contains(Version(version), prereleases=True)

@@ -47,6 +47,8 @@ _TF_KEYS = {
     "compiler": False,
     "and_cuda": False,
     "and_cuda_cuda": False,
+    "protoc": False,
+    "numpy_built_with": False,
     "source": True,
     "checked": True,
     "note": False,
@@ -109,6 +111,8 @@ def tf_release(ctx: Ctx) -> TFRelease:
         and_cuda_cuda=ctx.version("and_cuda_cuda"),
         note=note,
         confirmed=confirmed,
+        protoc=ctx.version("protoc"),
+        numpy_built_with=ctx.version("numpy_built_with"),
     )
 
 

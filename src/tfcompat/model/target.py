@@ -57,6 +57,13 @@ class TensorFlowBuild:
     binary_capabilities_source: Optional[str] = None  # the objects read, comma-separated; None: not read
     # -- ROCm binary facts (issue 14): TF's own ROCm-linked objects, read from the files ----------------
     rocm_objects: tuple[RocmObject, ...] = ()
+    # ABI floors read from the build's own files (probes.tensorflow.read_abi_facts): TFC110, TFC111
+    pb2_path: Optional[str] = None  # the generated module read: tensorflow/core/framework/graph_pb2.py
+    pb2_gencode: Optional[str] = None  # "descriptors" (built directly: protoc < 3.19) or "pool" (protoc >= 3.19)
+    pb2_protobuf: Optional[str] = None  # its "Protobuf Python Version" header (protoc >= 25 writes one)
+    numpy_headers_path: Optional[str] = None  # the _numpyconfig.h TF ships (the headers it was compiled with)
+    numpy_built_with: Optional[str] = None  # the NumPy minor those headers name ("1.21")
+    numpy_c_api: Optional[str] = None  # their NPY_API_VERSION ("0xe")
 
 
 @dataclasses.dataclass(frozen=True)

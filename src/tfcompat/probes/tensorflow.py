@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 from tfcompat.model import Package, TensorFlowBuild, Unknown
+from tfcompat.probes.build_abi import read_abi_facts
 from tfcompat.probes.rootfs import Root
 
 BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
@@ -113,6 +114,7 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
         wheel_path, tags = _wheel_tags(os.path.dirname(pkg.metadata_path), root)
     ccs = info.get("cuda_compute_capabilities") or ()
     binary, binary_source = _binary_capabilities(pkg, info, bool(ccs) and wheel_path is not None, root, unknowns)
+    abi = read_abi_facts(root, pkg.location)  # two or three files of a few KB: graph_pb2.py, NumPy's config headers
     build = TensorFlowBuild(
         distribution=pkg.name,
         version=pkg.version,
@@ -131,6 +133,12 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
         metadata_path=pkg.metadata_path,
         binary_capabilities=binary,
         binary_capabilities_source=binary_source,
+        pb2_path=abi.pb2_path,
+        pb2_gencode=abi.pb2_gencode,
+        pb2_protobuf=abi.pb2_protobuf,
+        numpy_headers_path=abi.numpy_headers_path,
+        numpy_built_with=abi.numpy_built_with,
+        numpy_c_api=abi.numpy_c_api,
     )
     return build, unknowns
 

@@ -9,6 +9,9 @@ import json
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from packaging.version import Version
+
+from tfcompat.matrix.abi_floors import PROTOBUF_UPB, legacy_gencode, numpy_floor
 from tfcompat.matrix.answers import minor as _minor
 
 
@@ -84,6 +87,8 @@ def render_tensorflow(a: dict[str, Any]) -> str:
     for key in ("numpy", "protobuf", "keras", "ml_dtypes", "h5py"):
         if a[key]:
             row(key, a[key])
+    row("NumPy (built with)", _numpy_built_with(a.get("numpy_built_with")))
+    row("protoc (_pb2.py)", _protoc(a.get("protoc")))
     if a["tensorrt"] is not None:
         row(
             "TensorRT",
@@ -114,6 +119,23 @@ def render_tensorflow(a: dict[str, Any]) -> str:
     lines.append("  sources:")
     lines.extend(f"    {s}" for s in a["sources"])
     return "\n".join(lines) + "\n"
+
+
+def _numpy_built_with(text: Optional[str]) -> Optional[str]:
+    """`1.21 headers: needs NumPy >= 1.20 (C API 0xe)`: the floor its extension modules set."""
+    if not text:
+        return None
+    floor = numpy_floor(Version(text))
+    return f"{text} headers" + (f": needs NumPy >= {floor[0]} (C API {floor[1]:#x})" if floor else "")
+
+
+def _protoc(text: Optional[str]) -> Optional[str]:
+    """`3.9.2: descriptors built directly, fails under protobuf >= 4.21`."""
+    if not text:
+        return None
+    if legacy_gencode(Version(text)):
+        return f"{text}: builds descriptors directly, fails under protobuf >= {PROTOBUF_UPB} (upb)"
+    return text
 
 
 def _platform_text(p: dict[str, Any]) -> str:

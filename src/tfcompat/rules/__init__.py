@@ -15,6 +15,7 @@ from tfcompat.fleet import drift as fleet_drift  # noqa: F401  (6xx: registered 
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Report, Scope, Severity
 from tfcompat.rules import (  # noqa: F401  (each import registers one family)
+    abi_floors,
     binaries,
     custom_ops,
     driver,
