@@ -45,6 +45,7 @@ class TFRelease:
     and_cuda_cuda: Optional[Version] = None  # the CUDA release the [and-cuda] pins' components come from
     note: Optional[str] = None
     confirmed: bool = True
+    cudnn_minor: Optional[str] = None  # "exact": a cuDNN of another minor is refused (TF 1.5/1.6)
 
     def matches(self, version: str) -> bool:
         return self.versions.contains(Version(version), prereleases=True)

@@ -47,6 +47,7 @@ _TF_KEYS = {
     "compiler": False,
     "and_cuda": False,
     "and_cuda_cuda": False,
+    "cudnn_minor": False,
     "source": True,
     "checked": True,
     "note": False,
@@ -80,6 +81,9 @@ def tf_release(ctx: Ctx) -> TFRelease:
     manylinux = ctx.string("manylinux")
     if manylinux is not None and not all(p.startswith("manylinux") for p in manylinux.split(".")):
         raise ctx.fail("manylinux", f"{manylinux!r} is not a manylinux platform tag")
+    cudnn_minor = ctx.string("cudnn_minor")
+    if cudnn_minor not in (None, "exact"):
+        raise ctx.fail("cudnn_minor", f"{cudnn_minor!r} must be \"exact\" (or absent: equal or newer minor)")
     source, checked, note, confirmed = common_tail(ctx)
     return TFRelease(
         versions=versions,
@@ -109,6 +113,7 @@ def tf_release(ctx: Ctx) -> TFRelease:
         and_cuda_cuda=ctx.version("and_cuda_cuda"),
         note=note,
         confirmed=confirmed,
+        cudnn_minor=cudnn_minor,
     )
 
 
@@ -122,7 +127,7 @@ _CUDA_KEYS = {
     "checked": True,
     "note": False,
 }
-_UPDATE_RE = re.compile(r"^(GA|RC|Update \d+)$")
+_UPDATE_RE = re.compile(r"^(GA|GA2|RC|Update \d+)$")  # GA2: CUDA 8.0.61, 8.0's second general release
 
 
 def cuda_toolkit(ctx: Ctx) -> CudaToolkit:
