@@ -83,7 +83,7 @@ def tf_release(ctx: Ctx) -> TFRelease:
         raise ctx.fail("manylinux", f"{manylinux!r} is not a manylinux platform tag")
     cudnn_minor = ctx.string("cudnn_minor")
     if cudnn_minor not in (None, "exact"):
-        raise ctx.fail("cudnn_minor", f"{cudnn_minor!r} must be \"exact\" (or absent: equal or newer minor)")
+        raise ctx.fail("cudnn_minor", f'{cudnn_minor!r} must be "exact" (or absent: equal or newer minor)')
     source, checked, note, confirmed = common_tail(ctx)
     return TFRelease(
         versions=versions,

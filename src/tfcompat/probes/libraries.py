@@ -129,6 +129,7 @@ def _demangle(sym: str) -> str:
         "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv": (
             "tensorflow::internal::LoadDynamicLibrary(char const*, void**)"
         ),
+        "_ZN10tensorflow8internal11LoadLibraryEPKcPPv": "tensorflow::internal::LoadLibrary(char const*, void**)",
     }.get(sym, sym)
 
 

@@ -258,8 +258,14 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
                 Evidence("tensorflow build cuDNN", build, build_source),
                 Evidence("tensorflow build cuDNN major", str(tf.cudnn_version), build_src),
             ),
-            remediation=f'Install cuDNN >= {build}, < {want_major + 1} (pip install "nvidia-cudnn-cu12>={build},'
-            f'<{want_major + 1}") or remove the older copy that wins.',
+            remediation=f"Install cuDNN >= {build}, < {want_major + 1} ("
+            + (
+                f'pip install "nvidia-cudnn-cu12>={build},<{want_major + 1}"'
+                if want_major >= 8
+                else f"cuDNN {want_major} has no pip wheel: NVIDIA's libcudnn{want_major} package or conda "
+                f'"cudnn>={build},<{want_major + 1}" for the build\'s CUDA'
+            )
+            + ") or remove the older copy that wins.",
         )
 
 
