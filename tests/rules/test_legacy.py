@@ -145,13 +145,13 @@ def test_tf_2_1_accepts_a_newer_cudnn_minor(tmp_path, matrix):
     7.5.1 but source was compiled with: 7.6.5")."""
     facts = shipped_facts()
     sonames = tuple(s.soname for s in facts.sonames("10.1", "2.1.4", 7))
-    common = dict(
-        distribution="tensorflow",
-        cuda="10.1",
-        requires=("numpy (<1.19.0,>=1.16.0)", "protobuf (>=3.8.0)"),
-        packages={"numpy": "1.18.5", "protobuf": "3.19.6"},
-        sonames=sonames,
-    )
+    common = {
+        "distribution": "tensorflow",
+        "cuda": "10.1",
+        "requires": ("numpy (<1.19.0,>=1.16.0)", "protobuf (>=3.8.0)"),
+        "packages": {"numpy": "1.18.5", "protobuf": "3.19.6"},
+        "sonames": sonames,
+    }
     make_install(tmp_path / "ok", "2.1.4", cudnn="7.6.5", **common)
     _env, report = judge(tmp_path / "ok", matrix, "418.39")
     assert not [f for f in report.findings if f.rule == "TFC302"]
@@ -207,17 +207,17 @@ def healthy_case(rel, matrix):
     sass = rel.sass
     cc = "7.0" if not sass or "7.0" in sass else max(sass, key=Version)
     need = matrix.driver_need(cuda)
-    kwargs = dict(
-        distribution="tensorflow-gpu" if Version(version) < Version("2.1") else "tensorflow",
-        cuda=cuda,
-        cudnn=cudnn,
-        ccs=rel.compute_capabilities,
-        requires=tuple(requires),
-        packages=packages,
-        sonames=tuple(s.soname for s in facts.sonames(cuda, version, major)),
-        sublibraries=facts.cudnn_sublibraries(major),
-        site_dir=site,
-    )
+    kwargs = {
+        "distribution": "tensorflow-gpu" if Version(version) < Version("2.1") else "tensorflow",
+        "cuda": cuda,
+        "cudnn": cudnn,
+        "ccs": rel.compute_capabilities,
+        "requires": tuple(requires),
+        "packages": packages,
+        "sonames": tuple(s.soname for s in facts.sonames(cuda, version, major)),
+        "sublibraries": facts.cudnn_sublibraries(major),
+        "site_dir": site,
+    }
     return version, kwargs, need.full_text, Gpu(0, "test GPU", compute_capability=cc), site
 
 
