@@ -132,14 +132,15 @@ def write_lib(root: str, soname: str, version: str, needed: tuple[str, ...] = ()
     return f"{SYSLIB}/{real}"
 
 
-def system(root: str) -> None:
-    """A glibc 2.27 / GCC 8 system (Ubuntu 18.04's symbol versions) with python3.7."""
+def system(root: str, glibcxx: tuple[str, ...] = GLIBCXX) -> None:
+    """A glibc 2.27 / GCC 8 system (Ubuntu 18.04's symbol versions) with python3.7; `glibcxx`: the GLIBCXX
+    versions its libstdc++ defines."""
     lib = f"{root}{SYSLIB}"
     write_so(f"{lib}/libc.so.6", version_defs=GLIBC)
     for name in ("libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1"):
         write_so(f"{lib}/{name}", version_defs=GLIBC)
     write_so(f"{lib}/libgcc_s.so.1", version_defs=("GCC_3.0", "GCC_3.3", "GCC_4.2.0"))
-    write_so(f"{lib}/libstdc++.so.6", version_defs=GLIBCXX + CXXABI, version_needs={"libc.so.6": ("GLIBC_2.17",)})
+    write_so(f"{lib}/libstdc++.so.6", version_defs=glibcxx + CXXABI, version_needs={"libc.so.6": ("GLIBC_2.17",)})
     link(os.path.join(root, "lib"), "usr/lib")
     write_so(f"{root}/usr/bin/python3.7", soname=None, needed=("libc.so.6",), e_type=2)
 
@@ -169,11 +170,13 @@ def make_install(
     sublibraries: tuple[str, ...] = (),
     skip: tuple[str, ...] = (),
     site_dir: str = SITE,
+    libstdcxx: tuple[str, ...] = GLIBCXX,
+    pywrap_glibcxx: tuple[str, ...] = ("GLIBCXX_3.4.11",),
 ) -> Install:
     """TF `version` of `distribution` in a venv under `root`, with `sonames` (the libraries the build loads) and
     cuDNN `cudnn` as system libraries, `packages` as dist-infos."""
     root = str(root)
-    system(root)
+    system(root, libstdcxx)
     site = root + site_dir
     cudnn_major = int(cudnn.split(".")[0])
     py = site_dir.split("/python")[-1].split("/")[0].replace(".", "")  # ".../python3.7/site-packages" -> "37"
@@ -214,7 +217,7 @@ def make_install(
         soname="_pywrap_tensorflow_internal.so",
         needed=pywrap_needed,
         rpath="$ORIGIN/:$ORIGIN/..",
-        version_needs={"libc.so.6": ("GLIBC_2.2.5", "GLIBC_2.12"), "libstdc++.so.6": ("GLIBCXX_3.4.11",)},
+        version_needs={"libc.so.6": ("GLIBC_2.2.5", "GLIBC_2.12"), "libstdc++.so.6": pywrap_glibcxx},
     )
     inside = lambda p: p[len(root) :]  # noqa: E731
     return Install(root, site_dir, inside(core), inside(framework), inside(pywrap), libraries)
