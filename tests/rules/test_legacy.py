@@ -239,3 +239,6 @@ def test_healthy_install_of_every_release_has_no_error_and_no_warning(tmp_path, 
     bad = [(f.rule, f.message) for f in report.findings if f.severity.value in ("error", "warning")]
     assert bad == []
     assert env.target.native is not None and env.target.native.libraries
+    # the verdict was reached, not skipped: the driver, the libraries, cuDNN's version and the ABI were judged
+    skipped = {s.rule: s.reason for s in report.skipped}
+    assert not {"TFC201", "TFC301", "TFC302", "TFC306"} & set(skipped), skipped
