@@ -51,6 +51,11 @@ def test_legacy_build_facts(matrix, version):
     assert rel.numpy_abi == 1
 
 
+def test_glibcxx_floor_of_2_0_is_higher_than_1_15s(matrix):
+    """_pywrap_tensorflow_internal.so of the 2.0.4 wheel needs GLIBCXX_3.4.13, of 1.15.5 and 2.1.4 3.4.11."""
+    assert [str(matrix.tf_release(v).glibcxx) for v in ("1.15.5", "2.0.4", "2.1.4")] == ["3.4.11", "3.4.13", "3.4.11"]
+
+
 def test_compute_capabilities_are_stated_from_2_3_only(matrix):
     assert matrix.tf_release("2.2.3").compute_capabilities == ()
     assert matrix.tf_release("2.3.0").compute_capabilities == (
