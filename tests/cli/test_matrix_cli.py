@@ -21,6 +21,11 @@ def ask(capsys, *argv):
     return json.loads(out)
 
 
+# the legacy releases (issue 14): tests/matrix/test_matrix.py LEGACY_RELEASES
+LEGACY = ["1.5.0", "1.5.1", "1.6.0", "1.13.1", "1.13.2", "1.14.0", "1.15.0", "1.15.2", "1.15.3", "1.15.4", "1.15.5"]
+LEGACY += ["2.0.0", "2.0.1", "2.0.2", "2.0.3", "2.0.4", "2.1.0", "2.1.1", "2.1.2", "2.1.3", "2.1.4"]
+LEGACY += ["2.2.0", "2.2.1", "2.2.2", "2.2.3", "2.3.0", "2.3.1", "2.3.2", "2.3.3", "2.3.4"]
+
 # Facts picked from the fact sheet (../shared/facts/compat_facts.md), each as the sheet states it.
 FACTS = [
     # §1a tested builds: 2.15 -> CUDA 12.2 / cuDNN 8.9
@@ -71,7 +76,8 @@ FACTS = [
     (("driver", "535.54.03"), "cuda_none", "in", "13.0.0"),
     (("driver", "470.82.01"), "tensorflow_none", "in", "2.15.0"),
     (("driver", "470.82.01"), "tensorflow_compat", "in", "2.14.1"),
-    (("driver", "450.51.05"), "tensorflow_full", "==", ["2.4.0", "2.4.1", "2.4.2", "2.4.3", "2.4.4"]),
+    # (and every legacy release: CUDA 9.0 / 10.0 / 10.1 need 384.81 / 410.48 / 418.39)
+    (("driver", "450.51.05"), "tensorflow_full", "==", LEGACY + ["2.4.0", "2.4.1", "2.4.2", "2.4.3", "2.4.4"]),
     # §6c which wheels cover which GPUs
     (("gpu", "8.6"), "native", "in", "2.21.0"),
     (("gpu", "9.0"), "ptx_jit", "in", "2.15.1"),
@@ -165,7 +171,7 @@ def test_text_output(capsys, argv, text):
     "argv, message",
     [
         (("tensorflow", "2.22.0"), "tensorflow 2.22.0 is not in the matrix"),
-        (("tensorflow", "2.3"), "tensorflow 2.3 is not in the matrix"),
+        (("tensorflow", "1.4"), "tensorflow 1.4 is not in the matrix"),
         (("tensorflow", "two"), "TensorFlow version 'two' is not a version"),
         (("cuda", "12.7"), "CUDA 12.7 is not in the matrix"),
         (("driver", "latest"), "driver version 'latest' is not an NVIDIA driver version"),
@@ -186,7 +192,7 @@ def test_unknown_versions_exit_2_one_line(capsys, argv, message):
 def test_validate_shipped_matrix(capsys):
     code, out, err = run(capsys, "matrix", "validate", str(default_matrix_path()))
     assert code == 0, err
-    assert "valid matrix (28 tensorflow, 52 releases, 56 cuda" in out
+    assert "valid matrix (42 tensorflow, 82 releases, 62 cuda" in out
 
 
 def test_validate_broken_matrix_names_entry_and_field(capsys, tmp_path):
@@ -195,7 +201,7 @@ def test_validate_broken_matrix_names_entry_and_field(capsys, tmp_path):
     broken.write_text(text.replace('min_driver = "555.42.06"', 'min_driver = "555.42.O6"', 1))
     code, out, err = run(capsys, "matrix", "validate", str(broken))
     assert code == 2 and out == ""
-    assert err == f"tfcompat: error: {broken}: [[cuda]] #40 '12.5.1': min_driver '555.42.O6' is not a version\n"
+    assert err == f"tfcompat: error: {broken}: [[cuda]] #46 '12.5.1': min_driver '555.42.O6' is not a version\n"
 
 
 def test_validate_reports_broken_invariants(capsys, tmp_path):

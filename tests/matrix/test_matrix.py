@@ -18,9 +18,43 @@ from tfcompat.matrix import (
     spec_text,
 )
 
+# The legacy rows (issue 14): every Linux x86-64 tensorflow-gpu / tensorflow release of 1.5, 1.6, 1.13-1.15 and
+# 2.0-2.3 on PyPI (1.13.0 and 1.15.1 were never published).
+LEGACY_RELEASES = [
+    "1.5.0",
+    "1.5.1",
+    "1.6.0",
+    "1.13.1",
+    "1.13.2",
+    "1.14.0",
+    "1.15.0",
+    "1.15.2",
+    "1.15.3",
+    "1.15.4",
+    "1.15.5",
+    "2.0.0",
+    "2.0.1",
+    "2.0.2",
+    "2.0.3",
+    "2.0.4",
+    "2.1.0",
+    "2.1.1",
+    "2.1.2",
+    "2.1.3",
+    "2.1.4",
+    "2.2.0",
+    "2.2.1",
+    "2.2.2",
+    "2.2.3",
+    "2.3.0",
+    "2.3.1",
+    "2.3.2",
+    "2.3.3",
+    "2.3.4",
+]
 # Every Linux x86-64 tensorflow release on PyPI from 2.4.0 to 2.21.0 (pypi.org/project/tensorflow/#history;
 # 2.16.0 was never published).
-RELEASES = [
+RELEASES = LEGACY_RELEASES + [
     "2.4.0",
     "2.4.1",
     "2.4.2",
@@ -113,7 +147,8 @@ def test_entries_list_exactly_the_real_releases(matrix):
 
 def test_every_tf_minor_2_4_to_2_21_covered(matrix):
     minors = {Version(r).release[:2] for rel in matrix.tensorflow for r in rel.releases}
-    assert minors == {(2, m) for m in range(4, 22)}
+    legacy = {(1, 5), (1, 6), (1, 13), (1, 14), (1, 15), (2, 0), (2, 1), (2, 2), (2, 3)}
+    assert minors == {(2, m) for m in range(4, 22)} | legacy
 
 
 def test_every_entry_has_an_original_source_and_a_past_date(matrix):
@@ -138,7 +173,9 @@ def test_every_cuda_named_has_driver_facts(matrix):
     for rel in matrix.tensorflow:
         assert rel.cuda is not None, rel.label
         assert matrix.cuda_toolkit(str(rel.cuda)) is not None, rel.label
-        assert matrix.cuda_major(rel.cuda.major) is not None, rel.label
+        # CUDA 9 and 10 have no minor-version-compatibility floor: each minor needs its own driver
+        assert matrix.cuda_major_info(rel.cuda.major) is not None, rel.label
+        assert (matrix.cuda_major(rel.cuda.major) is not None) == (rel.cuda.major >= 11), rel.label
 
 
 def test_tf_entries_sorted_and_non_overlapping(matrix):
@@ -275,14 +312,20 @@ def test_cuda_lookups(matrix):
     assert matrix.cuda_major(10) is None and matrix.cuda_major_info(10).minor_version_compatibility is False
 
 
-def test_every_release_notes_row_10_0_to_13_2_update_2(matrix):
-    assert len(matrix.cuda) == 56
-    assert [t.label for t in matrix.cuda[:3]] == [
+def test_every_release_notes_row_8_0_to_13_2_update_2(matrix):
+    assert len(matrix.cuda) == 62
+    assert [t.label for t in matrix.cuda[:9]] == [
+        "CUDA 8.0 (8.0.44)",
+        "CUDA 8.0 (8.0.61 GA2)",
+        "CUDA 9.0 (9.0.76)",
+        "CUDA 9.1 (9.1.85)",
+        "CUDA 9.2 (9.2.88)",
+        "CUDA 9.2 (9.2.148 Update 1)",
         "CUDA 10.0.130",
         "CUDA 10.1 (10.1.105 general release, and updates)",
         "CUDA 10.2.89",
     ]
-    assert {t.update for t in matrix.cuda} == {"GA", "RC"} | {f"Update {n}" for n in range(1, 5)}
+    assert {t.update for t in matrix.cuda} == {"GA", "GA2", "RC"} | {f"Update {n}" for n in range(1, 5)}
 
 
 def test_driver_need(matrix):
@@ -475,7 +518,7 @@ def test_broken_shipped_matrix_names_entry_and_field():
     with pytest.raises(MatrixError) as err:
         parse_matrix(broken, "compat_matrix.toml")
     assert str(err.value) == (
-        "compat_matrix.toml: [[tensorflow]] #21 '>=2.15.1,<2.16.0': cudnn '8.9.x' is not a version"
+        "compat_matrix.toml: [[tensorflow]] #35 '>=2.15.1,<2.16.0': cudnn '8.9.x' is not a version"
     )
 
 

@@ -112,7 +112,8 @@ def test_rules_are_documented():
     for r in rules.values():
         for section in ("What:", "Why it crashes:", "How to fix:"):
             assert section in r.doc, (r.id, section)
-        assert "libraries" in r.requires and "tensorflow" in r.requires
+        # TFC306 reads TF's own objects, which are known when the CUDA library list is not (issue 14)
+        assert ("libraries" in r.requires or r.id == "TFC306") and "tensorflow" in r.requires
 
 
 # -- TFC301 --------------------------------------------------------------------------------------------

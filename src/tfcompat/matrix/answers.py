@@ -32,6 +32,7 @@ _TF_FIELDS: tuple[tuple[str, Callable[[TFRelease], Any]], ...] = (
     ("python", lambda r: _spec(r.python)),
     ("cuda", lambda r: _ver(r.cuda)),
     ("cudnn", lambda r: _ver(r.cudnn)),
+    ("cudnn_minor", lambda r: r.cudnn_minor),  # "exact": TF 1.5/1.6 accept only the compiled minor
     ("compute_capabilities", lambda r: list(r.compute_capabilities)),
     ("numpy_abi", lambda r: r.numpy_abi),
     ("numpy", lambda r: _spec(r.numpy)),

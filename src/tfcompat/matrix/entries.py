@@ -47,6 +47,7 @@ class TFRelease:
     confirmed: bool = True
     protoc: Optional[Version] = None  # the protobuf release whose protoc generated the wheel's *_pb2.py modules
     numpy_built_with: Optional[Version] = None  # the NumPy whose headers its extension modules were compiled with
+    cudnn_minor: Optional[str] = None  # "exact": a cuDNN of another minor is refused (TF 1.5/1.6)
 
     def matches(self, version: str) -> bool:
         return self.versions.contains(Version(version), prereleases=True)

@@ -49,9 +49,15 @@ class DlopenLibrary:
     tensorflow: Optional[SpecifierSet] = None  # only for these TensorFlow major.minor versions
 
     def applies(self, cuda: Optional[Version], tf: Optional[Version]) -> bool:
-        if self.cuda is not None and (cuda is None or not self.cuda.contains(cuda, prereleases=True)):
-            return False
-        return self.tensorflow is None or (tf is not None and self.tensorflow.contains(tf, prereleases=True))
+        """For a build of CUDA `cuda` and TF `tf` (major.minor; cuda None: build_info.py states only the major).
+        With both narrowings, the CUDA minor decides where it is known (a source build), the TF release where it
+        is not (the 1.15, 2.0 and 2.2 wheels write "10")."""
+        in_tf = self.tensorflow is None or (tf is not None and self.tensorflow.contains(tf, prereleases=True))
+        if self.cuda is None:
+            return in_tf
+        if cuda is not None:
+            return self.cuda.contains(cuda, prereleases=True)
+        return self.tensorflow is not None and in_tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,9 +175,10 @@ class WorldFacts:
         table = self.dlopen_table(major)
         if table is None:
             return None
+        major_only = len(Version(cuda).release) == 1  # "10": the minor is unknown
         out = []
         for lib in table.libraries:
-            if not lib.applies(_minor(cuda), _minor(tf)):
+            if not lib.applies(None if major_only else _minor(cuda), _minor(tf)):
                 continue
             if "{cudnn_major}" in lib.soname:
                 if cudnn_major is None:

@@ -90,7 +90,8 @@ def _cudnn_sublibraries(ctx: Ctx) -> CudnnSublibraries:
     ctx.check_keys({"cudnn_major": True, "sonames": True, **_TAIL})
     major = ctx.integer("cudnn_major", minimum=1)
     assert major is not None
-    sonames = ctx.strings("sonames", _is_soname, "a soname")
+    # [] is a fact too: that major is one library (cuDNN 7)
+    sonames = () if ctx.entry.get("sonames") == [] else ctx.strings("sonames", _is_soname, "a soname")
     for s in sonames:
         if not s.endswith(f".so.{major}"):
             raise ctx.fail("sonames", f"{s!r} does not end in .so.{major}")

@@ -38,7 +38,12 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
                 out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[cuda_major]] {rel.cuda.major} entry")
             if matrix.facts.dlopen and matrix.facts.dlopen_table(rel.cuda.major) is None:
                 out.append(f"{p}: {rel.label}: cuda {rel.cuda} has no [[dlopen]] {rel.cuda.major} table (sonames)")
-            if rel.cudnn is not None and matrix.facts.cudnn and not matrix.facts.cudnn_sublibraries(rel.cudnn.major):
+            # an entry with no sonames is a fact too (cuDNN 7 is one library)
+            if (
+                rel.cudnn is not None
+                and matrix.facts.cudnn
+                and rel.cudnn.major not in {c.cudnn_major for c in matrix.facts.cudnn}
+            ):
                 out.append(f"{p}: {rel.label}: cudnn {rel.cudnn} has no [[cudnn_sublibraries]] {rel.cudnn.major} entry")
         for cc in rel.sass:
             if matrix.compute_capability(cc) is None:

@@ -49,6 +49,7 @@ _TF_KEYS = {
     "and_cuda_cuda": False,
     "protoc": False,
     "numpy_built_with": False,
+    "cudnn_minor": False,
     "source": True,
     "checked": True,
     "note": False,
@@ -82,6 +83,9 @@ def tf_release(ctx: Ctx) -> TFRelease:
     manylinux = ctx.string("manylinux")
     if manylinux is not None and not all(p.startswith("manylinux") for p in manylinux.split(".")):
         raise ctx.fail("manylinux", f"{manylinux!r} is not a manylinux platform tag")
+    cudnn_minor = ctx.string("cudnn_minor")
+    if cudnn_minor not in (None, "exact"):
+        raise ctx.fail("cudnn_minor", f'{cudnn_minor!r} must be "exact" (or absent: equal or newer minor)')
     source, checked, note, confirmed = common_tail(ctx)
     return TFRelease(
         versions=versions,
@@ -113,6 +117,7 @@ def tf_release(ctx: Ctx) -> TFRelease:
         confirmed=confirmed,
         protoc=ctx.version("protoc"),
         numpy_built_with=ctx.version("numpy_built_with"),
+        cudnn_minor=cudnn_minor,
     )
 
 
@@ -126,7 +131,7 @@ _CUDA_KEYS = {
     "checked": True,
     "note": False,
 }
-_UPDATE_RE = re.compile(r"^(GA|RC|Update \d+)$")
+_UPDATE_RE = re.compile(r"^(GA|GA2|RC|Update \d+)$")  # GA2: CUDA 8.0.61, 8.0's second general release
 
 
 def cuda_toolkit(ctx: Ctx) -> CudaToolkit:

@@ -19,6 +19,7 @@ the resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Optional
@@ -53,11 +54,15 @@ from tfcompat.probes.native.loader import (
     Lookup,
 )
 from tfcompat.probes.rootfs import Root
+from tfcompat.probes.tensorflow import core_dirs
 
 # The functions whose dlopen() is TF's: the object that defines one is the caller the loader searches for.
+# tensorflow::internal::LoadLibrary is the name up to 2.3 (defined in libtensorflow_framework.so.1/.2 of the
+# 1.14-2.3 wheels, read 2026-12-07; the 1.5-1.13 wheels link CUDA by DT_NEEDED instead).
 _DLOPEN_WRAPPERS = (
     "_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv",
     "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv",
+    "_ZN10tensorflow8internal11LoadLibraryEPKcPPv",
 )
 
 
@@ -65,8 +70,9 @@ _DLOPEN_WRAPPERS = (
 # The probe.
 
 
-def _tf_objects(loader: Loader, package_dir: str) -> list[str]:
-    """TF's own shared objects (inside-root paths), in the order `import tensorflow` loads them."""
+def _tf_objects(loader: Loader, package_dirs: Sequence[str]) -> list[str]:
+    """TF's own shared objects (inside-root paths), in the order `import tensorflow` loads them, from the real
+    package (tensorflow_core/ in the 1.15-2.1 layout, else tensorflow/)."""
     names = (
         "python/_pywrap_tensorflow_internal.so",
         "python/lib_pywrap_tensorflow_common.so",
@@ -75,12 +81,12 @@ def _tf_objects(loader: Loader, package_dir: str) -> list[str]:
         "libtensorflow_framework.so.1",
         "libtensorflow_framework.so",
     )
-    inside = loader.root.display(package_dir)
-    out = []
-    for n in names:
-        if loader.root.is_file(f"{inside}/{n}"):
-            out.append(f"{inside}/{n}")
-    return out
+    for package_dir in package_dirs:
+        inside = loader.root.display(package_dir)
+        out = [f"{inside}/{n}" for n in names if loader.root.is_file(f"{inside}/{n}")]
+        if out:
+            return out
+    return []
 
 
 def _dlopen_caller(loader: Loader, objects: Sequence[str]) -> tuple[Optional[str], str]:
@@ -102,12 +108,29 @@ def _dlopen_caller(loader: Loader, objects: Sequence[str]) -> tuple[Optional[str
     return (objects[-1] if objects else None), "assumed"
 
 
+def _linked_versions(tf: TensorFlowBuild, objects: Sequence[LoadedObject]) -> TensorFlowBuild:
+    """`tf` with the CUDA and cuDNN versions its own objects link by DT_NEEDED where build_info.py states none
+    (the 1.5-1.13 wheels: libcudart.so.10.0 and libcudnn.so.7 are DT_NEEDED of libtensorflow_framework.so), so
+    that the sonames it loads can be looked up. Only for choosing sonames; the snapshot keeps build_info's facts."""
+    if not tf.is_cuda_build or (tf.cuda_version and tf.cudnn_version):
+        return tf
+    needed = [n for o in objects for n in o.elf.needed]
+    cudart = next((n[len("libcudart.so.") :] for n in needed if n.startswith("libcudart.so.")), None)
+    cudnn = next((n[len("libcudnn.so.") :] for n in needed if n.startswith("libcudnn.so.")), None)
+    return dataclasses.replace(
+        tf,
+        cuda_version=tf.cuda_version or (cudart if cudart and _release_of(cudart) else None),
+        cudnn_version=tf.cudnn_version or (cudnn if cudnn and _release_of(cudnn) else None),
+    )
+
+
 def _demangle(sym: str) -> str:
     return {
         "_ZN3tsl8internal18LoadDynamicLibraryEPKcPPv": "tsl::internal::LoadDynamicLibrary(char const*, void**)",
         "_ZN10tensorflow8internal18LoadDynamicLibraryEPKcPPv": (
             "tensorflow::internal::LoadDynamicLibrary(char const*, void**)"
         ),
+        "_ZN10tensorflow8internal11LoadLibraryEPKcPPv": "tensorflow::internal::LoadLibrary(char const*, void**)",
     }.get(sym, sym)
 
 
@@ -257,7 +280,8 @@ def probe_libraries(
     facts = facts if facts is not None else shipped_facts()
     if tf is None:
         return None, []  # the tensorflow unknown already says why
-    if not tf.package_dir or not root.is_dir(root.display(tf.package_dir)):
+    package_dirs = core_dirs(tf.location, root)
+    if not package_dirs:
         return None, [
             Unknown(
                 "libraries",
@@ -270,13 +294,13 @@ def probe_libraries(
         executable = python.executable if python.executable and python.executable.startswith("/") else None
         loader_config = LoaderConfig.for_target(root, executable, environ, platform.cpu_flags)
     loader = Loader(loader_config)
-    objects = _tf_objects(loader, tf.package_dir)
+    objects = _tf_objects(loader, package_dirs)
     if not objects:
         return None, [
             Unknown(
                 "libraries",
                 f"no libtensorflow_framework.so* or _pywrap_tensorflow_internal.so in "
-                f"{tf.package_dir} (not a Linux build of TensorFlow?)",
+                f"{', '.join(package_dirs)} (not a Linux build of TensorFlow?)",
             )
         ]
     try:
@@ -299,7 +323,7 @@ def probe_libraries(
         caller = loader.by_real.get(loader.inside(host)) if host else None
         if caller is None:
             caller = loader.load_path(caller_path, STEP_PATH, parent=exe)
-    specs, spec_unknowns = tf_library_specs(tf, facts)
+    specs, spec_unknowns = tf_library_specs(_linked_versions(tf, loaded_tf), facts)
     unknowns += spec_unknowns
     probe = _Probe(root, tf, packages, site_dirs, loader, conda)
     resolutions: list[LibraryResolution] = []

@@ -1,7 +1,9 @@
 """The installed TensorFlow distributions and their build, read from files (never imported).
 
 The build facts come from ``tensorflow/python/platform/build_info.py``, a generated module whose
-dict literal is what ``tf.sysconfig.get_build_info()`` returns; we read it with ``ast``.
+dict literal is what ``tf.sysconfig.get_build_info()`` returns; we read it with ``ast``. TF 1.15, 2.0 and 2.1
+install the real package as ``tensorflow_core/`` (``tensorflow/`` only forwards to it): build_info.py and the
+native objects live there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from tfcompat.probes.build_abi import read_abi_facts
 from tfcompat.probes.rootfs import Root
 
 BUILD_INFO = os.path.join("tensorflow", "python", "platform", "build_info.py")
+_BUILD_INFO_IN_PACKAGE = os.path.join("python", "platform", "build_info.py")
+# Where a release keeps its real package, the newest layout last: tensorflow_core/ (1.15, 2.0, 2.1), tensorflow/.
+CORE_PACKAGES = ("tensorflow_core", "tensorflow")
+
+
+def core_dirs(location: str, root: Optional[Root] = None) -> list[str]:
+    """The package directories under `location` that hold TensorFlow's build_info.py and native objects, the one
+    `import tensorflow` really runs first (tensorflow_core/ when a 1.15-2.1 layout has it)."""
+    root = root or Root(None)
+    return [d for d in (os.path.join(location, name) for name in CORE_PACKAGES) if _is_dir(root, d)]
 
 
 def parse_build_info(source: str) -> dict[str, Any]:
@@ -89,11 +101,15 @@ def read_build(pkg: Package, root: Optional[Root] = None) -> tuple[TensorFlowBui
     package_dir: Optional[str] = os.path.join(pkg.location, "tensorflow")
     if not _is_dir(root, os.path.join(pkg.location, "tensorflow")):
         package_dir = None
-    build_info_path: Optional[str] = os.path.join(pkg.location, BUILD_INFO)
+    # build_info.py of the real package: tensorflow_core/ first where a 1.15-2.1 layout has one
+    candidates = [os.path.join(d, _BUILD_INFO_IN_PACKAGE) for d in core_dirs(pkg.location, root)]
+    build_info_path: Optional[str] = next(
+        (c for c in candidates if _is_file(root, c)), os.path.join(pkg.location, BUILD_INFO)
+    )
     info: dict[str, Any] = {}
     try:
         # bounded read (a link to /dev/urandom or a 10 GB file is refused); bad UTF-8 is an unknown, not a crash
-        source = root.read_bytes(root.inside(os.path.join(pkg.location, BUILD_INFO)), "build_info").decode("utf-8")
+        source = root.read_bytes(root.inside(build_info_path or ""), "build_info").decode("utf-8")
         info = parse_build_info(source)
     except FileNotFoundError:
         build_info_path = None

@@ -73,10 +73,13 @@ def render_tensorflow(a: dict[str, Any]) -> str:
 
     row("Python", a["python"])
     row("CUDA (build)", a["cuda"])
-    row("cuDNN (compiled)", f"{a['cudnn']}  (runtime: same major, minor >= {a['cudnn']})" if a["cudnn"] else None)
+    runtime = "same minor only" if a.get("cudnn_minor") == "exact" else f"same major, minor >= {a['cudnn']}"
+    row("cuDNN (compiled)", f"{a['cudnn']}  (runtime: {runtime})" if a["cudnn"] else None)
     row(
         "compute capabilities",
-        " ".join(a["compute_capabilities"]) + f"  (SASS {' '.join(a['sass'])}; PTX {' '.join(a['ptx']) or 'none'})",
+        " ".join(a["compute_capabilities"]) + f"  (SASS {' '.join(a['sass'])}; PTX {' '.join(a['ptx']) or 'none'})"
+        if a["compute_capabilities"]
+        else "not stated (build_info.py lists none before 2.3)",
     )
     if a["min_driver"]:
         row(

@@ -106,6 +106,11 @@ def tf_label(tf: TensorFlowBuild) -> str:
 def cuda_of(tf: TensorFlowBuild, release) -> tuple[Optional[str], str]:
     """Build CUDA version and where it came from: build_info.py first, the matrix second."""
     if tf.cuda_version:
+        stated = version_of(tf.cuda_version)
+        # "10" (the 1.15, 2.0, 2.2 wheels): the matrix names the minor
+        major = stated.major if stated is not None and len(stated.release) == 1 else None
+        if major is not None and release is not None and release.cuda is not None and release.cuda.major == major:
+            return str(release.cuda), f"{tf.build_info_path or 'build_info.py'} (major) and {release.label}"
         return tf.cuda_version, tf.build_info_path or "build_info.py"
     if release is not None and release.cuda is not None:
         return str(release.cuda), f"{release.label} in the matrix"

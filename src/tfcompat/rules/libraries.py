@@ -172,7 +172,8 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
 
     What: compares the version of the libcudnn.so.N file the loader picks (wheel metadata, real file
     name or cudnn_version.h) with the build's cuDNN: the major from build_info.py, the minor from the
-    matrix's entry for the release (build_info.py states only the major).
+    matrix's entry for the release (build_info.py states only the major). TensorFlow 1.5 and 1.6 (matrix
+    `cudnn_minor = "exact"`) accept only the minor they were compiled with, a newer one included.
 
     Why it crashes: at its first cuDNN call TensorFlow checks "Loaded runtime CuDNN library: 9.1.0 but
     source was compiled with: 9.3.0. CuDNN library needs to have matching major version and equal or
@@ -226,6 +227,24 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
     # the runtime rule as the matrix states it (same major, minor >= the compiled one), with that fallback
     if len(have.release) < 2:
         return  # only the major is known (a file name like libcudnn.so.9): the minor cannot be judged
+    release = matrix.tf_release(tf.version)
+    if release is not None and release.cudnn_minor == "exact":
+        # TF 1.5/1.6 compare cuDNN "compatibility versions" (major.minor) for equality: a newer minor is refused too
+        if have.release[:2] != build_v.release[:2]:
+            yield Hit(
+                message=f"cuDNN {lib.found.version} ({describe(lib.found)}) has another minor version than cuDNN "
+                f"{build}, which {tf_label(tf)} was built with, and this release accepts only that minor: the first "
+                'cuDNN call fails ("Loaded runtime CuDNN library: ... but source was compiled with ... If using a '
+                'binary install, upgrade your CuDNN library to match")',
+                evidence=(
+                    ev_have,
+                    Evidence("tensorflow build cuDNN", build, build_source),
+                    Evidence("tensorflow cuDNN minor", "exact (same minor only)", f"{release.label} in the matrix"),
+                ),
+                remediation=f"Install cuDNN {build}.x (the minor {tf_label(tf)} was built with) and remove the copy "
+                "that wins instead, or use TensorFlow 1.7 or newer, which accepts an equal or newer minor.",
+            )
+        return
     compatible = matrix.cudnn_compatible(lib.found.version, build) if hasattr(matrix, "cudnn_compatible") else None
     if compatible is None:
         compatible = have.release[:2] >= build_v.release[:2]
@@ -239,8 +258,14 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
                 Evidence("tensorflow build cuDNN", build, build_source),
                 Evidence("tensorflow build cuDNN major", str(tf.cudnn_version), build_src),
             ),
-            remediation=f'Install cuDNN >= {build}, < {want_major + 1} (pip install "nvidia-cudnn-cu12>={build},'
-            f'<{want_major + 1}") or remove the older copy that wins.',
+            remediation=f"Install cuDNN >= {build}, < {want_major + 1} ("
+            + (
+                f'pip install "nvidia-cudnn-cu12>={build},<{want_major + 1}"'
+                if want_major >= 8
+                else f"cuDNN {want_major} has no pip wheel: NVIDIA's libcudnn{want_major} package or conda "
+                f'"cudnn>={build},<{want_major + 1}" for the build\'s CUDA'
+            )
+            + ") or remove the older copy that wins.",
         )
 
 

@@ -24,7 +24,22 @@ Result = Iterator[Union[Hit, NotApplicable]]
 # -- TFC306 --------------------------------------------------------------------------------------------
 
 
-@rule("TFC306", "symbol-version-not-found", Severity.ERROR, requires=("tensorflow", "libraries"))
+def _tf_own(path: str, env: Environment) -> bool:
+    """One of TensorFlow's own objects: by name, or by place (inside its package, tensorflow_core/ of the 1.15-2.1
+    layout included), so that any object of an old layout counts too."""
+    if posixpath.basename(path).startswith(TF_OBJECTS):
+        return True
+    tf = env.tensorflow
+    if tf is None:
+        return False
+    dirs = [posixpath.join(tf.location, name) for name in ("tensorflow", "tensorflow_core")]
+    dirs += [tf.package_dir] if tf.package_dir else []
+    return any(path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+# Requires "tensorflow" only: the symbol-version needs are read from TF's own objects even when the list of CUDA
+# libraries is unknown (no [[dlopen]] table for the build, a scan cut short), so an unknown "libraries" is no skip.
+@rule("TFC306", "symbol-version-not-found", Severity.ERROR, requires=("tensorflow",))
 def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
     """GLIBC / GLIBCXX / CXXABI versions that TensorFlow's objects need are not defined by the library the loader picks.
 
@@ -45,7 +60,9 @@ def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
     """
     native = native_of(env)
     if native is None:
-        yield NotApplicable("the libraries TensorFlow loads were not resolved (no snapshot data)")
+        yield NotApplicable(
+            env.unknown("libraries") or "the libraries TensorFlow loads were not resolved (no snapshot data)"
+        )
         return
     has_gpus, _gpus_text, gpus_ev = gpu_presence(env)
     problems = [c for c in native.abi if c.missing or c.provider is None]
@@ -58,7 +75,7 @@ def symbol_version_not_found(env: Environment, matrix: Matrix) -> Result:
             continue
         groups.setdefault((c.library, c.provider), []).append(c)
     for (library, provider), checks in groups.items():
-        own = [c for c in checks if posixpath.basename(c.object).startswith(TF_OBJECTS)]
+        own = [c for c in checks if _tf_own(c.object, env)]
         objects = ", ".join(posixpath.basename(c.object) for c in checks)
         if provider is None:
             message = (

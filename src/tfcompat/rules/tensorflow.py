@@ -398,7 +398,9 @@ def matrix_stale(env: Environment, matrix: Matrix) -> Result:
     if release.cudnn is not None and built_cudnn is not None and built_cudnn.major != release.cudnn.major:
         yield _build_disagrees(tf, "cuDNN", "cudnn", tf.cudnn_version or "", str(release.cudnn), release.source)
     built = version_of(tf.cuda_version)
-    if release.cuda is not None and built is not None and built.release[:2] != release.cuda.release[:2]:
+    # the 1.15, 2.0 and 2.2 wheels state only the major ("10"): that agrees with a 10.x in the matrix
+    stated = built.release[:2] if built is not None else ()
+    if release.cuda is not None and built is not None and stated != release.cuda.release[: len(stated)]:
         yield _build_disagrees(tf, "CUDA", "cuda", tf.cuda_version or "", str(release.cuda), release.source)
 
 
