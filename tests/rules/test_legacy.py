@@ -182,6 +182,19 @@ H5PY = ("2.10.0", "3.1.0", "3.6.0", "3.10.0", "3.11.0", "3.14.0")
 PYTHONS = ("3.13", "3.12", "3.11", "3.10", "3.9", "3.8", "3.7", "3.6", "3.5")
 
 
+def _above_build_floor(rel, name, version):
+    """Inside the floors the build sets beyond its metadata (TFC110/TFC111): NumPy with the C API TF was compiled
+    against, protobuf below 4.21 where the generated code predates protoc 3.19."""
+    from tfcompat.matrix.abi_floors import PROTOBUF_UPB, legacy_gencode, numpy_floor
+
+    if name == "numpy" and rel.numpy_built_with is not None:
+        floor = numpy_floor(rel.numpy_built_with)
+        return floor is None or Version(version) >= floor[0]
+    if name == "protobuf" and rel.protoc is not None and legacy_gencode(rel.protoc):
+        return Version(version) < PROTOBUF_UPB
+    return True
+
+
 def healthy_case(rel, matrix):
     """A healthy install of the newest release of matrix row `rel`: (install kwargs, driver, GPU, site)."""
     version = rel.releases[-1]
@@ -202,6 +215,7 @@ def healthy_case(rel, matrix):
         if spec is None:
             continue
         requires.append(f"{name} ({spec})")
+        candidates = tuple(c for c in candidates if _above_build_floor(rel, name, c))
         packages[name] = _lowest(candidates, spec)
         assert packages[name], (rel.label, name, spec)
     sass = rel.sass
