@@ -98,24 +98,28 @@ def gate(
     Exit 0 pass, 1 fail, 2 incomplete (a node missing, stale or unreadable)."""
     with Run(output, verbose, render_error=_error("gate", fmt.value), quiet=quiet):
         from tfcompat.fleet.gate import read_inputs, run_gate
-        from tfcompat.matrix import load_matrix
+        from tfcompat.fleet.read import no_cyclic_gc
         from tfcompat.model import read_snapshot
 
         options = _gate_options(fail_on, expect, max_age, group_by)
         image = read_snapshot(environment) if environment else None
-        loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
         mtx: list[Matrix] = []
 
         def matrix_loader() -> Matrix:
             if not mtx:
+                from tfcompat.matrix import load_matrix  # only for snapshots and joins
+
                 mtx.append(load_matrix(Path(matrix) if matrix else None))
             return mtx[0]
 
         if image is not None or matrix:
             matrix_loader()  # a broken --matrix is an error before any node is judged
-        fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source=environment)
-        if output or not quiet:
-            _emit_verdict("gate", fmt, fleet_report, colour, output)
+        with no_cyclic_gc():  # reading, judging and rendering 10,000 reports: no cycles, millions of objects
+            loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
+            fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source=environment)
+            del loaded
+            if output or not quiet:
+                _emit_verdict("gate", fmt, fleet_report, colour, output)
     raise typer.Exit(fleet_report.exit_code)
 
 

@@ -7,7 +7,9 @@ report is then unreadable and the gate incomplete). Nothing here decides what a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import glob
 import json
 import os
@@ -225,6 +227,20 @@ def _read_file(path: str) -> list[Loaded]:
     return [_as_loaded(value, path, hint)]
 
 
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Parsing and decoding 10,000 reports makes ~4 million small objects without a reference cycle; the cyclic
+    collector rescanning them as they pile up took half the time of each (json.loads of 89 MB: 3.1 s against
+    1.1 s without it). Re-entrant: the outermost one turns it back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_inputs(inputs: Sequence[str], stdin: Optional[TextIO] = None) -> list[Loaded]:
     """Files, directories (their ``*.json``/``*.jsonl``, hidden temp files skipped), globs, ``-`` for stdin.
 
@@ -233,6 +249,11 @@ def read_inputs(inputs: Sequence[str], stdin: Optional[TextIO] = None) -> list[L
     """
     if not inputs:
         raise GateError("no reports given: name files, directories or globs, or '-' for JSON Lines on stdin")
+    with no_cyclic_gc():
+        return _read_all(inputs, stdin)
+
+
+def _read_all(inputs: Sequence[str], stdin: Optional[TextIO]) -> list[Loaded]:
     out: list[Loaded] = []
     seen: set = set()
     for item in inputs:
