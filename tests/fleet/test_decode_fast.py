@@ -101,3 +101,18 @@ def test_errors_still_name_the_field():
     with pytest.raises(SnapshotError, match=r"^\$\.host: unknown field 'extra'"):
         from_json_dict(Environment, env)
     assert from_json_dict(Report, data, lenient=True).environment.host.gpus[3].mig_mode is False
+
+
+def test_a_report_named_twice_is_read_once(tmp_path):
+    """Reading a directory takes one realpath for the directory (speed): a report reached again through a link in
+    it, the directory named twice, or the file named on its own is still read once."""
+    from tfcompat.fleet.read import read_inputs
+
+    d = tmp_path / "r"
+    d.mkdir()
+    with open(EXAMPLES[0], encoding="utf-8") as fh:
+        (d / "gpu-001.json").write_text(fh.read())
+    os.symlink(d / "gpu-001.json", d / "link.json")
+    os.symlink(d, tmp_path / "again")
+    got = read_inputs([str(d), str(tmp_path / "again"), str(d / "gpu-001.json"), str(tmp_path / "again" / "*.json")])
+    assert [x.source for x in got] == [str(d / "gpu-001.json")]
