@@ -194,13 +194,13 @@ def test_pool_nodes_that_sent_nothing_leave_the_gate_incomplete(matrix):
     assert (f.rule, f.severity.value, f.majority, f.majority_count) == ("TFC614", "warning", "fresh report", 2)
     assert {o.value: o.nodes for o in f.outliers} == {
         "(its check could not run: no environment)": ("gpu-004",),
-        "(no report)": ("gpu-003",),
+        "(no readable report)": ("gpu-003",),
         "(stale report)": ("gpu-005",),
     }
     assert fr.status == "incomplete" and fr.exit_code == 2
     assert any(r.startswith("TFC614 3 nodes of pool train without a fresh report") for r in fr.reasons)
     validate(fr)
-    assert "      without: (no report) on gpu-003 (1)" in render_gate_text(fr)
+    assert "      without: (no readable report) on gpu-003 (1)" in render_gate_text(fr)
     junit = render_junit(fr)
     assert 'name="TFC614 report [pool train]"' in junit and 'type="incomplete"' in junit
     # TFC614 never fails the gate, whatever --fail-on says (a warning at --fail-on warning would)

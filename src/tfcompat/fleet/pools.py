@@ -100,14 +100,14 @@ def judge_pools(
     """Each pool: TFC613 per fact on which its reporting nodes differ, TFC614 for its nodes without a usable report.
 
     `reports`: the fresh, expected node reports that carry an environment; `why_not`: for other nodes that were
-    read, why their report does not count ("stale report", ...); any other node sent no report."""
+    read, why their report does not count ("stale report", ...); any other node has no readable report."""
     out = []
     for spec in specs:
         members = [n for n in spec.nodes if n in reports]
         unreported: dict[str, list[str]] = collections.defaultdict(list)
         for n in spec.nodes:
             if n not in reports:
-                unreported[why_not.get(n, "no report")].append(n)
+                unreported[why_not.get(n, "no readable report")].append(n)
         findings = _mismatches(spec.name, [(n, reports[n], absent.get(n, frozenset())) for n in members])
         missing = sorted(n for ns in unreported.values() for n in ns)
         if missing:

@@ -125,7 +125,7 @@ def render_gate_text(report: FleetReport, colour: bool = False) -> str:
                     f"{abbreviate(pf.majority_nodeset)} ({pf.majority_count})"
                 )
             else:
-                lines.append(f"  {pf.severity.value.upper()} {pf.rule} {pf.fact}: none")
+                lines.append(f"  {pf.severity.value.upper()} {pf.rule} {pf.fact}: no node of the pool has a fresh one")
             word = "outlier" if pf.rule == "TFC613" else "without"
             for o in pf.outliers[:MAX_NODE_LINES]:
                 lines.append(f"      {word}: {o.value} on {abbreviate(o.nodeset)} ({o.count})")
