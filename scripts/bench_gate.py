@@ -4,11 +4,15 @@
     python scripts/bench_gate.py                 # 10,000 reports written as files, then read + merged
     python scripts/bench_gate.py --nodes 50000   # bigger
     python scripts/bench_gate.py --cli           # also time the whole `tfcompat gate DIR` and `gate -` processes
+    python scripts/bench_gate.py --cli --repeat 5 --pools   # medians of 5 runs each; two declared pools of 8
 
 The synthetic fleet: two GPU pools (H100, A100), 1 % of nodes on an old driver (they fail), 0.5 % missing,
 0.5 % stale, full-size reports as `tfcompat check -f json` writes them. The same reports are also read as JSON
 Lines on stdin (`cat */*.json | tfcompat gate -`): that path must give the same verdict in about the time the
 files take (it was quadratic once: 4,000 reports took minutes); the script exits 1 when it does not.
+
+Times of the processes are given as wall-clock and CPU (user + sys of the child): on a machine that others load,
+the CPU time is the figure to compare; `--repeat N` gives the median of N runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import datetime
 import io
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +63,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--cli", action="store_true", help="also time `python -m tfcompat gate DIR` end to end")
+    ap.add_argument("--repeat", type=int, default=1, help="run each process N times, print medians")
+    ap.add_argument("--pools", action="store_true", help="also declare pools (each 8 consecutive nodes)")
     args = ap.parse_args()
     n = args.nodes
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -127,19 +135,37 @@ def main() -> None:
         print("\n".join(text.splitlines()[-12:]))
         if args.cli:
             gate_args = ["--expect", f"gpu-[{1:0{width}d}-{n}]", "--max-age", "1d", "-f", "json"]
-            t0 = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "tfcompat", "gate", d] + gate_args, capture_output=True, text=True
-            )
-            print(f"\n`tfcompat gate DIR -f json` process: {time.perf_counter() - t0:.2f} s, exit {proc.returncode}")
-            t0 = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "tfcompat", "gate", "-"] + gate_args, input=jsonl, capture_output=True, text=True
-            )
-            print(
-                f"`tfcompat gate - -f json` process, JSON Lines on stdin: {time.perf_counter() - t0:.2f} s, "
-                f"exit {proc.returncode}"
-            )
+            if args.pools:  # pools of 8 nodes: the old-driver nodes fail theirs (TFC613), missing ones TFC614
+                gate_args += [
+                    a
+                    for k in range(0, n, 8)
+                    for a in ("--pool", f"p{k // 8}=gpu-[{k + 1:0{width}d}-{min(k + 8, n):0{width}d}]")
+                ]
+            for label, argv, stdin in (
+                ("`tfcompat gate DIR -f json` process", [d], None),
+                ("`tfcompat gate - -f json` process, JSON Lines on stdin", ["-"], jsonl),
+            ):
+                walls, cpus, code = [], [], None
+                for _ in range(max(args.repeat, 1)):
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    t0 = time.perf_counter()
+                    proc = subprocess.run(
+                        [sys.executable, "-m", "tfcompat", "gate"] + argv + gate_args,
+                        input=stdin,
+                        capture_output=True,
+                        text=True,
+                    )
+                    walls.append(time.perf_counter() - t0)
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+                    code = proc.returncode
+                print(
+                    f"\n{label}: {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU"
+                    + (f" (medians of {len(walls)})" if len(walls) > 1 else "")
+                    + f", exit {code}",
+                    end="",
+                )
+            print()
 
         # The check: JSON Lines give the same verdict, without a per-record rescan of the input.
         same = (report_jsonl.status, report_jsonl.counts) == (report.status, report.counts)

@@ -647,12 +647,16 @@ def test_error_report_is_undecided_with_its_reason_whatever_max_age(capsys, tmp_
 
 
 def test_drift_rules_are_registered_fleet_rules_with_docs(capsys):
-    """TFC601-612 are rules like every other: listed, explained, documented; `check` never runs them."""
+    """TFC601-614 are rules like every other: listed, explained, documented; `check` never runs them. TFC613/614
+    judge declared pools (fleet.pools), not a group's drift."""
     from tfcompat.engine import DOC_SECTIONS
+    from tfcompat.fleet.drift import drift_rules
     from tfcompat.rules import catalog
 
     fleet = {r.id: r for r in catalog() if r.scope == "fleet"}
-    assert sorted(fleet) == [f"TFC6{i:02d}" for i in range(1, 13)]
+    assert sorted(fleet) == [f"TFC6{i:02d}" for i in range(1, 15)]
+    assert sorted(r.id for r in drift_rules()) == [f"TFC6{i:02d}" for i in range(1, 13)]
+    assert (fleet["TFC613"].severity, fleet["TFC614"].severity) == (Severity.ERROR, Severity.WARNING)
     assert fleet["TFC601"].severity is Severity.ERROR
     assert {fleet[i].severity for i in ("TFC611", "TFC612")} == {Severity.INFO}
     assert all(fleet[f"TFC6{i:02d}"].severity is Severity.WARNING for i in range(2, 11))

@@ -51,20 +51,49 @@ def _emit_verdict(
     emit(render(command, fmt.value, report, RenderContext(colour=colour_wanted(colour, output))), output)
 
 
+PoolOpt = typer.Option(
+    None,
+    "--pool",
+    metavar="NAME=NODESET",
+    help="Declare a pool: nodes that run one job and must share GPU model, driver, CUDA driver API and MIG mode "
+    "(TFC613, an error; a node whose driver or GPUs are unknown differs); each must report (TFC614: incomplete). "
+    "NODESET as for --expect: train-a=gpu-[001-004]. Repeatable; pools may overlap.",
+)
+PoolByOpt = typer.Option(
+    None,
+    "--pool-by",
+    metavar="KEY",
+    help="Declare one pool per value of the label KEY in the --expect file (gpu-[001-064] pool=h100), "
+    "judged as --pool; nodes without the label are in no pool.",
+)
+
+
 def _gate_options(
-    fail_on: FailOn, expect: Optional[list[str]], max_age: Optional[str], group_by: Optional[str]
+    fail_on: FailOn,
+    expect: Optional[list[str]],
+    max_age: Optional[str],
+    group_by: Optional[str],
+    pool: Optional[list[str]] = None,
+    pool_by: Optional[str] = None,
 ) -> GateOptions:
-    from tfcompat.fleet.gate import GateError, GateOptions, parse_duration, parse_expect
+    from tfcompat.fleet.gate import GateError, GateOptions, parse_duration, parse_expect, parse_pools
     from tfcompat.model import Severity
 
     expectation = parse_expect(expect or ())
     if group_by and group_by.startswith("label:") and expectation is None:
         raise GateError(f"--group-by {group_by}: labels come from an --expect file")
+    pools = parse_pools(
+        pool or (),
+        pool_by,
+        expectation.labels if expectation is not None else None,
+        expectation.nodes if expectation is not None else None,
+    )
     return GateOptions(
         fail_on=Severity(fail_on.value),
         expect=expectation,
         max_age_seconds=parse_duration(max_age) if max_age else None,
         group_by=group_by,
+        pools=pools,
     )
 
 
@@ -78,6 +107,8 @@ def gate(
     max_age: Optional[str] = MaxAgeOpt,
     fail_on: FailOn = GateFailOnOpt,
     group_by: Optional[str] = GroupByOpt,
+    pool: Optional[list[str]] = PoolOpt,
+    pool_by: Optional[str] = PoolByOpt,
     environment: Optional[str] = typer.Option(
         None,
         "--environment",
@@ -93,29 +124,34 @@ def gate(
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
-    """Merge node reports into one verdict: completeness, per-node verdicts, drift.
+    """Merge node reports into one verdict: completeness, per-node verdicts, drift, declared pools.
 
-    Exit 0 pass, 1 fail, 2 incomplete (a node missing, stale or unreadable)."""
+    Exit 0 pass, 1 fail (a node fails, drift at fail-on, a pool's nodes differ), 2 incomplete (a node missing,
+    stale or unreadable)."""
     with Run(output, verbose, render_error=_error("gate", fmt.value), quiet=quiet):
         from tfcompat.fleet.gate import read_inputs, run_gate
-        from tfcompat.matrix import load_matrix
+        from tfcompat.fleet.read import no_cyclic_gc
         from tfcompat.model import read_snapshot
 
-        options = _gate_options(fail_on, expect, max_age, group_by)
+        options = _gate_options(fail_on, expect, max_age, group_by, pool, pool_by)
         image = read_snapshot(environment) if environment else None
-        loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
         mtx: list[Matrix] = []
 
         def matrix_loader() -> Matrix:
             if not mtx:
+                from tfcompat.matrix import load_matrix  # only for snapshots and joins
+
                 mtx.append(load_matrix(Path(matrix) if matrix else None))
             return mtx[0]
 
         if image is not None or matrix:
             matrix_loader()  # a broken --matrix is an error before any node is judged
-        fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source=environment)
-        if output or not quiet:
-            _emit_verdict("gate", fmt, fleet_report, colour, output)
+        with no_cyclic_gc():  # reading, judging and rendering 10,000 reports: no cycles, millions of objects
+            loaded = read_inputs(list(inputs or ()), stdin=sys.stdin)
+            fleet_report = run_gate(loaded, options, matrix_loader=matrix_loader, image=image, image_source=environment)
+            del loaded
+            if output or not quiet:
+                _emit_verdict("gate", fmt, fleet_report, colour, output)
     raise typer.Exit(fleet_report.exit_code)
 
 
@@ -154,6 +190,8 @@ def fleet(
     max_age: Optional[str] = MaxAgeOpt,
     fail_on: FailOn = GateFailOnOpt,
     group_by: Optional[str] = GroupByOpt,
+    pool: Optional[list[str]] = PoolOpt,
+    pool_by: Optional[str] = PoolByOpt,
     fmt: GateFormat = GateFmtOpt,
     output: Optional[str] = GateOutputOpt,
     colour: Optional[bool] = ColourOpt,
@@ -183,7 +221,7 @@ def fleet(
                 )
         if local is not None and local < 1:
             raise UsageProblem("--local N: N must be at least 1")
-        options = _gate_options(fail_on, expect, max_age, group_by)
+        options = _gate_options(fail_on, expect, max_age, group_by, pool, pool_by)
         if output_dir:
             try:
                 os.makedirs(output_dir, exist_ok=True)

@@ -254,12 +254,77 @@ def matrix_drift(report: Report, absent: frozenset[str]) -> Facts:
     return {"matrix": text_of(report.matrix.updated) if report.matrix else None}
 
 
+@rule("TFC613", "pool-mismatch", Severity.ERROR, scope="fleet")
+def pool_mismatch(report: Report, absent: frozenset[str]) -> Facts:
+    """The nodes of a declared pool differ in GPU model, driver, CUDA driver API version or MIG mode.
+
+    What: for each pool declared to the gate (``--pool NAME=NODESET``, ``--pool-by KEY``), the gate compares
+    these facts of its nodes; unlike drift within a group, a node whose driver is missing or whose GPUs could
+    not be read counts as a difference ("(no driver found)", "(unknown)"), not as unknown and ignored.
+
+    Why it crashes: the nodes of a pool run one job. A node without a working driver cannot start it; another
+    GPU model or MIG mode breaks a job sized for one GPU and NCCL's peer-to-peer transport; another driver or
+    CUDA driver API gives other CUDA and NCCL behaviour on some ranks, and multi-node jobs hang or fail there.
+
+    How to fix: repair or drain the outliers (install the pool's driver, reset MIG mode, replace the node),
+    or take them out of the pool's node set or label, then re-run the gate.
+    """
+    facts: Facts = dict(pool_facts(report, absent))  # every value a text: unknown is a value of its own
+    return facts
+
+
+@rule("TFC614", "pool-node-unreported", Severity.WARNING, scope="fleet")
+def pool_node_unreported(report: Report, absent: frozenset[str]) -> Facts:
+    """A node of a declared pool has no fresh report that carries an environment.
+
+    What: a pool's node sent no report, its report was unreadable or stale (``--max-age``), or its check could
+    not run (a report without an environment). The gate is then incomplete (exit 2), as for a node missing from
+    ``--expect``: a report may still come that shows the pool agrees; this never fails the gate by itself.
+
+    Why it crashes: the pool cannot be shown to share one GPU model and driver; the job may be scheduled on a
+    node nobody checked.
+
+    How to fix: run the check on the node (or find why its report did not arrive), or take the node out of
+    the pool's declaration.
+    """
+    return {"report": "fresh report" if report.environment is not None else None}
+
+
+POOL_RULES = ("TFC613", "TFC614")  # judged per declared pool (fleet.pools), not by drift() within a group
+
+
+def pool_facts(report: Report, absent: frozenset[str]) -> dict[str, str]:
+    """What a pool's nodes must share; a fact that is not known is a value of its own, never None."""
+    env = report.environment
+    gpus = _gpus(env, absent)
+    driver = env.host.driver if env is not None else None
+    no_driver = "(no driver found)"
+    if gpus is None:
+        model = mig = "(unknown)"
+    elif not gpus:
+        model = mig = "no GPU"
+    else:
+        model = ", ".join(sorted({g.name or "?" for g in gpus}))
+        modes = {"enabled" if g.mig_mode else "disabled" for g in gpus if g.mig_mode is not None}
+        mig = ("mixed" if len(modes) > 1 else modes.pop()) if modes else "(not reported)"  # pre-Ampere: no MIG
+    return {
+        "GPU model": model,
+        "NVIDIA driver": (text_of(driver.version) or "(unknown)") if driver else no_driver,
+        "CUDA driver API version": (text_of(driver.cuda_driver_version) or "(unknown)") if driver else no_driver,
+        "MIG mode": mig,
+    }
+
+
 # ---------------------------------------------------------------------------
 # Comparing a group
 
 
 def fleet_rules() -> list[Rule]:
     return [r for r in registered() if r.scope == "fleet"]  # this module registered them
+
+
+def drift_rules() -> list[Rule]:
+    return [r for r in fleet_rules() if r.id not in POOL_RULES]
 
 
 def _majority(values: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
@@ -269,7 +334,7 @@ def _majority(values: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
 
 def drift(group: str, members: Sequence[tuple[str, Report, frozenset[str]]]) -> list[Drift]:
     """The drift within one group: (node, report, fields it lacks) of each member."""
-    rules = fleet_rules()
+    rules = drift_rules()
     per_fact: dict[tuple[str, str], dict[str, list[str]]] = collections.defaultdict(
         lambda: collections.defaultdict(list)
     )

@@ -23,11 +23,9 @@ The phases live in their own modules: ``read`` (inputs), ``reportdir`` (the ``DI
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import datetime
-import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
 from tfcompat import __version__
@@ -46,7 +44,8 @@ from tfcompat.fleet.facts import dig, field_text, library_items, parse_time
 from tfcompat.fleet.join import HOST_FACTS, IMAGE_PLATFORM_FIELDS, join_environment
 from tfcompat.fleet.judge import BadReport, Judged, judge_loaded, judge_report
 from tfcompat.fleet.nodeset import abbreviate, fold
-from tfcompat.fleet.read import GateError, Loaded, _iter_json_values, read_inputs
+from tfcompat.fleet.pools import POOL_MISMATCH, POOL_UNREPORTED, PoolSpec, judge_pools, parse_pools
+from tfcompat.fleet.read import GateError, Loaded, _iter_json_values, no_cyclic_gc, read_inputs
 from tfcompat.fleet.report import (
     GATE_SCHEMA_VERSION,
     SEVERITIES,
@@ -60,9 +59,10 @@ from tfcompat.fleet.report import (
     NodeFinding,
     NodeVerdict,
     Outlier,
+    Pool,
     Unreadable,
 )
-from tfcompat.model import Environment, Severity
+from tfcompat.model import Environment, Report, Severity
 
 __all__ = [
     "GATE_SCHEMA_VERSION",
@@ -85,6 +85,8 @@ __all__ = [
     "NodeFinding",
     "NodeVerdict",
     "Outlier",
+    "Pool",
+    "PoolSpec",
     "Unreadable",
     "_iter_json_values",
     "dig",
@@ -98,6 +100,7 @@ __all__ = [
     "library_items",
     "parse_duration",
     "parse_expect",
+    "parse_pools",
     "parse_time",
     "read_inputs",
     "run_gate",
@@ -111,6 +114,7 @@ class GateOptions:
     max_age_seconds: Optional[float] = None
     group_by: Optional[str] = None  # a dotted report field (environment.host.gpus.0.name) or label:KEY
     now: Optional[datetime.datetime] = None
+    pools: tuple[PoolSpec, ...] = ()  # declared pools (--pool, --pool-by): see fleet.pools
 
 
 def _group_of(report: Any, node: str, options: GateOptions) -> str:
@@ -121,19 +125,6 @@ def _group_of(report: Any, node: str, options: GateOptions) -> str:
         labels = options.expect.labels.get(node, {}) if options.expect else {}
         return labels.get(g[len("label:") :]) or "(no label)"
     return field_text(report, g.split(".")) or "(unknown)"
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Decoding 10,000 reports makes ~4 million small objects without a reference cycle; the cyclic collector
-    rescanning them as they pile up took about half the decoding time (0.9 of 1.9 s CPU)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def run_gate(
@@ -157,7 +148,7 @@ def run_gate(
 
     unreadable: list[Unreadable] = []
     by_node: dict[str, list[Judged]] = collections.defaultdict(list)
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         for item in loaded:
             if item.data is None:
                 unreadable.append(Unreadable(item.source, item.error or "unreadable"))
@@ -177,6 +168,13 @@ def run_gate(
     verdicts: list[NodeVerdict] = []
     in_scope: list[Judged] = []
     stale: list[str] = []
+    pools_of: dict[str, tuple[str, ...]] = collections.defaultdict(tuple)
+    for spec in options.pools:
+        for n in spec.nodes:
+            pools_of[n] += (spec.name,)
+    pool_reports: dict[str, Report] = {}  # what a pool compares: fresh, expected reports with an environment
+    pool_absent: dict[str, frozenset[str]] = {}
+    why_not: dict[str, str] = {}
     for node in sorted(chosen):
         j = chosen[node]
         status, age, age_notes = age_status(j, now, options.max_age_seconds)
@@ -187,6 +185,13 @@ def run_gate(
         if not is_expected:
             notes.append("not in --expect: judged, but outside the gate's scope")
         group = _group_of(j.report, node, options)
+        if is_expected and status == "stale":
+            why_not[node] = "stale report"
+        elif is_expected and j.report.environment is None:
+            why_not[node] = "its check could not run: no environment"
+        elif is_expected:
+            pool_reports[node] = j.report
+            pool_absent[node] = j.absent
         verdicts.append(
             NodeVerdict(
                 node,
@@ -200,6 +205,7 @@ def run_gate(
                 j.findings,
                 j.errors,
                 tuple(notes),
+                pools_of.get(node, ()),
             )
         )
         if is_expected and status != "stale":
@@ -224,6 +230,11 @@ def run_gate(
         all_drift += found
         groups.append(Group(name, len(members), fold(sorted(j.node for j in members)), tuple(found)))
     failing_drift = [d for d in all_drift if d.severity.rank >= options.fail_on.rank]
+    pools = judge_pools(options.pools, pool_reports, pool_absent, why_not)
+    pool_findings = [d for p in pools for d in p.findings]
+    # TFC614 (a pool node without a usable report) leaves the gate incomplete, never failed: like a missing node
+    failing_pool = [d for d in pool_findings if d.rule == POOL_MISMATCH and d.severity.rank >= options.fail_on.rank]
+    unreported_pool = [d for d in pool_findings if d.rule == POOL_UNREPORTED]
 
     reasons: list[str] = []
     if failed:
@@ -231,7 +242,7 @@ def run_gate(
             f"{_n(len(failed), 'node')} fail{'s' if len(failed) == 1 else ''} at fail-on "
             f"{options.fail_on.value}: {abbreviate(fold(failed))}"
         )
-    for d in failing_drift:
+    for d in failing_drift + failing_pool:
         reasons.append(f"{d.rule} {d.message}")
     if missing:
         reasons.append(f"{_n(len(missing), 'node')} missing: {abbreviate(fold(missing))}")
@@ -262,12 +273,14 @@ def run_gate(
             + ", ".join(u.source for u in unreadable[:5])
             + (" ..." if len(unreadable) > 5 else "")
         )
+    for d in unreported_pool:
+        reasons.append(f"{d.rule} {d.message}")
     if not scoped and not missing:
         reasons.append("no node report to judge")
 
-    if failed or failing_drift:
+    if failed or failing_drift or failing_pool:
         status, code = "fail", 1
-    elif missing or stale or undecided or duplicates or unreadable or not scoped:
+    elif missing or stale or undecided or duplicates or unreadable or not scoped or unreported_pool:
         status, code = "incomplete", 2
     else:
         status, code = "pass", 0
@@ -314,6 +327,7 @@ def run_gate(
         completeness=completeness,
         nodes=tuple(verdicts),
         groups=tuple(groups),
+        pools=pools,
     )
 
 

@@ -38,6 +38,7 @@ class NodeVerdict:
     findings: tuple[NodeFinding, ...]
     errors: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()  # the declared pools the node belongs to
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +81,23 @@ class Group:
     count: int
     nodeset: str
     drift: tuple[Drift, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """A declared pool (``--pool``, ``--pool-by``): its nodes must share GPU model, driver, CUDA driver API and MIG
+    mode (TFC613), and each must report (TFC614)."""
+
+    name: str
+    declared_by: str  # "--pool gpu-[001-004]" or "label pool=h100"
+    status: str  # pass | fail (TFC613) | incomplete (TFC614 only)
+    count: int  # declared nodes
+    nodeset: str
+    compared: int  # nodes with a fresh report that carries an environment
+    compared_nodeset: str
+    unreported: tuple[str, ...]  # the others
+    unreported_nodeset: str
+    findings: tuple[Drift, ...]  # TFC613 per fact that differs, TFC614 for unreported nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,3 +149,4 @@ class FleetReport:
     completeness: Completeness
     nodes: tuple[NodeVerdict, ...]
     groups: tuple[Group, ...]
+    pools: tuple[Pool, ...] = ()  # declared pools (--pool, --pool-by), in declaration order

@@ -76,8 +76,17 @@ def write_node_report(directory: str, node: str, text: str) -> str:
 
 def report_files(directory: str) -> list[str]:
     """The report files of `directory`, sorted; hidden files (a writer's temp files) skipped."""
-    names = sorted(n for n in os.listdir(directory) if not n.startswith(".") and n.endswith(REPORT_SUFFIXES))
-    return [os.path.join(directory, n) for n in names]
+    return [path for path, _ in report_entries(directory)]
+
+
+def report_entries(directory: str) -> list[tuple[str, bool]]:
+    """(path, is a symbolic link) of each report file of `directory`, sorted as ``report_files``: the directory's
+    own entries, read without a stat of each file where the file system gives the type."""
+    with os.scandir(directory) as it:
+        found = [
+            (e.name, e.is_symlink()) for e in it if not e.name.startswith(".") and e.name.endswith(REPORT_SUFFIXES)
+        ]
+    return [(os.path.join(directory, name), link) for name, link in sorted(found)]
 
 
 def node_of_file(path: str) -> Optional[str]:

@@ -112,6 +112,24 @@ def render_gate_text(report: FleetReport, colour: bool = False) -> str:
             for o in dr.outliers[:MAX_NODE_LINES]:
                 lines.append(f"      outlier: {o.value} on {abbreviate(o.nodeset)} ({o.count})")
 
+    for p in report.pools:
+        head = f"Pool {p.name} ({p.declared_by}; {_plural(p.count, 'node')}: {abbreviate(p.nodeset)})"
+        if p.status == "pass":
+            lines += ["", f"{head}: same GPU model, driver, CUDA driver API and MIG mode on {p.compared}"]
+            continue
+        lines += ["", f"{head}: {p.status.upper()}"]
+        for pf in p.findings:
+            if pf.majority_count:
+                lines.append(
+                    f"  {pf.severity.value.upper()} {pf.rule} {pf.fact}: {pf.majority} on "
+                    f"{abbreviate(pf.majority_nodeset)} ({pf.majority_count})"
+                )
+            else:
+                lines.append(f"  {pf.severity.value.upper()} {pf.rule} {pf.fact}: no node of the pool has a fresh one")
+            word = "outlier" if pf.rule == "TFC613" else "without"
+            for o in pf.outliers[:MAX_NODE_LINES]:
+                lines.append(f"      {word}: {o.value} on {abbreviate(o.nodeset)} ({o.count})")
+
     verdict = {"pass": "PASS", "fail": "FAIL", "incomplete": "INCOMPLETE"}[report.status]
     if colour:
         verdict = _COLOURS[report.status] + verdict + _RESET

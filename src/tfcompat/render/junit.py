@@ -92,7 +92,10 @@ def render_junit(report: FleetReport) -> str:
     for v, suite_name in zip(report.nodes, suite_names):
         suite = _Suite(root, suite_name, ts)
         cls = f"tfcompat.node.{v.node}"
-        ET.SubElement(ET.SubElement(suite.element, "properties"), "property", name="source", value=v.source)
+        props = ET.SubElement(suite.element, "properties")
+        ET.SubElement(props, "property", name="source", value=v.source)
+        if v.pools:
+            ET.SubElement(props, "property", name="pools", value=", ".join(v.pools))
         case = suite.case(cls, "report")
         if v.status == "stale":
             ahead = v.age_seconds is not None and v.age_seconds < 0
@@ -192,6 +195,20 @@ def render_junit(report: FleetReport) -> str:
                 ET.SubElement(dcase, "failure", type=dr.severity.value, message=dr.message)
             else:
                 ET.SubElement(dcase, "system-out").text = f"{dr.severity.value.upper()}: {dr.message}"
+    for p in report.pools:
+        case = fleet.case(cls, f"pool [{p.name}]")
+        if p.status == "pass":
+            ET.SubElement(
+                case, "system-out"
+            ).text = f"{p.compared} nodes share GPU model, driver, CUDA driver API and MIG mode: {p.compared_nodeset}"
+        for pf in p.findings:
+            pcase = fleet.case(cls, f"{pf.rule} {pf.fact} [pool {p.name}]")
+            if pf.rule == "TFC614":  # a node without a usable report: incomplete, as a missing node is
+                ET.SubElement(pcase, "error", type="incomplete", message=pf.message)
+            elif pf.severity.rank >= fail_rank:
+                ET.SubElement(pcase, "failure", type=pf.severity.value, message=pf.message)
+            else:
+                ET.SubElement(pcase, "system-out").text = f"{pf.severity.value.upper()}: {pf.message}"
     _finish(fleet)
 
     totals = [0, 0, 0, 0]
