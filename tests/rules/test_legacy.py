@@ -256,3 +256,30 @@ def test_healthy_install_of_every_release_has_no_error_and_no_warning(tmp_path, 
     # the verdict was reached, not skipped: the driver, the libraries, cuDNN's version and the ABI were judged
     skipped = {s.rule: s.reason for s in report.skipped}
     assert not {"TFC201", "TFC301", "TFC302", "TFC306"} & set(skipped), skipped
+
+
+def test_custom_op_check_finds_tf_1_15_core_in_tensorflow_core(tmp_path, matrix):
+    """TF 1.15-2.1 keep libtensorflow_framework and _pywrap_tensorflow_internal in tensorflow_core/ (tensorflow/
+    is a shim): the custom-op check must take TF's symbols from there, not report "no TensorFlow core library"."""
+    from elf_fixtures import gcc_so
+    from legacy_tree import LOAD_LIBRARY
+    from probe_helpers import make_dist
+
+    inst = install_1_15(tmp_path)
+    site = str(tmp_path) + inst.site
+    dist = make_dist(site, "my-op", "1.0")
+    # a plugin calling tensorflow::internal::LoadLibrary, linked against the framework as TF's build links plugins
+    framework = str(tmp_path) + inst.framework
+    plugin = gcc_so(
+        f"{site}/my_op/_my_op.so",
+        f"extern void {LOAD_LIBRARY}(void);\nvoid my_op(void) {{ {LOAD_LIBRARY}(); }}\n",
+        flags=["-nostdlib", "-Wl,--no-as-needed", framework],
+    )
+    with open(f"{dist}/RECORD", "w") as f:
+        f.write("my_op/_my_op.so,,\n")
+    env, _ = judge(tmp_path, matrix, "440.33.01")
+    why = env.unknown("custom_ops")
+    assert why is None or "no TensorFlow core library" not in why, why
+    (op,) = [o for o in env.target.custom_ops if o.path.endswith("_my_op.so")]
+    assert op.ok and not op.undefined, op  # its one TF symbol is defined by tensorflow_core/'s framework
+    assert plugin

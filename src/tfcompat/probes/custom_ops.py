@@ -32,6 +32,7 @@ from tfcompat.probes.native.elf import ElfError, ElfFile, SymbolName, read_elf, 
 from tfcompat.probes.native.loader import LoadedObject, Loader, LoaderConfig
 from tfcompat.probes.packages import record_files
 from tfcompat.probes.rootfs import Root
+from tfcompat.probes.tensorflow import core_dirs
 
 # What marks an object as a TensorFlow plugin: it needs one of these.
 TF_LIBRARIES = (
@@ -239,14 +240,19 @@ class CustomOpChecker:
         self.assume_python = exe is None
         self.global_scope: list[LoadedObject] = _closure(exe) if exe else []
         core = []
+        # TF 1.15-2.1 keep their objects in tensorflow_core/ (tensorflow/ is a shim): the directories the import uses
+        dirs = core_dirs(tf.location, root) if tf.package_dir else []
         for rel in TF_CORE:
-            path = os.path.join(tf.package_dir or "", rel)
-            if tf.package_dir and root.is_file(root.display(path)):
-                obj = self.loader.load_path(root.display(path))
-                if obj is not None:
-                    core.append(obj)
+            for d in dirs:
+                path = os.path.join(d, rel)
+                if root.is_file(root.display(path)):
+                    obj = self.loader.load_path(root.display(path))
+                    if obj is not None:
+                        core.append(obj)
+                    break
         if not core:
-            self.unknowns.append(Unknown("custom_ops", f"no TensorFlow core library found in {tf.package_dir}"))
+            where = ", ".join(dirs) or tf.package_dir
+            self.unknowns.append(Unknown("custom_ops", f"no TensorFlow core library found in {where}"))
         for obj in core:
             for o in _closure(obj):
                 if o not in self.global_scope:
