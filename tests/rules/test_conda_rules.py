@@ -78,6 +78,8 @@ def test_conda_cudnn_8_0_under_tf_built_with_8_1(tmp_path, matrix):
     assert "cuDNN 8.0.5.39 (/opt/conda/lib/libcudnn.so.8.0.5 (conda-forge::cudnn 8.0.5.39" in hit.message
     assert "older than cuDNN 8.1" in hit.message
     assert any(e.source == PREFIX + "/conda-meta/cudnn-8.0.5.39-h90431f1_0.json" for e in hit.evidence)
+    # fixed with conda, from the package's channel, not with a pip wheel beside it
+    assert 'conda install -c conda-forge "cudnn>=8.1,<9"' in hit.remediation and "pip install" not in hit.remediation
 
 
 @needs_gcc

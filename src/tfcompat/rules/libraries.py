@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
-from typing import Union
+from typing import Optional, Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
@@ -212,8 +212,12 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
             message=f"{lib.soname} resolves to cuDNN {lib.found.version} ({describe(lib.found)}), but {tf_label(tf)} "
             f"was built with cuDNN {tf.cudnn_version or want_major}: another major version",
             evidence=(ev_have, Evidence("tensorflow build cuDNN", str(tf.cudnn_version or want_major), build_src)),
-            remediation=f"Remove or re-point {lib.found.path} and install cuDNN {want_major}.x "
-            f'(pip install "nvidia-cudnn-cu12>={want_major},<{want_major + 1}" for CUDA 12 wheels).',
+            remediation=f"Remove or re-point {lib.found.path} and install cuDNN {want_major}.x ("
+            + (
+                _conda_hint(lib.found.distribution, f"cudnn>={want_major},<{want_major + 1}")
+                or f'pip install "nvidia-cudnn-cu12>={want_major},<{want_major + 1}" for CUDA 12 wheels'
+            )
+            + ").",
         )
         return
     build, build_source = build_minor(env, matrix, want_major)
@@ -260,13 +264,23 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
             ),
             remediation=f"Install cuDNN >= {build}, < {want_major + 1} ("
             + (
-                f'pip install "nvidia-cudnn-cu12>={build},<{want_major + 1}"'
-                if want_major >= 8
+                _conda_hint(lib.found.distribution, f"cudnn>={build},<{want_major + 1}")
+                or f'pip install "nvidia-cudnn-cu12>={build},<{want_major + 1}"'
+                if want_major >= 8 or _conda_hint(lib.found.distribution, "")
                 else f"cuDNN {want_major} has no pip wheel: NVIDIA's libcudnn{want_major} package or conda "
                 f'"cudnn>={build},<{want_major + 1}" for the build\'s CUDA'
             )
             + ") or remove the older copy that wins.",
         )
+
+
+def _conda_hint(distribution: Optional[str], spec: str) -> Optional[str]:
+    """`conda install` of `spec` from the channel of a conda package ("conda-forge::cudnn"), None for any other
+    copy: a conda environment's libraries are fixed with conda, not with pip wheels next to them."""
+    if not distribution or "::" not in distribution:
+        return None
+    channel = distribution.split("::", 1)[0]
+    return f'conda install -c {channel} "{spec}" (the copy that wins is conda\'s {distribution})'
 
 
 # -- TFC303 --------------------------------------------------------------------------------------------
