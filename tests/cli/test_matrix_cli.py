@@ -137,6 +137,24 @@ def test_cuda_json_keys(capsys):
     assert "Data Center" in a["forward_compatibility"]
 
 
+def test_cuda_newer_than_the_matrix_answers_with_the_majors_floor(capsys):
+    """Issue 15: `tfcompat matrix cuda 13.5` answers while the matrix ends at an older 13.x: every toolkit of a major
+    with minor-version compatibility starts on the major's floor driver; its own driver is said to be unrecorded."""
+    from tfcompat.matrix import load_matrix
+
+    newest = max(t.version for t in load_matrix().cuda if t.version.major == 13)
+    query = f"13.{newest.minor + 3}"
+    a = ask(capsys, "cuda", query)
+    assert a["known"] is False and a["min_driver"] is None
+    assert a["min_driver_floor"] == a["min_driver_compat"] == "580.65.06"
+    assert f"up to {newest}" in a["note"]
+    code, out, _ = run(capsys, "matrix", "cuda", query)
+    assert code == 0 and "not recorded" in out and ">= 580.65.06" in out
+    # a major without minor-version compatibility, or an unknown major, still has no answer
+    assert run(capsys, "matrix", "cuda", "10.3")[0] == 2
+    assert run(capsys, "matrix", "cuda", "14.1")[0] == 2
+
+
 def test_driver_with_overlay_reports_known_bad(capsys, tmp_path):
     overlay = tmp_path / "site.toml"
     overlay.write_text(SITE_OVERLAY)

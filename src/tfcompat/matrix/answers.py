@@ -232,6 +232,11 @@ def _find_cuda(matrix: Matrix, query: str):
 
 def cuda_answer(matrix: Matrix, query: str) -> dict[str, Any]:
     """The drivers CUDA `query` needs (12.4 = 12.4 GA; 12.4.1 = 12.4 Update 1)."""
+    want = _parse_version(query, "CUDA version")
+    if matrix.cuda_toolkit(query) is None and matrix.cuda and want > matrix.cuda[-1].version:
+        newer = _newer_minor_answer(matrix, query, want)
+        if newer is not None:
+            return newer
     toolkit = _find_cuda(matrix, query)
     major = matrix.cuda_major_info(toolkit.version.major)
     need = matrix.driver_need(str(toolkit.version))
@@ -272,3 +277,34 @@ def cuda_answer(matrix: Matrix, query: str) -> dict[str, Any]:
         "sources": list(need.sources),
     }
     return out
+
+
+def _newer_minor_answer(matrix: Matrix, query: str, want: Version) -> Optional[dict[str, Any]]:
+    """A toolkit newer than the matrix's newest, of a major with minor-version compatibility (CUDA 13.5 when the
+    matrix ends at 13.2): what is known for every toolkit of the major (it starts on the major's floor driver,
+    without PTX from a newer toolchain), and that its own driver is not recorded. None: another major."""
+    major = matrix.cuda_major_info(want.major)
+    newest = max((t for t in matrix.cuda if t.version.major == want.major), key=lambda t: t.version, default=None)
+    if major is None or not major.minor_version_compatibility or newest is None:
+        return None
+    return {
+        "query": query,
+        "cuda": str(want),
+        "label": f"CUDA {query}, newer than the matrix",
+        "update": None,
+        "min_driver": None,
+        "min_driver_windows": None,
+        "min_driver_compat": major.min_driver_text,
+        "minor_version_compatibility": True,
+        "min_driver_floor": major.min_driver_text,
+        "same_minor": [],
+        "tensorflow": [],
+        "cudnn": [],
+        "compute_capabilities": [],
+        "forward_compatibility": matrix.forward_compatibility.statement if matrix.forward_compatibility else None,
+        "note": f"the matrix knows CUDA {want.major}.x up to {newest.version}: this toolkit's own driver (every "
+        f"feature, PTX it compiles) is not recorded; add its row from NVIDIA's release notes "
+        f"(scripts/matrix_row.py)",
+        "sources": list(dict.fromkeys([major.source, *major.sources])),
+        "known": False,
+    }

@@ -157,7 +157,10 @@ def _platform_text(p: dict[str, Any]) -> str:
 def render_cuda(a: dict[str, Any]) -> str:
     lines = [f"{a['label']} ({a['cuda']})"]
     row = lambda k, v: lines.append(f"  {k:<22}{v}")  # noqa: E731
-    row("Linux driver", f">= {a['min_driver']} (the toolkit's own driver: every feature)")
+    if a["min_driver"]:
+        row("Linux driver", f">= {a['min_driver']} (the toolkit's own driver: every feature)")
+    else:
+        row("Linux driver", "not recorded (the toolkit's own driver: every feature)")
     if a["min_driver_windows"]:
         row("Windows driver", f">= {a['min_driver_windows']}")
     row("starts on", f">= {a['min_driver_floor']}")
@@ -169,11 +172,13 @@ def render_cuda(a: dict[str, Any]) -> str:
         )
     else:
         row("minor-version compat", "none before CUDA 11: each toolkit minor needs its own driver")
-    row("same minor", ", ".join(f"{t['cuda']} ({t['min_driver']})" for t in a["same_minor"]))
+    if a["same_minor"]:
+        row("same minor", ", ".join(f"{t['cuda']} ({t['min_driver']})" for t in a["same_minor"]))
     row("TensorFlow built with", _span(a["tensorflow"]))
     if a["cudnn"]:
         row("cuDNN for it", ", ".join(c["versions"] for c in a["cudnn"]))
-    row("can build for CC", " ".join(a["compute_capabilities"]))
+    if a["compute_capabilities"]:
+        row("can build for CC", " ".join(a["compute_capabilities"]))
     if a["forward_compatibility"]:
         row("forward compat", a["forward_compatibility"])
     if a["note"]:
