@@ -13,13 +13,15 @@ from __future__ import annotations
 import collections
 import posixpath
 from collections.abc import Sequence
-from typing import Callable, Optional, cast
+from typing import TYPE_CHECKING, Callable, Optional, cast
 
 from tfcompat.engine import Rule, registered, rule
 from tfcompat.fleet.facts import library_items, text_of
 from tfcompat.fleet.nodeset import abbreviate, fold
-from tfcompat.fleet.report import Drift, Outlier
 from tfcompat.model import Environment, Gpu, Report, Severity
+
+if TYPE_CHECKING:  # the gate imports fleet.report anyway; `check` only registers these rules
+    from tfcompat.fleet.report import Drift
 
 Facts = Optional[dict[str, Optional[str]]]
 FleetRuleFunc = Callable[[Report, frozenset[str]], Facts]  # what a scope="fleet" rule's function is
@@ -356,6 +358,8 @@ def drift(group: str, members: Sequence[tuple[str, Report, frozenset[str]]]) -> 
         if lacking:
             values[ABSENT].extend(lacking)
     severity = {r.id: r.severity for r in rules}
+    from tfcompat.fleet.report import Drift, Outlier
+
     out: list[Drift] = []
     for (rule_id, fact), values in sorted(per_fact.items()):
         if len(values) < 2:

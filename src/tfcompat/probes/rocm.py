@@ -13,7 +13,6 @@ from tfcompat.model import AmdGpu, Rocm, RocmObject, TensorFlowBuild, Unknown
 from tfcompat.probes.custom_ops import CustomOpChecker
 from tfcompat.probes.native.elf import ElfError, ElfInfo, read_elf
 from tfcompat.probes.native.loader import LoaderConfig
-from tfcompat.probes.native.offload_bundle import scan_offload
 from tfcompat.probes.rootfs import Root
 
 ROCM_VERSION_FILES = ("/opt/rocm/.info/version", "/opt/rocm/.info/version-dev")
@@ -172,6 +171,8 @@ def probe_rocm_objects(
 def _rocm_object(root: Root, path: str, info: ElfInfo, checker: Optional[CustomOpChecker]) -> RocmObject:
     needed = tuple(n for n in info.needed if is_rocm_library(n))
     build = tuple(p for p in (info.runpath or info.rpath or ()) if _BUILD_ROCM.match(p))
+    from tfcompat.probes.native.offload_bundle import scan_offload  # ROCm builds only: not on a CUDA check
+
     scan = scan_offload(root, path)
     obj = RocmObject(
         path=path,

@@ -3,6 +3,7 @@ matrix facts more than one family judges (NumPy's ABI: TFC103, TFC105 and the pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Optional, TypeVar
 
@@ -61,13 +62,23 @@ def marker_environment(env: Environment) -> dict[str, str]:
     return values
 
 
+@functools.lru_cache(maxsize=8192)
+def parse_requirement(line: str) -> Optional[Requirement]:
+    """A Requires-Dist line, parsed once per run: several rules read the same lines, and packaging's parser was
+    a tenth of a `check` (600 parses of ~200 lines). None when it is not a valid requirement. Callers must not
+    modify the object they get."""
+    try:
+        return Requirement(line)
+    except InvalidRequirement:
+        return None
+
+
 def requirements(env: Environment, pkg: Package) -> Iterator[Requirement]:
     """The base (no extra) Requires-Dist of `pkg` that apply to the target."""
     markers = marker_environment(env)
     for line in pkg.requires:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
+        req = parse_requirement(line)
+        if req is None:
             continue
         try:
             if req.marker is not None and not req.marker.evaluate(markers):

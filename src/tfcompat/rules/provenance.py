@@ -13,13 +13,21 @@ import os
 from collections.abc import Iterator
 from typing import Optional, Union
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tfcompat.engine import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
 from tfcompat.model import Environment, Evidence, Package, Severity, TensorFlowBuild
-from tfcompat.rules._common import pkg_evidence, required_tf, requirements, tf_evidence, tf_label, version_of
+from tfcompat.rules._common import (
+    parse_requirement,
+    pkg_evidence,
+    required_tf,
+    requirements,
+    tf_evidence,
+    tf_label,
+    version_of,
+)
 
 Result = Iterator[Union[Hit, NotApplicable]]
 
@@ -240,10 +248,10 @@ def _known_companions(env: Environment, matrix: Matrix) -> set[str]:
     known |= {canonicalize_name(c.distribution) for c in matrix.facts.companion_modules}
     for pkg in env.target.packages:
         for line in pkg.requires:
-            try:
-                req = canonicalize_name(Requirement(line).name)
-            except InvalidRequirement:
+            parsed = parse_requirement(line)
+            if parsed is None:
                 continue
+            req = canonicalize_name(parsed.name)
             if pkg.name in names:
                 known.add(req)
             elif req in names:
