@@ -17,6 +17,7 @@ from tfcompat.model import Environment, Report, Scope, Severity
 from tfcompat.rules import (  # noqa: F401  (each import registers one family)
     custom_ops,
     driver,
+    forward_compat,
     gpu_health,
     gpus,
     libraries,
