@@ -120,7 +120,7 @@ def forward_compat_unnecessary(env: Environment, matrix: Matrix) -> Result:
     What: the libcuda.so.1 the loader picks comes from a cuda-compat package, and the node's own driver
     (the kernel module's version) is at least the driver of the CUDA release TensorFlow was built with.
 
-    Why it matters: nothing fails today, but the package pins the user-mode driver: NVIDIA supports
+    Why it crashes: nothing fails today, but the package pins the user-mode driver: NVIDIA supports
     older forward-compatibility packages only on older kernel modules, so once the node's driver is
     upgraded past the package's branch, cuInit fails with CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803,
     "system has unsupported display driver / cuda driver combination") (TFC212). NVIDIA: "When
