@@ -170,7 +170,10 @@ def test_tensorrt_sonames(matrix):
         assert matrix.facts.tensorrt_sonames(tf)[0] == Soname(
             "nvinfer", "libnvinfer.so.8.6.1", "feature", OLD_PURPOSE["nvinfer"]
         )
-    for tf in ("2.14.1", "2.16.1", "2.10.0", "garbage"):
+    assert matrix.facts.tensorrt_sonames("2.16.1")[0].soname == "libnvinfer.so.8.6.1"
+    assert matrix.facts.tensorrt_sonames("2.14.1")[0].soname == "libnvinfer.so.8"
+    assert matrix.facts.tensorrt_sonames("2.10.0")[0].soname == "libnvinfer.so.7"
+    for tf in ("2.18.0", "2.21.0", "garbage"):  # 2.18+: no TensorRT builds
         assert matrix.facts.tensorrt_sonames(tf) is None
 
 

@@ -341,6 +341,24 @@ def test_disagreeing_copies_behind_the_winner_are_info(matrix):
     assert f.severity is Severity.INFO and "12.2.140" in f.message and "/usr/lib/libcudart.so.12" not in f.message
 
 
+def test_winner_of_unknown_version_is_named_by_its_path(matrix):
+    """Issue 14 (small defects): TFC304 printed "None wins" when the winning copy's version was unknown (a
+    libcudart.so.12 without a version in its name or a wheel's metadata)."""
+    libs = replace(
+        good_libraries(),
+        "cudart",
+        res(
+            "cudart",
+            "libcudart.so.12",
+            system("/opt/app/lib/libcudart.so.12", None),
+            others=[system("/usr/local/cuda/lib64/libcudart.so.12.2.140", "12.2.140")],
+        ),
+    )
+    (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC304")
+    assert "None" not in f.message
+    assert "libcudart.so.12: a copy of unknown version (/opt/app/lib/libcudart.so.12) wins, also" in f.message
+
+
 # -- TFC305 --------------------------------------------------------------------------------------------
 
 

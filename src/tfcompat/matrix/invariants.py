@@ -94,6 +94,8 @@ def invariant_problems(matrix: Matrix, today: Optional[datetime.date] = None) ->
         f.distributions,
         f.companion_modules,
         f.threshold_entries,
+        matrix.forward_compat_packages,
+        matrix.driver_gpu_support,
     ):
         dated += [(e.label, e.checked) for e in group]
     for single, name in (

@@ -33,6 +33,7 @@ from tfcompat.matrix.fields import (
     table_list,
     unique,
 )
+from tfcompat.matrix.forward_compat import parse_forward_compat_tables
 from tfcompat.matrix.lookup import Matrix
 from tfcompat.matrix.overlay import known_bad_driver, load_overlay
 from tfcompat.matrix.stack_tables import (
@@ -63,6 +64,8 @@ MATRIX_TABLES = (
     "driver_branch",
     "companion",
     "known_bad_driver",
+    "forward_compat_package",
+    "driver_gpu_support",
 ) + FACT_TABLES
 
 
@@ -85,6 +88,7 @@ def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
     rt_ctx = single(path, doc, "cudnn_runtime")
     ccs = table_list(path, doc, "compute_capability", "capabilities", compute_capability)
     unique(path, "compute_capability", [(c, e) for e in ccs for c in e.capabilities])
+    fc_packages, gpu_support = parse_forward_compat_tables(path, doc)
     return Matrix(
         path=path,
         updated=updated,
@@ -103,6 +107,8 @@ def parse_matrix(text: str, path: str = "<matrix>") -> Matrix:
         known_bad_drivers=table_list(path, doc, "known_bad_driver", "versions", known_bad_driver),
         facts=parse_facts(path, doc),
         rocm_sonames=_rocm_sonames(path, doc),
+        forward_compat_packages=fc_packages,
+        driver_gpu_support=gpu_support,
     )
 
 

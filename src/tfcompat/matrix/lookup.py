@@ -27,6 +27,7 @@ from tfcompat.matrix.entries import (
     TFRocmRelease,
 )
 from tfcompat.matrix.facts import WorldFacts
+from tfcompat.matrix.forward_compat import DriverGpuSupport, ForwardCompatPackage
 from tfcompat.matrix.overlay import KnownBadDriver, Overlay, Waiver
 
 
@@ -85,6 +86,9 @@ class Matrix:
         default_factory=WorldFacts
     )  # sonames, TensorRT, cuDNN sub-libraries, CPU needs, distributions, thresholds
     rocm_sonames: tuple[RocmSoname, ...] = ()  # [[rocm_soname]]: ROCm library sonames -> the ROCm releases with them
+    # cuda-compat packages x kernel-module branches, and the last driver branch of each GPU architecture
+    forward_compat_packages: tuple[ForwardCompatPackage, ...] = ()
+    driver_gpu_support: tuple[DriverGpuSupport, ...] = ()
 
     # -- TensorFlow
     def tf_release(self, version: str) -> Optional[TFRelease]:

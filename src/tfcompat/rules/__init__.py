@@ -19,6 +19,7 @@ from tfcompat.rules import (  # noqa: F401  (each import registers one family)
     binaries,
     custom_ops,
     driver,
+    forward_compat,
     gpu_health,
     gpus,
     libraries,

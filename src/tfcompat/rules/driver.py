@@ -49,7 +49,7 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
         yield NotApplicable(f"driver version {driver.version!r} is not a version")
         return
     # A cuda-compat libcuda (forward compatibility) brings a newer user-mode driver: CUDA runs at its
-    # level on data-center GPUs (TFC204 judges the GPU class).
+    # level on data-center GPUs (TFC204 judges the GPUs, TFC212 the kernel-module branch: rules/forward_compat.py).
     compat = next(
         (
             lib
@@ -118,7 +118,7 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
     How to fix: reboot the node (or unload and reload the nvidia kernel modules), so the kernel module
     matches the installed user-space driver; in containers, let the NVIDIA container toolkit inject
     the host's libraries instead of shipping them in the image. A cuda-compat libcuda is the
-    exception: it is meant to be newer (see TFC204).
+    exception: it is meant to be newer (TFC204, TFC211, TFC212 judge it).
     """
     d = required_driver(env)
     kernel = d.kernel_module_version
@@ -152,45 +152,6 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
             remediation="Reboot the node (or reload the nvidia kernel modules); if the image ships its own "
             f"{lib.soname}, remove it and let the NVIDIA container toolkit inject the host's.",
         )
-
-
-# Forward compatibility (cuda-compat) is supported on data-center GPUs, select NGC-ready RTX SKUs and Jetson
-# only (NVIDIA, "CUDA Forward Compatibility"); these name prefixes are consumer/workstation products.
-_NO_FORWARD_COMPAT = ("NVIDIA GeForce", "GeForce", "NVIDIA TITAN", "TITAN", "Quadro", "NVIDIA Quadro")
-FORWARD_COMPAT_SOURCE = "https://docs.nvidia.com/deploy/cuda-compatibility/forward-compatibility.html"
-
-
-@rule("TFC204", "forward-compat-unsupported-gpu", Severity.ERROR, requires=("driver", "gpus"))
-def forward_compat_unsupported(env: Environment, matrix: Matrix) -> Result:
-    """A cuda-compat (forward-compatibility) libcuda is used on a GPU that does not support it.
-
-    What: the libcuda.so.1 the loader finds comes from a cuda-compat package (a newer user-mode
-    driver for an older kernel module), and the node has GeForce, TITAN or Quadro GPUs.
-
-    Why it crashes: forward compatibility works only on data-center GPUs (and select NGC-ready RTX
-    SKUs and Jetson); elsewhere cuInit fails with CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE (804,
-    "forward compatibility was attempted on non supported HW") and TensorFlow sees no GPU.
-
-    How to fix: remove the cuda-compat directory from LD_LIBRARY_PATH / ld.so.conf on these nodes and
-    upgrade the host driver instead, or run the image only on data-center GPUs.
-    """
-    d = required_driver(env)
-    compat = next((lib for lib in d.libraries if lib.soname == "libcuda.so.1" and lib.forward_compat), None)
-    if compat is None:
-        return
-    bad = [g for g in env.host.gpus if (g.name or "").startswith(_NO_FORWARD_COMPAT)]
-    if not bad:
-        return
-    names = "; ".join(f"GPU {g.index} {g.name} ({g.uuid or '?'})" for g in bad)
-    yield Hit(
-        message=f"libcuda.so.1 comes from a forward-compatibility package ({compat.path}, {compat.version or '?'}) "
-        f"but forward compatibility is not supported on {names}: cuInit fails with error 804",
-        evidence=(Evidence("libcuda.so.1", compat.version or "?", compat.path),)
-        + tuple(Evidence(f"gpu[{g.index}].name", g.name or "?", "NVML nvmlDeviceGetName") for g in bad)
-        + (Evidence("forward compatibility", "data-center GPUs only", FORWARD_COMPAT_SOURCE),),
-        remediation="Take the cuda-compat directory out of the library path on these nodes and upgrade the host "
-        "driver instead, or schedule the image on data-center GPUs only.",
-    )
 
 
 @rule("TFC209", "gpu-lost", Severity.ERROR, requires=("driver",))

@@ -83,7 +83,7 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
             message="other versions of libraries TensorFlow loads are on the search path (the right copy wins, but "
             "another caller can load the other one): "
             + "; ".join(
-                f"{lib.soname}: {found.version} wins, also {', '.join(describe(c) for c in cs)}"
+                f"{lib.soname}: {_winner(found)} wins, also {', '.join(describe(c) for c in cs)}"
                 for lib, found, cs in disagree
             ),
             evidence=tuple(copy_evidence(lib, c, f"{lib.soname} other copy") for lib, _, cs in disagree for c in cs),
@@ -91,6 +91,11 @@ def library_shadowed(env: Environment, matrix: Matrix) -> Result:
             "that every caller gets the same library.",
             severity=Severity.INFO,
         )
+
+
+def _winner(c: LibraryCopy) -> str:
+    """The winning copy as the message names it: its version, or its path where the version is unknown."""
+    return c.version if c.version else f"a copy of unknown version ({c.real_path})"
 
 
 def _shadow_fix(c: LibraryCopy) -> str:
