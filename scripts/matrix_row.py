@@ -412,7 +412,12 @@ def fetch_release(
 
 
 def _entries(matrix_path: Optional[str]) -> list[dict[str, Any]]:
-    from tfcompat.matrix import default_matrix_path, tomllib
+    from tfcompat.matrix import default_matrix_path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
 
     path = matrix_path or str(default_matrix_path())
     with open(path, "rb") as fh:

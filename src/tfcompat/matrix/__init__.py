@@ -40,7 +40,7 @@ from tfcompat.matrix.entries import (
     spec_text,
 )
 from tfcompat.matrix.facts import Soname, TFDistribution, WorldFacts
-from tfcompat.matrix.fields import SCHEMA, MatrixError, default_matrix_path, tomllib
+from tfcompat.matrix.fields import SCHEMA, MatrixError, default_matrix_path
 from tfcompat.matrix.invariants import invariant_problems
 from tfcompat.matrix.load import (
     MATRIX_TABLES,
@@ -98,5 +98,4 @@ __all__ = [
     "parse_overlay",
     "shipped_facts",
     "spec_text",
-    "tomllib",
 ]

@@ -24,11 +24,6 @@ from packaging.version import InvalidVersion, Version
 from tfcompat.datafiles import data_file
 from tfcompat.errors import TfcompatError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
-
 SCHEMA = 1
 
 
@@ -202,6 +197,11 @@ def single(path: str, doc: dict[str, Any], table: str) -> Optional[Ctx]:
 
 
 def load_toml(text: str, path: str) -> dict[str, Any]:
+    # imported here: a run whose matrix comes from the cache (matrix/cache.py) never parses TOML
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python < 3.11 only
+        import tomli as tomllib
     try:
         doc: dict[str, Any] = tomllib.loads(text)  # tomli (Python < 3.11) is untyped where it is not installed
         return doc
