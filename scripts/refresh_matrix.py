@@ -378,10 +378,7 @@ def check_cudnn(matrix: Any, source: Any) -> tuple[list[str], list[str]]:
         gaps = [v for v in releases if v < top and v not in described]
         if gaps:
             minors = list(dict.fromkeys(f"{v.major}.{v.minor}" for v in gaps))
-            lines.append(
-                f"  note: {len(gaps)} older release(s) no entry describes: "
-                f"minors {' '.join(minors)}"
-            )
+            lines.append(f"  note: {len(gaps)} older release(s) no entry describes: minors {' '.join(minors)}")
         if newer:
             minors = list(dict.fromkeys(f"{v.major}.{v.minor}" for v in newer))
             diffs.append(

@@ -49,7 +49,9 @@ def test_offline_run_on_the_recorded_files(rm, capsys):
     # a companion entry narrower than its metadata (strict ABI binding) is a note, not a difference
     assert any(line.startswith("  note: tensorflow-recommenders-addons 0.8.1: requires") for line in lines)
     # the cuDNN wheels up to 9.28 have rows (issue 15); the older minors no row describes are a note
-    assert "nvidia-cudnn-cu12: PyPI newest 9.28.0.42; the [[cudnn]] entries for CUDA 12 describe up to 9.28.0.42" in lines
+    assert (
+        "nvidia-cudnn-cu12: PyPI newest 9.28.0.42; the [[cudnn]] entries for CUDA 12 describe up to 9.28.0.42" in lines
+    )
     assert "nvidia-cudnn-cu13: PyPI newest 9.28.1.4; the [[cudnn]] entries for CUDA 13 describe up to 9.28.1.4" in lines
     assert "  note: 10 older release(s) no entry describes: minors 8.8 9.1 9.2 9.3 9.4 9.6" in lines
     assert [line for line in lines if line.startswith("behind: ")] == []
