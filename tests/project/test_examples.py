@@ -94,7 +94,11 @@ def test_gate_gives_the_documented_verdict(capsys):
     assert failing == {"gpu-003", "gpu-005", "gpu-006"}
     assert {n["node"] for n in data["nodes"] if n["status"] == "pass"} == {"gpu-001", "gpu-002", "gpu-004", "gpu-008"}
     errors = {n["node"]: {f["rule"] for f in n["findings"] if f["severity"] == "error"} for n in data["nodes"]}
-    assert errors["gpu-003"] == {"TFC201"} and errors["gpu-005"] == {"TFC302"} and errors["gpu-006"] == {"TFC206", "TFC208"}
+    assert (
+        errors["gpu-003"] == {"TFC201"}
+        and errors["gpu-005"] == {"TFC302"}
+        and errors["gpu-006"] == {"TFC206", "TFC208"}
+    )
 
 
 def _console_block(path, command):
