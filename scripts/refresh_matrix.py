@@ -11,8 +11,9 @@ next to the wheels (never a whole wheel):
   ``scripts/matrix_row.py VERSION --compare`` for those);
 * every package of ``[[companion]]``: final releases newer than every entry covers, and the ``tensorflow``
   range its latest release requires against the entry that covers it;
-* ``nvidia-cudnn-cu12`` / ``nvidia-cudnn-cu13``: final releases newer than the newest ``[[cudnn]]`` entry of
-  that CUDA major.
+* ``nvidia-cudnn-cu12`` / ``nvidia-cudnn-cu13``: final releases newer than the newest one a ``[[cudnn]]``
+  entry of that CUDA major describes (a row matches it, or a row of its major.minor exists: TFC208's lookup);
+  older releases no entry describes are listed as a note.
 
 Usage:  python scripts/refresh_matrix.py                    (online: PyPI, 30 s per request)
         python scripts/refresh_matrix.py --offline DIR      (recorded, trimmed PyPI JSON and METADATA files)
@@ -356,27 +357,32 @@ def _tf_requirement(requires_dist: Sequence[str]) -> Optional[str]:
 
 
 def check_cudnn(matrix: Any, source: Any) -> tuple[list[str], list[str]]:
+    """The cuDNN wheels against the [[cudnn]] rows, judged the way TFC208 looks them up
+    (Matrix.cudnn_support): a release is described when a row matches it or a row of its major.minor exists;
+    releases newer than every described one are differences, undescribed older ones (gaps) a note."""
     lines: list[str] = []
     diffs: list[str] = []
     for major, package in CUDNN_WHEELS.items():
-        entries = [c for c in matrix.cudnn if c.cuda_major == major]
         releases = final_releases(source.project(package))
         if not releases:
             raise RefreshError(f"PyPI lists no final release of {package}")
-        newest_entry = max((low for c in entries for low in [_lower(c.versions)] if low), default=None)
-        lines.append(
-            f"{package}: PyPI newest {releases[-1]}; the newest [[cudnn]] entry for CUDA {major}: "
-            f"{newest_entry or '(none)'}"
-        )
-        if newest_entry is None:
+        described = [v for v in releases if matrix.cudnn_support(str(v), major).basis in ("exact", "same_minor")]
+        if not described:
             diffs.append(f"{package}: no [[cudnn]] entry for CUDA {major} (PyPI: {releases[0]} ... {releases[-1]})")
             continue
-        top = newest_entry.release[:2]
-        newer = [v for v in releases if v.release[:2] > top]
+        top = described[-1]
+        lines.append(
+            f"{package}: PyPI newest {releases[-1]}; the [[cudnn]] entries for CUDA {major} describe up to {top}"
+        )
+        newer = [v for v in releases if v > top and v not in described]
+        gaps = [v for v in releases if v < top and v not in described]
+        if gaps:
+            minors = list(dict.fromkeys(f"{v.major}.{v.minor}" for v in gaps))
+            lines.append(f"  note: {len(gaps)} older release(s) no entry describes: minors {' '.join(minors)}")
         if newer:
             minors = list(dict.fromkeys(f"{v.major}.{v.minor}" for v in newer))
             diffs.append(
-                f"{package}: {len(newer)} release(s) newer than the newest entry {newest_entry} "
+                f"{package}: {len(newer)} release(s) newer than the newest the entries describe, {top} "
                 f"({len(minors)} minors {minors[0]} ... {minors[-1]}; newest {newer[-1]})"
             )
     return lines, diffs

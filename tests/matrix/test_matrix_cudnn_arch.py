@@ -32,11 +32,21 @@ def _rows(matrix, version, cuda_major=12):
         ("9.0.0.312", "10.0", {CC_NEWER}),
         ("9.0.0.312", "5.2", {CC_NATIVE}),
         ("9.0.0.312", "3.7", {CC_DROPPED}),
-        # 9.11-9.16 (unconfirmed): only what was dropped is known
+        # 9.7-9.9 (the CUDA 12.8 builds, read from the binaries): Maxwell ... Blackwell
+        ("9.7.1.26", "5.0", {CC_NATIVE}),
+        ("9.8.0.87", "10.0", {CC_NATIVE}),
+        ("9.9.0.52", "12.0", {CC_NATIVE}),
+        ("9.9.0.52", "3.7", {CC_DROPPED}),
+        # 9.11-9.16 and 9.17.1-9.28 (binaries): Maxwell, Pascal and Volta gone from 9.11.0
+        ("9.11.0.98", "7.0", {CC_DROPPED}),
         ("9.14.0.64", "6.1", {CC_DROPPED}),
         ("9.14.0.64", "5.2", {CC_DROPPED}),
-        ("9.14.0.64", "7.0", {CC_UNLISTED}),
-        ("9.14.0.64", "12.0", {CC_UNLISTED}),
+        ("9.14.0.64", "7.0", {CC_DROPPED}),
+        ("9.14.0.64", "7.5", {CC_NATIVE}),
+        ("9.14.0.64", "12.0", {CC_NATIVE}),
+        ("9.28.0.42", "7.0", {CC_DROPPED}),
+        ("9.28.0.42", "9.0", {CC_NATIVE}),
+        ("9.28.0.42", "12.1", {CC_NATIVE}),
     ],
 )
 def test_cc_status(matrix, version, cc, statuses):
@@ -67,14 +77,16 @@ def test_forward_compatibility_where_nvidia_documents_it(matrix):
     "version, basis, label",
     [
         ("9.17.0.29", "exact", "9.17.0"),
-        ("9.17.1.4", "same_minor", "9.17.0"),  # 9.17.1 has no row of its own: the 9.17.0 rows
-        ("9.10.1.4", "same_minor", "9.10.2"),
+        ("9.17.1.4", "exact", "9.17.1"),  # the 9.17.1-9.28 rows, not 9.17.0's
+        ("9.10.1.4", "same_minor", "9.10.2"),  # 9.10.1 has no row of its own: the 9.10.2 rows
         ("8.9.4.25", "same_minor", "8.9.5"),  # TF 2.15's [and-cuda] pin: judged from its own minor
         ("8.9.2.26", "same_minor", "8.9.1"),
         ("9.14.0.64", "exact", "9.11.0"),
-        ("9.7.0.66", "gap", "9.5.0"),  # no 9.7 row: unknown, not the 9.5 verdict
-        ("9.9.0.52", "gap", "9.5.0"),
-        ("9.28.0.42", "gap", "9.17.0"),
+        ("9.7.0.66", "exact", "9.7.0"),
+        ("9.9.0.52", "exact", "9.7.0"),
+        ("9.28.0.42", "exact", "9.17.1"),
+        ("9.6.0.74", "gap", "9.5.0"),  # no 9.6 row: unknown, not the 9.5 verdict
+        ("9.29.0.1", "gap", "9.17.1"),  # newer than every row
         ("9.3.0.75", "gap", "9.0.0"),
     ],
 )
@@ -86,12 +98,20 @@ def test_cudnn_support_basis(matrix, version, basis, label):
     assert (s.entries == ()) == (basis == "gap")
 
 
+@pytest.mark.parametrize("version", ["9.12.0.46", "9.16.0.29", "9.17.1.4", "9.28.1.4"])
+def test_cudnn_support_for_cuda_13(matrix, version):
+    s = matrix.cudnn_support(version, 13)
+    assert s.basis == "exact" and all(r.cuda_major == 13 for r in s.entries)
+    assert matrix.cudnn_support("9.11.1.4", 13).basis == "none"  # 9.12.0 is the first cu13 wheel
+
+
 def test_cudnn_support_before_any_row(matrix):
     assert matrix.cudnn_support("7.6.5", 12).basis == "none"
     assert matrix.cudnn_support("not a version", 12).basis == "none"
 
 
 def test_unconfirmed_rows_say_why(matrix):
+    # the shipped matrix has none since the binaries were read; the rule holds wherever one appears
     for row in matrix.cudnn:
         if not row.confirmed:
             assert row.note and "not read" in row.note, row.label
@@ -112,7 +132,37 @@ def test_invariant_catches_a_readded_architecture(matrix):
 
 
 _SHIPPED = default_matrix_path().read_text(encoding="utf-8")
+# The shipped matrix's rows all list what they support; the checks for a row of drops alone run on the
+# shipped text with its 9.11-9.16 row replaced by the unconfirmed one it had before the binaries were read.
+_ROW_911_HEAD = '[[cudnn]]\nversions = ">=9.11.0,<9.17"\ncuda_major = 12\n'
 _ROW_911 = 'dropped_compute_capabilities = ["5.0", "6.0"]'
+_UNCONFIRMED_911 = f"""[[cudnn]]
+versions = ">=9.11.0,<9.17"
+cuda_major = 12
+cuda = ">=12.0,<12.10"
+min_driver = "525.60.13"
+{_ROW_911}
+source = ["https://github.com/immich-app/immich/pull/23110"]
+checked = "2026-12-07"
+confirmed = false
+note = "NVIDIA's 9.11-9.16 support matrices not read"
+"""
+
+
+def _with_unconfirmed_911():
+    assert _SHIPPED.count(_ROW_911_HEAD) == 1
+    start = _SHIPPED.index(_ROW_911_HEAD)
+    end = _SHIPPED.index("\n\n", start) + 1
+    return _SHIPPED[:start] + _UNCONFIRMED_911 + _SHIPPED[end:]
+
+
+def test_a_row_of_drops_alone_loads():
+    m = parse_matrix(_with_unconfirmed_911(), "m.toml")
+    (row,) = _rows(m, "9.14.0.64")
+    assert not row.confirmed and row.dropped_compute_capabilities == ("5.0", "6.0")
+    # only what was dropped is known
+    assert [row.cc_status(cc) for cc in ("5.2", "6.1", "7.0", "12.0")] == [CC_DROPPED, CC_DROPPED] + [CC_UNLISTED] * 2
+    assert [p for p in invariant_problems(m) if "[[cudnn]]" in p] == []
 
 
 @pytest.mark.parametrize(
@@ -129,9 +179,10 @@ _ROW_911 = 'dropped_compute_capabilities = ["5.0", "6.0"]'
     ],
 )
 def test_cudnn_row_checks(new, message):
-    assert _SHIPPED.count(_ROW_911) == 1
+    text = _with_unconfirmed_911()
+    assert text.count(_ROW_911) == 1
     with pytest.raises(MatrixError, match=message):
-        parse_matrix(_SHIPPED.replace(_ROW_911, new), "m.toml")
+        parse_matrix(text.replace(_ROW_911, new), "m.toml")
 
 
 def test_old_rows_without_the_new_keys_still_load():
@@ -139,4 +190,4 @@ def test_old_rows_without_the_new_keys_still_load():
     old = _SHIPPED.replace("forward_compatible = true\n", "")
     m = parse_matrix(old, "old.toml")
     assert not any(r.forward_compatible for r in m.cudnn)
-    assert all(r.confirmed for r in m.cudnn if "9.11" not in r.label)
+    assert all(r.confirmed for r in m.cudnn)

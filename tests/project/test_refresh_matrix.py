@@ -48,22 +48,31 @@ def test_offline_run_on_the_recorded_files(rm, capsys):
     assert not [line for line in lines if line.startswith("behind: tensorflow ")]
     # a companion entry narrower than its metadata (strict ABI binding) is a note, not a difference
     assert any(line.startswith("  note: tensorflow-recommenders-addons 0.8.1: requires") for line in lines)
-    behind = [line for line in lines if line.startswith("behind: ")]
-    # what the matrix lacked on the day of the recording: the cuDNN wheels 9.18 ... 9.28 (issue 15)
+    # the cuDNN wheels up to 9.28 have rows (issue 15); the older minors no row describes are a note
     assert (
-        behind
-        == [
-            "behind: nvidia-cudnn-cu12: 17 release(s) newer than the newest entry 9.17.0 "
-            "(11 minors 9.18 ... 9.28; newest 9.28.0.42)",
-            "behind: nvidia-cudnn-cu13: 19 release(s) newer than the newest entry 9.17.0 "
-            "(11 minors 9.18 ... 9.28; newest 9.28.1.4)",
-        ]
-        or not behind
-    )  # once the cuDNN rows land, nothing is behind
-    assert lines[-1] == f"{len(behind)} difference(s)" + (
-        ": the matrix is behind" if behind else ": the matrix is current"
+        "nvidia-cudnn-cu12: PyPI newest 9.28.0.42; the [[cudnn]] entries for CUDA 12 describe up to 9.28.0.42" in lines
     )
-    assert rc == (1 if behind else 0)
+    assert "nvidia-cudnn-cu13: PyPI newest 9.28.1.4; the [[cudnn]] entries for CUDA 13 describe up to 9.28.1.4" in lines
+    assert "  note: 10 older release(s) no entry describes: minors 8.8 9.1 9.2 9.3 9.4 9.6" in lines
+    assert [line for line in lines if line.startswith("behind: ")] == []
+    assert lines[-1] == "0 difference(s): the matrix is current"
+    assert rc == 0
+
+
+def test_cudnn_wheels_newer_than_the_rows_are_behind(rm, tmp_path, capsys):
+    """A row that stops short of PyPI's newest cuDNN (here the cu12 9.17.1 row cut at 9.20) is behind
+    (9.20.0 ... 9.28.0 less the yanked 9.25.0.15)."""
+    text = default_matrix_path().read_text(encoding="utf-8")
+    head = 'versions = ">=9.17.1,<9.29"\ncuda_major = 12\n'
+    assert text.count(head) == 1
+    path = tmp_path / "m.toml"
+    path.write_text(text.replace(head, head.replace("<9.29", "<9.20")), encoding="utf-8")
+    assert rm.main(["--offline", FIX, "--matrix", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("behind: ")] == [
+        "behind: nvidia-cudnn-cu12: 14 release(s) newer than the newest the entries describe, 9.19.0.56 "
+        "(9 minors 9.20 ... 9.28; newest 9.28.0.42)"
+    ]
 
 
 def test_a_stale_matrix_is_behind(rm, tmp_path, capsys):
@@ -226,25 +235,14 @@ def test_newest_companion_releases_recorded_are_covered():
         )
 
 
-# The matrix had no cuDNN entry after 9.17 while PyPI shipped 9.28 (issue 15, Deliver 2 adds the rows from
-# NVIDIA's support matrices). Strict: once the rows land this XPASSes and fails: drop the marker then.
-@pytest.mark.parametrize(
-    "major, package",
-    [
-        pytest.param(
-            12, "nvidia-cudnn-cu12", marks=pytest.mark.xfail(strict=True, reason="issue 15: cuDNN 9.18+ rows")
-        ),
-        pytest.param(
-            13, "nvidia-cudnn-cu13", marks=pytest.mark.xfail(strict=True, reason="issue 15: cuDNN 9.18+ rows")
-        ),
-    ],
-)
-def test_newest_cudnn_wheel_recorded_has_an_entry(rm, major, package):
+# "Has an entry" the way TFC208 looks it up: a row matches the release, or a row of its major.minor exists
+# (a range row such as >=9.17.1,<9.29 covers 9.28 although its lower bound is 9.17.1).
+@pytest.mark.parametrize("major, package", [(12, "nvidia-cudnn-cu12"), (13, "nvidia-cudnn-cu13")])
+def test_newest_cudnn_wheel_recorded_has_an_entry(major, package):
     matrix = load_matrix()
     newest = _finals(package)[-1]
-    entries = [c for c in matrix.cudnn if c.cuda_major == major]
-    top = max(rm._lower(c.versions) for c in entries)
-    assert newest.release[:2] <= top.release[:2], f"{package} {newest} is newer than the newest entry {top}"
+    support = matrix.cudnn_support(str(newest), major)
+    assert support.basis in ("exact", "same_minor"), f"{package} {newest}: no [[cudnn]] entry describes it"
 
 
 def test_a_companion_requiring_tensorflow_under_an_extra(rm, tmp_path, capsys):

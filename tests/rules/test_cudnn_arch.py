@@ -1,12 +1,14 @@
-"""TFC208 with architectures that come and go (issue 15): Blackwell is never a false error, Maxwell/Pascal
-fail where NVIDIA's matrix drops them, a release the matrix does not describe is "unknown for this
-release", and TF 2.15's cuDNN 8.9.4.25 is judged. Each on both sides of its boundary."""
+"""TFC208 with architectures that come and go (issue 15): Blackwell is never a false error (native from
+9.7), Maxwell/Pascal/Volta fail where the matrix drops them (9.11.0, read from the wheels' binaries), an
+unconfirmed drop is a warning, a release the matrix does not describe is "unknown for this release", and
+TF 2.15's cuDNN 8.9.4.25 is judged. Each on both sides of its boundary."""
 
 import dataclasses
 
 import pytest
 from envs import make_env, run_rule
 
+from tfcompat.matrix import default_matrix_path, parse_matrix
 from tfcompat.model import Gpu, LibraryCopy, LibraryResolution, NativeLibraries, Severity
 
 
@@ -83,8 +85,16 @@ def test_blackwell_listed_natively_is_silent(matrix, cudnn, g):
     assert tfc208(matrix, cudnn, [g]) == []
 
 
-@pytest.mark.parametrize("cudnn", ["9.7.0.66", "9.8.0.87", "9.9.0.52"])
-def test_blackwell_with_undocumented_97_to_99_is_unknown_not_arch_mismatch(matrix, cudnn):
+@pytest.mark.parametrize("cudnn", ["9.7.1.26", "9.8.0.87", "9.9.0.52"])
+@pytest.mark.parametrize("g", [B200, RTX_PRO_6000, GB10], ids=["10.0", "12.0", "12.1"])
+def test_blackwell_with_cudnn_97_to_99_is_native(matrix, cudnn, g):
+    # the CUDA 12.8 builds on PyPI carry sm_100 / sm_120 SASS in the legacy-API libraries
+    assert tfc208(matrix, cudnn, [g]) == []
+
+
+@pytest.mark.parametrize("cudnn", ["9.1.1.17", "9.4.0.58", "9.6.0.74"])
+def test_blackwell_with_undescribed_91_to_96_is_unknown_not_arch_mismatch(matrix, cudnn):
+    # no row of their minor: a gap, judged neither by 9.0 / 9.5 (Hopper at most) nor by 9.7
     (f,) = tfc208(matrix, cudnn, [RTX_PRO_6000])
     assert f.severity == Severity.INFO
     assert "unknown for this release" in f.message and "forward-compatibility mode" in f.message
@@ -114,12 +124,58 @@ def test_maxwell_pascal_with_cudnn_917_is_an_error(matrix, g, cudnn):
     assert g.name in f.message and "no longer lists" in f.message
 
 
+@pytest.mark.parametrize("cudnn", ["9.11.0.98", "9.14.0.64", "9.16.0.29", "9.18.1.3", "9.28.0.42"])
+@pytest.mark.parametrize("g", [P100, P40, M60, V100])
+def test_maxwell_pascal_volta_with_cudnn_911_to_928_is_an_error(matrix, cudnn, g):
+    # 9.11.0 dropped sm_50-sm_70 from libcudnn_cnn / libcudnn_ops (the binaries, confirmed rows)
+    (f,) = tfc208(matrix, cudnn, [g, H100])
+    assert f.severity == Severity.ERROR and "CUDNN_STATUS_ARCH_MISMATCH" in f.message
+    assert g.name in f.message and f"cuDNN {cudnn}" in f.message and "UNCONFIRMED" not in f.message
+
+
+@pytest.mark.parametrize("cudnn", ["9.11.0.98", "9.17.1.4", "9.28.0.42"])
+@pytest.mark.parametrize("g", [T4, H100, B200, RTX_PRO_6000])
+def test_turing_and_newer_with_cudnn_911_to_928_pass(matrix, cudnn, g):
+    assert tfc208(matrix, cudnn, [g]) == []
+
+
+# A matrix whose 9.11-9.16 row is the pre-binaries one: a third-party report of the drops, unconfirmed.
+# The shipped matrix has no such row any more; the code path (a WARNING, not an ERROR) stays covered.
+_SHIPPED = default_matrix_path().read_text(encoding="utf-8")
+_ROW_911_HEAD = '[[cudnn]]\nversions = ">=9.11.0,<9.17"\ncuda_major = 12\n'
+_UNCONFIRMED_911 = """[[cudnn]]
+versions = ">=9.11.0,<9.17"
+cuda_major = 12
+cuda = ">=12.0,<12.10"
+min_driver = "525.60.13"
+dropped_compute_capabilities = ["5.0", "6.0"]
+source = ["https://github.com/immich-app/immich/pull/23110"]
+checked = "2026-12-07"
+confirmed = false
+note = "NVIDIA's 9.11-9.16 support matrices not read"
+"""
+
+
+@pytest.fixture(scope="module")
+def unconfirmed():
+    assert _SHIPPED.count(_ROW_911_HEAD) == 1
+    start = _SHIPPED.index(_ROW_911_HEAD)
+    end = _SHIPPED.index("\n\n", start) + 1
+    m = parse_matrix(_SHIPPED[:start] + _UNCONFIRMED_911 + _SHIPPED[end:], "unconfirmed.toml")
+    assert [r.confirmed for r in m.cudnn if r.cuda_major == 12 and r.versions.contains("9.14.0.64")] == [False]
+    return m
+
+
 @pytest.mark.parametrize("cudnn", ["9.11.0.98", "9.14.0.64", "9.16.0.29"])
 @pytest.mark.parametrize("g", [P100, P40, M60])
-def test_maxwell_pascal_with_cudnn_911_to_916_is_reported_unconfirmed(matrix, cudnn, g):
-    # NVIDIA's 9.11-9.16 matrices were not read: the drop is a third-party report, so a warning
-    (f,) = tfc208(matrix, cudnn, [g])
-    assert f.severity == Severity.WARNING and "UNCONFIRMED" in f.message
+def test_an_unconfirmed_drop_is_a_warning(unconfirmed, cudnn, g):
+    (f,) = tfc208(unconfirmed, cudnn, [g])
+    assert f.severity == Severity.WARNING and "UNCONFIRMED" in f.message and "not read" in f.message
+
+
+@pytest.mark.parametrize("g", [T4, H100, B200, V100])
+def test_a_row_that_only_names_drops_is_silent_about_other_gpus(unconfirmed, g):
+    assert tfc208(unconfirmed, "9.12.0.46", [g]) == []
 
 
 @pytest.mark.parametrize("cudnn", ["9.3.0.75", "9.5.1.17", "9.10.1.4", "9.10.2.21"])
@@ -128,23 +184,29 @@ def test_maxwell_pascal_volta_before_911_pass(matrix, cudnn, g):
     assert tfc208(matrix, cudnn, [g]) == []
 
 
-def test_volta_is_an_error_only_where_a_primary_source_drops_it(matrix):
-    assert tfc208(matrix, "9.14.0.64", [V100]) == []  # sources disagree on 9.11-9.16: no verdict
-    (f,) = tfc208(matrix, "9.17.0.29", [V100])  # NVIDIA's 9.17.0 matrix lists 7.5 and newer
-    assert f.severity == Severity.ERROR
+def test_volta_is_dropped_in_911(matrix):
+    # sources disagreed on Volta; the binaries settle it: 9.10.2 carries sm_70, 9.11.0 does not
+    assert tfc208(matrix, "9.10.2.21", [V100]) == []
+    (f,) = tfc208(matrix, "9.11.0.98", [V100])
+    assert f.severity == Severity.ERROR and "7.0" in f.message
 
 
-@pytest.mark.parametrize("cudnn", ["9.18.1.3", "9.22.0.52", "9.28.0.42"])
+@pytest.mark.parametrize("cudnn", ["9.29.0.1", "9.40.2.5"])
 def test_release_far_from_any_entry_is_unknown_not_the_older_verdict(matrix, cudnn):
+    # a future release: the newest row (>=9.17.1,<9.29) does not describe it
+    assert matrix.cudnn_support(cudnn, 12).basis == "gap"
     (f,) = tfc208(matrix, cudnn, [P40])
-    assert "unknown for this release" in f.message and "9.17" in f.message
-    assert f.severity == Severity.WARNING  # not the ERROR the 9.17.0 row gives
+    assert "unknown for this release" in f.message and "9.17.1" in f.message and "an older release" in f.message
+    assert f.severity == Severity.WARNING  # not the ERROR the 9.17.1-9.28 row gives
     assert tfc208(matrix, cudnn, [T4, H100]) == []
 
 
 def test_same_minor_patch_release_is_judged(matrix):
-    (f,) = tfc208(matrix, "9.17.1.4", [P100])
-    assert "a release of the same minor" in f.message
+    # 9.10.1 has no row: judged from 9.10.2's rows, which list 5.0 and newer
+    assert matrix.cudnn_support("9.10.1.4", 12).basis == "same_minor"
+    (f,) = tfc208(matrix, "9.10.1.4", [K80])
+    assert f.severity == Severity.ERROR and "a release of the same minor" in f.message
+    assert tfc208(matrix, "9.10.1.4", [P100, V100]) == []
 
 
 @pytest.mark.parametrize("g", [P100, M60, V100, T4, H100])
@@ -164,11 +226,6 @@ def test_cudnn_older_than_every_row_is_not_judged(matrix):
     env = with_cudnn(make_env("2.15.1", driver="535.104.05", gpus=[P100]), "8.6.0.163")
     findings, (skip,) = run_rule(env, matrix, "TFC208")
     assert findings == [] and "no cuDNN support entry" in skip.reason
-
-
-@pytest.mark.parametrize("g", [T4, H100, B200, V100])
-def test_a_row_that_only_names_drops_is_silent_about_other_gpus(matrix, g):
-    assert tfc208(matrix, "9.12.0.46", [g]) == []
 
 
 def test_an_unlisted_architecture_between_listed_ones_is_unknown(matrix):

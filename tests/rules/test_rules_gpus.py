@@ -164,9 +164,14 @@ def test_new_cudnn_drops_pascal(matrix):
     env = _with_cudnn(make_env("2.21.0", driver="575.57.08", gpus=[p100, h100(1)]), "9.17.0.29")
     (f,), _ = run_rule(env, matrix, "TFC208")
     assert "GPU 0 (Tesla P100-PCIE-16GB, GPU-p100)" in f.message and "cuDNN 9.17.0.29" in f.message
-    # 9.28 has no row of its minor: unknown for this release (a warning: 9.17, an older release, already lacks
-    # Pascal), not the 9.17 verdict
+    # 9.28 (the >=9.17.1,<9.29 row, read from the wheels' binaries) has no Pascal either: an error
     env = _with_cudnn(make_env("2.21.0", driver="575.57.08", gpus=[p100]), "9.28.0.42")
+    (f,), _ = run_rule(env, matrix, "TFC208")
+    assert "cuDNN 9.28.0.42" in f.message and "no longer lists" in f.message
+    assert f.severity == Severity.ERROR
+    # 9.29 has no row of its minor: unknown for this release (a warning: 9.17.1-9.28, an older release,
+    # already lacks Pascal), not the older row's verdict
+    env = _with_cudnn(make_env("2.21.0", driver="575.57.08", gpus=[p100]), "9.29.0.1")
     (f,), _ = run_rule(env, matrix, "TFC208")
     assert "an older release" in f.message and "unknown for this release" in f.message
     assert f.severity == Severity.WARNING

@@ -135,8 +135,8 @@ class CudnnRelease:
     """One row of a cuDNN support matrix: the releases `versions` built for CUDA `cuda_major`.
 
     Architectures come and go: `compute_capabilities` (or `min_`/`max_compute_capability`) is what this
-    release supports natively, so an entry can add an architecture (Blackwell in 9.10.2) as well as
-    drop one (Pascal gone from 9.17.0); `dropped_compute_capabilities` names architectures a source
+    release supports natively, so an entry can add an architecture (Blackwell in 9.7) as well as
+    drop one (Maxwell, Pascal and Volta gone from 9.11.0); `dropped_compute_capabilities` names architectures a source
     says this release dropped where the full list is not known. `forward_compatible`: NVIDIA's
     hardware forward compatibility (cuDNN >= 9.0 built with CUDA >= 12) runs a subset of graphs on
     GPUs newer than the list through PTX JIT."""

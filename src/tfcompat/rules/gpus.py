@@ -254,9 +254,10 @@ def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
     """The cuDNN the loader picks does not support a GPU's architecture.
 
     What: NVIDIA's cuDNN support matrix lists the compute capabilities each release supports, and
-    architectures come and go: cuDNN 9 dropped Maxwell, Pascal and Volta during the 9.1x series
-    (9.17.0 lists 7.5 and newer only) and added Blackwell (10.0, 12.0; listed by 9.10.2). With
-    `tensorflow[and-cuda]` >= 2.20 the cuDNN wheel is a range, so pip installs the newest 9.x.
+    architectures come and go: cuDNN 9 added Blackwell (10.0, 12.0) in 9.7 and dropped Maxwell, Pascal
+    and Volta in 9.11.0 (both read from the wheels' binaries: from 9.11.0 the libraries TensorFlow calls
+    carry sm_75 and newer only; NVIDIA's 9.10.2 matrix lists 5.0-12.0, its 9.17.0 matrix 7.5-12.0).
+    With `tensorflow[and-cuda]` >= 2.20 the cuDNN wheel is a range, so pip installs the newest 9.x.
 
     Why it crashes: on an architecture the release dropped, cuDNN calls fail
     (CUDNN_STATUS_ARCH_MISMATCH, "DNN library initialization failed"): convolutions and RNNs abort
@@ -266,7 +267,7 @@ def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
     describe (no row of its major.minor) is "unknown for this release", not judged by an older one.
 
     How to fix: pin the cuDNN wheel to a release that supports the GPU (e.g. `pip install
-    "nvidia-cudnn-cu12<9.11"` for Pascal), or a newer one that lists a new GPU, or run on newer GPUs.
+    "nvidia-cudnn-cu12<9.11"` for Maxwell, Pascal or Volta), or a newer one that lists a new GPU, or run on newer GPUs.
     """
     tf = required_tf(env)
     native = getattr(env.target, "native", None)
