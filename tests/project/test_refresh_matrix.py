@@ -2,7 +2,7 @@
 
 Fixtures in tests/fixtures/refresh/ were written by `python scripts/refresh_matrix.py --record DIR` against
 PyPI on 2026-12-07, trimmed to the fields the checks read: pypi-NAME.json (info.version / requires_dist,
-per release `yanked`, for tensorflow the file names of the Linux x86-64 CPython wheels, from 1.0 on) and
+per release `yanked`, for tensorflow the file names of the Linux x86-64 CPython wheels of every release) and
 tensorflow-VERSION.METADATA (the PEP 658 METADATA's Name, Version, Requires-Python, Requires-Dist and
 Python classifiers).
 """
