@@ -8,7 +8,14 @@ next to the wheels (never a whole wheel):
   does not list; for the newest release of every ``[[tensorflow]]`` entry (and every unlisted release an entry
   matches) the Requires-Dist / Requires-Python / wheel-tag facts, read the way scripts/matrix_row.py reads
   them, against the entry (build_info.py facts, CUDA, cuDNN, compute capabilities, need the wheel: run
-  ``scripts/matrix_row.py VERSION --compare`` for those);
+  ``scripts/matrix_row.py VERSION --compare`` for those). Two facts are compared by what they mean, not equality:
+  ``python`` of a release whose METADATA states no Requires-Python (every release before 2.2: their classifiers
+  are stale, 1.13 ships cp37 wheels and lists 3.4-3.6) is checked against the release's Linux x86-64 wheels, since
+  the row states the tested-build table: every Python a wheel exists for must be admitted and the newest admitted
+  Python must have a wheel (the table may name older Pythons a patch release no longer ships: 3.3 for 1.15);
+  ``glibc`` is the highest GLIBC_ symbol version the wheel's objects need, the tag only what the wheel claims: a
+  matrix floor below the tag's is a difference (pip refuses the wheel there), one above it a note (TF 1.5-1.14
+  manylinux1 wheels need glibc 2.17 / 2.23: they were never manylinux1-compliant);
 * every package of ``[[companion]]``: final releases newer than every entry covers, and the ``tensorflow``
   range its latest release requires against the entry that covers it;
 * ``nvidia-cudnn-cu12`` / ``nvidia-cudnn-cu13``: final releases newer than the newest one a ``[[cudnn]]``
@@ -43,6 +50,8 @@ from packaging.version import InvalidVersion, Version
 PYPI = "https://pypi.org/pypi/{name}/json"
 TIMEOUT_S = 30
 CUDNN_WHEELS = {12: "nvidia-cudnn-cu12", 13: "nvidia-cudnn-cu13"}
+# Pythons a python specifier is checked over (CPython minors a TensorFlow wheel could be built for)
+PYTHON_MINORS = [Version("2.7")] + [Version(f"3.{m}") for m in range(30)]
 # METADATA headers the check reads (what --record keeps)
 METADATA_KEPT = ("Metadata-Version", "Name", "Version", "Requires-Python", "Requires-Dist", "Provides-Extra")
 
@@ -153,20 +162,16 @@ def _write_json(path: str, data: Any) -> None:
 
 def trim_project(name: str, data: dict[str, Any]) -> dict[str, Any]:
     """Only what the checks read: info.version / requires_dist, and per release `yanked` (and for tensorflow
-    the file name of the wheel the Requires-Dist check reads)."""
+    the file names of its Linux x86-64 CPython wheels: the Requires-Dist check reads one, the python check all)."""
     info = data.get("info", {})
     releases: dict[str, list[dict[str, Any]]] = {}
     for version, files in data.get("releases", {}).items():
         if not files:
             continue
         if name == "tensorflow":
-            try:
-                if Version(version) < Version("2.4"):  # older than any entry the matrix could have
-                    continue
-                wheel = mr.pick_wheel(files)
-            except (InvalidVersion, mr.RowError):
-                continue
-            releases[version] = [{"filename": wheel["filename"], "yanked": bool(wheel.get("yanked"))}]
+            wheels = [f for f in files if _linux_cpython_minor(f.get("filename", "")) is not None]
+            if wheels and _safe(version) is not None:
+                releases[version] = [{"filename": f["filename"], "yanked": bool(f.get("yanked"))} for f in wheels]
         else:
             releases[version] = [{"yanked": all(f.get("yanked") for f in files)}]
     return {
@@ -199,6 +204,30 @@ def final_releases(project: dict[str, Any]) -> list[Version]:
         if files and not v.is_prerelease and not all(f.get("yanked") for f in files):
             out.append(v)
     return sorted(out)
+
+
+def _linux_cpython_minor(filename: str) -> Optional[Version]:
+    """`tensorflow-1.5.1-cp27-cp27mu-manylinux1_x86_64.whl` -> 2.7; None for any other file."""
+    if not filename.endswith(".whl") or "linux" not in filename or "x86_64" not in filename:
+        return None
+    tag = mr.wheel_tag_of(filename).split("-")[0]
+    if not (tag.startswith("cp") and tag[2:].isdigit() and len(tag) >= 4):
+        return None
+    return Version(f"{tag[2]}.{tag[3:]}")
+
+
+def check_python_by_wheels(files: Sequence[dict[str, Any]], python: str) -> list[str]:
+    """A row's `python` (the tested-build table) against the Pythons the release ships Linux wheels for."""
+    built = sorted({m for f in files if not f.get("yanked") for m in [_linux_cpython_minor(f["filename"])] if m})
+    spec = SpecifierSet(python)
+    admitted = [m for m in PYTHON_MINORS if spec.contains(m)]
+    out = []
+    outside = [str(m) for m in built if m not in admitted]
+    if outside:
+        out.append(f"python: wheels for {', '.join(outside)}, matrix says {python!r}")
+    if built and admitted and admitted[-1] not in built:
+        out.append(f"python: newest wheel for {built[-1]}, matrix says {python!r} (up to {admitted[-1]})")
+    return out
 
 
 def _lower(spec: SpecifierSet) -> Optional[Version]:
@@ -236,6 +265,7 @@ def check_tensorflow(
         f"tensorflow: PyPI has {len(on_pypi)} final releases {on_pypi[0]} ... {on_pypi[-1]}; "
         f"the matrix lists {len(known)} ({matrix.tf_releases()[0]} ... {matrix.tf_releases()[-1]})"
     )
+    above: list[str] = []  # entries whose glibc (the symbols) is above the wheel tag's floor
     to_read: dict[str, Any] = {}  # release -> matrix entry (raw TOML) to compare its Requires-Dist with
     new_releases.clear()
     for v in on_pypi:
@@ -273,8 +303,22 @@ def check_tensorflow(
             row, _ = mr.derive_row(version, text, None, mr.wheel_tag_of(wheel["filename"]), None)
         except (mr.RowError, ValueError) as exc:
             raise RefreshError(f"tensorflow {version}: {exc}") from None
-        found = mr.compare(row, entry)
         requires_python = email.parser.Parser().parsestr(text, headersonly=True).get("Requires-Python")
+        by_wheels: list[str] = []
+        if not requires_python and entry.get("python"):  # classifiers stale: the wheels say what was built
+            row.pop("python", None)
+            by_wheels = check_python_by_wheels(files, entry["python"])
+        tag_glibc = row.pop("glibc", None)
+        found = by_wheels + mr.compare(row, entry)
+        if tag_glibc and entry.get("glibc"):
+            if Version(str(entry["glibc"])) < Version(tag_glibc):
+                found.append(
+                    f"glibc: the wheel tag {row.get('manylinux')} needs {tag_glibc}, matrix says {entry['glibc']!r}"
+                )
+            elif Version(str(entry["glibc"])) > Version(tag_glibc):
+                above.append(f"{version} ({entry['glibc']} > {tag_glibc})")
+        elif tag_glibc:
+            found.append(f"glibc: release says {tag_glibc!r}, matrix says None")
         if requires_python and entry.get("python"):
             said, have = _lower(SpecifierSet(requires_python)), _lower(SpecifierSet(entry["python"]))
             if said != have:
@@ -282,6 +326,11 @@ def check_tensorflow(
         for d in found:
             diffs.append(f"tensorflow {version} (entry {entry['versions']}): {d}")
     lines.append(f"  read the Requires-Dist of {len(to_read)} releases (the newest of every entry, and new ones)")
+    if above:
+        lines.append(
+            f"  note: {len(above)} entries need a newer glibc than their wheel tag promises (the GLIBC_ symbols of "
+            f"their objects): {', '.join(above)}"
+        )
     return lines, diffs
 
 

@@ -22,7 +22,8 @@ def ask(capsys, *argv):
 
 
 # the legacy releases (issue 14): tests/matrix/test_matrix.py LEGACY_RELEASES
-LEGACY = ["1.5.0", "1.5.1", "1.6.0", "1.13.1", "1.13.2", "1.14.0", "1.15.0", "1.15.2", "1.15.3", "1.15.4", "1.15.5"]
+LEGACY = ["1.5.0", "1.5.1", "1.6.0", "1.7.0", "1.7.1", "1.8.0", "1.9.0", "1.10.0", "1.10.1", "1.11.0"]
+LEGACY += ["1.12.0", "1.12.2", "1.12.3", "1.13.1", "1.13.2", "1.14.0", "1.15.0", "1.15.2", "1.15.3", "1.15.4", "1.15.5"]
 LEGACY += ["2.0.0", "2.0.1", "2.0.2", "2.0.3", "2.0.4", "2.1.0", "2.1.1", "2.1.2", "2.1.3", "2.1.4"]
 LEGACY += ["2.2.0", "2.2.1", "2.2.2", "2.2.3", "2.3.0", "2.3.1", "2.3.2", "2.3.3", "2.3.4"]
 
@@ -210,7 +211,7 @@ def test_unknown_versions_exit_2_one_line(capsys, argv, message):
 def test_validate_shipped_matrix(capsys):
     code, out, err = run(capsys, "matrix", "validate", str(default_matrix_path()))
     assert code == 0, err
-    assert "valid matrix (42 tensorflow, 82 releases, 62 cuda" in out
+    assert "valid matrix (51 tensorflow, 92 releases, 62 cuda" in out
 
 
 def test_validate_broken_matrix_names_entry_and_field(capsys, tmp_path):

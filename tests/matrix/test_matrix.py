@@ -18,12 +18,22 @@ from tfcompat.matrix import (
     spec_text,
 )
 
-# The legacy rows (issue 14): every Linux x86-64 tensorflow-gpu / tensorflow release of 1.5, 1.6, 1.13-1.15 and
-# 2.0-2.3 on PyPI (1.13.0 and 1.15.1 were never published).
+# The legacy rows (issue 14): every Linux x86-64 tensorflow-gpu / tensorflow release of 1.5-1.15 and 2.0-2.3 on
+# PyPI (1.12.1, 1.13.0 and 1.15.1 were never published).
 LEGACY_RELEASES = [
     "1.5.0",
     "1.5.1",
     "1.6.0",
+    "1.7.0",
+    "1.7.1",
+    "1.8.0",
+    "1.9.0",
+    "1.10.0",
+    "1.10.1",
+    "1.11.0",
+    "1.12.0",
+    "1.12.2",
+    "1.12.3",
     "1.13.1",
     "1.13.2",
     "1.14.0",
@@ -147,7 +157,7 @@ def test_entries_list_exactly_the_real_releases(matrix):
 
 def test_every_tf_minor_2_4_to_2_21_covered(matrix):
     minors = {Version(r).release[:2] for rel in matrix.tensorflow for r in rel.releases}
-    legacy = {(1, 5), (1, 6), (1, 13), (1, 14), (1, 15), (2, 0), (2, 1), (2, 2), (2, 3)}
+    legacy = {(1, m) for m in range(5, 16)} | {(2, 0), (2, 1), (2, 2), (2, 3)}
     assert minors == {(2, m) for m in range(4, 22)} | legacy
 
 
@@ -518,7 +528,7 @@ def test_broken_shipped_matrix_names_entry_and_field():
     with pytest.raises(MatrixError) as err:
         parse_matrix(broken, "compat_matrix.toml")
     assert str(err.value) == (
-        "compat_matrix.toml: [[tensorflow]] #35 '>=2.15.1,<2.16.0': cudnn '8.9.x' is not a version"
+        "compat_matrix.toml: [[tensorflow]] #44 '>=2.15.1,<2.16.0': cudnn '8.9.x' is not a version"
     )
 
 

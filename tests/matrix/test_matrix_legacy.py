@@ -1,4 +1,4 @@
-"""The legacy rows of the matrix (issue 14: TF 1.5/1.6, 1.13-2.3) and `tfcompat matrix tensorflow` for them.
+"""The legacy rows of the matrix (issue 14: TF 1.5-1.15, 2.0-2.3) and `tfcompat matrix tensorflow` for them.
 
 Every expected value below was read from a primary source on 2026-12-07: the wheels on PyPI (METADATA, build_info.py,
 DT_NEEDED, the cuDNN version compiled into CudnnSupport::Init), tensorflow.org's tested-build table, NVIDIA's CUDA
@@ -26,6 +26,13 @@ def run(capsys, *argv):
 LEGACY = {
     "1.5.1": ("9.0", "7.0", "exact", ">=1.12.1", ">=3.4.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.4"),
     "1.6.0": ("9.0", "7.0", "exact", ">=1.13.3", ">=3.4.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.4"),
+    # 1.7-1.12: read from the tensorflow_gpu cp36 wheels of 1.7.1, 1.8.0, 1.9.0, 1.10.1, 1.11.0, 1.12.0, 1.12.3
+    "1.7.0": ("9.0", "7.0", None, ">=1.13.3", ">=3.4.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.4"),
+    "1.8.0": ("9.0", "7.0", None, ">=1.13.3", ">=3.4.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.4"),
+    "1.9.0": ("9.0", "7.0", None, ">=1.13.3", ">=3.4.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.5"),
+    "1.10.1": ("9.0", "7.0", None, ">=1.13.3,<=1.14.5", ">=3.6.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.5"),
+    "1.11.0": ("9.0", "7.2", None, ">=1.13.3", ">=3.6.0", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.5"),
+    "1.12.3": ("9.0", "7.1", None, ">=1.13.3", ">=3.6.1", "2.17", 0, "manylinux1_x86_64", "GCC 4.8.5"),
     "1.13.1": ("10.0", "7.3", None, ">=1.13.3", ">=3.6.1", "2.23", 1, "manylinux1_x86_64", "GCC 5.4.0"),
     "1.13.2": ("10.0", "7.3", None, ">=1.16.0,<2.0", ">=3.6.1", "2.23", 1, "manylinux1_x86_64", "GCC 5.4.0"),
     "1.14.0": ("10.0", "7.3", None, ">=1.14.5,<2.0", ">=3.6.1", "2.23", 1, "manylinux1_x86_64", "GCC 5.4.0"),
@@ -49,6 +56,34 @@ def test_legacy_build_facts(matrix, version):
     assert (spec_text(rel.numpy), spec_text(rel.protobuf)) == (numpy, protobuf)
     assert (str(rel.glibc), rel.cxx11_abi, rel.manylinux, rel.compiler) == (glibc, abi, manylinux, compiler)
     assert rel.numpy_abi == 1
+
+
+def test_cudnn_compiled_into_1_11_is_newer_than_1_12s(matrix):
+    """CudnnSupport::Init of the tensorflow_gpu 1.11.0 wheel stores the source version 7, 2, 1; of 1.12.0 and
+    1.12.3 7, 1, 4 (the tested-build table says only cuDNN 7 for both)."""
+    assert [str(matrix.tf_release(v).cudnn) for v in ("1.10.1", "1.11.0", "1.12.0", "1.12.3")] == [
+        "7.0",
+        "7.2",
+        "7.1",
+        "7.1",
+    ]
+
+
+def test_h5py_cap_from_the_last_patches(matrix):
+    """Requires-Dist `h5py (<=2.10.0)` appears in 1.15.5, 2.0.4, 2.1.3 and 2.1.4, not in 1.15.4, 2.0.3, 2.1.2."""
+    capped = {
+        v: spec_text(matrix.tf_release(v).h5py) if matrix.tf_release(v).h5py is not None else None
+        for v in ("1.15.4", "1.15.5", "2.0.3", "2.0.4", "2.1.2", "2.1.3", "2.1.4")
+    }
+    assert capped == {
+        "1.15.4": None,
+        "1.15.5": "<=2.10.0",
+        "2.0.3": None,
+        "2.0.4": "<=2.10.0",
+        "2.1.2": None,
+        "2.1.3": "<=2.10.0",
+        "2.1.4": "<=2.10.0",
+    }
 
 
 def test_glibcxx_floor_of_2_0_is_higher_than_1_15s(matrix):
@@ -106,7 +141,7 @@ def test_cudnn_7_is_one_library_and_7_6_has_support_rows(matrix):
 def test_matrix_tensorflow_1_15_answers(capsys):
     code, out, err = run(capsys, "matrix", "tensorflow", "1.15")
     assert code == 0, err
-    assert out.startswith("TensorFlow 1.15.5   entry >=1.15.4,<2.0.0: 1.15.4, 1.15.5")
+    assert out.startswith("TensorFlow 1.15.5   entry >=1.15.5,<2.0.0: 1.15.5")
     assert "CUDA (build)          10.0" in out
     assert "cuDNN (compiled)      7.6  (runtime: same major, minor >= 7.6)" in out
     assert "not stated (build_info.py lists none before 2.3)" in out

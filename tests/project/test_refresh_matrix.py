@@ -2,7 +2,7 @@
 
 Fixtures in tests/fixtures/refresh/ were written by `python scripts/refresh_matrix.py --record DIR` against
 PyPI on 2026-12-07, trimmed to the fields the checks read: pypi-NAME.json (info.version / requires_dist,
-per release `yanked`, for tensorflow the file name of the Linux x86-64 wheel it reads) and
+per release `yanked`, for tensorflow the file names of the Linux x86-64 CPython wheels of every release) and
 tensorflow-VERSION.METADATA (the PEP 658 METADATA's Name, Version, Requires-Python, Requires-Dist and
 Python classifiers).
 """
@@ -41,9 +41,12 @@ def test_offline_run_on_the_recorded_files(rm, capsys):
     assert err == ""
     lines = out.splitlines()
     assert lines[0].startswith("# ") and "against recorded files in" in lines[0]
-    # the recorded PyPI file starts at 2.4.0; the matrix also lists the legacy releases 1.5.0 ... 2.3.4 (issue 14)
-    assert "tensorflow: PyPI has 52 final releases 2.4.0 ... 2.21.0; the matrix lists 82 (1.5.0 ... 2.21.0)" in lines
-    assert "  read the Requires-Dist of 28 releases (the newest of every entry, and new ones)" in lines
+    # every final release from the oldest row (1.5.0) on, the legacy ones (issue 14) included
+    assert "tensorflow: PyPI has 92 final releases 1.5.0 ... 2.21.0; the matrix lists 92 (1.5.0 ... 2.21.0)" in lines
+    assert "  read the Requires-Dist of 51 releases (the newest of every entry, and new ones)" in lines
+    # TF 1.5-1.14 wheels are tagged manylinux1 (glibc 2.5) but their objects need GLIBC_2.17 / 2.23: a note
+    (glibc,) = [line for line in lines if line.startswith("  note: 11 entries need a newer glibc than their wheel")]
+    assert "1.5.1 (2.17 > 2.5)" in glibc and "1.12.3 (2.17 > 2.5)" in glibc and "1.14.0 (2.23 > 2.5)" in glibc
     # every entry's Requires-Dist / Requires-Python / wheel tag agrees with its newest release's METADATA
     assert not [line for line in lines if line.startswith("behind: tensorflow ")]
     # a companion entry narrower than its metadata (strict ABI binding) is a note, not a difference
@@ -117,6 +120,71 @@ def test_requires_dist_differences(rm, tmp_path, capsys):
     out = capsys.readouterr().out
     diffs = [line for line in out.splitlines() if line.startswith("behind: tensorflow ")]
     assert len(diffs) == 1 and "protobuf: release says '>=6.31.1,<8.0.0', matrix says '>=5.28.0'" in diffs[0]
+
+
+def _stale_run(rm, tmp_path, capsys, old, new):
+    text = default_matrix_path().read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = tmp_path / "m.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    rc = rm.main(["--offline", FIX, "--matrix", str(path)])
+    return rc, [line for line in capsys.readouterr().out.splitlines() if line.startswith("behind: ")]
+
+
+def test_legacy_python_is_checked_against_the_wheels(rm, tmp_path, capsys):
+    """A release before 2.2 states no Requires-Python and stale classifiers (1.13.1 ships cp37 wheels, its
+    classifiers stop at 3.6): the row's python (the tested-build table, 2.7, 3.3-3.7) is checked against the
+    Linux wheels PyPI has. A row cut at 3.6 excludes the cp37 wheel; one reaching 3.8 names a Python no wheel is
+    for."""
+    old = 'releases = ["1.13.1"]\npython = ">=2.7,!=3.0.*,!=3.1.*,!=3.2.*,<3.8"'
+    rc, behind = _stale_run(rm, tmp_path, capsys, old, old.replace("<3.8", "<3.7"))
+    assert rc == 1 and behind == [
+        "behind: tensorflow 1.13.1 (entry >=1.13.1,<1.13.2): python: wheels for 3.7, matrix says "
+        "'>=2.7,!=3.0.*,!=3.1.*,!=3.2.*,<3.7'"
+    ]
+    rc, behind = _stale_run(rm, tmp_path, capsys, old, old.replace("<3.8", "<3.9"))
+    assert rc == 1 and behind == [
+        "behind: tensorflow 1.13.1 (entry >=1.13.1,<1.13.2): python: newest wheel for 3.7, matrix says "
+        "'>=2.7,!=3.0.*,!=3.1.*,!=3.2.*,<3.9' (up to 3.8)"
+    ]
+    # no cp27 wheel is admitted by a row from 3.3 on
+    rc, behind = _stale_run(rm, tmp_path, capsys, old, old.replace(">=2.7,!=3.0.*,!=3.1.*,!=3.2.*", ">=3.3"))
+    assert rc == 1 and behind == [
+        "behind: tensorflow 1.13.1 (entry >=1.13.1,<1.13.2): python: wheels for 2.7, matrix says '>=3.3,<3.8'"
+    ]
+
+
+def test_glibc_below_the_wheel_tag_is_behind(rm, tmp_path, capsys):
+    """The tag is what the wheel claims (pip installs a manylinux2010 wheel only on glibc >= 2.12): a row
+    stating less is wrong; a row stating more (TF 1.x, the GLIBC_ symbols) is only a note."""
+    old = 'glibc = "2.12"\nglibcxx = "3.4.13"\ncxxabi = "1.3.3"\nmanylinux = "manylinux2010_x86_64"'
+    text = default_matrix_path().read_text(encoding="utf-8")
+    path = tmp_path / "m.toml"
+    # the first row stating it: 2.0.0-2.0.2 (newest 2.0.2)
+    assert text.index('versions = ">=2.0.0,<2.0.3"') < text.index(old) < text.index('versions = ">=2.0.3,<2.0.4"')
+    path.write_text(text.replace(old, old.replace('"2.12"', '"2.5"'), 1), encoding="utf-8")
+    assert rm.main(["--offline", FIX, "--matrix", str(path)]) == 1
+    behind = [line for line in capsys.readouterr().out.splitlines() if line.startswith("behind: ")]
+    assert behind == [
+        "behind: tensorflow 2.0.2 (entry >=2.0.0,<2.0.3): glibc: the wheel tag manylinux2010_x86_64 needs 2.12, "
+        "matrix says '2.5'"
+    ]
+
+
+def test_h5py_cap_of_the_last_1_x_and_2_0_patches(rm, tmp_path, capsys):
+    """tensorflow(-gpu) 1.15.5, 2.0.4, 2.1.3 and 2.1.4 state `h5py (<=2.10.0)`, their previous patches none: a row
+    without it is behind (the drift the refresh found on 2026-12-07)."""
+    old = 'releases = ["1.15.5"]'
+    text = default_matrix_path().read_text(encoding="utf-8")
+    start = text.index(old)
+    cap = text.index('h5py = "<=2.10.0"\n', start)
+    path = tmp_path / "m.toml"
+    path.write_text(text[:cap] + text[cap + len('h5py = "<=2.10.0"\n') :], encoding="utf-8")
+    assert rm.main(["--offline", FIX, "--matrix", str(path)]) == 1
+    behind = [line for line in capsys.readouterr().out.splitlines() if line.startswith("behind: ")]
+    assert behind == [
+        "behind: tensorflow 1.15.5 (entry >=1.15.5,<2.0.0): h5py: release says '<=2.10.0', matrix says None"
+    ]
 
 
 def test_a_companion_range_the_metadata_refuses(rm, tmp_path, capsys):
