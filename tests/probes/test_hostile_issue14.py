@@ -456,6 +456,27 @@ def test_fatbin_of_a_million_empty_containers_and_looping_sizes(tmp_path):
     assert dict(scan_.counts) == {"sm_80": 1} and "runs" in scan_.problems[0]
 
 
+def test_fatbin_section_of_gigabytes_of_zeros_in_a_sparse_file(tmp_path):
+    """A TF object whose .nv_fatbin is 2 GiB of zeros (a sparse file: no disk): skipping it as padding paged in
+    all of it (26 s); a zero run longer than padding ends the walk with a problem."""
+    root = tmp_path / "img"
+    site = root / "site-packages"
+    path = site / "tensorflow" / "libtensorflow_framework.so.2"
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as fh:
+        fh.write(elf_with_section(b"", size=2 << 30, offset=4096))
+        fh.truncate(4096 + (2 << 30))
+    scan_, objects = timed(read_tensorflow_binaries, str(site), Root(str(root)), limit=2)
+    assert objects == [str(path)] and scan_.counts == ()
+    assert "zero bytes at offset 0x0: the rest is not read" in scan_.problems[0]
+
+
+def test_fatbin_entry_count_is_capped():
+    e = entry(KIND_ELF, 80, b"")
+    scan_ = timed(walk, container(*([e] * ((1 << 20) + 10))), limit=5)
+    assert scan_.entries == 1 << 20 and "more than 1048576 fatbin entries" in scan_.problems[0]
+
+
 # -- .hip_fatbin offload bundles ---------------------------------------------------------------------------
 
 
@@ -608,3 +629,17 @@ def test_matrix_cache_malformed_is_parsed_again(tmp_path, monkeypatch, content):
     monkeypatch.setenv("TFCOMPAT_CACHE_DIR", str(where))
     monkeypatch.delenv("TFCOMPAT_NO_CACHE", raising=False)
     assert matrix_cache.parsed(_TEXT, lambda t: {"a": "parsed"}) == {"a": "parsed"}
+
+
+def test_short_fuzz_run_of_the_gpu_section_readers():
+    """scripts/fuzz_elf.py --target sections, a few hundred seeded mutations of the nvcc- and objcopy-built
+    fixtures: neither reader raises (each returns problems), each case fast."""
+    import importlib.util
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "fuzz_elf.py")
+    spec = importlib.util.spec_from_file_location("fuzz_elf", script)
+    fz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fz)
+    result = fz.fuzz(400, seed=14, out=None, case_timeout=5.0, max_rss=1024, targets=("sections",))
+    assert result["failures"] == [], result["failures"][:5]
+    assert result["by_target"] == {"sections": 400} and result["slowest_case_s"] < 5.0
