@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Seeded mutation fuzzer for the ELF reader (tfcompat.probes.native.elf) and the ld.so.cache parser.
+"""Seeded mutation fuzzer for the ELF reader (tfcompat.probes.native.elf) and the ld.so.cache parser; with
+``--target sections`` (or ``all``), of the readers of GPU code sections: .nv_fatbin (native/fatbin.py) and
+.hip_fatbin (native/offload_bundle.py), which must raise nothing at all (they return problem strings).
 
 Each case mutates a seed (gcc-built shared objects, the tests' hand-written objects, this host's
 ld.so.cache), runs every entry point a scan uses, and checks that
@@ -41,7 +43,19 @@ from tfcompat.probes.native.elf import (  # noqa: E402
     undefined_refs,
     undefined_symbols,
 )
+from tfcompat.probes.native.fatbin import find_section, read_fatbins  # noqa: E402
 from tfcompat.probes.native.ldcache import LdCacheError, parse_ld_cache  # noqa: E402
+from tfcompat.probes.native.offload_bundle import scan_offload  # noqa: E402
+from tfcompat.probes.rootfs import Root  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(HERE), "tests", "fixtures")
+SECTION_SEEDS = (  # nvcc-built (CUDA 13.0) and objcopy-built objects, and a raw fatbin
+    "fatbin/libaxpy_sm75_sm90.so",
+    "fatbin/libaxpy_compressed.so",
+    "fatbin/libaxpy_suffixes.so",
+    "fatbin/axpy.fatbin",
+    "offload/libhipkernels.so",
+)
 
 INTERESTING_32 = (
     0,
@@ -146,7 +160,14 @@ def build_seeds(workdir: str) -> dict[str, list[bytes]]:
             cache.append(data)
         except OSError:
             pass
-    return {"elf": elf, "ldcache": cache}
+    sections: list[bytes] = []
+    for rel in SECTION_SEEDS:
+        try:
+            with open(os.path.join(FIXTURES, rel), "rb") as fh:
+                sections.append(fh.read())
+        except OSError:
+            pass
+    return {"elf": elf, "ldcache": cache, "sections": sections}
 
 
 # -- mutations -----------------------------------------------------------------------------------------------
@@ -194,6 +215,23 @@ def _struct_offsets(data: bytes) -> list[int]:
     except (struct.error, IndexError):
         pass
     return [o for o in offs if 0 <= o < len(data)]
+
+
+def _section_offsets(workdir: str, data: bytes) -> list[int]:
+    """The ELF structures, and the first 4 KiB of the .nv_fatbin / .hip_fatbin section (its headers)."""
+    offs = _struct_offsets(data)
+    path = os.path.join(workdir, "seed-section.so")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    try:
+        with ElfFile(path) as elf:
+            for name in (".nv_fatbin", ".hip_fatbin"):
+                found = find_section(elf, name)
+                if found:
+                    offs += range(found[0], min(found[0] + min(found[1], 4096), len(data)))
+    except ElfError:
+        offs += range(min(len(data), 4096))  # the raw fatbin: its container and entry headers
+    return offs
 
 
 def mutate(rng: random.Random, data: bytes, hot: list[int]) -> bytes:
@@ -283,6 +321,12 @@ def run_elf(path: str) -> None:
         pass
 
 
+def run_sections(path: str) -> None:
+    """Both readers of GPU code: they catch what a damaged file gives and return problems; anything raised fails."""
+    read_fatbins(path)
+    scan_offload(Root(None), path)
+
+
 def run_ldcache(data: bytes) -> None:
     try:
         parse_ld_cache(data)
@@ -314,7 +358,8 @@ def fuzz(
     slowest = (0.0, "")
     try:
         seeds = seeds or build_seeds(workdir)
-        pool = [(t, s, _struct_offsets(s) if t == "elf" else []) for t in targets for s in seeds.get(t, [])]
+        hot = {"elf": _struct_offsets, "sections": lambda s: _section_offsets(workdir, s)}
+        pool = [(t, s, hot[t](s) if t in hot else []) for t in targets for s in seeds.get(t, [])]
         if not pool:
             raise SystemExit("no seeds (is gcc installed?)")
         case_path = os.path.join(workdir, "case.so")
@@ -331,10 +376,10 @@ def fuzz(
                 t0 = time.monotonic()
                 signal.setitimer(signal.ITIMER_REAL, case_timeout)
                 try:
-                    if target == "elf":
+                    if target in ("elf", "sections"):
                         with open(case_path, "wb") as fh:
                             fh.write(data)
-                        run_elf(case_path)
+                        run_elf(case_path) if target == "elf" else run_sections(case_path)
                     else:
                         run_ldcache(data)
                     kind = None
@@ -364,7 +409,7 @@ def fuzz(
                     entry = {"case": str(i), "target": target, "error": kind}
                     if out:
                         os.makedirs(out, exist_ok=True)
-                        name = os.path.join(out, f"case-{i}.{'so' if target == 'elf' else 'cache'}")
+                        name = os.path.join(out, f"case-{i}.{'cache' if target == 'ldcache' else 'so'}")
                         with open(name, "wb") as fh:
                             fh.write(data)
                         entry["file"] = name
@@ -400,12 +445,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--out", help="directory for failing inputs")
     ap.add_argument("--case-timeout", type=float, default=5.0)
     ap.add_argument("--max-rss", type=int, default=1024, help="MiB; also caps the address space at 4x")
-    ap.add_argument("--target", choices=("elf", "ldcache", "both"), default="both")
+    ap.add_argument("--target", choices=("elf", "ldcache", "both", "sections", "all"), default="both")
     ap.add_argument("--report-every", type=int, default=5000)
     args = ap.parse_args(argv)
     limit = args.max_rss * 4 << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # a blow-up becomes MemoryError, not the OOM killer
-    targets = ("elf", "ldcache") if args.target == "both" else (args.target,)
+    both, every = ("elf", "ldcache"), ("elf", "ldcache", "sections")
+    targets = both if args.target == "both" else every if args.target == "all" else (args.target,)
     result = fuzz(args.mutations, args.seed, args.out, args.case_timeout, args.max_rss, targets, args.report_every)
     print(json.dumps(result, indent=2))
     return 1 if result["failures"] else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -43,7 +44,7 @@ def _digest(data: bytes) -> str:
 def parsed(text: str, parse: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     """`parse(text)`, from the cache when this exact text was parsed before."""
     where = cache_dir()
-    if where is None:
+    if where is None or not _trusted_dir(where):
         return parse(text)
     key = _digest((FORMAT + "\n" + text).encode("utf-8"))
     path = where / f"matrix-{key[:32]}.json"
@@ -57,8 +58,14 @@ def parsed(text: str, parse: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
 
 def _read(path: Path, key: str) -> Optional[dict[str, Any]]:
     try:
-        with open(path, "rb") as f:
-            header = f.readline()
+        # never a link, a FIFO or a device; only a file that we (or root) wrote and no one else may change:
+        # the digests catch damage, not forgery
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or not _owned(st) or st.st_mode & 0o022:
+                return None
+            header = f.readline(4096)
             body = f.read(64 << 20)
         head = json.loads(header)
         if head.get("key") != key or head.get("body") != _digest(body):
@@ -67,6 +74,22 @@ def _read(path: Path, key: str) -> Optional[dict[str, Any]]:
     except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _owned(st: os.stat_result) -> bool:
+    return st.st_uid in (os.geteuid(), 0)
+
+
+def _trusted_dir(where: Path) -> bool:
+    """False for a cache directory another user owns (root with a user's $HOME, a shared TFCOMPAT_CACHE_DIR):
+    that user could plant files or links there; the cache is then neither read nor written."""
+    try:
+        st = os.stat(where)
+    except FileNotFoundError:
+        return True  # created by _write, ours, and checked again there
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and _owned(st)
 
 
 def _write(where: Path, path: Path, key: str, doc: dict[str, Any]) -> None:
@@ -79,6 +102,8 @@ def _write(where: Path, path: Path, key: str, doc: dict[str, Any]) -> None:
     tmp = None
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _trusted_dir(where):
+            return
         header = json.dumps({"key": key, "body": _digest(body)}).encode("ascii") + b"\n"
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".matrix-", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:

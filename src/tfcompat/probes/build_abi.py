@@ -27,8 +27,9 @@ _PKG_DIRS = ("tensorflow", "tensorflow_core")  # tensorflow_core/: TF 2.0-2.1 (a
 _LIMIT = 64 << 10
 
 _PB2_VERSION = re.compile(rb"^# Protobuf Python Version: ([0-9][0-9A-Za-z.+-]*)\s*$", re.M)
-_NPY_API = re.compile(rb"^\s*#define\s+NPY_API_VERSION\s+(0x[0-9A-Fa-f]+)\b", re.M)
-_NPY_MINOR = re.compile(rb"^\s*#define\s+NPY_(\d+)_(\d+)_API_VERSION\b", re.M)
+# [ \t], not \s: a \s* at each line start would run on over every following blank line (quadratic in the file)
+_NPY_API = re.compile(rb"^[ \t]*#define[ \t]+NPY_API_VERSION[ \t]+(0x[0-9A-Fa-f]+)\b", re.M)
+_NPY_MINOR = re.compile(rb"^[ \t]*#define[ \t]+NPY_(\d+)_(\d+)_API_VERSION\b", re.M)
 
 
 def _read(root: Root, path: str) -> Optional[bytes]:

@@ -118,7 +118,7 @@ def read_record(root: Root, prefix: str, path: str) -> tuple[Optional[CondaPacka
         return None, f"cannot read {path}: {exc.strerror or exc}"
     try:
         data = json.loads(raw.decode("utf-8", "replace"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder's recursion
         return None, f"{path} is not JSON ({exc})"
     if not isinstance(data, dict):
         return None, f"{path} is not a conda-meta record (a JSON object)"

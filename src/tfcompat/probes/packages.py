@@ -137,6 +137,7 @@ def _read(location: str, entry: str, root: Root) -> tuple[Optional[Package], Opt
 # Provenance (issue 14). Each file is small and optional: absent, unreadable or garbage is "not known" (None),
 # never an unknown of the whole distribution and never a crash.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_TOP_LEVEL_RECORD = 8 << 20
 
 
 def _small_text(root: Root, path: str) -> Optional[str]:
@@ -184,12 +185,13 @@ def _top_level(root: Root, meta_dir: str, name: str) -> tuple[str, ...]:
         return tuple(sorted({n.strip() for n in text.splitlines() if _NAME_RE.match(n.strip())}))[:50]
     if "tensorflow" not in name and not name.startswith("tf-"):
         return ()
-    try:
-        record = root.read_bytes(meta_dir + "/RECORD", "record").decode("utf-8", "replace")
+    try:  # the first rows name the packages (TF 2.21's whole RECORD is 2.9 MB); 64 MiB of rows would take seconds
+        record = root.read_text(meta_dir + "/RECORD", limit=_TOP_LEVEL_RECORD)
     except OSError:
         return ()
     tops = set()
-    for line in record.splitlines():
+    for line in io.StringIO(record, newline=None):  # one row at a time: no list of millions of rows
+        line = line.rstrip("\n")
         first = line.split(",", 1)[0].split("/", 1)
         if len(first) == 2 and not first[0].endswith((".dist-info", ".data")) and _NAME_RE.match(first[0]):
             tops.add(first[0])

@@ -63,7 +63,10 @@ _U64 = struct.Struct("<Q")
 _MIN_ENTRY_HEADER = 64
 _MAX_HEADER = 4096  # container and entry headers: 16 and 64..112 bytes seen
 _MAX_CONTAINERS = 1 << 20  # seen: 249 in TF 2.21's libtensorflow_cc.so.2, 1,543 in cuDNN 9.28's engines
-_MAX_ENTRIES = 1 << 22
+_MAX_ENTRIES = 1 << 20  # seen: 1,494 in TF 2.21's libtensorflow_cc.so.2; 1 << 20 entries take ~1 s to walk
+# Zero padding skipped between containers (alignment: a few bytes): a longer run ends the walk, so a sparse file
+# whose section is gigabytes of zeros is not paged in (2 GiB: 26 s).
+_MAX_ZERO_RUN = 1 << 20
 _MAX_SECTIONS = 1 << 16
 _MAX_PROBLEMS = 8
 _NONZERO = re.compile(rb"[^\x00]")  # containers are 8-byte aligned: zero padding may sit between them
@@ -136,8 +139,10 @@ def walk(buf: Buffer, start: int = 0, end: Optional[int] = None, where: int = 0)
             break
         magic, version, hsize, psize = _CONTAINER.unpack_from(buf, pos)
         if magic != FATBIN_MAGIC:
-            nonzero = _NONZERO.search(buf, pos, end) if magic == 0 else None
+            nonzero = _NONZERO.search(buf, pos, min(end, pos + _MAX_ZERO_RUN)) if magic == 0 else None
             if magic == 0 and nonzero is None:
+                if end - pos > _MAX_ZERO_RUN:
+                    problems.append(f"over {_MAX_ZERO_RUN} zero bytes at {at(pos)}: the rest is not read")
                 break  # zero padding up to the section's end
             if nonzero is not None and nonzero.start() % 8 == start % 8:
                 pos = nonzero.start()  # alignment padding between containers

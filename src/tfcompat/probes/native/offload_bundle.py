@@ -30,6 +30,7 @@ reported as a problem string and stops the walk of that section, never an except
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import struct
 import zlib
@@ -46,6 +47,11 @@ MAX_BUNDLES = 200_000  # TF 2.14's libtensorflow_cc.so.2 holds a few thousand
 MAX_ENTRIES = 1024  # entries of one bundle: one per target (and the host)
 MAX_ID = 512  # bytes of one bundle entry ID
 MAX_INFLATE = 64 << 10  # bytes of a compressed bundle inflated to read its header
+# Compressed bytes handed to the decompressor: 64 KiB out needs at most about as much in (stored blocks); the
+# rest of the bundle is never copied. And bundles inflated per section: a section of 200,000 tiny headers or
+# zlib bombs would otherwise cost tens of seconds; beyond it they are counted as compressed, not read.
+MAX_INFLATE_INPUT = 2 * MAX_INFLATE
+MAX_INFLATED = 10_000
 MAX_PROBLEMS = 8
 _U64 = struct.Struct("<Q")
 _CCOB_COMMON = struct.Struct("<4sHH")
@@ -122,18 +128,31 @@ def _inflate_head(method: int, data: bytes) -> Optional[bytes]:
             return zlib.decompressobj().decompress(data, MAX_INFLATE)
         except zlib.error:
             return None
-    try:  # Python 3.14's standard library; never a third-party import
-        from compression import zstd  # type: ignore[import-not-found]
-
+    zstd = _zstd()
+    if zstd is None:
+        return None
+    try:
         head: bytes = zstd.ZstdDecompressor().decompress(data, MAX_INFLATE)
         return head
-    except Exception:  # noqa: BLE001 - absent module or a corrupt frame: "compressed, not read"
+    except Exception:  # noqa: BLE001 - a corrupt frame: "compressed, not read"
         return None
 
 
-def parse_compressed(buf, start: int, end: int) -> tuple[Optional[list[str]], Optional[int], str]:
+@functools.lru_cache(maxsize=1)
+def _zstd():
+    """Python 3.14's standard-library zstd, or None; looked up once (Python retries a failed import each time,
+    a path search per bundle). Never a third-party import."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return zstd
+
+
+def parse_compressed(buf, start: int, end: int, inflate: bool = True) -> tuple[Optional[list[str]], Optional[int], str]:
     """(entry IDs or None when unreadable, end offset or None when the header states no size, method name)
-    of the CCOB bundle at `start`. Raises ValueError for a malformed header."""
+    of the CCOB bundle at `start`; `inflate` False: the header only (IDs None). Raises ValueError for a
+    malformed header."""
     if start + _CCOB_COMMON.size > end:
         raise ValueError(f"compressed bundle at offset {start} truncated in its header")
     _magic, version, method = _CCOB_COMMON.unpack_from(buf, start)
@@ -151,7 +170,9 @@ def parse_compressed(buf, start: int, end: int) -> tuple[Optional[list[str]], Op
         raise ValueError(f"compressed bundle at offset {start} states {total} bytes, past the end")
     payload = head + fmt.size
     stop = end if total is None else start + total
-    inflated = _inflate_head(method, bytes(buf[payload : min(stop, payload + (1 << 20))]))
+    if not inflate:
+        return None, None if total is None else start + total, _METHODS[method]
+    inflated = _inflate_head(method, bytes(buf[payload : min(stop, payload + MAX_INFLATE_INPUT)]))
     ids = None
     if inflated and inflated.startswith(MAGIC):
         try:
@@ -163,7 +184,7 @@ def parse_compressed(buf, start: int, end: int) -> tuple[Optional[list[str]], Op
 
 def scan_buffer(buf, start: int, end: int) -> tuple[int, int, set[str], list[str]]:
     """(bundles read, compressed bundles not read, IDs, problems) over `buf[start:end]`."""
-    bundles = compressed = 0
+    bundles = compressed = inflations = 0
     ids: set[str] = set()
     problems: list[str] = []
     unread: set[str] = set()
@@ -187,7 +208,8 @@ def scan_buffer(buf, start: int, end: int) -> tuple[int, int, set[str], list[str
                 bundles += 1
                 ids.update(got)
             else:
-                got_c, stop, method = parse_compressed(buf, at, end)
+                got_c, stop, method = parse_compressed(buf, at, end, inflate=inflations < MAX_INFLATED)
+                inflations += 1
                 if got_c is None:
                     compressed += 1
                     unread.add(method)
@@ -198,6 +220,8 @@ def scan_buffer(buf, start: int, end: int) -> tuple[int, int, set[str], list[str
         except ValueError as exc:
             problems.append(str(exc))
             break
+    if inflations > MAX_INFLATED:
+        problems.append(f"more than {MAX_INFLATED} compressed bundles: the rest not inflated")
     if unread:
         problems.append(f"{compressed} compressed ({', '.join(sorted(unread))}) bundles: targets not read")
     return bundles, compressed, ids, problems
