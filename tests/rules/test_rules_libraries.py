@@ -1,5 +1,7 @@
 """3xx rules from constructed Environments: environment in, findings out."""
 
+import dataclasses
+
 import pytest
 from envs import SITE, make_env, run_rule, tf_build
 
@@ -440,3 +442,108 @@ def test_cpu_flags_unknown_or_no_requirement(matrix):
     assert findings == [] and "/proc/cpuinfo" in skips[0].reason
     findings, skips = run_rule(make_env(native=native(cpu=()), cpu_flags=("sse2",)), matrix, "TFC307")
     assert findings == [] and "not x86-64" in skips[0].reason
+
+
+# -- TFC306/TFC307: branches the mutation run found unguarded (2026-12-07) ------------------------------------
+
+
+def _glibcxx(obj):
+    """`obj` needs GLIBCXX_3.4.30 from a conda libstdc++ that defines up to 3.4.28 (the rule's docstring case:
+    "version `GLIBCXX_3.4.30' not found")."""
+    return VersionNeedCheck(
+        obj,
+        "libstdc++.so.6",
+        ("GLIBCXX_3.4.30",),
+        "/opt/conda/lib/libstdc++.so.6.0.28",
+        "LD_LIBRARY_PATH",
+        ("GLIBCXX_3.4.30",),
+        ("GLIBCXX_3.4.28",),
+    )
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        f"{SITE}/tensorflow/compiler/tf2xla/ops/_xla_ops.so",  # inside the package, not one of TF_OBJECTS' names
+        f"{SITE}/tensorflow_core/python/_pywrap_tensorflow_internal.so",  # the 1.15-2.1 layout
+        "/opt/tf-build/bazel-bin/tensorflow/libtensorflow_framework.so.2",  # by name, outside the package
+    ],
+)
+def test_tfs_own_objects_by_place_or_by_name(matrix, obj):
+    """One of TF's own objects fails `import tensorflow` itself: an error on a node without GPUs, with no GPU
+    evidence, and the message says "needs" for one object."""
+    (f,), _ = run_rule(make_env(native=native(abi=[_glibcxx(obj)])), matrix, "TFC306")
+    assert f.severity is Severity.ERROR and "import tensorflow fails" in f.message
+    assert f.message.startswith(f"{obj.rsplit('/', 1)[1]} needs GLIBCXX_3.4.30 from libstdc++.so.6")
+    assert not any(e.fact == "gpus" for e in f.evidence)
+
+
+def test_two_objects_need_and_a_cuda_library_names_the_gpus(matrix):
+    cudnn = f"{SITE}/nvidia/cudnn/lib/libcudnn_ops.so.9"
+    env = make_env(native=native(abi=[_glibcxx(FW), _glibcxx(cudnn)]))
+    (f,), _ = run_rule(env, matrix, "TFC306")
+    assert f.message.startswith("libtensorflow_framework.so.2, libcudnn_ops.so.9 need GLIBCXX_3.4.30")
+    (f,), _ = run_rule(make_env(native=native(abi=[_glibcxx(cudnn)])), matrix, "TFC306")
+    assert f.severity is Severity.WARNING and any(e.fact == "gpus" for e in f.evidence)
+
+
+def test_tfc306_skips(matrix):
+    """No symbol-version needs read, or no library data at all: TFC306 says which."""
+    findings, (skip,) = run_rule(make_env(native=native(abi=[])), matrix, "TFC306")
+    assert findings == [] and "no symbol-version needs were read" in skip.reason
+    env = make_env(native=None, unknowns=[Unknown("libraries", "no [[dlopen]] table for tensorflow 9.9")])
+    findings, (skip,) = run_rule(env, matrix, "TFC306")
+    assert findings == [] and skip.reason == "no [[dlopen]] table for tensorflow 9.9"
+    findings, (skip,) = run_rule(make_env(native=None), matrix, "TFC306")
+    assert findings == [] and "were not resolved" in skip.reason
+
+
+def test_tfc307_names_the_cpu_and_its_grammar(matrix):
+    """A CPU model unknown says so; one missing set is "it", two are "them"; no library data is a skip."""
+    (f,), _ = run_rule(make_env(native=native(), cpu_flags=("sse2",)), matrix, "TFC307")
+    assert "this CPU (model unknown) does not have it:" in f.message
+    env = make_env(native=native(cpu=("avx", "avx2")), cpu_flags=("sse2",))
+    (f,), _ = run_rule(env, matrix, "TFC307")
+    assert "compiled to use AVX, AVX2, but this CPU (model unknown) does not have them:" in f.message
+    findings, (skip,) = run_rule(make_env(native=None, cpu_flags=("sse2",)), matrix, "TFC307")
+    assert findings == [] and "were not resolved" in skip.reason
+
+
+# -- TFC302: skips and fallbacks the mutation run found unguarded (2026-12-07) ----------------------------------
+
+
+def _cudnn(version):
+    return replace(
+        good_libraries(),
+        "cudnn",
+        res("cudnn", "libcudnn.so.9", system("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", version)),
+    )
+
+
+def test_tfc302_skips_say_why(matrix):
+    cpu = make_env(tf_builds=[tf_build(is_cuda=False)], native=native())
+    assert "CPU-only build" in run_rule(cpu, matrix, "TFC302")[1][0].reason
+    no_cudnn = [lib for lib in good_libraries() if lib.name != "cudnn"]
+    assert "loads no cuDNN" in run_rule(make_env(native=native(no_cudnn)), matrix, "TFC302")[1][0].reason
+    absent = replace(good_libraries(), "cudnn", res("cudnn", "libcudnn.so.9", None))
+    findings, (skip,) = run_rule(make_env(native=native(absent)), matrix, "TFC302")
+    assert findings == [] and "libcudnn.so.9 is not found (TFC301 reports it)" in skip.reason
+    # a development build the matrix does not list: the build's minor is unknown (build_info states the major)
+    dev = dataclasses.replace(tf_build(), version="2.22.0.dev20251201")
+    findings, (skip,) = run_rule(make_env(tf_builds=[dev], native=native(_cudnn("9.1.0"))), matrix, "TFC302")
+    assert findings == [] and "was built with is not in the matrix (build_info.py says only 9)" in skip.reason
+
+
+def test_another_major_named_from_the_soname_without_build_info(matrix):
+    """build_info.py states no cuDNN (TF 1.x has none): the soname TF asks for (libcudnn.so.9) gives the major."""
+    build = dataclasses.replace(tf_build(), cudnn_version=None)
+    (f,), _ = run_rule(make_env(tf_builds=[build], native=native(_cudnn("8.9.7"))), matrix, "TFC302")
+    assert "was built with cuDNN 9: another major version" in f.message
+    assert ("tensorflow build cuDNN", "9") in [(e.fact, e.value) for e in f.evidence]
+
+
+@pytest.mark.parametrize(("version", "hits"), [("9.3.0.75", 0), ("9.28.0.42", 0), ("9.1.0", 1)])
+def test_without_a_matrix_runtime_rule_the_minor_rule_applies(matrix, version, hits):
+    """A matrix that states no [cudnn_runtime] rule (an older or site matrix): same major, minor >= the build's."""
+    bare = dataclasses.replace(matrix, cudnn_runtime=None)
+    assert len(run_rule(make_env(native=native(_cudnn(version))), bare, "TFC302")[0]) == hits
