@@ -130,6 +130,9 @@ def test_source_build_headers_beat_the_matrix(matrix):
     assert "NumPy 1.21 headers" in f.message and "0xe but this version of numpy is 0xd" in f.message
     assert any(e.source == NPY and "0xe" in e.value for e in f.evidence)
     assert "numpy~=1.19.2" in f.message or any("numpy~=1.19.2" in e.value for e in f.evidence)
+    # no NumPy is both ~=1.19.2 and >= 1.20: the fix says so instead of an unsatisfiable pip command
+    assert f.remediation.startswith("No NumPy meets both: tensorflow's own requirement numpy~=1.19.2 admits no NumPy")
+    assert "pip install" not in f.remediation
     # the official wheel (no headers read: the matrix's 1.19) is fine with 1.19.5
     env = legacy_env("2.4.4", ("numpy~=1.19.2",), {"numpy": "1.19.5", "protobuf": "3.19.6"}, python="3.7.3")
     assert run_rule(env, matrix, "TFC111")[0] == []

@@ -535,11 +535,12 @@ def test_tfc302_skips_say_why(matrix):
 
 
 def test_another_major_named_from_the_soname_without_build_info(matrix):
-    """build_info.py states no cuDNN (TF 1.x has none): the soname TF asks for (libcudnn.so.9) gives the major."""
-    build = dataclasses.replace(tf_build(), cudnn_version=None)
+    """No build_info.py stating cuDNN (TF 1.5's has none): the soname TF asks for (libcudnn.so.9) gives the major,
+    and the evidence names build_info.py generically."""
+    build = dataclasses.replace(tf_build(), cudnn_version=None, build_info_path=None)
     (f,), _ = run_rule(make_env(tf_builds=[build], native=native(_cudnn("8.9.7"))), matrix, "TFC302")
     assert "was built with cuDNN 9: another major version" in f.message
-    assert ("tensorflow build cuDNN", "9") in [(e.fact, e.value) for e in f.evidence]
+    assert ("tensorflow build cuDNN", "9", "build_info.py") in [(e.fact, e.value, e.source) for e in f.evidence]
 
 
 @pytest.mark.parametrize(("version", "hits"), [("9.3.0.75", 0), ("9.28.0.42", 0), ("9.1.0", 1)])
@@ -547,3 +548,34 @@ def test_without_a_matrix_runtime_rule_the_minor_rule_applies(matrix, version, h
     """A matrix that states no [cudnn_runtime] rule (an older or site matrix): same major, minor >= the build's."""
     bare = dataclasses.replace(matrix, cudnn_runtime=None)
     assert len(run_rule(make_env(native=native(_cudnn(version))), bare, "TFC302")[0]) == hits
+
+
+def _old_cudnn(tf_version, cuda, cudnn_major, loaded, distribution=None):
+    """TF `tf_version` (CUDA `cuda`, cuDNN `cudnn_major` by build_info) whose libcudnn.so.<major> resolves to
+    `loaded` in /usr/lib (or a conda package's copy when `distribution` names one)."""
+    build = dataclasses.replace(tf_build(tf_version), cuda_version=cuda, cudnn_version=cudnn_major)
+    copy = system(f"/usr/lib/x86_64-linux-gnu/libcudnn.so.{cudnn_major}", loaded)
+    if distribution:
+        copy = dataclasses.replace(copy, distribution=distribution)
+    libs = replace(good_libraries(), "cudnn", res("cudnn", f"libcudnn.so.{cudnn_major}", copy))
+    return make_env(tf_builds=[build], native=native(libs))
+
+
+def test_remediation_names_the_next_major_as_the_bound(matrix):
+    """Another major: install <major>.x, below the next major (pip's wheel, or conda's channel for a conda copy)."""
+    (f,), _ = run_rule(make_env(native=native(_cudnn("8.9.7"))), matrix, "TFC302")
+    assert 'pip install "nvidia-cudnn-cu12>=9,<10" for CUDA 12 wheels' in f.remediation
+    env = _old_cudnn("2.21.0", "12.5.1", "9", "8.9.7.29", distribution="conda-forge::cudnn")
+    (f,), _ = run_rule(env, matrix, "TFC302")
+    assert 'conda install -c conda-forge "cudnn>=9,<10"' in f.remediation and "pip install" not in f.remediation
+
+
+def test_older_minor_remediation_by_major(matrix):
+    """An older minor: from cuDNN 8 a pip wheel exists (TF 2.5, built with 8.1, on 8.0.5: tensorflow/tensorflow#50217);
+    cuDNN 7 has none (TF 2.1, built with 7.6, on 7.5.1: tensorflow/tensorflow#37606), so the fix names NVIDIA's
+    package or conda, with the next major as the bound."""
+    (f,), _ = run_rule(_old_cudnn("2.5.0", "11.2", "8", "8.0.5"), matrix, "TFC302")
+    assert f.remediation.startswith('Install cuDNN >= 8.1, < 9 (pip install "nvidia-cudnn-cu12>=8.1,<9")')
+    (f,), _ = run_rule(_old_cudnn("2.1.0", "10.1", "7", "7.5.1"), matrix, "TFC302")
+    assert 'cuDNN 7 has no pip wheel: NVIDIA\'s libcudnn7 package or conda "cudnn>=7.6,<8"' in f.remediation
+    assert f.remediation.startswith("Install cuDNN >= 7.6, < 8 (")
