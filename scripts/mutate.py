@@ -10,6 +10,7 @@ mutant runs in a scratch copy of src/ and data/, so the working tree is never to
     python scripts/mutate.py --limit 60 --seed 1   # a random sample
     python scripts/mutate.py --list                # only show the mutants
     python scripts/mutate.py src/tfcompat/rules/driver.py --json out.json
+    python scripts/mutate.py src/tfcompat/fleet/pools.py --tests tests/fleet/test_pools.py
 
 For each mutant it runs the tests that name one of the module's rule ids (TFCnnn) or import the module, with
 `pytest -x` and a time limit; a mutant is killed when they fail, survives when they pass, and a timeout counts
@@ -204,6 +205,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--kinds", default="flip,drop-if,and-or,not,const", help="comma-separated mutation kinds")
     ap.add_argument("--timeout", type=float, default=120, help="seconds per mutant (a timeout counts as killed)")
     ap.add_argument("--tests-match", default=FAST_TESTS, help="regex on test file names that may run per mutant")
+    ap.add_argument("--tests", nargs="+", help="run exactly these test files per mutant (a module outside rules/)")
+    ap.add_argument("--lines", help="only mutants on these lines, e.g. 169-287 (one rule of a big module)")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     ap.add_argument("--json", help="write every result to this file")
     ap.add_argument("--retry", help="run again only the survivors recorded in this --json file (after new tests)")
@@ -218,6 +221,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = [os.path.relpath(os.path.abspath(p), ROOT) for p in paths]
     kinds = set(args.kinds.split(","))
     mutants = [m for p in paths for m in find_mutants(p) if m.kind in kinds]
+    if args.lines:
+        first, _, last = args.lines.partition("-")
+        mutants = [m for m in mutants if int(first) <= m.line <= int(last or first)]
     if args.retry:
         with open(args.retry, encoding="utf-8") as fh:
             again = {(r["path"], r["index"]) for r in json.load(fh) if r["outcome"] == "survived"}
@@ -236,7 +242,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             shutil.copytree(
                 os.path.join(ROOT, part), os.path.join(scratch, part), ignore=shutil.ignore_patterns("__pycache__")
             )
-        test_map: dict[str, list[str]] = {p: tests_for(p, args.tests_match) for p in paths}
+        test_map: dict[str, list[str]] = {p: args.tests or tests_for(p, args.tests_match) for p in paths}
         results = []
         start = time.monotonic()
         for n, m in enumerate(mutants, 1):

@@ -178,4 +178,8 @@ def run_rule(env: Environment, matrix, rule_id: str):
     from tfcompat.rules import evaluate
 
     report = evaluate(env, matrix, select=[rule_id])
+    # the engine turns a rule's exception into a report error (other rules still run); a test must see it,
+    # else `findings == []` passes for a rule that crashed before it could report
+    crashed = [e for e in report.errors if e.startswith(f"rule {rule_id} ") and " failed: " in e]
+    assert not crashed, crashed
     return [f for f in report.findings if f.rule == rule_id], [s for s in report.skipped if s.rule == rule_id]

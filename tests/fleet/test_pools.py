@@ -243,3 +243,39 @@ def test_help_documents_the_pool_options(capsys):
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "--pool" in out and "NAME=NODESET" in out and "--pool-by" in out, command
+
+
+# -- counts and limits the mutation run found unguarded (2026-12-07) ---------------------------------------------
+
+
+def test_one_node_is_one_node(matrix):
+    """Two-node pool, one driver each: "on 1 node" (singular), and one missing node of a pool is "1 node"."""
+    items = loaded(matrix, ["gpu-001", "gpu-002"], **{"gpu-002": {"driver": "550.54.15", "cuda": "12.4"}})
+    fr = run_gate(items, GateOptions(now=NOW, pools=pools("pair=gpu-[001-003]")))
+    driver = next(f for f in fr.pools[0].findings if f.fact == "NVIDIA driver")
+    assert "NVIDIA driver differs in pool pair: 560.35.03 on 1 node, but 550.54.15 on gpu-002" in driver.message
+    unreported = next(f for f in fr.pools[0].findings if f.rule == "TFC614")
+    assert unreported.message.startswith(
+        "1 node of pool pair without a fresh report (no readable report: gpu-003): the pool cannot be shown to agree"
+    )
+
+
+@pytest.mark.parametrize("n", [6, 7])
+def test_the_message_names_five_other_values_then_counts(matrix, n):
+    """A pool whose nodes all run different drivers (a rolling upgrade gone wrong): the message names at most five
+    outlier values and counts the rest ("; 1 more values" with six outliers, nothing with five)."""
+    names = [f"gpu-{i:03d}" for i in range(1, n + 1)]
+    special = {name: {"driver": f"550.{i}.01"} for i, name in enumerate(names[1:], 1)}
+    fr = run_gate(loaded(matrix, names, **special), GateOptions(now=NOW, pools=pools(f"p=gpu-[001-{n:03d}]")))
+    driver = next(f for f in fr.pools[0].findings if f.fact == "NVIDIA driver")
+    assert len(driver.outliers) == n - 1
+    shown = "; ".join(f"550.{i}.01 on gpu-{i + 1:03d}" for i in range(1, 6))
+    assert driver.message.endswith(shown + ("; 1 more values" if n == 7 else ""))
+
+
+def test_pools_may_declare_exactly_max_nodes_in_all():
+    """MAX_NODES (1,000,000) names across all --pool values is the limit, inclusive: one more is refused."""
+    (a, b) = parse_pools(["a=n[0000001-0999999]", "b=gpu-001"], None, None, None)
+    assert len(a.nodes) + len(b.nodes) == 1_000_000
+    with pytest.raises(GateError, match="more than 1000000 names"):
+        parse_pools(["a=n[0000001-0999999]", "b=gpu-[001-002]"], None, None, None)

@@ -130,6 +130,9 @@ def test_source_build_headers_beat_the_matrix(matrix):
     assert "NumPy 1.21 headers" in f.message and "0xe but this version of numpy is 0xd" in f.message
     assert any(e.source == NPY and "0xe" in e.value for e in f.evidence)
     assert "numpy~=1.19.2" in f.message or any("numpy~=1.19.2" in e.value for e in f.evidence)
+    # no NumPy is both ~=1.19.2 and >= 1.20: the fix says so instead of an unsatisfiable pip command
+    assert f.remediation.startswith("No NumPy meets both: tensorflow's own requirement numpy~=1.19.2 admits no NumPy")
+    assert "pip install" not in f.remediation
     # the official wheel (no headers read: the matrix's 1.19) is fine with 1.19.5
     env = legacy_env("2.4.4", ("numpy~=1.19.2",), {"numpy": "1.19.5", "protobuf": "3.19.6"}, python="3.7.3")
     assert run_rule(env, matrix, "TFC111")[0] == []
@@ -255,3 +258,104 @@ def test_probe_ties_a_numpy_api_failure_to_tfc111(matrix):
     (f,), _ = run_rule(env, matrix, "TFC702")
     assert "explained by TFC111 numpy-older-than-build" in f.message and "NumPy >= 1.16" in f.message
     assert f.remediation.startswith('pip install "numpy>=1.16"')
+
+
+# -- the skip and fallback branches (mutation run, 2026-12-07) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "version"), [("protobuf", None), ("protobuf", "3.x"), ("numpy", None), ("numpy", "1.x")]
+)
+def test_missing_or_unparsable_package_is_skipped(matrix, name, version):
+    """protobuf / NumPy absent or with a version that is not a version: TFC110 / TFC111 say they cannot judge
+    (rather than compare None with a floor and crash)."""
+    env = legacy_env("2.7.1", TF_271, {"protobuf": "4.21.0", "numpy": "1.15.4", name: version})
+    rule_id = "TFC110" if name == "protobuf" else "TFC111"
+    findings, skips = run_rule(env, matrix, rule_id)
+    assert findings == [] and "is not installed, or its version is not a version" in skips[0].reason
+
+
+def test_tf_without_dist_info_metadata_still_gets_tfc110(matrix):
+    """A TF tree with no METADATA of its own (copied in, or a conda build without dist-info): nothing states a
+    protobuf range, and TFC110 still reports protoc-3.9 code under protobuf 4.21 (tensorflow/tensorflow#56266)."""
+    env = legacy_env("2.7.1", TF_271, {"protobuf": "4.21.0"})
+    others = tuple(p for p in env.target.packages if p.name != "tensorflow")
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, packages=others))
+    (f,), _ = run_rule(env, matrix, "TFC110")
+    assert "its metadata states no protobuf range" in f.message
+    assert not any("Requires-Dist" in e.fact for e in f.evidence)
+
+
+def test_numpy2_build_on_numpy_119_names_the_numpy2_symptom(matrix):
+    """A TF built with NumPy 2.1 headers (target: 1.21's C API 0xe) whose metadata states no NumPy range, on
+    NumPy 1.19.5 (C API 0xd): NumPy 2's import_array() wording, and no `<2` cap (a NumPy-2 build runs on 2.x)."""
+    build = {"numpy_headers_path": NPY, "numpy_built_with": "2.1", "numpy_c_api": "0x13"}
+    env = legacy_env(
+        "2.19.0", ("protobuf>=3.20.3",), {"numpy": "1.19.5", "protobuf": "4.25.3"}, python="3.9.18", **build
+    )
+    (f,), _ = run_rule(env, matrix, "TFC111")
+    assert "need NumPy >= 1.20" in f.message
+    assert "compiled against NumPy C-API version 0xe ... but the running NumPy has C-API version 0xd" in f.message
+    assert f.remediation.startswith('pip install "numpy>=1.20"  ')
+
+
+def test_c_api_beyond_the_table_is_skipped(matrix):
+    """Headers that state only NPY_API_VERSION 0x12 (NumPy >= 1.25 targets an older API that the version decides):
+    no floor can be derived, and TFC111 says so instead of reporting."""
+    build = {"numpy_headers_path": NPY, "numpy_built_with": None, "numpy_c_api": "0x12"}
+    env = legacy_env("2.16.1", (), {"numpy": "1.19.5", "protobuf": "4.25.3"}, python="3.11.7", **build)
+    findings, skips = run_rule(env, matrix, "TFC111")
+    assert findings == [] and "beyond tfcompat's NumPy table" in skips[0].reason
+
+
+def test_probe_ties_stay_silent_on_a_healthy_install(matrix):
+    """TFC702's static causes: a protobuf below 4.21 imports protoc-3.9 code, a NumPy at the floor imports the
+    modules, so neither names a cause (an import failure there has another one)."""
+    from tfcompat.rules.abi_floors import numpy_below_build, protobuf_gencode_conflict
+
+    env = legacy_env("2.7.1", TF_271, {"protobuf": "3.20.3", "numpy": "1.16.0"}, python="3.7.16")
+    assert protobuf_gencode_conflict(env, matrix) is None and numpy_below_build(env, matrix) is None
+    env = legacy_env("2.7.1", TF_271, {"protobuf": "4.21.0", "numpy": "1.15.4"}, python="3.7.16")
+    assert protobuf_gencode_conflict(env, matrix) == "protoc 3.9.2"
+    assert numpy_below_build(env, matrix) == Version("1.16")
+
+
+def test_numpy_116_is_past_the_multiarray_umath_symptom(matrix):
+    """NumPy 1.16 introduced numpy.core._multiarray_umath: a build with NumPy 1.21 headers (C API 0xe) on exactly
+    1.16.0 fails the C API check ("0xe but this version of numpy is 0xd", as tensorflow/tensorflow#55377 shows for
+    1.19), not the missing-module error NumPy 1.15 gives."""
+    build = {"numpy_headers_path": NPY, "numpy_built_with": "1.21", "numpy_c_api": "0xe"}
+    env = legacy_env("2.7.0", TF_271, {"numpy": "1.16.0", "protobuf": "3.19.6"}, python="3.7.16", **build)
+    (f,), _ = run_rule(env, matrix, "TFC111")
+    assert "module compiled against API version 0xe but this version of numpy is 0xd" in f.message
+    assert "_multiarray_umath" not in f.message
+
+
+def test_matrix_numpy2_build_without_metadata(matrix):
+    """TF 2.19.0 (matrix: NumPy 2.1 headers, C API target 0xe) without a METADATA of its own on NumPy 1.19.5:
+    NumPy 2's wording, and no `<2` cap in the fix (a NumPy-2 build runs on 2.x too)."""
+    env = legacy_env("2.19.0", (), {"numpy": "1.19.5", "protobuf": "4.25.3"}, python="3.9.18")
+    others = tuple(p for p in env.target.packages if p.name != "tensorflow")
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, packages=others))
+    (f,), _ = run_rule(env, matrix, "TFC111")
+    assert "need NumPy >= 1.20" in f.message and "but the running NumPy has C-API version 0xd" in f.message
+    assert f.remediation.startswith('pip install "numpy>=1.20"  ')
+
+
+@pytest.mark.parametrize(
+    ("c_api_hex", "numpy", "floor"),
+    [("0x10", "1.22.4", "1.23"), ("0x11", "1.22.4", None)],
+)
+def test_headers_with_only_the_c_api_version(matrix, c_api_hex, numpy, floor):
+    """_numpyconfig.h read, numpy version not: NPY_API_VERSION 0x10 (NumPy 1.23/1.24 headers) sets the floor 1.23;
+    0x11 (1.25 headers) targets an older API chosen at build time, which the API version alone does not say."""
+    build = {"numpy_headers_path": NPY, "numpy_built_with": None, "numpy_c_api": c_api_hex}
+    env = legacy_env("2.16.1", (), {"numpy": numpy, "protobuf": "4.25.3"}, python="3.11.7", **build)
+    findings, skips = run_rule(env, matrix, "TFC111")
+    if floor is None:
+        assert findings == [] and "C API 0x11 headers" in skips[0].reason
+        return
+    (f,) = findings
+    assert f"need NumPy >= {floor}" in f.message and f.remediation.startswith(f'pip install "numpy>={floor},<2"')
+    ev = next(e for e in f.evidence if e.fact == "numpy headers")
+    assert (ev.value, ev.source) == (f"NumPy ? (NPY_API_VERSION {c_api_hex})", NPY)

@@ -226,3 +226,87 @@ def test_image_with_cuda_compat_on_a_newer_node_end_to_end(tmp_path, matrix):
     env = dataclasses.replace(env, host=dataclasses.replace(env.host, driver=driver))
     (f,), _ = run_rule(env, matrix, "TFC212")
     assert "cuda-compat-12-8" in f.message and "803" in f.message and str(compat_dir) in f.message
+
+
+# -- skips, boundaries and the facts a message or evidence names (mutation run, 2026-12-07) ---------------------
+
+
+def _with_build(env, **build):
+    tf = dataclasses.replace(env.target.tensorflow[0], **build)
+    return dataclasses.replace(env, target=dataclasses.replace(env.target, tensorflow=(tf,)))
+
+
+def test_compat_of_the_kernel_modules_own_version_is_not_in_effect(matrix):
+    """A cuda-compat libcuda of exactly the kernel module's version (an image built on the same driver) changes
+    nothing: TFC211 stays quiet at that boundary and speaks one patch release later."""
+    env = node("2.21.0", kernel="570.86.10", libcuda=compat("570.86.10"))
+    assert run_rule(env, matrix, "TFC211") == ([], [])
+    (f,), _ = run_rule(node("2.21.0", kernel="570.86.10", libcuda=compat("570.86.15")), matrix, "TFC211")
+    assert "570.86.10 already meets 555.42.06" in f.message
+
+
+def test_compat_libcuda_of_unknown_version(matrix):
+    """A cuda-compat directory whose libcuda.so.1 has no versioned file name (copied in as libcuda.so.1 only), on
+    a GPU whose name NVML did not give: TFC204 names it with "?" and judges no branch; TFC211 and TFC212 say the
+    version is unknown instead of comparing nothing."""
+    lib = DriverLibrary("libcuda.so.1", "/usr/local/cuda/compat/libcuda.so.1", None, True)
+    nameless = Gpu(0, None, None, "00000000:04:00.0", "3.7")  # a Kepler: a branch judgement would drop it
+    env = node("2.21.0", kernel="470.256.02", gpus=[nameless], libcuda=lib)
+    assert run_rule(env, matrix, "TFC204") == ([], [])
+    for rid in ("TFC211", "TFC212"):
+        findings, (skip,) = run_rule(env, matrix, rid)
+        assert findings == [] and "version is unknown" in skip.reason, rid
+    # and with a GeForce: the message and evidence say "?" for the unknown version
+    rtx = Gpu(0, "NVIDIA GeForce RTX 3090", "GPU-3090", "00000000:01:00.0", "8.6")
+    (f,), _ = run_rule(node("2.21.0", kernel="470.256.02", gpus=[rtx], libcuda=lib), matrix, "TFC204")
+    assert "(/usr/local/cuda/compat/libcuda.so.1, ?)" in f.message
+    assert ("libcuda.so.1 (cuda-compat)", "?") in [(e.fact, e.value) for e in f.evidence]
+
+
+def test_nameless_gpus_are_named_with_a_question_mark(matrix):
+    """NVML gave no name: TFC204's branch verdict on a K80-class GPU (R470 is Kepler's last) still names it."""
+    kepler = Gpu(0, None, "GPU-k", "00000000:04:00.0", "3.7")
+    (f,), _ = run_rule(
+        node("2.15.1", kernel="470.256.02", gpus=[kepler], libcuda=compat("535.54.03", "12.2")), matrix, "TFC204"
+    )
+    assert "GPU 0 ? (Kepler, compute capability 3.7, last driver R470)" in f.message
+
+
+def test_kernel_version_source_is_the_proc_file_or_nvml(matrix):
+    """TFC212's evidence says where the kernel module's version came from: /proc/driver/nvidia/version when the
+    probe read it (no source recorded: that file), else NVML's nvmlSystemGetDriverVersion."""
+    env = node("2.15.1", kernel="510.108.03", libcuda=compat("460.106.00", "11.2"))
+    d = dataclasses.replace(env.host.driver, kernel_module_source=None)
+    env = dataclasses.replace(env, host=dataclasses.replace(env.host, driver=d))
+    (f,), _ = run_rule(env, matrix, "TFC212")
+    assert ("driver.kernel_module_version", "/proc/driver/nvidia/version") in [(e.fact, e.source) for e in f.evidence]
+
+
+def test_tfc211_skips(matrix):
+    """TFC211 judges a CUDA build whose CUDA and its driver are known; otherwise it says why it cannot."""
+    env = node("2.21.0", kernel="570.124.06", libcuda=compat("575.57.08", "12.9"))
+    findings, (skip,) = run_rule(_with_build(env, is_cuda_build=False), matrix, "TFC211")
+    assert findings == [] and "is not a CUDA build" in skip.reason
+    # a development build the matrix does not list, whose build_info.py states no CUDA
+    dev = _with_build(env, version="2.22.0.dev20251201", cuda_version=None)
+    findings, (skip,) = run_rule(dev, matrix, "TFC211")
+    assert findings == [] and "CUDA version of tensorflow 2.22.0.dev20251201 is unknown" in skip.reason
+    # a source build against CUDA 7.5, older than the matrix's driver table
+    old = _with_build(env, version="1.2.1", cuda_version="7.5")
+    findings, (skip,) = run_rule(old, matrix, "TFC211")
+    assert findings == [] and "no driver facts for CUDA 7.5" in skip.reason
+
+
+def test_tfc211_evidence_names_the_toolkit_driver_source(matrix):
+    env = node("2.21.0", kernel="570.124.06", libcuda=compat("575.57.08", "12.9"))
+    (f,), _ = run_rule(env, matrix, "TFC211")
+    ev = next(e for e in f.evidence if e.fact == "CUDA 12.5.1 driver")
+    assert ev.value == "555.42.06" and ev.source == matrix.driver_need("12.5.1").sources[0]
+
+
+def test_a_new_feature_branch_is_named_as_such(matrix):
+    """R440 is a New Feature Branch (and end of life): cuda-compat-12-2 supports no other branch, so TFC212 warns
+    and says the branch is a New Feature Branch (NVIDIA: those are not supported forward-compatibility targets)."""
+    (f,), _ = run_rule(node(kernel="440.33.01", libcuda=compat("535.54.03", "12.2")), matrix, "TFC212")
+    assert f.severity is Severity.WARNING
+    assert "(R440 is a New Feature Branch)" in f.message and "none but its own" in f.message

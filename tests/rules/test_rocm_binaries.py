@@ -283,3 +283,48 @@ def test_rocm_objects_round_trip_and_validate_against_the_report_schema(tmp_path
     doc = json.loads(json.dumps(to_json_dict(report)))
     jsonschema.Draft202012Validator(json.loads(schema_text())).validate(doc)
     assert doc["environment"]["target"]["tensorflow"][0]["rocm_objects"][0]["rocm_needed"] == ["libamdhip64.so.3"]
+
+
+# -- the branches the mutation run found unguarded (2026-12-07) ------------------------------------------------
+
+HIP_NAMES = (
+    "hipMallocAsync",
+    "hipFreeAsync",
+    "hipMemPoolCreate",
+    "hipStreamGetCaptureInfo_v2",
+    "hipGraphLaunch",
+    "hipModuleGetGlobal",
+)
+
+
+def _no_rocm(env):
+    return dataclasses.replace(env, host=dataclasses.replace(env.host, rocm=None))
+
+
+def test_tfc403_skipped_when_no_object_was_checked(matrix):
+    obj = RocmObject("/t/libtensorflow_framework.so.2", rocm_needed=("libamdhip64.so.6",), checked=False)
+    findings, (skip,) = run_rule(_env_with_objects(matrix, "2.14.0.600", (obj,)), matrix, "TFC403")
+    assert findings == [] and "no ROCm-linked object of TensorFlow was checked" in skip.reason
+
+
+@pytest.mark.parametrize(("count", "shown"), [(5, ", ".join(HIP_NAMES[:5])), (6, ", ".join(HIP_NAMES[:5]) + " ...")])
+def test_tfc403_lists_five_undefined_symbols_then_an_ellipsis(matrix, count, shown):
+    """A node without /opt/rocm/.info/version (an image whose ROCm came from the distribution's packages): the
+    message says so; undefined HIP symbols are named, the first five of those the probe kept (up to 8), with "..."
+    only past five."""
+    obj = RocmObject(
+        "/t/libtensorflow_framework.so.2", checked=True, undefined_count=count, undefined=HIP_NAMES[:count]
+    )
+    env = _no_rocm(_env_with_objects(matrix, "2.14.0.600", (obj,)))
+    (f,), _ = run_rule(env, matrix, "TFC403")
+    assert f"{count} undefined symbols ({shown})" in f.message and "(no ROCm version file)" in f.message
+
+
+def test_tfc403_version_only_evidence_says_no_symbol_is_undefined(matrix):
+    """Only a symbol version is missing (hip_6.0, as in test_hip_symbol_version_missing_from_an_older_runtime):
+    the "undefined in" evidence says "-" rather than an empty value."""
+    need = "hip_6.0 (libamdhip64.so.6: /opt/rocm-6.0.0/lib/libamdhip64.so.6)"
+    obj = RocmObject("/t/libtensorflow_framework.so.2", checked=True, missing_versions=(need,))
+    (f,), _ = run_rule(_env_with_objects(matrix, "2.14.0.600", (obj,)), matrix, "TFC403")
+    assert ("undefined in /t/libtensorflow_framework.so.2", "-") in [(e.fact, e.value) for e in f.evidence]
+    assert ("version needed by /t/libtensorflow_framework.so.2", need) in [(e.fact, e.value) for e in f.evidence]

@@ -128,3 +128,34 @@ def test_binary_fields_round_trip_and_validate(matrix):
     for tf in data["target"]["tensorflow"]:
         del tf["binary_capabilities"], tf["binary_capabilities_source"]
     assert environment_from_json(data).tensorflow.binary_capabilities == ()
+
+
+# -- the branches the mutation run found unguarded (2026-12-07) ------------------------------------------------
+
+
+def test_entries_are_read_as_tf_build_rules_write_them():
+    """build_info's "compute_70" is SASS and PTX for 7.0; an entry that is not an architecture name (configure's
+    "3.5" form) is ignored, not a crash; a binary entry that does not parse is not counted."""
+    from tfcompat.rules.binaries import carried_entries, stated_entries
+
+    assert stated_entries(("3.5", "sm_60", "compute_70")) == {"sm_60", "sm_70", "compute_70"}
+    assert carried_entries(("sm_80", "sm_", "compute_90")) == {"sm_80", "compute_90"}
+
+
+def test_missing_entries_are_listed_sass_first_by_architecture(matrix):
+    """The message lists SASS before PTX, each by architecture (7.0 < 7.5 < 8.0), as cuobjdump users read them."""
+    env = env_with("2.3.1", ("sm_75", "sm_80", "compute_70"), ("sm_60",), [])
+    (f,), _ = run_rule(env, matrix, "TFC210")
+    assert "stated but not in the binaries: sm_70 sm_75 sm_80 compute_70" in f.message
+
+
+def test_a_gpu_without_a_compute_capability_and_no_build_info_path(matrix):
+    """NVML gave no compute capability for a GPU: it is left out of the per-GPU notes (the stated/binary
+    difference is still reported); a build without a build_info.py path names "?" as the source."""
+    env = env_with("2.3.1", ("sm_35", "sm_50", "sm_60", "sm_70", "compute_70"), TF231_BINARY, [gpu(0, "GPU", None)])
+    tf = dataclasses.replace(env.target.tensorflow[0], build_info_path=None)
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, tensorflow=(tf,)))
+    (f,), _ = run_rule(env, matrix, "TFC210")
+    assert f.severity is Severity.WARNING and "GPU" not in f.message
+    ev = next(e for e in f.evidence if e.fact == "tensorflow build compute capabilities")
+    assert ev.source == "?"

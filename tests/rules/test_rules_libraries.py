@@ -1,5 +1,7 @@
 """3xx rules from constructed Environments: environment in, findings out."""
 
+import dataclasses
+
 import pytest
 from envs import SITE, make_env, run_rule, tf_build
 
@@ -440,3 +442,140 @@ def test_cpu_flags_unknown_or_no_requirement(matrix):
     assert findings == [] and "/proc/cpuinfo" in skips[0].reason
     findings, skips = run_rule(make_env(native=native(cpu=()), cpu_flags=("sse2",)), matrix, "TFC307")
     assert findings == [] and "not x86-64" in skips[0].reason
+
+
+# -- TFC306/TFC307: branches the mutation run found unguarded (2026-12-07) ------------------------------------
+
+
+def _glibcxx(obj):
+    """`obj` needs GLIBCXX_3.4.30 from a conda libstdc++ that defines up to 3.4.28 (the rule's docstring case:
+    "version `GLIBCXX_3.4.30' not found")."""
+    return VersionNeedCheck(
+        obj,
+        "libstdc++.so.6",
+        ("GLIBCXX_3.4.30",),
+        "/opt/conda/lib/libstdc++.so.6.0.28",
+        "LD_LIBRARY_PATH",
+        ("GLIBCXX_3.4.30",),
+        ("GLIBCXX_3.4.28",),
+    )
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        f"{SITE}/tensorflow/compiler/tf2xla/ops/_xla_ops.so",  # inside the package, not one of TF_OBJECTS' names
+        f"{SITE}/tensorflow_core/python/_pywrap_tensorflow_internal.so",  # the 1.15-2.1 layout
+        "/opt/tf-build/bazel-bin/tensorflow/libtensorflow_framework.so.2",  # by name, outside the package
+    ],
+)
+def test_tfs_own_objects_by_place_or_by_name(matrix, obj):
+    """One of TF's own objects fails `import tensorflow` itself: an error on a node without GPUs, with no GPU
+    evidence, and the message says "needs" for one object."""
+    (f,), _ = run_rule(make_env(native=native(abi=[_glibcxx(obj)])), matrix, "TFC306")
+    assert f.severity is Severity.ERROR and "import tensorflow fails" in f.message
+    assert f.message.startswith(f"{obj.rsplit('/', 1)[1]} needs GLIBCXX_3.4.30 from libstdc++.so.6")
+    assert not any(e.fact == "gpus" for e in f.evidence)
+
+
+def test_two_objects_need_and_a_cuda_library_names_the_gpus(matrix):
+    cudnn = f"{SITE}/nvidia/cudnn/lib/libcudnn_ops.so.9"
+    env = make_env(native=native(abi=[_glibcxx(FW), _glibcxx(cudnn)]))
+    (f,), _ = run_rule(env, matrix, "TFC306")
+    assert f.message.startswith("libtensorflow_framework.so.2, libcudnn_ops.so.9 need GLIBCXX_3.4.30")
+    (f,), _ = run_rule(make_env(native=native(abi=[_glibcxx(cudnn)])), matrix, "TFC306")
+    assert f.severity is Severity.WARNING and any(e.fact == "gpus" for e in f.evidence)
+
+
+def test_tfc306_skips(matrix):
+    """No symbol-version needs read, or no library data at all: TFC306 says which."""
+    findings, (skip,) = run_rule(make_env(native=native(abi=[])), matrix, "TFC306")
+    assert findings == [] and "no symbol-version needs were read" in skip.reason
+    env = make_env(native=None, unknowns=[Unknown("libraries", "no [[dlopen]] table for tensorflow 9.9")])
+    findings, (skip,) = run_rule(env, matrix, "TFC306")
+    assert findings == [] and skip.reason == "no [[dlopen]] table for tensorflow 9.9"
+    findings, (skip,) = run_rule(make_env(native=None), matrix, "TFC306")
+    assert findings == [] and "were not resolved" in skip.reason
+
+
+def test_tfc307_names_the_cpu_and_its_grammar(matrix):
+    """A CPU model unknown says so; one missing set is "it", two are "them"; no library data is a skip."""
+    (f,), _ = run_rule(make_env(native=native(), cpu_flags=("sse2",)), matrix, "TFC307")
+    assert "this CPU (model unknown) does not have it:" in f.message
+    env = make_env(native=native(cpu=("avx", "avx2")), cpu_flags=("sse2",))
+    (f,), _ = run_rule(env, matrix, "TFC307")
+    assert "compiled to use AVX, AVX2, but this CPU (model unknown) does not have them:" in f.message
+    findings, (skip,) = run_rule(make_env(native=None, cpu_flags=("sse2",)), matrix, "TFC307")
+    assert findings == [] and "were not resolved" in skip.reason
+
+
+# -- TFC302: skips and fallbacks the mutation run found unguarded (2026-12-07) ----------------------------------
+
+
+def _cudnn(version):
+    return replace(
+        good_libraries(),
+        "cudnn",
+        res("cudnn", "libcudnn.so.9", system("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", version)),
+    )
+
+
+def test_tfc302_skips_say_why(matrix):
+    cpu = make_env(tf_builds=[tf_build(is_cuda=False)], native=native())
+    assert "CPU-only build" in run_rule(cpu, matrix, "TFC302")[1][0].reason
+    no_cudnn = [lib for lib in good_libraries() if lib.name != "cudnn"]
+    assert "loads no cuDNN" in run_rule(make_env(native=native(no_cudnn)), matrix, "TFC302")[1][0].reason
+    absent = replace(good_libraries(), "cudnn", res("cudnn", "libcudnn.so.9", None))
+    findings, (skip,) = run_rule(make_env(native=native(absent)), matrix, "TFC302")
+    assert findings == [] and "libcudnn.so.9 is not found (TFC301 reports it)" in skip.reason
+    # a development build the matrix does not list: the build's minor is unknown (build_info states the major)
+    dev = dataclasses.replace(tf_build(), version="2.22.0.dev20251201")
+    findings, (skip,) = run_rule(make_env(tf_builds=[dev], native=native(_cudnn("9.1.0"))), matrix, "TFC302")
+    assert findings == [] and "was built with is not in the matrix (build_info.py says only 9)" in skip.reason
+
+
+def test_another_major_named_from_the_soname_without_build_info(matrix):
+    """No build_info.py stating cuDNN (TF 1.5's has none): the soname TF asks for (libcudnn.so.9) gives the major,
+    and the evidence names build_info.py generically."""
+    build = dataclasses.replace(tf_build(), cudnn_version=None, build_info_path=None)
+    (f,), _ = run_rule(make_env(tf_builds=[build], native=native(_cudnn("8.9.7"))), matrix, "TFC302")
+    assert "was built with cuDNN 9: another major version" in f.message
+    assert ("tensorflow build cuDNN", "9", "build_info.py") in [(e.fact, e.value, e.source) for e in f.evidence]
+
+
+@pytest.mark.parametrize(("version", "hits"), [("9.3.0.75", 0), ("9.28.0.42", 0), ("9.1.0", 1)])
+def test_without_a_matrix_runtime_rule_the_minor_rule_applies(matrix, version, hits):
+    """A matrix that states no [cudnn_runtime] rule (an older or site matrix): same major, minor >= the build's."""
+    bare = dataclasses.replace(matrix, cudnn_runtime=None)
+    assert len(run_rule(make_env(native=native(_cudnn(version))), bare, "TFC302")[0]) == hits
+
+
+def _old_cudnn(tf_version, cuda, cudnn_major, loaded, distribution=None):
+    """TF `tf_version` (CUDA `cuda`, cuDNN `cudnn_major` by build_info) whose libcudnn.so.<major> resolves to
+    `loaded` in /usr/lib (or a conda package's copy when `distribution` names one)."""
+    build = dataclasses.replace(tf_build(tf_version), cuda_version=cuda, cudnn_version=cudnn_major)
+    copy = system(f"/usr/lib/x86_64-linux-gnu/libcudnn.so.{cudnn_major}", loaded)
+    if distribution:
+        copy = dataclasses.replace(copy, distribution=distribution)
+    libs = replace(good_libraries(), "cudnn", res("cudnn", f"libcudnn.so.{cudnn_major}", copy))
+    return make_env(tf_builds=[build], native=native(libs))
+
+
+def test_remediation_names_the_next_major_as_the_bound(matrix):
+    """Another major: install <major>.x, below the next major (pip's wheel, or conda's channel for a conda copy)."""
+    (f,), _ = run_rule(make_env(native=native(_cudnn("8.9.7"))), matrix, "TFC302")
+    assert 'pip install "nvidia-cudnn-cu12>=9,<10" for CUDA 12 wheels' in f.remediation
+    env = _old_cudnn("2.21.0", "12.5.1", "9", "8.9.7.29", distribution="conda-forge::cudnn")
+    (f,), _ = run_rule(env, matrix, "TFC302")
+    assert 'conda install -c conda-forge "cudnn>=9,<10"' in f.remediation and "pip install" not in f.remediation
+
+
+def test_older_minor_remediation_by_major(matrix):
+    """An older minor: from cuDNN 8 a pip wheel exists (TF 2.5, built with 8.1, on 8.0.5: tensorflow/tensorflow#50217);
+    cuDNN 7 has none (TF 2.1, built with 7.6, on 7.5.1: tensorflow/tensorflow#37606), so the fix names NVIDIA's
+    package or conda, with the next major as the bound."""
+    (f,), _ = run_rule(_old_cudnn("2.5.0", "11.2", "8", "8.0.5"), matrix, "TFC302")
+    assert f.remediation.startswith('Install cuDNN >= 8.1, < 9 (pip install "nvidia-cudnn-cu12>=8.1,<9")')
+    (f,), _ = run_rule(_old_cudnn("2.1.0", "10.1", "7", "7.5.1"), matrix, "TFC302")
+    assert 'cuDNN 7 has no pip wheel: NVIDIA\'s libcudnn7 package or conda "cudnn>=7.6,<8"' in f.remediation
+    assert f.remediation.startswith("Install cuDNN >= 7.6, < 8 (")

@@ -214,3 +214,111 @@ def test_tfc114_healthy_nothing_reported(matrix):
     env = dataclasses.replace(env, target=dataclasses.replace(env.target, packages=packages))
     assert run_rule(env, matrix, "TFC114") == ([], [])
     assert run_rule(make_env(), matrix, "TFC114") == ([], [])
+
+
+# -- branches the mutation run found unguarded (2026-12-07) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["dir", "editable", "vcs"])
+def test_tf_installed_from_a_directory_is_a_source_build_whatever_its_tag(matrix, kind):
+    """direct_url.json (PEP 610) says TF was installed from a directory, in editable mode or from a VCS: a build
+    made here, even when its WHEEL carries a manylinux tag (`auditwheel repair` writes one), so PyPI's
+    tensorflow-text (tensorflow/text#192's failure mode) is flagged, and the direct_url.json is the evidence."""
+    env = _env(extra=[_text()])
+    packages = tuple(
+        _with(p, origin=kind, direct_url="file:///src/tensorflow/bazel-bin") if p.name == "tensorflow" else p
+        for p in env.target.packages
+    )
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, packages=packages))
+    origin = tf_origin(env, matrix)
+    assert origin.kind == "source" and origin.installer == "pip"
+    assert any(e.fact == "direct_url.json" and e.value.startswith(f"{kind}: file:///src/") for e in origin.evidence)
+    (f,), _ = run_rule(env, matrix, "TFC112")
+    assert "is a source/local build" in f.message
+
+
+def test_no_tensorflow_has_no_origin(matrix):
+    assert tf_origin(make_env(None), matrix) is None
+
+
+def test_the_evidence_names_its_files(matrix):
+    """Each Origin's evidence names the file or fact it rests on (the report's provenance): the INSTALLER next to
+    TF's METADATA, an NGC image's variable with where it was read, the build_info.py of a ROCm build."""
+    origin = tf_origin(_env(), matrix)
+    installer = next(e for e in origin.evidence if e.fact == "INSTALLER")
+    assert (installer.value, installer.source) == ("pip", f"{SITE}/tensorflow-2.21.0.dist-info/INSTALLER")
+    ngc = Provenance(ngc_version="24.02-tf2", ngc_source="/etc/environment")
+    origin = tf_origin(_env(tags=LOCAL_TAG, provenance=ngc), matrix)
+    assert ("NVIDIA_TENSORFLOW_VERSION", "24.02-tf2", "/etc/environment") in [
+        (e.fact, e.value, e.source) for e in origin.evidence
+    ]
+    origin = tf_origin(_env("2.14.0", dist="tensorflow-rocm"), matrix)
+    rocm = next(e for e in origin.evidence if e.fact == "ROCm build")
+    assert rocm.value == "matrix gpu = rocm" and rocm.source == f"{SITE}/tensorflow/python/platform/build_info.py"
+
+
+def test_tf_without_a_wheel_file_is_a_source_build(matrix):
+    """`python setup.py install` / `pip install .` of an old source tree leaves METADATA but no WHEEL (no tags):
+    not PyPI's wheel, so PyPI's companions are flagged (tensorflow/text#192's failure mode); the evidence says
+    the WHEEL file is missing rather than leaving the value empty."""
+    env = _env(tags=(), extra=[_text()])
+    build = dataclasses.replace(env.target.tensorflow[0], wheel_path=None)
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, tensorflow=(build,)))
+    origin = tf_origin(env, matrix)
+    assert origin.kind == "source"
+    assert ("wheel tags", "(none)", "WHEEL") in [(e.fact, e.value, e.source) for e in origin.evidence]
+    (f,), _ = run_rule(env, matrix, "TFC112")
+    assert "is a source/local build" in f.message
+
+
+def test_tfc112_remediation_and_companion_evidence(matrix):
+    """The conda case of tensorflow/text#192: the fix is a sentence (first letter capitalised, nothing cut), and
+    the companion's own INSTALLER is evidence with its value."""
+    env = _env("2.0.0", tf_installer="conda", tags=LOCAL_TAG, extra=[_text("2.0.1", ("tensorflow<2.1,>=2.0.0",))])
+    (f,), _ = run_rule(env, matrix, "TFC112")
+    assert f.remediation.startswith("Install it from the same channel as TensorFlow (`conda install -c conda-forge")
+    ev = next(e for e in f.evidence if e.fact == "tensorflow-text INSTALLER")
+    assert ev.value == "pip" and ev.source == f"{SITE}/tensorflow-text-2.0.1.dist-info/INSTALLER"
+
+
+def test_tfc113_a_tf_distribution_requiring_another_is_left_to_tfc101(matrix):
+    """Linux aarch64 2.15: the wrapper `tensorflow` requires tensorflow-cpu-aws. When that is missing while
+    tensorflow-cpu provides the module, it is a wrapper problem (TFC101), not a companion's requirement."""
+    wrapper = pkg("tensorflow", "2.15.1", ("tensorflow-cpu-aws==2.15.1",))
+    env = _env("2.15.1", dist="tensorflow-cpu", extra=[wrapper])
+    assert run_rule(env, matrix, "TFC113")[0] == []
+
+
+def test_tfc113_a_requirement_without_a_version(matrix):
+    """A companion that requires plain `tensorflow` (no version) next to tensorflow-cpu: the message says the
+    installed version would satisfy "it" (no empty specifier)."""
+    env = _env("2.15.1", dist="tensorflow-cpu", extra=[pkg("tensorflow-hub", "0.16.1", ("tensorflow",))])
+    (f,), _ = run_rule(env, matrix, "TFC113")
+    assert "the installed version 2.15.1 would satisfy it" in f.message
+
+
+def test_tfc114_evidence_and_odd_metadata(matrix):
+    """A `*tensorflow*` distribution with no top_level.txt says "(unknown)" in its evidence; a Requires-Dist line
+    that is not a requirement is skipped, not a crash; libtensorflow's evidence names how it was found and from
+    what its version was read."""
+    unnamed = pkg("my-tensorflow-build", "2.9.0")
+    odd = pkg("oddpkg", "1.0", ("tensorflow >= = 2",))  # an invalid Requires-Dist line
+    (f,), _ = run_rule(_env(extra=[unnamed, odd]), matrix, "TFC114")
+    assert ("top_level", "(unknown)") in [(e.fact, e.value) for e in f.evidence]
+    lib = LibraryCopy(
+        path="/usr/local/lib/libtensorflow.so.2",
+        real_path="/usr/local/lib/libtensorflow.so.2.5.0",
+        found_via="ld.so.cache",
+        search_entry="/etc/ld.so.cache",
+        version="2.5.0",
+        version_source="file name libtensorflow.so.2.5.0",
+    )
+    env = _env()
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, libtensorflow=(lib,)))
+    (f,), _ = run_rule(env, matrix, "TFC114")
+    assert any(e.source == "ld.so.cache: file name libtensorflow.so.2.5.0" for e in f.evidence)
+    # only the major known (libtensorflow.so.2, no versioned file): not "differs", not "the same release"
+    major = _with(lib, real_path="/usr/local/lib/libtensorflow.so.2", version="2", version_source=None)
+    env = dataclasses.replace(env, target=dataclasses.replace(env.target, libtensorflow=(major,)))
+    (f,), _ = run_rule(env, matrix, "TFC114")
+    assert "; the Python TensorFlow is tensorflow 2.21.0" in f.message

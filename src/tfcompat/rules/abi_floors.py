@@ -157,6 +157,10 @@ def _numpy_build(tf: TensorFlowBuild, matrix: Matrix) -> Optional[_NumpyBuild]:
     return _NumpyBuild(numpy_floor(built), ev, f"NumPy {built} headers", built.major < 2)
 
 
+# NumPy releases to test a combined range against (the first and a late patch of each minor): none fits, no fix
+_NUMPY_CANDIDATES = [
+    Version(f"{major}.{minor}.{patch}") for major, n in ((1, 27), (2, 6)) for minor in range(n) for patch in (0, 99)
+]
 _UMATH_SINCE = Version("1.16")  # NumPy >= 1.16 headers' import_array() imports numpy.core._multiarray_umath
 
 
@@ -221,12 +225,20 @@ def numpy_older_than_build(env: Environment, matrix: Matrix) -> Result:
     want = SpecifierSet(",".join([f">={floor}", *kept]))
     if build.numpy1:
         want &= SpecifierSet("<2")
+    fix = f'pip install "numpy{spec_text(want)}"  (in the target environment)'
+    if req is not None and not any(want.contains(v) for v in _NUMPY_CANDIDATES):
+        # TF's own range ends below the floor (a source build of 2.4 with numpy~=1.19.2 and 1.21 headers)
+        fix = (
+            f"No NumPy meets both: {tf.distribution}'s own requirement {req} admits no NumPy >= {floor}. Use a build "
+            "compiled against NumPy headers within its range (the official wheel of this release), or rebuild "
+            f"with NumPy {req.specifier} installed"
+        )
     yield Hit(
         message=f"NumPy {numpy.version} is installed, but {tf_label(tf)}'s extension modules were compiled with "
         f"{build.what} and need NumPy >= {floor}: `import tensorflow` fails ({_symptom(build, have, api)})",
         evidence=(pkg_evidence(numpy), tf_evidence(tf), build.evidence)
         + ((Evidence(f"{tf.distribution} Requires-Dist", str(req), req_path),) if req is not None else ()),
-        remediation=f'pip install "numpy{spec_text(want)}"  (in the target environment)',
+        remediation=fix,
     )
 
 
