@@ -575,7 +575,8 @@ def test_older_minor_remediation_by_major(matrix):
     cuDNN 7 has none (TF 2.1, built with 7.6, on 7.5.1: tensorflow/tensorflow#37606), so the fix names NVIDIA's
     package or conda, with the next major as the bound."""
     (f,), _ = run_rule(_old_cudnn("2.5.0", "11.2", "8", "8.0.5"), matrix, "TFC302")
-    assert f.remediation.startswith('Install cuDNN >= 8.1, < 9 (pip install "nvidia-cudnn-cu12>=8.1,<9")')
+    # a CUDA 11 build: the cu11 wheel (the cu12 wheels carry CUDA 12 builds of cuDNN)
+    assert f.remediation.startswith('Install cuDNN >= 8.1, < 9 (pip install "nvidia-cudnn-cu11>=8.1,<9")')
     (f,), _ = run_rule(_old_cudnn("2.1.0", "10.1", "7", "7.5.1"), matrix, "TFC302")
     assert 'cuDNN 7 has no pip wheel: NVIDIA\'s libcudnn7 package or conda "cudnn>=7.6,<8"' in f.remediation
     assert f.remediation.startswith("Install cuDNN >= 7.6, < 8 (")

@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 from tfcompat.engine.registry import Hit, NotApplicable, rule
 from tfcompat.matrix import Matrix
-from tfcompat.model import Environment, Evidence, LibraryResolution, Severity
+from tfcompat.model import Environment, Evidence, LibraryResolution, Severity, TensorFlowBuild
 from tfcompat.rules._common import required_tf, tf_label, version_of
 from tfcompat.rules._libraries import (
     OFF_PATH,
@@ -215,7 +215,7 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
             remediation=f"Remove or re-point {lib.found.path} and install cuDNN {want_major}.x ("
             + (
                 _conda_hint(lib.found.distribution, f"cudnn>={want_major},<{want_major + 1}")
-                or f'pip install "nvidia-cudnn-cu12>={want_major},<{want_major + 1}" for CUDA 12 wheels'
+                or f'pip install "{_cudnn_wheel(tf)}>={want_major},<{want_major + 1}" for CUDA {_cuda_major(tf)} wheels'
             )
             + ").",
         )
@@ -265,13 +265,24 @@ def cudnn_version_mismatch(env: Environment, matrix: Matrix) -> Result:
             remediation=f"Install cuDNN >= {build}, < {want_major + 1} ("
             + (
                 _conda_hint(lib.found.distribution, f"cudnn>={build},<{want_major + 1}")
-                or f'pip install "nvidia-cudnn-cu12>={build},<{want_major + 1}"'
+                or f'pip install "{_cudnn_wheel(tf)}>={build},<{want_major + 1}"'
                 if want_major >= 8 or _conda_hint(lib.found.distribution, "")
                 else f"cuDNN {want_major} has no pip wheel: NVIDIA's libcudnn{want_major} package or conda "
                 f'"cudnn>={build},<{want_major + 1}" for the build\'s CUDA'
             )
             + ") or remove the older copy that wins.",
         )
+
+
+def _cuda_major(tf: TensorFlowBuild) -> int:
+    """The CUDA major of the build (12 when build_info does not say): it names the cuDNN wheel to install."""
+    v = version_of(tf.cuda_version or "")
+    return v.major if v is not None and v.major >= 11 else 12
+
+
+def _cudnn_wheel(tf: TensorFlowBuild) -> str:
+    """NVIDIA's cuDNN wheel for the build's CUDA: nvidia-cudnn-cu11 for a CUDA 11 build (TF 2.5-2.14), -cu12, -cu13."""
+    return f"nvidia-cudnn-cu{_cuda_major(tf)}"
 
 
 def _conda_hint(distribution: Optional[str], spec: str) -> Optional[str]:
