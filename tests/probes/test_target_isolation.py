@@ -131,3 +131,49 @@ def test_cwd_is_root_and_environment_minimal(tmp_path):
     names = {line.split("=", 1)[0] for line in lines[1:] if "=" in line}
     assert not {n for n in names if n.startswith("PYTHON") or n == "LD_PRELOAD"}
     assert names <= {"PATH", "LC_ALL", "LD_LIBRARY_PATH", "PWD", "SHLVL", "_"}
+
+
+def test_question_started_early_is_the_one_collected(hostile_venv, tmp_path):
+    """The CLI starts the question before its imports (probes/interpreter.ask_early): resolve_target then uses that
+    child's answer, under the same isolation (no .pth, no sitecustomize), and starts no second one."""
+    from tfcompat.probes import interpreter
+
+    env, site, _pwned = hostile_venv
+    python = str(env / "bin" / "python")
+    interpreter.ask_early(python)
+    assert python in interpreter._EARLY
+    started = []
+    real_start = interpreter.start
+    interpreter.start = lambda argv: started.append(argv) or real_start(argv)
+    try:
+        t = resolve_target(TargetSpec(python=python))
+    finally:
+        interpreter.start = real_start
+    assert started == [] and python not in interpreter._EARLY
+    assert os.path.realpath(site) in [os.path.realpath(p) for p in t.search_path]
+    assert [p for p in os.listdir(tmp_path) if p.startswith("pwned")] == []
+
+
+def test_early_question_keeps_its_time_limit_and_an_uncollected_one_dies(tmp_path, monkeypatch):
+    """The limit counts from the early start, and a child started early but never collected (the command stopped
+    before scanning: a usage error) is killed with its whole group when tfcompat exits."""
+    from tfcompat.probes import interpreter
+
+    monkeypatch.setattr(target, "PYTHON_PROBE_TIMEOUT", 1.0)
+    pidfile = tmp_path / "grandchild.pid"
+    py = _script(tmp_path / "python", f"sleep 300 &\necho $! > {pidfile}\nsleep 300\n")
+    interpreter.ask_early(py)
+    time.sleep(1.2)  # the limit is spent before anyone collects
+    start = time.monotonic()
+    with pytest.raises(TargetError, match="did not answer within 1 s"):
+        resolve_target(TargetSpec(python=py))
+    assert time.monotonic() - start < 0.5
+    assert _gone(int(pidfile.read_text()))
+    pidfile2 = tmp_path / "grandchild2.pid"
+    py2 = _script(tmp_path / "python2", f"sleep 300 &\necho $! > {pidfile2}\nsleep 300\n")
+    interpreter.ask_early(py2)
+    deadline = time.monotonic() + 5
+    while not pidfile2.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    interpreter._forget_early()  # what atexit runs
+    assert _gone(int(pidfile2.read_text())) and interpreter._EARLY == {}

@@ -201,6 +201,10 @@ def check(
 ) -> None:
     """Scan the environment (or read a snapshot), judge it, print the verdict; exit 0/1/2."""
     with Run(output, verbose, render_error=_check_error(fmt.value, output_dir, node_name), quiet=quiet):
+        if python and not (from_ or root):
+            from tfcompat.probes.interpreter import ask_early
+
+            ask_early(python)  # its start-up overlaps the imports below
         from tfcompat.engine import check_waivers, evaluate, parse_ignores, parse_select
         from tfcompat.matrix import load_matrix
         from tfcompat.model import Scope, Severity, read_snapshot
@@ -287,6 +291,10 @@ def scan(
     verbose: bool = VerboseOpt,
 ) -> None:
     """Collect the facts only and write them as a JSON snapshot (judge it later with `check --from`)."""
+    if python and not root:
+        from tfcompat.probes.interpreter import ask_early
+
+        ask_early(python)  # its start-up overlaps the imports below
     from tfcompat.model import Scope
     from tfcompat.render.formats import render
 

@@ -9,15 +9,13 @@ import json
 import os
 import posixpath
 import re
-import selectors
-import signal
 import subprocess
 import sys
-import time
 from typing import Optional
 
 from tfcompat.errors import TfcompatError
 from tfcompat.model import PythonInfo, Unknown
+from tfcompat.probes.interpreter import ask
 from tfcompat.probes.rootfs import Root
 
 
@@ -39,58 +37,6 @@ class ResolvedTarget:
     unknowns: tuple[Unknown, ...] = ()
 
 
-# Runs inside the target interpreter under `-I -S`: no site, no user site, no .pth, no sitecustomize, no
-# PYTHON* variables. Importing `site` under -S runs nothing; its functions give the site-packages dirs the
-# way site.main() would (the venv's pyvenv.cfg, Debian's dist-packages), and .pth files are read as data:
-# their path lines are added as site.addpackage() does, their `import` lines are never executed.
-_PROBE = r"""
-import json, os, sys
-path = [p for p in sys.path if p]
-def venv_prefixes(prefixes):
-    # site.venv() without its addsitepackages() call (which would run the .pth files)
-    exe_dir = os.path.dirname(os.path.abspath(sys.executable))
-    prefix = os.path.dirname(exe_dir)
-    for cfg in (os.path.join(exe_dir, 'pyvenv.cfg'), os.path.join(prefix, 'pyvenv.cfg')):
-        if os.path.isfile(cfg):
-            break
-    else:
-        return prefixes
-    system_site = 'true'
-    with open(cfg, 'rb') as fh:
-        for line in fh.read(1 << 16).decode('utf-8', 'replace').splitlines():
-            key, _, value = line.partition('=')
-            if key.strip().lower() == 'include-system-site-packages':
-                system_site = value.strip().lower()
-    return [prefix] + prefixes if system_site == 'true' else [prefix]
-try:
-    import site
-    sites = site.getsitepackages(venv_prefixes(list(site.PREFIXES)))
-except Exception:
-    sites = []
-def add(d):
-    if d not in path and os.path.isdir(d):
-        path.append(d)
-for sitedir in sites:
-    if not os.path.isdir(sitedir):
-        continue
-    add(sitedir)
-    try:
-        names = sorted(n for n in os.listdir(sitedir) if n.endswith('.pth') and not n.startswith('.'))
-    except OSError:
-        names = []
-    for name in names:
-        try:
-            with open(os.path.join(sitedir, name), 'rb') as fh:
-                lines = fh.read(1 << 20).decode('utf-8', 'replace').splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if not line.strip() or line.startswith('#') or line.startswith(('import ', 'import\t')):
-                continue
-            add(os.path.normpath(os.path.join(sitedir, line.rstrip())))
-print(json.dumps({'executable': sys.executable, 'version': '%d.%d.%d' % sys.version_info[:3],
-                  'implementation': sys.implementation.name, 'path': path}))
-"""
 _PY_DIR = re.compile(r"/lib(?:64)?/python(\d+)\.(\d+)/(?:site|dist)-packages/?$")
 PYTHON_PROBE_TIMEOUT = 20.0
 PYTHON_PROBE_OUTPUT_CAP = 1 << 20  # a sys.path is a few KiB; more is not an answer
@@ -137,7 +83,7 @@ def _ask_interpreter(python: str) -> tuple[PythonInfo, tuple[str, ...]]:
     if not os.access(python, os.X_OK) or os.path.isdir(python):
         raise TargetError(f"--python {python}: not an executable file")
     try:
-        _rc, out, err = run_isolated([python, "-I", "-S", "-c", _PROBE], PYTHON_PROBE_TIMEOUT, PYTHON_PROBE_OUTPUT_CAP)
+        _rc, out, err = ask(python, PYTHON_PROBE_TIMEOUT, PYTHON_PROBE_OUTPUT_CAP)
     except subprocess.TimeoutExpired:
         raise TargetError(f"--python {python}: did not answer within {PYTHON_PROBE_TIMEOUT:.0f} s") from None
     except OSError as exc:
@@ -161,75 +107,6 @@ def _ask_interpreter(python: str) -> tuple[PythonInfo, tuple[str, ...]]:
         source=f"asked {python} for sys.path and version (subprocess, isolated: -I -S)",
     )
     return info, _existing_dirs(p for p in path if p)  # '' is the script's dir: not part of the env
-
-
-def _child_env() -> dict:
-    """The child's whole environment: no PYTHON* variable, no LD_PRELOAD; LD_LIBRARY_PATH is kept because
-    module-system pythons need it to find libpython (it names the operator's libraries, not the target's)."""
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-    if os.environ.get("LD_LIBRARY_PATH"):
-        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
-    return env
-
-
-def run_isolated(argv: list[str], timeout: float, cap: int) -> tuple[int, bytes, bytes]:
-    """Run `argv` in its own session (cwd /, minimal environment, no stdin) and read at most `cap`+1 bytes of
-    stdout (64 KiB of stderr). The whole process group is killed when the child exits, when the time is up
-    (then TimeoutExpired) or when the output passes the cap: no grandchild outlives the question."""
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd="/",
-        env=_child_env(),
-        start_new_session=True,
-        close_fds=True,
-    )
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None and proc.stderr is not None
-    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-    bufs = {out_fd: bytearray(), err_fd: bytearray()}
-    caps = {out_fd: cap + 1, err_fd: 64 << 10}
-    timed_out = False
-    try:
-        with selectors.DefaultSelector() as sel:
-            for fd in bufs:
-                sel.register(fd, selectors.EVENT_READ)
-            while sel.get_map():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    timed_out = True
-                    break
-                for key, _ in sel.select(min(left, 0.2)):
-                    chunk = os.read(key.fd, 65536)
-                    buf = bufs[key.fd]
-                    if not chunk:
-                        sel.unregister(key.fd)
-                        continue
-                    buf += chunk[: max(0, caps[key.fd] - len(buf))]
-                    if len(buf) >= caps[key.fd]:
-                        sel.unregister(key.fd)
-                if len(bufs[out_fd]) > cap:
-                    break
-                if proc.poll() is not None:
-                    _kill_group(proc.pid)  # the child is done: grandchildren holding the pipes go too
-    finally:
-        _kill_group(proc.pid)
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    if timed_out:
-        raise subprocess.TimeoutExpired(argv, timeout)
-    return proc.returncode, bytes(bufs[out_fd]), bytes(bufs[err_fd])
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _in_root(root: Root, spec: TargetSpec, extra: tuple[str, ...]) -> ResolvedTarget:
