@@ -23,9 +23,9 @@ from typing import Optional
 import typer
 
 try:  # typer >= 0.2x vendors click; older releases depend on it
-    from typer._click.exceptions import ClickException as _ClickException
+    from typer._click.exceptions import ClickException as _ClickException  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import ClickException as _ClickException  # type: ignore[assignment]
+    from click.exceptions import ClickException as _ClickException  # type: ignore[assignment,unused-ignore]
 
 from tfcompat import __version__
 from tfcompat.cli import check as _check

@@ -20,8 +20,9 @@ from typing import Any, get_args, get_origin
 from typer.core import TyperCommand, TyperGroup
 
 try:
-    from typer._coercion import RuntimeParam, build_runtime_param
-    from typer.core import _TyperParameter
+    # typer-version-specific internals: mypy under an older typer (Python 3.9 stops at 0.23) finds none of them
+    from typer._coercion import RuntimeParam, build_runtime_param  # type: ignore[import-not-found,unused-ignore]
+    from typer.core import _TyperParameter  # type: ignore[attr-defined,unused-ignore]
 
     _LEAN = hasattr(_TyperParameter, "get_runtime_param")
 except ImportError:  # pragma: no cover - an older typer: no adapters to avoid
