@@ -69,6 +69,9 @@ def target_loader(
         return None
 
 
+JOB_LOADER_VARIABLES = ("LD_LIBRARY_PATH", "LD_PRELOAD")
+
+
 def scan(
     spec: TargetSpec,
     node_name: Optional[str] = None,
@@ -130,11 +133,24 @@ def scan(
         platform, platform_unknowns = probe_platform(root)
         unknowns += platform_unknowns
     env_vars = (os.environ if environ is None else environ) if root.is_host else {}
+    # A node agent (--scope node: Slurm health check, NHC) runs with its own environment, not the job's: its
+    # LD_LIBRARY_PATH / LD_PRELOAD say nothing of where the job's loader looks, so the loader model uses none.
+    loader_env: Mapping[str, str] = env_vars
+    if scope is Scope.NODE and any(env_vars.get(k) for k in JOB_LOADER_VARIABLES):
+        loader_env = {k: v for k, v in env_vars.items() if k not in JOB_LOADER_VARIABLES}
+        unknowns.append(
+            Unknown(
+                "native.job_loader_environment",
+                "--scope node: the job's LD_LIBRARY_PATH / LD_PRELOAD are not known to a node agent "
+                f"(this check's own {', '.join(k for k in JOB_LOADER_VARIABLES if env_vars.get(k))} was not used); "
+                "a check inside the job (--scope job) judges them",
+            )
+        )
     # The loader model of the target, built once and shared: libraries, custom ops and the driver libraries
     # are all looked up by the same ld.so.cache, ld.so.conf and default dirs, of the target's architecture.
     loader_config = None
     if not budget.expired():
-        loader_config = target_loader(root, resolved.python.executable, env_vars, platform.cpu_flags)
+        loader_config = target_loader(root, resolved.python.executable, loader_env, platform.cpu_flags)
     tf = tf_builds[0] if tf_builds else None
     native = None
     if not late("libraries"):
@@ -145,7 +161,7 @@ def scan(
             resolved.search_path,
             resolved.python,
             platform,
-            env_vars if root.is_host else None,
+            loader_env if root.is_host else None,
             loader_config=loader_config,
             facts=facts,
             budget=budget,
@@ -162,7 +178,7 @@ def scan(
             resolved.python.executable,
             ops,
             platform.cpu_flags,
-            env_vars,
+            loader_env,
             loader_config,
             budget=budget,
         )
@@ -193,7 +209,7 @@ def scan(
     if tf is not None and not late("tensorflow.rocm_objects"):
         # TF's own ROCm-linked objects (nothing for a CUDA or CPU build): recorded on the effective TF build
         rocm_objects, rocm_object_unknowns = probe_rocm_objects(
-            root, tf, resolved.python.executable, platform.cpu_flags, env_vars, loader_config
+            root, tf, resolved.python.executable, platform.cpu_flags, loader_env, loader_config
         )
         unknowns += rocm_object_unknowns
         if rocm_objects:

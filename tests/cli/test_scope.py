@@ -312,3 +312,36 @@ def test_gate_joins_an_image_with_a_node_agent_report_as_node(capsys, tmp_path):
     (node,) = json.loads(out)["nodes"]
     assert code == 0 and node["verdict"] == "pass"
     assert any("judged as a node agent" in n for n in node["notes"])
+
+
+def test_node_agent_does_not_use_its_own_ld_library_path(tmp_path):
+    """A Slurm health check or NHC (--scope node) runs with slurmd's environment, not the job's: its LD_LIBRARY_PATH
+    says nothing of where the job's loader looks. The loader model then uses none, says so as an unknown, and a
+    check inside the job (--scope job) still sees the toolkit that shadows the wheel."""
+    from elf_fixtures import link, write_so
+    from test_libraries import make_image
+
+    from tfcompat.model import Scope
+    from tfcompat.probes.target import TargetSpec
+    from tfcompat.scan import scan
+
+    site = make_image(tmp_path, site="/venv/lib/python3.11/site-packages")
+    toolkit = tmp_path / "usr/local/cuda-12.2/lib64"
+    write_so(toolkit / "libcublas.so.12.2.5.6", soname="libcublas.so.12", needed=("libcublasLt.so.12",))
+    link(toolkit / "libcublas.so.12", "libcublas.so.12.2.5.6")
+    write_so(toolkit / "libcublasLt.so.12")
+    spec = TargetSpec(site_packages=(site,))
+    environ = {"LD_LIBRARY_PATH": str(toolkit), "PATH": "/usr/bin:/bin"}
+
+    def cublas(scope):
+        env = scan(spec, nvml=False, environ=environ, scope=scope)
+        (lib,) = [x for x in env.target.native.libraries if x.name == "cublas"]
+        return env, lib
+
+    env, lib = cublas(Scope.JOB)
+    assert lib.found.found_via == "LD_LIBRARY_PATH" and env.unknown("native.job_loader_environment") is None
+    env, lib = cublas(Scope.NODE)
+    assert lib.found.found_via == "DT_RUNPATH" and lib.found.distribution == "nvidia-cublas-cu12"
+    why = env.unknown("native.job_loader_environment")
+    assert why and "LD_LIBRARY_PATH" in why and "--scope job" in why
+    assert env.target.native.ld_library_path is None
