@@ -78,16 +78,18 @@ def test_forward_compatibility_where_nvidia_documents_it(matrix):
     [
         ("9.17.0.29", "exact", "9.17.0"),
         ("9.17.1.4", "exact", "9.17.1"),  # the 9.17.1-9.28 rows, not 9.17.0's
-        ("9.10.1.4", "same_minor", "9.10.2"),  # 9.10.1 has no row of its own: the 9.10.2 rows
+        ("9.10.1.4", "exact", "9.10.0"),  # read from the 9.10.0 / 9.10.1 wheels, not the 9.10.2 rows
+        ("9.10.2.21", "exact", "9.10.2"),
         ("8.9.4.25", "same_minor", "8.9.5"),  # TF 2.15's [and-cuda] pin: judged from its own minor
         ("8.9.2.26", "same_minor", "8.9.1"),
         ("9.14.0.64", "exact", "9.11.0"),
         ("9.7.0.66", "exact", "9.7.0"),
         ("9.9.0.52", "exact", "9.7.0"),
         ("9.28.0.42", "exact", "9.17.1"),
-        ("9.6.0.74", "gap", "9.5.0"),  # no 9.6 row: unknown, not the 9.5 verdict
+        ("9.6.0.74", "exact", "9.6.0"),  # read from the 9.6.0.74 wheel
         ("9.29.0.1", "gap", "9.17.1"),  # newer than every row
-        ("9.3.0.75", "gap", "9.0.0"),
+        ("9.3.0.75", "exact", "9.1.0"),  # the 9.1-9.4 row, read from the wheels
+        ("9.40.2.5", "gap", "9.17.1"),
     ],
 )
 def test_cudnn_support_basis(matrix, version, basis, label):

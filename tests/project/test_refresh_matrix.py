@@ -56,7 +56,7 @@ def test_offline_run_on_the_recorded_files(rm, capsys):
         "nvidia-cudnn-cu12: PyPI newest 9.28.0.42; the [[cudnn]] entries for CUDA 12 describe up to 9.28.0.42" in lines
     )
     assert "nvidia-cudnn-cu13: PyPI newest 9.28.1.4; the [[cudnn]] entries for CUDA 13 describe up to 9.28.1.4" in lines
-    assert "  note: 10 older release(s) no entry describes: minors 8.8 9.1 9.2 9.3 9.4 9.6" in lines
+    assert "  note: 2 older release(s) no entry describes: minors 8.8" in lines  # 8.8.0, 8.8.1: no row
     assert [line for line in lines if line.startswith("behind: ")] == []
     assert lines[-1] == "0 difference(s): the matrix is current"
     assert rc == 0

@@ -85,25 +85,35 @@ def test_blackwell_listed_natively_is_silent(matrix, cudnn, g):
     assert tfc208(matrix, cudnn, [g]) == []
 
 
-@pytest.mark.parametrize("cudnn", ["9.7.1.26", "9.8.0.87", "9.9.0.52"])
+@pytest.mark.parametrize("cudnn", ["9.7.0.66", "9.7.1.26", "9.8.0.87", "9.9.0.52", "9.10.0.56", "9.10.1.4"])
 @pytest.mark.parametrize("g", [B200, RTX_PRO_6000, GB10], ids=["10.0", "12.0", "12.1"])
-def test_blackwell_with_cudnn_97_to_99_is_native(matrix, cudnn, g):
+def test_blackwell_with_cudnn_97_to_9101_is_native(matrix, cudnn, g):
     # the CUDA 12.8 builds on PyPI carry sm_100 / sm_120 SASS in the legacy-API libraries
     assert tfc208(matrix, cudnn, [g]) == []
 
 
+def _without_rows_of(matrix, *versions):
+    """The matrix without the [[cudnn]] rows that describe `versions`: a release in the gap they leave."""
+    keep = tuple(r for r in matrix.cudnn if not any(r.versions.contains(v) for v in versions))
+    return dataclasses.replace(matrix, cudnn=keep)
+
+
 @pytest.mark.parametrize("cudnn", ["9.1.1.17", "9.4.0.58", "9.6.0.74"])
-def test_blackwell_with_undescribed_91_to_96_is_unknown_not_arch_mismatch(matrix, cudnn):
-    # no row of their minor: a gap, judged neither by 9.0 / 9.5 (Hopper at most) nor by 9.7
-    (f,) = tfc208(matrix, cudnn, [RTX_PRO_6000])
+def test_blackwell_with_an_undescribed_release_after_a_pre_blackwell_row_is_unknown(matrix, cudnn):
+    # without the 9.1-9.4 and 9.6 rows (read from the wheels on 2026-12-08): a gap, judged neither by
+    # 9.0 / 9.5 (Hopper at most) nor by 9.7
+    gap = _without_rows_of(matrix, "9.1.1.17", "9.6.0.74")
+    assert gap.cudnn_support(cudnn, 12).basis == "gap"
+    (f,) = tfc208(gap, cudnn, [RTX_PRO_6000])
     assert f.severity == Severity.INFO
     assert "unknown for this release" in f.message and "forward-compatibility mode" in f.message
     assert "ARCH_MISMATCH" not in f.message
 
 
-@pytest.mark.parametrize("cudnn", ["9.0.0.312", "9.5.1.17"])
+@pytest.mark.parametrize("cudnn", ["9.0.0.312", "9.1.1.17", "9.2.1.18", "9.3.0.75", "9.4.0.58", "9.5.1.17", "9.6.0.74"])
 def test_blackwell_before_97_runs_in_forward_compatibility_mode(matrix, cudnn):
-    # the other side of the boundary: cuDNN 9.0-9.6 predate Blackwell; NVIDIA's forward compatibility
+    # the other side of the boundary: cuDNN 9.0-9.6 predate Blackwell (9.1-9.4 and 9.6: sm_90 SASS and
+    # compute_90 PTX, read from the wheels); NVIDIA's forward compatibility
     (f,) = tfc208(matrix, cudnn, [B200])
     assert f.severity == Severity.INFO
     assert "newer than every architecture" in f.message and "subset of operation graphs" in f.message
@@ -202,10 +212,16 @@ def test_release_far_from_any_entry_is_unknown_not_the_older_verdict(matrix, cud
 
 
 def test_same_minor_patch_release_is_judged(matrix):
-    # 9.10.1 has no row: judged from 9.10.2's rows, which list 5.0 and newer
-    assert matrix.cudnn_support("9.10.1.4", 12).basis == "same_minor"
-    (f,) = tfc208(matrix, "9.10.1.4", [K80])
+    # without the row read from the 9.10.0 / 9.10.1 wheels, 9.10.1 is judged from 9.10.2's rows (5.0 and newer)
+    same = _without_rows_of(matrix, "9.10.1.4")
+    assert same.cudnn_support("9.10.1.4", 12).basis == "same_minor"
+    (f,) = tfc208(same, "9.10.1.4", [K80])
     assert f.severity == Severity.ERROR and "a release of the same minor" in f.message
+    assert tfc208(same, "9.10.1.4", [P100, V100]) == []
+    # with it, an exact row of its own: the same verdicts
+    assert matrix.cudnn_support("9.10.1.4", 12).basis == "exact"
+    (f,) = tfc208(matrix, "9.10.1.4", [K80])
+    assert f.severity == Severity.ERROR and "a release of the same minor" not in f.message
     assert tfc208(matrix, "9.10.1.4", [P100, V100]) == []
 
 

@@ -332,6 +332,14 @@ _FC_CAVEAT = (
     "cuDNN >= 9.0 built with CUDA >= 12 runs only a subset of operation graphs on GPUs newer than its list, "
     "in forward-compatibility mode (PTX JIT; CUDNN_LIB_CONFIG=FULL); others fail with CUDNN_STATUS_NOT_SUPPORTED"
 )
+# NVIDIA's page behind _FC_CAVEAT: cited even where the row's source is the wheels' binaries (9.1-9.4, 9.6)
+_FC_SOURCE = "https://docs.nvidia.com/deeplearning/cudnn/frontend/latest/developer/forward-compatibility.html"
+
+
+def _with_fc_source(ev: tuple[Evidence, ...]) -> tuple[Evidence, ...]:
+    if any(_FC_SOURCE in e.source for e in ev):
+        return ev
+    return ev + (Evidence("cuDNN hardware forward compatibility", "cuDNN >= 9.0 built with CUDA >= 12", _FC_SOURCE),)
 
 
 def _newer_hit(g: Gpu, cc: str, name: str, entry: CudnnRelease, ev: tuple[Evidence, ...], basis: str) -> Hit:
@@ -342,7 +350,7 @@ def _newer_hit(g: Gpu, cc: str, name: str, entry: CudnnRelease, ev: tuple[Eviden
         return Hit(
             message=f"{gpu_name(g)}, compute capability {cc}, is newer than every architecture the support matrix "
             f"of {name}{basis} lists ({listed}): {_FC_CAVEAT}",
-            evidence=ev,
+            evidence=_with_fc_source(ev),
             remediation=f"Use a cuDNN release that lists compute capability {cc} natively (cuDNN 9.10.2 for CUDA "
             "12.8/12.9 lists 10.0 and 12.0).",
             severity=Severity.INFO,
@@ -383,7 +391,7 @@ def _gap_hit(g: Gpu, cc: str, name: str, support: CudnnSupport, lib_ev: Evidence
         yield Hit(
             message=f"{head}; it is newer than every architecture {_cudnn_version_label(older)}, an older "
             f"release, lists{caveat}",
-            evidence=ev,
+            evidence=_with_fc_source(ev) if caveat else ev,
             remediation=f"Use a cuDNN release whose support matrix lists compute capability {cc}.",
             severity=Severity.INFO,
         )
