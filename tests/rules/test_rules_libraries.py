@@ -736,3 +736,12 @@ def test_older_cudart_minor_names_the_floor(matrix):
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC303")
     assert f.message.startswith("CUDA runtime 12.2.140 (/usr/local/cuda/lib64/libcudart.so.12 (12.2.140, via ")
     assert f.remediation == 'Install a CUDA 12 runtime >= 12.5 (pip install "nvidia-cuda-runtime-cu12>=12.5").'
+
+
+def test_evidence_names_the_search_path_of_the_object_that_asked(matrix):
+    """TFC301: a library that libcublas.so.12 needs in turn (libcublasLt.so.12) is looked up on libcublas's own
+    RUNPATH, not TensorFlow's: the evidence names the object whose search path failed."""
+    cublas = f"{SITE}/nvidia/cublas/lib/libcublas.so.12"
+    lt = dataclasses.replace(res("cublasLt", "libcublasLt.so.12", None), requested_by=cublas)
+    (f,), _ = run_rule(make_env(native=native(good_libraries() + [lt])), matrix, "TFC301")
+    assert f.evidence[0] == Evidence("library libcublasLt.so.12", "not found", f"search path of {cublas}")
