@@ -592,7 +592,7 @@ def _sub(name, found):
 
 def test_cudnn_sublibraries_judged_only_behind_a_usable_cudnn(matrix):
     """TFC301: a missing cuDNN sub-library is its own finding only when libcudnn.so.9 itself loads (the first
-    convolution fails: "Could not load library libcudnn_cnn_infer.so.8", open-mmlab/mmdetection3d#2132); when
+    convolution fails: "Could not load library libcudnn_ops_infer.so.8", SYSTRAN/faster-whisper#516); when
     libcudnn.so.9 is missing or unusable, the finding names it alone, "1 library", not its sub-libraries."""
     with_sub_missing = replace(good_libraries(), "cudnn_cnn", _sub("cudnn_cnn", None))
     (f,), _ = run_rule(make_env(native=native(with_sub_missing)), matrix, "TFC301")
@@ -623,8 +623,9 @@ def test_missing_everywhere_names_the_caller_and_no_invented_fix(matrix):
 
 
 def test_other_sonames_of_a_missing_library_are_named_three_at_most(matrix):
-    """TFC301, TF asks for libcudart.so.11.0 where only other versions lie (tensorflow/tensorflow#52988: "Could not
-    load dynamic library 'libcudart.so.11.0'"): the evidence names the first three other sonames found."""
+    """TFC301, TF asks for libcudart.so.11.0 where only other versions lie (tensorflow/tensorflow#53362, CUDA 11.5
+    installed: "Could not load dynamic library 'libcudart.so.11.0'"): the evidence names the first three other
+    sonames found."""
     others = tuple(f"libcudart.so.{v} in /usr/local/cuda/lib64 (ld.so.cache)" for v in ("12", "10.1", "10.0", "9.2"))
     libs = good_libraries() + [res("cudart11", "libcudart.so.11.0", None, other_sonames=others)]
     (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC301")
@@ -694,8 +695,8 @@ def test_tfc303_skips_say_why(matrix):
 
 
 def test_cudart_of_another_major_names_the_file_and_the_runtime_to_install(matrix):
-    """TFC303 error: libcudart.so.12 is a symlink to a CUDA 13 runtime (the soname TF asks for, another major's ABI;
-    the CUDA 11/12 mix-up of tensorflow/tensorflow#52988 "Could not load dynamic library 'libcudart.so.11.0'"):
+    """TFC303 error: libcudart.so.12 is a symlink to a CUDA 13 runtime (the soname TF asks for, another version's
+    ABI: the `ln -s libcudart.so.10.2 libcudart.so.10.1` workaround of tensorflow/tensorflow#39132):
     the message names the name it was found as, the version and the build's CUDA; the fix the cu12 runtime wheel."""
     link = _cudart("13.0.48", path="/opt/cuda/lib64/libcudart.so", real="/opt/cuda/lib64/libcudart.so.13.0.48")
     (f,), _ = run_rule(make_env(native=native(replace(good_libraries(), "cudart", link))), matrix, "TFC303")
