@@ -6,6 +6,7 @@ import pytest
 from envs import SITE, make_env, run_rule, tf_build
 
 from tfcompat.model import (
+    Evidence,
     Gpu,
     LibraryCopy,
     LibraryResolution,
@@ -580,3 +581,168 @@ def test_older_minor_remediation_by_major(matrix):
     (f,), _ = run_rule(_old_cudnn("2.1.0", "10.1", "7", "7.5.1"), matrix, "TFC302")
     assert 'cuDNN 7 has no pip wheel: NVIDIA\'s libcudnn7 package or conda "cudnn>=7.6,<8"' in f.remediation
     assert f.remediation.startswith("Install cuDNN >= 7.6, < 8 (")
+
+
+# -- TFC301 and TFC303: the verdicts a mutation run (scripts/mutate.py --lines) found unguarded -------------
+
+
+def _sub(name, found):
+    return res(name, f"lib{name}.so.9", found, role="cudnn-sublibrary")
+
+
+def test_cudnn_sublibraries_judged_only_behind_a_usable_cudnn(matrix):
+    """TFC301: a missing cuDNN sub-library is its own finding only when libcudnn.so.9 itself loads (the first
+    convolution fails: "Could not load library libcudnn_ops_infer.so.8", SYSTRAN/faster-whisper#516); when
+    libcudnn.so.9 is missing or unusable, the finding names it alone, "1 library", not its sub-libraries."""
+    with_sub_missing = replace(good_libraries(), "cudnn_cnn", _sub("cudnn_cnn", None))
+    (f,), _ = run_rule(make_env(native=native(with_sub_missing)), matrix, "TFC301")
+    assert "1 library that" in f.message and f.message.count("libcudnn") == 1 and "libcudnn_cnn.so.9" in f.message
+    bad = system("/usr/lib/libcudnn.so.9", None)
+    bad = dataclasses.replace(bad, problem="cannot be loaded: wrong ELF class")
+    for cudnn in (None, bad):
+        libs = replace(with_sub_missing, "cudnn", res("cudnn", "libcudnn.so.9", cudnn))
+        libs = replace(libs, "cudnn_ops", _sub("cudnn_ops", None))
+        (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC301")
+        assert "1 library that" in f.message and "libcudnn.so.9" in f.message
+        assert "libcudnn_cnn" not in f.message and "libcudnn_ops" not in f.message
+
+
+def test_missing_everywhere_names_the_caller_and_no_invented_fix(matrix):
+    """TFC301, a library not installed anywhere (tensorflow/tensorflow#46310: "libcudnn.so.8 and libcusolver.so.10
+    dont load"): the message names the object whose search path failed, the evidence says only "not found", the
+    fix is the [and-cuda] extra, with no LD_LIBRARY_PATH export of nothing and no empty dependency list;
+    with GPUs it is an error without the "predicted" hint, which belongs to off-path copies only."""
+    env = make_env(native=native(missing_everywhere()), gpus=[H100], driver="550.54.15")
+    (f,), _ = run_rule(env, matrix, "TFC301")
+    assert "cannot be loaded from …/site-packages/tensorflow/libtensorflow_framework.so.2: libcusolver.so.11" in (
+        f.message
+    )
+    assert (f.evidence[0].fact, f.evidence[0].value) == ("library libcusolver.so.11", "not found")
+    assert f.remediation == 'pip install "tensorflow[and-cuda]==2.21.0" (the nvidia-* wheels TF\'s RUNPATH points at).'
+    assert "predicted" not in f.message and f.severity is Severity.ERROR
+
+
+def test_other_sonames_of_a_missing_library_are_named_three_at_most(matrix):
+    """TFC301, TF asks for libcudart.so.11.0 where only other versions lie (tensorflow/tensorflow#53362, CUDA 11.5
+    installed: "Could not load dynamic library 'libcudart.so.11.0'"): the evidence names the first three other
+    sonames found."""
+    others = tuple(f"libcudart.so.{v} in /usr/local/cuda/lib64 (ld.so.cache)" for v in ("12", "10.1", "10.0", "9.2"))
+    libs = good_libraries() + [res("cudart11", "libcudart.so.11.0", None, other_sonames=others)]
+    (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC301")
+    assert f.evidence[0].value == "not found; other versions: " + ", ".join(others[:3])
+
+
+def test_off_path_copy_without_gpus_is_not_marked_predicted(matrix):
+    """TFC301: the "confirm on the node" hint is for a node with GPUs; without them the warning states the fix."""
+    (f,), _ = run_rule(make_env(native=native(missing_cusolver())), matrix, "TFC301")
+    assert "predicted" not in f.message and "TF_CPP_VMODULE" not in f.message
+
+
+def test_missing_dependency_of_an_optional_library_is_not_a_gpu_failure(matrix):
+    """TFC301: NCCL found but its own dependency missing fails only multi-GPU all-reduce, not GPU setup: no finding;
+    with the off-path directory known, the fix exports it and lists no dependency the export would also fix."""
+    nccl = res(
+        "nccl",
+        "libnccl.so.2",
+        wheel("nccl", "libnccl.so.2", "2.27.7", "nvidia-nccl-cu12"),
+        role="feature",
+        missing_deps=("libnvJitLink.so.12 (needed by /x/libnccl.so.2)",),
+    )
+    assert run_rule(make_env(native=native(replace(good_libraries(), "nccl", nccl))), matrix, "TFC301")[0] == []
+    cusolver = dataclasses.replace(
+        missing_cusolver()[-1], missing_deps=("libnvJitLink.so.12 (needed by /x/libcusolver.so.11)",)
+    )
+    (f,), _ = run_rule(make_env(native=native(good_libraries() + [cusolver])), matrix, "TFC301")
+    assert "export LD_LIBRARY_PATH" in f.remediation and "Missing dependencies" not in f.remediation
+
+
+def test_without_the_and_cuda_extra_the_fix_names_the_builds_cuda_and_cudnn(matrix):
+    """TFC301 on TF 2.14 (no [and-cuda] extra before 2.14's wheels): the fix names CUDA 11.8 and cuDNN 8 from
+    build_info, the versions the "Could not load dynamic library" lines ask for (tensorflow/tensorflow#60854)."""
+    env = make_env(tf="2.14.0", native=native(missing_everywhere()))
+    (f,), _ = run_rule(env, matrix, "TFC301")
+    assert f.remediation.startswith("Install the CUDA 11.8 libraries and cuDNN 8 that ")
+
+
+def test_optional_library_evidence_names_the_search_path_it_failed(matrix):
+    """TFC301's info finding: a missing NCCL names the object whose search path was tried."""
+    libs = replace(good_libraries(), "nccl", res("nccl", "libnccl.so.2", None, role="feature"))
+    (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC301")
+    assert f.severity is Severity.INFO
+    assert f.evidence == (Evidence("library libnccl.so.2", "not found", f"search path of {FW}"),)
+
+
+def _cudart(version, path="/usr/local/cuda/lib64/libcudart.so.12", real=None, problem=None):
+    copy = LibraryCopy(path, real or path, "ld.so.cache", "/etc/ld.so.cache", None, version, f"file name {path}")
+    return res("cudart", "libcudart.so.12", dataclasses.replace(copy, problem=problem) if problem else copy)
+
+
+def test_tfc303_skips_say_why(matrix):
+    """TFC303 judges nothing it cannot read (unknown is data): a CPU-only build, a build whose CUDA version
+    build_info does not state (or states unreadably), and a runtime and CUPTI of unknown version or unusable."""
+    cpu = make_env(tf_builds=[tf_build("2.21.0", is_cuda=False)], native=native([]))
+    findings, (skip,) = run_rule(cpu, matrix, "TFC303")
+    assert findings == [] and "CPU-only build" in skip.reason
+    for cuda in (None, "unknown"):
+        env = make_env(tf_builds=[tf_build("2.21.0", cuda=cuda)], native=native())
+        findings, (skip,) = run_rule(env, matrix, "TFC303")
+        assert findings == [] and skip.reason == "the CUDA version of tensorflow 2.21.0 is unknown"
+    unusable = _cudart("11.8.89", problem="cannot be loaded: not an ELF file")
+    for cudart in (_cudart(None), res("cudart", "libcudart.so.12", None), unusable):
+        libs = [cudart if lib.name == "cudart" else lib for lib in good_libraries() if lib.name != "cupti"]
+        findings, (skip,) = run_rule(make_env(native=native(libs)), matrix, "TFC303")
+        assert findings == [] and skip.reason == "no CUDA runtime or CUPTI of known version is loaded"
+
+
+def test_cudart_of_another_major_names_the_file_and_the_runtime_to_install(matrix):
+    """TFC303 error: libcudart.so.12 is a symlink to a CUDA 13 runtime (the soname TF asks for, another version's
+    ABI: the `ln -s libcudart.so.10.2 libcudart.so.10.1` workaround of tensorflow/tensorflow#39132):
+    the message names the name it was found as, the version and the build's CUDA; the fix the cu12 runtime wheel."""
+    link = _cudart("13.0.48", path="/opt/cuda/lib64/libcudart.so", real="/opt/cuda/lib64/libcudart.so.13.0.48")
+    (f,), _ = run_rule(make_env(native=native(replace(good_libraries(), "cudart", link))), matrix, "TFC303")
+    assert f.severity is Severity.ERROR
+    assert f.message.startswith("libcudart.so.12 resolves to CUDA runtime 13.0.48 (found as libcudart.so), ")
+    assert f.message.endswith("was built with CUDA 12.5.1: another CUDA major") and "profiler" not in f.message
+    assert f.evidence[1] == Evidence("tensorflow build CUDA", "12.5.1", tf_build().build_info_path)
+    assert f.remediation == (
+        "Remove or re-point /opt/cuda/lib64/libcudart.so and install the CUDA 12 runtime (pip install "
+        '"nvidia-cuda-runtime-cu12").'
+    )
+    # found under the soname itself, or under its real file name: no "found as"
+    for path, real in (("/opt/l/libcudart.so.12", "/opt/l/libcudart.so.13.0.48"), ("/opt/l/x.so", "/opt/l/x.so")):
+        lib = _cudart("13.0.48", path=path, real=real)
+        (f,), _ = run_rule(make_env(native=native(replace(good_libraries(), "cudart", lib))), matrix, "TFC303")
+        assert "found as" not in f.message
+
+
+def test_cupti_only_by_major_and_its_fix(matrix):
+    """TFC303 for CUPTI: another major is a warning whose fix is the build's CUPTI wheel or dropping the directory
+    ("CUPTI could not be loaded" in the profiler); an older minor of CUPTI says nothing (only cudart's minor counts)."""
+    cupti = system("/usr/local/cuda-11.8/lib64/libcupti.so.12", "11.8.87")
+    libs = replace(good_libraries(), "cupti", res("cupti", "libcupti.so.12", cupti, role="feature"))
+    (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC303")
+    assert f.message.endswith("another CUDA major; only the profiler uses it")
+    assert f.remediation == (
+        'pip install "nvidia-cuda-cupti-cu12" (TF\'s RUNPATH finds it first), or remove /usr/local/cuda-11.8/lib64 '
+        "from the loader's path."
+    )
+    older = system("/usr/local/cuda-12.2/lib64/libcupti.so.12", "12.2.142")
+    libs = replace(good_libraries(), "cupti", res("cupti", "libcupti.so.12", older, role="feature"))
+    assert run_rule(make_env(native=native(libs)), matrix, "TFC303")[0] == []
+
+
+def test_older_cudart_minor_names_the_floor(matrix):
+    """TFC303 warning: a CUDA 12.2 runtime under a 12.5 build; the fix is the runtime wheel at the build's minor."""
+    libs = replace(good_libraries(), "cudart", _cudart("12.2.140"))
+    (f,), _ = run_rule(make_env(native=native(libs)), matrix, "TFC303")
+    assert f.message.startswith("CUDA runtime 12.2.140 (/usr/local/cuda/lib64/libcudart.so.12 (12.2.140, via ")
+    assert f.remediation == 'Install a CUDA 12 runtime >= 12.5 (pip install "nvidia-cuda-runtime-cu12>=12.5").'
+
+
+def test_evidence_names_the_search_path_of_the_object_that_asked(matrix):
+    """TFC301: a library that libcublas.so.12 needs in turn (libcublasLt.so.12) is looked up on libcublas's own
+    RUNPATH, not TensorFlow's: the evidence names the object whose search path failed."""
+    cublas = f"{SITE}/nvidia/cublas/lib/libcublas.so.12"
+    lt = dataclasses.replace(res("cublasLt", "libcublasLt.so.12", None), requested_by=cublas)
+    (f,), _ = run_rule(make_env(native=native(good_libraries() + [lt])), matrix, "TFC301")
+    assert f.evidence[0] == Evidence("library libcublasLt.so.12", "not found", f"search path of {cublas}")
