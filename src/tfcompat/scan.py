@@ -31,7 +31,6 @@ from tfcompat.model import (
 from tfcompat.probes.budget import UNLIMITED, Budget
 from tfcompat.probes.conda import probe_conda
 from tfcompat.probes.custom_ops import probe_custom_ops
-from tfcompat.probes.forked import Pending
 from tfcompat.probes.importprobe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
 from tfcompat.probes.importprobe import probe_import
 from tfcompat.probes.libraries import probe_libraries
@@ -153,24 +152,6 @@ def scan(
     if not budget.expired():
         loader_config = target_loader(root, resolved.python.executable, loader_env, platform.cpu_flags)
     tf = tf_builds[0] if tf_builds else None
-    # The custom-op checks need nothing the libraries, driver and resource probes compute: on two CPUs they run in a
-    # forked child meanwhile (probes/forked.py; the same result as a serial scan, which is the fallback).
-    custom_ops: tuple[CustomOp, ...] = ()
-    pending_ops: Optional[Pending] = None
-    if not late("custom_ops"):
-        pending_ops = Pending(
-            probe_custom_ops,
-            root,
-            tf,
-            packages,
-            facts.tf_distribution_names,
-            resolved.python.executable,
-            ops,
-            platform.cpu_flags,
-            loader_env,
-            loader_config=loader_config,
-            budget=budget,
-        )
     native = None
     if not late("libraries"):
         native, native_unknowns = probe_libraries(
@@ -187,7 +168,21 @@ def scan(
             conda=conda,
         )
         unknowns += native_unknowns
-    ops_at = len(unknowns)  # where a serial scan records the custom-op unknowns
+    custom_ops: tuple[CustomOp, ...] = ()
+    if not late("custom_ops"):
+        custom_ops, op_unknowns = probe_custom_ops(
+            root,
+            tf,
+            packages,
+            facts.tf_distribution_names,
+            resolved.python.executable,
+            ops,
+            platform.cpu_flags,
+            loader_env,
+            loader_config,
+            budget=budget,
+        )
+        unknowns += op_unknowns
     provenance: Optional[Provenance] = None
     libtensorflow: tuple[LibraryCopy, ...] = ()
     if not late("provenance", "libtensorflow"):  # NGC release, conda env, the C library (issue 14)
@@ -223,9 +218,6 @@ def scan(
     if not late("resources"):
         resources, resource_unknowns = probe_resources(root, environ=env_vars)
         unknowns += resource_unknowns
-    if pending_ops is not None:
-        custom_ops, op_unknowns = pending_ops.result()
-        unknowns[ops_at:ops_at] = op_unknowns
     # Last: the only probe that runs the target's TensorFlow (in a child process), and only when asked. It
     # gets what is left of the budget when that is less than --probe-timeout; stopped by the budget, it
     # is "not finished", never a hang of TensorFlow's import.

@@ -171,7 +171,6 @@ def test_scan_builds_the_loader_model_once_and_shares_it(site, monkeypatch):
         return built[-1]
 
     monkeypatch.setattr(LoaderConfig, "for_target", classmethod(counting))
-    monkeypatch.setenv("TFCOMPAT_SERIAL", "1")  # the spies below must see the custom-op probe in this process
     for module, name in ((libraries, "probe_libraries"), (custom_ops, "probe_custom_ops"), (nvidia, "probe_nvidia")):
         probe = getattr(module, name)
 
