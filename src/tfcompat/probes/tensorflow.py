@@ -167,13 +167,8 @@ def _binary_capabilities(
     installed (conda, a source tree). A PyPI wheel with its capabilities stated costs nothing here."""
     if info.get("is_cuda_build") is False or info.get("is_rocm_build") is True:
         return (), None
-    if wheel_with_ccs:
-        try:
-            installer = root.read_bytes(root.inside(os.path.join(os.path.dirname(pkg.metadata_path), "INSTALLER")))
-        except OSError:
-            installer = b""
-        if installer.decode("utf-8", "replace").strip() in ("pip", "uv"):
-            return (), None
+    if wheel_with_ccs and pkg.installer in ("pip", "uv"):  # INSTALLER, as the packages probe read it
+        return (), None
     from tfcompat.probes.native.fatbin import read_tensorflow_binaries  # only on this slow path
 
     scan, objects = read_tensorflow_binaries(pkg.location, root)
