@@ -42,6 +42,7 @@ from tfcompat.probes.importprobe_result import (  # noqa: F401  (parse_maps, OUT
     read_maps,
     signal_name,
 )
+from tfcompat.probes.interpreter import kill_group
 
 DEFAULT_TIMEOUT = 120.0
 HANG_DUMP_GRACE = 1.0  # seconds to wait for faulthandler's stack after SIGUSR1
@@ -74,13 +75,6 @@ def child_environment(environ: Optional[Mapping[str, str]] = None) -> dict[str, 
     vmodule = [v for v in env.get("TF_CPP_VMODULE", "").split(",") if v and not v.startswith("dso_loader=")]
     env["TF_CPP_VMODULE"] = ",".join(vmodule + ["dso_loader=1"])
     return env
-
-
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _exited(pid: int) -> bool:
@@ -142,7 +136,7 @@ def run_import_probe(
         else:
             _drain(out_fd, read_fd, collector, EXIT_DRAIN, quiet=0.1)
     finally:
-        _kill_group(proc.pid)  # whatever is left of the group: the hung child, or grandchildren
+        kill_group(proc.pid)  # whatever is left of the group: the hung child, or grandchildren
         try:
             proc.wait(timeout=KILL_WAIT)
         except subprocess.TimeoutExpired:  # stuck in the kernel (a GPU driver hang): leave it
