@@ -130,11 +130,6 @@ def start(argv: list[str]) -> subprocess.Popen:
     )
 
 
-def run_isolated(argv: list[str], timeout: float, cap: int) -> tuple[int, bytes, bytes]:
-    """Run `argv` isolated (see ``start``) and ``collect`` it."""
-    return collect(start(argv), argv, time.monotonic(), timeout, cap)
-
-
 def collect(
     proc: subprocess.Popen, argv: list[str], started: float, timeout: float, cap: int
 ) -> tuple[int, bytes, bytes]:
