@@ -1,7 +1,7 @@
 """The matrix's TOML, parsed once per content and kept as JSON in the user's cache directory.
 
 Why: tomllib takes ~14 ms for the shipped matrix on every run, about a twentieth of a whole `check`; the same tree
-as JSON loads in ~0.5 ms. The key is the SHA-256 of the TOML text (and of this module's format), so an edited
+as JSON loads in ~0.5 ms. The key is the BLAKE2b-256 of the TOML text (and of this module's format), so an edited
 matrix is never read stale, and a cached file is checked against the digest of its own body before it is used.
 Any failure (no home directory, a read-only file system, a full disk, a corrupt or foreign file) falls back to
 parsing, silently: the cache only ever saves time. Only what JSON keeps exactly is cached (a document with TOML
@@ -12,7 +12,6 @@ scanned environment is read or written here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -20,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-FORMAT = "tfcompat-matrix-cache-1"
+FORMAT = "tfcompat-matrix-cache-2"
 KEEP = 8  # cached matrices kept (several tfcompat releases or --matrix files on one machine)
 
 
@@ -38,7 +37,11 @@ def cache_dir() -> Optional[Path]:
 
 
 def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    try:  # hashlib's own BLAKE2: importing hashlib loads OpenSSL, 2.5 ms of every run (issue 16)
+        from _blake2 import blake2b
+    except ImportError:  # a Python built without its own hashes
+        from hashlib import blake2b
+    return blake2b(data, digest_size=32).hexdigest()
 
 
 def parsed(text: str, parse: Callable[[str], dict[str, Any]]) -> dict[str, Any]:

@@ -19,11 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
-
 from tfcompat.datafiles import data_file
 from tfcompat.errors import TfcompatError
 from tfcompat.model import Environment, LogLine
@@ -68,6 +63,10 @@ def default_path() -> Path:
 
 def load_patterns(path: Optional[Path] = None) -> tuple[Pattern, ...]:
     """Load and validate the table; errors name the file, the entry and the field."""
+    if sys.version_info >= (3, 11):  # imported here: a check without --probe never reads the table
+        import tomllib
+    else:  # pragma: no cover - exercised on Python < 3.11 only
+        import tomli as tomllib
     path = path or default_path()
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
