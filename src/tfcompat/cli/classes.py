@@ -35,6 +35,8 @@ if _LEAN:
 
     @dataclass(frozen=True)
     class _Lean(RuntimeParam):
+        """A typer RuntimeParam that answers the plain cases itself, the rest through typer's own coercion."""
+
         descriptor: Any = None  # typer's TypeDescriptor, for the coercion of the values answered here
 
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:

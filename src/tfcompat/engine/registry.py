@@ -51,6 +51,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
+    """A registered rule: its id, name, default severity, the facts it requires, its doc and its function."""
+
     id: str
     name: str
     severity: Severity

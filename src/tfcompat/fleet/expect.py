@@ -19,6 +19,8 @@ from tfcompat.fleet.report import Duplicate
 
 @dataclasses.dataclass(frozen=True)
 class Expectation:
+    """The nodes that must report (--expect), in order, with the labels given for them."""
+
     nodes: tuple[str, ...]
     labels: Mapping[str, Mapping[str, str]]  # node -> label -> value
 

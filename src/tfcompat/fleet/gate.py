@@ -109,6 +109,8 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class GateOptions:
+    """How the gate judges: the severity that fails, the expected nodes, the maximum age, groups, pools."""
+
     fail_on: Severity = Severity.ERROR
     expect: Optional[Expectation] = None
     max_age_seconds: Optional[float] = None

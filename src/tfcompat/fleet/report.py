@@ -18,6 +18,8 @@ STATUSES = ("pass", "fail", "error")
 
 @dataclasses.dataclass(frozen=True)
 class NodeFinding:
+    """A finding of a node's report, as the gate shows it."""
+
     rule: str
     name: str
     severity: Severity
@@ -27,6 +29,8 @@ class NodeFinding:
 
 @dataclasses.dataclass(frozen=True)
 class NodeVerdict:
+    """One node's verdict: its report's judgement, how old it is, its group and its findings."""
+
     node: str
     status: str  # pass | fail | error (could not decide) | stale (verdict below is too old to count)
     verdict: str  # pass | fail | error: the judgement of the report itself, at the gate's fail_on
@@ -43,12 +47,16 @@ class NodeVerdict:
 
 @dataclasses.dataclass(frozen=True)
 class Unreadable:
+    """A report the gate could not read, and why."""
+
     source: str
     reason: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Duplicate:
+    """A node that reported more than once: the report that counts and the ones ignored."""
+
     node: str
     used: str  # the source whose report counts (the newest)
     ignored: tuple[str, ...]
@@ -56,6 +64,8 @@ class Duplicate:
 
 @dataclasses.dataclass(frozen=True)
 class Outlier:
+    """A value of a fact that differs from the majority's, and the nodes that have it."""
+
     value: str
     count: int
     nodeset: str
@@ -64,6 +74,8 @@ class Outlier:
 
 @dataclasses.dataclass(frozen=True)
 class Drift:
+    """A fleet rule's finding across the nodes of a group or pool: the majority value and the outliers."""
+
     rule: str
     fact: str
     severity: Severity
@@ -77,6 +89,8 @@ class Drift:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
+    """A group of nodes (--group-by) and the drift found among them."""
+
     name: str
     count: int
     nodeset: str
@@ -102,6 +116,8 @@ class Pool:
 
 @dataclasses.dataclass(frozen=True)
 class Completeness:
+    """Which nodes reported: expected, missing, stale, undecided, duplicate, unreadable, unexpected."""
+
     expected: Optional[int]
     expected_nodeset: Optional[str]
     reported: int  # distinct nodes with a readable report
@@ -119,6 +135,8 @@ class Completeness:
 
 @dataclasses.dataclass(frozen=True)
 class Counts:
+    """How many nodes in scope passed, failed, were undecided, stale, missing...; and how many drifts."""
+
     nodes: int  # nodes in scope with a readable report
     passed: int
     failed: int

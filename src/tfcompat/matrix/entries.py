@@ -18,6 +18,8 @@ from tfcompat.matrix.arch import cc_text, cc_tuple
 
 @dataclasses.dataclass(frozen=True)
 class TFRelease:
+    """[[tensorflow]]: a range of TensorFlow releases, what they were built with and what they require."""
+
     versions: SpecifierSet
     python: SpecifierSet
     cuda: Optional[Version]
@@ -65,6 +67,8 @@ class TFRelease:
 
 @dataclasses.dataclass(frozen=True)
 class CudaToolkit:
+    """[[cuda]]: a CUDA toolkit release and the driver packaged with it (every feature from there on)."""
+
     version: Version
     min_driver: Version  # compare with this
     min_driver_text: str  # show this: PEP 440 normalises "525.60.13" to "525.60.13" but "520.61.05" to "520.61.5"
@@ -83,6 +87,8 @@ class CudaToolkit:
 
 @dataclasses.dataclass(frozen=True)
 class CudaMajor:
+    """[[cuda_major]]: a CUDA major and its driver floor under minor-version compatibility."""
+
     major: int
     min_driver: Optional[Version]  # None: no minor-version compatibility (CUDA 10)
     min_driver_text: Optional[str]
@@ -96,6 +102,8 @@ class CudaMajor:
 
 @dataclasses.dataclass(frozen=True)
 class ForwardCompatibility:
+    """[forward_compatibility]: running a newer CUDA major than the driver supports, through cuda-compat."""
+
     since_cuda: Version
     package: str
     gpus: tuple[str, ...]
@@ -108,6 +116,8 @@ class ForwardCompatibility:
 
 @dataclasses.dataclass(frozen=True)
 class ComputeCapability:
+    """[[compute_capability]]: GPU compute capabilities and the CUDA toolkits that can compile for them."""
+
     capabilities: tuple[str, ...]  # "8.6"
     architecture: str
     first_cuda: Optional[Version]  # None: in every CUDA the source lists
@@ -188,6 +198,8 @@ class CudnnRelease:
 
 @dataclasses.dataclass(frozen=True)
 class CudnnRuntime:
+    """[cudnn_runtime]: the rule TensorFlow enforces when it loads cuDNN (same major, minor at least as high)."""
+
     same_major: bool
     minor_at_least_compiled: bool
     patch_ignored: bool
@@ -207,6 +219,8 @@ class CudnnRuntime:
 
 @dataclasses.dataclass(frozen=True)
 class TFRocmRelease:
+    """[[tensorflow_rocm]]: tensorflow-rocm releases (2.14.0.600), the ROCm they are built for and their wheels."""
+
     releases: tuple[str, ...]
     rocm: Version
     source: tuple[str, ...]
@@ -263,6 +277,8 @@ class DriverBranch:
 
 @dataclasses.dataclass(frozen=True)
 class RocmRelease:
+    """[[rocm]]: a ROCm release line and the TensorFlow versions (and GPU targets) AMD supports on it."""
+
     rocm: SpecifierSet
     tensorflow: tuple[str, ...]
     source: tuple[str, ...]
@@ -289,6 +305,8 @@ class RocmSoname:
 
 @dataclasses.dataclass(frozen=True)
 class Companion:
+    """[[companion]]: a range of a companion package's releases (tensorflow-text) and the TensorFlow it needs."""
+
     package: str
     versions: SpecifierSet
     tensorflow: Optional[SpecifierSet]

@@ -41,6 +41,8 @@ class Soname:
 
 @dataclasses.dataclass(frozen=True)
 class DlopenLibrary:
+    """One library of a [[dlopen]] or [[tensorrt_dlopen]] table, maybe only for some CUDA or TF releases."""
+
     name: str
     soname: str  # may hold "{cudnn_major}"
     role: str
@@ -75,6 +77,8 @@ class DlopenTable:
 
 @dataclasses.dataclass(frozen=True)
 class CudnnSublibraries:
+    """[[cudnn_sublibraries]]: the sub-libraries libcudnn.so.<major> dlopen()s."""
+
     cudnn_major: int
     sonames: tuple[str, ...]
     source: Sources
@@ -84,6 +88,8 @@ class CudnnSublibraries:
 
 @dataclasses.dataclass(frozen=True)
 class CpuNeeds:
+    """[cpu_needs]: the CPU instructions the wheels of `machine` are compiled for (a distribution may state its own)."""
+
     machine: str  # the only machine whose wheels are judged ("x86_64")
     default: tuple[str, ...]
     cited_as: str
@@ -100,6 +106,8 @@ class CpuNeeds:
 
 @dataclasses.dataclass(frozen=True)
 class TFDistribution:
+    """[[tensorflow_distribution]]: a distribution that installs (or wraps) the `tensorflow` package."""
+
     name: str  # canonical distribution name
     gpu: str  # "cuda", "rocm", "directml", "none"
     source: Sources
@@ -112,6 +120,8 @@ class TFDistribution:
 
 @dataclasses.dataclass(frozen=True)
 class LibraryPurpose:
+    """[[library]]: what a library TensorFlow dlopen()s is for (cudart: "CUDA runtime")."""
+
     name: str
     purpose: str
     source: Sources
@@ -121,6 +131,8 @@ class LibraryPurpose:
 
 @dataclasses.dataclass(frozen=True)
 class CompanionModule:
+    """[[companion_module]]: the Python module a companion distribution installs."""
+
     module: str
     distribution: str
     source: Sources
@@ -130,6 +142,8 @@ class CompanionModule:
 
 @dataclasses.dataclass(frozen=True)
 class DriverLibraries:
+    """[driver_libraries]: the NVIDIA driver's user-space libraries tfcompat looks for."""
+
     sonames: tuple[str, ...]
     source: Sources
     checked: datetime.date
@@ -138,6 +152,8 @@ class DriverLibraries:
 
 @dataclasses.dataclass(frozen=True)
 class Threshold:
+    """[[threshold]]: one default of the 8xx resource rules, by key (a site overlay can override it)."""
+
     key: str
     value: int
     source: Sources
@@ -148,6 +164,8 @@ class Threshold:
 
 @dataclasses.dataclass(frozen=True)
 class WorldFacts:
+    """The tables of this module, as read from the matrix file (`Matrix.facts`)."""
+
     libraries: tuple[LibraryPurpose, ...] = ()
     dlopen: tuple[DlopenTable, ...] = ()
     tensorrt: tuple[DlopenTable, ...] = ()

@@ -64,6 +64,8 @@ def _pad(v: Version) -> Version:
 
 @dataclasses.dataclass(frozen=True)
 class Matrix:
+    """The compatibility matrix as loaded: every table of the file, with any site overlays applied."""
+
     path: str
     updated: datetime.date
     tensorflow: tuple[TFRelease, ...]

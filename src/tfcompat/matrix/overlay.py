@@ -63,6 +63,8 @@ class Waiver:
 
 @dataclasses.dataclass(frozen=True)
 class Overlay:
+    """A site overlay file: its known-bad drivers, waivers and thresholds."""
+
     path: str
     updated: datetime.date
     known_bad_drivers: tuple[KnownBadDriver, ...] = ()

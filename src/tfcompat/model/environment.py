@@ -40,6 +40,8 @@ class Unknown:
 
 @dataclasses.dataclass(frozen=True)
 class Environment:
+    """What a scan found about one node (Host) and one Python environment (Target)."""
+
     host: Host
     target: Target
     unknowns: tuple[Unknown, ...] = ()

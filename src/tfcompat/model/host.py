@@ -9,6 +9,8 @@ from typing import Optional
 
 @dataclasses.dataclass(frozen=True)
 class Platform:
+    """The node's operating system, architecture, glibc, kernel and CPU."""
+
     os_release: Optional[str] = None  # PRETTY_NAME from /etc/os-release
     os_release_path: Optional[str] = None
     arch: Optional[str] = None  # x86_64, aarch64
@@ -21,6 +23,8 @@ class Platform:
 
 @dataclasses.dataclass(frozen=True)
 class GpuProcess:
+    """A compute process holding memory on a GPU."""
+
     pid: int
     name: Optional[str]  # from /proc/<pid>/comm where readable
     used_mib: Optional[int]
@@ -28,6 +32,8 @@ class GpuProcess:
 
 @dataclasses.dataclass(frozen=True)
 class Gpu:
+    """One NVIDIA GPU: identity, compute capability, memory, modes and memory-error state."""
+
     index: int
     name: Optional[str] = None
     uuid: Optional[str] = None
@@ -91,6 +97,8 @@ class DriverLibrary:
 
 @dataclasses.dataclass(frozen=True)
 class Driver:
+    """The NVIDIA driver: kernel module and NVML versions, the CUDA it supports, its user-space libraries."""
+
     kernel_module_version: Optional[str] = None  # from /proc/driver/nvidia/version
     kernel_module_source: Optional[str] = None
     nvml_driver_version: Optional[str] = None  # nvmlSystemGetDriverVersion
@@ -112,6 +120,8 @@ class Driver:
 
 @dataclasses.dataclass(frozen=True)
 class AmdGpu:
+    """One AMD GPU (a KFD topology node) and its gfx target."""
+
     node: int  # KFD topology node id
     gfx_target: str  # gfx90a, gfx1100
     source: str
@@ -119,6 +129,8 @@ class AmdGpu:
 
 @dataclasses.dataclass(frozen=True)
 class Rocm:
+    """The node's user-space ROCm release and its AMD GPUs."""
+
     version: Optional[str]  # user-space ROCm, /opt/rocm/.info/version
     version_source: Optional[str]
     gpus: tuple[AmdGpu, ...] = ()

@@ -38,6 +38,8 @@ class LogLine:
 
 @dataclasses.dataclass(frozen=True)
 class ProbeDevice:
+    """A physical device TensorFlow listed in the probe's child ("/physical_device:GPU:0", "GPU")."""
+
     name: str  # "/physical_device:GPU:0"
     device_type: str  # "CPU", "GPU"
 

@@ -26,6 +26,8 @@ _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 @dataclasses.dataclass(frozen=True)
 class Evidence:
+    """A fact a finding rests on: its value and which file or API said so."""
+
     fact: str
     value: str
     source: str  # which file or API said so
@@ -33,6 +35,8 @@ class Evidence:
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
+    """A problem a rule found: its severity, message, evidence and remediation."""
+
     rule: str
     name: str
     severity: Severity
@@ -44,6 +48,8 @@ class Finding:
 
 @dataclasses.dataclass(frozen=True)
 class Skip:
+    """A rule that judged nothing here, and why (a fact it needs is unknown, or it does not apply)."""
+
     rule: str
     name: str
     reason: str
@@ -51,6 +57,8 @@ class Skip:
 
 @dataclasses.dataclass(frozen=True)
 class MatrixInfo:
+    """The matrix file a check used, and its [meta] updated date."""
+
     path: str
     updated: str
 

@@ -9,6 +9,8 @@ from typing import Optional
 
 @dataclasses.dataclass(frozen=True)
 class PythonInfo:
+    """The target's Python interpreter: executable, version, implementation, sys.path, and how we learnt it."""
+
     executable: Optional[str]
     version: Optional[str]  # "3.11.7"
     implementation: str = "cpython"
@@ -18,6 +20,8 @@ class PythonInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Package:
+    """An installed distribution, as its metadata states it, and who installed it from where."""
+
     name: str  # canonical (PEP 503) name
     version: str
     location: str  # the sys.path entry (site-packages dir) it was found in

@@ -29,6 +29,8 @@ def signal_name(number: int) -> str:
 
 @dataclasses.dataclass
 class _Step:
+    """One step of the probe's child as the parent tracks it while it runs (a ProbeStep in the result)."""
+
     name: str
     status: str = "running"
     detail: Optional[str] = None

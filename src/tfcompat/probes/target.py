@@ -25,6 +25,8 @@ class TargetError(TfcompatError):
 
 @dataclasses.dataclass(frozen=True)
 class TargetSpec:
+    """The Python environment the user named (--python, --site-packages, --root); none: the running one."""
+
     python: Optional[str] = None
     site_packages: tuple[str, ...] = ()
     root: Optional[str] = None
@@ -32,6 +34,8 @@ class TargetSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ResolvedTarget:
+    """The target's interpreter and its import path, resolved from a TargetSpec."""
+
     python: PythonInfo
     search_path: tuple[str, ...]  # real directories, in import order
     unknowns: tuple[Unknown, ...] = ()

@@ -44,6 +44,8 @@ ErrorRenderer = Callable[[str, RenderContext], str]
 
 @dataclasses.dataclass(frozen=True)
 class OutputFormat:
+    """One --format of a command: how it renders a result, and an error."""
+
     render: Optional[Renderer]  # None: the command renders it itself (`matrix`: one text per question)
     render_error: Optional[ErrorRenderer] = None  # None: the stderr line is the whole error
 

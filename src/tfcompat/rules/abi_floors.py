@@ -128,6 +128,8 @@ def _below(operator: str, version: str, floor: Version) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class _NumpyBuild:
+    """The NumPy headers TensorFlow's extension modules were built with, and the NumPy floor they set."""
+
     floor: Optional[tuple[Version, int]]  # (oldest NumPy that imports the modules, the C API they need)
     evidence: Evidence
     what: str  # "NumPy 1.21 headers"

@@ -104,6 +104,8 @@ def target_arch(root: Root, executable: Optional[str] = None) -> TargetArch:
 
 @dataclasses.dataclass(frozen=True)
 class LoaderConfig:
+    """The modelled loader's setup for the target: its arch, LD_LIBRARY_PATH, preloads, default dirs, ld.so.cache."""
+
     root: Root
     machine: str = "x86_64"
     elf_class: int = 64

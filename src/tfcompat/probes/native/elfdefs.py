@@ -93,6 +93,8 @@ class ElfInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Symbol:
+    """A dynamic symbol of an ELF file: its binding, type, whether it is defined, and its version."""
+
     name: str
     value: int
     size: int

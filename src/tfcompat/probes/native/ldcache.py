@@ -56,6 +56,8 @@ class LdCacheError(TfcompatError):
 
 @dataclasses.dataclass(frozen=True)
 class CacheEntry:
+    """One ld.so.cache entry: a soname, the file it names, and the entry's flags and hwcaps."""
+
     soname: str
     path: str  # absolute, as the loader sees it (inside the root)
     flags: int
@@ -65,6 +67,8 @@ class CacheEntry:
 
 @dataclasses.dataclass(frozen=True)
 class LdCache:
+    """A parsed ld.so.cache: its format, its entries in file order, and the ldconfig that wrote it."""
+
     path: str  # inside-root path of the cache file
     format: str  # "old", "new", "compat"
     entries: tuple[CacheEntry, ...]  # file order (ldconfig sorts them; best first for one soname)

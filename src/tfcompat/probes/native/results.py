@@ -48,6 +48,8 @@ class Candidate:
 
 @dataclasses.dataclass(frozen=True)
 class SearchDir:
+    """A directory the loader searches: the step that adds it, the element as written and as expanded."""
+
     step: str
     written: str
     path: Optional[str]  # expanded (inside-root, unresolved); None when it cannot be expanded
