@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
@@ -33,6 +32,8 @@ def write_atomic(path: str, text: str) -> None:
             raise OutputError(f"--output {path}: cannot write it: {exc.strerror or exc}") from None
         return
     try:
+        import tempfile  # here: a check that prints to stdout never needs it (tempfile imports random)
+
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(directory))
     except OSError as exc:
         raise OutputError(f"--output {path}: cannot write in {directory}: {exc.strerror or exc}") from None

@@ -6,7 +6,6 @@ import dataclasses
 import datetime
 import os
 import posixpath
-import socket
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -53,7 +52,7 @@ def node_identity(explicit: Optional[str] = None, environ: Mapping[str, str] = o
     for var in ("NODE_NAME", "SLURMD_NODENAME"):
         if environ.get(var):
             return environ[var], f"${var}"
-    return socket.gethostname(), "host name"
+    return os.uname().nodename, "host name"  # gethostname(2) on Linux, without importing socket (1 ms)
 
 
 def target_loader(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -108,6 +107,8 @@ def _write(where: Path, path: Path, key: str, doc: dict[str, Any]) -> None:
         if not _trusted_dir(where):
             return
         header = json.dumps({"key": key, "body": _digest(body)}).encode("ascii") + b"\n"
+        import tempfile  # only when the cache is written, not on every run
+
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".matrix-", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(header + body)

@@ -8,6 +8,7 @@ through it, so unknown keys, missing keys and malformed values fail the same way
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,18 @@ from tfcompat.datafiles import data_file
 from tfcompat.errors import TfcompatError
 
 SCHEMA = 1
+
+
+# The matrix writes the same versions and ranges many times (763 ranges, 380 distinct; 1,482 versions, 346
+# distinct): each parsed once per process, the same immutable object shared (a failure is not remembered).
+@functools.lru_cache(maxsize=4096)
+def _version(text: str) -> Version:
+    return Version(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _specifier(text: str) -> SpecifierSet:
+    return SpecifierSet(text)
 
 
 class MatrixError(TfcompatError):
@@ -82,7 +95,7 @@ class Ctx:
         if value is None:
             return None
         try:
-            return Version(value)
+            return _version(value)
         except InvalidVersion:
             raise self.fail(field, f"{value!r} is not a version") from None
 
@@ -93,7 +106,7 @@ class Ctx:
         if not isinstance(value, str):
             raise self.fail(field, f"{value!r} is not a string")
         try:
-            spec = SpecifierSet(value)
+            spec = _specifier(value)
         except InvalidSpecifier:
             raise self.fail(field, f"{value!r} is not a PEP 440 specifier") from None
         if not len(spec):  # len(), not str(): str() canonicalises and sorts, ~10 % of a load
