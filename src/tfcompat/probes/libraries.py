@@ -228,8 +228,8 @@ class _Probe:
         for sd in lk.searched:
             if sd.path is None:
                 continue
-            for entry in sorted(self.loader.listing(sd.path)):
-                if entry.startswith(stem) and entry != soname and entry[len(stem) : len(stem) + 1].isdigit():
+            for entry in sorted(e for e in self.loader.listing(sd.path) if e.startswith(stem)):  # filter, then sort
+                if entry != soname and entry[len(stem) : len(stem) + 1].isdigit():
                     key = f"{entry} in {sd.path.rstrip('/')}"
                     if key not in seen:
                         seen.add(key)
