@@ -156,6 +156,21 @@ def test_conda_meta_next_to_the_environment(tmp_path):
     assert probe_provenance(Root(None), None, [str(tmp_path)], {})[0] is None
 
 
+@pytest.mark.parametrize(
+    "site", ["lib/python3.11/site-packages", "lib64/python3.9/site-packages", "lib/python3.12/dist-packages/"]
+)
+def test_conda_meta_of_the_environments_the_conda_probe_reads(tmp_path, site):
+    # provenance and probes/conda.py derive the environment from a site dir in one place (env_prefix)
+    from tfcompat.probes.conda import conda_prefixes
+
+    prefix = tmp_path / "envs" / "tf"
+    (prefix / site).mkdir(parents=True)
+    (prefix / "conda-meta").mkdir()
+    prov, _ = probe_provenance(Root(None), None, [str(prefix / site)], {})
+    assert prov is not None and prov.conda_meta == str(prefix / "conda-meta")
+    assert conda_prefixes(Root(None), [str(prefix / site)]) == [str(prefix)]
+
+
 def _libtensorflow_image(root):
     lib = root / "usr/local/lib"
     write_so(lib / "libtensorflow.so.2.15.0", soname="libtensorflow.so.2")

@@ -44,13 +44,15 @@ MAX_RECORDS = 200  # records of interest read and parsed
 MAX_LIBRARIES = 2_000  # shared objects kept from one record (a cudatoolkit lists a few hundred)
 
 
+def env_prefix(site_dir: str) -> Optional[str]:
+    """`<prefix>` of a `<prefix>/lib/pythonX.Y/site-packages` directory: the environment it belongs to, else None."""
+    m = _SITE.match(site_dir.rstrip("/"))
+    return m.group(1) if m else None
+
+
 def conda_prefixes(root: Root, site_dirs: Sequence[str], executable: Optional[str] = None) -> list[str]:
     """The conda environments (inside-root prefixes that hold conda-meta/) of the target, in search order."""
-    candidates: list[str] = []
-    for d in site_dirs:
-        m = _SITE.match(root.display(d).rstrip("/"))
-        if m:
-            candidates.append(m.group(1))
+    candidates = [p for p in (env_prefix(root.display(d)) for d in site_dirs) if p is not None]
     if executable:
         exe = root.display(executable)
         # a venv made from a conda python: its bin/python links into the conda env, whose lib/ the

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Optional
 
 from tfcompat.model import LibraryCopy, Provenance, TensorFlowBuild, Unknown
+from tfcompat.probes.conda import env_prefix
 from tfcompat.probes.native.config import LoaderConfig
 from tfcompat.probes.native.results import STEP_OFF_PATH, Candidate
 from tfcompat.probes.native.search import Search
@@ -83,10 +84,10 @@ def _ngc(root: Root, environ: Mapping[str, str]) -> tuple[dict[str, str], Option
 
 def conda_meta_dir(root: Root, site_packages: str) -> Optional[str]:
     """`<prefix>/conda-meta` when `site_packages` is `<prefix>/lib/pythonX.Y/site-packages` of a conda env."""
-    parts = site_packages.rstrip("/").split("/")
-    if len(parts) < 4 or parts[-3] != "lib" or not parts[-2].startswith("python"):
+    prefix = env_prefix(site_packages)  # the same environments probes/conda.py reads the records of
+    if prefix is None:
         return None
-    meta = "/".join(parts[:-3]) + "/conda-meta"
+    meta = prefix + "/conda-meta"
     try:
         return meta if root.is_dir(root.inside(meta)) else None
     except OSError:
