@@ -457,7 +457,11 @@ def compare(row: dict[str, Any], entry: dict[str, Any], skip: Sequence[str] = CO
             same = SpecifierSet(str(value)) == SpecifierSet(str(have))
         elif key == "and_cuda" and isinstance(have, dict):
             same = {k: SpecifierSet(s) for k, s in value.items()} == {k: SpecifierSet(s) for k, s in have.items()}
-        elif key in ("cuda", "cudnn", "glibc") and have is not None:
+        elif key == "glibc" and have is not None:
+            # the tag states the floor the wheel claims; the matrix may hold the higher floor its objects' GLIBC_
+            # symbols need (refresh_matrix.py reads them): only a matrix floor below the tag's is a wrong fact
+            same = Version(str(have)) >= Version(str(value))
+        elif key in ("cuda", "cudnn") and have is not None:
             same = Version(str(value)) == Version(str(have))
         else:
             same = value == have

@@ -101,6 +101,9 @@ def test_compare_catches_a_wrong_matrix_entry(mr, derived, tmp_path, capsys):
     row, _ = derived
     entry = dict(mr.own_entry("2.21.0", None), numpy=">=1.26.0,<2.0.0", cuda="12.3")
     assert sorted(d.split(":")[0] for d in mr.compare(row, entry)) == ["cuda", "numpy"]
+    # glibc is a floor: a matrix floor above the tag's (read from the objects' symbols) is no difference, one below is
+    assert not [d for d in mr.compare(dict(row, glibc="2.17"), dict(entry, glibc="2.27")) if d.startswith("glibc")]
+    assert [d for d in mr.compare(dict(row, glibc="2.27"), dict(entry, glibc="2.17")) if d.startswith("glibc")]
     # the same through the command line, against a matrix file with a stale fact
     from tfcompat.matrix import default_matrix_path
 
