@@ -394,3 +394,30 @@ def test_the_lone_command_reads_as_in_the_whole_app(capsys, name, tail):
         return
     out, err = capsys.readouterr()
     assert lone == (whole_code, out, err)
+
+
+def whole_app(argv, monkeypatch, capsys):
+    """`run` as it would answer without the lone-command group: the whole app for every argv."""
+    import tfcompat.cli
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tfcompat.cli, "_app_for", lambda _argv: app)
+        return run(capsys, *argv)
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if p], ids=" ".join)
+@pytest.mark.parametrize("tail", [["-h"], ["--version"], ["--output"], ["--format", "nope"], ["1", "2", "3", "4"]])
+def test_every_command_answers_as_in_the_whole_app(monkeypatch, capsys, path, tail):
+    # matrix subcommands too; an option of the group after the command, an option without its value, a bad
+    # choice, extra arguments: output, errors and exit code as the whole app gives them
+    argv = [*path, *tail]
+    assert run(capsys, *argv) == whole_app(argv, monkeypatch, capsys)
+
+
+def test_completion_with_words_after_the_program_still_sees_every_command(monkeypatch, capsys):
+    # shells call `tfcompat` alone, but a hand-written call may pass words: the completion is the whole app's
+    monkeypatch.setenv("_TFCOMPAT_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", "tfcompat ga")
+    monkeypatch.setenv("COMP_CWORD", "1")
+    code, out, _ = run(capsys, "check")
+    assert code == 0 and out.split() == ["gate"]

@@ -93,3 +93,17 @@ def test_cache_keeps_a_bounded_number_of_files(cache_at):
     for i in range(cache.KEEP + 3):
         parse_matrix(text + f"\n# variant {i}\n")
     assert len(list(cache_at.glob("matrix-*.json"))) == cache.KEEP
+
+
+def test_a_python_without_its_own_blake2_still_loads_and_caches(cache_at, monkeypatch):
+    # hashlib takes BLAKE2 from _blake2 alone (never OpenSSL's): a Python built without it has no
+    # hashlib.blake2b either, and the cache must still only save time
+    import hashlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "_blake2", None)
+    monkeypatch.delattr(hashlib, "blake2b", raising=False)
+    text = shipped_text()
+    first = parse_matrix(text)
+    assert parse_matrix(text) == first
+    assert len(list(cache_at.glob("matrix-*.json"))) == 1

@@ -11,6 +11,7 @@ import pytest
 from packaging.metadata import parse_email
 
 from tfcompat.probes.packages import parse_headers
+from tfcompat.probes.rootfs import CAPS
 
 # The fields the probes read, and two that exercise single-use handling in packaging.
 FIELDS = ("name", "version", "requires-dist", "requires-python", "summary", "license")
@@ -56,6 +57,21 @@ CASES = {
     "whitespace-only line": b"Name: foo\n   \nVersion: 1\n",
     "empty": b"",
     "no newline at end": b"Name: foo\nVersion: 1",
+    # each way two line ends make a blank line, a body field after it
+    "blank line LF CR": b"Name: foo\nVersion: 1\n\rRequires-Dist: body\n",
+    "blank line LF CRLF": b"Name: foo\nVersion: 1\n\r\nRequires-Dist: body\n",
+    "blank line CR CRLF": b"Name: foo\rVersion: 1\r\r\nRequires-Dist: body\r",
+    "blank line CRLF LF": b"Name: foo\r\nVersion: 1\r\n\nRequires-Dist: body\n",
+    # a long description past the cap: the caller reads CAPS["metadata"] bytes; the headers are all there
+    "CR only past the cap": (b"Name: foo\rVersion: 1\r\r" + b"line of the body\r" * (CAPS["metadata"] // 16))[
+        : CAPS["metadata"]
+    ],
+    "LF past the cap": (b"Name: foo\nVersion: 1\n\n" + b"line of the body\n" * (CAPS["metadata"] // 16))[
+        : CAPS["metadata"]
+    ],
+    # the cap falls between the CR and the LF of a header's CRLF: that header is whole
+    "CRLF cut between CR and LF": b"Name: foo\r\nVersion: 1\r\nRequires-Dist: ".ljust(CAPS["metadata"] - 1, b"p")
+    + b"\r",
 }
 
 

@@ -38,8 +38,10 @@ def cache_dir() -> Optional[Path]:
 def _digest(data: bytes) -> str:
     try:  # hashlib's own BLAKE2: importing hashlib loads OpenSSL, 2.5 ms of every run (issue 16)
         from _blake2 import blake2b
-    except ImportError:  # a Python built without its own hashes
-        from hashlib import blake2b
+    except ImportError:  # a Python built without it has no hashlib.blake2b either (never OpenSSL's): SHA-256
+        import hashlib
+
+        return hashlib.sha256(data).hexdigest()
     return blake2b(data, digest_size=32).hexdigest()
 
 
