@@ -121,3 +121,24 @@ def test_random_documents_agree_with_packaging():
         lines = [rng.choice(PIECES) for _ in range(rng.randint(0, 9))]
         data = b"".join(line + rng.choice(ENDS) for line in lines)
         assert ours(data) == oracle(data), data
+
+
+def test_lines_that_are_no_headers_leave_nothing_behind():
+    # every header the reader returns, not only the fields the probes read: an mbox "From " line (with or
+    # without a colon further on), a nameless ":" line and the continuations after them are dropped
+    data = b"From nobody\n cont\nName: foo\n: nameless\n more\nFrom x: y\nVersion: 1\nX-Odd: a\n b\nQ: 1\n\nBody: no\n"
+    assert parse_headers(data) == {"name": ["foo"], "version": ["1"], "x-odd": ["a b"], "q": ["1"]}
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_header_cut_by_the_cap_is_dropped(extra):
+    # the caller reads CAPS["metadata"] bytes: a header line cut there (no line end yet) is not a value
+    cap = CAPS["metadata"]
+    head = b"Name: foo\nVersion: 1\nRequires-Dist: "
+    data = (head + b"p" * cap)[: cap - 1 + extra]  # one byte short of the cap, and exactly at it
+    got = parse_headers(data)
+    if extra:
+        assert got == {"name": ["foo"], "version": ["1"]}
+    else:  # under the cap the file is whole: its last line, unterminated, is a header (as packaging reads it)
+        assert got["requires-dist"] == ["p" * (cap - 1 - len(head))]
+        assert ours(data) == oracle(data)
