@@ -17,11 +17,12 @@ import re
 import pytest
 from packaging.version import Version
 
-from tfcompat.matrix.entries import CC_NATIVE, CC_NEWER
+from tfcompat.matrix.entries import CC_DROPPED, CC_NATIVE, CC_NEWER
 
 SURVEY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "cudnn_survey.json")
-# the device compute capabilities NVIDIA's cuDNN support matrix uses, oldest first
-NVIDIA_CCS = ("5.0", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0")
+# the device compute capabilities NVIDIA's cuDNN support matrices use, oldest first (3.5: Kepler, to cuDNN 8.7)
+NVIDIA_CCS = ("3.5", "5.0", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0")
+MAXWELL_TO_HOPPER = ("5.0", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6", "8.9", "9.0")
 _WHEEL_PAGE = re.compile(r"^https://pypi\.org/project/(nvidia-cudnn-cu1\d)/([0-9.]+)/#files$")
 _ARCH = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
 
@@ -100,6 +101,9 @@ def evidence_problems(matrix, survey) -> list[str]:
 def test_binary_rows_are_the_new_ones(matrix):
     labels = sorted((r.cuda_major, str(r.versions)) for r in binary_rows(matrix))
     assert labels == [
+        (11, "<8.6,>=8.5.0"),
+        (11, "<8.8,>=8.6.0"),
+        (11, "<8.9,>=8.8.0"),
         (11, "<9.10.2,>=9.7.0"),
         (11, "<9.5,>=9.1.0"),
         (11, "==9.6.0.*"),
@@ -238,8 +242,8 @@ def test_the_cuda11_build_lacks_blackwell_from_97(matrix, survey):
         same = all(set(cu11[lib]) == set(cu12[lib]) for lib in survey["libraries"])
         assert same == (Version(version) < Version("9.7")), version
         if Version(version) >= Version("9.7"):
-            assert covered(cu11, survey["libraries"]) == NVIDIA_CCS[:9]  # 5.0 ... 9.0
-            assert covered(cu12, survey["libraries"]) == NVIDIA_CCS  # ... 10.0, 12.0
+            assert covered(cu11, survey["libraries"]) == MAXWELL_TO_HOPPER  # 5.0 ... 9.0
+            assert covered(cu12, survey["libraries"]) == MAXWELL_TO_HOPPER + ("10.0", "12.0")
             ptx = any(a.startswith("compute_") for lib in survey["libraries"] for a in cu11[lib])
             assert ptx == (Version(version) < Version("9.8")), version
             if Version(version) < Version("9.10.2"):  # 9.10.2: NVIDIA's page, two CUDA 12 builds
@@ -262,11 +266,34 @@ def test_forward_compatibility_is_not_read_into_a_cuda11_or_cudnn8_row(matrix, s
 
 
 def test_a_cudnn8_row_is_held_to_its_train_libraries_too(matrix, survey):
-    (r88,) = [r for r in binary_rows(matrix) if r.versions.contains("8.8.0.121")]
-    assert r88.compute_capabilities == NVIDIA_CCS[:9]
+    (r88,) = [r for r in binary_rows(matrix) if r.cuda_major == 12 and r.versions.contains("8.8.0.121")]
+    assert r88.compute_capabilities == MAXWELL_TO_HOPPER
     trimmed = json.loads(json.dumps(survey))
     (w,) = [w for w in trimmed["wheels"] if (w["dist"], w["version"]) == ("nvidia-cudnn-cu12", "8.8.1.3")]
     w["libcudnn_cnn_train.so.8"].remove("sm_90")  # compute_90 still covers 9.0 within its major
     w["libcudnn_cnn_train.so.8"].remove("compute_90")
     (problem,) = evidence_problems(dataclasses.replace(matrix, cudnn=(r88,)), trimmed)
     assert problem.endswith("8.8.1.3's kernels cover 5.0 6.0 6.1 7.0 7.5 8.0 8.6 8.9")
+
+
+def test_cuda11_cudnn8_rows_kepler_to_87_hopper_from_86(matrix, survey):
+    """The cu11 cuDNN 8 wheels: sm_35 (Kepler) through 8.7 and gone from 8.8.0; sm_90 (Hopper) from 8.6.
+    8.7.0.84, the cuDNN tensorflow[and-cuda] 2.14 pins, is described by a row of its own now."""
+    status = {
+        v: matrix.cudnn_support(v, 11).entries for v in ("8.5.0.96", "8.6.0.163", "8.7.0.84", "8.8.0.121", "8.8.1.3")
+    }
+    assert all(len(rows) == 1 for rows in status.values())
+    assert [status[v][0].cc_status("3.7") for v in ("8.5.0.96", "8.7.0.84", "8.8.1.3")] == [
+        CC_NATIVE,
+        CC_NATIVE,
+        CC_DROPPED,
+    ]
+    assert [status[v][0].cc_status("9.0") for v in ("8.5.0.96", "8.6.0.163", "8.8.0.121")] == [
+        CC_NEWER,
+        CC_NATIVE,
+        CC_NATIVE,
+    ]
+    assert matrix.cudnn_support("8.7.0.84", 11).basis == "exact"
+    for version in ("8.8.0.121", "8.8.1.3"):  # the CUDA 11 and 12 builds of 8.8 carry the same kernels
+        cu11, cu12 = _wheel(survey, "nvidia-cudnn-cu11", version), _wheel(survey, "nvidia-cudnn-cu12", version)
+        assert all(cu11[lib] == cu12[lib] for lib in survey["libraries_8"])

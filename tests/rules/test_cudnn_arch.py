@@ -132,6 +132,18 @@ def test_blackwell_with_a_cuda11_cudnn_has_no_forward_compatibility(matrix, cudn
     assert tfc208(matrix, cudnn, [M60, P40, V100, T4, H100], tf="2.14.0") == []
 
 
+def test_tf214_and_cuda_cudnn_87_on_kepler_hopper_and_blackwell(matrix):
+    # tensorflow[and-cuda] 2.14 pins nvidia-cudnn-cu11==8.7.0.84: its wheel carries sm_35 ... sm_90 (read
+    # 2026-12-08), so Kepler and Hopper are silent, Blackwell is newer (a warning); 8.8.0 drops Kepler
+    assert tfc208(matrix, "8.7.0.84", [K80, P100, H100], tf="2.14.0") == []
+    (f,) = tfc208(matrix, "8.7.0.84", [RTX_PRO_6000], tf="2.14.0")
+    assert f.severity == Severity.WARNING and "no hardware forward compatibility" in f.message
+    (f,) = tfc208(matrix, "8.8.1.3", [K80], tf="2.14.0")
+    assert f.severity == Severity.ERROR and "no longer lists this architecture" in f.message
+    (f,) = tfc208(matrix, "8.5.0.96", [H100], tf="2.14.0")  # 8.5: no sm_90 kernels yet
+    assert f.severity == Severity.WARNING and "(3.5, 5.0, 6.0, 6.1, 7.0, 7.5, 8.0, 8.6, 8.9)" in f.message
+
+
 def test_blackwell_with_cudnn_8_is_a_warning_not_an_error(matrix):
     # cuDNN 8 has no hardware forward compatibility: a risk, but not a documented ARCH_MISMATCH
     (f,) = tfc208(matrix, "8.9.7.29", [RTX_PRO_6000], tf="2.15.1")
