@@ -10,8 +10,9 @@ nothing is loaded or executed) and prints one JSON line:
      "problems": []}, ...}}
 
 The rows' ``compute_capabilities`` come from libcudnn_cnn.so.9 and libcudnn_ops.so.9, the legacy API
-TensorFlow calls (tests/matrix/test_matrix_cudnn_binaries.py says how an architecture covers a compute
-capability); ``--fixture`` prints instead the trimmed line tests/fixtures/cudnn_survey.json keeps per wheel.
+TensorFlow calls (cuDNN 8: libcudnn_{cnn,ops}_{infer,train}.so.8; tests/matrix/test_matrix_cudnn_binaries.py
+says how an architecture covers a compute capability); ``--fixture`` prints instead the trimmed line
+tests/fixtures/cudnn_survey.json keeps per wheel.
 
 Usage:  python scripts/cudnn_archs.py nvidia-cudnn-cu12==9.28.0.42       (downloads ~700 MB to a temp dir)
         python scripts/cudnn_archs.py nvidia-cudnn-cu13==9.28.1.4 --machine aarch64 --fixture
@@ -44,6 +45,13 @@ PYPI = "https://pypi.org/pypi/{name}/json"
 TIMEOUT_S = 120
 CHUNK = 1 << 22
 LEGACY_API = ("libcudnn_cnn.so.9", "libcudnn_ops.so.9")  # what TensorFlow's cuDNN calls reach
+# cuDNN 8 ships the same API split into inference and training halves
+LEGACY_API_8 = (
+    "libcudnn_cnn_infer.so.8",
+    "libcudnn_cnn_train.so.8",
+    "libcudnn_ops_infer.so.8",
+    "libcudnn_ops_train.so.8",
+)
 _LIB_MEMBER = re.compile(r"(^|/)lib/[^/]+\.so(\.[0-9]+)*$")
 _WHEEL_NAME = re.compile(r"^(?P<dist>[A-Za-z0-9_.]+)-(?P<version>[^-]+)-")
 
@@ -113,9 +121,10 @@ def read_wheel(path: str, workdir: str) -> dict[str, dict[str, Any]]:
 
 
 def trimmed(record: dict[str, Any]) -> dict[str, Any]:
-    """The line tests/fixtures/cudnn_survey.json keeps: the legacy-API libraries' architectures only."""
+    """The line tests/fixtures/cudnn_survey.json keeps: the legacy-API libraries' architectures only
+    (cuDNN 8's infer/train halves where the wheel is a cuDNN 8 one)."""
     out = {k: record[k] for k in ("dist", "version", "wheel", "sha256")}
-    for lib in LEGACY_API:
+    for lib in LEGACY_API_8 if LEGACY_API_8[0] in record["libs"] else LEGACY_API:
         out[lib] = list(record["libs"].get(lib, {}).get("archs", {}))
     return out
 

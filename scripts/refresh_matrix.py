@@ -18,7 +18,7 @@ next to the wheels (never a whole wheel):
   manylinux1 wheels need glibc 2.17 / 2.23: they were never manylinux1-compliant);
 * every package of ``[[companion]]``: final releases newer than every entry covers, and the ``tensorflow``
   range its latest release requires against the entry that covers it;
-* ``nvidia-cudnn-cu12`` / ``nvidia-cudnn-cu13``: final releases newer than the newest one a ``[[cudnn]]``
+* ``nvidia-cudnn-cu11`` / ``-cu12`` / ``-cu13``: final releases newer than the newest one a ``[[cudnn]]``
   entry of that CUDA major describes (a row matches it, or a row of its major.minor exists: TFC208's lookup);
   older releases no entry describes are listed as a note.
 
@@ -49,7 +49,7 @@ from packaging.version import InvalidVersion, Version
 
 PYPI = "https://pypi.org/pypi/{name}/json"
 TIMEOUT_S = 30
-CUDNN_WHEELS = {12: "nvidia-cudnn-cu12", 13: "nvidia-cudnn-cu13"}
+CUDNN_WHEELS = {11: "nvidia-cudnn-cu11", 12: "nvidia-cudnn-cu12", 13: "nvidia-cudnn-cu13"}
 # Pythons a python specifier is checked over (CPython minors a TensorFlow wheel could be built for)
 PYTHON_MINORS = [Version("2.7")] + [Version(f"3.{m}") for m in range(30)]
 # METADATA headers the check reads (what --record keeps)

@@ -65,6 +65,25 @@ def test_a_wheel_on_disk(ca, tmp_path, capsys):
     }
 
 
+def test_a_cudnn8_wheel_keeps_its_infer_and_train_libraries(ca, tmp_path, capsys):
+    # cuDNN 8 (e.g. nvidia-cudnn-cu12 8.8.1.3) splits the legacy API into *_infer / *_train .so.8
+    whl = tmp_path / "nvidia_cudnn_cu12-8.99.0.1-py3-none-manylinux1_x86_64.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        for half in ("cnn_infer", "cnn_train", "ops_infer", "ops_train"):
+            lib = "libaxpy_sm75_sm90.so" if half.startswith("cnn") else "libaxpy_suffixes.so"
+            z.write(os.path.join(FATBIN, lib), f"nvidia/cudnn/lib/libcudnn_{half}.so.8")
+        z.write(os.path.join(FATBIN, "libaxpy_suffixes.so"), "nvidia/cudnn/lib/libcudnn_adv_infer.so.8")
+    assert ca.main(["--wheel", str(whl), "--fixture"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert (line["dist"], line["version"]) == ("nvidia-cudnn-cu12", "8.99.0.1")
+    assert {k: v for k, v in line.items() if k.startswith("lib")} == {
+        "libcudnn_cnn_infer.so.8": list(CNN),
+        "libcudnn_cnn_train.so.8": list(CNN),
+        "libcudnn_ops_infer.so.8": list(OPS),
+        "libcudnn_ops_train.so.8": list(OPS),
+    }
+
+
 def test_a_damaged_library_is_reported_exit_1(ca, tmp_path, capsys):
     whl = build_wheel(tmp_path / WHEEL)
     with zipfile.ZipFile(whl, "a") as z:

@@ -56,10 +56,29 @@ def test_offline_run_on_the_recorded_files(rm, capsys):
         "nvidia-cudnn-cu12: PyPI newest 9.28.0.42; the [[cudnn]] entries for CUDA 12 describe up to 9.28.0.42" in lines
     )
     assert "nvidia-cudnn-cu13: PyPI newest 9.28.1.4; the [[cudnn]] entries for CUDA 13 describe up to 9.28.1.4" in lines
-    assert "  note: 2 older release(s) no entry describes: minors 8.8" in lines  # 8.8.0, 8.8.1: no row
+    # the CUDA 11 builds (recorded 2026-12-08): 9.10.2 is the last, every 8.5 ... 9.10 release has a row
+    assert (
+        "nvidia-cudnn-cu11: PyPI newest 9.10.2.21; the [[cudnn]] entries for CUDA 11 describe up to 9.10.2.21" in lines
+    )
+    # 8.8.0 and 8.8.1 have had a row since 2026-12-08 (read from their wheels): no older gap either
+    assert not [line for line in lines if "older release(s) no entry describes" in line]
     assert [line for line in lines if line.startswith("behind: ")] == []
     assert lines[-1] == "0 difference(s): the matrix is current"
     assert rc == 0
+
+
+def test_older_cudnn_wheels_no_row_describes_are_a_note(rm, tmp_path, capsys):
+    """Without the 8.8 row (read from the 8.8.0.121 / 8.8.1.3 wheels; here moved to 8.7, which PyPI never had
+    for CUDA 12) those two releases are a gap: a note, not a difference."""
+    text = default_matrix_path().read_text(encoding="utf-8")
+    head = 'versions = ">=8.8.0,<8.9"\ncuda_major = 12\n'
+    assert text.count(head) == 1
+    path = tmp_path / "m.toml"
+    path.write_text(text.replace(head, 'versions = ">=8.7.0,<8.8"\ncuda_major = 12\n'), encoding="utf-8")
+    assert rm.main(["--offline", FIX, "--matrix", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  note: 2 older release(s) no entry describes: minors 8.8" in lines
+    assert lines[-1] == "0 difference(s): the matrix is current"
 
 
 def test_cudnn_wheels_newer_than_the_rows_are_behind(rm, tmp_path, capsys):
@@ -305,7 +324,9 @@ def test_newest_companion_releases_recorded_are_covered():
 
 # "Has an entry" the way TFC208 looks it up: a row matches the release, or a row of its major.minor exists
 # (a range row such as >=9.17.1,<9.29 covers 9.28 although its lower bound is 9.17.1).
-@pytest.mark.parametrize("major, package", [(12, "nvidia-cudnn-cu12"), (13, "nvidia-cudnn-cu13")])
+@pytest.mark.parametrize(
+    "major, package", [(11, "nvidia-cudnn-cu11"), (12, "nvidia-cudnn-cu12"), (13, "nvidia-cudnn-cu13")]
+)
 def test_newest_cudnn_wheel_recorded_has_an_entry(major, package):
     matrix = load_matrix()
     newest = _finals(package)[-1]

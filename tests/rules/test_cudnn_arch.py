@@ -120,6 +120,30 @@ def test_blackwell_before_97_runs_in_forward_compatibility_mode(matrix, cudnn):
     assert any("forward-compatibility" in e.source for e in f.evidence)
 
 
+@pytest.mark.parametrize("cudnn", ["9.3.0.75", "9.6.0.74", "9.7.1.26", "9.8.0.87", "9.10.1.4"])
+def test_blackwell_with_a_cuda11_cudnn_has_no_forward_compatibility(matrix, cudnn):
+    # a CUDA 11 build (TF 2.14: CUDA 11.8) judged by the nvidia-cudnn-cu11 rows (read from the wheels on
+    # 2026-12-08): sm_50 ... sm_90 only, also in 9.7-9.10 where the cu12 wheels carry sm_100 / sm_120, and
+    # NVIDIA's forward compatibility needs CUDA >= 12: a warning, not the cu12 build's silence or info
+    s = matrix.cudnn_support(cudnn, 11)
+    assert s.basis == "exact" and all(r.cuda_major == 11 for r in s.entries)
+    (f,) = tfc208(matrix, cudnn, [RTX_PRO_6000], tf="2.14.0")
+    assert f.severity == Severity.WARNING and "no hardware forward compatibility" in f.message
+    assert tfc208(matrix, cudnn, [M60, P40, V100, T4, H100], tf="2.14.0") == []
+
+
+def test_tf214_and_cuda_cudnn_87_on_kepler_hopper_and_blackwell(matrix):
+    # tensorflow[and-cuda] 2.14 pins nvidia-cudnn-cu11==8.7.0.84: its wheel carries sm_35 ... sm_90 (read
+    # 2026-12-08), so Kepler and Hopper are silent, Blackwell is newer (a warning); 8.8.0 drops Kepler
+    assert tfc208(matrix, "8.7.0.84", [K80, P100, H100], tf="2.14.0") == []
+    (f,) = tfc208(matrix, "8.7.0.84", [RTX_PRO_6000], tf="2.14.0")
+    assert f.severity == Severity.WARNING and "no hardware forward compatibility" in f.message
+    (f,) = tfc208(matrix, "8.8.1.3", [K80], tf="2.14.0")
+    assert f.severity == Severity.ERROR and "no longer lists this architecture" in f.message
+    (f,) = tfc208(matrix, "8.5.0.96", [H100], tf="2.14.0")  # 8.5: no sm_90 kernels yet
+    assert f.severity == Severity.WARNING and "(3.5, 5.0, 6.0, 6.1, 7.0, 7.5, 8.0, 8.6, 8.9)" in f.message
+
+
 def test_blackwell_with_cudnn_8_is_a_warning_not_an_error(matrix):
     # cuDNN 8 has no hardware forward compatibility: a risk, but not a documented ARCH_MISMATCH
     (f,) = tfc208(matrix, "8.9.7.29", [RTX_PRO_6000], tf="2.15.1")
