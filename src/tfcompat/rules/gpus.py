@@ -254,7 +254,8 @@ def cudnn_gpu_unsupported(env: Environment, matrix: Matrix) -> Result:
     """The cuDNN the loader picks does not support a GPU's architecture.
 
     What: NVIDIA's cuDNN support matrix lists the compute capabilities each release supports, and
-    architectures come and go: cuDNN 9 added Blackwell (10.0, 12.0) in 9.7 and dropped Maxwell, Pascal
+    architectures come and go: cuDNN 9 added Blackwell (10.0, 12.0) in 9.7 (the CUDA 12+ builds only: the
+    CUDA 11 build of 9.7-9.10 stops at 9.0) and dropped Maxwell, Pascal
     and Volta in 9.11.0 (both read from the wheels' binaries: from 9.11.0 the libraries TensorFlow calls
     carry sm_75 and newer only; NVIDIA's 9.10.2 matrix lists 5.0-12.0, its 9.17.0 matrix 7.5-12.0).
     With `tensorflow[and-cuda]` >= 2.20 the cuDNN wheel is a range, so pip installs the newest 9.x.
