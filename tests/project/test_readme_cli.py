@@ -308,3 +308,14 @@ def test_matrix_validate_names_the_entry_the_readme_shows(capsys, tmp_path):
     err = capsys.readouterr().err.replace(str(broken), "broken.toml")
     block = readme().split("$ tfcompat matrix validate broken.toml\n", 1)[1].split("```", 1)[0]
     assert exc.value.code == 2 and block.startswith(err), (err, block)
+
+
+def test_the_site_overlay_example_is_a_valid_overlay(capsys, tmp_path):
+    text = readme()
+    body = text[text.index("### Site overlay") :].split("```toml\n", 1)[1].split("```", 1)[0]
+    site = tmp_path / "site.toml"
+    site.write_text(body)
+    with pytest.raises(SystemExit) as exc:
+        main(["matrix", "validate", str(site)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0 and "valid overlay (1 known_bad_driver, 1 waiver, 1 thresholds)" in out, out + err
