@@ -8,7 +8,8 @@ checked by tests/project/test_realwheel_debian_nvidia.py.
   (absolute links, nvidia-alternative's postinst).
 - CUPTI's real file is named by CUPTI's own year release: libcupti.so.11.8 -> libcupti.so.2022.3.0 (SONAME
   libcupti.so.11.8), and libcupti-dev adds libcupti.so -> libcupti.so.11.8, the unversioned name TF's loader
-  falls back to. The CUDA 11.2 toolkit's is libcupti.so.2022.2.1 (https://github.com/openxla/xprof/issues/443).
+  falls back to. A toolkit's libcupti.so.2022.2.1, linked by hand as the libcupti.so.11.2 a CUDA 11.2 TensorFlow
+  asks for: https://github.com/openxla/xprof/issues/443.
 - /lib is a link to usr/lib (merged /usr): /lib/x86_64-linux-gnu and /usr/lib/x86_64-linux-gnu are one directory.
 """
 

@@ -193,8 +193,8 @@ class LibraryVersions:
 
 
 # CUPTI's real files carry CUPTI's own year-based release, not the CUDA version: Debian's libcupti11.8 ships
-# libcupti.so.11.8 -> libcupti.so.2022.3.0 (read 2026-12-08); CUDA 11.2's toolkit libcupti.so.2022.2.1
-# (https://github.com/openxla/xprof/issues/443).
+# libcupti.so.11.8 -> libcupti.so.2022.3.0 (read 2026-12-08); a toolkit's libcupti.so.2022.2.1 linked by hand as
+# the libcupti.so.11.2 that a CUDA 11.2 TensorFlow asks for (https://github.com/openxla/xprof/issues/443).
 _YEAR_RELEASE = re.compile(r"20\d\d(\.\d+)*")
 
 _CUDNN_DEFINE = re.compile(rb"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
