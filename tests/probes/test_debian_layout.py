@@ -21,7 +21,7 @@ from elf_fixtures import link, needs_gcc, write_so
 from envs import run_rule
 from legacy_tree import SITE, SYSLIB, make_install
 
-from tfcompat.matrix import load_matrix
+from tfcompat.matrix import load_matrix, shipped_facts
 from tfcompat.probes.nvidia import find_driver_libraries
 from tfcompat.probes.rootfs import Root
 from tfcompat.probes.target import TargetSpec
@@ -133,3 +133,31 @@ def test_found_library_lists_no_other_version_of_itself(tmp_path):
     cudart = libs["cudart"]
     assert cudart.found is not None and cudart.found.version == "12.2.140"
     assert [o.split(" (")[0] for o in cudart.other_sonames] == ["libcudart.so.11.0 in /lib/x86_64-linux-gnu"]
+
+
+@needs_gcc
+def test_tf_2_14_with_debians_cuda_11_8_set(tmp_path):
+    """tensorflow 2.14.1 (CUDA 11.8) on the CUDA 11.8 libraries bookworm packages (no cuRAND, no NCCL, CUPTI
+    2022.3.0): its wheel has no cuRAND or NCCL loader (the [[dlopen]] 11 note), so nothing GPU-critical is missing
+    but cuDNN, and CUPTI 11.8 is the build's. tfcompat called cuRAND missing ("registers no GPU")."""
+    root = str(tmp_path)
+    sonames = tuple(s.soname for s in shipped_facts().sonames("11.8", "2.14.1", 8) or ())
+    assert "libcupti.so.11.8" in sonames and "libcurand.so.10" not in sonames and "libnccl.so.2" not in sonames
+    make_install(
+        root,
+        "2.14.1",
+        distribution="tensorflow",
+        cuda="11.8",
+        cudnn="8.6.0",
+        sonames=sonames,
+        skip=("libcudnn.so.8", "libcupti.so.11.8"),
+    )
+    write_so(f"{root}{SYSLIB}/libcupti.so.2022.3.0", soname="libcupti.so.11.8")
+    link(f"{root}{SYSLIB}/libcupti.so.11.8", "libcupti.so.2022.3.0")
+    env, libs = _libraries(root)
+    assert libs["cupti"].found is not None and libs["cupti"].found.version == "11.8"
+    matrix = load_matrix()
+    findings, _ = run_rule(env, matrix, "TFC301")
+    assert len(findings) == 1 and "libcudnn.so.8" in findings[0].message  # an image: no driver, a warning
+    assert "curand" not in findings[0].message and "nccl" not in findings[0].message
+    assert run_rule(env, matrix, "TFC303")[0] == []

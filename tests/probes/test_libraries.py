@@ -322,7 +322,10 @@ def test_sonames_follow_the_build():
     cupti = next(s for s in specs if s.name == "cupti")
     assert cupti.fallbacks == ("libcupti.so",)
     specs, _ = tf_library_specs(_tf("11.8", "8", version="2.14.0"), shipped_facts())
-    assert {"libcudart.so.11.0", "libcusolver.so.11", "libcurand.so.10", "libcufft.so.10"} <= {s.soname for s in specs}
+    assert {"libcudart.so.11.0", "libcusolver.so.11", "libcufft.so.10", "libcupti.so.11.8"} <= {s.soname for s in specs}
+    assert not {"libcurand.so.10", "libnccl.so.2"} & {s.soname for s in specs}  # no such loader in the 2.14 wheels
+    specs, _ = tf_library_specs(_tf("11.8", "8", version="2.13.1"), shipped_facts())
+    assert "libcurand.so.10" in {s.soname for s in specs}
     specs, _ = tf_library_specs(_tf("11.0", "8", version="2.4.0"), shipped_facts())
     assert "libcusolver.so.10" in {s.soname for s in specs}
     specs, unknowns = tf_library_specs(_tf("13.0", "9", version="2.30.0"), shipped_facts())
