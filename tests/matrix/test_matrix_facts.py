@@ -129,6 +129,11 @@ def old_specs(cuda, tf, cudnn_major, is_cuda12):
             out.append(("cudnn", f"libcudnn.so.{cudnn_major}", "gpu", ()))
     if tf[:2] >= (2, 21) and is_cuda12:
         out.append(("nvshmem", "libnvshmem_host.so.3", "optional", ()))
+    if not is_cuda12:  # observed on the 2.10.1-2.14.1 wheels 2026-12-08 (the [[dlopen]] 11 note)
+        gone = {"curand": (2, 14), "nccl": (2, 10)}  # from this TF release on
+        out = [o for o in out if not (o[0] in gone and tf[:2] >= gone[o[0]])]
+        if cuda[:2] in ((11, 2), (11, 8)):
+            out.append(("cupti", f"libcupti.so.{cuda[0]}.{cuda[1]}", "feature", ("libcupti.so",)))
     return out
 
 

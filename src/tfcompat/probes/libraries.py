@@ -165,7 +165,7 @@ class _Probe:
         self.wheel_dirs = list(dict.fromkeys(_wheel_lib_dirs(loader, root, site_dirs) + conda_dirs))
 
     def copy(self, c: Candidate, name: str, soname: str) -> LibraryCopy:
-        version, source, dist = self.versions.of(name, soname, c.host_path)
+        version, source, dist = self.versions.of(name, soname, c.host_path, c.elf.soname if c.elf else None)
         return LibraryCopy(
             path=c.path,
             real_path=c.real,
@@ -221,17 +221,21 @@ class _Probe:
         ), obj
 
     def other_sonames(self, soname: str, lk: Lookup) -> list[str]:
-        """Other versions of the same library on the search path: 'libcudnn.so.8 in /usr/lib/... (ld.so.cache)'."""
+        """Other versions of the same library on the search path: 'libcudnn.so.8 in /usr/lib/... (ld.so.cache)'.
+        One line per real file: on a merged-/usr system (/lib -> usr/lib) /lib/<triplet> and /usr/lib/<triplet>
+        are one directory, and a soname link and its real file (libcudart.so.11.0 -> libcudart.so.11.8.89) are
+        one library; the file the loader picked is no other version."""
         stem = soname.split(".so.", 1)[0] + ".so."
         out: list[str] = []
         seen = set()
+        reals = {lk.winner.real} if lk.winner is not None else set()
         for sd in lk.searched:
             if sd.path is None:
                 continue
             for entry in sorted(e for e in self.loader.listing(sd.path) if e.startswith(stem)):  # filter, then sort
                 if entry != soname and entry[len(stem) : len(stem) + 1].isdigit():
                     key = f"{entry} in {sd.path.rstrip('/')}"
-                    if key not in seen:
+                    if key not in seen and self._new_real(posixpath.join(sd.path, entry), reals):
                         seen.add(key)
                         out.append(f"{key} ({sd.step})")
         cache = self.loader.cfg.cache
@@ -244,10 +248,21 @@ class _Probe:
                     and e.soname[len(stem) : len(stem) + 1].isdigit()
                 ):
                     key = f"{e.soname} in {posixpath.dirname(e.path)}"
-                    if key not in seen:
+                    if key not in seen and self._new_real(e.path, reals):
                         seen.add(key)
                         out.append(f"{key} (ld.so.cache)")
         return out[:12]
+
+    def _new_real(self, path: str, reals: set) -> bool:
+        """Whether the inside-root `path` is a file not named yet (adds it); a path that cannot be resolved is."""
+        try:
+            real = self.root.resolve(path)
+        except OSError:
+            return True
+        if real in reals:
+            return False
+        reals.add(real)
+        return True
 
 
 def _release_of(version: Optional[str]) -> tuple[int, ...]:

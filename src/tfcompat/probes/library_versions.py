@@ -98,8 +98,11 @@ class LibraryVersions:
         except OSError:
             return None
 
-    def of(self, name: str, soname: str, host_path: str) -> tuple[Optional[str], Optional[str], Optional[str]]:
-        """(version, where it came from, distribution) of the library file at `host_path`."""
+    def of(
+        self, name: str, soname: str, host_path: str, elf_soname: Optional[str] = None
+    ) -> tuple[Optional[str], Optional[str], Optional[str]]:
+        """(version, where it came from, distribution) of the library file at `host_path`; `elf_soname`: the
+        file's own DT_SONAME (a CUPTI file named by its year release is versioned by it)."""
         pkg = self.distribution(host_path)
         if pkg is not None:
             return pkg.version, pkg.metadata_path, pkg.name
@@ -108,8 +111,10 @@ class LibraryVersions:
             return conda.version, conda.record_path, f"{conda.channel}::{conda.name}"
         prefix = soname.split(".so", 1)[0] + ".so."
         base = os.path.basename(host_path)
-        if base.startswith(prefix) and re.fullmatch(r"\d+(\.\d+){2,}", base[len(prefix) :]):
-            return base[len(prefix) :], f"file name {self.root.display(host_path)}", None
+        named = base[len(prefix) :] if base.startswith(prefix) else ""
+        year_named = name == "cupti" and _YEAR_RELEASE.fullmatch(named) is not None
+        if re.fullmatch(r"\d+(\.\d+){2,}", named) and not year_named:
+            return named, f"file name {self.root.display(host_path)}", None
         libdir = self.root.display(os.path.dirname(host_path))  # inside the root from here on
         if name.startswith("cudnn"):
             hdr = self._cudnn_header(libdir, soname)
@@ -118,6 +123,11 @@ class LibraryVersions:
         toolkit = self._toolkit_version(libdir, name)
         if toolkit:
             return toolkit
+        if year_named:  # CUPTI's own release (2022.3.0 is CUDA 11.8's): its SONAME names the CUDA version
+            m = re.fullmatch(re.escape(prefix) + r"(\d+(?:\.\d+)*)", elf_soname or "")
+            if m and _YEAR_RELEASE.fullmatch(m.group(1)) is None:
+                return m.group(1), f"SONAME {elf_soname} of {self.root.display(host_path)}", None
+            return None, None, None
         m = re.fullmatch(re.escape(prefix) + r"(\d+)(?:\.\d+)*", base)
         if m:  # only the major is known: libcupti.so.13
             return m.group(1), f"file name {self.root.display(host_path)} (major version only)", None
@@ -181,6 +191,11 @@ class LibraryVersions:
                 return None
         return None
 
+
+# CUPTI's real files carry CUPTI's own year-based release, not the CUDA version: Debian's libcupti11.8 ships
+# libcupti.so.11.8 -> libcupti.so.2022.3.0 (read 2026-12-08); a toolkit's libcupti.so.2022.2.1 linked by hand as
+# the libcupti.so.11.2 that a CUDA 11.2 TensorFlow asks for (https://github.com/openxla/xprof/issues/443).
+_YEAR_RELEASE = re.compile(r"20\d\d(\.\d+)*")
 
 _CUDNN_DEFINE = re.compile(rb"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
 

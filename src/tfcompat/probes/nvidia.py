@@ -253,7 +253,9 @@ def find_driver_libraries(
                 copies.append(os.path.realpath(path) if root.is_host else root.path(path))
             except OSError:
                 continue
-        copies = list(dict.fromkeys(os.path.realpath(c) for c in copies))
+        # under --root both lists hold files already resolved inside it: a host realpath() would leave the
+        # root's own spelling when --root itself is reached through a symlink
+        copies = list(dict.fromkeys(os.path.realpath(c) if root.is_host else c for c in copies))
         if not copies:
             continue
         m = _VERSIONED.search(os.path.basename(copies[0]))
