@@ -173,7 +173,7 @@ def test_early_question_keeps_its_time_limit_and_an_uncollected_one_dies(tmp_pat
     py2 = _script(tmp_path / "python2", f"sleep 300 &\necho $! > {pidfile2}\nsleep 300\n")
     interpreter.ask_early(py2)
     deadline = time.monotonic() + 5
-    while not pidfile2.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not (pidfile2.exists() and pidfile2.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the shell creates the file before echo writes the pid into it
     interpreter._forget_early()  # what atexit runs
     assert _gone(int(pidfile2.read_text())) and interpreter._EARLY == {}
