@@ -161,3 +161,24 @@ def test_tf_2_14_with_debians_cuda_11_8_set(tmp_path):
     assert len(findings) == 1 and "libcudnn.so.8" in findings[0].message  # an image: no driver, a warning
     assert "curand" not in findings[0].message and "nccl" not in findings[0].message
     assert run_rule(env, matrix, "TFC303")[0] == []
+
+
+@needs_gcc
+def test_cuda_11_cusolver_under_a_cuda_12_tensorflow(tmp_path):
+    """Debian's libcusolver11 (CUDA 11.8: libcusolver.so.11 -> libcusolver.so.11.4.1.48, which needs
+    libcublas.so.11 and libcublasLt.so.11) in the cache, under a CUDA 12 TensorFlow that asks for the soname CUDA
+    12 kept: the loader takes CUDA 11's; the probe records what the picked file needs and TFC303 warns."""
+    root = str(tmp_path)
+    _tf215(root)
+    needs = ["libcublas.so.11", "libcublasLt.so.11", "libc.so.6"]
+    write_so(f"{root}{SYSLIB}/libcusolver.so.11.4.1.48", soname="libcusolver.so.11", needed=needs)
+    link(f"{root}{SYSLIB}/libcusolver.so.11", "libcusolver.so.11.4.1.48")
+    for lib in ("libcublas.so.11", "libcublasLt.so.11"):
+        write_so(f"{root}{SYSLIB}/{lib}.11.3.6", soname=lib)
+        link(f"{root}{SYSLIB}/{lib}", f"{lib}.11.3.6")
+    env, libs = _libraries(root)
+    found = libs["cusolver"].found
+    assert found is not None and found.needed == tuple(needs)
+    assert all(not lib.found.needed for lib in libs.values() if lib.found and lib.name != "cusolver")
+    (finding,) = [f for f in run_rule(env, load_matrix(), "TFC303")[0] if "cusolver" in f.message]
+    assert "a CUDA 11 build (it needs libcublas.so.11, libcublasLt.so.11)" in finding.message

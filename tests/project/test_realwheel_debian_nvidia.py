@@ -260,8 +260,28 @@ def test_cupti_of_another_cuda_through_the_unversioned_link(debroot):
     lib = next(x for x in env.target.native.libraries if x.name == "cupti")
     assert lib.found is not None and lib.found.real_path == d.cuda_files[cupti]
     assert lib.found.version == cupti.split(".so.", 1)[1]
-    hits = [f for f in report.findings if f.rule == "TFC303"]
+    hits = [f for f in report.findings if f.rule == "TFC303" and "libcupti" in f.message]
     assert len(hits) == 1 and f"CUPTI {lib.found.version} " in hits[0].message
+
+
+def test_cuda_11_cusolver_under_the_soname_cuda_12_shares(debroot):
+    """libcusolver11 (CUDA 11.8) answers a CUDA 12 TensorFlow's libcusolver.so.11 through the cache: what the real
+    file needs (readelf) names CUDA 11's cuBLAS, and TFC303 says it is a CUDA 11 build."""
+    d = debroot
+    if "libcusolver.so.11" not in d.cuda_files:
+        pytest.skip("needs libcusolver11")
+    real = d.root + d.cuda_files["libcusolver.so.11"]
+    dyn = subprocess.run([_tool("readelf"), "-dW", real], capture_output=True, text=True, check=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
+    cuda11 = [n for n in needed if re.fullmatch(r"libcublas(Lt)?\.so\.11", n)]
+    assert cuda11, needed
+    d.point("current", d.flavours["current"])
+    env, report = _check(d, SITE.replace("/venv/", "/venv12/"))
+    lib = next(x for x in env.target.native.libraries if x.name == "cusolver")
+    assert lib.found is not None and lib.found.real_path == d.cuda_files["libcusolver.so.11"]
+    assert lib.found.needed == tuple(needed)
+    (hit,) = [f for f in report.findings if f.rule == "TFC303" and "libcusolver" in f.message]
+    assert f"a CUDA 11 build (it needs {', '.join(cuda11)})" in hit.message
 
 
 def test_other_driver_branch_behind_the_alternatives(debroot):

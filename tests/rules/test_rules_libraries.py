@@ -691,7 +691,7 @@ def test_tfc303_skips_say_why(matrix):
     for cudart in (_cudart(None), res("cudart", "libcudart.so.12", None), unusable):
         libs = [cudart if lib.name == "cudart" else lib for lib in good_libraries() if lib.name != "cupti"]
         findings, (skip,) = run_rule(make_env(native=native(libs)), matrix, "TFC303")
-        assert findings == [] and skip.reason == "no CUDA runtime or CUPTI of known version is loaded"
+        assert findings == [] and skip.reason == "no CUDA library of known version or CUDA major is loaded"
 
 
 def test_cudart_of_another_major_names_the_file_and_the_runtime_to_install(matrix):
@@ -746,3 +746,31 @@ def test_evidence_names_the_search_path_of_the_object_that_asked(matrix):
     lt = dataclasses.replace(res("cublasLt", "libcublasLt.so.12", None), requested_by=cublas)
     (f,), _ = run_rule(make_env(native=native(good_libraries() + [lt])), matrix, "TFC301")
     assert f.evidence[0] == Evidence("library libcublasLt.so.12", "not found", f"search path of {cublas}")
+
+
+def _cusolver(needed, path="/usr/lib/x86_64-linux-gnu/libcusolver.so.11"):
+    copy = LibraryCopy(path, path + ".4.1.48", "ld.so.cache", "/etc/ld.so.cache", None, "11.4.1.48", "file name")
+    return res("cusolver", "libcusolver.so.11", dataclasses.replace(copy, needed=tuple(needed)))
+
+
+def test_tfc303_a_cusolver_of_cuda_11_under_the_soname_cuda_12_shares(matrix):
+    """Debian 12's CUDA 11.8 packages (libcusolver11 11.4.1.48) put libcusolver.so.11 in the ld.so.cache; CUDA
+    12 names its cuSOLVER libcusolver.so.11 too, so a CUDA 12 TensorFlow that finds cuSOLVER through the cache
+    (TF 2.21's libtensorflow_framework.so.2 has no RUNPATH to the nvidia-cusolver-cu12 wheel) loads CUDA 11's.
+    What tells: it needs libcublas.so.11 and libcublasLt.so.11, names of CUDA 11's [[dlopen]] table only."""
+    cuda11 = _cusolver(["libcublas.so.11", "libcublasLt.so.11", "libcusolver.so.11", "libc.so.6"])
+    libs = [lib for lib in good_libraries() if lib.name != "cusolver"] + [cuda11]
+    (f,) = run_rule(make_env(native=native(libs)), matrix, "TFC303")[0]
+    assert f.severity is Severity.WARNING
+    assert "a CUDA 11 build (it needs libcublas.so.11, libcublasLt.so.11)" in f.message
+    assert "CUDA 12.5.1" in f.message and "libcusolver.so.11 resolves to" in f.message
+    assert 'pip install "nvidia-cusolver-cu12"' in f.remediation
+    assert "/usr/lib/x86_64-linux-gnu" in f.remediation
+    # CUDA 12's own cuSOLVER (nvidia-cusolver-cu12 12.x needs libcublas.so.12 and libnvJitLink.so.12): nothing
+    cuda12 = _cusolver(["libcublas.so.12", "libcublasLt.so.12", "libnvJitLink.so.12", "libcusparse.so.12"])
+    libs12 = [lib for lib in good_libraries() if lib.name != "cusolver"] + [cuda12]
+    assert run_rule(make_env(native=native(libs12)), matrix, "TFC303")[0] == []
+    # names both majors share say nothing: no finding either way
+    shared = _cusolver(["libcusolver.so.11", "libc.so.6"])
+    libs_shared = [lib for lib in good_libraries() if lib.name != "cusolver"] + [shared]
+    assert run_rule(make_env(native=native(libs_shared)), matrix, "TFC303")[0] == []

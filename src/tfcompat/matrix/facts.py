@@ -183,6 +183,13 @@ class WorldFacts:
     def dlopen_table(self, cuda_major: int) -> Optional[DlopenTable]:
         return next((t for t in self.dlopen if t.cuda_major == cuda_major), None)
 
+    def cuda_majors_of(self, soname: str) -> frozenset[int]:
+        """The CUDA majors whose [[dlopen]] table names `soname` (libcublas.so.11: {11}; libcusolver.so.11, in
+        CUDA 11 and 12: {11, 12}); empty for a name TensorFlow does not dlopen()."""
+        return frozenset(
+            t.cuda_major for t in self.dlopen if t.cuda_major is not None for lib in t.libraries if lib.soname == soname
+        )
+
     def sonames(self, cuda: str, tf: str, cudnn_major: Optional[int]) -> Optional[tuple[Soname, ...]]:
         """The sonames a CUDA `cuda` build of TensorFlow `tf` dlopen()s, in TF's order, the driver first;
         cuDNN left out when `cudnn_major` is None. None: no [[dlopen]] table for that CUDA major."""

@@ -83,6 +83,9 @@ class LibraryCopy:
     version_source: Optional[str] = None  # wheel METADATA, "file name ...", cudnn_version.h, version.json
     distribution: Optional[str] = None  # the nvidia-* wheel that installed it, or a conda package: "conda-forge::cudnn"
     problem: Optional[str] = None  # why the loader cannot use it (not ELF, another ELF class, ...)
+    # DT_NEEDED of the copy the loader picks (others: empty): a libcusolver.so.11 that needs libcublas.so.11
+    # is a CUDA 11 build, whatever TensorFlow's CUDA 12 asked for by the same soname
+    needed: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -188,7 +188,10 @@ class _Probe:
             lk, obj = self.loader.load(name, caller)
             if lk.winner is not None:
                 break
-        found = self.copy(lk.winner, spec.name, spec.soname) if lk.winner is not None else None
+        found = None
+        if lk.winner is not None:
+            found = self.copy(lk.winner, spec.name, spec.soname)
+            found = dataclasses.replace(found, needed=lk.winner.elf.needed) if lk.winner.elf else found
         others = [
             self.copy(c, spec.name, spec.soname)
             for c in lk.copies

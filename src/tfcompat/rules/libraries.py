@@ -299,13 +299,16 @@ def _conda_hint(distribution: Optional[str], spec: str) -> Optional[str]:
 
 @rule("TFC303", "cuda-runtime-mismatch", Severity.ERROR, requires=("tensorflow", "libraries"))
 def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
-    """The CUDA runtime (libcudart) or CUPTI the loader picks is of another CUDA major than the build, or older.
+    """The CUDA runtime (libcudart), CUPTI or another CUDA library the loader picks is of another CUDA major.
 
     What: compares the version of the libcudart file the loader picks (wheel metadata, real file name,
     a toolkit's version.json) with the CUDA version in build_info.py: another major is an error, the
     same major with an older minor a warning. CUPTI (the profiler's library, versioned like CUDA) of
     another major is a warning: TensorFlow falls back to an unversioned libcupti.so, which can be a
-    system toolkit of another CUDA major.
+    system toolkit of another CUDA major. Another CUDA library (cuSOLVER, cuFFT, cuSPARSE, cuBLAS) is judged
+    by what it pulls in: a libcusolver.so.11 that needs libcublas.so.11 is CUDA 11's, though CUDA 12 names
+    its cuSOLVER libcusolver.so.11 too; the loader takes it (a warning: the libraries the [[dlopen]] tables
+    name for one CUDA major only tell).
 
     Why it crashes: TensorFlow asks for libcudart by the soname of its CUDA major; a file of another
     major under that name (a symlink `libcudart.so.12 -> libcudart.so.13`) has other symbols and ABI:
@@ -373,5 +376,33 @@ def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
                 f'{build.release[1]}").',
                 severity=Severity.WARNING,
             )
+    for lib in native.libraries:  # the other CUDA libraries: of which major by what they pull in
+        if lib.name in ("cudart", "cupti") or lib.role == "driver" or lib.found is None or lib.found.problem:
+            continue
+        majors = {n: matrix.facts.cuda_majors_of(n) for n in lib.found.needed}
+        telling = {n: next(iter(m)) for n, m in majors.items() if len(m) == 1}  # names of one CUDA major only
+        if not telling:
+            continue
+        judged += 1
+        other = sorted({m for m in telling.values() if m != build.release[0]})
+        if not other or build.release[0] in telling.values():
+            continue
+        pulls = ", ".join(n for n, m in telling.items() if m in other)
+        wheel = "cublas" if lib.name == "cublasLt" else lib.name.lower()
+        yield Hit(
+            message=f"{lib.soname} resolves to {describe(lib.found)}, a CUDA {other[0]} build (it needs {pulls}), but "
+            f"{tf_label(tf)} was built with CUDA {tf.cuda_version}: CUDA {other[0]} and {build.release[0]} share the "
+            f"soname, so the loader takes it; what CUDA {build.release[0]} added to the library is missing, and it "
+            f"pulls CUDA {other[0]}'s libraries into the process",
+            evidence=(
+                copy_evidence(lib, lib.found),
+                Evidence(f"{lib.soname} needs", pulls, f"DT_NEEDED of {lib.found.real_path}"),
+                build_ev,
+            ),
+            remediation=f"Put a CUDA {build.release[0]} copy first (pip install "
+            f'"nvidia-{wheel}-cu{build.release[0]}", or the CUDA {build.release[0]} toolkit), or remove '
+            f"{posixpath.dirname(lib.found.path)} from the loader's path.",
+            severity=Severity.WARNING,
+        )
     if not judged:
-        yield NotApplicable("no CUDA runtime or CUPTI of known version is loaded")
+        yield NotApplicable("no CUDA library of known version or CUDA major is loaded")
