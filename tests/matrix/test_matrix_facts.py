@@ -230,7 +230,8 @@ def test_companion_modules_and_driver_sonames(matrix):
     assert matrix.facts.companion_distributions == OLD_COMPANION_DISTRIBUTIONS
     assert matrix.facts.companion_distribution("tensorflow_text") == "tensorflow-text"
     assert matrix.facts.companion_distribution(None) is None
-    assert matrix.facts.driver_sonames == ("libcuda.so.1", "libnvidia-ml.so.1")
+    # the old table plus the PTX JIT compiler libcuda dlopen()s (read in Debian's packages 2026-12-08)
+    assert matrix.facts.driver_sonames == ("libcuda.so.1", "libnvidia-ml.so.1", "libnvidia-ptxjitcompiler.so.1")
 
 
 def test_thresholds_are_matrix_data(matrix):
