@@ -160,6 +160,26 @@ def test_sonames_equal_the_old_tables(matrix, cuda, tf, cudnn):
     assert all(s.purpose == OLD_PURPOSE[s.name] for s in specs)
 
 
+def test_cuda_10_cupti_sonames(matrix):
+    """The CUDA 10 wheels' DsoLoader::GetCuptiDsoHandle under LD_DEBUG=libs (2026-12-08): tensorflow-gpu 1.14-2.0
+    libcupti.so.10.0, tensorflow 2.1-2.2 libcupti.so.10.1, 2.3 libcupti.so.10.1 then libcupti.so. TF 2.2's
+    "Could not load dynamic library 'libcupti.so.10.1'" with profiling on:
+    https://github.com/aws/deep-learning-containers/pull/235"""
+    want = {
+        ("10.0", "1.14.0"): [("libcupti.so.10.0", ())],
+        ("10", "1.15.5"): [("libcupti.so.10.0", ())],
+        ("10", "2.0.4"): [("libcupti.so.10.0", ())],
+        ("10.1", "2.1.4"): [("libcupti.so.10.1", ())],
+        ("10", "2.2.3"): [("libcupti.so.10.1", ())],
+        ("10.1", "2.3.4"): [("libcupti.so.10.1", ("libcupti.so",))],
+        ("10.0", "1.13.1"): [],  # the 1.13 framework exports no CUPTI loader
+    }
+    for (cuda, tf), cupti in want.items():
+        specs = matrix.facts.sonames(cuda, tf, 7)
+        assert [(s.soname, s.fallbacks) for s in specs if s.name == "cupti"] == cupti, (cuda, tf)
+        assert all(s.role == "feature" for s in specs if s.name == "cupti")
+
+
 def test_sonames_of_an_unknown_cuda_major(matrix):
     assert matrix.facts.sonames("8.0", "1.4.0", 6) is None  # no [[dlopen]] 8 table
     assert matrix.facts.sonames("13.0", "2.22.0", 9) is None
@@ -210,7 +230,8 @@ def test_companion_modules_and_driver_sonames(matrix):
     assert matrix.facts.companion_distributions == OLD_COMPANION_DISTRIBUTIONS
     assert matrix.facts.companion_distribution("tensorflow_text") == "tensorflow-text"
     assert matrix.facts.companion_distribution(None) is None
-    assert matrix.facts.driver_sonames == ("libcuda.so.1", "libnvidia-ml.so.1")
+    # the old table plus the PTX JIT compiler libcuda dlopen()s (read in Debian's packages 2026-12-08)
+    assert matrix.facts.driver_sonames == ("libcuda.so.1", "libnvidia-ml.so.1", "libnvidia-ptxjitcompiler.so.1")
 
 
 def test_thresholds_are_matrix_data(matrix):

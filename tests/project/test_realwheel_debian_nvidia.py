@@ -46,6 +46,7 @@ pytestmark = [
 
 LIB = "/usr/lib/x86_64-linux-gnu"
 SITE = "/opt/venv/lib/python3.11/site-packages"
+PTX = "libnvidia-ptxjitcompiler.so.1"
 PROC = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {}  Sat Jun 14 15:37:00 UTC 2025\n"
 
 
@@ -210,11 +211,23 @@ def test_driver_version_and_libraries_from_the_packages(debroot):
         assert _soname(real) == soname  # the SONAME the loader and tfcompat look for
         with open(real, "rb") as fh:  # the file name's version is the driver's own string in the file
             assert b"\0" + version.encode() + b"\0" in fh.read()
+    # libcuda dlopen()s the PTX JIT compiler by its SONAME (a string in the file, not DT_NEEDED); its real file is
+    # named by the driver's version too (it holds no version string of its own)
+    real_cuda = f"{d.root}{LIB}/nvidia/current/libcuda.so.{version}"
+    dyn = subprocess.run([_tool("readelf"), "-dW", real_cuda], capture_output=True, text=True, check=True).stdout
+    with open(real_cuda, "rb") as fh:
+        assert b"\0libnvidia-ptxjitcompiler.so.1\0" in fh.read()
+    assert "ptxjitcompiler" not in dyn
+    assert _soname(f"{d.root}{LIB}/nvidia/current/libnvidia-ptxjitcompiler.so.{version}") == PTX
     env, report = _check(d)
     drv = env.host.driver
     assert drv is not None and drv.kernel_module_version == version
     libs = {lib.soname: lib for lib in drv.libraries}
-    for stem, soname in (("libcuda.so", "libcuda.so.1"), ("libnvidia-ml.so", "libnvidia-ml.so.1")):
+    for stem, soname in (
+        ("libcuda.so", "libcuda.so.1"),
+        ("libnvidia-ml.so", "libnvidia-ml.so.1"),
+        ("libnvidia-ptxjitcompiler.so", PTX),
+    ):
         assert libs[soname].path == f"{d.root}{LIB}/nvidia/current/{stem}.{version}"
         assert (libs[soname].version, libs[soname].forward_compat, libs[soname].shadowed) == (version, False, ())
     assert not [f for f in report.findings if f.rule in ("TFC201", "TFC203")]
@@ -286,7 +299,8 @@ def test_cuda_11_cusolver_under_the_soname_cuda_12_shares(debroot):
 
 def test_other_driver_branch_behind_the_alternatives(debroot):
     """The alternatives point at the Tesla 470 libraries while the 535 kernel module is loaded: TFC203 for
-    both; with the 470 kernel module, TFC201 judges 470 against the build's CUDA."""
+    libcuda and NVML (errors) and the PTX JIT compiler (a warning); with the 470 kernel module, TFC201 judges 470
+    against the build's CUDA."""
     from tfcompat.matrix import load_matrix
 
     d = debroot
@@ -295,8 +309,8 @@ def test_other_driver_branch_behind_the_alternatives(debroot):
     old, new = d.flavours["tesla-470"], d.flavours["current"]
     d.point("tesla-470", new)
     env, report = _check(d)
-    hits = sorted(f.message.split(" ")[0] for f in report.findings if f.rule == "TFC203")
-    assert hits == ["libcuda.so.1", "libnvidia-ml.so.1"]
+    hits = sorted((f.message.split(" ")[0], f.severity.value) for f in report.findings if f.rule == "TFC203")
+    assert hits == [("libcuda.so.1", "error"), ("libnvidia-ml.so.1", "error"), (PTX, "warning")]
     assert all(f"version {old} " in f.message and new in f.message for f in report.findings if f.rule == "TFC203")
     d.point("tesla-470", old)
     env, report = _check(d)

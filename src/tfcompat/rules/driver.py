@@ -104,6 +104,9 @@ def driver_too_old(env: Environment, matrix: Matrix) -> Result:
         )
 
 
+_PTX_JIT = "libnvidia-ptxjitcompiler.so.1"  # libcuda.so.1 dlopen()s it to JIT-compile PTX
+
+
 @rule("TFC203", "driver-library-mismatch", Severity.ERROR, requires=("driver",))
 def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
     """The loaded NVIDIA kernel module and the user-space driver libraries are different versions.
@@ -111,6 +114,8 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
     What: /proc/driver/nvidia/version names the kernel module that is loaded; libcuda.so.1 and
     libnvidia-ml.so.1 carry their version in their file names. They differ after a driver upgrade
     without a reboot (or module reload), or when a container brings its own driver libraries.
+    libnvidia-ptxjitcompiler.so.1 (which libcuda dlopen()s to JIT-compile PTX) is judged the same way,
+    as a warning: only a GPU newer than TensorFlow's compiled kernels needs it.
 
     Why it crashes: NVML fails with "Driver/library version mismatch" (nvidia-smi too), cuInit fails
     with CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803), and TensorFlow sees no GPU.
@@ -144,6 +149,18 @@ def driver_library_mismatch(env: Environment, matrix: Matrix) -> Result:
         return
     for lib in d.libraries:
         if lib.version is None or lib.forward_compat or lib.version == kernel:
+            continue
+        if lib.soname == _PTX_JIT:  # only PTX JIT-compiled by the driver needs it: a GPU newer than TF's SASS
+            yield Hit(
+                message=f"{lib.soname} is version {lib.version} ({lib.path}) but the loaded kernel module is "
+                f"{kernel}: libcuda.so.1 dlopen()s it to JIT-compile PTX (a GPU newer than TensorFlow's "
+                "compiled kernels), which then fails",
+                evidence=(ev_kernel, Evidence(lib.soname, lib.version, lib.path)),
+                remediation=f"Install the {lib.soname} of the driver {kernel} (the same driver package as "
+                "libcuda.so.1); if the image ships its own, remove it and let the NVIDIA container toolkit inject "
+                "the host's.",
+                severity=Severity.WARNING,
+            )
             continue
         yield Hit(
             message=f"{lib.soname} is version {lib.version} ({lib.path}) but the loaded kernel module is {kernel}: "
