@@ -164,7 +164,8 @@ class _Probe:
         conda_dirs = [posixpath.dirname(p) for c in conda for p in c.libraries]
         self.wheel_dirs = list(dict.fromkeys(_wheel_lib_dirs(loader, root, site_dirs) + conda_dirs))
 
-    def copy(self, c: Candidate, name: str, soname: str) -> LibraryCopy:
+    def copy(self, c: Candidate, name: str, soname: str, winner: bool = False) -> LibraryCopy:
+        """The LibraryCopy of `c`; the winner's also says what it needs (DT_NEEDED)."""
         version, source, dist = self.versions.of(name, soname, c.host_path, c.elf.soname if c.elf else None)
         return LibraryCopy(
             path=c.path,
@@ -176,6 +177,7 @@ class _Probe:
             version_source=source,
             distribution=dist,
             problem=c.problem,
+            needed=c.elf.needed if winner and c.elf else (),
         )
 
     def resolve(
@@ -188,10 +190,7 @@ class _Probe:
             lk, obj = self.loader.load(name, caller)
             if lk.winner is not None:
                 break
-        found = None
-        if lk.winner is not None:
-            found = self.copy(lk.winner, spec.name, spec.soname)
-            found = dataclasses.replace(found, needed=lk.winner.elf.needed) if lk.winner.elf else found
+        found = self.copy(lk.winner, spec.name, spec.soname, winner=True) if lk.winner is not None else None
         others = [
             self.copy(c, spec.name, spec.soname)
             for c in lk.copies

@@ -379,15 +379,16 @@ def cuda_runtime_mismatch(env: Environment, matrix: Matrix) -> Result:
     for lib in native.libraries:  # the other CUDA libraries: of which major by what they pull in
         if lib.name in ("cudart", "cupti") or lib.role == "driver" or lib.found is None or lib.found.problem:
             continue
-        majors = {n: matrix.facts.cuda_majors_of(n) for n in lib.found.needed}
-        telling = {n: next(iter(m)) for n, m in majors.items() if len(m) == 1}  # names of one CUDA major only
+        telling = {  # the names it needs that one CUDA major only names
+            n: next(iter(m)) for n in lib.found.needed for m in [matrix.facts.cuda_majors_of(n)] if len(m) == 1
+        }
         if not telling:
             continue
         judged += 1
-        other = sorted({m for m in telling.values() if m != build.release[0]})
-        if not other or build.release[0] in telling.values():
+        if build.release[0] in telling.values():
             continue
-        pulls = ", ".join(n for n, m in telling.items() if m in other)
+        other = sorted(set(telling.values()))
+        pulls = ", ".join(telling)
         wheel = "cublas" if lib.name == "cublasLt" else lib.name.lower()
         yield Hit(
             message=f"{lib.soname} resolves to {describe(lib.found)}, a CUDA {other[0]} build (it needs {pulls}), but "
